@@ -1,0 +1,167 @@
+"""SQLAlchemy Core descriptions of the ledger tables.
+
+The schema itself is owned by the Alembic migrations in ``ledger/migrations``
+(raw SQL, with the triggers that enforce the invariants); these objects only
+describe it to query builders. Keep the two in step.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("code", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("balance_vnd", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("reverses_entry_id", BigInteger, ForeignKey("journal_entries.id")),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("amount_vnd", BigInteger, nullable=False),
+)
+
+fines = Table(
+    "fines",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("decision_number", Text, nullable=False),
+    Column("decision_key", Text, nullable=False, unique=True),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("violator_name", Text, nullable=False),
+    Column("plate", Text, nullable=False),
+    Column("issuing_unit", Text, nullable=False),
+    Column("violation", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("username", Text, nullable=False, unique=True),
+    Column("full_name", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("fine_id", BigInteger, ForeignKey("fines.id"), nullable=False),
+    Column("bank", Text, nullable=False),
+    Column("payer_account", Text, nullable=False),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("debit_key", Text, nullable=False, unique=True),
+    Column("settles_fine", Boolean, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("bank_ref", Text),
+    Column("decline_reason", Text),
+    Column("workflow_id", Text),
+    Column("client_id", Text),
+    Column("client_key", Text),
+    Column("request_hash", Text),
+    Column("debited_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+payment_events = Table(
+    "payment_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("payment_id", Uuid, ForeignKey("payments.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("from_status", Text),
+    Column("to_status", Text, nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("detail", JSONB, nullable=False),
+)
+
+receipt_series = Table(
+    "receipt_series",
+    metadata,
+    Column("series", Text, primary_key=True),
+    Column("issuing_unit", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("last_number", Integer, nullable=False),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("payment_id", Uuid, ForeignKey("payments.id"), nullable=False, unique=True),
+    Column("series", Text, ForeignKey("receipt_series.series"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("payload_canonical", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("copies", Integer, nullable=False),
+    Column("last_copy_at", DateTime(timezone=True)),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("dedupe_key", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+)
