@@ -1,0 +1,45 @@
+"""Typed operating errors of the ledger; the API maps them to HTTP at its edge."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every ledger error. ``code`` is stable and machine-readable."""
+
+    code = "ledger_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(LedgerError):
+    """Bad input: names the field and what was wrong."""
+
+    code = "invalid_input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotFoundError(LedgerError):
+    code = "not_found"
+
+
+class ConflictError(LedgerError):
+    code = "conflict"
+
+
+class IdempotencyConflictError(ConflictError):
+    """The same idempotency key was used with different content."""
+
+    code = "idempotency_conflict"
+
+
+class UnbalancedEntryError(LedgerError):
+    code = "unbalanced_entry"
+
+
+class UnknownAccountError(LedgerError):
+    code = "unknown_account"
