@@ -167,7 +167,14 @@ class EmbeddedPostgres:
         ]
         if not self.durable:
             # Test clusters: fast, and losing them on an OS crash costs nothing.
-            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            argv += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         self._proc = ManagedProcess(
             "postgres",
             argv,

@@ -50,9 +50,7 @@ class TemporalDevServer:
         self.db_path = db_path
         self.log_path = log_path
         self.namespace = namespace
-        self.info = TemporalInfo(
-            "127.0.0.1", port or free_port(), free_port(), free_port()
-        )
+        self.info = TemporalInfo("127.0.0.1", port or free_port(), free_port(), free_port())
         self._proc: ManagedProcess | None = None
 
     def start(self, timeout_seconds: float = 60.0) -> TemporalInfo:

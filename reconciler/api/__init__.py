@@ -1,0 +1,1 @@
+"""The JSON API and public pages (aiohttp)."""

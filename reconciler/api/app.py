@@ -1,0 +1,82 @@
+"""The aiohttp application factory: the API's composition at the edge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
+from reconciler.api import fines
+from reconciler.api.auth import auth_middleware
+from reconciler.api.errors import Handler, error_middleware, error_response
+from reconciler.api.keys import ENGINE, SETTINGS
+from reconciler.db import create_engine
+from reconciler.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as err:
+        status = err.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "unmatched"
+        http_requests_total.labels(template, request.method, f"{status // 100}xx").inc()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        async with request.app[ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (OSError, SQLAlchemyError) as err:
+        log.warning("readyz.database_unavailable", error=str(err))
+        return error_response(503, "not_ready", f"database unavailable: {type(err).__name__}")
+    return web.json_response({"status": "ready", "database": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    process_heartbeat_timestamp_seconds.labels("api").set(time.time())
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.Application:
+    """Build the app. ``engine`` is injected by tests; otherwise one is created
+    from settings and disposed with the app."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        owned = engine is None
+        app[ENGINE] = engine if engine is not None else create_engine(settings)
+        yield
+        if owned:
+            await app[ENGINE].dispose()
+
+    app.cleanup_ctx.append(database)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    fines.add_routes(app)
+    return app

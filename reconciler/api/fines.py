@@ -1,0 +1,35 @@
+"""Fines: register a decision, look it up (from the ledger alone)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ledger.fines import FineInput, RegisterOutcome, fine_view, register_fine
+from reconciler.api.auth import require
+from reconciler.api.errors import read_json
+from reconciler.api.keys import ENGINE, SETTINGS
+from reconciler.api.views import fine_view_json
+
+
+async def create_fine(request: web.Request) -> web.Response:
+    require(request, "fines:write")
+    settings = request.app[SETTINGS]
+    fine_input = FineInput.from_json(await read_json(request), settings.max_amount_vnd)
+    async with request.app[ENGINE].begin() as conn:
+        _, outcome = await register_fine(conn, fine_input)
+        view = await fine_view(conn, fine_input.decision_number)
+    status = 201 if outcome is RegisterOutcome.CREATED else 200
+    return web.json_response(fine_view_json(settings.public_base_url, view), status=status)
+
+
+async def get_fine(request: web.Request) -> web.Response:
+    require(request, "fines:read")
+    async with request.app[ENGINE].connect() as conn:
+        view = await fine_view(conn, request.match_info["decision_number"])
+    return web.json_response(fine_view_json(request.app[SETTINGS].public_base_url, view))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/fines", create_fine)
+    # ``.+``: a decision number holds a slash, sent encoded (%2F) or not.
+    app.router.add_get("/api/v1/fines/{decision_number:.+}", get_fine)

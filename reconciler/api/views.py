@@ -1,0 +1,53 @@
+"""JSON shapes of the API's resources (DESIGN §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from ledger.fines import Fine, FineView, PaymentSummary, ReceiptRef
+
+
+def receipt_json(base_url: str, receipt: ReceiptRef | None) -> dict[str, Any] | None:
+    if receipt is None:
+        return None
+    series = quote(receipt.series, safe="")
+    return {
+        "series": receipt.series,
+        "number": receipt.number,
+        "verify_url": f"{base_url}/verify/{series}/{receipt.number}",
+        "pdf_url": f"{base_url}/api/v1/receipts/{series}/{receipt.number}/pdf",
+    }
+
+
+def payment_summary_json(payment: PaymentSummary) -> dict[str, Any]:
+    return {
+        "payment_id": str(payment.payment_id),
+        "bank": payment.bank,
+        "amount_vnd": payment.amount_vnd,
+        "status": payment.status,
+        "settles_fine": payment.settles_fine,
+        "created_at": payment.created_at.isoformat(),
+        "updated_at": payment.updated_at.isoformat(),
+    }
+
+
+def fine_json(fine: Fine) -> dict[str, Any]:
+    return {
+        "decision_number": fine.decision_number,
+        "amount_vnd": fine.amount_vnd,
+        "violator_name": fine.violator_name,
+        "plate": fine.plate,
+        "issuing_unit": fine.issuing_unit,
+        "violation": fine.violation,
+        "created_at": fine.created_at.isoformat(),
+    }
+
+
+def fine_view_json(base_url: str, view: FineView) -> dict[str, Any]:
+    return {
+        **fine_json(view.fine),
+        "status": view.status,
+        "payments": [payment_summary_json(p) for p in view.payments],
+        "receipt": receipt_json(base_url, view.receipt),
+    }
