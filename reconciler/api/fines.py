@@ -8,7 +8,7 @@ from ledger.fines import FineInput, RegisterOutcome, fine_view, register_fine
 from reconciler.api.auth import require
 from reconciler.api.errors import read_json
 from reconciler.api.keys import ENGINE, SETTINGS
-from reconciler.api.views import fine_view_json
+from reconciler.api.views import fine_view_json, json_response
 
 
 async def create_fine(request: web.Request) -> web.Response:
@@ -19,14 +19,14 @@ async def create_fine(request: web.Request) -> web.Response:
         _, outcome = await register_fine(conn, fine_input)
         view = await fine_view(conn, fine_input.decision_number)
     status = 201 if outcome is RegisterOutcome.CREATED else 200
-    return web.json_response(fine_view_json(settings.public_base_url, view), status=status)
+    return json_response(fine_view_json(settings.public_base_url, view), status=status)
 
 
 async def get_fine(request: web.Request) -> web.Response:
     require(request, "fines:read")
     async with request.app[ENGINE].connect() as conn:
         view = await fine_view(conn, request.match_info["decision_number"])
-    return web.json_response(fine_view_json(request.app[SETTINGS].public_base_url, view))
+    return json_response(fine_view_json(request.app[SETTINGS].public_base_url, view))
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from aiohttp import web
+
 from ledger.fines import Fine, FineView, PaymentSummary, ReceiptRef
+
+_dumps = partial(json.dumps, ensure_ascii=False)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Vietnamese text kept readable (not \\u-escaped)."""
+    return web.json_response(data, status=status, dumps=_dumps)
 
 
 def receipt_json(base_url: str, receipt: ReceiptRef | None) -> dict[str, Any] | None:

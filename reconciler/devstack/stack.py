@@ -1,0 +1,342 @@
+"""``reconciler dev``: a small supervisor over a list of components.
+
+Infrastructure (PostgreSQL, Temporal) starts first, then migrations and demo
+data, then the service processes. Each component has a log under
+``DIR/logs``; if one fails to start or dies, everything stops and the message
+names it and its log. ``DIR/dev.json`` is written only once everything
+answers, and removed on the way out (its URLs die with the stack).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import structlog
+
+from reconciler.devstack.ports import free_port
+from reconciler.devstack.postgres import EmbeddedPostgres
+from reconciler.devstack.process import ComponentFailedError, ManagedProcess
+from reconciler.devstack.temporal import TemporalDevServer
+
+log = structlog.get_logger(__name__)
+
+STARTUP_TIMEOUT_SECONDS = 90.0
+DEMO_ROLES = ("officer", "finance", "approver", "operator", "admin")
+
+
+class Component(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def alive(self) -> bool: ...
+    @property
+    def log_path(self) -> Path: ...
+
+
+def http_ok(url: str, timeout_seconds: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_seconds) as resp:  # noqa: S310 -- our own loopback URL
+            return 200 <= int(resp.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@dataclass
+class ServiceComponent:
+    """One ``reconciler ...`` subprocess, ready when ``ready_url`` answers 2xx."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_url: str | None
+    _proc: ManagedProcess | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self._proc = ManagedProcess(self.name, self.argv, self.log_path, env=self.env)
+        self._proc.start()
+        url = self.ready_url
+        if url is not None:
+            self._proc.wait_until(lambda: http_ok(url), STARTUP_TIMEOUT_SECONDS, "answering")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+
+@dataclass
+class InfraComponent:
+    name: str
+    log_path: Path
+    _start: Callable[[], object]
+    _stop: Callable[[], None]
+    _alive: Callable[[], bool]
+
+    def start(self) -> None:
+        self._start()
+
+    def stop(self) -> None:
+        self._stop()
+
+    def alive(self) -> bool:
+        return self._alive()
+
+
+@dataclass
+class StackState:
+    """Secrets and credentials kept in ``DIR/stack.json`` so that a second
+    ``reconciler dev`` on the same directory reuses them with its data."""
+
+    api_token: str = ""
+    passwords: dict[str, str] = field(default_factory=dict)
+    webhook_secrets: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> StackState:
+        if not path.exists():
+            return cls()
+        raw = json.loads(path.read_text())
+        return cls(
+            api_token=raw.get("api_token", ""),
+            passwords=dict(raw.get("passwords", {})),
+            webhook_secrets=dict(raw.get("webhook_secrets", {})),
+        )
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "api_token": self.api_token,
+                    "passwords": self.passwords,
+                    "webhook_secrets": self.webhook_secrets,
+                },
+                indent=2,
+            )
+        )
+        tmp.chmod(0o600)
+        tmp.replace(path)
+
+
+def python_cli() -> list[str]:
+    return [sys.executable, "-m", "reconciler"]
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[IO[str]]:
+    lock_file = (data_dir / ".lock").open("w")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise ComponentFailedError(
+            "dev", f"another `reconciler dev` is already running on {data_dir}", None
+        ) from None
+    try:
+        yield lock_file
+    finally:
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+        lock_file.close()
+
+
+class _Stop(Exception):
+    """Raised from the signal handler to unwind into the clean shutdown."""
+
+
+class DevStack:
+    def __init__(self, data_dir: Path, api_port: int | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.logs = self.data_dir / "logs"
+        self.api_port = api_port or free_port()
+        self.dev_json = self.data_dir / "dev.json"
+        self.state_path = self.data_dir / "stack.json"
+        self.postgres = EmbeddedPostgres(self.data_dir / "postgres", self.logs / "postgres.log")
+        self.temporal = TemporalDevServer(
+            self.data_dir / "temporal" / "temporal.db", self.logs / "temporal.log"
+        )
+        self.started: list[Component] = []
+        self.info: dict[str, Any] = {}
+
+    # -- composition -------------------------------------------------------------
+    def base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "RECONCILER_DATABASE_URL": self.postgres.info.url(),
+                "RECONCILER_TEMPORAL_ADDRESS": self.temporal.info.address,
+                "RECONCILER_DATA_DIR": str(self.data_dir),
+                "RECONCILER_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.api_port}",
+                "RECONCILER_LOG_FORMAT": "json",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def infrastructure(self) -> list[Component]:
+        return [
+            InfraComponent(
+                "postgres",
+                self.postgres.log_path,
+                self.postgres.start,
+                self.postgres.stop,
+                self.postgres.alive,
+            ),
+            InfraComponent(
+                "temporal",
+                self.temporal.log_path,
+                self.temporal.start,
+                self.temporal.stop,
+                self.temporal.alive,
+            ),
+        ]
+
+    def services(self, state: StackState) -> list[Component]:
+        """The service processes, in start order. Later components (bank
+        simulators, worker, prober) are added here."""
+        env = self.base_env()
+        api_url = f"http://127.0.0.1:{self.api_port}"
+        services: list[Component] = [
+            ServiceComponent(
+                "api",
+                [*python_cli(), "api", "--port", str(self.api_port)],
+                env,
+                self.logs / "api.log",
+                ready_url=f"{api_url}/readyz",
+            )
+        ]
+        self.info.update(
+            {
+                "api_url": api_url,
+                "console_url": f"{api_url}/console/",
+                "metrics_url": f"{api_url}/metrics",
+                "metrics_urls": {"api": f"{api_url}/metrics"},
+            }
+        )
+        return services
+
+    # -- lifecycle -----------------------------------------------------------
+    def _start(self, component: Component) -> None:
+        print(f"  starting {component.name:<10} (log: {component.log_path})", flush=True)
+        self.started.append(component)
+        component.start()
+
+    def _prepare_data(self, state: StackState) -> None:
+        from ledger.migrations import upgrade_to_head
+        from reconciler.devstack.seed import seed_demo_data
+
+        print("  migrating database", flush=True)
+        upgrade_to_head(self.postgres.info.url())
+        seed_demo_data(self.postgres.info.url(), state)
+        state.save(self.state_path)
+
+    def _write_dev_json(self, state: StackState) -> None:
+        info = {
+            **self.info,
+            "temporal_address": self.temporal.info.address,
+            "postgres_url": self.postgres.info.libpq_url(),
+            "api_token": state.api_token,
+            "users": [
+                {"username": f"demo-{role}", "password": state.passwords[role], "role": role}
+                for role in DEMO_ROLES
+            ],
+            "banks": self.info.get("banks", {}),
+            "logs_dir": str(self.logs),
+        }
+        tmp = self.dev_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False))
+        tmp.chmod(0o600)
+        tmp.replace(self.dev_json)
+
+    def _print_summary(self, state: StackState) -> None:
+        print("\nReconciler dev stack is up.", flush=True)
+        print(f"  API:        {self.info['api_url']}  (token: {state.api_token})")
+        print(f"  Console:    {self.info['console_url']}")
+        print(f"  Metrics:    {self.info['metrics_url']}")
+        print(f"  Temporal:   {self.temporal.info.address}")
+        print(f"  PostgreSQL: {self.postgres.info.libpq_url()}")
+        for name, bank in self.info.get("banks", {}).items():
+            print(f"  Bank {name} ({bank['protocol']}): {bank['url']}  admin: {bank['admin_url']}")
+        print("  Users:")
+        for role in DEMO_ROLES:
+            print(f"    demo-{role:<9} password {state.passwords[role]}")
+        print(f"  Written to {self.dev_json}. Logs in {self.logs}. Ctrl-C stops everything.")
+        sys.stdout.flush()
+
+    def stop_all(self) -> None:
+        for component in reversed(self.started):
+            try:
+                component.stop()
+            except (OSError, ComponentFailedError) as err:
+                print(f"  could not stop {component.name} cleanly: {err}", file=sys.stderr)
+        self.started.clear()
+        self.dev_json.unlink(missing_ok=True)
+
+    def run(self) -> int:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.data_dir):
+            self.dev_json.unlink(missing_ok=True)
+            state = StackState.load(self.state_path)
+            self._ensure_secrets(state)
+
+            def on_signal(signum: int, _frame: object) -> None:
+                raise _Stop(signal.Signals(signum).name)
+
+            previous = {
+                sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                return self._run(state)
+            except _Stop as stop:
+                print(f"\n{stop}: stopping the dev stack", flush=True)
+                return 0
+            except ComponentFailedError as err:
+                print(f"\nreconciler dev: {err}", file=sys.stderr, flush=True)
+                return 1
+            finally:
+                # A second Ctrl-C must not interrupt the shutdown itself.
+                for sig in previous:
+                    signal.signal(sig, signal.SIG_IGN)
+                self.stop_all()
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                print("dev stack stopped", flush=True)
+
+    def _ensure_secrets(self, state: StackState) -> None:
+        for role in DEMO_ROLES:
+            state.passwords.setdefault(role, secrets.token_urlsafe(9))
+        state.save(self.state_path)
+
+    def _run(self, state: StackState) -> int:
+        print(f"Starting the reconciler dev stack in {self.data_dir}", flush=True)
+        for component in self.infrastructure():
+            self._start(component)
+        self._prepare_data(state)
+        for component in self.services(state):
+            self._start(component)
+        self._write_dev_json(state)
+        self._print_summary(state)
+        while True:
+            for component in self.started:
+                if not component.alive():
+                    raise ComponentFailedError(
+                        component.name, "stopped unexpectedly", component.log_path
+                    )
+            time.sleep(0.5)
