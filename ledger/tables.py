@@ -108,12 +108,19 @@ payments = Table(
     Column("bank_ref", Text),
     Column("decline_reason", Text),
     Column("workflow_id", Text),
-    Column("client_id", Text),
-    Column("client_key", Text),
-    Column("request_hash", Text),
     Column("debited_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+api_idempotency_keys = Table(
+    "api_idempotency_keys",
+    metadata,
+    Column("client_id", Text, primary_key=True),
+    Column("client_key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("payment_id", Uuid, ForeignKey("payments.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 payment_events = Table(

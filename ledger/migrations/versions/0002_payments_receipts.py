@@ -30,10 +30,6 @@ CREATE TABLE payments (
     bank_ref            text,
     decline_reason      text,
     workflow_id         text,
-    -- API idempotency: the client's Idempotency-Key and a hash of its request.
-    client_id           text,
-    client_key          text,
-    request_hash        text,
     debited_at          timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
@@ -43,12 +39,22 @@ CREATE TABLE payments (
 CREATE UNIQUE INDEX payments_one_settling_per_fine ON payments (fine_id) WHERE settles_fine;
 CREATE UNIQUE INDEX payments_one_live_per_fine ON payments (fine_id)
     WHERE status IN ('initiated', 'verifying');
-CREATE UNIQUE INDEX payments_client_key ON payments (client_id, client_key)
-    WHERE client_key IS NOT NULL;
 CREATE UNIQUE INDEX payments_bank_ref ON payments (bank, bank_ref) WHERE bank_ref IS NOT NULL;
 CREATE INDEX payments_fine_id ON payments (fine_id);
 CREATE INDEX payments_in_doubt ON payments (bank, created_at)
     WHERE status IN ('initiated', 'verifying');
+
+-- API idempotency: a client's Idempotency-Key, the hash of its request and the
+-- payment it led to. Kept at least 24 h (the purge job keeps 7 days).
+CREATE TABLE api_idempotency_keys (
+    client_id     text NOT NULL,
+    client_key    text NOT NULL CHECK (length(client_key) BETWEEN 1 AND 200),
+    request_hash  text NOT NULL,
+    payment_id    uuid NOT NULL REFERENCES payments (id),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (client_id, client_key)
+);
+CREATE INDEX api_idempotency_keys_created ON api_idempotency_keys (created_at);
 
 CREATE TABLE payment_events (
     id           bigserial PRIMARY KEY,
@@ -122,6 +128,7 @@ DROP TABLE receipts;
 DROP FUNCTION receipts_guard();
 DROP TABLE receipt_series;
 DROP TABLE payment_events;
+DROP TABLE api_idempotency_keys;
 DROP TABLE payments;
 """
 
