@@ -43,3 +43,14 @@ class UnbalancedEntryError(LedgerError):
 
 class UnknownAccountError(LedgerError):
     code = "unknown_account"
+
+
+class FineAlreadyPaidError(ConflictError):
+    code = "fine_already_paid"
+
+
+class InvalidTransitionError(LedgerError):
+    """A payment state change the state machine does not allow (a bug or a
+    bank answer that contradicts an earlier one: needs a human)."""
+
+    code = "invalid_transition"

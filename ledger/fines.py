@@ -220,6 +220,7 @@ class PaymentSummary:
 class ReceiptRef:
     series: str
     number: int
+    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -268,10 +269,14 @@ async def fine_view(conn: AsyncConnection, decision_number: str) -> FineView:
         status = "unpaid"
     receipt_row = (
         await conn.execute(
-            select(t.receipts.c.series, t.receipts.c.number)
+            select(t.receipts.c.series, t.receipts.c.number, t.receipts.c.signature)
             .join(t.payments, t.payments.c.id == t.receipts.c.payment_id)
             .where(t.payments.c.fine_id == fine.id)
         )
     ).one_or_none()
-    receipt = ReceiptRef(receipt_row.series, int(receipt_row.number)) if receipt_row else None
+    receipt = (
+        ReceiptRef(receipt_row.series, int(receipt_row.number), receipt_row.signature)
+        if receipt_row
+        else None
+    )
     return FineView(fine=fine, status=status, payments=payments, receipt=receipt)

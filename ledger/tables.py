@@ -172,3 +172,11 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True)),
     Column("last_error", Text),
 )
+
+webhook_nonces = Table(
+    "webhook_nonces",
+    metadata,
+    Column("bank", Text, primary_key=True),
+    Column("nonce", Text, primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -37,8 +37,10 @@ CREATE TABLE payments (
     CHECK (NOT settles_fine OR status = 'succeeded')
 );
 CREATE UNIQUE INDEX payments_one_settling_per_fine ON payments (fine_id) WHERE settles_fine;
+-- One payment the service drives per fine at a time. Debits found outside
+-- (late webhooks, statements) are recorded and settled in one transaction.
 CREATE UNIQUE INDEX payments_one_live_per_fine ON payments (fine_id)
-    WHERE status IN ('initiated', 'verifying');
+    WHERE status IN ('initiated', 'verifying') AND channel IN ('portal', 'counter');
 CREATE UNIQUE INDEX payments_bank_ref ON payments (bank, bank_ref) WHERE bank_ref IS NOT NULL;
 CREATE INDEX payments_fine_id ON payments (fine_id);
 CREATE INDEX payments_in_doubt ON payments (bank, created_at)
