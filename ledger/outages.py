@@ -1,0 +1,187 @@
+"""Bank link outages in PostgreSQL: the ``OutageStore`` the link prober writes
+through, and the queries the API and the console read outages with.
+
+Schema: migration 0003 (``bank_outages``; a partial unique index allows at
+most one open outage per bank). Every method is one short transaction of its
+own: the prober's writes must not wait on any other unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    MetaData,
+    Table,
+    Text,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger.errors import ValidationError
+from observability.outages import (
+    BANK_ID_PATTERN,
+    CAUSE_LENGTH_MAX,
+    RECENT_LIMIT_MAX,
+    Outage,
+    check_utc,
+)
+
+__all__ = ["PostgresOutageStore", "bank_outages"]
+
+# Described here rather than in ledger.tables so that this store stays
+# self-contained; the schema is owned by migration 0003.
+_metadata = MetaData()
+bank_outages = Table(
+    "bank_outages",
+    _metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("bank", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("cause", Text, nullable=False),
+    Column("duration_seconds", Float),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+_COLUMNS: Final = (
+    bank_outages.c.id,
+    bank_outages.c.bank,
+    bank_outages.c.started_at,
+    bank_outages.c.ended_at,
+    bank_outages.c.cause,
+)
+# open_outage races only with a concurrent close of the same bank's outage;
+# one retry settles it, three is a generous bound.
+_OPEN_ATTEMPTS_MAX: Final = 3
+
+
+class PostgresOutageStore:
+    """``observability.outages.OutageStore`` on PostgreSQL (SQLAlchemy Core)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def open_outage(self, bank: str, at: datetime, cause: str) -> Outage:
+        """Open an outage of ``bank`` starting ``at``; if the bank already has
+        an open outage, return that one unchanged."""
+        _check_bank(bank)
+        at = check_utc(at)
+        if len(cause) > CAUSE_LENGTH_MAX:
+            raise ValidationError("cause", f"longer than {CAUSE_LENGTH_MAX} characters")
+        statement = (
+            insert(bank_outages)
+            .values(bank=bank, started_at=at, cause=cause)
+            .on_conflict_do_nothing(
+                index_elements=[bank_outages.c.bank],
+                index_where=bank_outages.c.ended_at.is_(None),
+            )
+            .returning(*_COLUMNS)
+        )
+        for _ in range(_OPEN_ATTEMPTS_MAX):
+            async with self._engine.begin() as conn:
+                inserted = (await conn.execute(statement)).first()
+                row = inserted if inserted is not None else await self._open_row(conn, bank)
+            if row is not None:
+                return _outage(row)
+        raise RuntimeError(f"could not open an outage of bank {bank}: open/close race persisted")
+
+    async def close_outage(self, bank: str, at: datetime) -> Outage | None:
+        """Close the open outage of ``bank`` at ``at`` (never before it
+        started); None if the bank has no open outage."""
+        _check_bank(bank)
+        at = check_utc(at)
+        statement = (
+            update(bank_outages)
+            .where(bank_outages.c.bank == bank, bank_outages.c.ended_at.is_(None))
+            .values(ended_at=func.greatest(at, bank_outages.c.started_at))
+            .returning(*_COLUMNS)
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _outage(row)
+
+    async def open_outages(self) -> list[Outage]:
+        statement = (
+            select(*_COLUMNS)
+            .where(bank_outages.c.ended_at.is_(None))
+            .order_by(bank_outages.c.started_at, bank_outages.c.id)
+        )
+        return await self._fetch(statement)
+
+    async def recent(self, limit: int = 50, *, bank: str | None = None) -> list[Outage]:
+        """The latest outages (open or closed), newest first."""
+        _check_limit(limit)
+        statement = select(*_COLUMNS)
+        if bank is not None:
+            _check_bank(bank)
+            statement = statement.where(bank_outages.c.bank == bank)
+        statement = statement.order_by(
+            bank_outages.c.started_at.desc(), bank_outages.c.id.desc()
+        ).limit(limit)
+        return await self._fetch(statement)
+
+    async def overlapping(
+        self, since: datetime, until: datetime, *, bank: str | None = None, limit: int = 1000
+    ) -> list[Outage]:
+        """Outages that were open at some time in ``[since, until)``, oldest first."""
+        since, until = check_utc(since), check_utc(until)
+        if until <= since:
+            raise ValidationError("until", "must be after since")
+        _check_limit(limit)
+        statement = select(*_COLUMNS).where(
+            bank_outages.c.started_at < until,
+            or_(bank_outages.c.ended_at.is_(None), bank_outages.c.ended_at > since),
+        )
+        if bank is not None:
+            _check_bank(bank)
+            statement = statement.where(bank_outages.c.bank == bank)
+        statement = statement.order_by(bank_outages.c.started_at, bank_outages.c.id).limit(limit)
+        return await self._fetch(statement)
+
+    async def get(self, outage_id: int) -> Outage | None:
+        statement = select(*_COLUMNS).where(bank_outages.c.id == outage_id)
+        rows = await self._fetch(statement)
+        return rows[0] if rows else None
+
+    async def _open_row(self, conn: AsyncConnection, bank: str) -> Sequence[Any] | None:
+        statement = select(*_COLUMNS).where(
+            bank_outages.c.bank == bank, bank_outages.c.ended_at.is_(None)
+        )
+        return (await conn.execute(statement)).first()
+
+    async def _fetch(self, statement: Any) -> list[Outage]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [_outage(row) for row in rows]
+
+
+def _outage(row: Sequence[Any]) -> Outage:
+    outage_id, bank, started_at, ended_at, cause = row
+    return Outage(
+        id=int(outage_id),
+        bank=str(bank),
+        started_at=started_at.astimezone(UTC),
+        ended_at=None if ended_at is None else ended_at.astimezone(UTC),
+        cause=str(cause),
+    )
+
+
+def _check_bank(bank: str) -> None:
+    if not BANK_ID_PATTERN.fullmatch(bank):
+        raise ValidationError("bank", f"not a bank id: {bank!r}")
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= RECENT_LIMIT_MAX:
+        raise ValidationError("limit", f"must be between 1 and {RECENT_LIMIT_MAX}")

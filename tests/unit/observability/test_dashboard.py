@@ -1,0 +1,125 @@
+"""The provisioned Grafana dashboard: valid JSON, the panels operators need,
+and PromQL that only names metrics the service (or Prometheus) defines."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.unit.observability.promql import REPO, allowed_metric_names, metric_names
+
+GRAFANA = REPO / "observability" / "grafana"
+DASHBOARD_PATH = GRAFANA / "dashboards" / "reconciler.json"
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(DASHBOARD_PATH.read_text(encoding="utf-8"))
+    return doc
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) for every panel target, annotation and variable."""
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            yield f"panel {panel['title']!r}", target["expr"]
+    for annotation in dashboard["annotations"]["list"]:
+        if "expr" in annotation:
+            yield f"annotation {annotation['name']!r}", annotation["expr"]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            match = re.fullmatch(r"label_values\((\w+),\s*\w+\)", variable["definition"])
+            assert match, f"variable {variable['name']}: unexpected query"
+            yield f"variable {variable['name']!r}", match.group(1)
+
+
+def exprs_of(dashboard: dict[str, Any], panel_type: str | None = None) -> list[str]:
+    return [
+        target["expr"]
+        for panel in panels(dashboard)
+        if panel_type is None or panel["type"] == panel_type
+        for target in panel.get("targets", [])
+    ]
+
+
+def test_identity_and_datasource(dashboard: dict[str, Any]) -> None:
+    datasources = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
+    [prometheus] = datasources["datasources"]
+    assert prometheus["type"] == "prometheus"
+    assert prometheus["url"] == "http://prometheus:9090"
+    assert dashboard["uid"] == "fine-reconciler-ops"
+    for panel in panels(dashboard):
+        if panel["type"] != "row":
+            assert panel["datasource"] == {"type": "prometheus", "uid": prometheus["uid"]}
+
+
+def test_panels_are_well_formed(dashboard: dict[str, Any]) -> None:
+    ids = [panel["id"] for panel in panels(dashboard)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels(dashboard):
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        assert panel["title"].strip()
+        if panel["type"] != "row":
+            assert panel["targets"], f"{panel['title']} has no query"
+            refs = [t["refId"] for t in panel["targets"]]
+            assert len(refs) == len(set(refs))
+
+
+def test_every_query_names_only_known_metrics(dashboard: dict[str, Any]) -> None:
+    allowed = allowed_metric_names()
+    checked = 0
+    for where, expr in queries(dashboard):
+        unknown = metric_names(expr) - allowed
+        assert not unknown, f"{where}: unknown metrics {sorted(unknown)} in {expr!r}"
+        checked += 1
+    assert checked > 20
+
+
+@pytest.mark.parametrize(
+    ("panel_type", "pattern", "what"),
+    [
+        ("stat", r"bank_link_up", "link status per bank"),
+        ("state-timeline", r"bank_link_up", "outage timeline"),
+        (None, r"bank_outages_total", "outages opened"),
+        (
+            "timeseries",
+            r"histogram_quantile\(.*bank_request_duration_seconds_bucket",
+            "bank request latency",
+        ),
+        ("timeseries", r"rate\(payments_total", "payments by outcome"),
+        (None, r"\bpayments_in_doubt\b", "in-doubt count"),
+        (None, r"payments_in_doubt_oldest_seconds", "oldest in-doubt age"),
+        ("timeseries", r"histogram_quantile\(.*receipt_lag_seconds_bucket", "receipt lag"),
+        (None, r"reconciliation_discrepancies", "discrepancies"),
+        ("state-timeline", r"circuit_breaker_state", "circuit breaker state"),
+    ],
+)
+def test_required_panel(
+    dashboard: dict[str, Any], panel_type: str | None, pattern: str, what: str
+) -> None:
+    assert any(re.search(pattern, e) for e in exprs_of(dashboard, panel_type)), what
+
+
+def test_provider_path_is_where_compose_mounts_the_dashboards() -> None:
+    provider = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "reconciler.yml").read_text()
+    )
+    [entry] = provider["providers"]
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert f"./observability/grafana/dashboards:{entry['options']['path']}:ro" in mounts
