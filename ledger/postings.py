@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import tables as t
@@ -80,25 +80,27 @@ def validate_entry(request: EntryRequest) -> None:
         raise UnbalancedEntryError(f"postings sum to {total}, not 0")
 
 
-_INSERT_ENTRY = text(
+# One round trip: the entry and its postings. An existing key inserts nothing
+# (the CTE's INSERT returns no row) and the caller compares content.
+_POST_ENTRY = text(
     """
-    INSERT INTO journal_entries
-        (idempotency_key, kind, description, content_hash, reverses_entry_id, metadata)
-    VALUES (:key, :kind, :description, :hash, :reverses, CAST(:metadata AS jsonb))
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-    """
-)
-
-_INSERT_POSTINGS = text(
-    """
-    INSERT INTO postings (entry_id, account_id, amount_vnd)
-    SELECT :entry_id, a.id, v.amount
-      FROM unnest(CAST(:codes AS text[]), CAST(:amounts AS bigint[])) AS v(code, amount)
-      JOIN accounts a ON a.code = v.code
-     -- lock order: by account id, so concurrent entries never deadlock
-     ORDER BY a.id
-    RETURNING account_id
+    WITH entry AS (
+        INSERT INTO journal_entries
+            (idempotency_key, kind, description, content_hash, reverses_entry_id, metadata)
+        VALUES (:key, :kind, :description, :hash, :reverses, CAST(:metadata AS jsonb))
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    ), lines AS (
+        INSERT INTO postings (entry_id, account_id, amount_vnd)
+        SELECT entry.id, a.id, v.amount
+          FROM entry,
+               unnest(CAST(:codes AS text[]), CAST(:amounts AS bigint[])) AS v(code, amount)
+          JOIN accounts a ON a.code = v.code
+         -- lock order: by account, so concurrent entries never deadlock
+         ORDER BY a.id
+        RETURNING 1
+    )
+    SELECT (SELECT id FROM entry) AS entry_id, (SELECT count(*) FROM lines) AS lines
     """
 )
 
@@ -107,9 +109,10 @@ async def post_entry(conn: AsyncConnection, request: EntryRequest) -> PostedEntr
     """Post a balanced entry, or return the identical one posted before."""
     validate_entry(request)
     digest = request.content_hash()
-    entry_id = (
+    codes = [p.account_code for p in request.postings]
+    row = (
         await conn.execute(
-            _INSERT_ENTRY,
+            _POST_ENTRY,
             {
                 "key": request.idempotency_key,
                 "kind": request.kind,
@@ -117,19 +120,14 @@ async def post_entry(conn: AsyncConnection, request: EntryRequest) -> PostedEntr
                 "hash": digest,
                 "reverses": request.reverses_entry_id,
                 "metadata": json.dumps(dict(request.metadata), ensure_ascii=False, default=str),
+                "codes": codes,
+                "amounts": [p.amount_vnd for p in request.postings],
             },
         )
-    ).scalar_one_or_none()
-    if entry_id is None:
+    ).one()
+    if row.entry_id is None:
         return await _existing_entry(conn, request.idempotency_key, digest)
-    codes = [p.account_code for p in request.postings]
-    amounts = [p.amount_vnd for p in request.postings]
-    inserted = (
-        await conn.execute(
-            _INSERT_POSTINGS, {"entry_id": entry_id, "codes": codes, "amounts": amounts}
-        )
-    ).all()
-    if len(inserted) != len(request.postings):
+    if row.lines != len(request.postings):
         known = set(
             (await conn.execute(select(t.accounts.c.code).where(t.accounts.c.code.in_(codes))))
             .scalars()
@@ -137,7 +135,7 @@ async def post_entry(conn: AsyncConnection, request: EntryRequest) -> PostedEntr
         )
         missing = sorted(set(codes) - known)
         raise UnknownAccountError(f"unknown account(s): {', '.join(missing)}")
-    return PostedEntry(entry_id=int(entry_id), created=True)
+    return PostedEntry(entry_id=int(row.entry_id), created=True)
 
 
 async def _existing_entry(conn: AsyncConnection, key: str, digest: str) -> PostedEntry:
@@ -200,10 +198,15 @@ async def ensure_account(conn: AsyncConnection, code: str, name: str, kind: str)
 
 async def balances(conn: AsyncConnection, codes: Sequence[str] | None = None) -> dict[str, int]:
     """Cached balance of each account (kept by a trigger on postings)."""
-    query = select(t.accounts.c.code, t.accounts.c.balance_vnd)
+    shards = t.account_balance_shards
+    query = (
+        select(t.accounts.c.code, func.coalesce(func.sum(shards.c.balance_vnd), 0).label("total"))
+        .select_from(t.accounts.outerjoin(shards, shards.c.account_id == t.accounts.c.id))
+        .group_by(t.accounts.c.code)
+    )
     if codes is not None:
         query = query.where(t.accounts.c.code.in_(list(codes)))
-    return {r.code: int(r.balance_vnd) for r in (await conn.execute(query)).all()}
+    return {r.code: int(r.total) for r in (await conn.execute(query)).all()}
 
 
 async def posting_sums(conn: AsyncConnection) -> dict[str, int]:

@@ -30,8 +30,15 @@ accounts = Table(
     Column("code", Text, nullable=False, unique=True),
     Column("name", Text, nullable=False),
     Column("kind", Text, nullable=False),
-    Column("balance_vnd", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+account_balance_shards = Table(
+    "account_balance_shards",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("balance_vnd", BigInteger, nullable=False),
 )
 
 journal_entries = Table(

@@ -17,8 +17,17 @@ CREATE TABLE accounts (
     code         text NOT NULL UNIQUE CHECK (code ~ '^[a-z0-9][a-z0-9:._-]{0,99}$'),
     name         text NOT NULL,
     kind         text NOT NULL CHECK (kind IN ('asset', 'liability', 'equity', 'revenue', 'expense')),
-    balance_vnd  bigint NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Cached balances, split in shards so that concurrent entries on one hot
+-- account (fines revenue) do not queue on a single row lock through their
+-- commit. An account's balance is the sum of its shards.
+CREATE TABLE account_balance_shards (
+    account_id   bigint NOT NULL REFERENCES accounts (id),
+    shard        smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
+    balance_vnd  bigint NOT NULL,
+    PRIMARY KEY (account_id, shard)
 );
 
 CREATE TABLE journal_entries (
@@ -103,7 +112,10 @@ CREATE TRIGGER journal_entries_no_truncate BEFORE TRUNCATE ON journal_entries
 CREATE FUNCTION ledger_apply_posting() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE accounts SET balance_vnd = balance_vnd + NEW.amount_vnd WHERE id = NEW.account_id;
+    INSERT INTO account_balance_shards AS s (account_id, shard, balance_vnd)
+    VALUES (NEW.account_id, (NEW.entry_id % 16)::smallint, NEW.amount_vnd)
+    ON CONFLICT (account_id, shard)
+    DO UPDATE SET balance_vnd = s.balance_vnd + EXCLUDED.balance_vnd;
     RETURN NULL;
 END $$;
 
@@ -118,11 +130,13 @@ BEGIN
         RAISE EXCEPTION 'account balances change only through postings'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    RETURN NEW;
+    RETURN COALESCE(NEW, OLD);
 END $$;
 
-CREATE TRIGGER accounts_balance_guard BEFORE UPDATE OF balance_vnd ON accounts
+CREATE TRIGGER balance_shards_guard BEFORE INSERT OR UPDATE OR DELETE ON account_balance_shards
     FOR EACH ROW EXECUTE FUNCTION ledger_guard_balance();
+CREATE TRIGGER balance_shards_no_truncate BEFORE TRUNCATE ON account_balance_shards
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 
 CREATE TABLE fines (
     id               bigserial PRIMARY KEY,
@@ -168,6 +182,7 @@ DROP TABLE fines;
 DROP TRIGGER postings_apply_balance ON postings;
 DROP TABLE postings;
 DROP TABLE journal_entries;
+DROP TABLE account_balance_shards;
 DROP TABLE accounts;
 DROP FUNCTION ledger_guard_balance();
 DROP FUNCTION ledger_apply_posting();

@@ -126,7 +126,9 @@ async def test_database_refuses_unbalanced_raw_sql(engine: AsyncEngine) -> None:
         "UPDATE journal_entries SET kind = 'other'",
         "DELETE FROM journal_entries",
         "TRUNCATE postings CASCADE",
-        "UPDATE accounts SET balance_vnd = 0",
+        "UPDATE account_balance_shards SET balance_vnd = 0",
+        "DELETE FROM account_balance_shards",
+        "INSERT INTO account_balance_shards SELECT id, 3, 5 FROM accounts LIMIT 1",
     ],
 )
 async def test_ledger_rows_are_immutable(engine: AsyncEngine, statement: str) -> None:
