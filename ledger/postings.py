@@ -224,3 +224,9 @@ async def posting_sums(conn: AsyncConnection) -> dict[str, int]:
 
 def bank_clearing_account(bank: str) -> str:
     return f"bank:{bank}:clearing"
+
+
+async def ensure_bank_accounts(conn: AsyncConnection, banks: Sequence[str]) -> None:
+    """The clearing account of every configured bank (run at start-up)."""
+    for bank in banks:
+        await ensure_account(conn, bank_clearing_account(bank), f"Clearing at {bank}", "asset")

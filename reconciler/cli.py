@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -146,3 +148,163 @@ def _run_domain(make: object) -> str:
     except LedgerError as err:
         raise click.ClickException(err.message) from err
     return result
+
+
+@main.command()
+def worker() -> None:
+    """Run the Temporal worker of the payment sagas (with its sweeper,
+    outbox dispatcher and /metrics)."""
+    from reconciler.worker import run_worker
+
+    settings = _settings()
+    _run_until_signalled(lambda stop: run_worker(settings, stop))
+
+
+@main.group()
+def receipts() -> None:
+    """Receipts."""
+
+
+@receipts.command("verify")
+def receipts_verify() -> None:
+    """Check every stored receipt's signature and every series for gaps."""
+    from ledger.receipts import verify_receipts
+    from reconciler.db import create_engine
+    from reconciler.wiring import load_signer
+
+    settings = _settings()
+
+    async def run() -> str:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                report = await verify_receipts(conn, load_signer(settings).verifier())
+        finally:
+            await engine.dispose()
+        lines = [f"checked {report.checked} receipts in {report.series_checked} series"]
+        lines += [f"BAD {b.series}/{b.number}: {'; '.join(b.reasons)}" for b in report.bad]
+        lines += [f"SERIES {p}" for p in report.series_problems]
+        if not report.all_ok:
+            raise click.ClickException("\n".join(lines))
+        return "\n".join([*lines, "all receipts verify"])
+
+    click.echo(_run_domain(run))
+
+
+@main.group()
+def banks() -> None:
+    """Bank links."""
+
+
+@banks.command("wake")
+@click.argument("bank")
+def banks_wake(bank: str) -> None:
+    """Send the link-recovery event: in-doubt payments of BANK re-check now."""
+    from reconciler.db import create_engine
+    from reconciler.wiring import connect_temporal
+    from workflows.client import wake_bank
+
+    settings = _settings()
+
+    async def run() -> str:
+        engine = create_engine(settings)
+        try:
+            woken = await wake_bank(await connect_temporal(settings), engine, bank)
+        finally:
+            await engine.dispose()
+        return f"woke {woken} payment workflow(s) of {bank}"
+
+    click.echo(_run_domain(run))
+
+
+def _run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a long-lived service until SIGINT/SIGTERM, then stop it cleanly."""
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(stop)
+
+    asyncio.run(main_loop())
+
+
+@main.command()
+def prober() -> None:
+    """Probe every bank's link, record outages, wake in-doubt payments on recovery."""
+    from reconciler.prober import run_prober
+
+    settings = _settings()
+    _run_until_signalled(lambda stop: run_prober(settings, stop))
+
+
+@main.command()
+@click.option("--protocol", type=click.Choice(["rest", "vietqr"]), required=True)
+@click.option("--bank-id", "--bank", "bank_id", required=True, help="e.g. sgbank, hnbank")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Bank port (0: free).")
+@click.option("--admin-port", type=click.IntRange(0, 65535), default=0, help="Admin port.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite state file (default: DATA_DIR/sim-BANK.sqlite).",
+)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".data"))
+@click.option("--webhook-url", default=None, help="Where the REST bank sends its callbacks.")
+@click.option(
+    "--webhook-secret",
+    envvar="RECONCILER_SIM_WEBHOOK_SECRET",
+    default="",
+    help="Callback signing secret (better: RECONCILER_SIM_WEBHOOK_SECRET).",
+)
+@click.option("--account-number", default=None, help="Our collection account (VietQR).")
+@click.option("--bank-bin", default=None, help="The bank's BIN (VietQR).")
+def sim(
+    protocol: str,
+    bank_id: str,
+    host: str,
+    port: int,
+    admin_port: int,
+    state: Path | None,
+    data_dir: Path,
+    webhook_url: str | None,
+    webhook_secret: str,
+    account_number: str | None,
+    bank_bin: str | None,
+) -> None:
+    """Run a bank simulator (bank port + admin port with fault injection)."""
+    import json
+    from dataclasses import asdict
+
+    from bank_adapters.simulators.server import (
+        SIM_ACCOUNT_NUMBER,
+        SIM_BANK_BIN,
+        SimulatorInfo,
+        run_simulator,
+    )
+
+    configure_logging("info")
+    state_path = state or data_dir / f"sim-{bank_id}.sqlite"
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def ready(info: SimulatorInfo) -> None:
+        click.echo(json.dumps(asdict(info)))
+
+    _run_until_signalled(
+        lambda stop: run_simulator(
+            protocol,
+            bank_id,
+            host,
+            port,
+            admin_port,
+            state_path,
+            webhook_url,
+            webhook_secret,
+            stop,
+            account_number=account_number or SIM_ACCOUNT_NUMBER,
+            bank_bin=bank_bin or SIM_BANK_BIN,
+            ready=ready,
+        )
+    )

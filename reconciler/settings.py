@@ -48,5 +48,26 @@ class Settings(BaseSettings):
 
     banks: dict[str, BankSettings] = Field(default_factory=dict)
 
+    # Worker and prober expose /metrics on these ports (0: pick a free one).
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    prober_metrics_port: int = Field(default=9102, ge=0, le=65535)
+    worker_activities_max: int = Field(default=200, ge=1, le=2000)
+
+    # Payment verification (see workflows.types.VerifyPolicy).
+    verify_poll_interval_seconds_initial: float = Field(default=2.0, gt=0, le=3600)
+    verify_poll_interval_seconds_max: float = Field(default=60.0, gt=0, le=86400)
+    link_down_window_seconds: float = Field(default=120.0, ge=0, le=86400)
+    link_down_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
+    in_doubt_alert_seconds: float = Field(default=1800.0, gt=0, le=30 * 86400)
+    sweeper_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+    # Link prober: probe interval and hysteresis.
+    probe_interval_seconds: float = Field(default=3.0, gt=0, le=3600)
+    probe_failures_to_down: int = Field(default=3, ge=1, le=100)
+    probe_successes_to_up: int = Field(default=2, ge=1, le=100)
+
+    # Where "receipt issued" notices go (the portal); unset: logged only.
+    notify_url: str | None = None
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"

@@ -12,13 +12,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.receipt_signing import ReceiptVerifier
 from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
-from reconciler.api import fines
+from reconciler.api import fines, operations, payments, receipts, webhooks
 from reconciler.api.auth import auth_middleware
 from reconciler.api.errors import Handler, error_middleware, error_response
-from reconciler.api.keys import ENGINE, SETTINGS
+from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL, VERIFIER
+from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine
 from reconciler.settings import Settings
+from reconciler.wiring import load_signer, saga_config
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +61,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    temporal: TemporalLink | None = None,
+    verifier: ReceiptVerifier | None = None,
+) -> web.Application:
     """Build the app. ``engine`` is injected by tests; otherwise one is created
     from settings and disposed with the app."""
     app = web.Application(
@@ -66,6 +75,9 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
         middlewares=[metrics_middleware, error_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
+    app[TEMPORAL] = temporal or TemporalLink(settings.temporal_address, settings.temporal_namespace)
+    app[SAGA] = saga_config(settings)
+    app[VERIFIER] = verifier or load_signer(settings).verifier()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         owned = engine is None
@@ -79,4 +91,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> web.
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     fines.add_routes(app)
+    payments.add_routes(app)
+    receipts.add_routes(app)
+    webhooks.add_routes(app)
+    operations.add_routes(app)
     return app

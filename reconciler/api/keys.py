@@ -7,7 +7,13 @@ from typing import Final
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.receipt_signing import ReceiptVerifier
+from reconciler.api.temporal_link import TemporalLink
 from reconciler.settings import Settings
+from workflows.client import SagaConfig
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 ENGINE: Final = web.AppKey("engine", AsyncEngine)
+TEMPORAL: Final = web.AppKey("temporal", TemporalLink)
+SAGA: Final = web.AppKey("saga", SagaConfig)
+VERIFIER: Final = web.AppKey("verifier", ReceiptVerifier)

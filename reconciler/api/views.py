@@ -10,6 +10,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ledger.fines import Fine, FineView, PaymentSummary, ReceiptRef
+from ledger.payments import PaymentView
+from ledger.receipts import Receipt, verify_url
 
 _dumps = partial(json.dumps, ensure_ascii=False)
 
@@ -26,7 +28,7 @@ def receipt_json(base_url: str, receipt: ReceiptRef | None) -> dict[str, Any] | 
     return {
         "series": receipt.series,
         "number": receipt.number,
-        "verify_url": f"{base_url}/verify/{series}/{receipt.number}",
+        "verify_url": verify_url(base_url, receipt.series, receipt.number, receipt.signature),
         "pdf_url": f"{base_url}/api/v1/receipts/{series}/{receipt.number}/pdf",
     }
 
@@ -61,4 +63,47 @@ def fine_view_json(base_url: str, view: FineView) -> dict[str, Any]:
         "status": view.status,
         "payments": [payment_summary_json(p) for p in view.payments],
         "receipt": receipt_json(base_url, view.receipt),
+    }
+
+
+def payment_view_json(base_url: str, view: PaymentView) -> dict[str, Any]:
+    payment = view.payment
+    return {
+        "payment_id": str(payment.id),
+        "decision_number": payment.decision_number,
+        "bank": payment.bank,
+        "amount_vnd": payment.amount_vnd,
+        "status": payment.status,
+        "settles_fine": payment.settles_fine,
+        "channel": payment.channel,
+        "bank_ref": payment.bank_ref,
+        "decline_reason": payment.decline_reason,
+        "created_at": payment.created_at.isoformat(),
+        "updated_at": payment.updated_at.isoformat(),
+        "receipt": receipt_json(base_url, view.receipt),
+        "history": [
+            {
+                "at": event.at.isoformat(),
+                "from_status": event.from_status,
+                "to_status": event.to_status,
+                "cause": event.cause,
+                "detail": event.detail,
+            }
+            for event in view.history
+        ],
+    }
+
+
+def full_receipt_json(base_url: str, receipt: Receipt) -> dict[str, Any]:
+    return {
+        **(
+            receipt_json(base_url, ReceiptRef(receipt.series, receipt.number, receipt.signature))
+            or {}
+        ),
+        "issued_at": receipt.issued_at.isoformat(),
+        "payment_id": str(receipt.payment_id),
+        "copies": receipt.copies,
+        "key_id": receipt.key_id,
+        "signature": receipt.signature,
+        "payload": receipt.payload,
     }

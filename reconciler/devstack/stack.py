@@ -35,6 +35,10 @@ log = structlog.get_logger(__name__)
 
 STARTUP_TIMEOUT_SECONDS = 90.0
 DEMO_ROLES = ("officer", "finance", "approver", "operator", "admin")
+# The dev stack's banks: one simulator per protocol.
+DEV_BANKS = {"sgbank": "rest", "hnbank": "vietqr"}
+SIM_ACCOUNT_NUMBER = "0011001234567"
+SIM_BANK_BIN = "970499"
 
 
 class Component(Protocol):
@@ -208,28 +212,98 @@ class DevStack:
         ]
 
     def services(self, state: StackState) -> list[Component]:
-        """The service processes, in start order. Later components (bank
-        simulators, worker, prober) are added here."""
-        env = self.base_env()
+        """The service processes, in start order: bank simulators, API,
+        worker, prober. A new process is one more entry here."""
         api_url = f"http://127.0.0.1:{self.api_port}"
+        sims, banks_env = self._simulators(state, api_url)
+        env = self.base_env()
+        env["RECONCILER_BANKS"] = json.dumps(banks_env)
+        worker_port, prober_port = free_port(), free_port()
+        env["RECONCILER_WORKER_METRICS_PORT"] = str(worker_port)
+        env["RECONCILER_PROBER_METRICS_PORT"] = str(prober_port)
         services: list[Component] = [
+            *sims,
             ServiceComponent(
                 "api",
                 [*python_cli(), "api", "--port", str(self.api_port)],
                 env,
                 self.logs / "api.log",
                 ready_url=f"{api_url}/readyz",
-            )
+            ),
+            ServiceComponent(
+                "worker",
+                [*python_cli(), "worker"],
+                env,
+                self.logs / "worker.log",
+                ready_url=f"http://127.0.0.1:{worker_port}/healthz",
+            ),
+            ServiceComponent(
+                "prober",
+                [*python_cli(), "prober"],
+                env,
+                self.logs / "prober.log",
+                ready_url=f"http://127.0.0.1:{prober_port}/healthz",
+            ),
         ]
         self.info.update(
             {
                 "api_url": api_url,
                 "console_url": f"{api_url}/console/",
                 "metrics_url": f"{api_url}/metrics",
-                "metrics_urls": {"api": f"{api_url}/metrics"},
+                "metrics_urls": {
+                    "api": f"{api_url}/metrics",
+                    "worker": f"http://127.0.0.1:{worker_port}/metrics",
+                    "prober": f"http://127.0.0.1:{prober_port}/metrics",
+                },
+                "banks": {
+                    bank: {"url": b["url"], "admin_url": b["admin_url"], "protocol": b["protocol"]}
+                    for bank, b in banks_env.items()
+                },
             }
         )
         return services
+
+    def _simulators(
+        self, state: StackState, api_url: str
+    ) -> tuple[list[Component], dict[str, dict[str, str]]]:
+        sims: list[Component] = []
+        banks: dict[str, dict[str, str]] = {}
+        for bank, protocol in DEV_BANKS.items():
+            port, admin_port = free_port(), free_port()
+            secret = state.webhook_secrets.setdefault(bank, secrets.token_urlsafe(24))
+            argv = [
+                *python_cli(),
+                "sim",
+                "--protocol",
+                protocol,
+                "--bank-id",
+                bank,
+                "--port",
+                str(port),
+                "--admin-port",
+                str(admin_port),
+                "--state",
+                str(self.data_dir / "sims" / f"{bank}.sqlite"),
+            ]
+            if protocol == "rest":
+                argv += ["--webhook-url", f"{api_url}/webhooks/{bank}"]
+            env = {**self.base_env(), "RECONCILER_SIM_WEBHOOK_SECRET": secret}
+            admin_url = f"http://127.0.0.1:{admin_port}"
+            sims.append(
+                ServiceComponent(
+                    f"sim-{bank}", argv, env, self.logs / f"sim-{bank}.log", f"{admin_url}/healthz"
+                )
+            )
+            banks[bank] = {
+                "protocol": protocol,
+                "url": f"http://127.0.0.1:{port}",
+                "admin_url": admin_url,
+                "webhook_secret": secret if protocol == "rest" else "",
+                "account_number": SIM_ACCOUNT_NUMBER,
+                "bank_bin": SIM_BANK_BIN,
+            }
+        state.save(self.state_path)
+        return sims, banks
 
     # -- lifecycle -----------------------------------------------------------
     def _start(self, component: Component) -> None:

@@ -1,0 +1,128 @@
+"""Payments: start one (idempotent), read its status and history, wake the
+in-doubt payments of a bank whose link is back."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from uuid import UUID
+
+import structlog
+from aiohttp import web
+from temporalio.service import RPCError
+
+from ledger import payments as pay
+from ledger.errors import ValidationError
+from ledger.fines import get_fine
+from reconciler.api.auth import require
+from reconciler.api.errors import ApiError, read_json
+from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
+from reconciler.api.views import json_response, payment_view_json
+from workflows.client import start_payment, wake_bank
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_KEY_MAX_CHARS = 200
+_ACCOUNT = re.compile(r"^[A-Za-z0-9]{1,34}$")
+
+
+def _payment_body(body: object, banks: list[str]) -> tuple[str, str]:
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    unknown = sorted(set(body) - {"bank", "payer_account"})
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    bank = body.get("bank")
+    if not isinstance(bank, str) or bank not in banks:
+        raise ValidationError("bank", f"must be one of: {', '.join(sorted(banks)) or '(none)'}")
+    account = body.get("payer_account")
+    if not isinstance(account, str) or not _ACCOUNT.match(account):
+        raise ValidationError("payer_account", "must be 1-34 letters or digits")
+    return bank, account
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    principal = require(request, "payments:write")
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise ValidationError("Idempotency-Key", "header is required to start a payment")
+    if len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise ValidationError("Idempotency-Key", f"is longer than {IDEMPOTENCY_KEY_MAX_CHARS}")
+    settings = request.app[SETTINGS]
+    bank, account = _payment_body(await read_json(request), list(settings.banks))
+    decision_number = request.match_info["decision_number"]
+    async with request.app[ENGINE].begin() as conn:
+        fine = await get_fine(conn, decision_number)
+        client_key = pay.ClientKey(
+            principal.name,
+            key,
+            pay.request_hash(
+                {"decision_key": fine.decision_key, "bank": bank, "payer_account": account}
+            ),
+        )
+        payment, created = await pay.create_payment(
+            conn, fine, bank, account, datetime.now(UTC), client=client_key
+        )
+    if payment.live:
+        await _start(request, payment)
+    log.info(
+        "payment.requested",
+        payment_id=str(payment.id),
+        bank=payment.bank,
+        created=created,
+        status=payment.status,
+    )
+    return json_response(
+        {
+            "payment_id": str(payment.id),
+            "status": payment.status,
+            "decision_number": payment.decision_number,
+            "bank": payment.bank,
+            "amount_vnd": payment.amount_vnd,
+        },
+        status=202,
+    )
+
+
+async def _start(request: web.Request, payment: pay.Payment) -> None:
+    """Best effort: if Temporal is unreachable now, the payment is already
+    recorded and the worker's sweeper starts its workflow later."""
+    client = await request.app[TEMPORAL].client()
+    if client is None:
+        log.warning("payment.start_deferred", payment_id=str(payment.id), reason="no temporal")
+        return
+    try:
+        await start_payment(client, request.app[SAGA], payment.decision_key, payment.id)
+    except (RPCError, OSError) as err:
+        log.warning("payment.start_deferred", payment_id=str(payment.id), error=str(err))
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    require(request, "payments:read")
+    try:
+        payment_id = UUID(request.match_info["payment_id"])
+    except ValueError:
+        raise ValidationError("payment_id", "is not a payment id (UUID)") from None
+    async with request.app[ENGINE].connect() as conn:
+        view = await pay.payment_view(conn, payment_id)
+    return json_response(payment_view_json(request.app[SETTINGS].public_base_url, view))
+
+
+async def link_recovered(request: web.Request) -> web.Response:
+    """The link-recovery event: every in-doubt payment of the bank re-checks
+    now. The prober calls the same function when it sees the link come back."""
+    require(request, "ops:write")
+    bank = request.match_info["bank"]
+    if bank not in request.app[SETTINGS].banks:
+        raise ApiError(404, "not_found", f"no bank {bank!r} is configured")
+    client = await request.app[TEMPORAL].client()
+    if client is None:
+        raise ApiError(503, "temporal_unavailable", "the workflow service is unavailable")
+    woken = await wake_bank(client, request.app[ENGINE], bank)
+    return json_response({"bank": bank, "woken": woken})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/fines/{decision_number:.+}/payments", create_payment)
+    app.router.add_get("/api/v1/payments/{payment_id}", get_payment)
+    app.router.add_post("/api/v1/banks/{bank}/link-recovered", link_recovered)

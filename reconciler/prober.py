@@ -1,0 +1,76 @@
+"""``reconciler prober``: the link prober of every configured bank, wired to
+the outage store and to the payment saga's link-recovery event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+import structlog
+from temporalio.service import RPCError
+
+from bank_adapters.base import BankAdapter
+from ledger.outages import PostgresOutageStore
+from observability.metrics_server import MetricsServer
+from observability.prober import HealthCheck, LinkProber, ProberConfig
+from reconciler.api.temporal_link import TemporalLink
+from reconciler.db import create_engine
+from reconciler.settings import Settings
+from reconciler.wiring import build_adapters
+from workflows.client import wake_bank
+
+log = structlog.get_logger(__name__)
+
+
+def health_check(adapter: BankAdapter) -> HealthCheck:
+    async def check() -> tuple[bool, str]:
+        status = await adapter.health()
+        return status.up, status.detail
+
+    return check
+
+
+async def run_prober(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    if not settings.banks:
+        raise SystemExit("no banks configured (RECONCILER_BANKS): nothing to probe")
+    stop = stop or asyncio.Event()
+    engine = create_engine(settings)
+    temporal = TemporalLink(settings.temporal_address, settings.temporal_namespace)
+    metrics_server = MetricsServer(settings.api_host, settings.prober_metrics_port)
+    await metrics_server.start()
+
+    async def on_recovery(bank: str) -> None:
+        """The link is back: every in-doubt payment of the bank re-checks now.
+        Raising makes the prober retry it on its next rounds."""
+        client = await temporal.client()
+        if client is None:
+            raise ConnectionError("Temporal unavailable: cannot wake in-doubt payments yet")
+        try:
+            woken = await wake_bank(client, engine, bank)
+        except RPCError as err:
+            raise ConnectionError(f"waking payments of {bank} failed: {err}") from err
+        log.info("prober.link_recovered", bank=bank, woken=woken)
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            adapters = build_adapters(settings, session)
+            prober = LinkProber(
+                {bank: health_check(adapter) for bank, adapter in adapters.items()},
+                PostgresOutageStore(engine),
+                on_recovery=on_recovery,
+                config=ProberConfig(
+                    interval_seconds=settings.probe_interval_seconds,
+                    failures_to_down=settings.probe_failures_to_down,
+                    successes_to_up=settings.probe_successes_to_up,
+                ),
+            )
+            task = asyncio.create_task(prober.run())
+            log.info("prober.started", banks=sorted(adapters))
+            await stop.wait()
+            prober.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+    finally:
+        await metrics_server.stop()
+        await engine.dispose()

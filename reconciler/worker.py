@@ -1,0 +1,175 @@
+"""``reconciler worker``: the Temporal worker of the payment sagas, plus its
+housekeeping loops (sweeper, outbox, in-doubt gauges) and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from ledger.payments import in_doubt_summary
+from ledger.postings import ensure_bank_accounts
+from observability.metrics import (
+    payments_in_doubt,
+    payments_in_doubt_oldest_seconds,
+    process_heartbeat_timestamp_seconds,
+)
+from observability.metrics_server import MetricsServer
+from reconciler.db import create_engine
+from reconciler.outbox import dispatch_once
+from reconciler.settings import Settings
+from reconciler.wiring import build_adapters, connect_temporal, load_signer, saga_config
+from workflows.activities import PaymentActivities, PaymentDeps
+from workflows.client import SagaConfig, sweep_unstarted
+from workflows.external_debit import ExternalDebitWorkflow
+from workflows.payment import FinePaymentWorkflow
+
+log = structlog.get_logger(__name__)
+
+WORKFLOWS: list[type] = [FinePaymentWorkflow, ExternalDebitWorkflow]
+HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
+
+
+class _LogContext(ActivityInboundInterceptor):
+    """Every log line of an activity carries its workflow id and activity."""
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            workflow_id=info.workflow_id, activity=info.activity_type, attempt=info.attempt
+        ):
+            return await super().execute_activity(input)
+
+
+class LogContextInterceptor(Interceptor):
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _LogContext(next)
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    # Our own modules are deterministic data and pure functions; pass them
+    # through so they are not re-imported for every workflow run.
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows", "structlog")
+    )
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    activities: PaymentActivities,
+    max_concurrent_activities: int = 200,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities.all(),
+        interceptors=[LogContextInterceptor()],
+        workflow_runner=sandbox_runner(),
+        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_workflow_tasks=100,
+    )
+
+
+async def _every(name: str, interval_seconds: float, step: Callable[[], Awaitable[object]]) -> None:
+    """Run ``step`` forever; an operating error is logged and retried next tick."""
+    while True:
+        try:
+            await step()
+        except HOUSEKEEPING_ERRORS as err:
+            log.warning("worker.housekeeping_failed", loop=name, error=str(err))
+        await asyncio.sleep(interval_seconds)
+
+
+async def update_in_doubt_gauges(engine: AsyncEngine, banks: list[str]) -> None:
+    async with engine.connect() as conn:
+        summary = await in_doubt_summary(conn)
+    now = datetime.now(UTC)
+    for bank in sorted(set(banks) | set(summary)):
+        count, oldest = summary.get(bank, (0, None))
+        payments_in_doubt.labels(bank).set(count)
+        payments_in_doubt_oldest_seconds.labels(bank).set(
+            (now - oldest).total_seconds() if oldest else 0
+        )
+    process_heartbeat_timestamp_seconds.labels("worker").set(time.time())
+
+
+def housekeeping(
+    settings: Settings,
+    engine: AsyncEngine,
+    client: Client,
+    session: aiohttp.ClientSession,
+    config: SagaConfig,
+) -> list[Coroutine[Any, Any, None]]:
+    async def sweep() -> None:
+        await sweep_unstarted(
+            client,
+            engine,
+            config,
+            datetime.now(UTC),
+            timedelta(seconds=settings.sweeper_interval_seconds),
+        )
+
+    return [
+        _every("sweeper", settings.sweeper_interval_seconds, sweep),
+        _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url)),
+        _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),
+    ]
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    engine = create_engine(settings)
+    stop = stop or asyncio.Event()
+    metrics_server = MetricsServer(settings.api_host, settings.worker_metrics_port)
+    await metrics_server.start()
+    try:
+        async with engine.begin() as conn:
+            await ensure_bank_accounts(conn, list(settings.banks))
+        async with aiohttp.ClientSession() as session:
+            client = await connect_temporal(settings)
+            activities = PaymentActivities(
+                PaymentDeps(
+                    engine=engine,
+                    adapters=build_adapters(settings, session),
+                    signer=load_signer(settings),
+                    public_base_url=settings.public_base_url,
+                )
+            )
+            worker = build_worker(
+                client, settings.task_queue, activities, settings.worker_activities_max
+            )
+            config = saga_config(settings)
+            tasks = [
+                asyncio.create_task(c)
+                for c in housekeeping(settings, engine, client, session, config)
+            ]
+            log.info("worker.started", task_queue=settings.task_queue, banks=list(settings.banks))
+            async with worker:
+                await stop.wait()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        await metrics_server.stop()
+        await engine.dispose()

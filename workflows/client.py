@@ -1,0 +1,124 @@
+"""How the rest of the service drives the sagas: start a payment, deliver a
+bank's webhook, wake the in-doubt payments of a bank whose link is back, and
+sweep for payments whose workflow was never started (API crash, Temporal
+down at the time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ledger import payments as pay
+from workflows import types as wt
+from workflows.external_debit import ExternalDebitWorkflow
+from workflows.external_debit import workflow_id_for as external_workflow_id
+from workflows.payment import FinePaymentWorkflow, workflow_id_for
+
+log = structlog.get_logger(__name__)
+
+SIGNAL_CONCURRENCY_MAX = 64
+
+
+@dataclass(frozen=True)
+class SagaConfig:
+    task_queue: str
+    policy: wt.VerifyPolicy
+
+
+async def start_payment(
+    client: Client, config: SagaConfig, decision_key: str, payment_id: UUID
+) -> None:
+    """Start the fine's workflow, or tell the running one that this payment
+    waits (signal-with-start: idempotent, one workflow per fine)."""
+    await client.start_workflow(
+        FinePaymentWorkflow.run,
+        wt.FinePaymentInput(
+            decision_key=decision_key, payment_id=str(payment_id), policy=config.policy
+        ),
+        id=workflow_id_for(decision_key),
+        task_queue=config.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_signal="payment_requested",
+        start_signal_args=[wt.PaymentRequested(str(payment_id))],
+    )
+
+
+async def start_external_debit(
+    client: Client, config: SagaConfig, inp: wt.ExternalDebitInput
+) -> None:
+    """Handle a debit found outside a live payment, once per bank reference."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            ExternalDebitWorkflow.run,
+            inp,
+            id=external_workflow_id(inp.bank, inp.bank_ref),
+            task_queue=config.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+
+
+async def signal_bank_update(client: Client, decision_key: str, update: wt.BankUpdate) -> None:
+    handle = client.get_workflow_handle(workflow_id_for(decision_key))
+    await handle.signal(FinePaymentWorkflow.bank_update, update)
+
+
+async def wake_bank(client: Client, engine: AsyncEngine, bank: str) -> int:
+    """Link-recovery event: every in-doubt payment of ``bank`` re-checks now.
+    Returns how many workflows were signalled."""
+    async with engine.connect() as conn:
+        in_doubt = await pay.payments_in_doubt(conn, bank)
+    keys = sorted({p.decision_key for p in in_doubt})
+    limit = asyncio.Semaphore(SIGNAL_CONCURRENCY_MAX)
+
+    async def one(key: str) -> bool:
+        async with limit:
+            try:
+                await client.get_workflow_handle(workflow_id_for(key)).signal(
+                    FinePaymentWorkflow.link_recovered
+                )
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    return False  # the sweeper starts it; it checks at once then
+                raise
+            return True
+
+    woken = sum(await asyncio.gather(*(one(k) for k in keys)))
+    log.info("bank.link_recovered.woken", bank=bank, payments=len(in_doubt), workflows=woken)
+    return woken
+
+
+async def sweep_unstarted(
+    client: Client, engine: AsyncEngine, config: SagaConfig, now: datetime, older_than: timedelta
+) -> int:
+    """Start the workflow of any in-doubt payment that has none running:
+    the API may have crashed between its commit and the start, or Temporal
+    may have been down. Safe to run any time (start is idempotent)."""
+    async with engine.connect() as conn:
+        in_doubt = await pay.payments_in_doubt(conn, limit=5_000)
+    started = 0
+    for payment in in_doubt:
+        if now - payment.created_at < older_than:
+            continue
+        handle = client.get_workflow_handle(workflow_id_for(payment.decision_key))
+        try:
+            description = await handle.describe()
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                continue
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        await start_payment(client, config, payment.decision_key, payment.payment_id)
+        started += 1
+    if started:
+        log.warning("payments.sweeper.started", count=started)
+    return started

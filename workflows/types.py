@@ -1,0 +1,165 @@
+"""Inputs and outputs of every workflow and activity: one dataclass each.
+
+These cross the Temporal boundary (serialised to JSON), so they hold plain
+values only (str, int, bool, None); names are stable because recorded
+histories carry them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+# What a bank answered, flattened for the wire. ``kind`` is one of:
+SUCCEEDED: Final = "succeeded"
+DECLINED: Final = "declined"
+PENDING: Final = "pending"
+OUTCOME_UNKNOWN: Final = "outcome_unknown"
+LINK_DOWN: Final = "link_down"
+NOT_FOUND: Final = "not_found"
+# ...or the payment was already final in the ledger (a replayed step):
+ALREADY_FINAL: Final = "already_final"
+
+
+@dataclass(frozen=True)
+class BankOutcome:
+    kind: str
+    bank_ref: str | None = None
+    reason: str = ""
+    payment_status: str = ""
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """How a payment is resolved when the bank has not said yes or no.
+
+    Polling backs off from ``poll_interval_seconds_initial`` to
+    ``poll_interval_seconds_max``; it never stops while the outcome is
+    unknown. A payment the bank provably never received (link down on the
+    first send) is resent for ``link_down_window_seconds``, then declined.
+    """
+
+    poll_interval_seconds_initial: float = 2.0
+    poll_interval_seconds_max: float = 60.0
+    link_down_window_seconds: float = 120.0
+    link_down_retry_seconds: float = 5.0
+    in_doubt_alert_seconds: float = 1800.0
+    polls_before_continue_as_new: int = 500
+
+
+@dataclass(frozen=True)
+class FinePaymentInput:
+    decision_key: str
+    payment_id: str
+    policy: VerifyPolicy = field(default_factory=VerifyPolicy)
+    # Set when continuing as new in the middle of verification.
+    verifying_since: str | None = None
+    in_doubt_alert_raised: bool = False
+
+
+@dataclass(frozen=True)
+class FinePaymentResult:
+    payment_id: str
+    status: str
+    receipt_series: str | None = None
+    receipt_number: int | None = None
+    refunded: bool = False
+
+
+@dataclass(frozen=True)
+class BankUpdate:
+    """A bank's word on a payment, from a verified webhook."""
+
+    payment_id: str
+    kind: str
+    bank_ref: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentRequested:
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class SendDebitInput:
+    payment_id: str
+    resend: bool = False
+    # While verifying, a LinkDown must not move the payment anywhere.
+    verifying: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentRef:
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class DeclineInput:
+    payment_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SettleInput:
+    payment_id: str
+    bank_ref: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    outcome: str  # "settled" | "duplicate" | "refunded"
+
+
+@dataclass(frozen=True)
+class ReceiptInfo:
+    series: str
+    number: int
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    done: bool
+    outcome: BankOutcome
+
+
+@dataclass(frozen=True)
+class NextPayment:
+    payment_id: str | None
+
+
+@dataclass(frozen=True)
+class InDoubtAlertInput:
+    payment_id: str
+    verifying_for_seconds: int
+
+
+@dataclass(frozen=True)
+class ExternalDebitInput:
+    """A debit the bank made that no live payment of ours is waiting for: a
+    late webhook, a duplicate, or a statement line (reconciliation)."""
+
+    bank: str
+    bank_ref: str
+    decision_key: str
+    amount_vnd: int
+    payer_account: str
+    cause: str
+    debit_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ExternalDebitResult:
+    payment_id: str
+    status: str
+    receipt_series: str | None = None
+    receipt_number: int | None = None
+    refunded: bool = False
+
+
+@dataclass(frozen=True)
+class Done:
+    """The answer of an activity that only does something."""
+
+    changed: bool = True
