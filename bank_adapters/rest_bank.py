@@ -1,0 +1,287 @@
+"""Protocol A: a REST/JSON account-debit bank.
+
+Amounts are integer đồng in ``amount`` with ``currency: "VND"``. Idempotency
+is the bank's: every POST carries our key in ``Idempotency-Key``; the same
+key with the same body returns the first answer, with another body 422.
+Statuses are ISO 20022 codes (``wire.RestStatus``); the bank also calls our
+webhook (signed, see ``webhooks``) when a debit or refund reaches a final
+status. Statements are camt.053 XML.
+
+Endpoints::
+
+    POST /v1/debits                 {amount, currency, debtor_account, reference, description}
+    GET  /v1/debits/{key}           404 {"error": {"code": "not_found"}} if unknown
+    POST /v1/refunds                {amount, currency, original_idempotency_key |
+                                     original_debit_id, reason}
+    GET  /v1/refunds/{key}
+    GET  /v1/statements/{YYYY-MM-DD}   camt.053 of our collection account
+    GET  /v1/health
+
+Answer → result: 2xx with a known status → that status, mapped exhaustively;
+400/401/403/413/415 → ``Declined`` (the bank refused the request, nothing
+moved); every other status, 5xx included, or an unreadable 2xx body →
+``OutcomeUnknown``; no connection → ``LinkDown``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any, Final
+from urllib.parse import quote
+
+import aiohttp
+
+from bank_adapters.base import (
+    CIRCUIT_OPEN_DETAIL,
+    AdapterOptions,
+    BankHttp,
+    CircuitBreaker,
+    HttpReply,
+    NoAnswerError,
+    NotSentError,
+    error_code,
+    json_object,
+    optional_str,
+    outcome_label,
+    record_call,
+)
+from bank_adapters.statements.camt053 import parse_camt053
+from bank_adapters.types import (
+    BankResult,
+    BankUnavailableError,
+    DebitRequest,
+    Declined,
+    HealthStatus,
+    LinkDown,
+    NotFound,
+    OutcomeUnknown,
+    Pending,
+    RefundRequest,
+    Statement,
+    StatementNotAvailableError,
+    StatusResult,
+    Succeeded,
+)
+from bank_adapters.wire import (
+    HEALTH_PATH,
+    IDEMPOTENCY_KEY_HEADER,
+    REST_DEBITS_PATH,
+    REST_REFUNDS_PATH,
+    REST_STATEMENTS_PATH,
+    RestStatus,
+)
+
+PROTOCOL: Final = "rest"
+_REFUSED_STATUSES: Final = frozenset({400, 401, 403, 413, 415})
+
+
+def map_rest_status(
+    status: str, bank_ref: str | None, reason_code: str | None, reason: str | None
+) -> BankResult:
+    """The one place a REST bank status becomes a result (also used for
+    webhooks). An unknown status is ``OutcomeUnknown``: the bank said
+    something we do not understand, so money may have moved."""
+    try:
+        known = RestStatus(status)
+    except ValueError:
+        return OutcomeUnknown(f"unknown bank status {status!r:.40}")
+    match known:
+        case RestStatus.ACCEPTED_SETTLED | RestStatus.ACCEPTED_CREDITED:
+            if bank_ref is None:
+                return OutcomeUnknown(f"status {status} without a bank reference")
+            return Succeeded(bank_ref)
+        case RestStatus.ACCEPTED_TECHNICAL | RestStatus.ACCEPTED_IN_PROCESS | RestStatus.PENDING:
+            return Pending(bank_ref)
+        case RestStatus.REJECTED:
+            return Declined(reason or "rejected by the bank", reason_code or "")
+
+
+def _result_from_body(reply: HttpReply, key: str, ref_field: str) -> BankResult:
+    body = json_object(reply.body)
+    if body is None:
+        return OutcomeUnknown(f"HTTP {reply.status} with a body that is not a JSON object")
+    if body.get("idempotency_key") != key:
+        return OutcomeUnknown("the bank answered for another idempotency key")
+    status = body.get("status")
+    if not isinstance(status, str):
+        return OutcomeUnknown("answer without a status")
+    return map_rest_status(
+        status,
+        optional_str(body.get(ref_field)),
+        optional_str(body.get("reason_code")),
+        optional_str(body.get("reason")),
+    )
+
+
+def _money_result(reply: HttpReply, key: str, ref_field: str) -> BankResult:
+    if reply.status in (200, 201):
+        return _result_from_body(reply, key, ref_field)
+    if reply.status in _REFUSED_STATUSES:
+        code = error_code(reply.body) or f"http_{reply.status}"
+        return Declined(f"the bank refused the request (HTTP {reply.status}, {code})", code)
+    return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
+
+
+def _status_result(reply: HttpReply, key: str, ref_field: str) -> StatusResult:
+    if reply.status == 200:
+        return _result_from_body(reply, key, ref_field)
+    if reply.status == 404 and error_code(reply.body) == "not_found":
+        return NotFound(f"the bank has no record of {key}")
+    return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
+
+
+class RestBankAdapter:
+    """Adapter for protocol A. See the module docstring."""
+
+    def __init__(
+        self,
+        bank_id: str,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        options: AdapterOptions | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self._options = options or AdapterOptions()
+        self._http = BankHttp(
+            bank_id,
+            base_url,
+            session,
+            timeouts=self._options.timeouts,
+            breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
+            response_bytes_max=self._options.response_bytes_max,
+        )
+
+    @property
+    def bank_id(self) -> str:
+        return self._http.bank_id
+
+    @property
+    def protocol(self) -> str:
+        return PROTOCOL
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._http.breaker
+
+    async def initiate_debit(self, request: DebitRequest) -> BankResult:
+        body = {
+            "amount": request.amount_vnd,
+            "currency": "VND",
+            "debtor_account": request.payer_account,
+            "reference": request.decision_number,
+            "description": request.description,
+        }
+        return await self._post_money(
+            "initiate_debit", REST_DEBITS_PATH, request.idempotency_key, body, "debit_id"
+        )
+
+    async def refund(self, request: RefundRequest) -> BankResult:
+        body: dict[str, Any] = {
+            "amount": request.amount_vnd,
+            "currency": "VND",
+            "reason": request.reason,
+        }
+        if request.original_idempotency_key is not None:
+            body["original_idempotency_key"] = request.original_idempotency_key
+        if request.original_bank_ref is not None:
+            body["original_debit_id"] = request.original_bank_ref
+        return await self._post_money(
+            "refund", REST_REFUNDS_PATH, request.idempotency_key, body, "refund_id"
+        )
+
+    async def get_status(self, idempotency_key: str) -> StatusResult:
+        return await self._get_status(REST_DEBITS_PATH, idempotency_key, "debit_id")
+
+    async def get_refund_status(self, idempotency_key: str) -> StatusResult:
+        return await self._get_status(REST_REFUNDS_PATH, idempotency_key, "refund_id")
+
+    async def _post_money(
+        self, operation: str, path: str, key: str, body: dict[str, Any], ref_field: str
+    ) -> BankResult:
+        started = time.perf_counter()
+        result: BankResult
+        try:
+            reply = await self._http.request(
+                "POST", path, headers={IDEMPOTENCY_KEY_HEADER: key}, json_body=body
+            )
+        except NotSentError as exc:
+            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
+        except NoAnswerError as exc:
+            result = OutcomeUnknown(exc.detail)
+        else:
+            result = _money_result(reply, key, ref_field)
+        record_call(self.bank_id, operation, outcome_label(result), started)
+        return result
+
+    async def _get_status(self, path: str, key: str, ref_field: str) -> StatusResult:
+        started = time.perf_counter()
+        result: StatusResult
+        try:
+            reply = await self._http.request("GET", f"{path}/{quote(key, safe='')}")
+        except NotSentError as exc:
+            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
+        except NoAnswerError as exc:
+            result = OutcomeUnknown(exc.detail)
+        else:
+            result = _status_result(reply, key, ref_field)
+        record_call(self.bank_id, "get_status", outcome_label(result), started)
+        return result
+
+    async def fetch_statement(self, statement_date: date) -> Statement:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            reply = await self._http.request(
+                "GET",
+                f"{REST_STATEMENTS_PATH}/{statement_date.isoformat()}",
+                response_bytes_max=self._options.statement_limits.bytes_max,
+            )
+            if reply.status == 404:
+                outcome = "not_found"
+                raise StatementNotAvailableError(self.bank_id, statement_date)
+            if reply.status != 200:
+                outcome = "outcome_unknown" if reply.status >= 500 else "error"
+                raise BankUnavailableError(
+                    self.bank_id, f"statement request answered HTTP {reply.status}", link_down=False
+                )
+            parsed = parse_camt053(reply.body, limits=self._options.statement_limits)
+            outcome = "ok"
+            return Statement(self.bank_id, statement_date, parsed)
+        except NotSentError as exc:
+            outcome = "circuit_open" if exc.circuit_open else "link_down"
+            raise BankUnavailableError(self.bank_id, exc.detail, link_down=True) from None
+        except NoAnswerError as exc:
+            outcome = "outcome_unknown"
+            raise BankUnavailableError(self.bank_id, exc.detail, link_down=False) from None
+        finally:
+            record_call(self.bank_id, "fetch_statement", outcome, started)
+
+    async def health(self) -> HealthStatus:
+        return await probe_health(self._http)
+
+
+async def probe_health(http: BankHttp) -> HealthStatus:
+    """GET the bank's health endpoint, bypassing the breaker (the prober must
+    see the link come back while the breaker is open), and let a good answer
+    move an open breaker to half-open."""
+    started = time.perf_counter()
+    try:
+        reply = await http.request("GET", HEALTH_PATH, use_breaker=False)
+    except NotSentError as exc:
+        record_call(http.bank_id, "health", "link_down", started)
+        return HealthStatus(False, exc.detail, time.perf_counter() - started)
+    except NoAnswerError as exc:
+        record_call(http.bank_id, "health", "outcome_unknown", started)
+        return HealthStatus(False, exc.detail, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    if reply.status != 200:
+        record_call(http.bank_id, "health", "error", started)
+        return HealthStatus(False, f"health answered HTTP {reply.status}", elapsed)
+    record_call(http.bank_id, "health", "ok", started)
+    http.breaker.record_probe_success()
+    return HealthStatus(True, "ok", elapsed)
+
+
+__all__ = ["PROTOCOL", "RestBankAdapter", "map_rest_status", "probe_health"]

@@ -1,0 +1,268 @@
+"""The simulated REST/JSON account-debit bank (protocol A, see
+``bank_adapters.rest_bank`` for the wire protocol).
+
+Every debit is of the payer's account at this bank, credited to our
+collection account; declines come from the payer's balance or a blocked
+account (``POST /accounts`` on the admin port). An account with
+``settle_delay_seconds`` answers ``ACSP`` (pending) and books later. Final
+statuses are sent to the webhook URL, signed (see ``bank_adapters.webhooks``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bank_adapters.simulators.common import (
+    CORE_KEY,
+    KEY_RE,
+    SimCore,
+    bank_application,
+    field_account,
+    field_amount,
+    field_str,
+    header_key,
+    json_error,
+    read_json_object,
+    require_vnd,
+)
+from bank_adapters.simulators.faults import FaultMode
+from bank_adapters.simulators.render import render_camt053
+from bank_adapters.simulators.store import Movement, NewMovement
+from bank_adapters.wire import (
+    HEALTH_PATH,
+    IDEMPOTENCY_KEY_HEADER,
+    REST_DEBITS_PATH,
+    REST_REFUNDS_PATH,
+    REST_STATEMENTS_PATH,
+    RestReason,
+    RestStatus,
+)
+
+_STATUS = {
+    "succeeded": RestStatus.ACCEPTED_SETTLED,
+    "pending": RestStatus.ACCEPTED_IN_PROCESS,
+    "declined": RestStatus.REJECTED,
+}
+_CONTENT_LENGTH_MAX = 140  # camt.053 Ustrd
+
+
+def _hash(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _answer(movement: Movement) -> dict[str, Any]:
+    ref_field = "debit_id" if movement.kind == "debit" else "refund_id"
+    return {
+        ref_field: movement.bank_ref,
+        "idempotency_key": movement.idempotency_key,
+        "status": _STATUS[movement.status].value,
+        "reason_code": movement.reason_code,
+        "reason": movement.reason,
+        "amount": movement.amount_vnd,
+        "currency": "VND",
+        "created_at": movement.created_at.isoformat(),
+    }
+
+
+def enqueue_webhook(core: SimCore, movement: Movement) -> None:
+    """Queue the signed callback for a final status (in the caller's transaction)."""
+    if core.config.webhook_url is None or movement.status == "pending":
+        return
+    payload = {
+        "event_id": f"evt_{movement.id}_{movement.status}",
+        "type": f"{movement.kind}.updated",
+        "idempotency_key": movement.idempotency_key,
+        "bank_ref": movement.bank_ref,
+        "status": _STATUS[movement.status].value,
+        "reason_code": movement.reason_code,
+        "reason": movement.reason,
+        "amount": movement.amount_vnd,
+        "currency": "VND",
+        "occurred_at": (movement.booked_at or movement.created_at).isoformat(),
+    }
+    core.store.enqueue_webhook(movement.id, payload, time.time() + core.webhook_delay_seconds())
+
+
+def _replay(core: SimCore, kind: str, key: str, request_hash: str) -> web.Response | None:
+    existing = core.store.by_dedupe(kind, key)
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        raise json_error(
+            422, "idempotency_key_reused", f"{key} was used for a different {kind} request"
+        )
+    return web.json_response(_answer(existing), status=200)
+
+
+async def create_debit(request: web.Request) -> web.Response:
+    core = request.app[CORE_KEY]
+    store = core.store
+    key = header_key(request, IDEMPOTENCY_KEY_HEADER)
+    body = await read_json_object(request)
+    require_vnd(body)
+    amount = field_amount(body, "amount")
+    debtor = field_account(body, "debtor_account")
+    reference = field_str(body, "reference", length_max=64)
+    description = field_str(body, "description", length_max=140, required=False)
+    request_hash = _hash({"a": amount, "d": debtor, "r": reference, "t": description})
+    replay = _replay(core, "debit", key, request_hash)
+    if replay is not None:
+        return replay
+    now = core.now()
+    content = f"{reference} {description}".strip()[:_CONTENT_LENGTH_MAX]
+    with store.transaction():
+        account = store.account(debtor)
+        status, code, reason = "succeeded", None, None
+        if account.blocked:
+            status, code, reason = "declined", RestReason.ACCOUNT_BLOCKED, "account blocked"
+        elif account.balance_vnd < amount:
+            status, code, reason = (
+                "declined",
+                RestReason.INSUFFICIENT_FUNDS,
+                "insufficient funds",
+            )
+        settles_at = None
+        if status == "succeeded" and account.settle_delay_seconds > 0:
+            status = "pending"
+            settles_at = now + timedelta(seconds=account.settle_delay_seconds)
+        new = NewMovement(
+            kind="debit",
+            idempotency_key=key,
+            dedupe_key=key,
+            request_hash=request_hash,
+            amount_vnd=amount,
+            direction="C",
+            counterparty=debtor,
+            content_raw=content,
+            content=content,
+            status=status,
+            reason_code=code.value if code else None,
+            reason=reason,
+            settles_at=settles_at,
+        )
+        movement = store.insert(new, now)
+        if status != "declined":
+            store.add_balance(debtor, -amount)
+        enqueue_webhook(core, movement)
+        if status == "succeeded" and core.fire(FaultMode.DUPLICATE_DEBIT) is not None:
+            # The bank's bug: booked twice, answered once.
+            store.insert(replace(new, duplicate_of=movement.id, request_hash=None), now)
+            store.add_balance(debtor, -amount)
+    core.wake_webhooks()
+    return web.json_response(_answer(movement), status=201)
+
+
+async def create_refund(request: web.Request) -> web.Response:
+    core = request.app[CORE_KEY]
+    store = core.store
+    key = header_key(request, IDEMPOTENCY_KEY_HEADER)
+    body = await read_json_object(request)
+    require_vnd(body)
+    amount = field_amount(body, "amount")
+    reason_text = field_str(body, "reason", length_max=140, required=False)
+    original_key = body.get("original_idempotency_key")
+    original_ref = body.get("original_debit_id")
+    for name, value in (
+        ("original_idempotency_key", original_key),
+        ("original_debit_id", original_ref),
+    ):
+        if value is not None and not (isinstance(value, str) and KEY_RE.fullmatch(value)):
+            raise json_error(400, "invalid_request", f"{name} is not a valid reference")
+    if original_key is None and original_ref is None:
+        raise json_error(
+            400, "invalid_request", "original_idempotency_key or original_debit_id required"
+        )
+    request_hash = _hash({"a": amount, "k": original_key, "r": original_ref})
+    replay = _replay(core, "refund", key, request_hash)
+    if replay is not None:
+        return replay
+    now = core.now()
+    with store.transaction():
+        original = (
+            store.by_dedupe("debit", original_key)
+            if original_key is not None
+            else store.by_bank_ref(str(original_ref))
+        )
+        status, code, reason = "succeeded", None, None
+        if original is None or original.status != "succeeded" or original.direction != "C":
+            status, code, reason = "declined", RestReason.NOT_FOUND, "original debit not found"
+        elif store.refunded_vnd(original.id) + amount > original.amount_vnd:
+            status, code, reason = (
+                "declined",
+                RestReason.AMOUNT_EXCEEDS_ORIGINAL,
+                "refund exceeds what is left of the debit",
+            )
+        payee = original.counterparty if original is not None else ""
+        content = f"HOAN TIEN {original.bank_ref if original else ''} {reason_text}"
+        movement = store.insert(
+            NewMovement(
+                kind="refund",
+                idempotency_key=key,
+                dedupe_key=key,
+                request_hash=request_hash,
+                amount_vnd=amount,
+                direction="D",
+                counterparty=payee,
+                content_raw=content.strip(),
+                content=content.strip()[:_CONTENT_LENGTH_MAX],
+                status=status,
+                reason_code=code.value if code else None,
+                reason=reason,
+                original_id=original.id if original is not None else None,
+            ),
+            now,
+        )
+        if status == "succeeded":
+            store.add_balance(payee, amount)
+        enqueue_webhook(core, movement)
+    core.wake_webhooks()
+    return web.json_response(_answer(movement), status=201)
+
+
+def lookup(kind: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        store = request.app[CORE_KEY].store
+        key = request.match_info["key"]
+        movement = store.by_dedupe(kind, key) if KEY_RE.fullmatch(key) else None
+        if movement is None:
+            raise json_error(404, "not_found", f"no {kind} with idempotency key {key[:100]}")
+        return web.json_response(_answer(movement))
+
+    return handler
+
+
+async def statement(request: web.Request) -> web.Response:
+    core = request.app[CORE_KEY]
+    statement_date = core.statement_date_or_error(request.match_info["date"])
+    opening, lines = core.statement_lines(statement_date)
+    body = render_camt053(
+        core.config.account_number, statement_date, opening, lines, created_at=core.now()
+    )
+    return web.Response(body=body, content_type="application/xml")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def rest_routes() -> list[web.RouteDef]:
+    return [
+        web.post(REST_DEBITS_PATH, create_debit),
+        web.get(REST_DEBITS_PATH + "/{key}", lookup("debit")),
+        web.post(REST_REFUNDS_PATH, create_refund),
+        web.get(REST_REFUNDS_PATH + "/{key}", lookup("refund")),
+        web.get(REST_STATEMENTS_PATH + "/{date}", statement),
+        web.get(HEALTH_PATH, health),
+    ]
+
+
+def rest_bank_app(core: SimCore) -> web.Application:
+    core.settled_hook = lambda movement: enqueue_webhook(core, movement)
+    return bank_application(core, rest_routes())

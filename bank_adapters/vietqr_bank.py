@@ -1,0 +1,379 @@
+"""Protocol B: a VietQR-transfer bank.
+
+The money model. The citizen pays a fine by transferring to our collection
+account at this bank; we cannot debit them. ``initiate_debit`` builds the
+VietQR payload for that transfer (our account, the amount, and a content of
+our payment reference followed by the decision number) and posts it to the
+bank's QR-payment endpoint, which stands for the citizen's banking app
+scanning the QR and confirming. That endpoint is idempotent on the transfer
+content (which carries our reference, derived from the idempotency key), so
+a retried send never pays twice; the same content with another amount or
+account is refused (422).
+
+There are no webhooks. ``get_status`` finds the payment in the bank's
+transaction history of our account by our payment reference, which survives
+the bank's stripping of diacritics and punctuation and its truncation,
+because it is letters and digits and comes first (see ``text``). Refunds are
+outgoing transfers from our account, idempotent on ``X-Request-ID`` (our
+refund key). Statements are MT940 or CSV.
+
+Endpoints::
+
+    POST /v1/qr-payments          {payload, payer_account}
+    POST /v1/transfers            X-Request-ID; {to_account, amount, currency, content}
+    GET  /v1/transfers/{request_id}
+    GET  /v1/transactions?from=&to=&page_size=&page_token=
+    GET  /v1/statements/{YYYY-MM-DD}?format=mt940|csv
+    GET  /v1/health
+
+Answers carry ISO 8583 response codes (``wire.Iso8583Response``), mapped
+exhaustively; HTTP statuses are mapped as for the REST bank.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import quote
+
+import aiohttp
+
+from bank_adapters.base import (
+    CIRCUIT_OPEN_DETAIL,
+    AdapterOptions,
+    BankHttp,
+    CircuitBreaker,
+    HttpReply,
+    NoAnswerError,
+    NotSentError,
+    error_code,
+    json_object,
+    optional_str,
+    outcome_label,
+    record_call,
+)
+from bank_adapters.rest_bank import probe_health
+from bank_adapters.statements.csv import parse_csv_statement
+from bank_adapters.statements.mt940 import parse_mt940
+from bank_adapters.text import find_payment_references, payment_reference, qr_transfer_content
+from bank_adapters.types import (
+    BankResult,
+    BankUnavailableError,
+    DebitRequest,
+    Declined,
+    HealthStatus,
+    InvalidRequestError,
+    LinkDown,
+    NotFound,
+    OutcomeUnknown,
+    ParsedStatement,
+    Pending,
+    RefundRequest,
+    Statement,
+    StatementFormat,
+    StatementNotAvailableError,
+    StatusResult,
+    Succeeded,
+)
+from bank_adapters.vietqr_payload import VietQRTransfer, build_vietqr_payload
+from bank_adapters.wire import (
+    QR_PAYMENTS_PATH,
+    REQUEST_ID_HEADER,
+    TRANSACTIONS_PATH,
+    TRANSFERS_PATH,
+    VIETQR_STATEMENTS_PATH,
+    Iso8583Response,
+)
+
+PROTOCOL: Final = "vietqr"
+_REFUSED_STATUSES: Final = frozenset({400, 401, 403, 413, 415})
+_HISTORY_SLACK: Final = timedelta(minutes=5)
+
+
+def map_iso8583(code: str, transaction_id: str | None, message: str | None) -> BankResult:
+    """The one place a VietQR bank response code becomes a result."""
+    try:
+        known = Iso8583Response(code)
+    except ValueError:
+        return OutcomeUnknown(f"unknown response code {code!r:.10}")
+    match known:
+        case Iso8583Response.APPROVED:
+            if transaction_id is None:
+                return OutcomeUnknown("approved without a transaction id")
+            return Succeeded(transaction_id)
+        case Iso8583Response.IN_PROGRESS:
+            return Pending(transaction_id)
+        case (
+            Iso8583Response.DO_NOT_HONOR
+            | Iso8583Response.INVALID_ACCOUNT
+            | Iso8583Response.INSUFFICIENT_FUNDS
+            | Iso8583Response.EXCEEDS_LIMIT
+            | Iso8583Response.RESTRICTED_ACCOUNT
+        ):
+            return Declined(message or f"declined by the bank ({code})", code)
+        case (
+            Iso8583Response.LATE_RESPONSE
+            | Iso8583Response.ISSUER_UNAVAILABLE
+            | Iso8583Response.DUPLICATE_TRANSMISSION
+            | Iso8583Response.SYSTEM_MALFUNCTION
+        ):
+            # The switch could not say whether the transfer went through.
+            return OutcomeUnknown(f"bank answered {code}: {message or ''}".strip())
+
+
+def _body_result(reply: HttpReply) -> BankResult:
+    body = json_object(reply.body)
+    if body is None:
+        return OutcomeUnknown(f"HTTP {reply.status} with a body that is not a JSON object")
+    code = body.get("response_code")
+    if not isinstance(code, str):
+        return OutcomeUnknown("answer without a response code")
+    return map_iso8583(
+        code, optional_str(body.get("transaction_id")), optional_str(body.get("message"))
+    )
+
+
+def _money_result(reply: HttpReply) -> BankResult:
+    if reply.status in (200, 201):
+        return _body_result(reply)
+    if reply.status in _REFUSED_STATUSES:
+        code = error_code(reply.body) or f"http_{reply.status}"
+        return Declined(f"the bank refused the request (HTTP {reply.status}, {code})", code)
+    return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class VietQRBankAdapter:
+    """Adapter for protocol B. See the module docstring."""
+
+    def __init__(
+        self,
+        bank_id: str,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        account_number: str,
+        bank_bin: str,
+        options: AdapterOptions | None = None,
+        breaker: CircuitBreaker | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._options = options or AdapterOptions()
+        if self._options.statement_format is StatementFormat.CAMT053:
+            raise ValueError("a VietQR bank gives statements as MT940 or CSV")
+        self._account_number = account_number
+        self._bank_bin = bank_bin
+        self._clock = clock
+        self._http = BankHttp(
+            bank_id,
+            base_url,
+            session,
+            timeouts=self._options.timeouts,
+            breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
+            response_bytes_max=self._options.response_bytes_max,
+        )
+        # Fail at wiring time, not at the first payment.
+        build_vietqr_payload(VietQRTransfer(bank_bin, account_number, 1, ""))
+
+    @property
+    def bank_id(self) -> str:
+        return self._http.bank_id
+
+    @property
+    def protocol(self) -> str:
+        return PROTOCOL
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._http.breaker
+
+    def qr_payload(self, request: DebitRequest) -> str:
+        """The VietQR string for this debit (also what a portal would show)."""
+        content = qr_transfer_content(
+            payment_reference(request.idempotency_key), request.decision_number
+        )
+        limit = self._options.qr_content_length_max
+        transfer = VietQRTransfer(
+            self._bank_bin, self._account_number, request.amount_vnd, content[:limit].rstrip()
+        )
+        return build_vietqr_payload(transfer, content_length_max=limit)
+
+    async def initiate_debit(self, request: DebitRequest) -> BankResult:
+        body = {"payload": self.qr_payload(request), "payer_account": request.payer_account}
+        # The bank deduplicates on the content; the key travels only as a trace.
+        return await self._post_money(
+            "initiate_debit", QR_PAYMENTS_PATH, request.idempotency_key, body
+        )
+
+    async def refund(self, request: RefundRequest) -> BankResult:
+        if request.payee_account is None:
+            raise InvalidRequestError("a VietQR refund needs payee_account")
+        original = (
+            payment_reference(request.original_idempotency_key)
+            if request.original_idempotency_key is not None
+            else str(request.original_bank_ref)
+        )
+        body = {
+            "to_account": request.payee_account,
+            "amount": request.amount_vnd,
+            "currency": "VND",
+            "content": f"HOAN TIEN {original}",
+        }
+        return await self._post_money("refund", TRANSFERS_PATH, request.idempotency_key, body)
+
+    async def _post_money(
+        self, operation: str, path: str, key: str, body: dict[str, Any]
+    ) -> BankResult:
+        started = time.perf_counter()
+        result: BankResult
+        try:
+            reply = await self._http.request(
+                "POST", path, headers={REQUEST_ID_HEADER: key}, json_body=body
+            )
+        except NotSentError as exc:
+            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
+        except NoAnswerError as exc:
+            result = OutcomeUnknown(exc.detail)
+        else:
+            result = _money_result(reply)
+        record_call(self.bank_id, operation, outcome_label(result), started)
+        return result
+
+    async def get_status(self, idempotency_key: str) -> StatusResult:
+        started = time.perf_counter()
+        try:
+            result = await self._find_in_history(payment_reference(idempotency_key))
+        except NotSentError as exc:
+            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
+        except NoAnswerError as exc:
+            result = OutcomeUnknown(exc.detail)
+        record_call(self.bank_id, "get_status", outcome_label(result), started)
+        return result
+
+    async def _find_in_history(self, reference: str) -> StatusResult:
+        now = self._clock()
+        params = {
+            "from": (now - timedelta(days=self._options.history_lookback_days)).isoformat(),
+            "to": (now + _HISTORY_SLACK).isoformat(),
+            "page_size": str(self._options.history_page_size),
+        }
+        for _ in range(self._options.history_pages_max):
+            page = await self._history_page(params)
+            if isinstance(page, OutcomeUnknown):
+                return page
+            transactions, next_token = page
+            for transaction in transactions:
+                if (
+                    transaction.get("direction") == "C"
+                    and isinstance(transaction.get("content"), str)
+                    and reference in find_payment_references(transaction["content"])
+                ):
+                    bank_ref = optional_str(transaction.get("transaction_id"))
+                    if bank_ref is None:
+                        return OutcomeUnknown("history entry without a transaction id")
+                    return Succeeded(bank_ref)
+            if next_token is None:
+                return NotFound(f"no transfer with reference {reference} in the history")
+            params["page_token"] = next_token
+        return OutcomeUnknown(
+            f"history longer than {self._options.history_pages_max} pages; not searched to the end"
+        )
+
+    async def _history_page(
+        self, params: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], str | None] | OutcomeUnknown:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            reply = await self._http.request("GET", TRANSACTIONS_PATH, params=params)
+            body = json_object(reply.body) if reply.status == 200 else None
+            transactions = body.get("transactions") if body is not None else None
+            next_token = body.get("next_page_token") if body is not None else None
+            if (
+                body is None
+                or not isinstance(transactions, list)
+                or not all(isinstance(t, dict) for t in transactions)
+                or not (next_token is None or isinstance(next_token, str))
+            ):
+                outcome = "outcome_unknown"
+                return OutcomeUnknown(f"history answered HTTP {reply.status} without a page")
+            outcome = "ok"
+            return transactions, next_token
+        except NotSentError as exc:
+            outcome = "circuit_open" if exc.circuit_open else "link_down"
+            raise
+        except NoAnswerError:
+            outcome = "outcome_unknown"
+            raise
+        finally:
+            record_call(self.bank_id, "history", outcome, started)
+
+    async def get_refund_status(self, idempotency_key: str) -> StatusResult:
+        started = time.perf_counter()
+        result: StatusResult
+        try:
+            reply = await self._http.request(
+                "GET", f"{TRANSFERS_PATH}/{quote(idempotency_key, safe='')}"
+            )
+        except NotSentError as exc:
+            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
+        except NoAnswerError as exc:
+            result = OutcomeUnknown(exc.detail)
+        else:
+            if reply.status == 200:
+                result = _body_result(reply)
+            elif reply.status == 404 and error_code(reply.body) == "not_found":
+                result = NotFound(f"the bank has no transfer {idempotency_key}")
+            else:
+                result = OutcomeUnknown(f"HTTP {reply.status}")
+        record_call(self.bank_id, "get_status", outcome_label(result), started)
+        return result
+
+    async def fetch_statement(self, statement_date: date) -> Statement:
+        started = time.perf_counter()
+        outcome = "error"
+        fmt = self._options.statement_format
+        try:
+            reply = await self._http.request(
+                "GET",
+                f"{VIETQR_STATEMENTS_PATH}/{statement_date.isoformat()}",
+                params={"format": fmt.value},
+                response_bytes_max=self._options.statement_limits.bytes_max,
+            )
+            if reply.status == 404:
+                outcome = "not_found"
+                raise StatementNotAvailableError(self.bank_id, statement_date)
+            if reply.status != 200:
+                outcome = "outcome_unknown" if reply.status >= 500 else "error"
+                raise BankUnavailableError(
+                    self.bank_id, f"statement request answered HTTP {reply.status}", link_down=False
+                )
+            parsed = self._parse(reply.body, fmt)
+            outcome = "ok"
+            return Statement(self.bank_id, statement_date, parsed)
+        except NotSentError as exc:
+            outcome = "circuit_open" if exc.circuit_open else "link_down"
+            raise BankUnavailableError(self.bank_id, exc.detail, link_down=True) from None
+        except NoAnswerError as exc:
+            outcome = "outcome_unknown"
+            raise BankUnavailableError(self.bank_id, exc.detail, link_down=False) from None
+        finally:
+            record_call(self.bank_id, "fetch_statement", outcome, started)
+
+    def _parse(self, data: bytes, fmt: StatementFormat) -> ParsedStatement:
+        limits = self._options.statement_limits
+        match fmt:
+            case StatementFormat.MT940:
+                return parse_mt940(data, limits=limits)
+            case StatementFormat.CSV:
+                return parse_csv_statement(data, limits=limits)
+            case StatementFormat.CAMT053:
+                raise AssertionError("refused in __init__")
+
+    async def health(self) -> HealthStatus:
+        return await probe_health(self._http)

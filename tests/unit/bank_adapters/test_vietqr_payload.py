@@ -1,0 +1,110 @@
+"""VietQR (EMVCo) payloads: CRC, structure, round trip, refusal of bad ones."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bank_adapters.vietqr_payload import (
+    VietQRPayloadError,
+    VietQRTransfer,
+    build_vietqr_payload,
+    crc16_ccitt_false,
+    parse_vietqr_payload,
+)
+from tests.unit.bank_adapters.strategies import FUZZ
+
+TRANSFER = VietQRTransfer("970415", "113366668888", 79_000, "TFABCDEFGHIJK 1234/QD-XPVPHC")
+
+
+def test_crc16_ccitt_false_check_value() -> None:
+    # The catalogue check value of CRC-16/CCITT-FALSE.
+    assert crc16_ccitt_false(b"123456789") == 0x29B1
+
+
+def test_known_layout() -> None:
+    payload = build_vietqr_payload(TRANSFER)
+    assert payload.startswith("000201010212")
+    assert "0010A000000727" in payload
+    assert "0006970415" in payload
+    assert "0112113366668888" in payload
+    assert "0208QRIBFTTA" in payload
+    assert "5303704" in payload
+    assert "540579000" in payload
+    assert "5802VN" in payload
+    assert payload[-8:-4] == "6304"
+    assert payload[-4:] == f"{crc16_ccitt_false(payload[:-4].encode()):04X}"
+
+
+def test_round_trip() -> None:
+    assert parse_vietqr_payload(build_vietqr_payload(TRANSFER)) == TRANSFER
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda p: p[:-1] + ("0" if p[-1] != "0" else "1"), "63"),
+        (lambda p: p.replace("540579000", "540579001"), "63"),
+        (lambda p: p[:-8], "63"),
+        (lambda p: p + "x", "63"),
+    ],
+)
+def test_damaged_payloads_are_refused(mutate: object, field: str) -> None:
+    payload = build_vietqr_payload(TRANSFER)
+    with pytest.raises(VietQRPayloadError) as caught:
+        parse_vietqr_payload(mutate(payload))  # type: ignore[operator]
+    assert caught.value.field == field
+
+
+def test_build_refuses_bad_fields() -> None:
+    with pytest.raises(VietQRPayloadError, match=r"38\.01\.00"):
+        build_vietqr_payload(VietQRTransfer("97041", "1", 1, ""))
+    with pytest.raises(VietQRPayloadError, match=r"62\.08"):
+        build_vietqr_payload(VietQRTransfer("970415", "1", 1, "Nộp phạt"))
+    with pytest.raises(VietQRPayloadError, match=r"62\.08"):
+        build_vietqr_payload(VietQRTransfer("970415", "1", 1, "x" * 51))
+    with pytest.raises(VietQRPayloadError, match="54"):
+        build_vietqr_payload(VietQRTransfer("970415", "1", 0, ""))
+
+
+transfers = st.builds(
+    VietQRTransfer,
+    bank_bin=st.from_regex(r"[0-9]{6}", fullmatch=True),
+    account_number=st.from_regex(r"[A-Za-z0-9]{1,19}", fullmatch=True),
+    amount_vnd=st.integers(1, 10**15),
+    content=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=50),
+)
+
+
+@FUZZ
+@given(transfer=transfers)
+def test_round_trip_property(transfer: VietQRTransfer) -> None:
+    assert parse_vietqr_payload(build_vietqr_payload(transfer)) == transfer
+
+
+@FUZZ
+@given(text=st.text(max_size=300))
+def test_arbitrary_text_only_raises_the_payload_error(text: str) -> None:
+    with contextlib.suppress(VietQRPayloadError):
+        parse_vietqr_payload(text)
+
+
+@FUZZ
+@given(
+    transfer=transfers,
+    position=st.integers(0, 400),
+    char=st.characters(min_codepoint=32, max_codepoint=126),
+)
+def test_any_single_change_is_detected_or_harmless(
+    transfer: VietQRTransfer, position: int, char: str
+) -> None:
+    payload = build_vietqr_payload(transfer)
+    position %= len(payload)
+    changed = payload[:position] + char + payload[position + 1 :]
+    if changed == payload or changed.upper() == payload:
+        return
+    with pytest.raises(VietQRPayloadError):
+        parse_vietqr_payload(changed)
