@@ -13,6 +13,7 @@ import itertools
 from datetime import datetime
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bank_adapters.base import CIRCUIT_OPEN_DETAIL, AdapterOptions, BreakerConfig, Timeouts
 from bank_adapters.text import find_payment_references, payment_reference
@@ -66,10 +67,17 @@ def names_payment(line: StatementLine, key: str) -> bool:
     )
 
 
+def _calls(bank_id: str, operation: str, outcome: str) -> float:
+    labels = {"bank": bank_id, "operation": operation, "outcome": outcome}
+    return REGISTRY.get_sample_value("bank_request_duration_seconds_count", labels) or 0.0
+
+
 async def test_debit_succeeds(bank: BankUnderTest) -> None:
     request = debit()
+    before = _calls(bank.adapter.bank_id, "initiate_debit", "succeeded")
     result = await bank.adapter.initiate_debit(request)
     assert isinstance(result, Succeeded)
+    assert _calls(bank.adapter.bank_id, "initiate_debit", "succeeded") == before + 1
     [row] = await bank.moves(request.idempotency_key)
     assert (row["bank_ref"], row["amount_vnd"], row["status"]) == (
         result.bank_ref,
