@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +24,24 @@ from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.temporal import TemporalDevServer, TemporalInfo
 
 TEMPLATE_DB = "reconciler_template"
+_OWN_BASETEMP = "_reconciler_own_basetemp"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each session its own temporary root: pytest prunes older
+    ``pytest-N`` directories at start, which would pull the data directory
+    from under a PostgreSQL of another session running at the same time."""
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="reconciler-pytest-")
+        setattr(config, _OWN_BASETEMP, config.option.basetemp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = getattr(config, _OWN_BASETEMP, None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
 _db_counter = itertools.count()
 
 

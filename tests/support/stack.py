@@ -1,0 +1,260 @@
+"""An in-process payment stack over real components, for integration tests:
+the real API (aiohttp on 127.0.0.1), a real Temporal worker on its own task
+queue, the real embedded PostgreSQL (a fresh database per test) and both bank
+simulators as real HTTP servers with SQLite state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bank_adapters.simulators.admin import SimulatorAdmin
+from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN, SimulatorHandle
+from ledger.postings import ensure_bank_accounts
+from reconciler.api.app import create_app
+from reconciler.devstack.ports import free_port
+from reconciler.settings import Settings
+from reconciler.wiring import build_adapters, load_signer
+from reconciler.worker import build_worker
+from tests.support.api import make_token
+from workflows.activities import PaymentActivities, PaymentDeps
+
+BANKS = {"sgbank": "rest", "hnbank": "vietqr"}
+PAYER = "123456789"
+WAIT_SECONDS_DEFAULT = 30.0
+
+
+def fast_settings(**overrides: Any) -> dict[str, Any]:
+    """Verification timings shrunk so a test takes seconds, not minutes."""
+    values: dict[str, Any] = {
+        "verify_poll_interval_seconds_initial": 0.2,
+        "verify_poll_interval_seconds_max": 1.0,
+        "link_down_window_seconds": 3.0,
+        "link_down_retry_seconds": 0.3,
+        "in_doubt_alert_seconds": 3600.0,
+        "sweeper_interval_seconds": 1.0,
+    }
+    values.update(overrides)
+    return values
+
+
+@dataclass
+class SagaStack:
+    engine: AsyncEngine
+    settings: Settings
+    client: Client
+    session: aiohttp.ClientSession
+    sims: dict[str, SimulatorHandle]
+    admins: dict[str, SimulatorAdmin]
+    api_url: str
+    token: str
+    activities: PaymentActivities
+    _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    # -- worker ----------------------------------------------------------------
+    def new_worker(self) -> Worker:
+        return build_worker(self.client, self.settings.task_queue, self.activities)
+
+    async def start_worker(self) -> None:
+        assert self._worker_task is None
+        self._worker_stop = asyncio.Event()
+        worker = self.new_worker()
+
+        async def run() -> None:
+            async with worker:
+                await self._worker_stop.wait()
+
+        self._worker_task = asyncio.create_task(run())
+
+    async def stop_worker(self) -> None:
+        if self._worker_task is not None:
+            self._worker_stop.set()
+            await self._worker_task
+            self._worker_task = None
+
+    # -- API -----------------------------------------------------------------
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        async with self.session.request(
+            method, self.api_url + path, headers=headers, **kwargs
+        ) as resp:
+            body = await resp.json(content_type=None) if resp.status != 204 else None
+            return resp.status, body
+
+    async def new_fine(self, amount_vnd: int = 800_000) -> str:
+        """Register a fine with a number unique across the test session (the
+        Temporal dev server, and so workflow ids, are shared by all tests)."""
+        number = f"{secrets.randbelow(10**9):09d}/QĐ-XPHC"
+        await self.register_fine(number, amount_vnd)
+        return number
+
+    async def register_fine(self, number: str, amount_vnd: int = 800_000) -> dict[str, Any]:
+        status, body = await self.call(
+            "POST",
+            "/api/v1/fines",
+            json={
+                "decision_number": number,
+                "amount_vnd": amount_vnd,
+                "violator_name": "Nguyễn Văn A",
+                "plate": "29A-123.45",
+                "issuing_unit": "Phòng CSGT Hà Nội",
+                "violation": "Vượt đèn đỏ",
+            },
+        )
+        assert status in (200, 201), body
+        return dict(body)
+
+    async def pay(
+        self, number: str, bank: str, key: str | None = None, payer: str = PAYER
+    ) -> tuple[int, Any]:
+        return await self.call(
+            "POST",
+            f"/api/v1/fines/{quote(number)}/payments",
+            json={"bank": bank, "payer_account": payer},
+            headers={"Idempotency-Key": key or secrets.token_hex(8)},
+        )
+
+    async def payment(self, payment_id: str) -> dict[str, Any]:
+        status, body = await self.call("GET", f"/api/v1/payments/{payment_id}")
+        assert status == 200, body
+        return dict(body)
+
+    async def fine(self, number: str) -> dict[str, Any]:
+        status, body = await self.call("GET", f"/api/v1/fines/{quote(number)}")
+        assert status == 200, body
+        return dict(body)
+
+    async def wait_payment(
+        self, payment_id: str, statuses: set[str], timeout_seconds: float = WAIT_SECONDS_DEFAULT
+    ) -> dict[str, Any]:
+        """Poll until the payment is in one of ``statuses`` (and, for a
+        succeeded payment that settles its fine, has its receipt)."""
+
+        async def done() -> dict[str, Any] | None:
+            payment = await self.payment(payment_id)
+            if payment["status"] not in statuses:
+                return None
+            if (
+                payment["status"] == "succeeded"
+                and payment["settles_fine"]
+                and not payment["receipt"]
+            ):
+                return None
+            return payment
+
+        return await eventually(done, timeout_seconds, f"payment {payment_id} in {statuses}")
+
+    async def bank_movements(self, bank: str, kind: str | None = None) -> list[dict[str, Any]]:
+        rows = await self.admins[bank].debits()
+        return [r for r in rows if kind is None or r.get("kind") == kind]
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout_seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_seconds
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {what}")
+
+
+def quote(number: str) -> str:
+    return urllib.parse.quote(number, safe="")
+
+
+@contextlib.asynccontextmanager
+async def saga_stack(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_address: str,
+    task_queue: str,
+    *,
+    start_worker: bool = True,
+    **overrides: Any,
+) -> AsyncIterator[SagaStack]:
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    secret = secrets.token_urlsafe(16)
+    sims: dict[str, SimulatorHandle] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for bank, protocol in BANKS.items():
+            sim = SimulatorHandle(
+                protocol,  # type: ignore[arg-type]
+                tmp_path / f"{bank}.sqlite",
+                bank_id=bank,
+                webhook_url=f"{api_url}/webhooks/{bank}" if protocol == "rest" else None,
+                webhook_secret=secret if protocol == "rest" else "",
+            )
+            sims[bank] = await stack.enter_async_context(sim)
+        banks = {
+            bank: {
+                "protocol": protocol,
+                "url": sims[bank].url,
+                "admin_url": sims[bank].admin_url,
+                "webhook_secret": secret if protocol == "rest" else "",
+                "account_number": SIM_ACCOUNT_NUMBER,
+                "bank_bin": SIM_BANK_BIN,
+            }
+            for bank, protocol in BANKS.items()
+        }
+        settings = Settings(
+            database_url=db_url,
+            temporal_address=temporal_address,
+            task_queue=task_queue,
+            public_base_url=api_url,
+            data_dir=tmp_path,
+            banks=banks,  # type: ignore[arg-type]
+            **fast_settings(**overrides),
+        )
+        async with engine.begin() as conn:
+            await ensure_bank_accounts(conn, list(banks))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        client = await Client.connect(temporal_address)
+        runner = web.AppRunner(create_app(settings, engine=engine), access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, "127.0.0.1", api_port).start()
+        activities = PaymentActivities(
+            PaymentDeps(
+                engine=engine,
+                adapters=build_adapters(settings, session),
+                signer=load_signer(settings),
+                public_base_url=api_url,
+            )
+        )
+        saga = SagaStack(
+            engine=engine,
+            settings=settings,
+            client=client,
+            session=session,
+            sims=sims,
+            admins={b: SimulatorAdmin(session, s.admin_url) for b, s in sims.items()},
+            api_url=api_url,
+            token=await make_token(engine, "admin"),
+            activities=activities,
+        )
+        stack.push_async_callback(saga.stop_worker)
+        if start_worker:
+            await saga.start_worker()
+        yield saga
