@@ -36,7 +36,7 @@ async def test_happy_path_one_debit_one_receipt(stack: SagaStack, bank: str) -> 
     assert started["status"] in ("initiated", "verifying", "succeeded")
     payment = await stack.wait_payment(started["payment_id"], {"succeeded"})
     assert payment["receipt"]["number"] >= 1
-    assert [h["to_status"] for h in payment["history"]][0] == "initiated"
+    assert next(h["to_status"] for h in payment["history"]) == "initiated"
     assert payment["history"][-1]["to_status"] == "succeeded"
     fine = await stack.fine(dn.lower())
     assert fine["status"] == "paid"
@@ -87,7 +87,7 @@ async def test_unknown_outcome_is_verified_never_failed(
     if mode == "http_500":
         params = {"after_debit": True}
     fault = await stack.admins[bank].add_fault(mode, seconds=60, **params)
-    status, started = await stack.pay(dn, bank)
+    _status, started = await stack.pay(dn, bank)
 
     async def verifying() -> bool:
         payment = await stack.payment(started["payment_id"])
@@ -110,7 +110,7 @@ async def test_link_down_at_first_send_declines_with_nothing_debited(stack: Saga
     bank = "sgbank"
     dn = await stack.new_fine()
     await stack.admins[bank].add_fault("link_down", seconds=30)
-    status, started = await stack.pay(dn, bank)
+    _status, started = await stack.pay(dn, bank)
     payment = await stack.wait_payment(started["payment_id"], {"declined"})
     assert payment["decline_reason"] == "bank unavailable, nothing debited"
     assert await _debits(stack, bank) == []
@@ -120,7 +120,7 @@ async def test_link_back_within_the_window_pays(stack: SagaStack) -> None:
     bank = "hnbank"
     dn = await stack.new_fine()
     await stack.admins[bank].add_fault("link_down", seconds=1.0)
-    status, started = await stack.pay(dn, bank)
+    _status, started = await stack.pay(dn, bank)
     payment = await stack.wait_payment(started["payment_id"], {"succeeded"})
     assert payment["receipt"] is not None
     assert len(await _debits(stack, bank)) == 1
@@ -167,7 +167,7 @@ async def test_in_doubt_payments_survive_a_worker_restart(stack: SagaStack) -> N
     bank = "hnbank"
     dn = await stack.new_fine()
     await stack.admins[bank].add_fault("lost_response", seconds=60)
-    status, started = await stack.pay(dn, bank)
+    _status, started = await stack.pay(dn, bank)
     await eventually(lambda: _status_is(stack, started["payment_id"], "verifying"), 30, "verifying")
     await stack.stop_worker()
     await stack.admins[bank].clear_faults()
