@@ -325,6 +325,23 @@ class PaymentActivities:
             )
         return wt.PaymentRef(str(payment.id))
 
+    @activity.defn(name="payment.record_double_debit")
+    async def record_double_debit(self, inp: wt.DoubleDebitInput) -> wt.PaymentRef:
+        async with self._engine.begin() as conn:
+            original = await pay.get_payment(conn, UUID(inp.payment_id))
+            fine = await get_fine(conn, original.decision_key)
+            payment, _ = await pay.record_external_debit(
+                conn,
+                fine,
+                original.bank,
+                inp.bank_ref,
+                original.amount_vnd,
+                original.payer_account,
+                self._now(),
+                f"bank booked payment {original.id} twice (ref {inp.bank_ref})",
+            )
+        return wt.PaymentRef(str(payment.id))
+
     def all(self) -> list[Callable[..., object]]:
         return [
             self.send_debit,
@@ -338,4 +355,5 @@ class PaymentActivities:
             self.result,
             self.next_live_payment,
             self.record_external_debit,
+            self.record_double_debit,
         ]

@@ -81,6 +81,9 @@ def workflow_id_for(decision_key: str) -> str:
 class FinePaymentWorkflow:
     def __init__(self) -> None:
         self._updates: list[wt.BankUpdate] = []
+        # Successes with another bank ref than the one we settle with: the
+        # bank debited twice. Each is booked and refunded.
+        self._strays: list[wt.BankUpdate] = []
         self._queued: list[str] = []
         self._wake = False
         self._state = "starting"
@@ -204,14 +207,40 @@ class FinePaymentWorkflow:
         return True
 
     def _take_update(self, payment_id: str) -> wt.BankOutcome | None:
-        """The most decisive queued webhook update for this payment."""
+        """The most decisive queued webhook update for this payment; other
+        successes (another bank ref) are kept as possible double debits."""
         mine = [u for u in self._updates if u.payment_id == payment_id]
         self._updates = [u for u in self._updates if u.payment_id != payment_id]
+        chosen: wt.BankUpdate | None = None
         for kind in (wt.SUCCEEDED, wt.DECLINED):
-            for update in mine:
-                if update.kind == kind:
-                    return wt.BankOutcome(kind, bank_ref=update.bank_ref, reason=update.reason)
-        return None
+            chosen = next((u for u in mine if u.kind == kind), None)
+            if chosen is not None:
+                break
+        self._strays.extend(
+            u for u in mine if u is not chosen and u.kind == wt.SUCCEEDED and u.bank_ref
+        )
+        if chosen is None:
+            return None
+        return wt.BankOutcome(chosen.kind, bank_ref=chosen.bank_ref, reason=chosen.reason)
+
+    async def _book_double_debits(self, payment_id: str, settled_ref: str) -> None:
+        """The bank reported more than one debit for this payment: every one
+        but the settled one is recorded and refunded (idempotent by bank ref,
+        so the webhook path doing the same at the same time is harmless)."""
+        self._take_update(payment_id)
+        refs = sorted(
+            {u.bank_ref for u in self._strays if u.bank_ref and u.bank_ref != settled_ref}
+        )
+        self._strays.clear()
+        for ref in refs:
+            duplicate = await ledger_step(
+                "payment.record_double_debit",
+                wt.DoubleDebitInput(payment_id, ref),
+                wt.PaymentRef,
+            )
+            await settle_and_receipt(
+                duplicate.payment_id, ref, f"bank debited payment {payment_id} twice"
+            )
 
     # -- finishing -----------------------------------------------------------
     async def _finish(self, payment_id: str, outcome: wt.BankOutcome) -> wt.FinePaymentResult:
@@ -230,7 +259,9 @@ class FinePaymentWorkflow:
             return wt.FinePaymentResult(payment_id, "declined")
         assert outcome.kind == wt.SUCCEEDED, outcome
         assert outcome.bank_ref, "a succeeded debit always has the bank's reference"
-        return await settle_and_receipt(payment_id, outcome.bank_ref, "bank confirmed the debit")
+        result = await settle_and_receipt(payment_id, outcome.bank_ref, "bank confirmed the debit")
+        await self._book_double_debits(payment_id, outcome.bank_ref)
+        return result
 
     async def _continue_with_queued(self, inp: wt.FinePaymentInput, done_id: str) -> None:
         """Take up a payment of this fine requested while we were busy. The

@@ -163,3 +163,11 @@ class Done:
     """The answer of an activity that only does something."""
 
     changed: bool = True
+
+
+@dataclass(frozen=True)
+class DoubleDebitInput:
+    """A second booking the bank reported for one of our payments."""
+
+    payment_id: str
+    bank_ref: str

@@ -152,9 +152,11 @@ async def create_debit(request: web.Request) -> web.Response:
             store.add_balance(debtor, -amount)
         enqueue_webhook(core, movement)
         if status == "succeeded" and core.fire(FaultMode.DUPLICATE_DEBIT) is not None:
-            # The bank's bug: booked twice, answered once.
-            store.insert(replace(new, duplicate_of=movement.id, request_hash=None), now)
+            # The bank's bug: booked twice, answered once, but it notifies
+            # both bookings (each with its own bank ref).
+            duplicate = store.insert(replace(new, duplicate_of=movement.id, request_hash=None), now)
             store.add_balance(debtor, -amount)
+            enqueue_webhook(core, duplicate)
     core.wake_webhooks()
     return web.json_response(_answer(movement), status=201)
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from bank_adapters.webhooks import (
@@ -64,48 +65,71 @@ async def _deliver(request: web.Request, bank: str, event: WebhookEvent) -> str:
     if event.kind != "debit":
         log.info("webhook.refund_event", bank=bank, key=event.idempotency_key, status=event.status)
         return "noted"
-    async with request.app[ENGINE].connect() as conn:
-        payment = await pay.find_payment_by_debit_key(conn, event.idempotency_key)
-    if payment is None or payment.bank != bank:
-        log.warning("webhook.unknown_payment", bank=bank, key=event.idempotency_key)
-        return "ignored: unknown payment"
-    result = to_outcome(event.result)
     client = await request.app[TEMPORAL].client()
     if client is None:
         raise ApiError(503, "temporal_unavailable", "cannot take the callback now; send it again")
+    result = to_outcome(event.result)
     try:
-        if payment.live:
-            update = wt.BankUpdate(str(payment.id), result.kind, result.bank_ref, result.reason)
-            try:
-                await signal_bank_update(client, payment.decision_key, update)
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                # Its workflow was never started (the sweeper would): start it now.
-                await start_payment(client, request.app[SAGA], payment.decision_key, payment.id)
-                await signal_bank_update(client, payment.decision_key, update)
-            return "delivered"
-        if result.kind == wt.SUCCEEDED and result.bank_ref and result.bank_ref != payment.bank_ref:
-            # A second debit for the same request (the bank debited twice),
-            # or a success after we recorded a decline: handle it on its own.
-            await start_external_debit(
-                client,
-                request.app[SAGA],
-                wt.ExternalDebitInput(
-                    bank=bank,
-                    bank_ref=result.bank_ref,
-                    decision_key=payment.decision_key,
-                    amount_vnd=event.amount_vnd,
-                    payer_account=payment.payer_account,
-                    cause=f"bank reported another debit for {payment.debit_key}",
-                    debit_key=payment.debit_key,
-                ),
-            )
-            return "external debit"
+        # Twice at most: a payment may finish between our read and our signal.
+        for _ in range(2):
+            async with request.app[ENGINE].connect() as conn:
+                payment = await pay.find_payment_by_debit_key(conn, event.idempotency_key)
+            if payment is None or payment.bank != bank:
+                log.warning("webhook.unknown_payment", bank=bank, key=event.idempotency_key)
+                return "ignored: unknown payment"
+            if not payment.live:
+                return await _after_the_fact(request, client, payment, event, result)
+            if await _signal_live(request, client, payment, result):
+                return "delivered"
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return "ignored: no workflow"
         raise ApiError(503, "temporal_unavailable", "cannot take the callback now") from err
+    raise ApiError(503, "busy", "the payment is changing state; send the callback again")
+
+
+async def _signal_live(
+    request: web.Request, client: Client, payment: pay.Payment, result: wt.BankOutcome
+) -> bool:
+    """Signal the payment's workflow; False when it has just finished."""
+    update = wt.BankUpdate(str(payment.id), result.kind, result.bank_ref, result.reason)
+    try:
+        await signal_bank_update(client, payment.decision_key, update)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        async with request.app[ENGINE].connect() as conn:
+            still_live = (await pay.get_payment(conn, payment.id)).live
+        if not still_live:
+            return False
+        # Its workflow was never started (the sweeper would): start it now.
+        await start_payment(client, request.app[SAGA], payment.decision_key, payment.id)
+        await signal_bank_update(client, payment.decision_key, update)
+    return True
+
+
+async def _after_the_fact(
+    request: web.Request,
+    client: Client,
+    payment: pay.Payment,
+    event: WebhookEvent,
+    result: wt.BankOutcome,
+) -> str:
+    if result.kind == wt.SUCCEEDED and result.bank_ref and result.bank_ref != payment.bank_ref:
+        # A second booking for the same request (the bank debited twice), or
+        # a success after we recorded a decline: handled on its own, once.
+        await start_external_debit(
+            client,
+            request.app[SAGA],
+            wt.ExternalDebitInput(
+                bank=payment.bank,
+                bank_ref=result.bank_ref,
+                decision_key=payment.decision_key,
+                amount_vnd=event.amount_vnd,
+                payer_account=payment.payer_account,
+                cause=f"bank reported another debit for {payment.debit_key}",
+                debit_key=payment.debit_key,
+            ),
+        )
+        return "external debit"
     return "duplicate"
 
 
