@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import secrets
 import time
 import urllib.parse
@@ -167,11 +168,16 @@ class SagaStack:
         return [r for r in rows if kind is None or r.get("kind") == kind]
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout_seconds: float, what: str) -> Any:
+async def eventually(
+    probe: Callable[[], Awaitable[Any] | Any], timeout_seconds: float, what: str
+) -> Any:
+    """Poll ``probe`` (sync or async) until it returns something truthy."""
     deadline = time.monotonic() + timeout_seconds
     last: Any = None
     while time.monotonic() < deadline:
-        last = await probe()
+        last = probe()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(0.1)
