@@ -187,3 +187,71 @@ webhook_nonces = Table(
     Column("nonce", Text, primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- audit log, approvals, disputes (0006) ----------------------------------
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject_type", Text, nullable=False),
+    Column("subject_id", Text, nullable=False),
+    Column("detail", JSONB, nullable=False),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("singleton", Boolean, primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("last_hash", Text, nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("subject_type", Text, nullable=False),
+    Column("subject_id", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("decided_by", Text),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decision_reason", Text),
+    Column("executed_at", DateTime(timezone=True)),
+    Column("result", JSONB),
+    Column("workflow_id", Text),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("fine_id", BigInteger, ForeignKey("fines.id"), nullable=False),
+    Column("bank", Text, nullable=False),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("bank_ref", Text),
+    Column("payer_account", Text),
+    Column("description", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("opened_by", Text, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("approval_id", BigInteger, ForeignKey("approvals.id")),
+    Column("resolution", Text),
+    Column("resolution_reason", Text),
+    Column("resolved_by", Text),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("payment_id", Uuid, ForeignKey("payments.id")),
+    Column("result", JSONB),
+)
