@@ -84,6 +84,8 @@ class FinePaymentWorkflow:
         # Successes with another bank ref than the one we settle with: the
         # bank debited twice. Each is booked and refunded.
         self._strays: list[wt.BankUpdate] = []
+        # The bank ref this run settled with, once it has.
+        self._settled_ref: str | None = None
         self._queued: list[str] = []
         self._wake = False
         self._state = "starting"
@@ -119,6 +121,7 @@ class FinePaymentWorkflow:
                 outcome = await self._verify(inp, workflow.now())
         result = await self._finish(inp.payment_id, outcome)
         await self._continue_with_queued(inp, result.payment_id)
+        await self._book_late_double_debits()
         return result
 
     # -- sending -------------------------------------------------------------
@@ -226,21 +229,35 @@ class FinePaymentWorkflow:
     async def _book_double_debits(self, payment_id: str, settled_ref: str) -> None:
         """The bank reported more than one debit for this payment: every one
         but the settled one is recorded and refunded (idempotent by bank ref,
-        so the webhook path doing the same at the same time is harmless)."""
-        self._take_update(payment_id)
-        refs = sorted(
-            {u.bank_ref for u in self._strays if u.bank_ref and u.bank_ref != settled_ref}
-        )
-        self._strays.clear()
-        for ref in refs:
-            duplicate = await ledger_step(
-                "payment.record_double_debit",
-                wt.DoubleDebitInput(payment_id, ref),
-                wt.PaymentRef,
-            )
-            await settle_and_receipt(
-                duplicate.payment_id, ref, f"bank debited payment {payment_id} twice"
-            )
+        so the webhook path doing the same at the same time is harmless).
+        Every queued success counts (not only the strays of an earlier
+        choice), and a booking notified while we book another is booked too:
+        the check that finds none runs in the task that moves on."""
+        booked = {settled_ref}
+        while True:
+            mine = [u for u in self._updates if u.payment_id == payment_id]
+            self._updates = [u for u in self._updates if u.payment_id != payment_id]
+            self._strays.extend(u for u in mine if u.kind == wt.SUCCEEDED and u.bank_ref)
+            refs = sorted({u.bank_ref for u in self._strays if u.bank_ref} - booked)
+            self._strays.clear()
+            if not refs:
+                return
+            for ref in refs:
+                booked.add(ref)
+                duplicate = await ledger_step(
+                    "payment.record_double_debit",
+                    wt.DoubleDebitInput(payment_id, ref),
+                    wt.PaymentRef,
+                )
+                await settle_and_receipt(
+                    duplicate.payment_id, ref, f"bank debited payment {payment_id} twice"
+                )
+
+    async def _book_late_double_debits(self) -> None:
+        """A second booking the bank notified while we finished (the webhook
+        path signals while the payment is still live in the ledger)."""
+        if self._settled_ref is not None:
+            await self._book_double_debits(self._payment_id, self._settled_ref)
 
     # -- finishing -----------------------------------------------------------
     async def _finish(self, payment_id: str, outcome: wt.BankOutcome) -> wt.FinePaymentResult:
@@ -260,6 +277,7 @@ class FinePaymentWorkflow:
         assert outcome.kind == wt.SUCCEEDED, outcome
         assert outcome.bank_ref, "a succeeded debit always has the bank's reference"
         result = await settle_and_receipt(payment_id, outcome.bank_ref, "bank confirmed the debit")
+        self._settled_ref = outcome.bank_ref
         await self._book_double_debits(payment_id, outcome.bank_ref)
         return result
 
@@ -273,6 +291,7 @@ class FinePaymentWorkflow:
                 "payment.next_live_payment", wt.PaymentRef(done_id), wt.NextPayment
             )
             if nxt.payment_id is not None:
+                await self._book_late_double_debits()
                 workflow.continue_as_new(
                     wt.FinePaymentInput(
                         decision_key=inp.decision_key,
