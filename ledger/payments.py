@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import tables as t
+from ledger.audit import SYSTEM_SAGA, append_audit
 from ledger.errors import (
     FineAlreadyPaidError,
     IdempotencyConflictError,
@@ -339,6 +340,31 @@ async def transition(
     return True
 
 
+async def _audit_money(
+    conn: AsyncConnection,
+    action: str,
+    actor: str,
+    payment: Payment,
+    now: datetime,
+    detail: dict[str, Any],
+) -> None:
+    """Every money movement in the audit log, in the same transaction."""
+    await append_audit(
+        conn,
+        actor=actor,
+        action=action,
+        subject_type="payment",
+        subject_id=str(payment.id),
+        now=now,
+        detail={
+            "decision_number": payment.decision_number,
+            "bank": payment.bank,
+            "amount_vnd": payment.amount_vnd,
+            **detail,
+        },
+    )
+
+
 class SettleOutcome(Enum):
     SETTLED = "settled"  # this payment pays the fine: issue the receipt
     DUPLICATE = "duplicate"  # the fine was already paid: refund this one
@@ -346,7 +372,13 @@ class SettleOutcome(Enum):
 
 
 async def settle_payment(
-    conn: AsyncConnection, payment_id: UUID, bank_ref: str, now: datetime, cause: str
+    conn: AsyncConnection,
+    payment_id: UUID,
+    bank_ref: str,
+    now: datetime,
+    cause: str,
+    *,
+    actor: str = SYSTEM_SAGA,
 ) -> SettleOutcome:
     """Book a debit the bank confirmed. The first succeeded payment of a fine
     settles it (clearing ↔ fines revenue); any later one is a duplicate
@@ -402,11 +434,24 @@ async def settle_payment(
         detail["fine_paid_by"] = str(paid_by)
         cause = f"{cause}; the fine was already paid by {paid_by}: to be refunded"
     await _record_event(conn, payment_id, payment.status, "succeeded", cause, now, detail)
+    await _audit_money(
+        conn,
+        "payment.settled" if settles else "payment.duplicate",
+        actor,
+        payment,
+        now,
+        {"bank_ref": bank_ref, "cause": cause[:500], **detail},
+    )
     return SettleOutcome.SETTLED if settles else SettleOutcome.DUPLICATE
 
 
 async def mark_refunded(
-    conn: AsyncConnection, payment_id: UUID, refund_ref: str, now: datetime
+    conn: AsyncConnection,
+    payment_id: UUID,
+    refund_ref: str,
+    now: datetime,
+    *,
+    actor: str = SYSTEM_SAGA,
 ) -> bool:
     """Book the refund of a duplicate debit (the reversal of its booking)."""
     payment = await get_payment(conn, payment_id, for_update=True)
@@ -443,6 +488,14 @@ async def mark_refunded(
         "duplicate debit refunded to the payer",
         now,
         {"refund_ref": refund_ref},
+    )
+    await _audit_money(
+        conn,
+        "payment.refunded",
+        actor,
+        payment,
+        now,
+        {"bank_ref": payment.bank_ref, "refund_ref": refund_ref},
     )
     return True
 
@@ -553,6 +606,8 @@ async def record_external_debit(
     now: datetime,
     cause: str,
     channel: str = "reconciliation",
+    *,
+    actor: str = SYSTEM_SAGA,
 ) -> tuple[Payment, bool]:
     """Record a debit the bank made outside a live payment of ours (once per
     bank reference). Settle it next with ``settle_payment``."""
@@ -603,7 +658,16 @@ async def record_external_debit(
         now,
         {"bank": bank, "bank_ref": bank_ref, "amount_vnd": amount_vnd},
     )
-    return await get_payment(conn, payment_id), True
+    payment = await get_payment(conn, payment_id)
+    await _audit_money(
+        conn,
+        "payment.external_debit_recorded",
+        actor,
+        payment,
+        now,
+        {"bank_ref": bank_ref, "channel": channel, "cause": cause[:500]},
+    )
+    return payment, True
 
 
 async def next_live_payment(conn: AsyncConnection, payment_id: UUID) -> UUID | None:
