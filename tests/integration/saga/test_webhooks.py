@@ -99,6 +99,13 @@ async def test_forged_stale_and_replayed_callbacks_are_refused(stack: SagaStack)
     # The bank webhooks also carry the truth; hold them back for this test.
     await stack.admins[bank].add_fault("late_webhook", seconds=60, delay_seconds=600)
     _, started = await stack.pay(dn, bank)
+
+    async def verifying() -> bool:
+        return (await stack.payment(started["payment_id"]))["status"] == "verifying"
+
+    await eventually(verifying, 20, "the payment to be verifying")
+    # Freeze the saga so that only a webhook could change anything now.
+    await stack.stop_worker()
     payment = await stack.payment(started["payment_id"])
     key = f"fp-{started['payment_id'].replace('-', '')}"
     body = _event(key, "FORGED-REF-1", payment["amount_vnd"])
