@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "fine-payments"
+    # How long the API waits for Temporal before answering without it.
+    temporal_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
@@ -65,6 +67,13 @@ class Settings(BaseSettings):
     probe_interval_seconds: float = Field(default=3.0, gt=0, le=3600)
     probe_failures_to_down: int = Field(default=3, ge=1, le=100)
     probe_successes_to_up: int = Field(default=2, ge=1, le=100)
+
+    # Disputes: how long an approval may wait, reminders while it waits, and
+    # how long the evidence waits for a bank's live status answer.
+    dispute_approval_timeout_seconds: float = Field(default=3 * 86400.0, gt=0, le=30 * 86400)
+    dispute_reminder_interval_seconds: float = Field(default=8 * 3600.0, gt=0, le=7 * 86400)
+    dispute_reminders_max: int = Field(default=9, ge=0, le=100)
+    evidence_bank_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
 
     # Where "receipt issued" notices go (the portal); unset: logged only.
     notify_url: str | None = None

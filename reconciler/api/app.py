@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.receipt_signing import ReceiptVerifier
 from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
-from reconciler.api import fines, operations, payments, receipts, webhooks
+from reconciler.api import disputes, fines, operations, payments, receipts, webhooks
 from reconciler.api.auth import auth_middleware
 from reconciler.api.errors import Handler, error_middleware, error_response
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL, VERIFIER
@@ -75,7 +75,11 @@ def create_app(
         middlewares=[metrics_middleware, error_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
-    app[TEMPORAL] = temporal or TemporalLink(settings.temporal_address, settings.temporal_namespace)
+    app[TEMPORAL] = temporal or TemporalLink(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        settings.temporal_connect_timeout_seconds,
+    )
     app[SAGA] = saga_config(settings)
     app[VERIFIER] = verifier or load_signer(settings).verifier()
 
@@ -95,4 +99,5 @@ def create_app(
     receipts.add_routes(app)
     webhooks.add_routes(app)
     operations.add_routes(app)
+    disputes.add_routes(app)
     return app

@@ -21,7 +21,13 @@ CONNECT_TIMEOUT_SECONDS = 3.0
 
 
 class TemporalLink:
-    def __init__(self, address: str, namespace: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        namespace: str,
+        connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        self._connect_timeout_seconds = connect_timeout_seconds
         self._address = address
         self._namespace = namespace
         self._client: Client | None = None
@@ -39,7 +45,7 @@ class TemporalLink:
             try:
                 self._client = await asyncio.wait_for(
                     Client.connect(self._address, namespace=self._namespace),
-                    CONNECT_TIMEOUT_SECONDS,
+                    self._connect_timeout_seconds,
                 )
             except (RPCError, OSError, TimeoutError, RuntimeError) as err:
                 self._failed_at = time.monotonic()
