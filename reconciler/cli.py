@@ -192,6 +192,46 @@ def receipts_verify() -> None:
 
 
 @main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--page-size", type=click.IntRange(1, 10_000), default=1_000, show_default=True)
+def audit_verify(page_size: int) -> None:
+    """Recompute the audit chain; exit 1 listing every changed, deleted or
+    reordered row."""
+    from reconciler.audit_cli import audit_verify as run
+
+    ok, lines = asyncio.run(run(_settings(), page_size))
+    if not ok:
+        raise click.ClickException("\n".join(lines))
+    click.echo("\n".join(lines))
+
+
+@main.group()
+def disputes() -> None:
+    """Citizens' disputes."""
+
+
+@disputes.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(
+        ["open", "awaiting_approval", "executing", "confirmed", "refunded", "rejected"]
+    ),
+    default=None,
+)
+@click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
+def disputes_list(status: str | None, limit: int) -> None:
+    """List disputes, oldest first."""
+    from reconciler.audit_cli import disputes_list as run
+
+    for line in asyncio.run(run(_settings(), status, limit)):
+        click.echo(line)
+
+
+@main.group()
 def banks() -> None:
     """Bank links."""
 

@@ -39,12 +39,14 @@ from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, connect_temporal, load_signer, saga_config
 from workflows.activities import PaymentActivities, PaymentDeps
 from workflows.client import SagaConfig, sweep_unstarted
+from workflows.dispute import DisputeWorkflow
+from workflows.dispute_activities import DisputeActivities, DisputeDeps
 from workflows.external_debit import ExternalDebitWorkflow
 from workflows.payment import FinePaymentWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS: list[type] = [FinePaymentWorkflow, ExternalDebitWorkflow]
+WORKFLOWS: list[type] = [FinePaymentWorkflow, ExternalDebitWorkflow, DisputeWorkflow]
 HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
 
 
@@ -77,12 +79,14 @@ def build_worker(
     task_queue: str,
     activities: PaymentActivities,
     max_concurrent_activities: int = 200,
+    dispute_activities: DisputeActivities | None = None,
 ) -> Worker:
+    extra = dispute_activities.all() if dispute_activities is not None else []
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=activities.all(),
+        activities=[*activities.all(), *extra],
         interceptors=[LogContextInterceptor()],
         workflow_runner=sandbox_runner(),
         max_concurrent_activities=max_concurrent_activities,
@@ -146,16 +150,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             await ensure_bank_accounts(conn, list(settings.banks))
         async with aiohttp.ClientSession() as session:
             client = await connect_temporal(settings)
+            adapters = build_adapters(settings, session)
             activities = PaymentActivities(
                 PaymentDeps(
                     engine=engine,
-                    adapters=build_adapters(settings, session),
+                    adapters=adapters,
                     signer=load_signer(settings),
                     public_base_url=settings.public_base_url,
                 )
             )
             worker = build_worker(
-                client, settings.task_queue, activities, settings.worker_activities_max
+                client,
+                settings.task_queue,
+                activities,
+                settings.worker_activities_max,
+                dispute_activities=DisputeActivities(DisputeDeps(engine, adapters)),
             )
             config = saga_config(settings)
             tasks = [

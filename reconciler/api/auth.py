@@ -15,11 +15,33 @@ PRINCIPAL: Final = web.RequestKey("principal", Principal)
 # What each role may do through the API.
 PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "portal": frozenset({"fines:read", "fines:write", "payments:read", "payments:write"}),
-    "officer": frozenset({"fines:read", "payments:read", "receipts:read"}),
-    "finance": frozenset(
-        {"fines:read", "payments:read", "receipts:read", "recon:read", "recon:write"}
+    "officer": frozenset(
+        {"fines:read", "payments:read", "receipts:read", "disputes:read", "disputes:open"}
     ),
-    "approver": frozenset({"fines:read", "payments:read", "receipts:read", "recon:read"}),
+    "finance": frozenset(
+        {
+            "fines:read",
+            "payments:read",
+            "receipts:read",
+            "recon:read",
+            "recon:write",
+            "disputes:read",
+            "disputes:open",
+            "disputes:resolve",
+            "approvals:read",
+        }
+    ),
+    "approver": frozenset(
+        {
+            "fines:read",
+            "payments:read",
+            "receipts:read",
+            "recon:read",
+            "disputes:read",
+            "approvals:read",
+            "approvals:decide",
+        }
+    ),
     "operator": frozenset({"fines:read", "payments:read", "ops:read", "ops:write"}),
     "admin": frozenset(
         {
@@ -32,6 +54,11 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
             "recon:write",
             "ops:read",
             "ops:write",
+            "disputes:read",
+            "disputes:open",
+            "disputes:resolve",
+            "approvals:read",
+            "approvals:decide",
         }
     ),
 }

@@ -1,0 +1,429 @@
+"""Disputes and maker-checker approvals over the JSON API.
+
+* ``POST /api/v1/disputes`` (finance, officer): record a complaint; answers
+  201 with the dispute and the evidence gathered for it.
+* ``GET /api/v1/disputes`` and ``GET /api/v1/disputes/{id}`` (with evidence
+  and history).
+* ``POST /api/v1/disputes/{id}/resolutions`` (finance): ``reject`` closes it
+  at once; ``confirm`` / ``refund`` request an approval and start the
+  DisputeWorkflow that waits for it.
+* ``GET /api/v1/approvals``, ``GET /api/v1/approvals/{id}``,
+  ``POST /api/v1/approvals/{id}/approve`` and ``/reject`` (approver, admin):
+  the requester can never decide (403, whatever their role); a decided
+  request cannot be decided again (409). The decision is recorded in the
+  database first, then the waiting workflow is signalled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import aiohttp
+import structlog
+from aiohttp import web
+from temporalio.service import RPCError
+
+from bank_adapters.base import BankAdapter
+from ledger import approvals as ap
+from ledger import disputes as ds
+from ledger.audit import AuditEntry, append_audit
+from ledger.errors import ValidationError
+from reconciler.api.auth import require
+from reconciler.api.errors import ApiError, read_json
+from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
+from reconciler.api.views import json_response, payment_view_json
+from reconciler.settings import Settings
+from reconciler.wiring import build_adapters
+from workflows import dispute_types as dt
+from workflows.dispute_client import DisputePolicy, deliver_decision, start_dispute
+from workflows.dispute_evidence import Evidence, gather_evidence
+
+log = structlog.get_logger(__name__)
+
+PAGE_SIZE_DEFAULT: Final = 50
+PAGE_SIZE_MAX: Final = 500
+_RESOLUTION_FIELDS: Final = frozenset({"action", "reason", "bank_ref", "payer_account"})
+
+
+@dataclass(frozen=True)
+class EvidenceBanks:
+    """Bank adapters of the API process, used only to read a debit's status."""
+
+    adapters: Mapping[str, BankAdapter]
+
+
+BANKS: Final = web.AppKey("dispute_banks", EvidenceBanks)
+
+
+def dispute_policy(settings: Settings) -> DisputePolicy:
+    return DisputePolicy(
+        task_queue=settings.task_queue,
+        timeout_seconds=settings.dispute_approval_timeout_seconds,
+        reminder_interval_seconds=settings.dispute_reminder_interval_seconds,
+        reminders_max=settings.dispute_reminders_max,
+    )
+
+
+# --- JSON ---------------------------------------------------------------------
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def dispute_json(dispute: ds.Dispute) -> dict[str, Any]:
+    return {
+        "id": dispute.id,
+        "decision_number": dispute.decision_number,
+        "bank": dispute.bank,
+        "amount_vnd": dispute.amount_vnd,
+        "fine_amount_vnd": dispute.fine_amount_vnd,
+        "occurred_at": dispute.occurred_at.isoformat(),
+        "bank_ref": dispute.bank_ref,
+        "payer_account": dispute.payer_account,
+        "description": dispute.description,
+        "status": dispute.status,
+        "opened_by": dispute.opened_by,
+        "opened_at": dispute.opened_at.isoformat(),
+        "updated_at": dispute.updated_at.isoformat(),
+        "approval_id": dispute.approval_id,
+        "resolution": dispute.resolution,
+        "resolution_reason": dispute.resolution_reason,
+        "resolved_by": dispute.resolved_by,
+        "resolved_at": _iso(dispute.resolved_at),
+        "payment_id": str(dispute.payment_id) if dispute.payment_id else None,
+        "result": dispute.result,
+    }
+
+
+def approval_json(approval: ap.Approval) -> dict[str, Any]:
+    return {
+        "id": approval.id,
+        "kind": approval.kind,
+        "subject_type": approval.subject_type,
+        "subject_id": approval.subject_id,
+        "payload": approval.payload,
+        "reason": approval.reason,
+        "requested_by": approval.requested_by,
+        "requested_at": approval.requested_at.isoformat(),
+        "status": approval.status,
+        "decided_by": approval.decided_by,
+        "decided_at": _iso(approval.decided_at),
+        "decision_reason": approval.decision_reason,
+        "executed_at": _iso(approval.executed_at),
+        "result": approval.result,
+    }
+
+
+def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject_type": entry.subject_type,
+        "subject_id": entry.subject_id,
+        "detail": entry.detail,
+    }
+
+
+def evidence_json(base_url: str, evidence: Evidence) -> dict[str, Any]:
+    ledger = evidence.ledger
+    return {
+        "fine": {
+            "decision_number": ledger.fine.decision_number,
+            "amount_vnd": ledger.fine.amount_vnd,
+            "status": ledger.fine_status,
+        },
+        "payments": [payment_view_json(base_url, view) for view in ledger.payments],
+        "debit_payment_id": str(ledger.debit_payment.id) if ledger.debit_payment else None,
+        "statement_lines": [
+            {
+                "id": line.id,
+                "bank": line.bank,
+                "bank_ref": line.bank_ref,
+                "booked_at": line.booked_at.isoformat(),
+                "amount_vnd": line.amount_vnd,
+                "direction": line.direction,
+                "counterparty": line.counterparty,
+                "content": line.content,
+                "class": line.line_class,
+                "payment_id": str(line.payment_id) if line.payment_id else None,
+                "matched_by": line.matched_by,
+            }
+            for line in ledger.statement_lines
+        ],
+        "bank": {
+            "reachable": evidence.bank_reachable,
+            "note": evidence.bank_note,
+            "checks": [
+                {
+                    "payment_id": check.payment_id,
+                    "bank": check.bank,
+                    "outcome": check.outcome,
+                    "bank_ref": check.bank_ref,
+                    "detail": check.detail,
+                }
+                for check in evidence.bank_checks
+            ],
+        },
+    }
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
+        raise ValidationError(name, f"must be a whole number in {low}..{high}")
+    return int(raw)
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationError(name, "is not an id")
+    return int(raw)
+
+
+async def _evidence(request: web.Request, dispute_id: int) -> dict[str, Any]:
+    settings = request.app[SETTINGS]
+    dispute, evidence = await gather_evidence(
+        request.app[ENGINE],
+        request.app[BANKS].adapters,
+        dispute_id,
+        settings.evidence_bank_timeout_seconds,
+    )
+    return {
+        **dispute_json(dispute),
+        "evidence": evidence_json(settings.public_base_url, evidence),
+    }
+
+
+# --- disputes -------------------------------------------------------------------------
+
+
+async def create_dispute(request: web.Request) -> web.Response:
+    principal = require(request, "disputes:open")
+    settings = request.app[SETTINGS]
+    now = datetime.now(UTC)
+    inp = ds.DisputeInput.from_json(
+        await read_json(request), list(settings.banks), settings.max_amount_vnd, now
+    )
+    async with request.app[ENGINE].begin() as conn:
+        dispute = await ds.open_dispute(conn, inp, principal.name, now)
+    log.info("dispute.opened", dispute_id=dispute.id, bank=dispute.bank, by=principal.name)
+    return json_response(await _evidence(request, dispute.id), status=201)
+
+
+async def list_disputes(request: web.Request) -> web.Response:
+    require(request, "disputes:read")
+    limit = _int_param(request, "limit", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX)
+    async with request.app[ENGINE].connect() as conn:
+        rows = await ds.list_disputes(
+            conn,
+            status=request.query.get("status"),
+            bank=request.query.get("bank"),
+            decision_number=request.query.get("decision_number"),
+            after_id=_int_param(request, "after_id", 0, 0, 10**18),
+            limit=limit,
+        )
+    return json_response(
+        {
+            "disputes": [dispute_json(d) for d in rows],
+            "next_after_id": rows[-1].id if len(rows) == limit else None,
+        }
+    )
+
+
+async def get_dispute(request: web.Request) -> web.Response:
+    require(request, "disputes:read")
+    dispute_id = _path_id(request, "dispute_id")
+    body = await _evidence(request, dispute_id)
+    async with request.app[ENGINE].connect() as conn:
+        approvals = await ap.list_approvals(
+            conn, subject_type="dispute", subject_id=str(dispute_id), limit=PAGE_SIZE_MAX
+        )
+        trail = await ds.history(conn, dispute_id)
+    body["approvals"] = [approval_json(a) for a in approvals]
+    body["history"] = [audit_json(e) for e in trail]
+    return json_response(body)
+
+
+def _resolution_body(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    unknown = sorted(set(body) - _RESOLUTION_FIELDS)
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    if body.get("action") not in ds.ACTIONS:
+        raise ValidationError("action", f"must be one of {', '.join(ds.ACTIONS)}")
+    for name, pattern in (("bank_ref", ds.BANK_REF_RE), ("payer_account", ds.ACCOUNT_RE)):
+        value = body.get(name)
+        if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
+            raise ValidationError(name, "is not valid")
+    return body
+
+
+async def resolve_dispute(request: web.Request) -> web.Response:
+    principal = require(request, "disputes:resolve")
+    dispute_id = _path_id(request, "dispute_id")
+    body = _resolution_body(await read_json(request))
+    now = datetime.now(UTC)
+    action = str(body["action"])
+    reason = body.get("reason")
+    if not isinstance(reason, str):
+        raise ValidationError("reason", "is required: say why")
+    async with request.app[ENGINE].begin() as conn:
+        if action == "reject":
+            dispute = await ds.reject_dispute(conn, dispute_id, reason, principal.name, now)
+            return json_response({"dispute": dispute_json(dispute), "approval": None})
+        dispute, approval = await ds.request_resolution(
+            conn,
+            dispute_id,
+            action,
+            reason,
+            principal.name,
+            now,
+            bank_ref=body.get("bank_ref"),
+            payer_account=body.get("payer_account"),
+        )
+    started = await _start_workflow(request, dispute.id, approval)
+    return json_response(
+        {
+            "dispute": dispute_json(dispute),
+            "approval": approval_json(approval),
+            "workflow_started": started,
+        },
+        status=202,
+    )
+
+
+async def _start_workflow(request: web.Request, dispute_id: int, approval: ap.Approval) -> bool:
+    """Best effort: without Temporal now, the approve endpoint starts the
+    workflow with the decision (signal-with-start)."""
+    client = await request.app[TEMPORAL].client()
+    if client is None:
+        log.warning("dispute.workflow_deferred", dispute_id=dispute_id, reason="no temporal")
+        return False
+    try:
+        await start_dispute(client, dispute_policy(request.app[SETTINGS]), dispute_id, approval)
+    except (RPCError, OSError) as err:
+        log.warning("dispute.workflow_deferred", dispute_id=dispute_id, error=str(err))
+        return False
+    return True
+
+
+# --- approvals -------------------------------------------------------------------------
+
+
+async def list_approvals(request: web.Request) -> web.Response:
+    require(request, "approvals:read")
+    limit = _int_param(request, "limit", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX)
+    async with request.app[ENGINE].connect() as conn:
+        rows = await ap.list_approvals(
+            conn,
+            status=request.query.get("status"),
+            kind=request.query.get("kind"),
+            subject_type=request.query.get("subject_type"),
+            subject_id=request.query.get("subject_id"),
+            after_id=_int_param(request, "after_id", 0, 0, 10**18),
+            limit=limit,
+        )
+    return json_response(
+        {
+            "approvals": [approval_json(a) for a in rows],
+            "next_after_id": rows[-1].id if len(rows) == limit else None,
+        }
+    )
+
+
+async def get_approval(request: web.Request) -> web.Response:
+    require(request, "approvals:read")
+    async with request.app[ENGINE].connect() as conn:
+        approval = await ap.get_approval(conn, _path_id(request, "approval_id"))
+    return json_response(approval_json(approval))
+
+
+async def _decide(request: web.Request, approve: bool) -> web.Response:
+    principal = require(request, "approvals:decide")
+    approval_id = _path_id(request, "approval_id")
+    body: Any = await read_json(request) if request.can_read_body else {}
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise ValidationError("body", 'may only hold {"reason": "..."}')
+    now = datetime.now(UTC)
+    engine = request.app[ENGINE]
+    try:
+        async with engine.begin() as conn:
+            approval = await ds.decide_approval(
+                conn, approval_id, approve, principal.name, body.get("reason"), now
+            )
+    except ap.SameApproverError as err:
+        async with engine.begin() as conn:
+            await append_audit(
+                conn,
+                actor=principal.name,
+                action="approval.self_decision_refused",
+                subject_type="approval",
+                subject_id=str(approval_id),
+                now=now,
+                detail={"approve": approve, "role": principal.role},
+            )
+        raise ApiError(403, err.code, err.message) from None
+    signalled = await _deliver(request, approval, principal.name)
+    return json_response({**approval_json(approval), "workflow_signalled": signalled})
+
+
+async def _deliver(request: web.Request, approval: ap.Approval, decided_by: str) -> bool:
+    """The decision is committed; now wake the workflow waiting for it. If
+    that fails, the workflow still finds the decision at its next reminder
+    tick or at its timeout (it re-reads the database)."""
+    client = await request.app[TEMPORAL].client()
+    if client is None:
+        log.warning("approval.signal_deferred", approval_id=approval.id, reason="no temporal")
+        return False
+    decision = dt.ApprovalDecision(
+        approval.id, approval.status == "approved", decided_by, approval.decision_reason or ""
+    )
+    try:
+        return await deliver_decision(
+            client, dispute_policy(request.app[SETTINGS]), approval, decision
+        )
+    except (RPCError, OSError) as err:
+        log.warning("approval.signal_deferred", approval_id=approval.id, error=str(err))
+        return False
+
+
+async def approve(request: web.Request) -> web.Response:
+    return await _decide(request, True)
+
+
+async def reject(request: web.Request) -> web.Response:
+    return await _decide(request, False)
+
+
+# --- wiring ------------------------------------------------------------------------------
+
+
+async def _bank_adapters(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[BANKS] = EvidenceBanks(build_adapters(app[SETTINGS], session))
+        yield
+
+
+def add_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(_bank_adapters)
+    app.router.add_post("/api/v1/disputes", create_dispute)
+    app.router.add_get("/api/v1/disputes", list_disputes)
+    app.router.add_get("/api/v1/disputes/{dispute_id}", get_dispute)
+    app.router.add_post("/api/v1/disputes/{dispute_id}/resolutions", resolve_dispute)
+    app.router.add_get("/api/v1/approvals", list_approvals)
+    app.router.add_get("/api/v1/approvals/{approval_id}", get_approval)
+    app.router.add_post("/api/v1/approvals/{approval_id}/approve", approve)
+    app.router.add_post("/api/v1/approvals/{approval_id}/reject", reject)
