@@ -36,7 +36,13 @@ from ledger import tables as t
 from ledger.audit import AuditEntry, append_audit, audit_trail
 from ledger.errors import ConflictError, NotFoundError, ValidationError
 from ledger.fines import Fine, fine_status, get_fine, normalise_decision_number
-from ledger.postings import EntryRequest, Posting, bank_clearing_account, post_entry
+from ledger.postings import (
+    EntryRequest,
+    Posting,
+    bank_clearing_account,
+    post_entry,
+    reverse_entry,
+)
 
 DISPUTE_STATUSES: Final = (
     "open",
@@ -635,23 +641,64 @@ async def fail(
     return await get_dispute(conn, dispute_id)
 
 
+SUSPENSE_ACCOUNT: Final = "suspense"
+
+
+def suspense_key(bank: str, bank_ref: str) -> str:
+    """The entry that holds a bank debit nobody identified in suspense; the
+    same key as reconciliation's, so whichever books it first, it is booked
+    once."""
+    return f"suspense:{bank}:{bank_ref}"
+
+
+async def _suspense_entry(
+    conn: AsyncConnection, bank: str, bank_ref: str
+) -> tuple[int, int] | None:
+    """(entry id, amount in clearing) of the debit's suspense entry, if any."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT e.id, p.amount_vnd FROM journal_entries e "
+                "JOIN postings p ON p.entry_id = e.id "
+                "JOIN accounts a ON a.id = p.account_id AND a.code = :clearing "
+                "WHERE e.idempotency_key = :key"
+            ),
+            {"key": suspense_key(bank, bank_ref), "clearing": bank_clearing_account(bank)},
+        )
+    ).one_or_none()
+    return (int(row.id), int(row.amount_vnd)) if row is not None else None
+
+
+async def check_unbooked_refund(conn: AsyncConnection, dispute: Dispute) -> None:
+    """Before refunding a debit the ledger has no payment for: if
+    reconciliation already holds it in suspense, it must be this amount."""
+    assert dispute.bank_ref is not None
+    held = await _suspense_entry(conn, dispute.bank, dispute.bank_ref)
+    if held is not None and held[1] != dispute.amount_vnd:
+        raise DisputeStateError(
+            f"the statement shows {held[1]} đồng for {dispute.bank} debit {dispute.bank_ref}, "
+            f"not {dispute.amount_vnd}: the refund was not sent"
+        )
+
+
 async def book_unrecorded_refund(
     conn: AsyncConnection, dispute: Dispute, refund_ref: str, now: datetime, actor: str
 ) -> None:
-    """Book the refund of a bank debit the ledger never recorded, with the
-    same money rules as a refunded duplicate: the debit into clearing and
-    refunds payable, then the refund out of both. Idempotent (entry keys)."""
+    """Book the refund of a bank debit no payment books: the debit is held in
+    suspense (as reconciliation does with money nobody identified; if it did
+    already, that entry is reused), and the refund takes it out of suspense.
+    Idempotent (entry keys)."""
     assert dispute.bank_ref is not None
     clearing = bank_clearing_account(dispute.bank)
     amount = dispute.amount_vnd
-    meta = {"dispute_id": dispute.id, "bank_ref": dispute.bank_ref}
-    debit = await post_entry(
+    meta = {"bank": dispute.bank, "bank_ref": dispute.bank_ref, "dispute_id": dispute.id}
+    await post_entry(
         conn,
         EntryRequest(
-            idempotency_key=f"dispute:{dispute.id}:debit",
-            kind="dispute_debit",
-            description=f"debit disputed in {dispute.id}, {dispute.bank} ref {dispute.bank_ref}",
-            postings=(Posting(clearing, amount), Posting(pay.REFUNDS_PAYABLE_ACCOUNT, -amount)),
+            idempotency_key=suspense_key(dispute.bank, dispute.bank_ref),
+            kind="suspense",
+            description=f"disputed debit {dispute.bank_ref} (dispute {dispute.id})",
+            postings=(Posting(clearing, amount), Posting(SUSPENSE_ACCOUNT, -amount)),
             metadata=meta,
         ),
     )
@@ -661,11 +708,11 @@ async def book_unrecorded_refund(
             idempotency_key=f"dispute:{dispute.id}:refund",
             kind="refund",
             description=f"refund of disputed debit {dispute.bank_ref} (dispute {dispute.id})",
-            postings=(Posting(pay.REFUNDS_PAYABLE_ACCOUNT, amount), Posting(clearing, -amount)),
+            postings=(Posting(SUSPENSE_ACCOUNT, amount), Posting(clearing, -amount)),
             metadata={**meta, "refund_ref": refund_ref},
         ),
     )
-    if debit.created or refund.created:
+    if refund.created:
         await _audit(
             conn,
             dispute.id,
@@ -679,6 +726,34 @@ async def book_unrecorded_refund(
                 "amount_vnd": amount,
             },
         )
+
+
+async def release_suspense(
+    conn: AsyncConnection, dispute: Dispute, now: datetime, actor: str
+) -> bool:
+    """The confirmed debit is now booked by its payment: if reconciliation
+    had put it in suspense meanwhile, reverse that entry (once)."""
+    if dispute.bank_ref is None:
+        return False
+    held = await _suspense_entry(conn, dispute.bank, dispute.bank_ref)
+    if held is None:
+        return False
+    released = await reverse_entry(
+        conn,
+        held[0],
+        f"suspense-release:{dispute.bank}:{dispute.bank_ref}",
+        f"disputed debit {dispute.bank_ref} booked by its payment (dispute {dispute.id})",
+    )
+    if released.created:
+        await _audit(
+            conn,
+            dispute.id,
+            "suspense_released",
+            actor,
+            now,
+            {"bank": dispute.bank, "bank_ref": dispute.bank_ref, "amount_vnd": held[1]},
+        )
+    return released.created
 
 
 # --- evidence from the ledger -----------------------------------------------------

@@ -33,19 +33,34 @@ with workflow.unsafe.imports_passed_through():
     from workflows import dispute_types as dt
     from workflows.external_debit import ExternalDebitWorkflow
     from workflows.external_debit import workflow_id_for as external_workflow_id
-    from workflows.payment import NON_RETRYABLE, ledger_step
+    from workflows.payment import LEDGER_STEP_SCHEDULE_TO_CLOSE, LEDGER_STEP_TIMEOUT, NON_RETRYABLE
 
 WORKFLOW_ID_PREFIX = "dispute/"
 PLAN_ROUNDS_MAX = 5
 T = TypeVar("T")
 
+# A state the database refuses (an approval no longer approved, a dispute
+# in another state) will not change by retrying: a person must look.
+DISPUTE_NON_RETRYABLE = [
+    *NON_RETRYABLE,
+    "NotApprovedError",
+    "ApprovalNotPendingError",
+    "DisputeStateError",
+    "NotFoundError",
+]
+DISPUTE_STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=DISPUTE_NON_RETRYABLE,
+)
 # Waiting on the bank (a refund not confirmed yet, a payment still being
 # verified): retry for as long as a week, then a person must look.
 BANK_WAIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=NON_RETRYABLE,
+    non_retryable_error_types=DISPUTE_NON_RETRYABLE,
 )
 BANK_WAIT_TIMEOUT = timedelta(seconds=60)
 BANK_WAIT_SCHEDULE_TO_CLOSE = timedelta(days=7)
@@ -54,6 +69,19 @@ CHILD_EXECUTION_TIMEOUT = timedelta(days=8)
 
 def workflow_id_for(dispute_id: int) -> str:
     return f"{WORKFLOW_ID_PREFIX}{dispute_id}"
+
+
+async def dispute_step(activity: str, arg: object, result_type: type[T]) -> T:
+    """One database step (idempotent): short timeout, retried with backoff."""
+    result: T = await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=LEDGER_STEP_TIMEOUT,
+        schedule_to_close_timeout=LEDGER_STEP_SCHEDULE_TO_CLOSE,
+        retry_policy=DISPUTE_STEP_RETRY,
+    )
+    return result
 
 
 async def bank_wait(activity: str, arg: object, result_type: type[T]) -> T:
@@ -116,7 +144,7 @@ class DisputeWorkflow:
         while True:
             remaining = (deadline - workflow.now()).total_seconds()
             if remaining <= 0:
-                return await ledger_step("dispute.expire", ref, dt.ApprovalState)
+                return await dispute_step("dispute.expire", ref, dt.ApprovalState)
             try:
                 await workflow.wait_condition(
                     lambda: self._woken,
@@ -126,14 +154,14 @@ class DisputeWorkflow:
             except TimeoutError:
                 signalled = False
             self._woken = False
-            approval = await ledger_step("dispute.approval_state", ref, dt.ApprovalState)
+            approval = await dispute_step("dispute.approval_state", ref, dt.ApprovalState)
             if approval.status != "pending":
                 return approval
             late = workflow.now() >= deadline
             if not signalled and not late and reminders < inp.reminders_max:
                 reminders += 1
                 waiting = int((workflow.now() - started).total_seconds())
-                await ledger_step(
+                await dispute_step(
                     "dispute.remind",
                     dt.ReminderInput(inp.dispute_id, inp.approval_id, reminders, waiting),
                     dt.DisputeOutcome,
@@ -141,7 +169,7 @@ class DisputeWorkflow:
 
     async def _confirm(self, ref: dt.DisputeRef) -> dt.DisputeOutcome:
         for _ in range(PLAN_ROUNDS_MAX):
-            plan = await ledger_step("dispute.plan_confirm", ref, dt.ConfirmPlan)
+            plan = await dispute_step("dispute.plan_confirm", ref, dt.ConfirmPlan)
             if plan.mode == "failed":
                 return await self._fail(ref, plan.reason)
             assert plan.payment_id is not None, plan
@@ -181,6 +209,6 @@ class DisputeWorkflow:
 
     async def _fail(self, ref: dt.DisputeRef, reason: str) -> dt.DisputeOutcome:
         self._state = "failed"
-        return await ledger_step(
+        return await dispute_step(
             "dispute.fail", dt.FailInput(ref.dispute_id, ref.approval_id, reason), dt.DisputeOutcome
         )

@@ -39,10 +39,6 @@ ACTOR: Final = "system:dispute"
 PAYER_UNKNOWN: Final = "UNKNOWN"
 
 
-class NotApprovedError(Exception):
-    """The approval is not approved in the database: nothing may move."""
-
-
 class StillPendingError(Exception):
     """The bank or the payment saga has not finished yet; retried."""
 
@@ -68,15 +64,22 @@ class DisputeActivities:
 
     @staticmethod
     async def _approved(
-        conn: AsyncConnection, ref: dt.DisputeRef, *, for_update: bool = False
+        conn: AsyncConnection,
+        ref: dt.DisputeRef,
+        *,
+        for_update: bool = False,
+        done_ok: bool = True,
     ) -> tuple[ds.Dispute, ap.Approval]:
+        """The dispute and its approval, which must be approved (or, with
+        ``done_ok``, already carried out: a retried step finds its own work)."""
         dispute = await ds.get_dispute(conn, ref.dispute_id, for_update=for_update)
         approval = await ap.get_approval(conn, ref.approval_id, for_update=for_update)
         if approval.subject_type != "dispute" or approval.subject_id != str(dispute.id):
             raise ApplicationError(
                 f"approval {approval.id} is not about dispute {dispute.id}", non_retryable=True
             )
-        if approval.status not in ("approved", "executed", "failed"):
+        allowed = ("approved", "executed") if done_ok else ("approved",)
+        if approval.status not in allowed:
             raise ApplicationError(
                 f"approval {approval.id} is {approval.status}, not approved",
                 type="NotApprovedError",
@@ -152,7 +155,7 @@ class DisputeActivities:
     @activity.defn(name="dispute.plan_confirm")
     async def plan_confirm(self, ref: dt.DisputeRef) -> dt.ConfirmPlan:
         async with self._engine.begin() as conn:
-            dispute, approval = await self._approved(conn, ref, for_update=True)
+            dispute, approval = await self._approved(conn, ref, for_update=True, done_ok=False)
             bank_ref = str(approval.payload["bank_ref"])
             existing = await ds.payment_for_debit(conn, dispute.bank, bank_ref)
             if existing is not None and existing.fine_id != dispute.fine_id:
@@ -201,71 +204,40 @@ class DisputeActivities:
     @activity.defn(name="dispute.finish_confirm")
     async def finish_confirm(self, inp: dt.PaymentWait) -> dt.DisputeOutcome:
         """Close the dispute once the saga booked the debit: confirmed with
-        its receipt, or refunded (the fine was already paid)."""
+        its receipt, or refunded (the fine was already paid). A suspense
+        entry reconciliation made for the debit meanwhile is released."""
         ref = dt.DisputeRef(inp.dispute_id, inp.approval_id)
         payment_id = UUID(inp.payment_id)
+        now = self._now()
         async with self._engine.begin() as conn:
-            await self._approved(conn, ref, for_update=True)
+            dispute, _ = await self._approved(conn, ref, for_update=True)
             payment = await pay.get_payment(conn, payment_id)
             receipt = await get_receipt_for_payment(conn, payment_id)
             if payment.status == "declined":
-                await ds.fail(
-                    conn, ref.dispute_id, ref.approval_id, "debit declined", self._now(), ACTOR
-                )
+                await ds.fail(conn, ref.dispute_id, ref.approval_id, "debit declined", now, ACTOR)
                 return dt.DisputeOutcome(
-                    ref.dispute_id,
-                    ref.approval_id,
-                    dt.FAILED,
-                    "the debit was declined",
-                    inp.payment_id,
+                    ref.dispute_id, ref.approval_id, dt.FAILED, "declined", inp.payment_id
                 )
-            if payment.status == "refunded":
-                result: dict[str, Any] = {"bank_ref": payment.bank_ref, "duplicate": True}
-                await ds.complete(
-                    conn,
-                    ref.dispute_id,
-                    ref.approval_id,
-                    dt.REFUNDED,
-                    payment_id,
-                    result,
-                    self._now(),
-                    ACTOR,
-                )
-                return dt.DisputeOutcome(
-                    ref.dispute_id,
-                    ref.approval_id,
-                    dt.REFUNDED,
-                    "the fine was already paid: refunded",
-                    inp.payment_id,
-                )
-            if payment.status != "succeeded" or (payment.settles_fine and receipt is None):
-                raise StillPendingError(f"payment {payment_id} is {payment.status}")
-            if not payment.settles_fine:
-                raise StillPendingError(f"duplicate {payment_id} is being refunded")
-            assert receipt is not None
-            result = {
-                "bank_ref": payment.bank_ref,
-                "receipt_series": receipt.series,
-                "receipt_number": receipt.number,
-            }
+            if payment.status != "refunded" and not (payment.settles_fine and receipt):
+                raise StillPendingError(f"payment {payment_id} is {payment.status}, not final")
+            await ds.release_suspense(conn, dispute, now, ACTOR)
+            result: dict[str, Any] = {"bank_ref": payment.bank_ref}
+            outcome = dt.REFUNDED if payment.status == "refunded" else dt.CONFIRMED
+            if receipt is not None:
+                result |= {"receipt_series": receipt.series, "receipt_number": receipt.number}
+            else:
+                result["duplicate"] = True
             await ds.complete(
-                conn,
-                ref.dispute_id,
-                ref.approval_id,
-                dt.CONFIRMED,
-                payment_id,
-                result,
-                self._now(),
-                ACTOR,
+                conn, ref.dispute_id, ref.approval_id, outcome, payment_id, result, now, ACTOR
             )
         return dt.DisputeOutcome(
             ref.dispute_id,
             ref.approval_id,
-            dt.CONFIRMED,
-            "",
+            outcome,
+            "" if receipt else "the fine was already paid: the debit was refunded",
             inp.payment_id,
-            receipt.series,
-            receipt.number,
+            receipt.series if receipt else None,
+            receipt.number if receipt else None,
         )
 
     @activity.defn(name="dispute.fail")
@@ -289,6 +261,14 @@ class DisputeActivities:
                 return await self._already(dispute, approval)
             bank_ref = str(approval.payload["bank_ref"])
             payment = await ds.payment_for_debit(conn, dispute.bank, bank_ref)
+            problem: str | None = None
+            if payment is None:
+                try:
+                    await ds.check_unbooked_refund(conn, dispute)
+                except ds.DisputeStateError as err:
+                    problem = err.message
+        if problem is not None:
+            return await self.fail(dt.FailInput(ref.dispute_id, ref.approval_id, problem))
         if payment is not None and (
             payment.settles_fine or payment.status not in ("succeeded", "refunded")
         ):

@@ -224,8 +224,8 @@ async def test_approved_refund_is_made_at_the_bank_once(
         assert dispute["result"]["refund_ref"] == refunds[0]["bank_ref"]
         assert (await stack.fine(number))["status"] == "unpaid"
         async with engine.connect() as conn:
-            left = await balances(conn, ["refunds-payable", "bank:sgbank:clearing"])
-        assert left == {"refunds-payable": 0, "bank:sgbank:clearing": 0}
+            left = await balances(conn, ["suspense", "bank:sgbank:clearing"])
+        assert left == {"suspense": 0, "bank:sgbank:clearing": 0}
         await _assert_books_and_audit(engine)
         assert "dispute.refund_booked" in await _audit_actions(engine)
 
