@@ -75,6 +75,18 @@ class Settings(BaseSettings):
     dispute_reminders_max: int = Field(default=9, ge=0, le=100)
     evidence_bank_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
 
+    # Reconciliation: schedules per bank (Vietnam time), uploads, follow-up.
+    recon_schedules_enabled: bool = True
+    recon_end_of_day_time: str = Field(default="23:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    recon_end_of_day_offset_days: int = Field(default=0, ge=-7, le=0)
+    recon_intraday_minutes: int = Field(default=15, ge=0, le=1440)  # 0: no intraday runs
+    recon_upload_bytes_max: int = Field(default=32 * 1_048_576, ge=1024, le=64 * 1_048_576)
+    recon_statement_lines_max: int = Field(default=1_000_000, ge=1, le=1_000_000)
+    recon_actions_concurrency: int = Field(default=16, ge=1, le=256)
+    recon_missing_grace_seconds: float = Field(default=1800.0, ge=0, le=7 * 86400)
+    recon_in_doubt_seconds: float = Field(default=3600.0, gt=0, le=30 * 86400)
+    recon_report_lines_max: int = Field(default=1_000_000, ge=1, le=1_000_000)
+
     # Where "receipt issued" notices go (the portal); unset: logged only.
     notify_url: str | None = None
 

@@ -33,6 +33,7 @@ from observability.metrics import (
     process_heartbeat_timestamp_seconds,
 )
 from observability.metrics_server import MetricsServer
+from reconciler import recon_wiring
 from reconciler.db import create_engine
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
@@ -43,10 +44,18 @@ from workflows.dispute import DisputeWorkflow
 from workflows.dispute_activities import DisputeActivities, DisputeDeps
 from workflows.external_debit import ExternalDebitWorkflow
 from workflows.payment import FinePaymentWorkflow
+from workflows.recon_activities import ReconciliationActivities, refresh_discrepancy_gauges
+from workflows.recon_client import apply_schedules
+from workflows.reconciliation import ReconciliationWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS: list[type] = [FinePaymentWorkflow, ExternalDebitWorkflow, DisputeWorkflow]
+WORKFLOWS: list[type] = [
+    FinePaymentWorkflow,
+    ExternalDebitWorkflow,
+    DisputeWorkflow,
+    ReconciliationWorkflow,
+]
 HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
 
 
@@ -80,8 +89,11 @@ def build_worker(
     activities: PaymentActivities,
     max_concurrent_activities: int = 200,
     dispute_activities: DisputeActivities | None = None,
+    recon_activities: ReconciliationActivities | None = None,
 ) -> Worker:
     extra = dispute_activities.all() if dispute_activities is not None else []
+    if recon_activities is not None:
+        extra += recon_activities.all()
     return Worker(
         client,
         task_queue=task_queue,
@@ -137,6 +149,9 @@ def housekeeping(
         _every("sweeper", settings.sweeper_interval_seconds, sweep),
         _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url)),
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),
+        _every(
+            "recon-gauges", 30.0, lambda: refresh_discrepancy_gauges(engine, list(settings.banks))
+        ),
     ]
 
 
@@ -165,7 +180,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 activities,
                 settings.worker_activities_max,
                 dispute_activities=DisputeActivities(DisputeDeps(engine, adapters)),
+                recon_activities=recon_wiring.recon_activities(settings, engine, adapters, client),
             )
+            if settings.recon_schedules_enabled:
+                await apply_schedules(
+                    client,
+                    settings.task_queue,
+                    list(settings.banks),
+                    recon_wiring.schedule_times(settings),
+                )
             config = saga_config(settings)
             tasks = [
                 asyncio.create_task(c)

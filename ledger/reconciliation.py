@@ -1,0 +1,1162 @@
+"""Statement reconciliation in the books: imports, runs, loading with COPY,
+set-based matching and classification, suspense postings and discrepancies.
+
+A statement is loaded with ``COPY`` into a temporary staging table, then one
+``INSERT ... SELECT`` matches and classifies every new line against payments
+and fines and writes it to ``statement_lines`` once (a line already there,
+by bank reference, is skipped: re-importing changes nothing). Matching is a
+handful of hash joins over the whole statement; there is no loop per line.
+
+How a line is identified (``recon_match_rules``: which rules run, in which
+order, with which amount tolerance, per bank):
+
+* ``bank_ref``: a payment already booked with this bank reference (webhook,
+  status check, earlier run), or an external debit recorded for it;
+* ``end_to_end``: our idempotency key echoed by the bank (camt.053);
+* ``payment_reference``: our ``TF…`` reference found in the content (VietQR);
+* ``decision_number``: a registered decision number in the content,
+  compared as upper-case letters and digits (diacritics and punctuation
+  stripped), also when the bank cut it short at the end (at least
+  ``truncated_chars_min`` characters), the fine's amount breaking ties;
+* ``refund_ref`` (money out): one of our refunds.
+
+What it is (exactly one class per line):
+
+* ``matched``: a payment booked with this bank reference that settles its
+  fine (or, money out, our refund) for the same amount;
+* ``healed``: the bank has the money and we have no succeeded payment for the
+  fine: a saga step books it and issues the receipt (``action``: signal the
+  payment's workflow, or start an external-debit workflow);
+* ``duplicate``: another debit for a fine that is (or is being) paid: an exact
+  one is recorded and refunded by the external-debit workflow, anything else
+  goes to finance;
+* ``amount_mismatch``: identified, but the amount differs beyond tolerance;
+* ``unknown``: nothing identifies it.
+
+Every line that is neither matched nor healed opens one discrepancy. Money the
+ledger has not booked and no saga step will book (unknown, mismatched,
+non-exact duplicates) is posted to the suspense account, so the bank clearing
+account always moves with the statement.
+
+Everything runs in the caller's transaction (the caller commits), under a
+per-bank advisory lock so two runs for one bank never interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.errors import ConflictError, NotFoundError, ValidationError
+from ledger.postings import bank_clearing_account, ensure_account
+
+VIETNAM_TZ: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+LINE_CLASSES: Final = ("matched", "healed", "duplicate", "amount_mismatch", "unknown")
+DISCREPANCY_KINDS: Final = (
+    "duplicate",
+    "missing_at_bank",
+    "amount_mismatch",
+    "unknown",
+    "in_doubt_too_long",
+)
+RULES: Final = ("bank_ref", "end_to_end", "payment_reference", "decision_number", "refund_ref")
+RUN_STATUSES: Final = ("running", "completed", "failed")
+SOURCES: Final = ("fetch", "upload")
+TRIGGERS: Final = ("schedule", "api", "cli", "upload")
+FORMATS: Final = ("camt053", "mt940", "csv")
+SUSPENSE_ACCOUNT: Final = "suspense"
+DECISION_WINDOW_CHARS: Final = 6  # the index fines_decision_anchor is on left(.., 6)
+COPY_CHUNK_ROWS: Final = 20_000
+ERROR_CHARS_MAX: Final = 2_000
+LINES_PER_STATEMENT_MAX: Final = 1_000_000
+SYSTEM_ACTOR: Final = "system:reconciliation"
+
+# --- keys of transfer content (copies of bank_adapters.text, which the ledger
+# may not import; tests check they agree) -------------------------------------
+
+_ALNUM: Final = frozenset(string.ascii_letters + string.digits)
+_NOT_ALNUM_ASCII: Final = bytes(c for c in range(128) if chr(c) not in _ALNUM)
+_B32: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_B32_VALUE: Final = {c: i for i, c in enumerate(_B32)}
+REFERENCE_PREFIX: Final = "TF"
+REFERENCE_LENGTH: Final = 13
+
+
+def content_key(content: str) -> str:
+    """Upper-case ASCII letters and digits only (``bank_adapters.text.alnum_key``):
+    diacritics stripped (``đ`` read as ``d``), everything else dropped."""
+    if content.isascii():
+        return content.encode("ascii").translate(None, _NOT_ALNUM_ASCII).upper().decode("ascii")
+    folded = unicodedata.normalize("NFD", content.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in folded if c in _ALNUM).upper()
+
+
+def _is_reference(candidate: str) -> bool:
+    if len(candidate) != REFERENCE_LENGTH or not candidate.startswith(REFERENCE_PREFIX):
+        return False
+    total = 0
+    for i, c in enumerate(candidate[2:-1]):
+        value = _B32_VALUE.get(c)
+        if value is None:
+            return False
+        total += (i + 1) * value
+    return candidate[-1] == _B32[total % len(_B32)]
+
+
+def first_payment_reference(key: str) -> str | None:
+    """The first valid payment reference in a content key, if any (like
+    ``bank_adapters.text.find_payment_references(...)[0]``)."""
+    start = key.find(REFERENCE_PREFIX)
+    while start != -1:
+        candidate = key[start : start + REFERENCE_LENGTH]
+        if _is_reference(candidate):
+            return candidate
+        start = key.find(REFERENCE_PREFIX, start + 1)
+    return None
+
+
+# --- statement lines as the loader takes them -------------------------------
+
+
+class LineLike(Protocol):
+    """What the loader reads of a statement line (``bank_adapters.types.
+    StatementLine`` fits; the ledger does not import it)."""
+
+    @property
+    def bank_ref(self) -> str: ...
+    @property
+    def booked_at(self) -> datetime: ...
+    @property
+    def amount_vnd(self) -> int: ...
+    @property
+    def direction(self) -> str: ...  # "credit" (money in) | "debit"
+    @property
+    def counterparty(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def raw(self) -> str: ...
+    @property
+    def end_to_end_ref(self) -> str | None: ...
+    @property
+    def source_line(self) -> int: ...
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_NULL: Final = "\\N"
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY text format (NUL, which PostgreSQL text cannot hold, is
+    replaced)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value or "\x00" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+            .replace("\x00", "\ufffd")
+        )
+    return value
+
+
+def copy_row(pos: int, line: LineLike) -> str:
+    """One staging row in COPY text format, with the content's match keys."""
+    key = content_key(line.content)
+    ref = first_payment_reference(key) if REFERENCE_PREFIX in key else None
+    booked_us = (line.booked_at - _EPOCH) // _MICROSECOND
+    e2e = line.end_to_end_ref
+    return (
+        f"{pos}\t{_copy_text(line.bank_ref)}\t{booked_us}\t{line.amount_vnd}\t"
+        f"{'t' if line.direction == 'credit' else 'f'}\t{_copy_text(line.counterparty)}\t"
+        f"{_copy_text(line.content)}\t{key}\t{ref or _NULL}\t"
+        f"{_copy_text(e2e) if e2e else _NULL}\t{_copy_text(line.raw)}\t{line.source_line}\n"
+    )
+
+
+_STAGING_DDL: Final = """
+CREATE TEMP TABLE recon_staging (
+    pos             integer NOT NULL,
+    bank_ref        text NOT NULL,
+    booked_us       bigint NOT NULL,
+    amount_vnd      bigint NOT NULL,
+    credit          boolean NOT NULL,
+    counterparty    text NOT NULL,
+    content         text NOT NULL,
+    content_key     text NOT NULL,
+    content_ref     text,
+    end_to_end_ref  text,
+    raw             text NOT NULL,
+    source_line     integer NOT NULL
+) ON COMMIT DROP
+"""
+_COPY_SQL: Final = (
+    "COPY recon_staging (pos, bank_ref, booked_us, amount_vnd, credit, counterparty, content,"
+    " content_key, content_ref, end_to_end_ref, raw, source_line) FROM STDIN"
+)
+
+
+async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -> int:
+    """COPY the lines into the session's staging table; returns how many."""
+    await conn.execute(text(_STAGING_DDL))
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection  # psycopg.AsyncConnection, same transaction
+    count = 0
+    seen: set[str] = set()
+    async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
+        chunk: list[str] = []
+        for line in lines:
+            if line.bank_ref in seen:
+                # Parsers refuse such files; a second booking under one
+                # reference would be lost, so never load one silently.
+                raise ValidationError(
+                    "statement", f"bank reference {line.bank_ref!r} appears twice"
+                )
+            seen.add(line.bank_ref)
+            if count >= LINES_PER_STATEMENT_MAX:
+                raise ValidationError("statement", f"more than {LINES_PER_STATEMENT_MAX} lines")
+            chunk.append(copy_row(count, line))
+            count += 1
+            if len(chunk) >= COPY_CHUNK_ROWS:
+                await copy.write("".join(chunk))
+                chunk.clear()
+        if chunk:
+            await copy.write("".join(chunk))
+    await conn.execute(text("ANALYZE recon_staging"))
+    return count
+
+
+# --- rules --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    rule: str
+    bank: str  # "*" or the bank whose row overrides it
+    priority: int
+    enabled: bool
+    amount_tolerance_vnd: int
+    truncated_chars_min: int
+    description: str
+
+
+async def load_rules(conn: AsyncConnection, bank: str) -> dict[str, MatchRule]:
+    """The rules in force for ``bank``: its own rows over the ``*`` rows."""
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT DISTINCT ON (rule) * FROM recon_match_rules WHERE bank IN ('*', :bank)"
+                " ORDER BY rule, bank = '*'"
+            ),
+            {"bank": bank},
+        )
+    ).all()
+    rules = {
+        r.rule: MatchRule(
+            rule=r.rule,
+            bank=r.bank,
+            priority=int(r.priority),
+            enabled=bool(r.enabled),
+            amount_tolerance_vnd=int(r.amount_tolerance_vnd),
+            truncated_chars_min=int(r.truncated_chars_min),
+            description=r.description,
+        )
+        for r in rows
+    }
+    assert set(rules) <= set(RULES), rules
+    return rules
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+async def set_rule(
+    conn: AsyncConnection,
+    bank: str,
+    rule: str,
+    *,
+    priority: int | None = None,
+    enabled: bool | None = None,
+    amount_tolerance_vnd: int | None = None,
+    truncated_chars_min: int | None = None,
+) -> MatchRule:
+    """Create or change a bank's override of a rule (unset fields copy the
+    ``*`` row)."""
+    if rule not in RULES:
+        raise ValidationError("rule", f"must be one of {', '.join(RULES)}")
+    base = (await load_rules(conn, bank)).get(rule)
+    if base is None:
+        raise NotFoundError(f"no rule {rule!r}")
+    await conn.execute(
+        text(
+            "INSERT INTO recon_match_rules AS r (bank, rule, priority, enabled,"
+            " amount_tolerance_vnd, truncated_chars_min, description)"
+            " VALUES (:bank, :rule, :priority, :enabled, :tol, :trunc, :description)"
+            " ON CONFLICT (bank, rule) DO UPDATE SET priority = EXCLUDED.priority,"
+            " enabled = EXCLUDED.enabled, amount_tolerance_vnd = EXCLUDED.amount_tolerance_vnd,"
+            " truncated_chars_min = EXCLUDED.truncated_chars_min, updated_at = now()"
+        ),
+        {
+            "bank": bank,
+            "rule": rule,
+            "priority": base.priority if priority is None else priority,
+            "enabled": base.enabled if enabled is None else enabled,
+            "tol": _or(amount_tolerance_vnd, base.amount_tolerance_vnd),
+            "trunc": _or(truncated_chars_min, base.truncated_chars_min),
+            "description": base.description,
+        },
+    )
+    return (await load_rules(conn, bank))[rule]
+
+
+# --- the matching statements -------------------------------------------------
+#
+# A pipeline of temporary tables, each analysed, so the planner sees true
+# sizes at every step: a 50-line intraday statement takes index lookups, a
+# million-line one hash joins. All of it is set-based.
+
+# Per credit rule: the payment it links a line to (SQL over the joins below).
+_CREDIT_LINK: Final = {
+    "bank_ref": "coalesce(pr.id, px.id)",
+    "end_to_end": "pe.id",
+    "payment_reference": "pp.id",
+}
+_REFUND_LINK: Final = "coalesce((rj.metadata ->> 'payment_id')::uuid, rk.id)"
+_JOINS: Final = {
+    "end_to_end": (
+        "LEFT JOIN payments pe ON s.credit AND s.end_to_end_ref IS NOT NULL"
+        " AND pe.debit_key = s.end_to_end_ref AND pe.bank = :bank"
+    ),
+    "payment_reference": (
+        "LEFT JOIN payments pp ON s.credit AND s.content_ref IS NOT NULL"
+        " AND pp.payment_ref = s.content_ref AND pp.bank = :bank"
+    ),
+    "refund_ref": (
+        "LEFT JOIN journal_entries rj ON NOT s.credit AND rj.kind = 'refund'"
+        " AND rj.metadata ->> 'refund_ref' = s.bank_ref"
+        " LEFT JOIN payments rk ON NOT s.credit AND rk.bank = :bank"
+        " AND rk.id = CASE WHEN s.end_to_end_ref ~ '^rf-[0-9a-f]{32}$'"
+        " THEN substr(s.end_to_end_ref, 4)::uuid END"
+    ),
+}
+
+# 1. Lines already loaded (by bank reference) are not loaded again.
+_DROP_KNOWN_SQL: Final = """
+DELETE FROM recon_staging s
+ USING statement_lines x
+ WHERE x.bank = :bank AND x.bank_ref = s.bank_ref
+"""
+
+# 2. Link lines to payments by the enabled rules, in priority order.
+_LINK_TEMPLATE: Final = """
+CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
+SELECT s.pos,
+       pr.id AS ref_payment,
+       px.id AS ext_payment,
+       CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
+       CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule
+  FROM recon_staging s
+  LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+  LEFT JOIN payments px ON s.credit
+       AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
+  {joins}
+"""
+
+# 3. Unlinked money in: find a registered decision number in the content. The
+# content is cut into 6-character windows, each looked up against the start
+# of every decision key (index fines_decision_anchor); a hit counts if the
+# whole key follows, or if the content ends inside the key (the bank cut it)
+# after at least :truncated_min characters. The longest hit wins, the fine's
+# amount first; a tie is ambiguous and left to finance.
+_DECISION_SQL: Final = """
+CREATE TEMP TABLE recon_decisions ON COMMIT DROP AS
+WITH cand AS (
+    SELECT s.pos, f.id AS fine_id,
+           abs(s.amount_vnd - f.amount_vnd) <= :tol_decision_number AS amount_ok,
+           max(CASE WHEN starts_with(substr(s.content_key, w.at), f.decision_alnum)
+                    THEN length(f.decision_alnum)
+                    ELSE length(s.content_key) - w.at + 1 END) AS score
+      FROM recon_staging s
+      JOIN recon_linked l ON l.pos = s.pos AND l.link_payment IS NULL
+      CROSS JOIN LATERAL generate_series(1, length(s.content_key) - 5) AS w(at)
+      JOIN fines f ON left(f.decision_alnum, 6) = substr(s.content_key, w.at, 6)
+     WHERE :decision_enabled AND s.credit AND length(s.content_key) >= 6
+       AND (starts_with(substr(s.content_key, w.at), f.decision_alnum)
+            OR (starts_with(f.decision_alnum, substr(s.content_key, w.at))
+                AND length(s.content_key) - w.at + 1 >= :truncated_min))
+     GROUP BY s.pos, f.id, f.amount_vnd, s.amount_vnd
+), ranked AS (
+    SELECT pos, fine_id,
+           rank() OVER (PARTITION BY pos ORDER BY amount_ok DESC, score DESC) AS r
+      FROM cand
+)
+SELECT pos, min(fine_id) AS fine_id FROM ranked WHERE r = 1 GROUP BY pos HAVING count(*) = 1
+"""
+
+# 4. What each line is, before ranking the lines that would heal one fine.
+_STAGE_TEMPLATE: Final = """
+CREATE TEMP TABLE recon_staged ON COMMIT DROP AS
+WITH fined AS (
+    SELECT s.pos, s.bank_ref, s.booked_us, s.amount_vnd, s.credit,
+           s.counterparty ~ '^[A-Za-z0-9]{{1,34}}$' AS payer_known,
+           l.ref_payment, l.ext_payment, l.link_payment,
+           coalesce(l.link_rule,
+                    CASE WHEN d.fine_id IS NOT NULL THEN 'decision_number' END) AS rule,
+           p.status AS p_status, p.bank_ref AS p_bank_ref, p.settles_fine AS p_settles,
+           p.amount_vnd AS p_amount, p.channel AS p_channel, p.debit_key AS p_debit_key,
+           f.id AS f_id, f.amount_vnd AS f_amount, paid.id IS NOT NULL AS f_paid
+      FROM recon_staging s
+      JOIN recon_linked l ON l.pos = s.pos
+      LEFT JOIN recon_decisions d ON d.pos = s.pos
+      LEFT JOIN payments p ON p.id = l.link_payment
+      LEFT JOIN fines f ON f.id = coalesce(p.fine_id, d.fine_id)
+      LEFT JOIN payments paid ON paid.fine_id = f.id AND paid.settles_fine
+), tolerated AS (
+    SELECT fd.*, {tolerance} AS tol FROM fined fd
+)
+SELECT t.pos, t.bank_ref, t.booked_us, t.credit, t.amount_vnd, t.payer_known, t.ref_payment,
+       t.ext_payment, t.link_payment, t.rule, t.f_id, t.f_amount, t.f_paid,
+    CASE
+      WHEN NOT t.credit THEN
+        CASE WHEN t.link_payment IS NULL THEN 'unknown'
+             WHEN abs(t.amount_vnd - t.p_amount) > t.tol THEN 'amount_mismatch'
+             WHEN t.p_status = 'refunded' OR (t.p_status = 'succeeded' AND NOT t.p_settles)
+                  THEN 'matched'
+             ELSE 'unknown' END
+      WHEN t.link_payment IS NOT NULL AND abs(t.amount_vnd - t.p_amount) > t.tol
+           THEN 'amount_mismatch'
+      WHEN t.link_payment IS NOT NULL AND t.p_status IN ('succeeded', 'refunded')
+           AND t.p_bank_ref = t.bank_ref
+           THEN CASE WHEN t.p_settles THEN 'matched' ELSE 'booked_duplicate' END
+      WHEN t.link_payment IS NOT NULL AND t.p_status IN ('initiated', 'verifying')
+           AND t.p_debit_key = left('ext-' || :bank || '-' || t.bank_ref, 200)
+           THEN 'external_running'
+      WHEN t.link_payment IS NOT NULL AND t.p_status IN ('initiated', 'verifying')
+           AND t.p_channel IN ('portal', 'counter') AND t.amount_vnd = t.p_amount
+           THEN 'signal'
+      WHEN t.f_id IS NULL THEN 'unknown'
+      WHEN abs(t.amount_vnd - t.f_amount) > t.tol THEN 'amount_mismatch'
+      WHEN t.amount_vnd <> t.f_amount THEN 'inexact'
+      ELSE 'external'
+    END AS stage
+  FROM tolerated t
+"""
+
+# 5. Of the lines that would pay one unpaid fine, the first heals it (a debit
+# already being recorded first, then our own payment, then by booking time);
+# the others are duplicates. Then every line is written once, classified.
+_INSERT_SQL: Final = """
+WITH heal AS (
+    SELECT pos,
+           row_number() OVER (
+               PARTITION BY f_id
+               ORDER BY stage = 'external_running' DESC, stage = 'signal' DESC,
+                        booked_us, bank_ref) AS heal_rank
+      FROM recon_staged
+     WHERE stage IN ('external_running', 'signal', 'external') AND NOT f_paid
+), decided AS (
+    SELECT st.*,
+        CASE
+          WHEN st.stage IN ('matched', 'unknown', 'amount_mismatch') THEN st.stage
+          WHEN st.stage = 'inexact'
+               THEN CASE WHEN st.f_paid THEN 'duplicate' ELSE 'amount_mismatch' END
+          WHEN st.stage = 'booked_duplicate' THEN 'duplicate'
+          WHEN h.heal_rank = 1 THEN 'healed'
+          ELSE 'duplicate'
+        END AS class,
+        CASE
+          WHEN st.stage = 'signal' THEN 'signal'
+          WHEN st.stage = 'external_running' THEN 'external_debit'
+          WHEN st.stage = 'external' AND (h.heal_rank = 1 OR st.payer_known)
+               THEN 'external_debit'
+        END AS action
+      FROM recon_staged st
+      LEFT JOIN heal h ON h.pos = st.pos
+), inserted AS (
+    INSERT INTO statement_lines (
+        import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
+        direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
+        source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
+    SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date,
+           timestamptz 'epoch' + s.booked_us * interval '1 microsecond', s.amount_vnd,
+           CASE WHEN s.credit THEN 'credit' ELSE 'debit' END, s.counterparty, s.content,
+           s.content_key, s.content_ref, s.end_to_end_ref, s.raw, s.source_line,
+           CASE WHEN d.link_payment IS NOT NULL OR d.f_id IS NOT NULL THEN d.rule END,
+           d.link_payment, d.f_id, d.class, :now,
+           d.action IS NULL AND d.class <> 'matched'
+               AND d.ref_payment IS NULL AND d.ext_payment IS NULL
+               AND (d.credit OR d.link_payment IS NULL),
+           d.action
+      FROM decided d
+      JOIN recon_staging s ON s.pos = d.pos
+    RETURNING class, direction, amount_vnd
+)
+SELECT class, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd
+  FROM inserted GROUP BY class, direction
+"""
+
+
+@dataclass(frozen=True)
+class _MatchStatements:
+    link: str
+    stage: str
+    params: dict[str, Any]
+
+
+def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
+    """The rule-dependent statements and their parameters. Only rule names
+    from ``RULES`` reach the SQL text (no user input)."""
+    enabled = sorted((r for r in rules.values() if r.enabled), key=lambda r: r.priority)
+    credit = [r.rule for r in enabled if r.rule in _CREDIT_LINK]
+    refunds = [r.rule for r in enabled if r.rule == "refund_ref"]
+    if credit:
+        credit_link = f"coalesce({', '.join(_CREDIT_LINK[r] for r in credit)}, NULL)"
+        whens = " ".join(f"WHEN {_CREDIT_LINK[r]} IS NOT NULL THEN '{r}'" for r in credit)
+        credit_rule = f"CASE {whens} END"
+    else:
+        credit_link, credit_rule = "NULL::uuid", "NULL"
+    if refunds:
+        debit_link = _REFUND_LINK
+        debit_rule = f"CASE WHEN {_REFUND_LINK} IS NOT NULL THEN 'refund_ref' END"
+    else:
+        debit_link, debit_rule = "NULL::uuid", "NULL"
+    link = _LINK_TEMPLATE.format(
+        credit_link=credit_link,
+        credit_rule=credit_rule,
+        debit_link=debit_link,
+        debit_rule=debit_rule,
+        joins=" ".join(_JOINS[r] for r in [*credit, *refunds] if r in _JOINS),
+    )
+    cases = " ".join(f"WHEN '{r.rule}' THEN :tol_{r.rule}" for r in enabled)
+    stage = _STAGE_TEMPLATE.format(tolerance=f"CASE fd.rule {cases} ELSE 0 END" if cases else "0")
+    decision = rules.get("decision_number")
+    params: dict[str, Any] = {f"tol_{r.rule}": r.amount_tolerance_vnd for r in enabled}
+    params.setdefault("tol_decision_number", 0)
+    params["decision_enabled"] = decision is not None and decision.enabled
+    params["truncated_min"] = (
+        decision.truncated_chars_min if decision is not None else DECISION_WINDOW_CHARS
+    )
+    return _MatchStatements(link=link, stage=stage, params=params)
+
+
+async def _match_and_insert(
+    conn: AsyncConnection, run: Run, import_id: int, now: datetime
+) -> list[Any]:
+    """Steps 1-5 over the staging table; returns (class, direction, lines,
+    amount) of the lines written."""
+    statements = _match_statements(await load_rules(conn, run.bank))
+    bank = {"bank": run.bank}
+    await conn.execute(text(_DROP_KNOWN_SQL), bank)
+    await conn.execute(text(statements.link), bank)
+    await conn.execute(text("ANALYZE recon_linked"))
+    await conn.execute(text(_DECISION_SQL), statements.params)
+    await conn.execute(text("ANALYZE recon_decisions"))
+    await conn.execute(text(statements.stage), {**bank, **statements.params})
+    await conn.execute(text("ANALYZE recon_staged"))
+    result = await conn.execute(
+        text(_INSERT_SQL),
+        {
+            **bank,
+            "rid": run.id,
+            "import_id": import_id,
+            "statement_date": run.statement_date,
+            "now": now,
+        },
+    )
+    return list(result.all())
+
+
+# --- follow-up of a run's new lines ---------------------------------------------
+
+# "\:null": a literal colon for SQLAlchemy text(), not a bind parameter.
+_SUSPENSE_SQL: Final = r"""
+WITH todo AS (
+    SELECT l.id, l.bank_ref, l.direction,
+           CASE WHEN l.direction = 'credit' THEN l.amount_vnd ELSE -l.amount_vnd END AS clearing_vnd
+      FROM statement_lines l
+     WHERE l.reconciliation_id = :rid AND l.class <> 'matched' AND l.in_suspense
+), entries AS (
+    INSERT INTO journal_entries (idempotency_key, kind, description, content_hash, metadata)
+    SELECT 'suspense:' || :bank || ':' || t.bank_ref, 'suspense',
+           'unidentified ' || t.direction || ' ' || t.bank_ref || ' on the ' || :bank
+               || ' statement',
+           encode(sha256(convert_to(format(
+               '{"kind":"suspense","postings":[[%s,%s],["suspense",%s]],"reverses"\:null}',
+               to_json(CAST(:clearing AS text))::text, t.clearing_vnd, -t.clearing_vnd),
+               'UTF8')), 'hex'),
+           jsonb_build_object('statement_line_id', t.id, 'bank', :bank, 'bank_ref', t.bank_ref)
+      FROM todo t
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+), posted AS (
+    INSERT INTO postings (entry_id, account_id, amount_vnd)
+    SELECT e.id, a.id, v.amount_vnd
+      FROM entries e
+      JOIN todo t ON e.idempotency_key = 'suspense:' || :bank || ':' || t.bank_ref
+      CROSS JOIN LATERAL (VALUES (CAST(:clearing AS text), t.clearing_vnd),
+                                 ('suspense', -t.clearing_vnd)) AS v(code, amount_vnd)
+      JOIN accounts a ON a.code = v.code
+     ORDER BY a.id
+    RETURNING entry_id
+)
+SELECT count(DISTINCT entry_id) FROM posted
+"""
+
+_LINE_DISCREPANCIES_SQL: Final = """
+INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, statement_line_id,
+                           payment_id, fine_id, amount_vnd, detail, created_at, updated_at)
+SELECT :rid, l.bank, l.statement_date, l.class, l.id, l.payment_id, l.fine_id, l.amount_vnd,
+       jsonb_build_object(
+           'bank_ref', l.bank_ref, 'direction', l.direction, 'rule', l.rule,
+           'booked_at', l.booked_at, 'counterparty', l.counterparty, 'content', l.content,
+           'in_suspense', l.in_suspense, 'automatic_action', l.action),
+       :now, :now
+  FROM statement_lines l
+ WHERE l.reconciliation_id = :rid AND l.class IN ('duplicate', 'amount_mismatch', 'unknown')
+ON CONFLICT (statement_line_id) WHERE statement_line_id IS NOT NULL DO NOTHING
+"""
+
+_MISSING_AT_BANK_SQL: Final = """
+INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
+                           amount_vnd, detail, created_at, updated_at)
+SELECT :rid, :bank, :statement_date, 'missing_at_bank', p.id, p.fine_id, p.amount_vnd,
+       jsonb_build_object('bank_ref', p.bank_ref, 'debited_at', p.debited_at,
+                          'status', p.status, 'channel', p.channel),
+       :now, :now
+  FROM payments p
+ WHERE p.bank = :bank AND p.status IN ('succeeded', 'refunded')
+   AND p.debited_at >= :day_start AND p.debited_at < :cutoff
+   AND NOT EXISTS (
+        SELECT 1 FROM statement_lines l WHERE l.bank = p.bank AND l.bank_ref = p.bank_ref)
+ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
+"""
+
+_IN_DOUBT_SQL: Final = """
+INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
+                           amount_vnd, detail, created_at, updated_at)
+SELECT :rid, :bank, :statement_date, 'in_doubt_too_long', p.id, p.fine_id, p.amount_vnd,
+       jsonb_build_object('status', p.status, 'since', p.created_at, 'channel', p.channel),
+       :now, :now
+  FROM payments p
+ WHERE p.bank = :bank AND p.status IN ('initiated', 'verifying') AND p.created_at < :before
+   AND NOT EXISTS (
+        SELECT 1 FROM statement_lines l
+         WHERE l.bank = :bank AND l.action IS NOT NULL AND l.action_done_at IS NULL
+           AND l.payment_id = p.id)
+ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
+"""
+
+AUTO_RESOLVE_SQL: Final = """
+UPDATE discrepancies d
+   SET status = 'resolved', resolved_at = :now, updated_at = :now,
+       resolved_by = :actor,
+       resolution = CASE d.kind
+           WHEN 'missing_at_bank' THEN 'the bank''s statement now has the debit'
+           WHEN 'in_doubt_too_long' THEN 'the payment is no longer in doubt'
+           ELSE 'the duplicate debit was refunded automatically' END
+ WHERE d.bank = :bank AND d.status = 'open' AND (
+       (d.kind = 'missing_at_bank' AND EXISTS (
+            SELECT 1 FROM payments p
+              JOIN statement_lines l ON l.bank = p.bank AND l.bank_ref = p.bank_ref
+             WHERE p.id = d.payment_id))
+    OR (d.kind = 'in_doubt_too_long' AND EXISTS (
+            SELECT 1 FROM payments p
+             WHERE p.id = d.payment_id AND p.status NOT IN ('initiated', 'verifying')))
+    OR (d.kind = 'duplicate' AND EXISTS (
+            SELECT 1 FROM statement_lines l
+              JOIN payments q ON q.bank = l.bank AND q.bank_ref = l.bank_ref
+             WHERE l.id = d.statement_line_id AND q.status = 'refunded')))
+"""
+
+
+async def auto_resolve(conn: AsyncConnection, bank: str, now: datetime) -> int:
+    """Close what resolved itself: a missing debit that arrived, a payment no
+    longer in doubt, a duplicate refunded automatically."""
+    result = await conn.execute(
+        text(AUTO_RESOLVE_SQL), {"bank": bank, "now": now, "actor": SYSTEM_ACTOR}
+    )
+    return int(result.rowcount or 0)
+
+
+def vietnam_day_utc(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=VIETNAM_TZ).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def vietnam_today(now: datetime) -> date:
+    return now.astimezone(VIETNAM_TZ).date()
+
+
+# --- runs and imports -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    bank: str
+    statement_date: date
+    source: str
+    trigger: str
+    requested_by: str
+    workflow_id: str | None
+    import_id: int | None
+    status: str
+    counts: dict[str, int]
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+RUN_COUNT_COLUMNS: Final = (
+    "lines",
+    "new_lines",
+    "matched",
+    "healed",
+    "duplicates",
+    "amount_mismatches",
+    "unknown",
+    "missing_at_bank",
+    "in_doubt_too_long",
+    "discrepancies",
+    "discrepancies_open",
+    "actions_pending",
+    "credit_total_vnd",
+    "debit_total_vnd",
+)
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        id=int(row.id),
+        bank=row.bank,
+        statement_date=row.statement_date,
+        source=row.source,
+        trigger=row.trigger,
+        requested_by=row.requested_by,
+        workflow_id=row.workflow_id,
+        import_id=row.import_id,
+        status=row.status,
+        counts={name: int(getattr(row, name)) for name in RUN_COUNT_COLUMNS},
+        error=row.error,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+_GET_RUN: Final = "SELECT * FROM reconciliations WHERE id = :id"
+_GET_RUN_FOR_UPDATE: Final = _GET_RUN + " FOR UPDATE"
+
+
+async def get_run(conn: AsyncConnection, run_id: int, *, for_update: bool = False) -> Run:
+    sql = _GET_RUN_FOR_UPDATE if for_update else _GET_RUN
+    row = (await conn.execute(text(sql), {"id": run_id})).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no reconciliation {run_id}")
+    return _run(row)
+
+
+async def list_runs(
+    conn: AsyncConnection,
+    *,
+    bank: str | None = None,
+    statement_date: date | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Run]:
+    assert 1 <= limit <= 500
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT * FROM reconciliations"
+                " WHERE (CAST(:bank AS text) IS NULL OR bank = :bank)"
+                " AND (CAST(:day AS date) IS NULL OR statement_date = :day)"
+                " AND (CAST(:before AS bigint) IS NULL OR id < :before)"
+                " ORDER BY id DESC LIMIT :limit"
+            ),
+            {"bank": bank, "day": statement_date, "before": before_id, "limit": limit},
+        )
+    ).all()
+    return [_run(r) for r in rows]
+
+
+def _check_run_fields(bank: str, source: str, trigger: str) -> None:
+    if source not in SOURCES:
+        raise ValidationError("source", f"must be one of {', '.join(SOURCES)}")
+    if trigger not in TRIGGERS:
+        raise ValidationError("trigger", f"must be one of {', '.join(TRIGGERS)}")
+    if not bank or len(bank) > 32:
+        raise ValidationError("bank", "must be a configured bank id")
+
+
+async def create_run(
+    conn: AsyncConnection,
+    *,
+    bank: str,
+    statement_date: date,
+    source: str,
+    trigger: str,
+    requested_by: str,
+    now: datetime,
+    workflow_id: str | None = None,
+    workflow_run_id: str | None = None,
+    import_id: int | None = None,
+) -> tuple[Run, bool]:
+    """A new run, or the running one with the same workflow id (an API call
+    while that reconciliation runs joins it), or the one of this workflow run
+    (an activity retried). Returns the run and whether it was created."""
+    _check_run_fields(bank, source, trigger)
+    for _ in range(3):  # the running one may finish between insert and read
+        row = (
+            await conn.execute(
+                text(
+                    "INSERT INTO reconciliations (bank, statement_date, source, trigger,"
+                    " requested_by, workflow_id, workflow_run_id, import_id, started_at)"
+                    " VALUES (:bank, :day, :source, :trigger, :by, :wid, :rid, :import_id, :now)"
+                    " ON CONFLICT DO NOTHING RETURNING *"
+                ),
+                {
+                    "bank": bank,
+                    "day": statement_date,
+                    "source": source,
+                    "trigger": trigger,
+                    "by": requested_by[:200],
+                    "wid": workflow_id,
+                    "rid": workflow_run_id,
+                    "import_id": import_id,
+                    "now": now,
+                },
+            )
+        ).one_or_none()
+        if row is not None:
+            return _run(row), True
+        existing = (
+            await conn.execute(
+                text(
+                    "SELECT * FROM reconciliations WHERE workflow_run_id = :rid"
+                    " OR (workflow_id = :wid AND status = 'running') ORDER BY id LIMIT 1"
+                ),
+                {"rid": workflow_run_id, "wid": workflow_id},
+            )
+        ).one_or_none()
+        if existing is not None:
+            return _run(existing), False
+    raise ConflictError(f"could not create or join a reconciliation for {workflow_id}")
+
+
+async def set_workflow(
+    conn: AsyncConnection, run_id: int, workflow_id: str, workflow_run_id: str | None = None
+) -> None:
+    await conn.execute(
+        text(
+            "UPDATE reconciliations SET workflow_id = :wid,"
+            " workflow_run_id = coalesce(workflow_run_id, :rid) WHERE id = :id"
+        ),
+        {"id": run_id, "wid": workflow_id, "rid": workflow_run_id},
+    )
+
+
+async def attach_import(conn: AsyncConnection, run_id: int, import_id: int) -> None:
+    await conn.execute(
+        text("UPDATE reconciliations SET import_id = :import_id WHERE id = :id"),
+        {"id": run_id, "import_id": import_id},
+    )
+
+
+async def fail_run(conn: AsyncConnection, run_id: int, error: str, now: datetime) -> Run:
+    """Mark a run failed (a finished run stays as it is)."""
+    await conn.execute(
+        text(
+            "UPDATE reconciliations SET status = 'failed', error = :error, finished_at = :now"
+            " WHERE id = :id AND status = 'running'"
+        ),
+        {"id": run_id, "error": error[:ERROR_CHARS_MAX], "now": now},
+    )
+    return await get_run(conn, run_id)
+
+
+@dataclass(frozen=True)
+class StatementImport:
+    id: int
+    bank: str
+    statement_date: date
+    source: str
+    format: str
+    content_sha256: str
+    size_bytes: int
+    lines: int
+    new_lines: int
+    loaded_at: datetime | None
+
+
+def _import(row: Any) -> StatementImport:
+    return StatementImport(
+        id=int(row.id),
+        bank=row.bank,
+        statement_date=row.statement_date,
+        source=row.source,
+        format=row.format,
+        content_sha256=row.content_sha256,
+        size_bytes=int(row.size_bytes),
+        lines=int(row.lines),
+        new_lines=int(row.new_lines),
+        loaded_at=row.loaded_at,
+    )
+
+
+_IMPORT_COLUMNS: Final = (
+    "id, bank, statement_date, source, format, content_sha256, size_bytes, lines, new_lines,"
+    " loaded_at"
+)
+
+
+async def register_import(
+    conn: AsyncConnection,
+    *,
+    bank: str,
+    statement_date: date,
+    source: str,
+    fmt: str,
+    content_sha256: str,
+    lines: int,
+    now: datetime,
+    data: bytes | None = None,
+    uploaded_by: str = "",
+) -> tuple[StatementImport, bool]:
+    """Record a statement file (the same content for the same bank and date is
+    the same import). Returns it and whether it is new."""
+    if fmt not in FORMATS:
+        raise ValidationError("format", f"must be one of {', '.join(FORMATS)}")
+    row = (
+        await conn.execute(
+            text(
+                "INSERT INTO statement_imports (bank, statement_date, source, format,"  # noqa: S608
+                " content_sha256, data, size_bytes, lines, uploaded_by, created_at)"
+                " VALUES (:bank, :day, :source, :fmt, :sha, :data, :size, :lines, :by, :now)"
+                " ON CONFLICT (bank, statement_date, content_sha256) DO NOTHING"
+                f" RETURNING {_IMPORT_COLUMNS}"
+            ),
+            {
+                "bank": bank,
+                "day": statement_date,
+                "source": source,
+                "fmt": fmt,
+                "sha": content_sha256,
+                "data": data,
+                "size": len(data) if data is not None else 0,
+                "lines": lines,
+                "by": uploaded_by[:200],
+                "now": now,
+            },
+        )
+    ).one_or_none()
+    if row is not None:
+        return _import(row), True
+    existing = (
+        await conn.execute(
+            text(
+                f"SELECT {_IMPORT_COLUMNS} FROM statement_imports"  # noqa: S608
+                " WHERE bank = :bank AND statement_date = :day AND content_sha256 = :sha"
+            ),
+            {"bank": bank, "day": statement_date, "sha": content_sha256},
+        )
+    ).one()
+    return _import(existing), False
+
+
+async def get_import(conn: AsyncConnection, import_id: int) -> StatementImport:
+    row = (
+        await conn.execute(
+            text(f"SELECT {_IMPORT_COLUMNS} FROM statement_imports WHERE id = :id"),  # noqa: S608
+            {"id": import_id},
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no statement import {import_id}")
+    return _import(row)
+
+
+async def import_data(conn: AsyncConnection, import_id: int) -> bytes:
+    """The uploaded file of an import."""
+    data = (
+        await conn.execute(
+            text("SELECT data FROM statement_imports WHERE id = :id"), {"id": import_id}
+        )
+    ).scalar_one_or_none()
+    if data is None:
+        raise NotFoundError(f"statement import {import_id} has no stored file")
+    return bytes(data)
+
+
+def lines_sha256(lines: Iterable[LineLike]) -> str:
+    """A digest of a statement's content for a fetched statement (the file
+    itself is not kept): the same lines give the same digest."""
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(
+            json.dumps(
+                [
+                    line.bank_ref,
+                    line.booked_at.isoformat(),
+                    line.amount_vnd,
+                    str(line.direction),
+                    line.counterparty,
+                    line.content,
+                    line.end_to_end_ref,
+                ],
+                ensure_ascii=False,
+            ).encode()
+        )
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+# --- load and match ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    """Time-based checks of a run (the rules themselves are data)."""
+
+    # A payment debited at least this long ago with no line is missing at
+    # the bank (the bank may book a little later than we do).
+    missing_grace_seconds: float = 1800.0
+    # A payment still in doubt after this long opens a discrepancy.
+    in_doubt_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class MatchSummary:
+    """What one load did: new lines by class, and what it opened."""
+
+    lines_in_file: int
+    new_lines: int
+    classes: dict[str, int] = field(default_factory=dict)
+    # "<class>:<direction>" → total amount of the new lines
+    amounts_vnd: dict[str, int] = field(default_factory=dict)
+    suspense_entries: int = 0
+    discrepancies_opened: int = 0
+    missing_at_bank_opened: int = 0
+    in_doubt_opened: int = 0
+    auto_resolved: int = 0
+    already_loaded: bool = False
+
+
+async def lock_bank(conn: AsyncConnection, bank: str) -> None:
+    """Runs for one bank queue here until the holder commits."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('reconciliation:' || :bank, 0))"),
+        {"bank": bank},
+    )
+
+
+async def load_and_match(
+    conn: AsyncConnection,
+    run: Run,
+    statement_import: StatementImport,
+    lines: Iterable[LineLike] | None,
+    now: datetime,
+    policy: MatchPolicy = MatchPolicy(),
+) -> MatchSummary:
+    """Load the statement's lines (``None``: the import was loaded before)
+    and classify the new ones; open discrepancies, post suspense entries,
+    look for payments missing at the bank or in doubt too long, and close what
+    resolved itself. Idempotent: a second call with the same lines writes
+    nothing."""
+    bank = run.bank
+    await lock_bank(conn, bank)
+    clearing = bank_clearing_account(bank)
+    await ensure_account(conn, clearing, f"Clearing at {bank}", "asset")
+    summary = MatchSummary(lines_in_file=statement_import.lines, new_lines=0, already_loaded=True)
+    fresh = (
+        await conn.execute(
+            text("SELECT loaded_at IS NULL FROM statement_imports WHERE id = :id FOR UPDATE"),
+            {"id": statement_import.id},
+        )
+    ).scalar_one()
+    if fresh and lines is not None:
+        summary = await _load_new_lines(conn, run, statement_import, lines, now, clearing)
+    missing, in_doubt = await _payment_checks(conn, run, now, policy)
+    resolved = await auto_resolve(conn, bank, now)
+    return MatchSummary(
+        lines_in_file=summary.lines_in_file,
+        new_lines=summary.new_lines,
+        classes=summary.classes,
+        amounts_vnd=summary.amounts_vnd,
+        suspense_entries=summary.suspense_entries,
+        discrepancies_opened=summary.discrepancies_opened,
+        missing_at_bank_opened=missing,
+        in_doubt_opened=in_doubt,
+        auto_resolved=resolved,
+        already_loaded=summary.already_loaded,
+    )
+
+
+async def _load_new_lines(
+    conn: AsyncConnection,
+    run: Run,
+    statement_import: StatementImport,
+    lines: Iterable[LineLike],
+    now: datetime,
+    clearing: str,
+) -> MatchSummary:
+    staged = await _copy_into_staging(conn, lines)
+    rows = await _match_and_insert(conn, run, statement_import.id, now)
+    classes: dict[str, int] = {}
+    amounts: dict[str, int] = {}
+    for line_class, direction, count, amount_vnd in rows:
+        classes[line_class] = classes.get(line_class, 0) + int(count)
+        key = f"{line_class}:{direction}"
+        amounts[key] = amounts.get(key, 0) + int(amount_vnd)
+    new_lines = sum(classes.values())
+    suspense = (
+        await conn.execute(
+            text(_SUSPENSE_SQL), {"rid": run.id, "bank": run.bank, "clearing": clearing}
+        )
+    ).scalar_one()
+    opened = await conn.execute(text(_LINE_DISCREPANCIES_SQL), {"rid": run.id, "now": now})
+    await conn.execute(
+        text(
+            "UPDATE statement_imports SET loaded_at = :now, new_lines = :new, lines = :lines"
+            " WHERE id = :id"
+        ),
+        {"id": statement_import.id, "now": now, "new": new_lines, "lines": staged},
+    )
+    return MatchSummary(
+        lines_in_file=staged,
+        new_lines=new_lines,
+        classes=classes,
+        amounts_vnd=amounts,
+        suspense_entries=int(suspense or 0),
+        discrepancies_opened=int(opened.rowcount or 0),
+    )
+
+
+async def _payment_checks(
+    conn: AsyncConnection, run: Run, now: datetime, policy: MatchPolicy
+) -> tuple[int, int]:
+    day_start, day_end = vietnam_day_utc(run.statement_date)
+    cutoff = min(day_end, now - timedelta(seconds=policy.missing_grace_seconds))
+    params = {"rid": run.id, "bank": run.bank, "statement_date": run.statement_date, "now": now}
+    missing = 0
+    if cutoff > day_start:
+        result = await conn.execute(
+            text(_MISSING_AT_BANK_SQL), {**params, "day_start": day_start, "cutoff": cutoff}
+        )
+        missing = int(result.rowcount or 0)
+    in_doubt = await conn.execute(
+        text(_IN_DOUBT_SQL),
+        {**params, "before": now - timedelta(seconds=policy.in_doubt_seconds)},
+    )
+    return missing, int(in_doubt.rowcount or 0)

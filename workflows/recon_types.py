@@ -1,0 +1,98 @@
+"""Inputs and outputs of the reconciliation workflow and its activities: one
+dataclass each, plain values only (they cross the Temporal boundary as JSON,
+and recorded histories carry their names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEAL: str = "heal"
+DUPLICATE: str = "duplicate"
+
+
+@dataclass(frozen=True)
+class ReconciliationInput:
+    """Reconcile one bank's statement of one Vietnam business date.
+
+    ``statement_date`` (``YYYY-MM-DD``) is set by the API and the CLI; a
+    schedule leaves it empty and the workflow takes today (Vietnam time) plus
+    ``day_offset_days`` when it starts. ``reconciliation_id`` is the run row
+    the API or CLI created (an upload has its file attached to it); a
+    schedule's run creates its own."""
+
+    bank: str
+    statement_date: str | None = None
+    day_offset_days: int = 0
+    reconciliation_id: int | None = None
+    trigger: str = "schedule"
+
+
+@dataclass(frozen=True)
+class BeginInput:
+    bank: str
+    statement_date: str
+    reconciliation_id: int | None
+    trigger: str
+
+
+@dataclass(frozen=True)
+class RunRef:
+    reconciliation_id: int
+    bank: str
+    statement_date: str
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    import_id: int
+    lines_in_file: int
+    new_lines: int
+    matched: int = 0
+    healed: int = 0
+    duplicates: int = 0
+    amount_mismatches: int = 0
+    unknown: int = 0
+    discrepancies_opened: int = 0
+    already_loaded: bool = False
+
+
+@dataclass(frozen=True)
+class ActInput:
+    bank: str
+    phase: str  # HEAL | DUPLICATE
+    batch: int
+
+
+@dataclass(frozen=True)
+class ActResult:
+    done: int
+    failed: int
+    # Steps of this phase not done yet (duplicates wait for their fine).
+    remaining: int
+
+
+@dataclass(frozen=True)
+class FailInput:
+    reconciliation_id: int
+    error: str
+
+
+@dataclass(frozen=True)
+class ReconciliationResult:
+    reconciliation_id: int
+    status: str
+    bank: str = ""
+    statement_date: str = ""
+    lines: int = 0
+    new_lines: int = 0
+    matched: int = 0
+    healed: int = 0
+    duplicates: int = 0
+    amount_mismatches: int = 0
+    unknown: int = 0
+    missing_at_bank: int = 0
+    in_doubt_too_long: int = 0
+    discrepancies: int = 0
+    discrepancies_open: int = 0
+    actions_pending: int = 0
+    error: str | None = None
