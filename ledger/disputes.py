@@ -415,6 +415,12 @@ async def _check_resolution(
                 f"the debit of {dispute.amount_vnd} đồng does not match the fine's "
                 f"{dispute.fine_amount_vnd} đồng, so it cannot pay the fine: refund it"
             )
+        if payment is None and payer is None:
+            raise ValidationError(
+                "payer_account",
+                "is needed to book a debit the ledger has no record of "
+                "(should it be a duplicate, it is refunded to this account)",
+            )
         return
     if payment is None:
         if payer is None:

@@ -36,7 +36,6 @@ from workflows.activities import to_outcome, utc_now
 log = structlog.get_logger(__name__)
 
 ACTOR: Final = "system:dispute"
-PAYER_UNKNOWN: Final = "UNKNOWN"
 
 
 class StillPendingError(Exception):
@@ -165,7 +164,9 @@ class DisputeActivities:
             live = await _live_payment_at(conn, dispute)
             if existing is None and live is not None:
                 return dt.ConfirmPlan("wait_live", str(live))
-            payer = approval.payload.get("payer_account") or PAYER_UNKNOWN
+            payer = approval.payload.get("payer_account")
+            if not payer:
+                return dt.ConfirmPlan("failed", reason="the debited account is not known")
             cause = (
                 f"dispute {dispute.id}: debit confirmed by finance "
                 f"({approval.requested_by}, approved by {approval.decided_by})"

@@ -39,6 +39,7 @@ COMPLAINT: dict[str, Any] = {
     "amount_vnd": 800_000,
     "occurred_at": "2026-03-01T09:30:00+07:00",
     "bank_ref": "SG-REF-0001",
+    "payer_account": "123456789",
     "description": "Tài khoản đã bị trừ tiền nhưng không có biên lai",
 }
 ROLES = ("portal", "officer", "finance", "approver", "operator", "admin")
@@ -308,7 +309,7 @@ async def test_rejections(api: Api, who: dict[str, dict[str, str]]) -> None:
 async def test_confirm_needs_the_fines_amount_and_refund_a_payee(
     api: Api, who: dict[str, dict[str, str]], engine: AsyncEngine
 ) -> None:
-    dispute = await _open(api, who["finance"], amount_vnd=500_000)
+    dispute = await _open(api, who["finance"], amount_vnd=500_000, payer_account=None)
     path = f"/api/v1/disputes/{dispute['id']}/resolutions"
     status, body = await _json(
         api, "POST", path, who["finance"], json={"action": "confirm", "reason": "debited"}
@@ -317,6 +318,16 @@ async def test_confirm_needs_the_fines_amount_and_refund_a_payee(
     assert "refund" in body["error"]["message"]
     status, body = await _json(
         api, "POST", path, who["finance"], json={"action": "refund", "reason": "wrong amount"}
+    )
+    assert status == 400
+    assert body["error"]["field"] == "payer_account"
+    unknown_payer = await _open(api, who["finance"], bank_ref="SG-REF-0002", payer_account=None)
+    status, body = await _json(
+        api,
+        "POST",
+        f"/api/v1/disputes/{unknown_payer['id']}/resolutions",
+        who["finance"],
+        json={"action": "confirm", "reason": "debited"},
     )
     assert status == 400
     assert body["error"]["field"] == "payer_account"
