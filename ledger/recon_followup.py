@@ -307,3 +307,28 @@ async def run_report(conn: AsyncConnection, run_id: int) -> RunReport:
         by_class={r[0]: (int(r.n), int(r.amount)) for r in classes},
         by_discrepancy={r.kind: (int(r.open), int(r.n)) for r in kinds},
     )
+
+
+_REPORT_DISCREPANCIES_SQL: Final = """
+SELECT d.id AS discrepancy_id, d.kind AS discrepancy_kind, d.status AS discrepancy_status,
+       d.amount_vnd, coalesce(l.bank_ref, p.bank_ref) AS bank_ref,
+       coalesce(l.booked_at, p.debited_at, d.created_at) AS booked_at,
+       f.decision_number, coalesce(l.content, '') AS content
+  FROM discrepancies d
+  LEFT JOIN statement_lines l ON l.id = d.statement_line_id
+  LEFT JOIN payments p ON p.id = d.payment_id
+  LEFT JOIN fines f ON f.id = d.fine_id
+ WHERE d.bank = :bank AND d.statement_date = :day
+ ORDER BY d.id
+ LIMIT :limit
+"""
+
+
+async def discrepancy_rows(
+    conn: AsyncConnection, bank: str, day: date, limit: int
+) -> list[dict[str, Any]]:
+    """The discrepancies of a statement date, oldest first, at most ``limit``."""
+    rows = await conn.execute(
+        text(_REPORT_DISCREPANCIES_SQL), {"bank": bank, "day": day, "limit": limit}
+    )
+    return [dict(r) for r in rows.mappings()]

@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.receipt_signing import ReceiptVerifier
 from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
-from reconciler.api import disputes, fines, operations, payments, receipts, webhooks
+from reconciler.api import (
+    disputes,
+    fines,
+    operations,
+    payments,
+    receipts,
+    reconciliations,
+    webhooks,
+)
 from reconciler.api.auth import auth_middleware
 from reconciler.api.errors import Handler, error_middleware, error_response
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL, VERIFIER
@@ -100,4 +108,5 @@ def create_app(
     webhooks.add_routes(app)
     operations.add_routes(app)
     disputes.add_routes(app)
+    reconciliations.add_routes(app)
     return app

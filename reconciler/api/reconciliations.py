@@ -1,0 +1,426 @@
+"""Reconciliation over the JSON API (finance: ``recon:read`` / ``recon:write``).
+
+* ``POST /api/v1/reconciliations`` ``{bank, statement_date}`` → 202
+  ``{reconciliation_id, ...}``: fetch that statement from the bank and
+  reconcile it (a request while it runs joins the running one);
+* ``POST /api/v1/statements?bank=&format=camt053|mt940|csv&statement_date=``
+  with the file as the body → 202: reconcile an uploaded statement (a bad
+  file: 400 naming the line or element, nothing stored);
+* ``GET /api/v1/reconciliations`` (``bank``, ``statement_date``, paging) and
+  ``GET /api/v1/reconciliations/{id}`` → ``{status, lines, matched, healed,
+  duplicates, discrepancies, ...}``;
+* ``GET /api/v1/reconciliations/{id}/lines`` (``class``, paging);
+* ``GET /api/v1/reconciliations/{id}/report.csv`` and ``report.pdf``;
+* ``GET /api/v1/discrepancies`` (``bank``, ``kind``, ``status``,
+  ``reconciliation_id``, ``statement_date``; ``limit`` ≤ 500, ``cursor``) and
+  ``GET /api/v1/discrepancies/{id}``, each with the actions it allows;
+* ``POST /api/v1/discrepancies/{id}/actions`` ``{action, reason, ...}``
+  (``reconciler.api.discrepancy_actions``);
+* ``GET /api/v1/reconciliation-rules?bank=``: the matching rules in force.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import quote
+
+import structlog
+from aiohttp import web
+from sqlalchemy import text
+
+from bank_adapters.types import StatementFormat, StatementParseError
+from ledger import discrepancies as disc
+from ledger import recon_followup as follow
+from ledger import reconciliation as recon
+from ledger.errors import ValidationError
+from ledger.recon_report import csv_header, csv_rows, render_report_pdf
+from reconciler.api import discrepancy_actions
+from reconciler.api.auth import require
+from reconciler.api.errors import ApiError, read_json
+from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
+from reconciler.api.recon_views import discrepancy_json, iso, path_id, run_json
+from reconciler.api.views import json_response
+from reconciler.recon_wiring import statement_limits
+from workflows.recon_client import (
+    WorkflowServiceUnavailableError,
+    import_statement,
+    start_reconciliation,
+)
+
+log = structlog.get_logger(__name__)
+
+PAGE_SIZE_DEFAULT: Final = 50
+PAGE_SIZE_MAX: Final = 500
+RUNS_PAGE_SIZE_MAX: Final = 100
+STATEMENT_AGE_DAYS_MAX: Final = 400
+CSV_CHUNK_ROWS: Final = 5_000
+_BODY_FIELDS: Final = frozenset({"bank", "statement_date"})
+
+
+# --- JSON ----------------------------------------------------------------------
+
+
+# --- parameters ------------------------------------------------------------------
+
+
+def _bank(request: web.Request, value: object, field: str = "bank") -> str:
+    banks = request.app[SETTINGS].banks
+    if not isinstance(value, str) or value not in banks:
+        raise ValidationError(field, f"must be one of: {', '.join(sorted(banks)) or '(none)'}")
+    return value
+
+
+def _statement_date(value: object, now: datetime, field: str = "statement_date") -> date:
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a date YYYY-MM-DD")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(field, "must be a date YYYY-MM-DD") from None
+    today = recon.vietnam_today(now)
+    if day > today:
+        raise ValidationError(field, "is in the future (Vietnam time)")
+    if day < today - timedelta(days=STATEMENT_AGE_DAYS_MAX):
+        raise ValidationError(field, f"is more than {STATEMENT_AGE_DAYS_MAX} days ago")
+    return day
+
+
+def _int(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValidationError(name, f"must be an integer between {low} and {high}")
+    return int(raw)
+
+
+def _limit(request: web.Request, maximum: int) -> int:
+    limit = _int(request, "limit", PAGE_SIZE_DEFAULT, 1, maximum)
+    assert limit is not None
+    return limit
+
+
+async def _temporal(request: web.Request) -> Any:
+    client = await request.app[TEMPORAL].client()
+    if client is None:
+        raise ApiError(503, "temporal_unavailable", "the workflow service is unavailable; retry")
+    return client
+
+
+# --- reconciliations ---------------------------------------------------------------
+
+
+async def create_reconciliation(request: web.Request) -> web.Response:
+    principal = require(request, "recon:write")
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    unknown = sorted(set(body) - _BODY_FIELDS)
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    now = datetime.now(UTC)
+    bank = _bank(request, body.get("bank"))
+    day = _statement_date(body.get("statement_date"), now)
+    client = await _temporal(request)
+    try:
+        run, started = await start_reconciliation(
+            client,
+            request.app[ENGINE],
+            request.app[SAGA],
+            bank,
+            day,
+            trigger="api",
+            requested_by=principal.name,
+            now=now,
+        )
+    except WorkflowServiceUnavailableError as err:
+        raise ApiError(503, "temporal_unavailable", str(err)) from err
+    log.info("reconciliation.requested", reconciliation_id=run.id, bank=bank, started=started)
+    body_out = run_json(request.app[SETTINGS].public_base_url, run)
+    return json_response({**body_out, "joined_running": not started}, status=202)
+
+
+async def upload_statement(request: web.Request) -> web.Response:
+    principal = require(request, "recon:write")
+    settings = request.app[SETTINGS]
+    now = datetime.now(UTC)
+    bank = _bank(request, request.query.get("bank"))
+    day = _statement_date(request.query.get("statement_date"), now)
+    try:
+        fmt = StatementFormat(request.query.get("format", ""))
+    except ValueError:
+        raise ValidationError("format", "must be camt053, mt940 or csv") from None
+    limit = settings.recon_upload_bytes_max
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body_too_large", f"a statement file may be at most {limit} bytes")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise ApiError(413, "body_too_large", f"a statement file may be at most {limit} bytes")
+    if not data:
+        raise ValidationError("body", "is empty; send the statement file as the body")
+    client = await _temporal(request)
+    try:
+        outcome = await import_statement(
+            client,
+            request.app[ENGINE],
+            request.app[SAGA],
+            bank=bank,
+            statement_date=day,
+            fmt=fmt,
+            data=bytes(data),
+            trigger="upload",
+            requested_by=principal.name,
+            limits=statement_limits(settings),
+            now=now,
+        )
+    except StatementParseError as err:
+        raise ApiError(400, "invalid_statement", str(err)) from err
+    except WorkflowServiceUnavailableError as err:
+        raise ApiError(503, "temporal_unavailable", str(err)) from err
+    return json_response(
+        {
+            **run_json(settings.public_base_url, outcome.run),
+            "import_id": outcome.statement_import.id,
+            "file_lines": outcome.lines,
+            "content_sha256": outcome.statement_import.content_sha256,
+            "already_imported": outcome.already_imported,
+        },
+        status=202,
+    )
+
+
+async def _live_run(request: web.Request, run_id: int) -> recon.Run:
+    """The run; while it runs, with its totals so far."""
+    async with request.app[ENGINE].connect() as conn:
+        run = await recon.get_run(conn, run_id)
+        if run.status == "running":
+            counts = await follow.run_counts(conn, run)
+            run = replace(run, counts=counts)
+    return run
+
+
+async def get_reconciliation(request: web.Request) -> web.Response:
+    require(request, "recon:read")
+    run = await _live_run(request, path_id(request, "reconciliation_id"))
+    return json_response(run_json(request.app[SETTINGS].public_base_url, run))
+
+
+async def list_reconciliations(request: web.Request) -> web.Response:
+    require(request, "recon:read")
+    bank = request.query.get("bank") or None
+    raw_day = request.query.get("statement_date")
+    day = _statement_date(raw_day, datetime.now(UTC)) if raw_day else None
+    limit = _limit(request, RUNS_PAGE_SIZE_MAX)
+    before = _int(request, "cursor", None, 1, 10**18)
+    async with request.app[ENGINE].connect() as conn:
+        runs = await recon.list_runs(
+            conn, bank=bank, statement_date=day, before_id=before, limit=limit + 1
+        )
+    base = request.app[SETTINGS].public_base_url
+    page = runs[:limit]
+    return json_response(
+        {
+            "items": [run_json(base, r) for r in page],
+            "next_cursor": str(page[-1].id) if len(runs) > limit else None,
+        }
+    )
+
+
+_LINES_SQL: Final = """
+SELECT l.id, l.bank_ref, l.booked_at, l.direction, l.amount_vnd, l.class, l.rule,
+       l.payment_id, f.decision_number, l.counterparty, l.content, l.action,
+       l.action_done_at, l.action_error, l.in_suspense, l.source_line
+  FROM statement_lines l
+  LEFT JOIN fines f ON f.id = l.fine_id
+ WHERE l.bank = :bank AND l.statement_date = :day
+   AND (CAST(:class AS text) IS NULL OR l.class = :class)
+   AND l.id > :after
+ ORDER BY l.id
+ LIMIT :limit
+"""
+
+
+async def list_lines(request: web.Request) -> web.Response:
+    require(request, "recon:read")
+    line_class = request.query.get("class") or None
+    if line_class is not None and line_class not in recon.LINE_CLASSES:
+        raise ValidationError("class", f"must be one of {', '.join(recon.LINE_CLASSES)}")
+    limit = _limit(request, PAGE_SIZE_MAX)
+    after = _int(request, "cursor", 0, 0, 10**18)
+    async with request.app[ENGINE].connect() as conn:
+        run = await recon.get_run(conn, path_id(request, "reconciliation_id"))
+        rows = (
+            await conn.execute(
+                text(_LINES_SQL),
+                {
+                    "bank": run.bank,
+                    "day": run.statement_date,
+                    "class": line_class,
+                    "after": after,
+                    "limit": limit + 1,
+                },
+            )
+        ).all()
+    items = [
+        {
+            "id": r.id,
+            "bank_ref": r.bank_ref,
+            "booked_at": iso(r.booked_at),
+            "direction": r.direction,
+            "amount_vnd": int(r.amount_vnd),
+            "class": r._mapping["class"],
+            "rule": r.rule,
+            "payment_id": str(r.payment_id) if r.payment_id else None,
+            "decision_number": r.decision_number,
+            "counterparty": r.counterparty,
+            "content": r.content,
+            "action": r.action,
+            "action_done_at": iso(r.action_done_at),
+            "action_error": r.action_error,
+            "in_suspense": r.in_suspense,
+            "source_line": r.source_line,
+        }
+        for r in rows[:limit]
+    ]
+    return json_response(
+        {
+            "items": items,
+            "next_cursor": str(items[-1]["id"]) if len(rows) > limit else None,
+        }
+    )
+
+
+def _report_name(run: recon.Run, suffix: str) -> str:
+    return f"doi-soat-{run.bank}-{run.statement_date:%Y%m%d}-{run.id}.{suffix}"
+
+
+async def report_csv(request: web.Request) -> web.StreamResponse:
+    require(request, "recon:read")
+    run_id = path_id(request, "reconciliation_id")
+    engine = request.app[ENGINE]
+    limit = request.app[SETTINGS].recon_report_lines_max
+    async with engine.connect() as conn:
+        run = await recon.get_run(conn, run_id)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f"attachment; filename*=UTF-8''"
+                f"{quote(_report_name(run, 'csv'))}",
+            }
+        )
+        await response.prepare(request)
+        await response.write(csv_header().encode())
+        chunk: list[dict[str, Any]] = []
+        async for row in follow.report_rows(conn, run.bank, run.statement_date, limit):
+            chunk.append(row)
+            if len(chunk) >= CSV_CHUNK_ROWS:
+                await response.write(csv_rows(chunk).encode())
+                chunk.clear()
+        if chunk:
+            await response.write(csv_rows(chunk).encode())
+    await response.write_eof()
+    return response
+
+
+async def report_pdf(request: web.Request) -> web.Response:
+    require(request, "recon:read")
+    run_id = path_id(request, "reconciliation_id")
+    async with request.app[ENGINE].connect() as conn:
+        report = await follow.run_report(conn, run_id)
+        if report.run.status == "running":
+            counts = await follow.run_counts(conn, report.run)
+            report = follow.RunReport(
+                run=replace(report.run, counts=counts),
+                by_class=report.by_class,
+                by_discrepancy=report.by_discrepancy,
+            )
+        rows = await follow.discrepancy_rows(
+            conn, report.run.bank, report.run.statement_date, limit=1_000
+        )
+    pdf = render_report_pdf(report, rows, generated_at=datetime.now(UTC))
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f"inline; filename*=UTF-8''"
+            f"{quote(_report_name(report.run, 'pdf'))}"
+        },
+    )
+
+
+# --- discrepancies -----------------------------------------------------------------
+
+
+async def list_discrepancies(request: web.Request) -> web.Response:
+    require(request, "recon:read")
+    raw_day = request.query.get("statement_date")
+    where = disc.DiscrepancyFilter(
+        bank=request.query.get("bank") or None,
+        kind=request.query.get("kind") or None,
+        status=request.query.get("status") or None,
+        reconciliation_id=_int(request, "reconciliation_id", None, 1, 10**18),
+        statement_date=_statement_date(raw_day, datetime.now(UTC)) if raw_day else None,
+    )
+    limit = _limit(request, PAGE_SIZE_MAX)
+    before = _int(request, "cursor", None, 1, 10**18)
+    async with request.app[ENGINE].connect() as conn:
+        items, next_cursor = await disc.list_discrepancies(
+            conn, where, limit=limit, before_id=before
+        )
+    return json_response(
+        {
+            "items": [discrepancy_json(d) for d in items],
+            "next_cursor": str(next_cursor) if next_cursor is not None else None,
+        }
+    )
+
+
+async def get_discrepancy(request: web.Request) -> web.Response:
+    require(request, "recon:read")
+    async with request.app[ENGINE].connect() as conn:
+        item = await disc.get_discrepancy(conn, path_id(request, "discrepancy_id"))
+    return json_response(discrepancy_json(item))
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    require(request, "recon:read")
+    bank = _bank(request, request.query.get("bank"))
+    async with request.app[ENGINE].connect() as conn:
+        rules = await recon.load_rules(conn, bank)
+    return json_response(
+        {
+            "bank": bank,
+            "rules": [
+                {
+                    "rule": r.rule,
+                    "priority": r.priority,
+                    "enabled": r.enabled,
+                    "amount_tolerance_vnd": r.amount_tolerance_vnd,
+                    "truncated_chars_min": r.truncated_chars_min,
+                    "description": r.description,
+                    "defined_for": r.bank,
+                }
+                for r in sorted(rules.values(), key=lambda r: r.priority)
+            ],
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/reconciliations", create_reconciliation)
+    app.router.add_get("/api/v1/reconciliations", list_reconciliations)
+    app.router.add_get("/api/v1/reconciliations/{reconciliation_id}", get_reconciliation)
+    app.router.add_get("/api/v1/reconciliations/{reconciliation_id}/lines", list_lines)
+    app.router.add_get("/api/v1/reconciliations/{reconciliation_id}/report.csv", report_csv)
+    app.router.add_get("/api/v1/reconciliations/{reconciliation_id}/report.pdf", report_pdf)
+    app.router.add_post("/api/v1/statements", upload_statement)
+    app.router.add_get("/api/v1/discrepancies", list_discrepancies)
+    app.router.add_get("/api/v1/discrepancies/{discrepancy_id}", get_discrepancy)
+    app.router.add_post(
+        "/api/v1/discrepancies/{discrepancy_id}/actions", discrepancy_actions.post_action
+    )
+    app.router.add_get("/api/v1/reconciliation-rules", list_rules)
