@@ -21,7 +21,8 @@ from tests.support.stack import PAYER
 
 def _statement(lines: list[tuple[str, int, str, str]]) -> bytes:
     at = datetime.now(UTC) - timedelta(minutes=1)
-    return render_csv([SimLine(ref, at, amount, way, PAYER, note) for ref, amount, way, note in lines])
+    rows = [SimLine(ref, at, amount, way, PAYER, note) for ref, amount, way, note in lines]
+    return render_csv(rows)
 
 
 async def _upload(stack: ReconStack, data: bytes, **params: str) -> tuple[int, Any]:
@@ -38,9 +39,7 @@ async def _upload(stack: ReconStack, data: bytes, **params: str) -> tuple[int, A
 
 async def _count(stack: ReconStack, table: str) -> int:
     async with stack.saga.engine.connect() as conn:
-        return int(
-            (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
-        )
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
 
 async def test_an_uploaded_statement_is_reconciled_and_a_reupload_adds_nothing(
