@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from reconciler.logs import configure_logging
+from reconciler.recon_cli import recon
 from reconciler.settings import Settings
 
 
@@ -23,6 +24,9 @@ def _settings() -> Settings:
 @click.group()
 def main() -> None:
     """Traffic-fine payment and receipt reconciliation service."""
+
+
+main.add_command(recon)
 
 
 @main.command()

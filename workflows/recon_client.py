@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -186,6 +186,7 @@ async def import_statement(
         )
         workflow_id = upload_workflow_id_for(run.id)
         await recon.set_workflow(conn, run.id, workflow_id)
+        run = replace(run, workflow_id=workflow_id)
     await _start(client, engine, config, run, workflow_id)
     return UploadOutcome(
         run=run,
