@@ -140,7 +140,11 @@ async def get_payment(
         .where(t.payments.c.id == payment_id)
     )
     if for_update:
-        query = query.with_for_update(of=t.payments)
+        # FOR NO KEY UPDATE: excludes every other state change of the payment
+        # but not rows that merely refer to it (their foreign-key check takes
+        # KEY SHARE). A second request for the fine binds its key to this
+        # payment while holding the fine row, which settling wants next.
+        query = query.with_for_update(of=t.payments, key_share=True)
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise NotFoundError(f"no payment {payment_id}")
