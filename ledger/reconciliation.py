@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import string
+import time as time_module
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -326,31 +327,43 @@ async def set_rule(
 # A pipeline of temporary tables, each analysed, so the planner sees true
 # sizes at every step: a 50-line intraday statement takes index lookups, a
 # million-line one hash joins. All of it is set-based.
+#
+# Most lines of a statement are debits we booked already (webhook, polling):
+# their bank reference finds a payment that settles its fine, for the same
+# amount. When ``bank_ref`` is the first rule, those lines are written at
+# once ("fast"), and only the others go through the rest of the rules, the
+# decision numbers and the classification.
 
-# Per credit rule: the payment it links a line to (SQL over the joins below).
+# Per credit rule: the payment it links a line to (over the joins below).
 _CREDIT_LINK: Final = {
     "bank_ref": "coalesce(pr.id, px.id)",
     "end_to_end": "pe.id",
     "payment_reference": "pp.id",
 }
-_REFUND_LINK: Final = "coalesce((rj.metadata ->> 'payment_id')::uuid, rk.id)"
-_JOINS: Final = {
+# Later rules look a line up only if no earlier rule linked it: {unlinked} is
+# the condition, so a line already linked costs nothing more. ``OFFSET 0``
+# keeps each a per-line index lookup (the planner would otherwise hash every
+# payment of the bank for the few lines that need it).
+_LATERAL: Final = {
     "end_to_end": (
-        "LEFT JOIN payments pe ON s.credit AND s.end_to_end_ref IS NOT NULL"
-        " AND pe.debit_key = s.end_to_end_ref AND pe.bank = :bank"
+        "LEFT JOIN LATERAL (SELECT pe.id FROM payments pe WHERE {unlinked}"
+        " AND s.end_to_end_ref IS NOT NULL AND pe.debit_key = s.end_to_end_ref"
+        " AND pe.bank = :bank OFFSET 0) AS pe ON s.credit"
     ),
     "payment_reference": (
-        "LEFT JOIN payments pp ON s.credit AND s.content_ref IS NOT NULL"
-        " AND pp.payment_ref = s.content_ref AND pp.bank = :bank"
-    ),
-    "refund_ref": (
-        "LEFT JOIN journal_entries rj ON NOT s.credit AND rj.kind = 'refund'"
-        " AND rj.metadata ->> 'refund_ref' = s.bank_ref"
-        " LEFT JOIN payments rk ON NOT s.credit AND rk.bank = :bank"
-        " AND rk.id = CASE WHEN s.end_to_end_ref ~ '^rf-[0-9a-f]{32}$'"
-        " THEN substr(s.end_to_end_ref, 4)::uuid END"
+        "LEFT JOIN LATERAL (SELECT pp.id FROM payments pp WHERE {unlinked}"
+        " AND s.content_ref IS NOT NULL AND pp.payment_ref = s.content_ref"
+        " AND pp.bank = :bank LIMIT 1 OFFSET 0) AS pp ON s.credit"
     ),
 }
+# Money out: one of our refunds, by the bank's refund reference (booked by
+# mark_refunded) or by our refund key echoed back (rf-<payment id>).
+_REFUND_LINK: Final = """CASE WHEN NOT s.credit THEN coalesce(
+    (SELECT (rj.metadata ->> 'payment_id')::uuid FROM journal_entries rj
+      WHERE rj.kind = 'refund' AND rj.metadata ->> 'refund_ref' = s.bank_ref LIMIT 1),
+    (SELECT rk.id FROM payments rk
+      WHERE s.end_to_end_ref ~ '^rf-[0-9a-f]{32}$'
+        AND rk.id = substr(s.end_to_end_ref, 4)::uuid AND rk.bank = :bank)) END"""
 
 # 1. Lines already loaded (by bank reference) are not loaded again.
 _DROP_KNOWN_SQL: Final = """
@@ -362,19 +375,47 @@ DELETE FROM recon_staging s
 # 2. Link lines to payments by the enabled rules, in priority order.
 _LINK_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
-SELECT s.pos,
-       pr.id AS ref_payment,
-       px.id AS ext_payment,
-       CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
-       CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule
-  FROM recon_staging s
-  LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
-  LEFT JOIN payments px ON s.credit
-       AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
-  {joins}
+SELECT pos, ref_payment, ext_payment, link_payment, link_rule,
+       {fast} AND credit AND link_rule = 'bank_ref' AND ref_payment IS NOT NULL
+           AND ref_settles AND abs(amount_vnd - ref_amount) <= :tol_bank_ref AS fast,
+       ref_fine
+  FROM (
+    SELECT s.pos, s.credit, s.amount_vnd,
+           pr.id AS ref_payment, pr.settles_fine AS ref_settles, pr.amount_vnd AS ref_amount,
+           pr.fine_id AS ref_fine, px.id AS ext_payment,
+           CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
+           CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule
+      FROM recon_staging s
+      LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+      LEFT JOIN LATERAL (
+          SELECT px.id FROM payments px
+           WHERE pr.id IS NULL AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
+          OFFSET 0
+      ) AS px ON s.credit
+      {joins}
+  ) AS linked
 """
 
-# 3. Unlinked money in: find a registered decision number in the content. The
+# 3a. The fast lines: booked payments that settle their fine, same amount.
+_INSERT_FAST_SQL: Final = """
+WITH inserted AS (
+INSERT INTO statement_lines (
+    import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
+    direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
+    source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
+SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date,
+       timestamptz 'epoch' + s.booked_us * interval '1 microsecond', s.amount_vnd,
+       'credit', s.counterparty, s.content, s.content_key, s.content_ref, s.end_to_end_ref,
+       s.raw, s.source_line, 'bank_ref', l.ref_payment, l.ref_fine, 'matched', :now, false, NULL
+  FROM recon_linked l
+  JOIN recon_staging s ON s.pos = l.pos
+ WHERE l.fast
+RETURNING amount_vnd
+)
+SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM inserted
+"""
+
+# 3b. Unlinked money in: find a registered decision number in the content. The
 # content is cut into 6-character windows, each looked up against the start
 # of every decision key (index fines_decision_anchor); a hit counts if the
 # whole key follows, or if the content ends inside the key (the bank cut it)
@@ -388,11 +429,12 @@ WITH cand AS (
            max(CASE WHEN starts_with(substr(s.content_key, w.at), f.decision_alnum)
                     THEN length(f.decision_alnum)
                     ELSE length(s.content_key) - w.at + 1 END) AS score
-      FROM recon_staging s
-      JOIN recon_linked l ON l.pos = s.pos AND l.link_payment IS NULL
+      FROM recon_linked l
+      JOIN recon_staging s ON s.pos = l.pos
       CROSS JOIN LATERAL generate_series(1, length(s.content_key) - 5) AS w(at)
       JOIN fines f ON left(f.decision_alnum, 6) = substr(s.content_key, w.at, 6)
-     WHERE :decision_enabled AND s.credit AND length(s.content_key) >= 6
+     WHERE :decision_enabled AND l.link_payment IS NULL AND s.credit
+       AND length(s.content_key) >= 6
        AND (starts_with(substr(s.content_key, w.at), f.decision_alnum)
             OR (starts_with(f.decision_alnum, substr(s.content_key, w.at))
                 AND length(s.content_key) - w.at + 1 >= :truncated_min))
@@ -405,7 +447,7 @@ WITH cand AS (
 SELECT pos, min(fine_id) AS fine_id FROM ranked WHERE r = 1 GROUP BY pos HAVING count(*) = 1
 """
 
-# 4. What each line is, before ranking the lines that would heal one fine.
+# 4. What each other line is, before ranking the lines that would heal one fine.
 _STAGE_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_staged ON COMMIT DROP AS
 WITH fined AS (
@@ -417,12 +459,18 @@ WITH fined AS (
            p.status AS p_status, p.bank_ref AS p_bank_ref, p.settles_fine AS p_settles,
            p.amount_vnd AS p_amount, p.channel AS p_channel, p.debit_key AS p_debit_key,
            f.id AS f_id, f.amount_vnd AS f_amount, paid.id IS NOT NULL AS f_paid
-      FROM recon_staging s
-      JOIN recon_linked l ON l.pos = s.pos
-      LEFT JOIN recon_decisions d ON d.pos = s.pos
-      LEFT JOIN payments p ON p.id = l.link_payment
-      LEFT JOIN fines f ON f.id = coalesce(p.fine_id, d.fine_id)
-      LEFT JOIN payments paid ON paid.fine_id = f.id AND paid.settles_fine
+      FROM recon_linked l
+      JOIN recon_staging s ON s.pos = l.pos
+      LEFT JOIN recon_decisions d ON d.pos = l.pos
+      LEFT JOIN LATERAL (SELECT * FROM payments p WHERE p.id = l.link_payment OFFSET 0) AS p
+           ON true
+      LEFT JOIN LATERAL (
+          SELECT * FROM fines f WHERE f.id = coalesce(p.fine_id, d.fine_id) OFFSET 0) AS f
+           ON true
+      LEFT JOIN LATERAL (
+          SELECT paid.id FROM payments paid
+           WHERE paid.fine_id = f.id AND paid.settles_fine OFFSET 0) AS paid ON true
+     WHERE NOT l.fast
 ), tolerated AS (
     SELECT fd.*, {tolerance} AS tol FROM fined fd
 )
@@ -501,10 +549,10 @@ WITH heal AS (
            d.action
       FROM decided d
       JOIN recon_staging s ON s.pos = d.pos
-    RETURNING class, direction, amount_vnd
+    RETURNING class, direction, amount_vnd, in_suspense
 )
-SELECT class, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd
-  FROM inserted GROUP BY class, direction
+SELECT class, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd, in_suspense
+  FROM inserted GROUP BY class, direction, in_suspense
 """
 
 
@@ -520,7 +568,12 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
     from ``RULES`` reach the SQL text (no user input)."""
     enabled = sorted((r for r in rules.values() if r.enabled), key=lambda r: r.priority)
     credit = [r.rule for r in enabled if r.rule in _CREDIT_LINK]
-    refunds = [r.rule for r in enabled if r.rule == "refund_ref"]
+    refunds = any(r.rule == "refund_ref" for r in enabled)
+    joins: list[str] = []
+    for index, rule in enumerate(credit):
+        if rule in _LATERAL:
+            earlier = [f"{_CREDIT_LINK[r]} IS NULL" for r in credit[:index]]
+            joins.append(_LATERAL[rule].format(unlinked=" AND ".join(earlier) or "true"))
     if credit:
         credit_link = f"coalesce({', '.join(_CREDIT_LINK[r] for r in credit)}, NULL)"
         whens = " ".join(f"WHEN {_CREDIT_LINK[r]} IS NOT NULL THEN '{r}'" for r in credit)
@@ -533,17 +586,19 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
     else:
         debit_link, debit_rule = "NULL::uuid", "NULL"
     link = _LINK_TEMPLATE.format(
+        fast="true" if credit[:1] == ["bank_ref"] else "false",
         credit_link=credit_link,
         credit_rule=credit_rule,
         debit_link=debit_link,
         debit_rule=debit_rule,
-        joins=" ".join(_JOINS[r] for r in [*credit, *refunds] if r in _JOINS),
+        joins=" ".join(joins),
     )
     cases = " ".join(f"WHEN '{r.rule}' THEN :tol_{r.rule}" for r in enabled)
     stage = _STAGE_TEMPLATE.format(tolerance=f"CASE fd.rule {cases} ELSE 0 END" if cases else "0")
     decision = rules.get("decision_number")
     params: dict[str, Any] = {f"tol_{r.rule}": r.amount_tolerance_vnd for r in enabled}
     params.setdefault("tol_decision_number", 0)
+    params.setdefault("tol_bank_ref", 0)
     params["decision_enabled"] = decision is not None and decision.enabled
     params["truncated_min"] = (
         decision.truncated_chars_min if decision is not None else DECISION_WINDOW_CHARS
@@ -551,42 +606,78 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
     return _MatchStatements(link=link, stage=stage, params=params)
 
 
+# Hash joins over a million payments want more than the default 4 MB.
+WORK_MEM: Final = "256MB"
+
+
+class Stopwatch:
+    """Seconds per stage of a load, for benchmarks (``None``: not kept)."""
+
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self._sink = sink
+        self._last = time_module.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time_module.perf_counter()
+        if self._sink is not None:
+            self._sink[stage] = self._sink.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
 async def _match_and_insert(
-    conn: AsyncConnection, run: Run, import_id: int, now: datetime
+    conn: AsyncConnection, run: Run, import_id: int, now: datetime, watch: Stopwatch
 ) -> list[Any]:
     """Steps 1-5 over the staging table; returns (class, direction, lines,
     amount) of the lines written."""
     statements = _match_statements(await load_rules(conn, run.bank))
     bank = {"bank": run.bank}
+    write = {
+        **bank,
+        "rid": run.id,
+        "import_id": import_id,
+        "statement_date": run.statement_date,
+        "now": now,
+    }
+    await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text(_DROP_KNOWN_SQL), bank)
-    await conn.execute(text(statements.link), bank)
+    watch.lap("drop_known")
+    await conn.execute(text(statements.link), {**bank, **statements.params})
     await conn.execute(text("ANALYZE recon_linked"))
+    watch.lap("link")
+    fast = (await conn.execute(text(_INSERT_FAST_SQL), write)).one()
+    watch.lap("insert_fast")
     await conn.execute(text(_DECISION_SQL), statements.params)
     await conn.execute(text("ANALYZE recon_decisions"))
+    watch.lap("decision_numbers")
     await conn.execute(text(statements.stage), {**bank, **statements.params})
     await conn.execute(text("ANALYZE recon_staged"))
-    result = await conn.execute(
-        text(_INSERT_SQL),
-        {
-            **bank,
-            "rid": run.id,
-            "import_id": import_id,
-            "statement_date": run.statement_date,
-            "now": now,
-        },
-    )
-    return list(result.all())
+    watch.lap("classify")
+    rows: list[Any] = list((await conn.execute(text(_INSERT_SQL), write)).all())
+    watch.lap("insert")
+    if fast.lines:
+        rows.append(("matched", "credit", int(fast.lines), int(fast.amount_vnd), False))
+    return rows
 
 
 # --- follow-up of a run's new lines ---------------------------------------------
 
+# Money nobody booked goes to suspense, one entry per bank reference (the key
+# ``suspense:<bank>:<bank_ref>`` is shared with disputes, so whoever books it
+# first books it once). Posted in small batches, each its own transaction,
+# after the lines are written: every entry updates the clearing and suspense
+# balance rows, and thousands of updates of one row in one transaction slow
+# down with each other (and would hold the bank's clearing balance locked
+# against payments settling meanwhile).
 # "\:null": a literal colon for SQLAlchemy text(), not a bind parameter.
-_SUSPENSE_SQL: Final = r"""
+_SUSPENSE_BATCH_SQL: Final = r"""
 WITH todo AS (
     SELECT l.id, l.bank_ref, l.direction,
            CASE WHEN l.direction = 'credit' THEN l.amount_vnd ELSE -l.amount_vnd END AS clearing_vnd
       FROM statement_lines l
-     WHERE l.reconciliation_id = :rid AND l.class <> 'matched' AND l.in_suspense
+     WHERE l.bank = :bank AND l.in_suspense AND l.suspense_entry_id IS NULL
+     ORDER BY l.id
+     LIMIT :limit
+       FOR UPDATE SKIP LOCKED
 ), entries AS (
     INSERT INTO journal_entries (idempotency_key, kind, description, content_hash, metadata)
     SELECT 'suspense:' || :bank || ':' || t.bank_ref, 'suspense',
@@ -598,6 +689,7 @@ WITH todo AS (
                'UTF8')), 'hex'),
            jsonb_build_object('statement_line_id', t.id, 'bank', :bank, 'bank_ref', t.bank_ref)
       FROM todo t
+     ORDER BY t.id
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, idempotency_key
 ), posted AS (
@@ -610,9 +702,45 @@ WITH todo AS (
       JOIN accounts a ON a.code = v.code
      ORDER BY a.id
     RETURNING entry_id
+), marked AS (
+    -- An entry booked before (by a dispute) is the line's entry too.
+    UPDATE statement_lines l SET suspense_entry_id = k.entry_id
+      FROM (SELECT t.id,
+                   coalesce(e.id, (SELECT je.id FROM journal_entries je
+                                    WHERE je.idempotency_key
+                                          = 'suspense:' || :bank || ':' || t.bank_ref))
+                       AS entry_id
+              FROM todo t
+              LEFT JOIN entries e
+                     ON e.idempotency_key = 'suspense:' || :bank || ':' || t.bank_ref) AS k
+     WHERE l.id = k.id AND k.entry_id IS NOT NULL
+    RETURNING 1
 )
-SELECT count(DISTINCT entry_id) FROM posted
+SELECT (SELECT count(*) FROM todo) AS lines, (SELECT count(DISTINCT entry_id) FROM posted)
+       AS entries, (SELECT count(*) FROM marked) AS marked
 """
+
+SUSPENSE_BATCH_MAX: Final = 1_000
+
+
+@dataclass(frozen=True)
+class SuspenseBatch:
+    lines: int  # lines taken
+    entries: int  # entries posted now (the others were booked before)
+
+
+async def post_suspense_batch(conn: AsyncConnection, bank: str, limit: int = 500) -> SuspenseBatch:
+    """Post the suspense entries of up to ``limit`` lines of ``bank`` waiting
+    for theirs; call in a loop (one transaction each) until ``lines`` is 0."""
+    assert 1 <= limit <= SUSPENSE_BATCH_MAX
+    row = (
+        await conn.execute(
+            text(_SUSPENSE_BATCH_SQL),
+            {"bank": bank, "clearing": bank_clearing_account(bank), "limit": limit},
+        )
+    ).one()
+    return SuspenseBatch(lines=int(row.lines), entries=int(row.entries))
+
 
 _LINE_DISCREPANCIES_SQL: Final = """
 INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, statement_line_id,
@@ -1045,7 +1173,8 @@ class MatchSummary:
     classes: dict[str, int] = field(default_factory=dict)
     # "<class>:<direction>" → total amount of the new lines
     amounts_vnd: dict[str, int] = field(default_factory=dict)
-    suspense_entries: int = 0
+    # New lines whose money goes to suspense (``post_suspense_batch`` books it).
+    suspense_lines: int = 0
     discrepancies_opened: int = 0
     missing_at_bank_opened: int = 0
     in_doubt_opened: int = 0
@@ -1068,12 +1197,14 @@ async def load_and_match(
     lines: Iterable[LineLike] | None,
     now: datetime,
     policy: MatchPolicy = MatchPolicy(),
+    timings: dict[str, float] | None = None,
 ) -> MatchSummary:
     """Load the statement's lines (``None``: the import was loaded before)
     and classify the new ones; open discrepancies, post suspense entries,
     look for payments missing at the bank or in doubt too long, and close what
     resolved itself. Idempotent: a second call with the same lines writes
-    nothing."""
+    nothing. ``timings`` receives seconds per stage."""
+    watch = Stopwatch(timings)
     bank = run.bank
     await lock_bank(conn, bank)
     clearing = bank_clearing_account(bank)
@@ -1086,15 +1217,16 @@ async def load_and_match(
         )
     ).scalar_one()
     if fresh and lines is not None:
-        summary = await _load_new_lines(conn, run, statement_import, lines, now, clearing)
+        summary = await _load_new_lines(conn, run, statement_import, lines, now, clearing, watch)
     missing, in_doubt = await _payment_checks(conn, run, now, policy)
     resolved = await auto_resolve(conn, bank, now)
+    watch.lap("payment_checks")
     return MatchSummary(
         lines_in_file=summary.lines_in_file,
         new_lines=summary.new_lines,
         classes=summary.classes,
         amounts_vnd=summary.amounts_vnd,
-        suspense_entries=summary.suspense_entries,
+        suspense_lines=summary.suspense_lines,
         discrepancies_opened=summary.discrepancies_opened,
         missing_at_bank_opened=missing,
         in_doubt_opened=in_doubt,
@@ -1110,22 +1242,21 @@ async def _load_new_lines(
     lines: Iterable[LineLike],
     now: datetime,
     clearing: str,
+    watch: Stopwatch,
 ) -> MatchSummary:
+    watch.lap("prepare")
     staged = await _copy_into_staging(conn, lines)
-    rows = await _match_and_insert(conn, run, statement_import.id, now)
+    watch.lap("copy")
+    rows = await _match_and_insert(conn, run, statement_import.id, now, watch)
     classes: dict[str, int] = {}
     amounts: dict[str, int] = {}
-    for line_class, direction, count, amount_vnd in rows:
+    for line_class, direction, count, amount_vnd, _in_suspense in rows:
         classes[line_class] = classes.get(line_class, 0) + int(count)
         key = f"{line_class}:{direction}"
         amounts[key] = amounts.get(key, 0) + int(amount_vnd)
     new_lines = sum(classes.values())
-    suspense = (
-        await conn.execute(
-            text(_SUSPENSE_SQL), {"rid": run.id, "bank": run.bank, "clearing": clearing}
-        )
-    ).scalar_one()
     opened = await conn.execute(text(_LINE_DISCREPANCIES_SQL), {"rid": run.id, "now": now})
+    watch.lap("discrepancies")
     await conn.execute(
         text(
             "UPDATE statement_imports SET loaded_at = :now, new_lines = :new, lines = :lines"
@@ -1138,7 +1269,7 @@ async def _load_new_lines(
         new_lines=new_lines,
         classes=classes,
         amounts_vnd=amounts,
-        suspense_entries=int(suspense or 0),
+        suspense_lines=sum(int(r[2]) for r in rows if r[4]),
         discrepancies_opened=int(opened.rowcount or 0),
     )
 

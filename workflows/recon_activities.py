@@ -35,6 +35,9 @@ log = structlog.get_logger(__name__)
 ACTIONS_CONCURRENCY_DEFAULT: Final = 16
 _ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9]{1,34}")
 UNKNOWN_PAYER: Final = "unknown"
+SUSPENSE_BATCH: Final = 500
+# A million unidentified lines at most per load; the rest waits for the next.
+SUSPENSE_BATCHES_MAX: Final = 2_000
 
 
 def utc_now() -> datetime:
@@ -93,6 +96,19 @@ async def refresh_discrepancy_gauges(engine: AsyncEngine, banks: Sequence[str]) 
     for bank in sorted(set(banks) | {b for b, _ in counts}):
         for kind in recon.DISCREPANCY_KINDS:
             reconciliation_discrepancies.labels(bank, kind).set(counts.get((bank, kind), 0))
+
+
+async def post_suspense(engine: AsyncEngine, bank: str) -> int:
+    """Book the suspense entries of ``bank``'s lines waiting for theirs, one
+    small transaction per batch; returns how many entries were posted."""
+    posted = 0
+    for _ in range(SUSPENSE_BATCHES_MAX):
+        async with engine.begin() as conn:
+            batch = await recon.post_suspense_batch(conn, bank, SUSPENSE_BATCH)
+        posted += batch.entries
+        if batch.lines < SUSPENSE_BATCH:
+            break
+    return posted
 
 
 class ReconciliationActivities:
@@ -181,6 +197,7 @@ class ReconciliationActivities:
             summary = await recon.load_and_match(
                 conn, run, statement_import, lines, self._now(), self._deps.policy
             )
+        await post_suspense(self._engine, run.bank)
         for line_class, count in summary.classes.items():
             reconciliation_lines_total.labels(run.bank, line_class).inc(count)
         log.info(

@@ -48,6 +48,8 @@ from workflows.reconciliation import (
 log = structlog.get_logger(__name__)
 
 VIETNAM_TIME_ZONE: Final = "Asia/Ho_Chi_Minh"
+START_ATTEMPTS: Final = 25
+START_RETRY_SECONDS: Final = 0.2
 _HH_MM_RE: Final = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
@@ -68,28 +70,40 @@ async def _workflow_running(client: Client, workflow_id: str) -> bool:
 async def _start(
     client: Client, engine: AsyncEngine, config: SagaConfig, run: recon.Run, workflow_id: str
 ) -> None:
-    try:
-        await client.start_workflow(
-            ReconciliationWorkflow.run,
-            rt.ReconciliationInput(
-                bank=run.bank,
-                statement_date=run.statement_date.isoformat(),
-                reconciliation_id=run.id,
-                trigger=run.trigger,
-            ),
-            id=workflow_id,
-            task_queue=config.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        )
-    except (WorkflowAlreadyStartedError, RPCError, OSError) as err:
-        reason = (
-            "another reconciliation of this statement is still finishing; try again"
-            if isinstance(err, WorkflowAlreadyStartedError)
-            else f"the workflow service is unavailable: {err}"
-        )
-        async with engine.begin() as conn:
-            await recon.fail_run(conn, run.id, reason, datetime.now(UTC))
-        raise WorkflowServiceUnavailableError(reason) from err
+    for _ in range(START_ATTEMPTS):
+        try:
+            await _start_once(client, config, run, workflow_id)
+            return
+        except WorkflowAlreadyStartedError:
+            # The previous reconciliation of this statement has stored its
+            # result and is closing its workflow: give it a moment.
+            await asyncio.sleep(START_RETRY_SECONDS)
+        except (RPCError, OSError) as err:
+            await _give_up(engine, run, f"the workflow service is unavailable: {err}")
+            raise WorkflowServiceUnavailableError(str(err)) from err
+    reason = "another reconciliation of this statement is still finishing; try again"
+    await _give_up(engine, run, reason)
+    raise WorkflowServiceUnavailableError(reason)
+
+
+async def _give_up(engine: AsyncEngine, run: recon.Run, reason: str) -> None:
+    async with engine.begin() as conn:
+        await recon.fail_run(conn, run.id, reason, datetime.now(UTC))
+
+
+async def _start_once(client: Client, config: SagaConfig, run: recon.Run, workflow_id: str) -> None:
+    await client.start_workflow(
+        ReconciliationWorkflow.run,
+        rt.ReconciliationInput(
+            bank=run.bank,
+            statement_date=run.statement_date.isoformat(),
+            reconciliation_id=run.id,
+            trigger=run.trigger,
+        ),
+        id=workflow_id,
+        task_queue=config.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
 
 
 async def start_reconciliation(

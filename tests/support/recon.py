@@ -114,7 +114,19 @@ async def reconcile(
         summary = await recon.load_and_match(
             conn, run, statement_import, lines, now, policy or recon.MatchPolicy()
         )
+    await post_suspense(engine, bank)
     return run, summary
+
+
+async def post_suspense(engine: AsyncEngine, bank: str = BANK) -> int:
+    """Book every waiting suspense entry, in small transactions."""
+    posted = 0
+    while True:
+        async with engine.begin() as conn:
+            batch = await recon.post_suspense_batch(conn, bank, limit=3)
+        posted += batch.entries
+        if batch.lines == 0:
+            return posted
 
 
 async def lines_by_ref(engine: AsyncEngine) -> dict[str, Any]:

@@ -157,6 +157,7 @@ CREATE TABLE statement_lines (
     -- Money the ledger had not booked and no saga step will: posted to the
     -- suspense account (entry 'suspense:<bank>:<bank_ref>') until resolved.
     in_suspense        boolean NOT NULL DEFAULT false,
+    suspense_entry_id  bigint,
     -- The saga step that books a healed or duplicate line, done once.
     action             text CHECK (action IN ('signal', 'external_debit')),
     action_done_at     timestamptz,
@@ -174,6 +175,8 @@ CREATE INDEX statement_lines_followup ON statement_lines (reconciliation_id)
     WHERE class <> 'matched';
 CREATE INDEX statement_lines_actions ON statement_lines (bank, id)
     WHERE action IS NOT NULL AND action_done_at IS NULL;
+CREATE INDEX statement_lines_suspense_pending ON statement_lines (bank, id)
+    WHERE in_suspense AND suspense_entry_id IS NULL;
 
 -- Matching rules as data: which rules run, in which order, with which
 -- tolerances. A row for a bank overrides the '*' row of the same rule.

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,7 +18,7 @@ from reconciler.devstack.temporal import TemporalInfo
 from reconciler.recon_wiring import recon_activities
 from reconciler.wiring import build_adapters
 from reconciler.worker import build_worker
-from tests.support.stack import SagaStack, eventually, saga_stack
+from tests.support.stack import BANKS, SagaStack, eventually, saga_stack
 
 
 @dataclass
@@ -48,6 +51,21 @@ class ReconStack:
         return run
 
 
+def seed_bank_references(state_path: Path) -> None:
+    """Start the simulator's movement numbers (and so its bank references) at
+    a random point: workflow ids carry bank references (external-debit/<bank>
+    /<ref>) and the Temporal server is shared by every test of the session,
+    while each test's simulator would otherwise number from 1 again."""
+    start = 1_000_000 + secrets.randbelow(90_000_000)
+    with contextlib.closing(sqlite3.connect(state_path)) as db, db:
+        db.execute(
+            "INSERT INTO movements (id, bank_ref, kind, amount_vnd, direction, counterparty,"
+            " content_raw, content, status, created_at)"
+            " VALUES (?, ?, 'transfer', 1, 'C', 'seed', '', '', 'declined', ?)",
+            (start, f"SEED{start}", "2000-01-01T00:00:00.000000+00:00"),
+        )
+
+
 @pytest.fixture
 async def recon_stack(
     tmp_path: Path,
@@ -67,6 +85,8 @@ async def recon_stack(
         start_worker=False,
         **overrides,
     ) as stack:
+        for bank in BANKS:
+            seed_bank_references(tmp_path / f"{bank}.sqlite")
         activities = recon_activities(
             stack.settings, engine, build_adapters(stack.settings, stack.session), stack.client
         )

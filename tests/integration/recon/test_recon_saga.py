@@ -49,7 +49,7 @@ async def test_a_citizen_transfer_we_never_heard_of_pays_the_fine_once_and_a_sec
     run = await stack.reconcile("hnbank")
     assert run["status"] == "completed", run
     assert (run["healed"], run["matched"], run["discrepancies_open"]) == (1, 0, 0)
-    fine = await eventually(lambda: _receipted(stack, number), 30, "the fine to be receipted")
+    fine = await eventually(lambda: _receipted(stack, number), 60, "the fine to be receipted")
     [paid] = await _fine_payments(stack, number)
     assert (paid.channel, paid.bank_ref, paid.settles_fine) == (
         "reconciliation",
@@ -66,7 +66,7 @@ async def test_a_citizen_transfer_we_never_heard_of_pays_the_fine_once_and_a_sec
         rows = await _fine_payments(stack, number)
         return rows if any(r.status == "refunded" for r in rows) else None
 
-    payments = await eventually(refunded, 30, "the duplicate to be refunded")
+    payments = await eventually(refunded, 60, "the duplicate to be refunded")
     assert [(p.bank_ref, p.status, p.receipt_number is not None) for p in payments] == [
         (first["bank_ref"], "succeeded", True),
         (second["bank_ref"], "refunded", False),
