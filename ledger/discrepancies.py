@@ -13,6 +13,7 @@ Functions run in the caller's transaction; the caller commits.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -21,12 +22,17 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.approvals import Approval, get_approval, mark_executed, mark_failed, request_approval
+from ledger.audit import append_audit
 from ledger.errors import ConflictError, NotFoundError, ValidationError
+from ledger.fines import get_fine
+from ledger.postings import EntryRequest, Posting, bank_clearing_account, post_entry, reverse_entry
 from ledger.reconciliation import DISCREPANCY_KINDS
 
 DISCREPANCY_STATUSES: Final = ("open", "resolved", "dismissed")
 PAGE_SIZE_MAX: Final = 500
 RESOLUTION_CHARS_MAX: Final = 2_000
+SYSTEM_APPROVAL: Final = "system:approval"
 
 
 class DiscrepancyClosedError(ConflictError):
@@ -238,3 +244,288 @@ async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
         )
     ).all()
     return {(r.bank, r.kind): int(r.n) for r in rows}
+
+
+# --- requests that need a second person's approval -------------------------------
+
+REFUND: Final = "refund"
+MANUAL_MATCH: Final = "manual_match"
+SUBJECT_TYPE: Final = "discrepancy"
+_ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9]{1,34}")
+
+
+class DiscrepancyActionError(ConflictError):
+    """The discrepancy is not in a state this action can apply to (HTTP 409)."""
+
+    code = "discrepancy_action_refused"
+
+
+@dataclass(frozen=True)
+class HeldMoney:
+    """A statement line's money that sits in suspense: what a refund or a
+    manual match moves."""
+
+    discrepancy: Discrepancy
+    line_id: int
+    bank: str
+    bank_ref: str
+    amount_vnd: int
+    counterparty: str
+    suspense_entry_key: str
+
+
+async def _held_money(conn: AsyncConnection, item: Discrepancy) -> HeldMoney:
+    if not item.open:
+        raise DiscrepancyClosedError(f"discrepancy {item.id} is already {item.status}")
+    if item.statement_line_id is None:
+        raise DiscrepancyActionError(
+            f"discrepancy {item.id} ({item.kind}) has no statement line: no money to move"
+        )
+    line = (
+        await conn.execute(
+            text(
+                "SELECT id, bank, bank_ref, amount_vnd, counterparty, direction, in_suspense,"
+                " action FROM statement_lines WHERE id = :id"
+            ),
+            {"id": item.statement_line_id},
+        )
+    ).one()
+    if line.direction != "credit" or not line.in_suspense:
+        reason = "is money out" if line.direction != "credit" else "is not held in suspense"
+        raise DiscrepancyActionError(
+            f"statement line {line.bank_ref} {reason}"
+            + (f" (its automatic action: {line.action})" if line.action else "")
+        )
+    return HeldMoney(
+        discrepancy=item,
+        line_id=int(line.id),
+        bank=line.bank,
+        bank_ref=line.bank_ref,
+        amount_vnd=int(line.amount_vnd),
+        counterparty=line.counterparty,
+        suspense_entry_key=f"suspense:{line.bank}:{line.bank_ref}",
+    )
+
+
+async def request_refund(
+    conn: AsyncConnection,
+    discrepancy_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    *,
+    payee_account: str | None,
+    workflow_id: str,
+) -> Approval:
+    """Ask a second person to approve sending the line's money back to the
+    payer (default: the statement's counterparty)."""
+    item = await get_discrepancy(conn, discrepancy_id, for_update=True)
+    held = await _held_money(conn, item)
+    payee = payee_account or held.counterparty
+    if not _ACCOUNT_RE.fullmatch(payee or ""):
+        raise ValidationError(
+            "payee_account", "is required (1-34 letters or digits): the statement has none"
+        )
+    approval = await request_approval(
+        conn,
+        REFUND,
+        SUBJECT_TYPE,
+        str(discrepancy_id),
+        {
+            "action": REFUND,
+            "discrepancy_id": discrepancy_id,
+            "bank": held.bank,
+            "bank_ref": held.bank_ref,
+            "amount_vnd": held.amount_vnd,
+            "payee_account": payee,
+        },
+        reason,
+        actor,
+        now,
+        workflow_id=workflow_id,
+    )
+    await note_request(
+        conn,
+        discrepancy_id,
+        {"action": REFUND, "approval_id": approval.id, "by": actor, "at": now.isoformat()},
+        now,
+    )
+    return approval
+
+
+async def request_manual_match(
+    conn: AsyncConnection,
+    discrepancy_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    *,
+    decision_number: str,
+    workflow_id: str,
+) -> Approval:
+    """Ask a second person to approve booking the line's money as the payment
+    of a fine (a receipt if the fine is unpaid, else a refund)."""
+    item = await get_discrepancy(conn, discrepancy_id, for_update=True)
+    held = await _held_money(conn, item)
+    fine = await get_fine(conn, decision_number)
+    if fine.amount_vnd != held.amount_vnd:
+        raise DiscrepancyActionError(
+            f"fine {fine.decision_number} is {fine.amount_vnd} đồng but the bank received "
+            f"{held.amount_vnd}: request a refund instead"
+        )
+    approval = await request_approval(
+        conn,
+        MANUAL_MATCH,
+        SUBJECT_TYPE,
+        str(discrepancy_id),
+        {
+            "action": MANUAL_MATCH,
+            "discrepancy_id": discrepancy_id,
+            "bank": held.bank,
+            "bank_ref": held.bank_ref,
+            "amount_vnd": held.amount_vnd,
+            "decision_key": fine.decision_key,
+            "decision_number": fine.decision_number,
+            "payer_account": held.counterparty or "unknown",
+        },
+        reason,
+        actor,
+        now,
+        workflow_id=workflow_id,
+    )
+    await note_request(
+        conn,
+        discrepancy_id,
+        {"action": MANUAL_MATCH, "approval_id": approval.id, "by": actor, "at": now.isoformat()},
+        now,
+    )
+    return approval
+
+
+class NotApprovedError(ConflictError):
+    """Money moves only on an approval that is approved in the database."""
+
+    code = "not_approved"
+
+
+async def approved_request(conn: AsyncConnection, approval_id: int) -> Approval:
+    approval = await get_approval(conn, approval_id)
+    if approval.status not in ("approved", "executed"):
+        raise NotApprovedError(f"approval {approval_id} is {approval.status}, not approved")
+    if approval.subject_type != SUBJECT_TYPE:
+        raise NotApprovedError(f"approval {approval_id} is not about a discrepancy")
+    return approval
+
+
+async def _resolve_by_approval(
+    conn: AsyncConnection,
+    approval: Approval,
+    result: dict[str, Any],
+    resolution: str,
+    now: datetime,
+) -> None:
+    discrepancy_id = int(approval.subject_id)
+    actor = approval.decided_by or SYSTEM_APPROVAL
+    item = await get_discrepancy(conn, discrepancy_id, for_update=True)
+    if item.open:
+        await close_discrepancy(conn, discrepancy_id, "resolved", actor, resolution, now)
+    await mark_executed(conn, approval.id, result, now, SYSTEM_APPROVAL)
+    await append_audit(
+        conn,
+        actor=SYSTEM_APPROVAL,
+        action=f"discrepancy.{approval.kind}_done",
+        subject_type=SUBJECT_TYPE,
+        subject_id=str(discrepancy_id),
+        now=now,
+        detail={"approval_id": approval.id, **result},
+    )
+
+
+async def book_refund(
+    conn: AsyncConnection, approval_id: int, refund_ref: str, now: datetime
+) -> None:
+    """The bank confirmed the refund: take the money out of suspense (once),
+    close the discrepancy, record the approval as carried out."""
+    approval = await approved_request(conn, approval_id)
+    payload = approval.payload
+    bank, bank_ref, amount = payload["bank"], payload["bank_ref"], int(payload["amount_vnd"])
+    clearing = bank_clearing_account(bank)
+    await post_entry(
+        conn,
+        EntryRequest(
+            idempotency_key=f"discrepancy:{approval.subject_id}:refund",
+            kind="refund",
+            description=f"refund of {bank_ref} held in suspense (discrepancy "
+            f"{approval.subject_id})",
+            postings=(Posting("suspense", amount), Posting(clearing, -amount)),
+            metadata={
+                "refund_ref": refund_ref,
+                "bank": bank,
+                "bank_ref": bank_ref,
+                "discrepancy_id": int(approval.subject_id),
+                "approval_id": approval.id,
+            },
+        ),
+    )
+    await _resolve_by_approval(
+        conn,
+        approval,
+        {"refund_ref": refund_ref, "amount_vnd": amount},
+        f"refunded to {payload['payee_account']} (bank ref {refund_ref})",
+        now,
+    )
+
+
+async def release_for_match(conn: AsyncConnection, approval_id: int, now: datetime) -> None:
+    """Before the matched debit is booked as the fine's payment, take it out
+    of suspense (the reversal's key is the one disputes use too, so it
+    happens once whoever does it), close the discrepancy, record the approval
+    as carried out."""
+    approval = await approved_request(conn, approval_id)
+    payload = approval.payload
+    bank, bank_ref = payload["bank"], payload["bank_ref"]
+    held = (
+        await conn.execute(
+            text("SELECT id FROM journal_entries WHERE idempotency_key = :key"),
+            {"key": f"suspense:{bank}:{bank_ref}"},
+        )
+    ).scalar_one_or_none()
+    if held is None:
+        # Not posted to suspense yet: it will not be now (the payment books it).
+        await conn.execute(
+            text(
+                "UPDATE statement_lines SET in_suspense = false WHERE bank = :bank"
+                " AND bank_ref = :ref AND in_suspense AND suspense_entry_id IS NULL"
+            ),
+            {"bank": bank, "ref": bank_ref},
+        )
+    else:
+        await reverse_entry(
+            conn,
+            int(held),
+            f"suspense-release:{bank}:{bank_ref}",
+            f"{bank_ref} matched by hand to {payload['decision_number']} "
+            f"(discrepancy {approval.subject_id})",
+        )
+    await _resolve_by_approval(
+        conn,
+        approval,
+        {"decision_number": payload["decision_number"], "amount_vnd": payload["amount_vnd"]},
+        f"matched by hand to fine {payload['decision_number']}",
+        now,
+    )
+
+
+async def record_failure(
+    conn: AsyncConnection, approval_id: int, reason: str, now: datetime
+) -> None:
+    """The approved request could not be carried out: the discrepancy stays
+    open with the reason; the approval is failed."""
+    approval = await get_approval(conn, approval_id)
+    await mark_failed(conn, approval_id, {"reason": reason[:500]}, now, SYSTEM_APPROVAL)
+    await note_request(
+        conn,
+        int(approval.subject_id),
+        {"action": approval.kind, "approval_id": approval_id, "failed": reason[:500]},
+        now,
+    )

@@ -357,13 +357,18 @@ _LATERAL: Final = {
     ),
 }
 # Money out: one of our refunds, by the bank's refund reference (booked by
-# mark_refunded) or by our refund key echoed back (rf-<payment id>).
+# mark_refunded) or by our refund key echoed back (rf-<payment id>); or a
+# refund booked without a payment (a discrepancy's or a dispute's), by its
+# entry.
 _REFUND_LINK: Final = """CASE WHEN NOT s.credit THEN coalesce(
     (SELECT (rj.metadata ->> 'payment_id')::uuid FROM journal_entries rj
       WHERE rj.kind = 'refund' AND rj.metadata ->> 'refund_ref' = s.bank_ref LIMIT 1),
     (SELECT rk.id FROM payments rk
       WHERE s.end_to_end_ref ~ '^rf-[0-9a-f]{32}$'
         AND rk.id = substr(s.end_to_end_ref, 4)::uuid AND rk.bank = :bank)) END"""
+_REFUND_ENTRY: Final = """CASE WHEN NOT s.credit THEN
+    (SELECT re.id FROM journal_entries re
+      WHERE re.kind = 'refund' AND re.metadata ->> 'refund_ref' = s.bank_ref LIMIT 1) END"""
 
 # 1. Lines already loaded (by bank reference) are not loaded again.
 _DROP_KNOWN_SQL: Final = """
@@ -375,7 +380,7 @@ DELETE FROM recon_staging s
 # 2. Link lines to payments by the enabled rules, in priority order.
 _LINK_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
-SELECT pos, ref_payment, ext_payment, link_payment, link_rule,
+SELECT pos, ref_payment, ext_payment, link_payment, link_rule, refund_entry,
        {fast} AND credit AND link_rule = 'bank_ref' AND ref_payment IS NOT NULL
            AND ref_settles AND abs(amount_vnd - ref_amount) <= :tol_bank_ref AS fast,
        ref_fine
@@ -384,7 +389,8 @@ SELECT pos, ref_payment, ext_payment, link_payment, link_rule,
            pr.id AS ref_payment, pr.settles_fine AS ref_settles, pr.amount_vnd AS ref_amount,
            pr.fine_id AS ref_fine, px.id AS ext_payment,
            CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
-           CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule
+           CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule,
+           {refund_entry} AS refund_entry
       FROM recon_staging s
       LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
       LEFT JOIN LATERAL (
@@ -453,7 +459,7 @@ CREATE TEMP TABLE recon_staged ON COMMIT DROP AS
 WITH fined AS (
     SELECT s.pos, s.bank_ref, s.booked_us, s.amount_vnd, s.credit,
            s.counterparty ~ '^[A-Za-z0-9]{{1,34}}$' AS payer_known,
-           l.ref_payment, l.ext_payment, l.link_payment,
+           l.ref_payment, l.ext_payment, l.link_payment, l.refund_entry,
            coalesce(l.link_rule,
                     CASE WHEN d.fine_id IS NOT NULL THEN 'decision_number' END) AS rule,
            p.status AS p_status, p.bank_ref AS p_bank_ref, p.settles_fine AS p_settles,
@@ -475,10 +481,11 @@ WITH fined AS (
     SELECT fd.*, {tolerance} AS tol FROM fined fd
 )
 SELECT t.pos, t.bank_ref, t.booked_us, t.credit, t.amount_vnd, t.payer_known, t.ref_payment,
-       t.ext_payment, t.link_payment, t.rule, t.f_id, t.f_amount, t.f_paid,
+       t.ext_payment, t.link_payment, t.refund_entry, t.rule, t.f_id, t.f_amount, t.f_paid,
     CASE
       WHEN NOT t.credit THEN
-        CASE WHEN t.link_payment IS NULL THEN 'unknown'
+        CASE WHEN t.link_payment IS NULL AND t.refund_entry IS NOT NULL THEN 'matched'
+             WHEN t.link_payment IS NULL THEN 'unknown'
              WHEN abs(t.amount_vnd - t.p_amount) > t.tol THEN 'amount_mismatch'
              WHEN t.p_status = 'refunded' OR (t.p_status = 'succeeded' AND NOT t.p_settles)
                   THEN 'matched'
@@ -541,7 +548,8 @@ WITH heal AS (
            timestamptz 'epoch' + s.booked_us * interval '1 microsecond', s.amount_vnd,
            CASE WHEN s.credit THEN 'credit' ELSE 'debit' END, s.counterparty, s.content,
            s.content_key, s.content_ref, s.end_to_end_ref, s.raw, s.source_line,
-           CASE WHEN d.link_payment IS NOT NULL OR d.f_id IS NOT NULL THEN d.rule END,
+           CASE WHEN d.link_payment IS NOT NULL OR d.f_id IS NOT NULL
+                     OR d.refund_entry IS NOT NULL THEN d.rule END,
            d.link_payment, d.f_id, d.class, :now,
            d.action IS NULL AND d.class <> 'matched'
                AND d.ref_payment IS NULL AND d.ext_payment IS NULL
@@ -581,16 +589,20 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
     else:
         credit_link, credit_rule = "NULL::uuid", "NULL"
     if refunds:
-        debit_link = _REFUND_LINK
-        debit_rule = f"CASE WHEN {_REFUND_LINK} IS NOT NULL THEN 'refund_ref' END"
+        debit_link, refund_entry = _REFUND_LINK, _REFUND_ENTRY
+        debit_rule = (
+            f"CASE WHEN {_REFUND_LINK} IS NOT NULL OR {_REFUND_ENTRY} IS NOT NULL"
+            " THEN 'refund_ref' END"
+        )
     else:
-        debit_link, debit_rule = "NULL::uuid", "NULL"
+        debit_link, debit_rule, refund_entry = "NULL::uuid", "NULL", "NULL::bigint"
     link = _LINK_TEMPLATE.format(
         fast="true" if credit[:1] == ["bank_ref"] else "false",
         credit_link=credit_link,
         credit_rule=credit_rule,
         debit_link=debit_link,
         debit_rule=debit_rule,
+        refund_entry=refund_entry,
         joins=" ".join(joins),
     )
     cases = " ".join(f"WHEN '{r.rule}' THEN :tol_{r.rule}" for r in enabled)

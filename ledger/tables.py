@@ -11,9 +11,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -254,4 +256,131 @@ disputes = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Column("payment_id", Uuid, ForeignKey("payments.id")),
     Column("result", JSONB),
+)
+
+# --- reconciliation (0005) ---------------------------------------------------
+# 0005 also adds generated, indexed match keys to two tables above, left out
+# of their descriptions here because nothing writes them:
+# payments.payment_ref (our VietQR reference of debit_key) and
+# fines.decision_alnum (the decision number in upper-case letters and digits).
+
+statement_imports = Table(
+    "statement_imports",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("bank", Text, nullable=False),
+    Column("statement_date", Date, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("format", Text, nullable=False),
+    Column("content_sha256", Text, nullable=False),
+    Column("data", LargeBinary),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("new_lines", Integer, nullable=False),
+    Column("uploaded_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("loaded_at", DateTime(timezone=True)),
+)
+
+reconciliations = Table(
+    "reconciliations",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("bank", Text, nullable=False),
+    Column("statement_date", Date, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("requested_by", Text, nullable=False),
+    Column("workflow_id", Text),
+    Column("workflow_run_id", Text, unique=True),
+    Column("import_id", BigInteger, ForeignKey("statement_imports.id")),
+    Column("status", Text, nullable=False),
+    *(
+        Column(name, Integer, nullable=False)
+        for name in (
+            "lines",
+            "new_lines",
+            "matched",
+            "healed",
+            "duplicates",
+            "amount_mismatches",
+            "unknown",
+            "missing_at_bank",
+            "in_doubt_too_long",
+            "discrepancies",
+            "discrepancies_open",
+            "actions_pending",
+        )
+    ),
+    Column("credit_total_vnd", BigInteger, nullable=False),
+    Column("debit_total_vnd", BigInteger, nullable=False),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+statement_lines = Table(
+    "statement_lines",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("import_id", BigInteger, nullable=False),
+    Column("reconciliation_id", BigInteger, nullable=False),
+    Column("bank", Text, nullable=False),
+    Column("bank_ref", Text, nullable=False),
+    Column("statement_date", Date, nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("counterparty", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("content_key", Text, nullable=False),
+    Column("content_ref", Text),
+    Column("end_to_end_ref", Text),
+    Column("raw", Text, nullable=False),
+    Column("source_line", Integer, nullable=False),
+    Column("rule", Text),
+    Column("payment_id", Uuid),
+    Column("fine_id", BigInteger),
+    Column("class", Text, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("in_suspense", Boolean, nullable=False),
+    Column("suspense_entry_id", BigInteger),
+    Column("action", Text),
+    Column("action_done_at", DateTime(timezone=True)),
+    Column("action_attempts", Integer, nullable=False),
+    Column("action_error", Text),
+)
+
+recon_match_rules = Table(
+    "recon_match_rules",
+    metadata,
+    Column("bank", Text, primary_key=True),
+    Column("rule", Text, primary_key=True),
+    Column("priority", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("amount_tolerance_vnd", BigInteger, nullable=False),
+    Column("truncated_chars_min", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("reconciliation_id", BigInteger, ForeignKey("reconciliations.id"), nullable=False),
+    Column("bank", Text, nullable=False),
+    Column("statement_date", Date, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("statement_line_id", BigInteger, ForeignKey("statement_lines.id")),
+    Column("payment_id", Uuid, ForeignKey("payments.id")),
+    Column("fine_id", BigInteger, ForeignKey("fines.id")),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("detail", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_by", Text),
+    Column("resolution", Text),
 )

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     recon_missing_grace_seconds: float = Field(default=1800.0, ge=0, le=7 * 86400)
     recon_in_doubt_seconds: float = Field(default=3600.0, gt=0, le=30 * 86400)
     recon_report_lines_max: int = Field(default=1_000_000, ge=1, le=1_000_000)
+    # A refund or manual match of a discrepancy waits this long for approval.
+    recon_approval_timeout_seconds: float = Field(default=3 * 86400.0, gt=0, le=30 * 86400)
 
     # Where "receipt issued" notices go (the portal); unset: logged only.
     notify_url: str | None = None

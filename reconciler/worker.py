@@ -40,6 +40,7 @@ from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, connect_temporal, load_signer, saga_config
 from workflows.activities import PaymentActivities, PaymentDeps
 from workflows.client import SagaConfig, sweep_unstarted
+from workflows.discrepancy import DiscrepancyActionWorkflow
 from workflows.dispute import DisputeWorkflow
 from workflows.dispute_activities import DisputeActivities, DisputeDeps
 from workflows.external_debit import ExternalDebitWorkflow
@@ -55,6 +56,7 @@ WORKFLOWS: list[type] = [
     ExternalDebitWorkflow,
     DisputeWorkflow,
     ReconciliationWorkflow,
+    DiscrepancyActionWorkflow,
 ]
 HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
 

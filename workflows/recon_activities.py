@@ -20,7 +20,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.statements import DEFAULT_LIMITS, StatementLimits, parse_statement
-from bank_adapters.types import StatementFormat, StatementLine
+from bank_adapters.types import (
+    Declined,
+    LinkDown,
+    OutcomeUnknown,
+    Pending,
+    RefundRequest,
+    StatementFormat,
+    StatementLine,
+    Succeeded,
+)
+from ledger import approvals as ap
 from ledger import discrepancies as disc
 from ledger import payments as pay
 from ledger import recon_followup as follow
@@ -316,5 +326,93 @@ class ReconciliationActivities:
         )
         return wt.Done()
 
+    # --- discrepancy actions approved by a second person ---------------------
+
+    @activity.defn(name="discrepancy.approval_status")
+    async def approval_status(self, inp: rt.ApprovalRef) -> rt.ApprovalStatus:
+        async with self._engine.connect() as conn:
+            approval = await ap.get_approval(conn, inp.approval_id)
+        return rt.ApprovalStatus(approval.status)
+
+    @activity.defn(name="discrepancy.expire")
+    async def expire(self, inp: rt.ApprovalRef) -> rt.ApprovalStatus:
+        async with self._engine.begin() as conn:
+            approval = await ap.expire(conn, inp.approval_id, self._now())
+        return rt.ApprovalStatus(approval.status)
+
+    @activity.defn(name="discrepancy.refund")
+    async def refund(self, inp: rt.ApprovalRef) -> rt.DiscrepancyActionResult:
+        """Send the held money back through the bank (same key on every
+        retry: the bank refunds once), then book it."""
+        async with self._engine.connect() as conn:
+            approval = await disc.approved_request(conn, inp.approval_id)
+        done = rt.DiscrepancyActionResult(inp.discrepancy_id, inp.approval_id, "refunded")
+        if approval.status == "executed":
+            return done
+        payload = approval.payload
+        request = RefundRequest(
+            idempotency_key=f"rd-{approval.id}",
+            amount_vnd=int(payload["amount_vnd"]),
+            reason=f"Hoan tien giao dich {payload['bank_ref']}",
+            original_bank_ref=str(payload["bank_ref"]),
+            payee_account=str(payload["payee_account"]),
+        )
+        result = await self._adapter(str(payload["bank"])).refund(request)
+        match result:
+            case Succeeded(bank_ref=refund_ref):
+                async with self._engine.begin() as conn:
+                    await disc.book_refund(conn, approval.id, refund_ref, self._now())
+                return done
+            case Declined(reason=reason):
+                async with self._engine.begin() as conn:
+                    await disc.record_failure(
+                        conn, approval.id, f"the bank declined the refund: {reason}", self._now()
+                    )
+                return rt.DiscrepancyActionResult(
+                    inp.discrepancy_id, inp.approval_id, "failed", reason
+                )
+            case Pending() | OutcomeUnknown() | LinkDown():
+                raise RefundNotConfirmedError(
+                    f"refund {request.idempotency_key}: the bank has not confirmed it yet"
+                )
+
+    @activity.defn(name="discrepancy.manual_match")
+    async def manual_match(self, inp: rt.ApprovalRef) -> rt.DiscrepancyActionResult:
+        """Book the held money as the fine's payment through the external
+        debit saga (a receipt, or a refund if the fine is paid meanwhile),
+        then take it out of suspense."""
+        async with self._engine.connect() as conn:
+            approval = await disc.approved_request(conn, inp.approval_id)
+        payload = approval.payload
+        await start_external_debit(
+            self._deps.client,
+            self._deps.saga,
+            wt.ExternalDebitInput(
+                bank=str(payload["bank"]),
+                bank_ref=str(payload["bank_ref"]),
+                decision_key=str(payload["decision_key"]),
+                amount_vnd=int(payload["amount_vnd"]),
+                payer_account=payer_account(str(payload["payer_account"])),
+                cause=f"matched by hand (discrepancy {inp.discrepancy_id}, approval {approval.id})",
+            ),
+        )
+        async with self._engine.begin() as conn:
+            await disc.release_for_match(conn, approval.id, self._now())
+        return rt.DiscrepancyActionResult(inp.discrepancy_id, inp.approval_id, "matched")
+
     def all(self) -> list[Callable[..., object]]:
-        return [self.begin, self.load, self.act, self.finish, self.fail]
+        return [
+            self.begin,
+            self.load,
+            self.act,
+            self.finish,
+            self.fail,
+            self.approval_status,
+            self.expire,
+            self.refund,
+            self.manual_match,
+        ]
+
+
+class RefundNotConfirmedError(Exception):
+    """The bank has not confirmed a refund yet; the activity is retried."""

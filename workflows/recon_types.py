@@ -96,3 +96,33 @@ class ReconciliationResult:
     discrepancies_open: int = 0
     actions_pending: int = 0
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class DiscrepancyActionInput:
+    """Carry out a discrepancy's refund or manual match once a second person
+    approves it (or give up when nobody decides in time)."""
+
+    discrepancy_id: int
+    approval_id: int
+    action: str  # "refund" | "manual_match"
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class ApprovalRef:
+    discrepancy_id: int
+    approval_id: int
+
+
+@dataclass(frozen=True)
+class ApprovalStatus:
+    status: str
+
+
+@dataclass(frozen=True)
+class DiscrepancyActionResult:
+    discrepancy_id: int
+    approval_id: int
+    outcome: str  # "refunded" | "matched" | "rejected" | "expired" | "failed"
+    detail: str = ""

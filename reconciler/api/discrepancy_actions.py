@@ -20,15 +20,22 @@ from typing import Any, Final
 
 import structlog
 from aiohttp import web
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from ledger import discrepancies as disc
+from ledger.approvals import Approval
 from ledger.audit import append_audit
 from ledger.errors import ValidationError
 from reconciler.api.auth import require
-from reconciler.api.errors import ApiError, read_json
-from reconciler.api.keys import ENGINE
+from reconciler.api.errors import read_json
+from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
 from reconciler.api.recon_views import discrepancy_json, path_id
 from reconciler.api.views import json_response
+from reconciler.settings import Settings
+from workflows import recon_types as rt
+from workflows.discrepancy import DiscrepancyActionWorkflow, workflow_id_for
 
 log = structlog.get_logger(__name__)
 
@@ -90,4 +97,80 @@ async def post_action(request: web.Request) -> web.Response:
 async def request_action(
     request: web.Request, discrepancy_id: int, actor: str, body: dict[str, Any]
 ) -> tuple[disc.Discrepancy, dict[str, Any]]:
-    raise ApiError(501, "not_implemented", "approval requests are not available yet")
+    """Record the request for approval, then start the workflow that waits
+    for the decision and carries it out. If the workflow cannot be started
+    now, the request stays recorded; asking again starts it."""
+    settings = request.app[SETTINGS]
+    now = datetime.now(UTC)
+    workflow_id = workflow_id_for(discrepancy_id)
+    async with request.app[ENGINE].begin() as conn:
+        if body["action"] == "request_refund":
+            payee = body.get("payee_account")
+            if payee is not None and not isinstance(payee, str):
+                raise ValidationError("payee_account", "must be a string")
+            approval = await disc.request_refund(
+                conn,
+                discrepancy_id,
+                actor,
+                body["reason"],
+                now,
+                payee_account=payee,
+                workflow_id=workflow_id,
+            )
+        else:
+            number = body.get("decision_number")
+            if not isinstance(number, str) or not number.strip():
+                raise ValidationError("decision_number", "is required for a manual match")
+            approval = await disc.request_manual_match(
+                conn,
+                discrepancy_id,
+                actor,
+                body["reason"],
+                now,
+                decision_number=number,
+                workflow_id=workflow_id,
+            )
+        item = await disc.get_discrepancy(conn, discrepancy_id)
+    started = await _start_waiting(request, discrepancy_id, approval, settings)
+    log.info(
+        "discrepancy.action_requested",
+        discrepancy_id=discrepancy_id,
+        action=approval.kind,
+        approval_id=approval.id,
+        workflow_started=started,
+    )
+    return item, {
+        "id": approval.id,
+        "kind": approval.kind,
+        "status": approval.status,
+        "requested_by": approval.requested_by,
+        "workflow_id": workflow_id,
+        "workflow_started": started,
+    }
+
+
+async def _start_waiting(
+    request: web.Request, discrepancy_id: int, approval: Approval, settings: Settings
+) -> bool:
+    client = await request.app[TEMPORAL].client()
+    if client is None:
+        return False
+    try:
+        await client.start_workflow(
+            DiscrepancyActionWorkflow.run,
+            rt.DiscrepancyActionInput(
+                discrepancy_id=discrepancy_id,
+                approval_id=approval.id,
+                action=approval.kind,
+                timeout_seconds=settings.recon_approval_timeout_seconds,
+            ),
+            id=workflow_id_for(discrepancy_id),
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return True  # already waiting for this (open) request
+    except (RPCError, OSError) as err:
+        log.warning("discrepancy.workflow_deferred", discrepancy_id=discrepancy_id, error=str(err))
+        return False
+    return True

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.reconciliation import vietnam_today
@@ -51,12 +52,16 @@ class ReconStack:
         return run
 
 
+def _random_start() -> int:
+    return 1_000_000 + secrets.randbelow(90_000_000)
+
+
 def seed_bank_references(state_path: Path) -> None:
     """Start the simulator's movement numbers (and so its bank references) at
     a random point: workflow ids carry bank references (external-debit/<bank>
     /<ref>) and the Temporal server is shared by every test of the session,
     while each test's simulator would otherwise number from 1 again."""
-    start = 1_000_000 + secrets.randbelow(90_000_000)
+    start = _random_start()
     with contextlib.closing(sqlite3.connect(state_path)) as db, db:
         db.execute(
             "INSERT INTO movements (id, bank_ref, kind, amount_vnd, direction, counterparty,"
@@ -87,6 +92,11 @@ async def recon_stack(
     ) as stack:
         for bank in BANKS:
             seed_bank_references(tmp_path / f"{bank}.sqlite")
+        async with engine.begin() as conn:
+            # Workflow ids carry discrepancy ids (discrepancy/<id>), too.
+            await conn.execute(
+                text(f"ALTER SEQUENCE discrepancies_id_seq RESTART WITH {_random_start()}")
+            )
         activities = recon_activities(
             stack.settings, engine, build_adapters(stack.settings, stack.session), stack.client
         )

@@ -71,3 +71,31 @@ async def test_a_payment_and_a_fine_carry_their_keys(engine: AsyncEngine) -> Non
         ).one()
     assert row.payment_ref == payment_reference(payment.debit_key)
     assert row.decision_alnum == "01234QDXPVPHC"
+
+
+async def test_the_table_descriptions_match_the_schema(engine: AsyncEngine) -> None:
+    from ledger import tables as t
+
+    described = [
+        t.statement_imports,
+        t.reconciliations,
+        t.statement_lines,
+        t.recon_match_rules,
+        t.discrepancies,
+    ]
+    async with engine.connect() as conn:
+        for table in described:
+            columns = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT column_name FROM information_schema.columns"
+                            " WHERE table_name = :t ORDER BY ordinal_position"
+                        ),
+                        {"t": table.name},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            assert list(columns) == [c.name for c in table.c], table.name
