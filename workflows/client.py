@@ -63,7 +63,7 @@ async def start_external_debit(
             inp,
             id=external_workflow_id(inp.bank, inp.bank_ref),
             task_queue=config.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         )
 
 
