@@ -68,8 +68,13 @@ class SimConfig:
     webhook_url: str | None = None
     webhook_secret: bytes = b""
     transfer_content_length_max: int = 50
+    # Numbering of the bank's movements (and so of its references) starts
+    # here. Tests sharing one Temporal server give each simulator its own
+    # range, since workflow ids carry bank references.
+    movement_id_start: int = 1
 
     def __post_init__(self) -> None:
+        assert 1 <= self.movement_id_start < 10**8, self.movement_id_start
         assert ACCOUNT_RE.fullmatch(self.account_number), self.account_number
         assert re.fullmatch(r"\d{6}", self.bank_bin, re.ASCII), self.bank_bin
         if self.webhook_url is not None and not self.webhook_secret:

@@ -80,7 +80,11 @@ class Simulator:
 
     async def start(self) -> SimulatorInfo:
         prefix = "FT" if self._config.protocol == "rest" else "QR"
-        self._store = SimStore(self._state_path, bank_ref_prefix=prefix)
+        self._store = SimStore(
+            self._state_path,
+            bank_ref_prefix=prefix,
+            movement_id_start=self._config.movement_id_start,
+        )
         self._core = SimCore(
             self._config, self._store, self._stopping, self._apply_link, self._webhook_wake.set
         )
@@ -296,6 +300,7 @@ class SimulatorHandle:
         account_number: str = SIM_ACCOUNT_NUMBER,
         bank_bin: str = SIM_BANK_BIN,
         transfer_content_length_max: int = 50,
+        movement_id_start: int = 1,
     ) -> None:
         self._config = SimConfig(
             protocol=protocol,
@@ -305,6 +310,7 @@ class SimulatorHandle:
             webhook_url=webhook_url,
             webhook_secret=webhook_secret.encode("utf-8"),
             transfer_content_length_max=transfer_content_length_max,
+            movement_id_start=movement_id_start,
         )
         self._state_path = state_path
         self._ports = (0, 0)

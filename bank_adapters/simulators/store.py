@@ -200,8 +200,11 @@ def _movement(row: sqlite3.Row) -> Movement:
 
 
 class SimStore:
-    def __init__(self, path: Path, *, bank_ref_prefix: str = "FT") -> None:
+    def __init__(
+        self, path: Path, *, bank_ref_prefix: str = "FT", movement_id_start: int = 1
+    ) -> None:
         assert len(bank_ref_prefix) == 2, bank_ref_prefix
+        self._movement_id_start = movement_id_start
         path.parent.mkdir(parents=True, exist_ok=True)
         self._prefix = bank_ref_prefix
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -262,7 +265,9 @@ class SimStore:
     # --- movements --------------------------------------------------------------
 
     def insert(self, new: NewMovement, now: datetime) -> Movement:
-        next_id = self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM movements").fetchone()[0]
+        next_id = self._db.execute(
+            "SELECT max(COALESCE(MAX(id), 0) + 1, ?) FROM movements", (self._movement_id_start,)
+        ).fetchone()[0]
         # Like Vietnamese core banking refs: prefix, date, sequence (16 chars,
         # the MT940 bank reference limit).
         bank_ref = f"{self._prefix}{now:%y%m%d}{next_id % 10**8:08d}"

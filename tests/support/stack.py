@@ -211,6 +211,9 @@ async def saga_stack(
                 bank_id=bank,
                 webhook_url=f"{api_url}/webhooks/{bank}" if protocol == "rest" else None,
                 webhook_secret=secret if protocol == "rest" else "",
+                # Bank references (and so external-debit workflow ids) must
+                # not repeat across tests: the Temporal server is shared.
+                movement_id_start=1 + secrets.randbelow(90_000_000),
             )
             sims[bank] = await stack.enter_async_context(sim)
         banks = {
