@@ -377,32 +377,13 @@ DELETE FROM recon_staging s
  WHERE x.bank = :bank AND x.bank_ref = s.bank_ref
 """
 
-# 2. Link lines to payments by the enabled rules, in priority order.
-_LINK_TEMPLATE: Final = """
-CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
-SELECT pos, ref_payment, ext_payment, link_payment, link_rule, refund_entry,
-       {fast} AND credit AND link_rule = 'bank_ref' AND ref_payment IS NOT NULL
-           AND ref_settles AND abs(amount_vnd - ref_amount) <= :tol_bank_ref AS fast,
-       ref_fine
-  FROM (
-    SELECT s.pos, s.credit, s.amount_vnd,
-           pr.id AS ref_payment, pr.settles_fine AS ref_settles, pr.amount_vnd AS ref_amount,
-           pr.fine_id AS ref_fine, px.id AS ext_payment,
-           CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
-           CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule,
-           {refund_entry} AS refund_entry
-      FROM recon_staging s
-      LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
-      LEFT JOIN LATERAL (
-          SELECT px.id FROM payments px
-           WHERE pr.id IS NULL AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
-          OFFSET 0
-      ) AS px ON s.credit
-      {joins}
-  ) AS linked
-"""
+# The fast condition (in both statements below): a credit whose bank
+# reference books a payment that settles its fine, for the same amount
+# (within the rule's tolerance).
+_FAST: Final = "s.credit AND pr.settles_fine AND abs(s.amount_vnd - pr.amount_vnd) <= :tol_bank_ref"
 
-# 3a. The fast lines: booked payments that settle their fine, same amount.
+# 2. The fast lines (only when ``bank_ref`` is the first rule): written at
+# once, matched, straight from one join.
 _INSERT_FAST_SQL: Final = """
 WITH inserted AS (
 INSERT INTO statement_lines (
@@ -412,16 +393,36 @@ INSERT INTO statement_lines (
 SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date,
        timestamptz 'epoch' + s.booked_us * interval '1 microsecond', s.amount_vnd,
        'credit', s.counterparty, s.content, s.content_key, s.content_ref, s.end_to_end_ref,
-       s.raw, s.source_line, 'bank_ref', l.ref_payment, l.ref_fine, 'matched', :now, false, NULL
-  FROM recon_linked l
-  JOIN recon_staging s ON s.pos = l.pos
- WHERE l.fast
+       s.raw, s.source_line, 'bank_ref', pr.id, pr.fine_id, 'matched', :now, false, NULL
+  FROM recon_staging s
+  JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+ WHERE s.credit AND pr.settles_fine AND abs(s.amount_vnd - pr.amount_vnd) <= :tol_bank_ref
 RETURNING amount_vnd
 )
 SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM inserted
 """
 
-# 3b. Unlinked money in: find a registered decision number in the content. The
+# 3. Link the other lines to payments by the enabled rules, in priority order.
+_LINK_TEMPLATE: Final = """
+CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
+SELECT s.pos,
+       pr.id AS ref_payment,
+       px.id AS ext_payment,
+       CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
+       CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule,
+       {refund_entry} AS refund_entry
+  FROM recon_staging s
+  LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+  LEFT JOIN LATERAL (
+      SELECT px.id FROM payments px
+       WHERE pr.id IS NULL AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
+      OFFSET 0
+  ) AS px ON s.credit
+  {joins}
+ WHERE NOT ({fast} AND coalesce({fast_condition}, false))
+"""
+
+# 4. Unlinked money in: find a registered decision number in the content. The
 # content is cut into 6-character windows, each looked up against the start
 # of every decision key (index fines_decision_anchor); a hit counts if the
 # whole key follows, or if the content ends inside the key (the bank cut it)
@@ -453,7 +454,7 @@ WITH cand AS (
 SELECT pos, min(fine_id) AS fine_id FROM ranked WHERE r = 1 GROUP BY pos HAVING count(*) = 1
 """
 
-# 4. What each other line is, before ranking the lines that would heal one fine.
+# 5. What each other line is, before ranking the lines that would heal one fine.
 _STAGE_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_staged ON COMMIT DROP AS
 WITH fined AS (
@@ -476,7 +477,6 @@ WITH fined AS (
       LEFT JOIN LATERAL (
           SELECT paid.id FROM payments paid
            WHERE paid.fine_id = f.id AND paid.settles_fine OFFSET 0) AS paid ON true
-     WHERE NOT l.fast
 ), tolerated AS (
     SELECT fd.*, {tolerance} AS tol FROM fined fd
 )
@@ -509,7 +509,7 @@ SELECT t.pos, t.bank_ref, t.booked_us, t.credit, t.amount_vnd, t.payer_known, t.
   FROM tolerated t
 """
 
-# 5. Of the lines that would pay one unpaid fine, the first heals it (a debit
+# 6. Of the lines that would pay one unpaid fine, the first heals it (a debit
 # already being recorded first, then our own payment, then by booking time);
 # the others are duplicates. Then every line is written once, classified.
 _INSERT_SQL: Final = """
@@ -569,6 +569,7 @@ class _MatchStatements:
     link: str
     stage: str
     params: dict[str, Any]
+    fast: bool
 
 
 def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
@@ -596,8 +597,10 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
         )
     else:
         debit_link, debit_rule, refund_entry = "NULL::uuid", "NULL", "NULL::bigint"
+    fast = credit[:1] == ["bank_ref"]
     link = _LINK_TEMPLATE.format(
-        fast="true" if credit[:1] == ["bank_ref"] else "false",
+        fast="true" if fast else "false",
+        fast_condition=_FAST,
         credit_link=credit_link,
         credit_rule=credit_rule,
         debit_link=debit_link,
@@ -615,7 +618,7 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
     params["truncated_min"] = (
         decision.truncated_chars_min if decision is not None else DECISION_WINDOW_CHARS
     )
-    return _MatchStatements(link=link, stage=stage, params=params)
+    return _MatchStatements(link=link, stage=stage, params=params, fast=fast)
 
 
 # Hash joins over a million payments want more than the default 4 MB.
@@ -653,11 +656,14 @@ async def _match_and_insert(
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text(_DROP_KNOWN_SQL), bank)
     watch.lap("drop_known")
+    fast_lines, fast_amount = 0, 0
+    if statements.fast:
+        fast = (await conn.execute(text(_INSERT_FAST_SQL), {**write, **statements.params})).one()
+        fast_lines, fast_amount = int(fast.lines), int(fast.amount_vnd)
+    watch.lap("insert_fast")
     await conn.execute(text(statements.link), {**bank, **statements.params})
     await conn.execute(text("ANALYZE recon_linked"))
     watch.lap("link")
-    fast = (await conn.execute(text(_INSERT_FAST_SQL), write)).one()
-    watch.lap("insert_fast")
     await conn.execute(text(_DECISION_SQL), statements.params)
     await conn.execute(text("ANALYZE recon_decisions"))
     watch.lap("decision_numbers")
@@ -666,8 +672,8 @@ async def _match_and_insert(
     watch.lap("classify")
     rows: list[Any] = list((await conn.execute(text(_INSERT_SQL), write)).all())
     watch.lap("insert")
-    if fast.lines:
-        rows.append(("matched", "credit", int(fast.lines), int(fast.amount_vnd), False))
+    if fast_lines:
+        rows.append(("matched", "credit", fast_lines, fast_amount, False))
     return rows
 
 
