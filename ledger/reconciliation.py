@@ -78,6 +78,7 @@ FORMATS: Final = ("camt053", "mt940", "csv")
 SUSPENSE_ACCOUNT: Final = "suspense"
 DECISION_WINDOW_CHARS: Final = 6  # the index fines_decision_anchor is on left(.., 6)
 COPY_CHUNK_ROWS: Final = 20_000
+TEMP_BUFFERS: Final = "256MB"
 ERROR_CHARS_MAX: Final = 2_000
 LINES_PER_STATEMENT_MAX: Final = 1_000_000
 SYSTEM_ACTOR: Final = "system:reconciliation"
@@ -210,6 +211,10 @@ _COPY_SQL: Final = (
 
 async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -> int:
     """COPY the lines into the session's staging table; returns how many."""
+    # Temporary tables live in the session's own buffers (8 MB unless set
+    # before the session's first temporary table): a big statement would
+    # spill them to disk at every step.
+    await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
     await conn.execute(text(_STAGING_DDL))
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # psycopg.AsyncConnection, same transaction
