@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,11 +49,13 @@ from bank_adapters.simulators.render import SimLine, render_csv
 from bank_adapters.statements import StatementLimits, parse_csv_statement
 from bank_adapters.text import payment_reference
 from bank_adapters.types import Direction, StatementLine
-from bench.common import DOC, postgres, print_json, write_section
+from bench.common import DOC, print_json, write_section
 from ledger import reconciliation as recon
 from ledger.migrations import upgrade_to_head
 from ledger.postings import ensure_bank_accounts
-from reconciler.devstack.postgres import PostgresInfo
+from reconciler.devstack import postgres as embedded
+from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
+from reconciler.devstack.process import ManagedProcess
 from workflows.recon_activities import post_suspense
 
 BANK = "bench"
@@ -281,7 +286,7 @@ def plot(results: list[dict[str, Any]]) -> None:
     plt.close(fig)
 
 
-def markdown(results: list[dict[str, Any]], parse_100k: float) -> str:
+def markdown(results: list[dict[str, Any]], parse_100k: float, shared_buffers: str) -> str:
     rows = "\n".join(
         f"| {r['lines']:,} | {r['load_and_match_seconds']} | {r['lines_per_second']:,} | "
         f"{r['store_only_seconds']} | {r['ratio_vs_store_only']} | "
@@ -289,7 +294,17 @@ def markdown(results: list[dict[str, Any]], parse_100k: float) -> str:
         for r in results
     )
     largest = results[-1]
-    stages = ", ".join(f"{k} {v} s" for k, v in largest["stages_seconds"].items())
+    timed = largest["stages_seconds"]
+    stages = ", ".join(
+        f"{k} {v} s" for k, v in sorted(timed.items(), key=lambda kv: -kv[1]) if v >= 0.05
+    )
+    writing = round(timed.get("insert_fast", 0) + timed.get("insert", 0), 2)
+    seconds = largest["load_and_match_seconds"]
+    verdict = f"**{largest['lines']:,} lines: {seconds} s for load + match, " + (
+        "within the ≤ 10 s target.**"
+        if seconds <= 10
+        else f"{seconds / 10:.1f}× the ≤ 10 s target on this shared 2-core machine.**"
+    )
     classes = ", ".join(f"{k} {v:,}" for k, v in sorted(largest["classes"].items()))
     return f"""
 One bank, N payments and an N-line statement in the mix described in
@@ -303,25 +318,65 @@ checks. "store only" is the same COPY rows into a durable table keyed by
 bank reference, no matching (same run). "suspense" is booking the
 unidentified money (one journal entry per line, small transactions, after the
 load). "re-run" is the same statement again (recognised: nothing loaded or
-written; the payment checks still run). Durable PostgreSQL (fsync on,
-embedded defaults: shared_buffers 128 MB); the machine is shared with other
-jobs, so compare ratios more than seconds.
+written; the payment checks still run). Durable PostgreSQL (fsync on), the
+embedded cluster with shared_buffers {shared_buffers} (the dev stack's 128 MB
+default is far smaller than a million payments and lines: with it, the
+million-line run spends much of its time evicting and re-reading pages). The
+machine is shared with other jobs, so compare ratios more than seconds.
 
 | lines | load + match s | lines/s | store only s | ratio | suspense s (entries) | re-run s |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 {rows}
 
-Largest run, by stage: {stages}.
-Its classes: {classes}.
+{verdict} Where its time goes (largest first): {stages}. Writing the lines
+(insert_fast + insert: {writing} s) is the largest part: PostgreSQL writes
+INSERT … SELECT row by row and keeps two B-tree indexes (id; bank +
+bank_ref, the re-import guard), where the store-only COPY batches rows into
+one index. Next is building the COPY rows in Python (copy: content keys,
+references, escaping; one core). The matching itself (link, decision
+numbers, classify) is a few hash joins and index lookups over the lines
+that are not plain booked payments. Its classes: {classes}.
 Parsing a 100,000-line CSV file (not included above): {parse_100k:.2f} s.
 
 ![seconds against lines](recon_scaling.png)
 """
 
 
-async def main_async(sizes: list[int], write: bool) -> None:
+@contextlib.contextmanager
+def cluster(shared_buffers: str) -> Iterator[PostgresInfo]:
+    """A durable embedded cluster. The dev stack starts PostgreSQL with
+    shared_buffers=128MB, a laptop default; a million payments and lines are
+    far bigger than that, as they would be on any production server, so the
+    bench may start its own cluster with more (``--shared-buffers``)."""
+
+    class Tuned(ManagedProcess):
+        def __init__(self, name: str, argv: list[str], *args: Any, **kwargs: Any) -> None:
+            argv = [
+                f"shared_buffers={shared_buffers}" if arg.startswith("shared_buffers=") else arg
+                for arg in argv
+            ]
+            super().__init__(name, argv, *args, **kwargs)
+
+    with tempfile.TemporaryDirectory(prefix="bench-recon-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "data", Path(tmp) / "pg.log", durable=True)
+        original = embedded.ManagedProcess
+        embedded.ManagedProcess = Tuned  # type: ignore[misc]
+        try:
+            info = server.start()
+        finally:
+            embedded.ManagedProcess = original  # type: ignore[misc]
+        try:
+            yield info
+        finally:
+            server.stop()
+
+
+async def main_async(sizes: list[int], write: bool, shared_buffers: str) -> None:
     results = []
-    with postgres(durable=True) as pg:
+    with cluster(shared_buffers) as pg:
+        with psycopg.connect(pg.libpq_url("postgres")) as conn:
+            shown = conn.execute("SHOW shared_buffers").fetchone()
+        print(f"shared_buffers {shown[0] if shown else '?'}")
         for n in sizes:
             result = await one_size(pg, n)
             print_json(result)
@@ -330,17 +385,20 @@ async def main_async(sizes: list[int], write: bool) -> None:
     if write:
         plot(results)
         write_section(
-            "recon", "Statement reconciliation (load + match)", markdown(results, parse_100k)
+            "recon",
+            "Statement reconciliation (load + match)",
+            markdown(results, parse_100k, shared_buffers),
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--shared-buffers", default="1GB", help="the cluster's shared_buffers")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    asyncio.run(main_async(sizes, not args.no_write))
+    asyncio.run(main_async(sizes, not args.no_write, args.shared_buffers))
 
 
 if __name__ == "__main__":
