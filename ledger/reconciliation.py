@@ -1,11 +1,13 @@
 """Statement reconciliation in the books: imports, runs, loading with COPY,
 set-based matching and classification, suspense postings and discrepancies.
 
-A statement is loaded with ``COPY`` into a temporary staging table, then one
-``INSERT ... SELECT`` matches and classifies every new line against payments
-and fines and writes it to ``statement_lines`` once (a line already there,
-by bank reference, is skipped: re-importing changes nothing). Matching is a
-handful of hash joins over the whole statement; there is no loop per line.
+A statement is loaded with ``COPY`` into a temporary staging table; lines
+already known (by bank reference) are dropped, so re-importing changes
+nothing. The rest is matched and classified by a few SQL statements over the
+whole statement (hash joins, per-line index lookups only where few lines need
+them; no loop per line), and every line is written to ``statement_lines``
+once, already classified. Lines that book a payment we already settled (most
+of a statement) are written first, straight from one join.
 
 How a line is identified (``recon_match_rules``: which rules run, in which
 order, with which amount tolerance, per bank):
@@ -35,11 +37,14 @@ What it is (exactly one class per line):
 
 Every line that is neither matched nor healed opens one discrepancy. Money the
 ledger has not booked and no saga step will book (unknown, mismatched,
-non-exact duplicates) is posted to the suspense account, so the bank clearing
-account always moves with the statement.
+non-exact duplicates) is marked ``in_suspense`` and booked to the suspense
+account by ``post_suspense_batch`` (one entry per bank reference, in small
+transactions after the load), so the bank clearing account moves with the
+statement. Payments the statement date should have and the bank has no line
+for open ``missing_at_bank``; payments in doubt too long ``in_doubt_too_long``.
 
-Everything runs in the caller's transaction (the caller commits), under a
-per-bank advisory lock so two runs for one bank never interleave.
+``load_and_match`` runs in the caller's transaction (the caller commits),
+under a per-bank advisory lock so two runs for one bank never interleave.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.statements import DEFAULT_LIMITS, StatementLimits
@@ -14,7 +16,9 @@ from ledger.reconciliation import MatchPolicy
 from reconciler.settings import Settings
 from reconciler.wiring import saga_config
 from workflows.recon_activities import ReconciliationActivities, ReconDeps
-from workflows.recon_client import ScheduleTimes
+from workflows.recon_client import ScheduleTimes, apply_schedules
+
+log = structlog.get_logger(__name__)
 
 
 def statement_limits(settings: Settings) -> StatementLimits:
@@ -58,3 +62,17 @@ def recon_activities(
             actions_concurrency=settings.recon_actions_concurrency,
         )
     )
+
+
+async def apply_schedules_at_start(client: Client, settings: Settings) -> None:
+    """Create or update every bank's reconciliation schedules. A worker still
+    starts if Temporal refuses (the payment sagas matter more); the next
+    start, or ``reconciler recon schedules --apply``, applies them."""
+    if not settings.recon_schedules_enabled:
+        return
+    try:
+        await apply_schedules(
+            client, settings.task_queue, sorted(settings.banks), schedule_times(settings)
+        )
+    except RPCError as err:
+        log.warning("reconciliation.schedules_not_applied", error=str(err))

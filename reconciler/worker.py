@@ -46,7 +46,6 @@ from workflows.dispute_activities import DisputeActivities, DisputeDeps
 from workflows.external_debit import ExternalDebitWorkflow
 from workflows.payment import FinePaymentWorkflow
 from workflows.recon_activities import ReconciliationActivities, refresh_discrepancy_gauges
-from workflows.recon_client import apply_schedules
 from workflows.reconciliation import ReconciliationWorkflow
 
 log = structlog.get_logger(__name__)
@@ -184,13 +183,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 dispute_activities=DisputeActivities(DisputeDeps(engine, adapters)),
                 recon_activities=recon_wiring.recon_activities(settings, engine, adapters, client),
             )
-            if settings.recon_schedules_enabled:
-                await apply_schedules(
-                    client,
-                    settings.task_queue,
-                    list(settings.banks),
-                    recon_wiring.schedule_times(settings),
-                )
+            await recon_wiring.apply_schedules_at_start(client, settings)
             config = saga_config(settings)
             tasks = [
                 asyncio.create_task(c)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pypdf import PdfReader
 from sqlalchemy import text
 
@@ -103,6 +104,10 @@ async def test_discrepancies_page_filter_and_dismiss(recon_stack: ReconStack) ->
     _status, started = await _upload(stack, data)
     run = await stack.wait_run(started["reconciliation_id"])
     assert run["discrepancies_open"] == 5
+    labels = {"bank": "hnbank", "kind": "unknown"}
+    assert REGISTRY.get_sample_value("reconciliation_discrepancies", labels) == 5
+    lines = {"bank": "hnbank", "result": "unknown"}
+    assert (REGISTRY.get_sample_value("reconciliation_lines_total", lines) or 0) >= 5
 
     seen: list[int] = []
     cursor: str | None = None
