@@ -125,6 +125,12 @@ class CircuitBreaker:
 
     Only link-level failures count (no connection, no answer, 5xx); a
     decline is a healthy bank saying no.
+
+    ``acquire`` is ``try_acquire`` for callers that may wait: while a
+    half-open trial is in flight they wait (bounded) for its verdict instead
+    of being refused, so the calls queued behind a successful trial (a burst
+    of status checks when a link comes back) go out at once; after a failed
+    trial they are refused as before. Still one trial at a time.
     """
 
     def __init__(
@@ -141,6 +147,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._trial_in_flight = False
+        # Set when a trial reports (replaced by a fresh event for the next).
+        self._trial_over = asyncio.Event()
         self._export()
 
     @property
@@ -166,14 +174,35 @@ class CircuitBreaker:
                 self._trial_in_flight = True
                 return True
 
+    async def acquire(self, wait_seconds_max: float) -> bool:
+        """Like ``try_acquire``, but behind a half-open trial in flight wait
+        up to ``wait_seconds_max`` for its verdict."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds_max
+        while not self.try_acquire():
+            remaining = deadline - loop.time()
+            if self._state is not CircuitState.HALF_OPEN or remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._trial_over.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def _end_trial(self) -> None:
+        if self._trial_in_flight:
+            self._trial_in_flight = False
+            self._trial_over.set()
+            self._trial_over = asyncio.Event()
+
     def record_success(self) -> None:
-        self._trial_in_flight = False
+        self._end_trial()
         self._failures = 0
         if self._state is not CircuitState.CLOSED:
             self._set(CircuitState.CLOSED)
 
     def record_failure(self) -> None:
-        self._trial_in_flight = False
+        self._end_trial()
         self._failures += 1
         if self._state is CircuitState.HALF_OPEN or (
             self._state is CircuitState.CLOSED and self._failures >= self._config.failures_to_open
@@ -183,7 +212,7 @@ class CircuitBreaker:
 
     def record_abandoned(self) -> None:
         """The call was cancelled before it told us anything."""
-        self._trial_in_flight = False
+        self._end_trial()
 
     def record_probe_success(self) -> None:
         if self._state is CircuitState.OPEN:
@@ -313,7 +342,9 @@ class BankHttp:
     ) -> HttpReply:
         """Send one request. Raises ``NotSentError`` or ``NoAnswerError``;
         any HTTP status, 5xx included, is returned to the caller."""
-        if use_breaker and not self.breaker.try_acquire():
+        # Behind a half-open trial, wait for it as long as a connection may
+        # take: a link that answers within that is back for everyone.
+        if use_breaker and not await self.breaker.acquire(self.timeouts.connect_seconds):
             raise NotSentError(CIRCUIT_OPEN_DETAIL, circuit_open=True)
         limit = response_bytes_max or self.response_bytes_max
         try:

@@ -32,8 +32,10 @@ exhaustively; HTTP statuses are mapped as for the REST bank.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
@@ -148,6 +150,58 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+HistoryScan = Callable[[frozenset[str]], Awaitable[dict[str, StatusResult]]]
+# Every scan reads the same recent pages again; a booked transfer's content
+# never changes, so its references are worked out once (pure, bounded).
+_CONTENT_CACHE_MAX: Final = 16_384
+
+
+@functools.lru_cache(maxsize=_CONTENT_CACHE_MAX)
+def _references_in(content: str) -> frozenset[str]:
+    return frozenset(find_payment_references(content))
+
+
+class HistorySearches:
+    """Status checks that run at the same time share history scans (when a
+    link comes back, hundreds of payments ask at once, and each scan reads
+    the same pages). A check joins the next scan to *start*, never one under
+    way, so its answer is at least as fresh as its question; each scan looks
+    for every reference waiting for it and stops when all are found. The
+    scan's errors (``NotSentError``, ``NoAnswerError``) reach every check of
+    that scan."""
+
+    def __init__(self, scan: HistoryScan) -> None:
+        self._scan = scan
+        self._waiting: dict[str, list[asyncio.Future[StatusResult]]] = {}
+        self._runner: asyncio.Task[None] | None = None
+
+    async def find(self, reference: str) -> StatusResult:
+        answer: asyncio.Future[StatusResult] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(reference, []).append(answer)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name="vietqr-history")
+        return await answer
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            try:
+                results = await self._scan(frozenset(batch))
+            except BaseException as exc:
+                error = exc if isinstance(exc, Exception) else NoAnswerError("scan cancelled")
+                for answers in batch.values():
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_exception(error)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for reference, answers in batch.items():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_result(results[reference])
+
+
 class VietQRBankAdapter:
     """Adapter for protocol B. See the module docstring."""
 
@@ -177,6 +231,7 @@ class VietQRBankAdapter:
             breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
             response_bytes_max=self._options.response_bytes_max,
         )
+        self._history = HistorySearches(self._find_in_history)
         # Fail at wiring time, not at the first payment.
         build_vietqr_payload(VietQRTransfer(bank_bin, account_number, 1, ""))
 
@@ -247,7 +302,7 @@ class VietQRBankAdapter:
     async def get_status(self, idempotency_key: str) -> StatusResult:
         started = time.perf_counter()
         try:
-            result = await self._find_in_history(payment_reference(idempotency_key))
+            result = await self._history.find(payment_reference(idempotency_key))
         except NotSentError as exc:
             result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
         except NoAnswerError as exc:
@@ -255,34 +310,44 @@ class VietQRBankAdapter:
         record_call(self.bank_id, "get_status", outcome_label(result), started)
         return result
 
-    async def _find_in_history(self, reference: str) -> StatusResult:
+    async def _find_in_history(self, references: frozenset[str]) -> dict[str, StatusResult]:
+        """Each reference's answer from one pass over the history."""
         now = self._clock()
         params = {
             "from": (now - timedelta(days=self._options.history_lookback_days)).isoformat(),
             "to": (now + _HISTORY_SLACK).isoformat(),
             "page_size": str(self._options.history_page_size),
         }
+        found: dict[str, StatusResult] = {}
         for _ in range(self._options.history_pages_max):
             page = await self._history_page(params)
             if isinstance(page, OutcomeUnknown):
-                return page
+                return dict.fromkeys(references, page)
             transactions, next_token = page
             for transaction in transactions:
-                if (
-                    transaction.get("direction") == "C"
-                    and isinstance(transaction.get("content"), str)
-                    and reference in find_payment_references(transaction["content"])
-                ):
-                    bank_ref = optional_str(transaction.get("transaction_id"))
-                    if bank_ref is None:
-                        return OutcomeUnknown("history entry without a transaction id")
-                    return Succeeded(bank_ref)
+                content = transaction.get("content")
+                if transaction.get("direction") != "C" or not isinstance(content, str):
+                    continue
+                for reference in references & _references_in(content):
+                    if reference not in found:
+                        bank_ref = optional_str(transaction.get("transaction_id"))
+                        found[reference] = (
+                            Succeeded(bank_ref)
+                            if bank_ref is not None
+                            else OutcomeUnknown("history entry without a transaction id")
+                        )
+            if len(found) == len(references):
+                return found
             if next_token is None:
-                return NotFound(f"no transfer with reference {reference} in the history")
+                return {
+                    r: found.get(r) or NotFound(f"no transfer with reference {r} in the history")
+                    for r in references
+                }
             params["page_token"] = next_token
-        return OutcomeUnknown(
+        unknown = OutcomeUnknown(
             f"history longer than {self._options.history_pages_max} pages; not searched to the end"
         )
+        return {r: found.get(r, unknown) for r in references}
 
     async def _history_page(
         self, params: dict[str, str]

@@ -7,6 +7,8 @@ does one business step in one database transaction.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from uuid import UUID
 
 import structlog
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,6 +25,7 @@ from bank_adapters.types import (
     BankResult,
     DebitRequest,
     Declined,
+    HealthStatus,
     LinkDown,
     NotFound,
     OutcomeUnknown,
@@ -36,11 +39,14 @@ from ledger import tables as t
 from ledger.errors import InvalidTransitionError
 from ledger.fines import get_fine
 from ledger.receipt_signing import ReceiptSigner
-from ledger.receipts import get_receipt_for_payment, issue_receipt, verify_url
+from ledger.receipts import Receipt, get_receipt_for_payment, issue_receipt, verify_url
 from observability.metrics import payments_total, receipt_lag_seconds, receipts_issued_total
 from workflows import types as wt
 
 log = structlog.get_logger(__name__)
+
+# At most one link-confirming health probe per bank per this many seconds.
+LINK_PROBE_SECONDS_MIN = 1.0
 
 
 def utc_now() -> datetime:
@@ -80,10 +86,14 @@ class PaymentDeps:
 class PaymentActivities:
     def __init__(self, deps: PaymentDeps) -> None:
         self._engine = deps.engine
+        # One-statement reads need no transaction: autocommit saves the
+        # BEGIN and ROLLBACK round trips (same pool).
+        self._reads = deps.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._adapters = deps.adapters
         self._signer = deps.signer
         self._base_url = deps.public_base_url
         self._now = deps.clock
+        self._link_probes: dict[str, tuple[float, asyncio.Future[HealthStatus]]] = {}
 
     def _adapter(self, bank: str) -> BankAdapter:
         try:
@@ -94,7 +104,7 @@ class PaymentActivities:
             ) from None
 
     async def _payment(self, payment_id: str) -> pay.Payment:
-        async with self._engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return await pay.get_payment(conn, UUID(payment_id))
 
     @activity.defn(name="payment.send_debit")
@@ -128,11 +138,14 @@ class PaymentActivities:
         return outcome
 
     @activity.defn(name="payment.check_status")
-    async def check_status(self, inp: wt.PaymentRef) -> wt.BankOutcome:
+    async def check_status(self, inp: wt.StatusCheckInput) -> wt.BankOutcome:
         payment = await self._payment(inp.payment_id)
         if not payment.live:
             return wt.BankOutcome(wt.ALREADY_FINAL, payment_status=payment.status)
-        outcome = to_outcome(await self._adapter(payment.bank).get_status(payment.debit_key))
+        adapter = self._adapter(payment.bank)
+        if inp.after_link_recovery:
+            await self._confirm_link(payment.bank, adapter)
+        outcome = to_outcome(await adapter.get_status(payment.debit_key))
         log.info(
             "payment.status_checked",
             payment_id=inp.payment_id,
@@ -140,6 +153,20 @@ class PaymentActivities:
             outcome=outcome.kind,
         )
         return outcome
+
+    async def _confirm_link(self, bank: str, adapter: BankAdapter) -> None:
+        """The prober saw the bank's link come back and woke every payment in
+        doubt. Our breaker for that bank is likely still open from the
+        outage and would refuse the checks until its timer ran out; one
+        health probe from here (shared by the checks of the same second)
+        half-opens it, and the burst then queues behind a single trial call
+        instead of being refused."""
+        now = time.monotonic()
+        started, probe = self._link_probes.get(bank, (0.0, None))
+        if probe is None or (probe.done() and now - started >= LINK_PROBE_SECONDS_MIN):
+            probe = asyncio.ensure_future(adapter.health())
+            self._link_probes[bank] = (now, probe)
+        await asyncio.shield(probe)
 
     @activity.defn(name="payment.decline")
     async def decline(self, inp: wt.DeclineInput) -> wt.Done:
@@ -173,11 +200,16 @@ class PaymentActivities:
 
     @activity.defn(name="payment.issue_receipt")
     async def issue_receipt(self, inp: wt.PaymentRef) -> wt.ReceiptInfo:
+        """Issue the receipt and queue its 'receipt issued' notice in the same
+        transaction: no receipt without its notice, one round of the
+        database instead of two (``notify`` remains for running workflows
+        that still call it; the dedupe key makes it a no-op then)."""
         payment_id = UUID(inp.payment_id)
         async with self._engine.begin() as conn:
             existing = await get_receipt_for_payment(conn, payment_id)
             receipt = await issue_receipt(conn, payment_id, self._signer, self._now())
             payment = await pay.get_payment(conn, payment_id)
+            await self._queue_notice(conn, payment, receipt)
         if existing is None:
             receipts_issued_total.inc()
             if payment.debited_at is not None:
@@ -194,34 +226,42 @@ class PaymentActivities:
     @activity.defn(name="payment.notify")
     async def notify(self, inp: wt.PaymentRef) -> wt.Done:
         """Queue the 'receipt issued' notice in the outbox (sent by the
-        dispatcher); the dedupe key makes a retry a no-op."""
+        dispatcher); the dedupe key makes a retry a no-op. Workflows started
+        before ``issue_receipt`` queued the notice itself still call this."""
         payment_id = UUID(inp.payment_id)
         async with self._engine.begin() as conn:
             receipt = await get_receipt_for_payment(conn, payment_id)
             payment = await pay.get_payment(conn, payment_id)
             assert receipt is not None, "notify runs after the receipt is issued"
-            inserted = (
-                await conn.execute(
-                    insert(t.outbox)
-                    .values(
-                        dedupe_key=f"receipt-issued:{payment_id}",
-                        kind="receipt_issued",
-                        payload={
-                            "payment_id": str(payment_id),
-                            "decision_number": payment.decision_number,
-                            "amount_vnd": payment.amount_vnd,
-                            "series": receipt.series,
-                            "number": receipt.number,
-                            "verify_url": verify_url(
-                                self._base_url, receipt.series, receipt.number, receipt.signature
-                            ),
-                        },
-                    )
-                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                    .returning(t.outbox.c.id)
+            inserted = await self._queue_notice(conn, payment, receipt)
+        return wt.Done(inserted)
+
+    async def _queue_notice(
+        self, conn: AsyncConnection, payment: pay.Payment, receipt: Receipt
+    ) -> bool:
+        """The 'receipt issued' notice, once per payment (dedupe key)."""
+        inserted = (
+            await conn.execute(
+                insert(t.outbox)
+                .values(
+                    dedupe_key=f"receipt-issued:{payment.id}",
+                    kind="receipt_issued",
+                    payload={
+                        "payment_id": str(payment.id),
+                        "decision_number": payment.decision_number,
+                        "amount_vnd": payment.amount_vnd,
+                        "series": receipt.series,
+                        "number": receipt.number,
+                        "verify_url": verify_url(
+                            self._base_url, receipt.series, receipt.number, receipt.signature
+                        ),
+                    },
                 )
-            ).scalar_one_or_none()
-        return wt.Done(inserted is not None)
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(t.outbox.c.id)
+            )
+        ).scalar_one_or_none()
+        return inserted is not None
 
     @activity.defn(name="payment.refund")
     async def refund(self, inp: wt.PaymentRef) -> wt.RefundResult:
@@ -305,7 +345,7 @@ class PaymentActivities:
 
     @activity.defn(name="payment.next_live_payment")
     async def next_live_payment(self, inp: wt.PaymentRef) -> wt.NextPayment:
-        async with self._engine.connect() as conn:
+        async with self._reads.connect() as conn:
             nxt = await pay.next_live_payment(conn, UUID(inp.payment_id))
         return wt.NextPayment(str(nxt) if nxt else None)
 

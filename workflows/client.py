@@ -27,6 +27,10 @@ from workflows.payment import FinePaymentWorkflow, workflow_id_for
 log = structlog.get_logger(__name__)
 
 SIGNAL_CONCURRENCY_MAX = 64
+SWEEP_PAYMENTS_MAX = 5_000
+SWEEP_PAGE_SIZE = 1_000
+# The type name of FinePaymentWorkflow (``@workflow.defn(name=...)``).
+RUNNING_QUERY = "WorkflowType = 'FinePayment' AND ExecutionStatus = 'Running'"
 
 
 @dataclass(frozen=True)
@@ -97,17 +101,38 @@ async def wake_bank(client: Client, engine: AsyncEngine, bank: str) -> int:
     return woken
 
 
+async def running_payment_workflows(client: Client) -> set[str]:
+    """Ids of the running payment workflows, from the visibility store in a
+    few pages (it may lag a little behind: callers confirm with describe)."""
+    ids: set[str] = set()
+    async for execution in client.list_workflows(
+        RUNNING_QUERY, limit=SWEEP_PAYMENTS_MAX, page_size=SWEEP_PAGE_SIZE
+    ):
+        ids.add(execution.id)
+    return ids
+
+
 async def sweep_unstarted(
     client: Client, engine: AsyncEngine, config: SagaConfig, now: datetime, older_than: timedelta
 ) -> int:
     """Start the workflow of any in-doubt payment that has none running:
     the API may have crashed between its commit and the start, or Temporal
-    may have been down. Safe to run any time (start is idempotent)."""
+    may have been down. Safe to run any time (start is idempotent).
+
+    One visibility listing tells which are running; only the others are
+    described (to rule out visibility lag) and started. During a bank
+    outage hundreds of payments are in doubt, all with running workflows:
+    a describe for each, every sweep, loaded the server and the worker
+    while the link came back."""
     async with engine.connect() as conn:
-        in_doubt = await pay.payments_in_doubt(conn, limit=5_000)
+        in_doubt = await pay.payments_in_doubt(conn, limit=SWEEP_PAYMENTS_MAX)
+    due = [p for p in in_doubt if now - p.created_at >= older_than]
+    if not due:
+        return 0
+    running = await running_payment_workflows(client)
     started = 0
-    for payment in in_doubt:
-        if now - payment.created_at < older_than:
+    for payment in due:
+        if workflow_id_for(payment.decision_key) in running:
             continue
         handle = client.get_workflow_handle(workflow_id_for(payment.decision_key))
         try:

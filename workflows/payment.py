@@ -47,30 +47,79 @@ LEDGER_STEP_RETRY = RetryPolicy(
 )
 LEDGER_STEP_TIMEOUT = timedelta(seconds=30)
 LEDGER_STEP_SCHEDULE_TO_CLOSE = timedelta(days=7)
+# Every step runs as a local activity (in the worker, inside the workflow
+# task, with the same timeouts and retry policy) instead of a round trip
+# through the Temporal server each: on the 2-core reference machine a remote
+# activity costs the server and SDK more CPU than our step itself (see
+# docs/benchmarks.md). Every step is idempotent (bank calls by our key,
+# ledger steps by payment), so the re-run a crashed worker causes is
+# harmless, as for a retried activity; retries whose backoff passes the
+# threshold wait on a durable timer. Under the same patch the receipt's
+# notice is queued by ``payment.issue_receipt`` itself (no ``payment.notify``
+# step). Runs started before this change keep remote activities and the
+# notify step (``workflow.patched``), so their histories still replay.
+LOCAL_STEPS_PATCH = "local-steps"
+LOCAL_RETRY_THRESHOLD = timedelta(minutes=1)
+# Remote still: refunds (rare, retried for days, worth seeing as activities)
+# and the step that closes every run. A run that completes in a workflow
+# task which ran local activities is refused by the server when a signal (a
+# bank webhook, typically) came in meanwhile, and every local step of that
+# task then runs again; closing with a remote activity means a signal never
+# makes the debit, settlement or receipt run twice.
+REMOTE_STEPS = frozenset({"payment.refund", "payment.next_live_payment"})
+
+
+async def _step(
+    activity: str,
+    arg: object,
+    result_type: type[T],
+    start_to_close: timedelta,
+    schedule_to_close: timedelta,
+    retry: RetryPolicy,
+) -> T:
+    result: T
+    if activity not in REMOTE_STEPS and workflow.patched(LOCAL_STEPS_PATCH):
+        result = await workflow.execute_local_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=start_to_close,
+            schedule_to_close_timeout=schedule_to_close,
+            retry_policy=retry,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+        )
+    else:
+        result = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=start_to_close,
+            schedule_to_close_timeout=schedule_to_close,
+            retry_policy=retry,
+        )
+    return result
 
 
 async def bank_call(activity: str, arg: object, result_type: type[T]) -> T:
-    result: T = await workflow.execute_activity(
+    return await _step(
         activity,
         arg,
-        result_type=result_type,
-        start_to_close_timeout=BANK_CALL_TIMEOUT,
-        schedule_to_close_timeout=BANK_CALL_SCHEDULE_TO_CLOSE,
-        retry_policy=BANK_CALL_RETRY,
+        result_type,
+        BANK_CALL_TIMEOUT,
+        BANK_CALL_SCHEDULE_TO_CLOSE,
+        BANK_CALL_RETRY,
     )
-    return result
 
 
 async def ledger_step(activity: str, arg: object, result_type: type[T]) -> T:
-    result: T = await workflow.execute_activity(
+    return await _step(
         activity,
         arg,
-        result_type=result_type,
-        start_to_close_timeout=LEDGER_STEP_TIMEOUT,
-        schedule_to_close_timeout=LEDGER_STEP_SCHEDULE_TO_CLOSE,
-        retry_policy=LEDGER_STEP_RETRY,
+        result_type,
+        LEDGER_STEP_TIMEOUT,
+        LEDGER_STEP_SCHEDULE_TO_CLOSE,
+        LEDGER_STEP_RETRY,
     )
-    return result
 
 
 def workflow_id_for(decision_key: str) -> str:
@@ -88,6 +137,7 @@ class FinePaymentWorkflow:
         self._settled_ref: str | None = None
         self._queued: list[str] = []
         self._wake = False
+        self._link_back = False
         self._state = "starting"
         self._payment_id = ""
 
@@ -99,6 +149,7 @@ class FinePaymentWorkflow:
     @workflow.signal(name="link_recovered")
     def link_recovered(self) -> None:
         self._wake = True
+        self._link_back = True
 
     @workflow.signal(name="payment_requested")
     def payment_requested(self, request: wt.PaymentRequested) -> None:
@@ -165,8 +216,11 @@ class FinePaymentWorkflow:
             update = self._take_update(payment_id)
             if update is not None and update.kind in (wt.SUCCEEDED, wt.DECLINED):
                 return update
+            after_recovery, self._link_back = self._link_back, False
             outcome = await bank_call(
-                "payment.check_status", wt.PaymentRef(payment_id), wt.BankOutcome
+                "payment.check_status",
+                wt.StatusCheckInput(payment_id, after_link_recovery=after_recovery),
+                wt.BankOutcome,
             )
             if outcome.kind == wt.NOT_FOUND:
                 # The bank never got it: resend with the same key (it dedups).
@@ -317,7 +371,10 @@ async def settle_and_receipt(payment_id: str, bank_ref: str, cause: str) -> wt.F
         status = "refunded" if refund.done else "succeeded"
         return wt.FinePaymentResult(payment_id, status, refunded=refund.done)
     receipt = await ledger_step("payment.issue_receipt", wt.PaymentRef(payment_id), wt.ReceiptInfo)
-    await ledger_step("payment.notify", wt.PaymentRef(payment_id), wt.Done)
+    if not workflow.patched(LOCAL_STEPS_PATCH):
+        # Since the patch, issue_receipt queues the notice in its own
+        # transaction; runs started before it still have this step.
+        await ledger_step("payment.notify", wt.PaymentRef(payment_id), wt.Done)
     return wt.FinePaymentResult(
         payment_id, "succeeded", receipt_series=receipt.series, receipt_number=receipt.number
     )

@@ -95,6 +95,14 @@ class PaymentRef:
 
 
 @dataclass(frozen=True)
+class StatusCheckInput:
+    payment_id: str
+    # The prober reported the bank's link back since the last check: confirm
+    # it from the worker before asking (see ``PaymentActivities``).
+    after_link_recovery: bool = False
+
+
+@dataclass(frozen=True)
 class DeclineInput:
     payment_id: str
     reason: str

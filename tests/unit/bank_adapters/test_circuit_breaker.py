@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import REGISTRY
 
 from bank_adapters.base import BreakerConfig, CircuitBreaker, CircuitState
@@ -83,3 +85,53 @@ def test_a_good_probe_half_opens_at_once() -> None:
     breaker.record_probe_success()
     assert breaker.state is CircuitState.HALF_OPEN
     assert breaker.try_acquire()
+
+
+async def test_calls_behind_a_successful_trial_go_through() -> None:
+    """A link comes back: the burst queued behind the half-open trial goes
+    out as soon as the trial succeeds, instead of being refused."""
+    clock = Clock()
+    breaker = CircuitBreaker(
+        "cb-wait-ok", BreakerConfig(failures_to_open=1, open_seconds=600), clock=clock
+    )
+    breaker.try_acquire()
+    breaker.record_failure()
+    breaker.record_probe_success()
+    assert await breaker.acquire(1.0)  # the trial
+    waiters = [asyncio.create_task(breaker.acquire(5.0)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    breaker.record_success()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_calls_behind_a_failed_trial_are_refused() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(
+        "cb-wait-fail", BreakerConfig(failures_to_open=1, open_seconds=600), clock=clock
+    )
+    breaker.try_acquire()
+    breaker.record_failure()
+    breaker.record_probe_success()
+    assert await breaker.acquire(1.0)
+    waiter = asyncio.create_task(breaker.acquire(5.0))
+    await asyncio.sleep(0)
+    breaker.record_failure()
+    assert await waiter is False
+    assert breaker.state is CircuitState.OPEN
+
+
+async def test_waiting_is_bounded_and_an_open_breaker_refuses_at_once() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(
+        "cb-wait-bound", BreakerConfig(failures_to_open=1, open_seconds=600), clock=clock
+    )
+    breaker.try_acquire()
+    breaker.record_failure()
+    assert await breaker.acquire(5.0) is False  # open: no trial to wait for
+    breaker.record_probe_success()
+    assert await breaker.acquire(0.01)  # the trial, never reported
+    assert await breaker.acquire(0.01) is False  # the wait ran out
+    breaker.record_abandoned()
+    assert await breaker.acquire(0.01)  # the slot is free again
