@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -19,7 +17,7 @@ from reconciler.devstack.temporal import TemporalInfo
 from reconciler.recon_wiring import recon_activities
 from reconciler.wiring import build_adapters
 from reconciler.worker import build_worker
-from tests.support.stack import BANKS, SagaStack, eventually, saga_stack
+from tests.support.stack import SagaStack, eventually, saga_stack
 
 
 @dataclass
@@ -56,21 +54,6 @@ def _random_start() -> int:
     return 1_000_000 + secrets.randbelow(90_000_000)
 
 
-def seed_bank_references(state_path: Path) -> None:
-    """Start the simulator's movement numbers (and so its bank references) at
-    a random point: workflow ids carry bank references (external-debit/<bank>
-    /<ref>) and the Temporal server is shared by every test of the session,
-    while each test's simulator would otherwise number from 1 again."""
-    start = _random_start()
-    with contextlib.closing(sqlite3.connect(state_path)) as db, db:
-        db.execute(
-            "INSERT INTO movements (id, bank_ref, kind, amount_vnd, direction, counterparty,"
-            " content_raw, content, status, created_at)"
-            " VALUES (?, ?, 'transfer', 1, 'C', 'seed', '', '', 'declined', ?)",
-            (start, f"SEED{start}", "2000-01-01T00:00:00.000000+00:00"),
-        )
-
-
 @pytest.fixture
 async def recon_stack(
     tmp_path: Path,
@@ -90,10 +73,9 @@ async def recon_stack(
         start_worker=False,
         **overrides,
     ) as stack:
-        for bank in BANKS:
-            seed_bank_references(tmp_path / f"{bank}.sqlite")
         async with engine.begin() as conn:
-            # Workflow ids carry discrepancy ids (discrepancy/<id>), too.
+            # Workflow ids carry discrepancy ids (discrepancy/<id>), and the
+            # Temporal server is shared by every test of the session.
             await conn.execute(
                 text(f"ALTER SEQUENCE discrepancies_id_seq RESTART WITH {_random_start()}")
             )
