@@ -50,21 +50,30 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.fines import get_fine
+from ledger.reconciliation import vietnam_today
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.temporal import TemporalDevServer
+from reconciler.recon_wiring import recon_activities
+from reconciler.wiring import build_adapters
+from reconciler.worker import build_worker
+from tests.support.api import make_token
 from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
 from workflows import types as wt
 from workflows.client import SagaConfig, start_external_debit
+from workflows.dispute import workflow_id_for as dispute_workflow_id
+from workflows.dispute_activities import DisputeActivities, DisputeDeps
 from workflows.external_debit import ExternalDebitWorkflow
 from workflows.external_debit import workflow_id_for as external_workflow_id
 from workflows.payment import FinePaymentWorkflow, workflow_id_for
@@ -311,7 +320,169 @@ async def external_debit_duplicate_refund(stack: SagaStack) -> Handle:
     return handle
 
 
+# --- Reconciliation ------------------------------------------------------------------
+
+
+async def reconcile(stack: SagaStack, bank: str) -> tuple[dict[str, Any], Handle]:
+    """Reconcile today's statement of ``bank`` over the API, wait for the run."""
+    today = vietnam_today(datetime.now(UTC)).isoformat()
+    status, started = await stack.call(
+        "POST", "/api/v1/reconciliations", json={"bank": bank, "statement_date": today}
+    )
+    assert status == 202, started
+    run_id = started["reconciliation_id"]
+    handle = stack.client.get_workflow_handle(started["workflow_id"])
+    run_id_temporal = (await handle.describe()).run_id
+    handle = stack.client.get_workflow_handle(started["workflow_id"], run_id=run_id_temporal)
+
+    async def done() -> dict[str, Any] | None:
+        status, run = await stack.call("GET", f"/api/v1/reconciliations/{run_id}")
+        assert status == 200, run
+        return run if run["status"] != "running" else None
+
+    run: dict[str, Any] = await eventually(done, 60, f"reconciliation {run_id}")
+    return run, handle
+
+
+async def as_role(stack: SagaStack, role: str, name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await make_token(stack.engine, role, name)}"}
+
+
+@scenario(
+    "reconciliation.small_statement",
+    # recon.begin and recon.finish are local activities (markers, not counted).
+    expect={"activity:recon.load": 1, "activity:recon.act": 2},
+)
+async def reconciliation_small_statement(stack: SagaStack) -> Handle:
+    """A statement of three lines: a payment of ours (matched), a citizen's
+    own transfer naming a fine (healed: the fine is paid) and a transfer
+    nobody can place (an unknown discrepancy)."""
+    bank = "hnbank"
+    paid = await stack.new_fine(510_000)
+    payment_id = await pay(stack, paid, bank)
+    await stack.wait_payment(payment_id, {"succeeded"})
+    await (await payment_handle(stack, paid)).result()
+    healed = await stack.new_fine(650_000)
+    await stack.admins[bank].transfer(PAYER, 650_000, f"Nop phat {healed} Nguyen Van A")
+    await stack.admins[bank].transfer("555000333", 123_000, "chuyen tien nham")
+    run, handle = await reconcile(stack, bank)
+    assert run["status"] == "completed", run
+    assert (run["lines"], run["matched"], run["healed"], run["unknown"]) == (3, 1, 1, 1), run
+    return handle
+
+
+# --- Dispute -------------------------------------------------------------------------
+
+
+@scenario(
+    "dispute.confirmed",
+    expect={"signal:decision": 1, "activity:dispute.finish_confirm": 1},
+)
+async def dispute_confirmed(stack: SagaStack) -> Handle:
+    """A citizen paid by their own transfer and complains; finance asks to
+    confirm the payment, an approver approves, the fine is paid."""
+    finance = await as_role(stack, "finance", "fin")
+    approver = await as_role(stack, "approver", "appr")
+    number = await stack.new_fine(800_000)
+    transfer = await stack.admins["hnbank"].transfer(PAYER, 800_000, "NOP PHAT GIAO THONG")
+    complaint = {
+        "decision_number": number,
+        "bank": "hnbank",
+        "amount_vnd": 800_000,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "description": "Đã bị trừ tiền nhưng không nhận được biên lai",
+        "payer_account": PAYER,
+        "bank_ref": transfer["bank_ref"],
+    }
+    status, opened = await stack.call("POST", "/api/v1/disputes", json=complaint, headers=finance)
+    assert status == 201, opened
+    status, requested = await stack.call(
+        "POST",
+        f"/api/v1/disputes/{opened['id']}/resolutions",
+        json={"action": "confirm", "reason": "the bank statement shows the debit"},
+        headers=finance,
+    )
+    assert status == 202, requested
+    assert requested["workflow_started"] is True, requested
+    status, approved = await stack.call(
+        "POST",
+        f"/api/v1/approvals/{requested['approval']['id']}/approve",
+        json={"reason": "statement line checked"},
+        headers=approver,
+    )
+    assert status == 200, approved
+    handle = stack.client.get_workflow_handle(dispute_workflow_id(opened["id"]))
+    outcome = await asyncio.wait_for(handle.result(), 30)
+    assert outcome["outcome"] == "confirmed", outcome
+    return handle
+
+
+# --- DiscrepancyAction ---------------------------------------------------------------
+
+
+@scenario(
+    "discrepancy_action.refund_approved",
+    expect={"signal:decision": 1, "activity:discrepancy.refund": 1},
+)
+async def discrepancy_action_refund_approved(stack: SagaStack) -> Handle:
+    """Money nobody can place is found on the statement; finance asks to
+    refund it, a second person approves, it goes back to the payer."""
+    bank = "hnbank"
+    await stack.admins[bank].transfer(PAYER, 123_000, "chuyen tien nham")
+    run, _ = await reconcile(stack, bank)
+    assert run["unknown"] == 1, run
+    status, page = await stack.call(
+        "GET", "/api/v1/discrepancies", params={"kind": "unknown", "status": "open"}
+    )
+    assert status == 200, page
+    [found] = page["items"]
+    status, body = await stack.call(
+        "POST",
+        f"/api/v1/discrepancies/{found['id']}/actions",
+        json={"action": "request_refund", "reason": "người nộp chuyển nhầm, xin hoàn"},
+    )
+    assert status == 202, body
+    approval = body["approval"]
+    assert approval["workflow_started"] is True, approval
+    status, decided = await stack.call(
+        "POST",
+        f"/api/v1/approvals/{approval['id']}/approve",
+        json={},
+        headers=await as_role(stack, "approver", "appr"),
+    )
+    assert status == 200, decided
+    handle = stack.client.get_workflow_handle(approval["workflow_id"])
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert result["outcome"] not in ("rejected", "expired", "failed"), result
+    status, item = await stack.call("GET", f"/api/v1/discrepancies/{found['id']}")
+    assert (status, item["status"]) == (200, "resolved"), item
+    return handle
+
+
 # --- running ---------------------------------------------------------------------------
+
+
+async def _start_full_worker(stack: SagaStack) -> None:
+    """A worker with every activity the production worker has (payments,
+    disputes, reconciliation), as ``reconciler.worker`` runs it."""
+    adapters = build_adapters(stack.settings, stack.session)
+    disputes = DisputeActivities(DisputeDeps(stack.engine, adapters))
+    recon = recon_activities(stack.settings, stack.engine, adapters, stack.client)
+    stack.new_worker = lambda: build_worker(  # type: ignore[method-assign]
+        stack.client,
+        stack.settings.task_queue,
+        stack.activities,
+        dispute_activities=disputes,
+        recon_activities=recon,
+    )
+    # Dispute and discrepancy workflow ids carry database ids, and every
+    # scenario's database starts its sequences afresh on one Temporal server.
+    async with stack.engine.begin() as conn:
+        for sequence in ("disputes_id_seq", "discrepancies_id_seq"):
+            await conn.execute(
+                text(f"SELECT setval('{sequence}', :n)"), {"n": secrets.randbelow(10**12) + 1}
+            )
+    await stack.start_worker()
 
 
 async def _record_one(
@@ -335,8 +506,10 @@ async def _record_one(
             pg.url(db_name),
             temporal_address,
             f"replay-{uuid.uuid4().hex[:12]}",
+            start_worker=False,
             **sc.overrides,
         ) as stack:
+            await _start_full_worker(stack)
             handle = await sc.run(stack)
             await asyncio.wait_for(handle.result(), WORKFLOW_CLOSE_SECONDS_MAX)
             history = await handle.fetch_history()

@@ -18,8 +18,14 @@ from temporalio.worker import Replayer
 from reconciler.worker import WORKFLOWS, sandbox_runner
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
-# The workflows of the payment saga must each keep at least one history.
-REQUIRED_WORKFLOW_TYPES = {"FinePayment", "ExternalDebit"}
+# Every production workflow must keep at least one history.
+REQUIRED_WORKFLOW_TYPES = {
+    "FinePayment",
+    "ExternalDebit",
+    "Reconciliation",
+    "Dispute",
+    "DiscrepancyAction",
+}
 CLOSING_EVENTS = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
     "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
