@@ -36,6 +36,7 @@ from workflows.activities import PaymentActivities, PaymentDeps
 BANKS = {"sgbank": "rest", "hnbank": "vietqr"}
 PAYER = "123456789"
 WAIT_SECONDS_DEFAULT = 30.0
+WORKER_STOP_SECONDS = 20.0
 
 
 def fast_settings(**overrides: Any) -> dict[str, Any]:
@@ -82,10 +83,17 @@ class SagaStack:
         self._worker_task = asyncio.create_task(run())
 
     async def stop_worker(self) -> None:
+        """Stop the worker, bounded: a shutdown still waiting after
+        WORKER_STOP_SECONDS (an activity stuck on a bank call) is cancelled."""
         if self._worker_task is not None:
             self._worker_stop.set()
-            await self._worker_task
-            self._worker_task = None
+            task, self._worker_task = self._worker_task, None
+            try:
+                await asyncio.wait_for(asyncio.shield(task), WORKER_STOP_SECONDS)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, WORKER_STOP_SECONDS)
 
     # -- API -----------------------------------------------------------------
     @property
