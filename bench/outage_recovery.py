@@ -255,11 +255,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 ) as worker:
                     meter = CpuMeter(
                         {
-                            "worker process": (worker, False),
-                            "temporal": (listener(tmp_server.port), True),
-                            "postgres": (listener(pg.port), True),
-                            "bank simulator": (psutil.Process(sim.pid), False),
-                            "benchmark (prober's wake, observer)": (psutil.Process(), False),
+                            "worker process": ([worker], False),
+                            "temporal": ([listener(tmp_server.port)], True),
+                            "postgres": ([listener(pg.port)], True),
+                            "bank simulator": ([psutil.Process(sim.pid)], False),
+                            "benchmark (prober's wake, observer)": ([psutil.Process()], False),
                         }
                     )
                     admin = SimulatorAdmin(session, sim.admin_url)
@@ -304,14 +304,20 @@ def _body(r: dict[str, Any]) -> str:
         )
     table = "\n".join(rows)
     policy = r["policy"]
+    cpu_rows = "\n".join(
+        f"| {part} | {seconds} | {u['cpu_seconds'].get(part, '—') if u else '—'} |"
+        for part, seconds in w["cpu_seconds"].items()
+    )
     return f"""
 {r["payments"]} payments in doubt at the `{r["bank_protocol"]}` bank simulator (own process,
 127.0.0.1, no webhooks): the bank booked each debit but its answers were
 garbled (fault `malformed`: outcome unknown, payment verifying), then the
-link dropped for {w["outage_seconds"]} s and came back. Real worker
-(`build_worker`, real activities), production `VerifyPolicy` (polls every
-{policy["poll_interval_seconds_initial"]:g} s doubling to {policy["poll_interval_seconds_max"]:g} s), durable PostgreSQL, receipts counted every
-{POLL_SECONDS:g} s. Seconds are from the link coming back.
+link dropped for {w["outage_seconds"]} s and came back. The production worker
+process (`reconciler worker`, one process, with its sweeper and outbox
+loops), production `VerifyPolicy` (polls every
+{policy["poll_interval_seconds_initial"]:g} s doubling to {policy["poll_interval_seconds_max"]:g} s), durable PostgreSQL; this benchmark's process
+plays the prober (sends the event) and counts receipts every {POLL_SECONDS:g} s.
+Seconds are from the link coming back.
 
 | run | payments | first receipt s | p50 s | p90 s | all receipted s | target |
 | --- | ---: | ---: | ---: | ---: | ---: | --- |
@@ -326,6 +332,13 @@ next poll: after {w["outage_seconds"]:.0f} s of outage the interval in force is
 when the link dropped (at most {policy["poll_interval_seconds_max"]:g} s after any longer outage); the
 seed story's hour cannot happen with either. After each run: one bank debit,
 one receipt and no decline per payment.
+
+CPU seconds used from link back to the last receipt (2 cores: at most
+{2 * w["all_receipted_seconds"]:.0f} CPU-seconds in the woken run):
+
+| process | woken | no event |
+| --- | ---: | ---: |
+{cpu_rows}
 
 Load average (1, 5, 15 min) at the end: {r["load_average"]}.
 """

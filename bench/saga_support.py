@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -250,16 +250,20 @@ class CpuMeter:
     may count its children (PostgreSQL's backends); a child that exits in
     between takes its time with it (not counted)."""
 
-    def __init__(self, parts: Mapping[str, tuple[psutil.Process, bool]]) -> None:
-        """``parts``: name → (process, whether its children count too)."""
+    def __init__(self, parts: Mapping[str, tuple[Sequence[psutil.Process], bool]]) -> None:
+        """``parts``: name → (processes, whether their children count too)."""
         self._parts = dict(parts)
         self._before: dict[str, dict[int, float]] = {}
         self.used: dict[str, float] = {}
 
     def _now(self) -> dict[str, dict[int, float]]:
         totals: dict[str, dict[int, float]] = {}
-        for name, (process, recursive) in self._parts.items():
-            family = [process, *(process.children(recursive=True) if recursive else [])]
+        for name, (processes, recursive) in self._parts.items():
+            family = [
+                p
+                for process in processes
+                for p in [process, *(process.children(recursive=True) if recursive else [])]
+            ]
             totals[name] = {}
             for p in family:
                 try:

@@ -243,7 +243,17 @@ def _nfc(text: str) -> str:
 async def issue_receipt(
     conn: AsyncConnection, payment_id: UUID, signer: ReceiptSigner, now: datetime
 ) -> Receipt:
-    """The payment's receipt: issued now, or the one issued before (idempotent).
+    """The payment's receipt: issued now, or the one issued before (idempotent,
+    see ``issue_receipt_once``)."""
+    receipt, _ = await issue_receipt_once(conn, payment_id, signer, now)
+    return receipt
+
+
+async def issue_receipt_once(
+    conn: AsyncConnection, payment_id: UUID, signer: ReceiptSigner, now: datetime
+) -> tuple[Receipt, bool]:
+    """The payment's receipt, and whether this call issued it (False: it was
+    issued before, and is returned as it is).
 
     Runs in the caller's transaction; the caller commits, and should do so
     promptly: the series counter row stays locked until then, and the next
@@ -275,7 +285,7 @@ async def issue_receipt(
         raise ReceiptNotAllowed(payment_id, "unknown payment")
     existing = await get_receipt_for_payment(conn, payment_id)
     if existing is not None:
-        return existing
+        return existing, False
     if payment["status"] != "succeeded":
         raise ReceiptNotAllowed(payment_id, f"payment is {payment['status']}, not succeeded")
     if not payment["settles_fine"]:
@@ -309,7 +319,7 @@ async def issue_receipt(
         .returning(*receipts.c)
     )
     row = (await conn.execute(insert_receipt)).mappings().one()
-    return _receipt(row)
+    return _receipt(row), True
 
 
 def _payload(
@@ -337,13 +347,16 @@ async def _claim_series(conn: AsyncConnection, issuing_unit: str, year: int) -> 
     """The unit's series for the year, creating its counter row if missing."""
     for disambiguate in (False, True):
         series = series_code(issuing_unit, year, disambiguate=disambiguate)
-        await conn.execute(
-            pg_insert(receipt_series)
-            .values(series=series, issuing_unit=issuing_unit, year=year, last_number=0)
-            .on_conflict_do_nothing(index_elements=[receipt_series.c.series])
-        )
         owner_query = select(receipt_series.c.issuing_unit).where(receipt_series.c.series == series)
-        owner: str = (await conn.execute(owner_query)).scalar_one()
+        # Read first: the row exists for all but the year's first receipt.
+        owner: str | None = (await conn.execute(owner_query)).scalar_one_or_none()
+        if owner is None:
+            await conn.execute(
+                pg_insert(receipt_series)
+                .values(series=series, issuing_unit=issuing_unit, year=year, last_number=0)
+                .on_conflict_do_nothing(index_elements=[receipt_series.c.series])
+            )
+            owner = (await conn.execute(owner_query)).scalar_one()
         if _unit_key(owner) == _unit_key(issuing_unit):
             return series
     raise ReceiptError(f"no free receipt series for unit {issuing_unit!r} in {year}")

@@ -157,7 +157,7 @@ def housekeeping(
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    engine = create_engine(settings)
+    engine = create_engine(settings, pre_ping=False)
     stop = stop or asyncio.Event()
     metrics_server = MetricsServer(settings.api_host, settings.worker_metrics_port)
     await metrics_server.start()

@@ -39,7 +39,7 @@ from ledger import tables as t
 from ledger.errors import InvalidTransitionError
 from ledger.fines import get_fine
 from ledger.receipt_signing import ReceiptSigner
-from ledger.receipts import Receipt, get_receipt_for_payment, issue_receipt, verify_url
+from ledger.receipts import Receipt, get_receipt_for_payment, issue_receipt_once, verify_url
 from observability.metrics import payments_total, receipt_lag_seconds, receipts_issued_total
 from workflows import types as wt
 
@@ -206,11 +206,12 @@ class PaymentActivities:
         that still call it; the dedupe key makes it a no-op then)."""
         payment_id = UUID(inp.payment_id)
         async with self._engine.begin() as conn:
-            existing = await get_receipt_for_payment(conn, payment_id)
-            receipt = await issue_receipt(conn, payment_id, self._signer, self._now())
+            receipt, issued_now = await issue_receipt_once(
+                conn, payment_id, self._signer, self._now()
+            )
             payment = await pay.get_payment(conn, payment_id)
             await self._queue_notice(conn, payment, receipt)
-        if existing is None:
+        if issued_now:
             receipts_issued_total.inc()
             if payment.debited_at is not None:
                 lag = (receipt.issued_at - payment.debited_at).total_seconds()
