@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -231,52 +232,82 @@ class FineView:
     receipt: ReceiptRef | None
 
 
+# The whole view in one round trip (and so one consistent snapshot): the fine,
+# each of its payments in order (one row per payment, or one row of NULLs when
+# there are none) and the receipt of the payment that has one. Built once:
+# SQLAlchemy memoises a statement object's cache key, and the API's hot lookup
+# runs its compiled text on the driver (reconciler.api.reads). Rows go through
+# ``fine_view_from_rows``.
+FINE_VIEW_QUERY: Final = (
+    select(
+        *t.fines.c,
+        t.payments.c.id.label("p_id"),
+        t.payments.c.bank.label("p_bank"),
+        t.payments.c.amount_vnd.label("p_amount_vnd"),
+        t.payments.c.status.label("p_status"),
+        t.payments.c.settles_fine.label("p_settles_fine"),
+        t.payments.c.created_at.label("p_created_at"),
+        t.payments.c.updated_at.label("p_updated_at"),
+        t.receipts.c.series.label("r_series"),
+        t.receipts.c.number.label("r_number"),
+        t.receipts.c.signature.label("r_signature"),
+    )
+    .select_from(
+        t.fines.outerjoin(t.payments, t.payments.c.fine_id == t.fines.c.id).outerjoin(
+            t.receipts, t.receipts.c.payment_id == t.payments.c.id
+        )
+    )
+    .where(t.fines.c.decision_key == bindparam("decision_key"))
+    .order_by(t.payments.c.created_at, t.payments.c.id)
+)
+
+
+def fine_view_params(decision_number: str) -> dict[str, str]:
+    """Parameters of ``FINE_VIEW_QUERY``; ``ValidationError`` for a decision
+    number that cannot exist."""
+    return {"decision_key": normalise_decision_number(decision_number)}
+
+
 async def fine_view(conn: AsyncConnection, decision_number: str) -> FineView:
     """Everything the counter needs about a fine, from the ledger alone."""
-    fine = await get_fine(conn, decision_number)
-    rows = (
-        await conn.execute(
-            select(
-                t.payments.c.id,
-                t.payments.c.bank,
-                t.payments.c.amount_vnd,
-                t.payments.c.status,
-                t.payments.c.settles_fine,
-                t.payments.c.created_at,
-                t.payments.c.updated_at,
-            )
-            .where(t.payments.c.fine_id == fine.id)
-            .order_by(t.payments.c.created_at, t.payments.c.id)
-        )
-    ).all()
+    rows = (await conn.execute(FINE_VIEW_QUERY, fine_view_params(decision_number))).all()
+    return fine_view_from_rows(rows, decision_number)
+
+
+def fine_view_from_rows(rows: Sequence[Any], decision_number: str) -> FineView:
+    """The view from the rows of ``FINE_VIEW_QUERY`` (attribute access by
+    column name: SQLAlchemy rows or the driver's named tuples)."""
+    if not rows:
+        raise NotFoundError(f"no fine with decision number {decision_number.strip()!r}")
     payments = tuple(
         PaymentSummary(
-            payment_id=r.id,
-            bank=r.bank,
-            amount_vnd=int(r.amount_vnd),
-            status=r.status,
-            settles_fine=bool(r.settles_fine),
-            created_at=r.created_at,
-            updated_at=r.updated_at,
+            payment_id=r.p_id,
+            bank=r.p_bank,
+            amount_vnd=int(r.p_amount_vnd),
+            status=r.p_status,
+            settles_fine=bool(r.p_settles_fine),
+            created_at=r.p_created_at,
+            updated_at=r.p_updated_at,
         )
         for r in rows
+        if r.p_id is not None
     )
+    receipts = [
+        ReceiptRef(r.r_series, int(r.r_number), r.r_signature)
+        for r in rows
+        if r.r_series is not None
+    ]
+    # Only the payment that settles the fine is ever receipted.
+    assert len(receipts) <= 1, f"fine {decision_number!r} has {len(receipts)} receipts"
     if any(p.settles_fine for p in payments):
         status = "paid"
     elif any(p.status in ("initiated", "verifying") for p in payments):
         status = "verifying"
     else:
         status = "unpaid"
-    receipt_row = (
-        await conn.execute(
-            select(t.receipts.c.series, t.receipts.c.number, t.receipts.c.signature)
-            .join(t.payments, t.payments.c.id == t.receipts.c.payment_id)
-            .where(t.payments.c.fine_id == fine.id)
-        )
-    ).one_or_none()
-    receipt = (
-        ReceiptRef(receipt_row.series, int(receipt_row.number), receipt_row.signature)
-        if receipt_row
-        else None
+    return FineView(
+        fine=_fine_from_row(rows[0]),
+        status=status,
+        payments=payments,
+        receipt=receipts[0] if receipts else None,
     )
-    return FineView(fine=fine, status=status, payments=payments, receipt=receipt)

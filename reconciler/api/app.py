@@ -23,11 +23,12 @@ from reconciler.api import (
     reconciliations,
     webhooks,
 )
-from reconciler.api.auth import auth_middleware
+from reconciler.api.auth import TOKEN_CACHE, TokenCache, auth_middleware
 from reconciler.api.errors import Handler, error_middleware, error_response
-from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL, VERIFIER
+from reconciler.api.keys import ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
+from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
-from reconciler.db import create_engine
+from reconciler.db import create_engine, create_read_engine
 from reconciler.settings import Settings
 from reconciler.wiring import load_signer, saga_config
 
@@ -75,9 +76,11 @@ def create_app(
     engine: AsyncEngine | None = None,
     temporal: TemporalLink | None = None,
     verifier: ReceiptVerifier | None = None,
+    token_cache: TokenCache | None = None,
 ) -> web.Application:
     """Build the app. ``engine`` is injected by tests; otherwise one is created
-    from settings and disposed with the app."""
+    from settings and disposed with the app. ``token_cache`` lets a test drive
+    the cache's clock."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[metrics_middleware, error_middleware, auth_middleware],
@@ -90,11 +93,16 @@ def create_app(
     )
     app[SAGA] = saga_config(settings)
     app[VERIFIER] = verifier or load_signer(settings).verifier()
+    app[TOKEN_CACHE] = token_cache if token_cache is not None else TokenCache()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         owned = engine is None
         app[ENGINE] = engine if engine is not None else create_engine(settings)
+        # Same database as ENGINE (also when a test injects it), own pool.
+        read_engine = create_read_engine(app[ENGINE].url, pool_size=settings.db_pool_size)
+        app[READER] = Reader(read_engine, pool_size=settings.db_pool_size)
         yield
+        await read_engine.dispose()
         if owned:
             await app[ENGINE].dispose()
 

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiohttp import web
 
-from ledger.fines import FineInput, RegisterOutcome, fine_view, register_fine
+from ledger.fines import (
+    FINE_VIEW_QUERY,
+    FineInput,
+    RegisterOutcome,
+    fine_view,
+    fine_view_from_rows,
+    fine_view_params,
+    register_fine,
+)
 from reconciler.api.auth import require
 from reconciler.api.errors import read_json
-from reconciler.api.keys import ENGINE, SETTINGS
+from reconciler.api.keys import ENGINE, READER, SETTINGS
+from reconciler.api.reads import driver_sql
 from reconciler.api.views import fine_view_json, json_response
+
+# The lookup is the API's hottest path (DESIGN §5): it runs on the driver.
+_FINE_VIEW_SQL: Final = driver_sql(FINE_VIEW_QUERY)
 
 
 async def create_fine(request: web.Request) -> web.Response:
@@ -24,8 +38,9 @@ async def create_fine(request: web.Request) -> web.Response:
 
 async def get_fine(request: web.Request) -> web.Response:
     require(request, "fines:read")
-    async with request.app[ENGINE].connect() as conn:
-        view = await fine_view(conn, request.match_info["decision_number"])
+    decision_number = request.match_info["decision_number"]
+    rows = await request.app[READER].fetch(_FINE_VIEW_SQL, fine_view_params(decision_number))
+    view = fine_view_from_rows(rows, decision_number)
     return json_response(fine_view_json(request.app[SETTINGS].public_base_url, view))
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.receipt_signing import ReceiptVerifier
+from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.settings import Settings
 from workflows.client import SagaConfig
@@ -17,3 +18,4 @@ ENGINE: Final = web.AppKey("engine", AsyncEngine)
 TEMPORAL: Final = web.AppKey("temporal", TemporalLink)
 SAGA: Final = web.AppKey("saga", SagaConfig)
 VERIFIER: Final = web.AppKey("verifier", ReceiptVerifier)
+READER: Final = web.AppKey("reader", Reader)
