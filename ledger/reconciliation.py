@@ -1,13 +1,14 @@
 """Statement reconciliation in the books: imports, runs, loading with COPY,
 set-based matching and classification, suspense postings and discrepancies.
 
-A statement is loaded with ``COPY`` into a temporary staging table; lines
-already known (by bank reference) are dropped, so re-importing changes
+A statement is loaded with binary ``COPY`` into a temporary staging table;
+lines already known (by bank reference) are dropped, so re-importing changes
 nothing. The rest is matched and classified by a few SQL statements over the
 whole statement (hash joins, per-line index lookups only where few lines need
 them; no loop per line), and every line is written to ``statement_lines``
 once, already classified. Lines that book a payment we already settled (most
-of a statement) are written first, straight from one join.
+of a statement) are written first, straight from one join, by the statement
+that sets the other lines aside; only those go through the other steps.
 
 How a line is identified (``recon_match_rules``: which rules run, in which
 order, with which amount tolerance, per bank):
@@ -82,7 +83,6 @@ TRIGGERS: Final = ("schedule", "api", "cli", "upload")
 FORMATS: Final = ("camt053", "mt940", "csv")
 SUSPENSE_ACCOUNT: Final = "suspense"
 DECISION_WINDOW_CHARS: Final = 6  # the index fines_decision_anchor is on left(.., 6)
-COPY_CHUNK_ROWS: Final = 20_000
 TEMP_BUFFERS: Final = "256MB"
 ERROR_CHARS_MAX: Final = 2_000
 LINES_PER_STATEMENT_MAX: Final = 1_000_000
@@ -159,36 +159,51 @@ class LineLike(Protocol):
     def source_line(self) -> int: ...
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
-_NULL: Final = "\\N"
+def _text(value: str) -> str:
+    """A text value PostgreSQL can hold (NUL it cannot, so it is replaced)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-def _copy_text(value: str) -> str:
-    """A value in COPY text format (NUL, which PostgreSQL text cannot hold, is
-    replaced)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value or "\x00" in value:
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-            .replace("\x00", "\ufffd")
-        )
-    return value
+# Binary COPY: psycopg packs a tuple per line in C, with no escaping or
+# number formatting in Python (the text format cost twice as much per line).
+STAGING_TYPES: Final = (
+    "int4",  # pos
+    "text",  # bank_ref
+    "timestamptz",  # booked_at
+    "int8",  # amount_vnd
+    "bool",  # credit
+    "text",  # counterparty
+    "text",  # content
+    "text",  # content_key
+    "text",  # content_ref
+    "text",  # end_to_end_ref
+    "text",  # raw
+    "int4",  # source_line
+)
 
 
-def copy_row(pos: int, line: LineLike) -> str:
-    """One staging row in COPY text format, with the content's match keys."""
-    key = content_key(line.content)
-    ref = first_payment_reference(key) if REFERENCE_PREFIX in key else None
-    booked_us = (line.booked_at - _EPOCH) // _MICROSECOND
-    e2e = line.end_to_end_ref
+def staging_row(pos: int, line: LineLike) -> tuple[Any, ...]:
+    """One staging row (``STAGING_TYPES``), with the content's match keys."""
+    bank_ref, counterparty, content, raw = line.bank_ref, line.counterparty, line.content, line.raw
+    e2e = line.end_to_end_ref or None
+    # One test for the usual line (a call per field costs more than the rest).
+    if "\x00" in f"{bank_ref}{counterparty}{content}{raw}{e2e}":
+        bank_ref, counterparty, content, raw = map(_text, (bank_ref, counterparty, content, raw))
+        e2e = _text(e2e) if e2e else None
+    key = content_key(content)
     return (
-        f"{pos}\t{_copy_text(line.bank_ref)}\t{booked_us}\t{line.amount_vnd}\t"
-        f"{'t' if line.direction == 'credit' else 'f'}\t{_copy_text(line.counterparty)}\t"
-        f"{_copy_text(line.content)}\t{key}\t{ref or _NULL}\t"
-        f"{_copy_text(e2e) if e2e else _NULL}\t{_copy_text(line.raw)}\t{line.source_line}\n"
+        pos,
+        bank_ref,
+        line.booked_at,
+        line.amount_vnd,
+        line.direction == "credit",
+        counterparty,
+        content,
+        key,
+        first_payment_reference(key) if REFERENCE_PREFIX in key else None,
+        e2e,
+        raw,
+        line.source_line,
     )
 
 
@@ -196,7 +211,7 @@ _STAGING_DDL: Final = """
 CREATE TEMP TABLE recon_staging (
     pos             integer NOT NULL,
     bank_ref        text NOT NULL,
-    booked_us       bigint NOT NULL,
+    booked_at       timestamptz NOT NULL,
     amount_vnd      bigint NOT NULL,
     credit          boolean NOT NULL,
     counterparty    text NOT NULL,
@@ -208,10 +223,11 @@ CREATE TEMP TABLE recon_staging (
     source_line     integer NOT NULL
 ) ON COMMIT DROP
 """
-_COPY_SQL: Final = (
-    "COPY recon_staging (pos, bank_ref, booked_us, amount_vnd, credit, counterparty, content,"
-    " content_key, content_ref, end_to_end_ref, raw, source_line) FROM STDIN"
+STAGING_COLUMNS: Final = (
+    "pos, bank_ref, booked_at, amount_vnd, credit, counterparty, content, content_key,"
+    " content_ref, end_to_end_ref, raw, source_line"
 )
+_COPY_SQL: Final = f"COPY recon_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
 
 
 async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -> int:
@@ -226,7 +242,7 @@ async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -
     count = 0
     seen: set[str] = set()
     async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
-        chunk: list[str] = []
+        copy.set_types(STAGING_TYPES)
         for line in lines:
             if line.bank_ref in seen:
                 # Parsers refuse such files; a second booking under one
@@ -237,13 +253,10 @@ async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -
             seen.add(line.bank_ref)
             if count >= LINES_PER_STATEMENT_MAX:
                 raise ValidationError("statement", f"more than {LINES_PER_STATEMENT_MAX} lines")
-            chunk.append(copy_row(count, line))
+            # Sends only when psycopg's buffer fills, so PostgreSQL reads
+            # the rows while the next ones are packed.
+            await copy.write_row(staging_row(count, line))
             count += 1
-            if len(chunk) >= COPY_CHUNK_ROWS:
-                await copy.write("".join(chunk))
-                chunk.clear()
-        if chunk:
-            await copy.write("".join(chunk))
     await conn.execute(text("ANALYZE recon_staging"))
     return count
 
@@ -340,13 +353,15 @@ async def set_rule(
 #
 # Most lines of a statement are debits we booked already (webhook, polling):
 # their bank reference finds a payment that settles its fine, for the same
-# amount. When ``bank_ref`` is the first rule, those lines are written at
-# once ("fast"), and only the others go through the rest of the rules, the
-# decision numbers and the classification.
+# amount. When ``bank_ref`` is the first rule, those lines are written
+# straight from the staging table and one join ("fast"); only the others are
+# copied out of it (a tenth of a typical statement), and the other rules, the
+# decision numbers and the classification read that small table, never the
+# whole statement again.
 
 # Per credit rule: the payment it links a line to (over the joins below).
 _CREDIT_LINK: Final = {
-    "bank_ref": "coalesce(pr.id, px.id)",
+    "bank_ref": "coalesce(s.ref_payment, px.id)",
     "end_to_end": "pe.id",
     "payment_reference": "pp.id",
 }
@@ -387,49 +402,64 @@ DELETE FROM recon_staging s
  WHERE x.bank = :bank AND x.bank_ref = s.bank_ref
 """
 
-# The fast condition (in both statements below): a credit whose bank
-# reference books a payment that settles its fine, for the same amount
-# (within the rule's tolerance).
-_FAST: Final = "s.credit AND pr.settles_fine AND abs(s.amount_vnd - pr.amount_vnd) <= :tol_bank_ref"
-
-# 2. The fast lines (only when ``bank_ref`` is the first rule): written at
-# once, matched, straight from one join.
-_INSERT_FAST_SQL: Final = """
-WITH inserted AS (
-INSERT INTO statement_lines (
-    import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
-    direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
-    source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
-SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date,
-       timestamptz 'epoch' + s.booked_us * interval '1 microsecond', s.amount_vnd,
-       'credit', s.counterparty, s.content, s.content_key, s.content_ref, s.end_to_end_ref,
-       s.raw, s.source_line, 'bank_ref', pr.id, pr.fine_id, 'matched', :now, false, NULL
-  FROM recon_staging s
-  JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
- WHERE s.credit AND pr.settles_fine AND abs(s.amount_vnd - pr.amount_vnd) <= :tol_bank_ref
-RETURNING amount_vnd
-)
-SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM inserted
+# 2. Every line joined to the payment booked with its bank reference. A
+# credit that books a payment settling its fine, for the same amount (within
+# the rule's tolerance), is "fast": written at once, matched, when
+# ``bank_ref`` is the first rule (:fast). Every other line goes to recon_rest,
+# with that payment, for the steps below. One statement, so one snapshot
+# decides which lines are fast (two would lose or double a line whose payment
+# settles in between); two hash joins, as materialising the joined statement
+# once for both costs as much and holds it all in memory.
+_REST_DDL: Final = """
+CREATE TEMP TABLE recon_rest ON COMMIT DROP AS
+SELECT *, NULL::uuid AS ref_payment FROM recon_staging WITH NO DATA
 """
+_FAST: Final = (
+    ":fast AND s.credit AND pr.settles_fine AND abs(s.amount_vnd - pr.amount_vnd) <= :tol_bank_ref"
+)
+_SPLIT_SQL: Final = f"""
+WITH rest AS (
+    INSERT INTO recon_rest
+    SELECT s.*, pr.id
+      FROM recon_staging s
+      LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+     WHERE NOT coalesce({_FAST}, false)
+    RETURNING 1
+), fast AS (
+    INSERT INTO statement_lines (
+        import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
+        direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
+        source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
+    SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date, s.booked_at, s.amount_vnd,
+           'credit', s.counterparty, s.content, s.content_key, s.content_ref,
+           s.end_to_end_ref, s.raw, s.source_line, 'bank_ref', pr.id, pr.fine_id,
+           'matched', :now, false, NULL
+      FROM recon_staging s
+      JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+     WHERE {_FAST}
+    RETURNING amount_vnd
+)
+SELECT f.lines, f.amount_vnd, (SELECT count(*) FROM rest) AS rest_lines
+  FROM (SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM fast) AS f
+"""  # noqa: S608 (constants only)
 
-# 3. Link the other lines to payments by the enabled rules, in priority order.
+# 3. The other lines linked to payments by the enabled rules, in priority
+# order (every column kept: the last step writes them from here).
 _LINK_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
-SELECT s.pos,
-       pr.id AS ref_payment,
+SELECT s.*,
        px.id AS ext_payment,
        CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
        CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule,
        {refund_entry} AS refund_entry
-  FROM recon_staging s
-  LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+  FROM recon_rest s
   LEFT JOIN LATERAL (
       SELECT px.id FROM payments px
-       WHERE pr.id IS NULL AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
+       WHERE s.ref_payment IS NULL
+         AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
       OFFSET 0
   ) AS px ON s.credit
   {joins}
- WHERE NOT ({fast} AND coalesce({fast_condition}, false))
 """
 
 # 4. Unlinked money in: find a registered decision number in the content. The
@@ -441,21 +471,20 @@ SELECT s.pos,
 _DECISION_SQL: Final = """
 CREATE TEMP TABLE recon_decisions ON COMMIT DROP AS
 WITH cand AS (
-    SELECT s.pos, f.id AS fine_id,
-           abs(s.amount_vnd - f.amount_vnd) <= :tol_decision_number AS amount_ok,
-           max(CASE WHEN starts_with(substr(s.content_key, w.at), f.decision_alnum)
+    SELECT l.pos, f.id AS fine_id,
+           abs(l.amount_vnd - f.amount_vnd) <= :tol_decision_number AS amount_ok,
+           max(CASE WHEN starts_with(substr(l.content_key, w.at), f.decision_alnum)
                     THEN length(f.decision_alnum)
-                    ELSE length(s.content_key) - w.at + 1 END) AS score
+                    ELSE length(l.content_key) - w.at + 1 END) AS score
       FROM recon_linked l
-      JOIN recon_staging s ON s.pos = l.pos
-      CROSS JOIN LATERAL generate_series(1, length(s.content_key) - 5) AS w(at)
-      JOIN fines f ON left(f.decision_alnum, 6) = substr(s.content_key, w.at, 6)
-     WHERE :decision_enabled AND l.link_payment IS NULL AND s.credit
-       AND length(s.content_key) >= 6
-       AND (starts_with(substr(s.content_key, w.at), f.decision_alnum)
-            OR (starts_with(f.decision_alnum, substr(s.content_key, w.at))
-                AND length(s.content_key) - w.at + 1 >= :truncated_min))
-     GROUP BY s.pos, f.id, f.amount_vnd, s.amount_vnd
+      CROSS JOIN LATERAL generate_series(1, length(l.content_key) - 5) AS w(at)
+      JOIN fines f ON left(f.decision_alnum, 6) = substr(l.content_key, w.at, 6)
+     WHERE :decision_enabled AND l.link_payment IS NULL AND l.credit
+       AND length(l.content_key) >= 6
+       AND (starts_with(substr(l.content_key, w.at), f.decision_alnum)
+            OR (starts_with(f.decision_alnum, substr(l.content_key, w.at))
+                AND length(l.content_key) - w.at + 1 >= :truncated_min))
+     GROUP BY l.pos, f.id, f.amount_vnd, l.amount_vnd
 ), ranked AS (
     SELECT pos, fine_id,
            rank() OVER (PARTITION BY pos ORDER BY amount_ok DESC, score DESC) AS r
@@ -468,16 +497,14 @@ SELECT pos, min(fine_id) AS fine_id FROM ranked WHERE r = 1 GROUP BY pos HAVING 
 _STAGE_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_staged ON COMMIT DROP AS
 WITH fined AS (
-    SELECT s.pos, s.bank_ref, s.booked_us, s.amount_vnd, s.credit,
-           s.counterparty ~ '^[A-Za-z0-9]{{1,34}}$' AS payer_known,
-           l.ref_payment, l.ext_payment, l.link_payment, l.refund_entry,
+    SELECT l.*,
+           l.counterparty ~ '^[A-Za-z0-9]{{1,34}}$' AS payer_known,
            coalesce(l.link_rule,
                     CASE WHEN d.fine_id IS NOT NULL THEN 'decision_number' END) AS rule,
            p.status AS p_status, p.bank_ref AS p_bank_ref, p.settles_fine AS p_settles,
            p.amount_vnd AS p_amount, p.channel AS p_channel, p.debit_key AS p_debit_key,
            f.id AS f_id, f.amount_vnd AS f_amount, paid.id IS NOT NULL AS f_paid
       FROM recon_linked l
-      JOIN recon_staging s ON s.pos = l.pos
       LEFT JOIN recon_decisions d ON d.pos = l.pos
       LEFT JOIN LATERAL (SELECT * FROM payments p WHERE p.id = l.link_payment OFFSET 0) AS p
            ON true
@@ -490,8 +517,10 @@ WITH fined AS (
 ), tolerated AS (
     SELECT fd.*, {tolerance} AS tol FROM fined fd
 )
-SELECT t.pos, t.bank_ref, t.booked_us, t.credit, t.amount_vnd, t.payer_known, t.ref_payment,
-       t.ext_payment, t.link_payment, t.refund_entry, t.rule, t.f_id, t.f_amount, t.f_paid,
+SELECT t.pos, t.bank_ref, t.booked_at, t.credit, t.amount_vnd, t.counterparty, t.content,
+       t.content_key, t.content_ref, t.end_to_end_ref, t.raw, t.source_line, t.payer_known,
+       t.ref_payment, t.ext_payment, t.link_payment, t.refund_entry, t.rule, t.f_id,
+       t.f_amount, t.f_paid,
     CASE
       WHEN NOT t.credit THEN
         CASE WHEN t.link_payment IS NULL AND t.refund_entry IS NOT NULL THEN 'matched'
@@ -521,14 +550,16 @@ SELECT t.pos, t.bank_ref, t.booked_us, t.credit, t.amount_vnd, t.payer_known, t.
 
 # 6. Of the lines that would pay one unpaid fine, the first heals it (a debit
 # already being recorded first, then our own payment, then by booking time);
-# the others are duplicates. Then every line is written once, classified.
+# the others are duplicates. Then every line is written once, classified, and
+# every line that is neither matched nor healed opens its discrepancy in the
+# same statement (from the rows just written: no second pass over the table).
 _INSERT_SQL: Final = """
 WITH heal AS (
     SELECT pos,
            row_number() OVER (
                PARTITION BY f_id
                ORDER BY stage = 'external_running' DESC, stage = 'signal' DESC,
-                        booked_us, bank_ref) AS heal_rank
+                        booked_at, bank_ref) AS heal_rank
       FROM recon_staged
      WHERE stage IN ('external_running', 'signal', 'external') AND NOT f_paid
 ), decided AS (
@@ -554,10 +585,9 @@ WITH heal AS (
         import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
         direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
         source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
-    SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date,
-           timestamptz 'epoch' + s.booked_us * interval '1 microsecond', s.amount_vnd,
-           CASE WHEN s.credit THEN 'credit' ELSE 'debit' END, s.counterparty, s.content,
-           s.content_key, s.content_ref, s.end_to_end_ref, s.raw, s.source_line,
+    SELECT :import_id, :rid, :bank, d.bank_ref, :statement_date, d.booked_at, d.amount_vnd,
+           CASE WHEN d.credit THEN 'credit' ELSE 'debit' END, d.counterparty, d.content,
+           d.content_key, d.content_ref, d.end_to_end_ref, d.raw, d.source_line,
            CASE WHEN d.link_payment IS NOT NULL OR d.f_id IS NOT NULL
                      OR d.refund_entry IS NOT NULL THEN d.rule END,
            d.link_payment, d.f_id, d.class, :now,
@@ -566,10 +596,27 @@ WITH heal AS (
                AND (d.credit OR d.link_payment IS NULL),
            d.action
       FROM decided d
-      JOIN recon_staging s ON s.pos = d.pos
-    RETURNING class, direction, amount_vnd, in_suspense
+    RETURNING id, bank, statement_date, bank_ref, booked_at, amount_vnd, direction,
+              counterparty, content, rule, payment_id, fine_id, class, in_suspense, action
+), opened AS (
+    INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind,
+                               statement_line_id, payment_id, fine_id, amount_vnd, detail,
+                               created_at, updated_at)
+    SELECT :rid, l.bank, l.statement_date, l.class, l.id, l.payment_id, l.fine_id,
+           l.amount_vnd,
+           jsonb_build_object(
+               'bank_ref', l.bank_ref, 'direction', l.direction, 'rule', l.rule,
+               'booked_at', l.booked_at, 'counterparty', l.counterparty,
+               'content', l.content, 'in_suspense', l.in_suspense,
+               'automatic_action', l.action),
+           :now, :now
+      FROM inserted l
+     WHERE l.class IN ('duplicate', 'amount_mismatch', 'unknown')
+    ON CONFLICT (statement_line_id) WHERE statement_line_id IS NOT NULL DO NOTHING
+    RETURNING 1
 )
-SELECT class, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd, in_suspense
+SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd,
+       in_suspense, (SELECT count(*) FROM opened) AS opened
   FROM inserted GROUP BY class, direction, in_suspense
 """
 
@@ -579,7 +626,6 @@ class _MatchStatements:
     link: str
     stage: str
     params: dict[str, Any]
-    fast: bool
 
 
 def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
@@ -609,8 +655,6 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
         debit_link, debit_rule, refund_entry = "NULL::uuid", "NULL", "NULL::bigint"
     fast = credit[:1] == ["bank_ref"]
     link = _LINK_TEMPLATE.format(
-        fast="true" if fast else "false",
-        fast_condition=_FAST,
         credit_link=credit_link,
         credit_rule=credit_rule,
         debit_link=debit_link,
@@ -625,10 +669,11 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
     params.setdefault("tol_decision_number", 0)
     params.setdefault("tol_bank_ref", 0)
     params["decision_enabled"] = decision is not None and decision.enabled
+    params["fast"] = fast
     params["truncated_min"] = (
         decision.truncated_chars_min if decision is not None else DECISION_WINDOW_CHARS
     )
-    return _MatchStatements(link=link, stage=stage, params=params, fast=fast)
+    return _MatchStatements(link=link, stage=stage, params=params)
 
 
 # Hash joins over a million payments want more than the default 4 MB.
@@ -649,11 +694,18 @@ class Stopwatch:
         self._last = now
 
 
+@dataclass(frozen=True)
+class _Written:
+    # (class, direction, lines, amount_vnd, in_suspense) of the lines written
+    groups: list[tuple[str, str, int, int, bool]]
+    discrepancies_opened: int
+
+
 async def _match_and_insert(
     conn: AsyncConnection, run: Run, import_id: int, now: datetime, watch: Stopwatch
-) -> list[Any]:
-    """Steps 1-5 over the staging table; returns (class, direction, lines,
-    amount) of the lines written."""
+) -> _Written:
+    """Steps 1-6 over the staging table: every new line written, classified,
+    with its discrepancy."""
     statements = _match_statements(await load_rules(conn, run.bank))
     bank = {"bank": run.bank}
     write = {
@@ -666,10 +718,12 @@ async def _match_and_insert(
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text(_DROP_KNOWN_SQL), bank)
     watch.lap("drop_known")
-    fast_lines, fast_amount = 0, 0
-    if statements.fast:
-        fast = (await conn.execute(text(_INSERT_FAST_SQL), {**write, **statements.params})).one()
-        fast_lines, fast_amount = int(fast.lines), int(fast.amount_vnd)
+    groups: list[tuple[str, str, int, int, bool]] = []
+    await conn.execute(text(_REST_DDL))
+    split = (await conn.execute(text(_SPLIT_SQL), {**write, **statements.params})).one()
+    if split.lines:
+        groups.append(("matched", "credit", int(split.lines), int(split.amount_vnd), False))
+    await conn.execute(text("ANALYZE recon_rest"))
     watch.lap("insert_fast")
     await conn.execute(text(statements.link), {**bank, **statements.params})
     await conn.execute(text("ANALYZE recon_linked"))
@@ -680,11 +734,14 @@ async def _match_and_insert(
     await conn.execute(text(statements.stage), {**bank, **statements.params})
     await conn.execute(text("ANALYZE recon_staged"))
     watch.lap("classify")
-    rows: list[Any] = list((await conn.execute(text(_INSERT_SQL), write)).all())
+    opened = 0
+    for row in (await conn.execute(text(_INSERT_SQL), write)).all():
+        groups.append(
+            (row.class_, row.direction, int(row.lines), int(row.amount_vnd), bool(row.in_suspense))
+        )
+        opened = int(row.opened)
     watch.lap("insert")
-    if fast_lines:
-        rows.append(("matched", "credit", fast_lines, fast_amount, False))
-    return rows
+    return _Written(groups=groups, discrepancies_opened=opened)
 
 
 # --- follow-up of a run's new lines ---------------------------------------------
@@ -770,20 +827,6 @@ async def post_suspense_batch(conn: AsyncConnection, bank: str, limit: int = 500
     return SuspenseBatch(lines=int(row.lines), entries=int(row.entries))
 
 
-_LINE_DISCREPANCIES_SQL: Final = """
-INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, statement_line_id,
-                           payment_id, fine_id, amount_vnd, detail, created_at, updated_at)
-SELECT :rid, l.bank, l.statement_date, l.class, l.id, l.payment_id, l.fine_id, l.amount_vnd,
-       jsonb_build_object(
-           'bank_ref', l.bank_ref, 'direction', l.direction, 'rule', l.rule,
-           'booked_at', l.booked_at, 'counterparty', l.counterparty, 'content', l.content,
-           'in_suspense', l.in_suspense, 'automatic_action', l.action),
-       :now, :now
-  FROM statement_lines l
- WHERE l.reconciliation_id = :rid AND l.class IN ('duplicate', 'amount_mismatch', 'unknown')
-ON CONFLICT (statement_line_id) WHERE statement_line_id IS NOT NULL DO NOTHING
-"""
-
 _MISSING_AT_BANK_SQL: Final = """
 INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
                            amount_vnd, detail, created_at, updated_at)
@@ -791,13 +834,24 @@ SELECT :rid, :bank, :statement_date, 'missing_at_bank', p.id, p.fine_id, p.amoun
        jsonb_build_object('bank_ref', p.bank_ref, 'debited_at', p.debited_at,
                           'status', p.status, 'channel', p.channel),
        :now, :now
-  FROM payments p
- WHERE p.bank = :bank AND p.status IN ('succeeded', 'refunded')
-   AND p.debited_at >= :day_start AND p.debited_at < :cutoff
-   AND NOT EXISTS (
-        SELECT 1 FROM statement_lines l WHERE l.bank = p.bank AND l.bank_ref = p.bank_ref)
+  FROM (SELECT p.* FROM payments p
+         WHERE p.bank = :bank AND p.status IN ('succeeded', 'refunded')
+           AND p.debited_at >= :day_start AND p.debited_at < :cutoff
+           {not_staged}) AS p
+ WHERE NOT EXISTS (
+        SELECT 1 FROM statement_lines l WHERE l.bank = p.bank AND l.bank_ref = p.bank_ref
+        {per_row})
 ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 """
+# Right after a load, most payments of the day are on the statement just
+# loaded: one hash join with its staging table drops them, and only the rest
+# are looked up among all the bank's lines, one index lookup each (the
+# ``OFFSET 0`` fences keep that order: never a hash of every line the bank
+# ever had, nor a lookup per payment of the day).
+_MISSING_NOT_STAGED: Final = (
+    "AND NOT EXISTS (SELECT 1 FROM recon_staging s WHERE s.bank_ref = p.bank_ref) OFFSET 0"
+)
+
 
 _IN_DOUBT_SQL: Final = """
 INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
@@ -814,6 +868,9 @@ SELECT :rid, :bank, :statement_date, 'in_doubt_too_long', p.id, p.fine_id, p.amo
 ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 """
 
+# Per open discrepancy, a lookup or two by index (``OFFSET 0`` keeps each
+# EXISTS a per-row subplan: hashed, it would join every payment of the bank to
+# every line ever loaded).
 AUTO_RESOLVE_SQL: Final = """
 UPDATE discrepancies d
    SET status = 'resolved', resolved_at = :now, updated_at = :now,
@@ -826,14 +883,15 @@ UPDATE discrepancies d
        (d.kind = 'missing_at_bank' AND EXISTS (
             SELECT 1 FROM payments p
               JOIN statement_lines l ON l.bank = p.bank AND l.bank_ref = p.bank_ref
-             WHERE p.id = d.payment_id))
+             WHERE p.id = d.payment_id OFFSET 0))
     OR (d.kind = 'in_doubt_too_long' AND EXISTS (
             SELECT 1 FROM payments p
-             WHERE p.id = d.payment_id AND p.status NOT IN ('initiated', 'verifying')))
+             WHERE p.id = d.payment_id AND p.status NOT IN ('initiated', 'verifying')
+            OFFSET 0))
     OR (d.kind = 'duplicate' AND EXISTS (
             SELECT 1 FROM statement_lines l
               JOIN payments q ON q.bank = l.bank AND q.bank_ref = l.bank_ref
-             WHERE l.id = d.statement_line_id AND q.status = 'refunded')))
+             WHERE l.id = d.statement_line_id AND q.status = 'refunded' OFFSET 0)))
 """
 
 
@@ -1244,9 +1302,11 @@ async def load_and_match(
             {"id": statement_import.id},
         )
     ).scalar_one()
-    if fresh and lines is not None:
+    staged = fresh and lines is not None
+    if staged:
+        assert lines is not None
         summary = await _load_new_lines(conn, run, statement_import, lines, now, clearing, watch)
-    missing, in_doubt = await _payment_checks(conn, run, now, policy)
+    missing, in_doubt = await _payment_checks(conn, run, now, policy, staged=staged)
     resolved = await auto_resolve(conn, bank, now)
     watch.lap("payment_checks")
     return MatchSummary(
@@ -1275,16 +1335,14 @@ async def _load_new_lines(
     watch.lap("prepare")
     staged = await _copy_into_staging(conn, lines)
     watch.lap("copy")
-    rows = await _match_and_insert(conn, run, statement_import.id, now, watch)
+    written = await _match_and_insert(conn, run, statement_import.id, now, watch)
     classes: dict[str, int] = {}
     amounts: dict[str, int] = {}
-    for line_class, direction, count, amount_vnd, _in_suspense in rows:
-        classes[line_class] = classes.get(line_class, 0) + int(count)
+    for line_class, direction, count, amount_vnd, _in_suspense in written.groups:
+        classes[line_class] = classes.get(line_class, 0) + count
         key = f"{line_class}:{direction}"
-        amounts[key] = amounts.get(key, 0) + int(amount_vnd)
+        amounts[key] = amounts.get(key, 0) + amount_vnd
     new_lines = sum(classes.values())
-    opened = await conn.execute(text(_LINE_DISCREPANCIES_SQL), {"rid": run.id, "now": now})
-    watch.lap("discrepancies")
     await conn.execute(
         text(
             "UPDATE statement_imports SET loaded_at = :now, new_lines = :new, lines = :lines"
@@ -1297,22 +1355,24 @@ async def _load_new_lines(
         new_lines=new_lines,
         classes=classes,
         amounts_vnd=amounts,
-        suspense_lines=sum(int(r[2]) for r in rows if r[4]),
-        discrepancies_opened=int(opened.rowcount or 0),
+        suspense_lines=sum(g[2] for g in written.groups if g[4]),
+        discrepancies_opened=written.discrepancies_opened,
     )
 
 
 async def _payment_checks(
-    conn: AsyncConnection, run: Run, now: datetime, policy: MatchPolicy
+    conn: AsyncConnection, run: Run, now: datetime, policy: MatchPolicy, *, staged: bool
 ) -> tuple[int, int]:
     day_start, day_end = vietnam_day_utc(run.statement_date)
     cutoff = min(day_end, now - timedelta(seconds=policy.missing_grace_seconds))
     params = {"rid": run.id, "bank": run.bank, "statement_date": run.statement_date, "now": now}
     missing = 0
     if cutoff > day_start:
-        result = await conn.execute(
-            text(_MISSING_AT_BANK_SQL), {**params, "day_start": day_start, "cutoff": cutoff}
+        sql = _MISSING_AT_BANK_SQL.format(
+            not_staged=_MISSING_NOT_STAGED if staged else "",
+            per_row="OFFSET 0" if staged else "",
         )
+        result = await conn.execute(text(sql), {**params, "day_start": day_start, "cutoff": cutoff})
         missing = int(result.rowcount or 0)
     in_doubt = await conn.execute(
         text(_IN_DOUBT_SQL),

@@ -1,10 +1,11 @@
 """The pure parts of reconciliation: content keys and payment references as
-the loader computes them (they must agree with bank_adapters.text), COPY rows,
+the loader computes them (they must agree with bank_adapters.text), staging rows,
 the rule-dependent SQL, schedules, report rendering, allowed actions."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from uuid import uuid4
 
@@ -58,7 +59,7 @@ def test_a_reference_with_a_wrong_check_character_is_not_one() -> None:
     assert recon.first_payment_reference("XX" + bad + good) == good
 
 
-def test_a_copy_row_escapes_what_copy_would_misread() -> None:
+def test_a_staging_row_is_the_line_with_its_keys_and_no_nul() -> None:
     item = StatementLine(
         bank_ref="FT\t1",
         booked_at=NOW,
@@ -67,19 +68,29 @@ def test_a_copy_row_escapes_what_copy_would_misread() -> None:
         counterparty="a\\b",
         content="Nộp phạt\n1234/QĐ",
         raw=":61:x\r\n:86:y\x00",
-        end_to_end_ref=None,
+        end_to_end_ref="",
         source_line=7,
     )
-    row = recon.copy_row(3, item)
-    assert row.endswith("\n")
-    fields = row[:-1].split("\t")
-    assert len(fields) == 12
-    assert fields[:5] == ["3", "FT\\t1", str(int(NOW.timestamp() * 1_000_000)), "500000", "f"]
-    assert fields[5] == "a\\\\b"
-    assert fields[6] == "Nộp phạt\\n1234/QĐ"
-    assert fields[7] == "NOPPHAT1234QD"
-    assert fields[8] == fields[9] == "\\N"
-    assert fields[10] == ":61:x\\r\\n:86:y\ufffd"
+    row = recon.staging_row(3, item)
+    assert len(row) == len(recon.STAGING_TYPES)
+    # Binary COPY: values as they are (no escaping), NUL replaced.
+    assert row == (
+        3,
+        "FT\t1",
+        NOW,
+        500_000,
+        False,
+        "a\\b",
+        "Nộp phạt\n1234/QĐ",
+        "NOPPHAT1234QD",
+        None,
+        None,
+        ":61:x\r\n:86:y\ufffd",
+        7,
+    )
+    good = payment_reference("fp-1")
+    credit = recon.staging_row(0, replace(item, direction=Direction.CREDIT, content=f"x {good}"))
+    assert (credit[4], credit[8]) == (True, good)
 
 
 def _rules(**enabled: bool) -> dict[str, recon.MatchRule]:
@@ -103,7 +114,9 @@ def test_rule_priority_orders_the_links() -> None:
     rules = _rules()
     rules["payment_reference"] = recon.MatchRule("payment_reference", "*", 1, True, 0, 6, "")
     link = recon._match_statements(rules).link
-    assert link.index("pp.id IS NOT NULL") < link.index("coalesce(pr.id, px.id) IS NOT NULL")
+    assert link.index("pp.id IS NOT NULL") < link.index(
+        "coalesce(s.ref_payment, px.id) IS NOT NULL"
+    )
 
 
 def test_schedules_per_bank_end_of_day_and_intraday() -> None:
