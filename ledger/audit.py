@@ -136,6 +136,16 @@ def _validate(actor: str, action: str, subject_type: str, subject_id: str) -> No
         raise ValueError(f"audit subject_id must be 1..{SUBJECT_ID_CHARS_MAX} characters")
 
 
+# Built once: every money movement appends, and building a Core statement
+# per call costs more CPU than running it.
+_HEAD_FOR_UPDATE = (
+    select(t.audit_head.c.last_id, t.audit_head.c.last_hash)
+    .where(t.audit_head.c.singleton)
+    .with_for_update()
+)
+_INSERT_ENTRY = t.audit_log.insert()
+
+
 async def append_audit(
     conn: AsyncConnection,
     *,
@@ -154,30 +164,25 @@ async def append_audit(
     check_json_value(detail, "detail")
     if len(_canonical(detail).encode()) > DETAIL_BYTES_MAX:
         raise ValueError(f"audit detail of {action} is larger than {DETAIL_BYTES_MAX} bytes")
-    head = (
-        await conn.execute(
-            select(t.audit_head.c.last_id, t.audit_head.c.last_hash)
-            .where(t.audit_head.c.singleton)
-            .with_for_update()
-        )
-    ).one()
+    head = (await conn.execute(_HEAD_FOR_UPDATE)).one()
     entry_id = int(head.last_id) + 1
     at = now.astimezone(UTC)
     digest = entry_hash(
         entry_id, at, actor, action, subject_type, subject_id, detail, head.last_hash
     )
     await conn.execute(
-        t.audit_log.insert().values(
-            id=entry_id,
-            at=at,
-            actor=actor,
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            detail=detail,
-            prev_hash=head.last_hash,
-            hash=digest,
-        )
+        _INSERT_ENTRY,
+        {
+            "id": entry_id,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "detail": detail,
+            "prev_hash": head.last_hash,
+            "hash": digest,
+        },
     )
     return AuditEntry(
         entry_id, at, actor, action, subject_type, subject_id, detail, head.last_hash, digest

@@ -24,8 +24,8 @@ from enum import Enum
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import tables as t
@@ -38,6 +38,8 @@ from ledger.errors import (
 )
 from ledger.fines import Fine, ReceiptRef
 from ledger.postings import EntryRequest, Posting, bank_clearing_account, post_entry
+from ledger.receipt_signing import ReceiptSigner
+from ledger.receipts import Receipt, ReceiptFacts, get_receipt_for_payment, issue_new_receipt
 
 PAYMENT_STATUSES: Final = ("initiated", "verifying", "succeeded", "declined", "refunded")
 LIVE_STATUSES: Final = ("initiated", "verifying")
@@ -131,21 +133,57 @@ def _payment(row: Any) -> Payment:
     )
 
 
+# The saga's statements are built once: building a Core statement for every
+# call cost the worker more CPU than PostgreSQL spends running it (the
+# compiled form is cached either way).
+_SELECT_PAYMENT = (
+    select(*_PAYMENT_COLUMNS)
+    .join(t.fines, t.fines.c.id == t.payments.c.fine_id)
+    .where(t.payments.c.id == bindparam("payment_id"))
+)
+# FOR NO KEY UPDATE: excludes every other state change of the payment but not
+# rows that merely refer to it (their foreign-key check takes KEY SHARE). A
+# second request for the fine binds its key to this payment while holding the
+# fine row, which settling wants next.
+_SELECT_PAYMENT_FOR_UPDATE = _SELECT_PAYMENT.with_for_update(of=t.payments, key_share=True)
+# The same, with what the fine's receipt says (settling with the receipt).
+_LOCK_FOR_SETTLEMENT = (
+    select(*_PAYMENT_COLUMNS, t.fines.c.violator_name, t.fines.c.plate, t.fines.c.violation)
+    .join(t.fines, t.fines.c.id == t.payments.c.fine_id)
+    .where(t.payments.c.id == bindparam("payment_id"))
+    .with_for_update(of=t.payments, key_share=True)
+)
+_INSERT_EVENT = t.payment_events.insert()
+# A history row stating the payment's current status, in one statement.
+_NOTE_EVENT = text(
+    "INSERT INTO payment_events (payment_id, at, from_status, to_status, cause, detail) "
+    "SELECT id, :at, status, status, :cause, :detail FROM payments WHERE id = :payment_id "
+    "RETURNING id"
+).bindparams(bindparam("detail", type_=JSONB))
+_LOCK_FINE = text("SELECT id FROM fines WHERE id = :fine_id FOR UPDATE")
+_FINE_PAID_BY = text("SELECT id FROM payments WHERE fine_id = :fine_id AND settles_fine")
+# The payment's move to succeeded and its history row, in one statement.
+_MARK_SUCCEEDED = text(
+    """
+    WITH moved AS (
+        UPDATE payments
+           SET status = 'succeeded', settles_fine = :settles, bank_ref = :bank_ref,
+               debited_at = :at, updated_at = :at
+         WHERE id = :payment_id
+        RETURNING id
+    )
+    INSERT INTO payment_events (payment_id, at, from_status, to_status, cause, detail)
+    SELECT id, :at, :from_status, 'succeeded', :cause, :detail FROM moved
+    RETURNING id
+    """
+).bindparams(bindparam("detail", type_=JSONB))
+
+
 async def get_payment(
     conn: AsyncConnection, payment_id: UUID, *, for_update: bool = False
 ) -> Payment:
-    query = (
-        select(*_PAYMENT_COLUMNS)
-        .join(t.fines, t.fines.c.id == t.payments.c.fine_id)
-        .where(t.payments.c.id == payment_id)
-    )
-    if for_update:
-        # FOR NO KEY UPDATE: excludes every other state change of the payment
-        # but not rows that merely refer to it (their foreign-key check takes
-        # KEY SHARE). A second request for the fine binds its key to this
-        # payment while holding the fine row, which settling wants next.
-        query = query.with_for_update(of=t.payments, key_share=True)
-    row = (await conn.execute(query)).one_or_none()
+    query = _SELECT_PAYMENT_FOR_UPDATE if for_update else _SELECT_PAYMENT
+    row = (await conn.execute(query, {"payment_id": payment_id})).one_or_none()
     if row is None:
         raise NotFoundError(f"no payment {payment_id}")
     return _payment(row)
@@ -172,14 +210,15 @@ async def _record_event(
     detail: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        insert(t.payment_events).values(
-            payment_id=payment_id,
-            at=now,
-            from_status=from_status,
-            to_status=to_status,
-            cause=cause,
-            detail=detail or {},
-        )
+        _INSERT_EVENT,
+        {
+            "payment_id": payment_id,
+            "at": now,
+            "from_status": from_status,
+            "to_status": to_status,
+            "cause": cause,
+            "detail": detail or {},
+        },
     )
 
 
@@ -190,9 +229,13 @@ async def note_event(
     now: datetime,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """A history row without a status change (a resend, a status check)."""
-    payment = await get_payment(conn, payment_id)
-    await _record_event(conn, payment_id, payment.status, payment.status, cause, now, detail)
+    """A history row without a status change (a resend, a status check).
+
+    One statement: it needs no transaction of its own (an autocommit
+    connection will do)."""
+    params = {"payment_id": payment_id, "at": now, "cause": cause, "detail": detail or {}}
+    if (await conn.execute(_NOTE_EVENT, params)).scalar_one_or_none() is None:
+        raise NotFoundError(f"no payment {payment_id}")
 
 
 async def _claim_client_key(conn: AsyncConnection, client: ClientKey, payment_id: UUID) -> UUID:
@@ -375,6 +418,14 @@ class SettleOutcome(Enum):
     REFUNDED = "refunded"  # a duplicate whose refund is already done
 
 
+@dataclass(frozen=True)
+class _AuditNote:
+    """An audit entry still to append (last in the transaction)."""
+
+    action: str
+    detail: dict[str, Any]
+
+
 async def settle_payment(
     conn: AsyncConnection,
     payment_id: UUID,
@@ -388,65 +439,124 @@ async def settle_payment(
     settles it (clearing ↔ fines revenue); any later one is a duplicate
     (clearing ↔ refunds payable) to be refunded."""
     payment = await get_payment(conn, payment_id, for_update=True)
+    outcome, audit = await _book(conn, payment, bank_ref, now, cause)
+    if audit is not None:
+        await _audit_money(conn, audit.action, actor, payment, now, audit.detail)
+    return outcome
+
+
+@dataclass(frozen=True)
+class Settlement:
+    outcome: SettleOutcome
+    payment: Payment  # as it was before this call
+    receipt: Receipt | None  # the fine's receipt, when the outcome is SETTLED
+    receipt_issued_now: bool
+
+
+async def settle_with_receipt(
+    conn: AsyncConnection,
+    payment_id: UUID,
+    bank_ref: str,
+    now: datetime,
+    cause: str,
+    signer: ReceiptSigner,
+    *,
+    actor: str = SYSTEM_SAGA,
+) -> Settlement:
+    """``settle_payment`` and, when the payment settles its fine, its receipt
+    (``issue_receipt_once``) in the same transaction: the receipt exists
+    exactly when the settlement does. Idempotent like both: a payment
+    settled before gets its receipt if it has none, and the one it has
+    otherwise.
+
+    Lock order: payment, fine, accounts (journal entry), receipt series,
+    audit head (appended last, as ``ledger.audit`` requires), the order of
+    ``settle_payment`` and ``issue_receipt_once`` run one after the other.
+    """
+    row = (await conn.execute(_LOCK_FOR_SETTLEMENT, {"payment_id": payment_id})).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no payment {payment_id}")
+    payment = _payment(row)
+    outcome, audit = await _book(conn, payment, bank_ref, now, cause)
+    receipt: Receipt | None = None
+    issued_now = False
+    if outcome is SettleOutcome.SETTLED:
+        if payment.status == "succeeded":
+            receipt = await get_receipt_for_payment(conn, payment_id)
+        if receipt is None:
+            facts = ReceiptFacts(
+                payment_id=payment_id,
+                decision_number=payment.decision_number,
+                amount_vnd=payment.amount_vnd,
+                bank=payment.bank,
+                bank_ref=payment.bank_ref if payment.status == "succeeded" else bank_ref,
+                violator_name=row.violator_name,
+                plate=row.plate,
+                issuing_unit=payment.issuing_unit,
+                violation=row.violation,
+            )
+            receipt = await issue_new_receipt(conn, facts, signer, now)
+            issued_now = True
+    if audit is not None:
+        await _audit_money(conn, audit.action, actor, payment, now, audit.detail)
+    return Settlement(outcome, payment, receipt, issued_now)
+
+
+async def _book(
+    conn: AsyncConnection, payment: Payment, bank_ref: str, now: datetime, cause: str
+) -> tuple[SettleOutcome, _AuditNote | None]:
+    """The settlement of ``payment`` (its row locked by the caller) but for
+    its audit entry, which the caller appends last; no entry when the
+    payment was settled before."""
     if payment.status == "succeeded":
-        return SettleOutcome.SETTLED if payment.settles_fine else SettleOutcome.DUPLICATE
+        return (SettleOutcome.SETTLED if payment.settles_fine else SettleOutcome.DUPLICATE), None
     if payment.status == "refunded":
-        return SettleOutcome.REFUNDED
+        return SettleOutcome.REFUNDED, None
     if "succeeded" not in TRANSITIONS[payment.status]:
         raise InvalidTransitionError(
-            f"bank reports payment {payment_id} succeeded (ref {bank_ref}) "
+            f"bank reports payment {payment.id} succeeded (ref {bank_ref}) "
             f"but it is {payment.status}"
         )
-    await conn.execute(
-        select(t.fines.c.id).where(t.fines.c.id == payment.fine_id).with_for_update()
-    )
-    paid_by = (
-        await conn.execute(
-            select(t.payments.c.id).where(
-                t.payments.c.fine_id == payment.fine_id, t.payments.c.settles_fine
-            )
-        )
-    ).scalar_one_or_none()
+    # Lock the fine, then look (a new snapshot) for the payment that paid it.
+    await conn.execute(_LOCK_FINE, {"fine_id": payment.fine_id})
+    paid_by = (await conn.execute(_FINE_PAID_BY, {"fine_id": payment.fine_id})).scalar_one_or_none()
     settles = paid_by is None
     credit = REVENUE_ACCOUNT if settles else REFUNDS_PAYABLE_ACCOUNT
     await post_entry(
         conn,
         EntryRequest(
-            idempotency_key=f"pay:{payment_id}",
+            idempotency_key=f"pay:{payment.id}",
             kind="fine_payment" if settles else "duplicate_payment",
             description=f"{payment.decision_number} via {payment.bank} ref {bank_ref}",
             postings=(
                 Posting(bank_clearing_account(payment.bank), payment.amount_vnd),
                 Posting(credit, -payment.amount_vnd),
             ),
-            metadata={"payment_id": str(payment_id), "bank_ref": bank_ref},
+            metadata={"payment_id": str(payment.id), "bank_ref": bank_ref},
         ),
-    )
-    await conn.execute(
-        t.payments.update()
-        .where(t.payments.c.id == payment_id)
-        .values(
-            status="succeeded",
-            settles_fine=settles,
-            bank_ref=bank_ref,
-            debited_at=now,
-            updated_at=now,
-        )
     )
     detail: dict[str, Any] = {"bank_ref": bank_ref}
     if not settles:
         detail["fine_paid_by"] = str(paid_by)
         cause = f"{cause}; the fine was already paid by {paid_by}: to be refunded"
-    await _record_event(conn, payment_id, payment.status, "succeeded", cause, now, detail)
-    await _audit_money(
-        conn,
+    moved = await conn.execute(
+        _MARK_SUCCEEDED,
+        {
+            "payment_id": payment.id,
+            "settles": settles,
+            "bank_ref": bank_ref,
+            "at": now,
+            "from_status": payment.status,
+            "cause": cause,
+            "detail": detail,
+        },
+    )
+    assert moved.scalar_one_or_none() is not None, "the payment row is locked by the caller"
+    audit = _AuditNote(
         "payment.settled" if settles else "payment.duplicate",
-        actor,
-        payment,
-        now,
         {"bank_ref": bank_ref, "cause": cause[:500], **detail},
     )
-    return SettleOutcome.SETTLED if settles else SettleOutcome.DUPLICATE
+    return (SettleOutcome.SETTLED if settles else SettleOutcome.DUPLICATE), audit
 
 
 async def mark_refunded(

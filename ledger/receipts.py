@@ -30,7 +30,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy import RowMapping, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -263,83 +263,147 @@ async def issue_receipt_once(
     unless the payment succeeded and settles its fine.
     """
     _require_aware(now)
-    locate = (
-        select(
-            payments.c.status,
-            payments.c.settles_fine,
-            payments.c.amount_vnd,
-            payments.c.bank,
-            payments.c.bank_ref,
-            fines.c.decision_number,
-            fines.c.violator_name,
-            fines.c.plate,
-            fines.c.issuing_unit,
-            fines.c.violation,
-        )
-        .select_from(payments.join(fines, fines.c.id == payments.c.fine_id))
-        .where(payments.c.id == payment_id)
-        .with_for_update(of=payments)
-    )
-    payment = (await conn.execute(locate)).mappings().one_or_none()
-    if payment is None:
+    row = (await conn.execute(_LOCATE, {"payment_id": payment_id})).one_or_none()
+    if row is None:
         raise ReceiptNotAllowed(payment_id, "unknown payment")
     existing = await get_receipt_for_payment(conn, payment_id)
     if existing is not None:
         return existing, False
-    if payment["status"] != "succeeded":
-        raise ReceiptNotAllowed(payment_id, f"payment is {payment['status']}, not succeeded")
-    if not payment["settles_fine"]:
+    if row.status != "succeeded":
+        raise ReceiptNotAllowed(payment_id, f"payment is {row.status}, not succeeded")
+    if not row.settles_fine:
         raise ReceiptNotAllowed(payment_id, "payment does not settle the fine")
+    facts = ReceiptFacts(
+        payment_id=payment_id,
+        decision_number=row.decision_number,
+        amount_vnd=int(row.amount_vnd),
+        bank=row.bank,
+        bank_ref=row.bank_ref,
+        violator_name=row.violator_name,
+        plate=row.plate,
+        issuing_unit=row.issuing_unit,
+        violation=row.violation,
+    )
+    return await issue_new_receipt(conn, facts, signer, now), True
 
+
+@dataclass(frozen=True)
+class ReceiptFacts:
+    """What a receipt says about its payment and fine."""
+
+    payment_id: UUID
+    decision_number: str
+    amount_vnd: int
+    bank: str
+    bank_ref: str | None
+    violator_name: str
+    plate: str
+    issuing_unit: str
+    violation: str
+
+
+# Statements built once: building a Core statement per call costs the
+# worker more CPU than PostgreSQL spends running it.
+_LOCATE = (
+    select(
+        payments.c.status,
+        payments.c.settles_fine,
+        payments.c.amount_vnd,
+        payments.c.bank,
+        payments.c.bank_ref,
+        fines.c.decision_number,
+        fines.c.violator_name,
+        fines.c.plate,
+        fines.c.issuing_unit,
+        fines.c.violation,
+    )
+    .select_from(payments.join(fines, fines.c.id == payments.c.fine_id))
+    .where(payments.c.id == bindparam("payment_id"))
+    .with_for_update(of=payments)
+)
+# The common case in one statement: the series exists and is this unit's,
+# spelled exactly as stored (any other spelling takes ``_claim_series``).
+_NEXT_NUMBER_OWNED = text(
+    "UPDATE receipt_series SET last_number = last_number + 1 "
+    "WHERE series = :series AND issuing_unit = :issuing_unit RETURNING last_number"
+)
+_NEXT_NUMBER = text(
+    "UPDATE receipt_series SET last_number = last_number + 1 "
+    "WHERE series = :series RETURNING last_number"
+)
+_INSERT_RECEIPT = receipts.insert()
+_RECEIPT_FOR_PAYMENT = select(receipts).where(receipts.c.payment_id == bindparam("payment_id"))
+
+
+async def issue_new_receipt(
+    conn: AsyncConnection, facts: ReceiptFacts, signer: ReceiptSigner, now: datetime
+) -> Receipt:
+    """Number, sign and store the receipt of a payment that has none yet.
+
+    The caller holds the payment row locked (``FOR UPDATE``/``FOR NO KEY
+    UPDATE``), has checked that the payment succeeded and settles its fine
+    and that it has no receipt (``issue_receipt_once`` does all of that).
+    """
+    _require_aware(now)
     issued_at = now.astimezone(UTC).replace(microsecond=0)
-    series = await _claim_series(conn, payment["issuing_unit"], business_year(issued_at))
-    next_number = (
-        update(receipt_series)
-        .where(receipt_series.c.series == series)
-        .values(last_number=receipt_series.c.last_number + 1)
-        .returning(receipt_series.c.last_number)
-    )
-    number: int = (await conn.execute(next_number)).scalar_one()
-    assert number >= 1
-    payload = _payload(payment, payment_id, series, number, issued_at)
-    canonical = canonical_json(payload)
-    insert_receipt = (
-        pg_insert(receipts)
-        .values(
-            payment_id=payment_id,
-            series=series,
-            number=number,
-            issued_at=issued_at,
-            payload=payload,
-            payload_canonical=canonical,
-            signature=signer.sign(canonical.encode("utf-8")),
-            key_id=signer.key_id,
-            copies=1,
+    year = business_year(issued_at)
+    series = series_code(facts.issuing_unit, year)
+    number: int | None = (
+        await conn.execute(
+            _NEXT_NUMBER_OWNED, {"series": series, "issuing_unit": facts.issuing_unit}
         )
-        .returning(*receipts.c)
+    ).scalar_one_or_none()
+    if number is None:
+        series = await _claim_series(conn, facts.issuing_unit, year)
+        number = (await conn.execute(_NEXT_NUMBER, {"series": series})).scalar_one()
+    assert number is not None
+    assert number >= 1
+    payload = _payload(facts, series, number, issued_at)
+    canonical = canonical_json(payload)
+    receipt = Receipt(
+        series=series,
+        number=number,
+        issued_at=issued_at,
+        payload=payload,
+        payload_canonical=canonical,
+        signature=signer.sign(canonical.encode("utf-8")),
+        key_id=signer.key_id,
+        copies=1,
+        payment_id=facts.payment_id,
     )
-    row = (await conn.execute(insert_receipt)).mappings().one()
-    return _receipt(row), True
+    await conn.execute(
+        _INSERT_RECEIPT,
+        {
+            "payment_id": receipt.payment_id,
+            "series": receipt.series,
+            "number": receipt.number,
+            "issued_at": receipt.issued_at,
+            "payload": receipt.payload,
+            "payload_canonical": receipt.payload_canonical,
+            "signature": receipt.signature,
+            "key_id": receipt.key_id,
+            "copies": receipt.copies,
+        },
+    )
+    return receipt
 
 
-def _payload(
-    payment: RowMapping, payment_id: UUID, series: str, number: int, issued_at: datetime
-) -> dict[str, Any]:
+def _payload(facts: ReceiptFacts, series: str, number: int, issued_at: datetime) -> dict[str, Any]:
     """What the receipt says, and what is signed."""
     return {
         "series": series,
         "number": number,
         "issued_at": issued_at.isoformat(),
-        "decision_number": _nfc(payment["decision_number"]),
-        "amount_vnd": payment["amount_vnd"],
-        "amount_words": amount_in_words_vi(payment["amount_vnd"]),
-        "violator_name": _nfc(payment["violator_name"]),
-        "plate": _nfc(payment["plate"]),
-        "issuing_unit": _nfc(payment["issuing_unit"]),
-        "violation": _nfc(payment["violation"]),
-        "bank": payment["bank"],
-        "bank_ref": payment["bank_ref"],
-        "payment_id": str(payment_id),
+        "decision_number": _nfc(facts.decision_number),
+        "amount_vnd": facts.amount_vnd,
+        "amount_words": amount_in_words_vi(facts.amount_vnd),
+        "violator_name": _nfc(facts.violator_name),
+        "plate": _nfc(facts.plate),
+        "issuing_unit": _nfc(facts.issuing_unit),
+        "violation": _nfc(facts.violation),
+        "bank": facts.bank,
+        "bank_ref": facts.bank_ref,
+        "payment_id": str(facts.payment_id),
     }
 
 
@@ -384,8 +448,8 @@ async def get_receipt(conn: AsyncConnection, series: str, number: int) -> Receip
 
 
 async def get_receipt_for_payment(conn: AsyncConnection, payment_id: UUID) -> Receipt | None:
-    query = select(receipts).where(receipts.c.payment_id == payment_id)
-    row = (await conn.execute(query)).mappings().one_or_none()
+    params = {"payment_id": payment_id}
+    row = (await conn.execute(_RECEIPT_FOR_PAYMENT, params)).mappings().one_or_none()
     return None if row is None else _receipt(row)
 
 

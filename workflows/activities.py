@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import structlog
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -44,6 +45,18 @@ from observability.metrics import payments_total, receipt_lag_seconds, receipts_
 from workflows import types as wt
 
 log = structlog.get_logger(__name__)
+
+# Built once (a statement built per call costs more CPU than running it).
+_QUEUE_NOTICE = (
+    insert(t.outbox)
+    .values(
+        dedupe_key=bindparam("dedupe_key"),
+        kind=bindparam("kind"),
+        payload=bindparam("payload", type_=JSONB),
+    )
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(t.outbox.c.id)
+)
 
 # At most one link-confirming health probe per bank per this many seconds.
 LINK_PROBE_SECONDS_MIN = 1.0
@@ -95,6 +108,11 @@ class PaymentActivities:
         self._now = deps.clock
         self._link_probes: dict[str, tuple[float, asyncio.Future[HealthStatus]]] = {}
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The ledger's engine (bulk steps built on these activities share it)."""
+        return self._engine
+
     def _adapter(self, bank: str) -> BankAdapter:
         try:
             return self._adapters[bank]
@@ -128,12 +146,14 @@ class PaymentActivities:
             outcome=outcome.kind,
         )
         cause = f"debit {'resent' if inp.resend else 'sent'}: bank answered {outcome.kind}"
-        async with self._engine.begin() as conn:
-            now = self._now()
-            detail = {"outcome": outcome.kind, "detail": outcome.reason[:300]}
-            if outcome.kind in (wt.PENDING, wt.OUTCOME_UNKNOWN) and payment.status == "initiated":
+        now = self._now()
+        detail = {"outcome": outcome.kind, "detail": outcome.reason[:300]}
+        if outcome.kind in (wt.PENDING, wt.OUTCOME_UNKNOWN) and payment.status == "initiated":
+            async with self._engine.begin() as conn:
                 await pay.transition(conn, payment.id, "verifying", cause, now, detail=detail)
-            else:
+        else:
+            # One statement: autocommit spares the BEGIN and COMMIT round trips.
+            async with self._reads.connect() as conn:
                 await pay.note_event(conn, payment.id, cause, now, detail)
         return outcome
 
@@ -198,6 +218,45 @@ class PaymentActivities:
         )
         return wt.SettleResult(outcome.value)
 
+    @activity.defn(name="payment.settle_with_receipt")
+    async def settle_with_receipt(self, inp: wt.SettleInput) -> wt.SettledWithReceipt:
+        """``settle`` and ``issue_receipt`` in one transaction (one step of the
+        saga since the ``settle-with-receipt`` patch): the debit is booked,
+        the receipt issued and its notice queued, or none of them."""
+        payment_id = UUID(inp.payment_id)
+        now = self._now()
+        async with self._engine.begin() as conn:
+            done = await pay.settle_with_receipt(
+                conn, payment_id, inp.bank_ref, now, inp.cause, self._signer
+            )
+            if done.receipt is not None:
+                # After the audit append, which ``ledger.audit`` wants last:
+                # this inserts a new row only (its dedupe key is this
+                # payment's, whose row we hold), so it waits for no lock.
+                await self._queue_notice(conn, done.payment, done.receipt)
+        if done.payment.status in pay.LIVE_STATUSES:
+            payments_total.labels(done.payment.bank, "succeeded").inc()
+        log.info(
+            "payment.settled",
+            payment_id=inp.payment_id,
+            bank=done.payment.bank,
+            outcome=done.outcome.value,
+        )
+        if done.receipt is None:
+            return wt.SettledWithReceipt(done.outcome.value)
+        if done.receipt_issued_now:
+            receipts_issued_total.inc()
+            # Debit known: when it was booked (now, unless booked before).
+            debited_at = done.payment.debited_at or now
+            receipt_lag_seconds.observe(max((self._now() - debited_at).total_seconds(), 0.0))
+            log.info(
+                "receipt.issued",
+                payment_id=inp.payment_id,
+                series=done.receipt.series,
+                number=done.receipt.number,
+            )
+        return wt.SettledWithReceipt(done.outcome.value, done.receipt.series, done.receipt.number)
+
     @activity.defn(name="payment.issue_receipt")
     async def issue_receipt(self, inp: wt.PaymentRef) -> wt.ReceiptInfo:
         """Issue the receipt and queue its 'receipt issued' notice in the same
@@ -241,27 +300,21 @@ class PaymentActivities:
         self, conn: AsyncConnection, payment: pay.Payment, receipt: Receipt
     ) -> bool:
         """The 'receipt issued' notice, once per payment (dedupe key)."""
-        inserted = (
-            await conn.execute(
-                insert(t.outbox)
-                .values(
-                    dedupe_key=f"receipt-issued:{payment.id}",
-                    kind="receipt_issued",
-                    payload={
-                        "payment_id": str(payment.id),
-                        "decision_number": payment.decision_number,
-                        "amount_vnd": payment.amount_vnd,
-                        "series": receipt.series,
-                        "number": receipt.number,
-                        "verify_url": verify_url(
-                            self._base_url, receipt.series, receipt.number, receipt.signature
-                        ),
-                    },
-                )
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(t.outbox.c.id)
-            )
-        ).scalar_one_or_none()
+        params = {
+            "dedupe_key": f"receipt-issued:{payment.id}",
+            "kind": "receipt_issued",
+            "payload": {
+                "payment_id": str(payment.id),
+                "decision_number": payment.decision_number,
+                "amount_vnd": payment.amount_vnd,
+                "series": receipt.series,
+                "number": receipt.number,
+                "verify_url": verify_url(
+                    self._base_url, receipt.series, receipt.number, receipt.signature
+                ),
+            },
+        }
+        inserted = (await conn.execute(_QUEUE_NOTICE, params)).scalar_one_or_none()
         return inserted is not None
 
     @activity.defn(name="payment.refund")
@@ -389,6 +442,7 @@ class PaymentActivities:
             self.check_status,
             self.decline,
             self.settle,
+            self.settle_with_receipt,
             self.issue_receipt,
             self.notify,
             self.refund,

@@ -34,8 +34,8 @@ Adding a scenario is one function::
         return stack.client.get_workflow_handle(workflow_id)
 
 Names are ``<workflow>.<story>`` (the file name). ``expect`` maps markers to a
-minimum count: ``activity:<type>``, ``signal:<name>``, ``timer``,
-``continue_as_new``. ``overrides`` are Settings overrides (timings) for that
+minimum count: ``activity:<type>`` (remote or local), ``signal:<name>``,
+``timer``, ``continue_as_new``. ``overrides`` are Settings overrides (timings) for that
 scenario's stack.
 """
 
@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import secrets
 import sys
 import tempfile
@@ -71,7 +72,7 @@ from reconciler.worker import build_worker
 from tests.support.api import make_token
 from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
 from workflows import types as wt
-from workflows.client import SagaConfig, start_external_debit
+from workflows.client import SagaConfig, start_external_debit, wake_bank
 from workflows.dispute import workflow_id_for as dispute_workflow_id
 from workflows.dispute_activities import DisputeActivities, DisputeDeps
 from workflows.external_debit import ExternalDebitWorkflow
@@ -79,6 +80,7 @@ from workflows.external_debit import workflow_id_for as external_workflow_id
 from workflows.payment import FinePaymentWorkflow, workflow_id_for
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 WORKFLOW_CLOSE_SECONDS_MAX = 60.0
 
 Handle = WorkflowHandle[Any, Any]
@@ -162,6 +164,13 @@ def markers(history: WorkflowHistory) -> collections.Counter[str]:
                 seen["timer"] += 1
             case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
                 seen["continue_as_new"] += 1
+            case EventType.EVENT_TYPE_MARKER_RECORDED:
+                marker = event.marker_recorded_event_attributes
+                # A local activity is a marker, not a scheduled activity: the
+                # SDK's marker data names its type.
+                if marker.marker_name == LOCAL_ACTIVITY_MARKER and "data" in marker.details:
+                    data = json.loads(marker.details["data"].payloads[0].data)
+                    seen[f"activity:{data['activity_type']}"] += 1
     return seen
 
 
@@ -170,7 +179,7 @@ def markers(history: WorkflowHistory) -> collections.Counter[str]:
 
 @scenario(
     "fine_payment.happy_path",
-    expect={"activity:payment.send_debit": 1, "activity:payment.issue_receipt": 1},
+    expect={"activity:payment.send_debit": 1, "activity:payment.settle_with_receipt": 1},
 )
 async def fine_payment_happy_path(stack: SagaStack) -> Handle:
     number = await stack.new_fine()
@@ -194,7 +203,7 @@ async def fine_payment_declined(stack: SagaStack) -> Handle:
     expect={
         "activity:payment.check_status": 3,
         "signal:link_recovered": 1,
-        "activity:payment.issue_receipt": 1,
+        "activity:payment.settle_with_receipt": 1,
         "timer": 3,
     },
     verify_poll_interval_seconds_max=8.0,
@@ -215,11 +224,32 @@ async def fine_payment_verifying_then_succeeded(stack: SagaStack) -> Handle:
     await eventually(polled_thrice, 30, "three status checks")
     # Backoff has reached ~1.6 s: the signal lands before the next timer.
     await stack.admins[bank].clear_faults()
-    status, woken = await stack.call("POST", f"/api/v1/banks/{bank}/link-recovered")
-    assert status == 200, woken
-    assert woken["woken"] == 1, woken
+    # The per-workflow wake-up (the link-recovery event settles in bulk
+    # first: see link_recovery.bulk_settled), so this run settles itself.
+    assert await wake_bank(stack.client, stack.engine, bank) == 1
     await stack.wait_payment(payment_id, {"succeeded"})
     return handle
+
+
+@scenario(
+    "link_recovery.bulk_settled",
+    expect={"activity:recovery.recover_bank": 1, "signal:link_recovered": 1},
+    verify_poll_interval_seconds_initial=60.0,
+    verify_poll_interval_seconds_max=120.0,
+)
+async def link_recovery_bulk_settled(stack: SagaStack) -> Handle:
+    """Two payments left verifying by garbled answers and an outage; the
+    link-recovery event settles both in bulk and wakes their workflows."""
+    bank = "hnbank"
+    await stack.admins[bank].add_fault("malformed")
+    payment_ids = [await pay(stack, await stack.new_fine(), bank) for _ in range(2)]
+    for payment_id in payment_ids:
+        await stack.wait_payment(payment_id, {"verifying"})
+    await stack.admins[bank].clear_faults()
+    status, report = await stack.call("POST", f"/api/v1/banks/{bank}/link-recovered")
+    assert status == 200, report
+    assert report["settled"] == 2, report
+    return stack.client.get_workflow_handle(report["recovery_workflow_id"])
 
 
 @scenario(
@@ -227,7 +257,7 @@ async def fine_payment_verifying_then_succeeded(stack: SagaStack) -> Handle:
     expect={
         "signal:bank_update": 1,
         "activity:payment.record_double_debit": 1,
-        "activity:payment.settle": 2,
+        "activity:payment.settle_with_receipt": 2,
         "activity:payment.refund": 1,
     },
 )
@@ -270,7 +300,7 @@ async def fine_payment_link_down_then_declined(stack: SagaStack) -> Handle:
 
 @scenario(
     "external_debit.settle",
-    expect={"activity:payment.settle": 1, "activity:payment.issue_receipt": 1},
+    expect={"activity:payment.settle_with_receipt": 1},
 )
 async def external_debit_settle(stack: SagaStack) -> Handle:
     """A citizen's own transfer that no payment of ours waits for (as

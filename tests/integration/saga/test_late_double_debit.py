@@ -3,9 +3,10 @@ and refunded by the same run, not dropped (DESIGN §4 invariant 1).
 
 The webhook path signals the payment's workflow while the payment is still
 live in the ledger; the signal can land after the workflow took its first
-bank update, while it settles, issues the receipt or asks for the next
-payment. These tests put the signal exactly there, with stand-in activities
-on the real Temporal dev server and the production workflow classes."""
+bank update, while it settles and issues the receipt (one step since the
+``settle-with-receipt`` patch) or asks for the next payment. These tests put
+the signal exactly there, with stand-in activities on the real Temporal dev
+server and the production workflow classes."""
 
 from __future__ import annotations
 
@@ -50,22 +51,13 @@ class StandIns:
             self.calls["send_debit"].append(inp)
             return wt.BankOutcome(wt.SUCCEEDED, bank_ref=FIRST_REF)
 
-        @activity.defn(name="payment.settle")
-        async def settle(inp: wt.SettleInput) -> wt.SettleResult:
-            self.calls["settle"].append(inp)
-            await self._maybe_signal("settle")
-            return wt.SettleResult("settled" if inp.payment_id == self.payment_id else "duplicate")
-
-        @activity.defn(name="payment.issue_receipt")
-        async def issue_receipt(inp: wt.PaymentRef) -> wt.ReceiptInfo:
-            self.calls["issue_receipt"].append(inp)
-            await self._maybe_signal("issue_receipt")
-            return wt.ReceiptInfo("S-2026", 1)
-
-        @activity.defn(name="payment.notify")
-        async def notify(inp: wt.PaymentRef) -> wt.Done:
-            self.calls["notify"].append(inp)
-            return wt.Done()
+        @activity.defn(name="payment.settle_with_receipt")
+        async def settle_with_receipt(inp: wt.SettleInput) -> wt.SettledWithReceipt:
+            self.calls["settle_with_receipt"].append(inp)
+            await self._maybe_signal("settle_with_receipt")
+            if inp.payment_id == self.payment_id:
+                return wt.SettledWithReceipt("settled", "S-2026", 1)
+            return wt.SettledWithReceipt("duplicate")
 
         @activity.defn(name="payment.next_live_payment")
         async def next_live_payment(inp: wt.PaymentRef) -> wt.NextPayment:
@@ -85,16 +77,14 @@ class StandIns:
 
         return [
             send_debit,
-            settle,
-            issue_receipt,
-            notify,
+            settle_with_receipt,
             next_live_payment,
             record_double_debit,
             refund,
         ]
 
 
-@pytest.mark.parametrize("signal_during", ["settle", "issue_receipt", "next_live_payment"])
+@pytest.mark.parametrize("signal_during", ["settle_with_receipt", "next_live_payment"])
 async def test_second_booking_signalled_while_finishing_is_refunded(
     temporal_server: TemporalInfo, task_queue: str, signal_during: str
 ) -> None:
@@ -119,4 +109,8 @@ async def test_second_booking_signalled_while_finishing_is_refunded(
     assert result.receipt_number == 1
     assert [c.bank_ref for c in stand_ins.calls["record_double_debit"]] == [SECOND_REF]  # type: ignore[attr-defined]
     assert stand_ins.calls["refund"] == [wt.PaymentRef(f"dup-{SECOND_REF}")]
-    assert len(stand_ins.calls["issue_receipt"]) == 1
+    # The payment is settled and receipted once; the duplicate is booked once.
+    assert [c.payment_id for c in stand_ins.calls["settle_with_receipt"]] == [  # type: ignore[attr-defined]
+        stand_ins.payment_id,
+        f"dup-{SECOND_REF}",
+    ]
