@@ -71,7 +71,7 @@ from ledger.migrations import upgrade_to_head
 from reconciler.db import create_engine
 from reconciler.settings import Settings
 from workflows import types as wt
-from workflows.client import SagaConfig, start_payment, wake_bank
+from workflows.client import SagaConfig, start_link_recovery, start_payment
 
 BANK = "hnbank"
 START_CONCURRENCY = 32
@@ -87,6 +87,7 @@ class Run:
     outage_seconds: float
     wake_call_seconds: float | None
     workflows_woken: int | None
+    settled_in_bulk: int | None
     first_receipt_seconds: float
     p50_seconds: float
     p90_seconds: float
@@ -185,7 +186,7 @@ class Outage:
 
         await _until("every payment to be receipted", RECEIPTED_SECONDS_MAX, all_receipted)
         cpu = self.meter.stop()
-        woken, wake_call = await waking if waking is not None else (None, None)
+        woken, settled, wake_call = await waking if waking is not None else (None, None, None)
         await self._check_money(ids)
         times = sorted(seen.values())
         return Run(
@@ -194,6 +195,7 @@ class Outage:
             outage_seconds=round(back_at - down_at, 1),
             wake_call_seconds=round(wake_call, 2) if wake_call is not None else None,
             workflows_woken=woken,
+            settled_in_bulk=settled,
             first_receipt_seconds=round(times[0], 2),
             p50_seconds=round(percentile(times, 50), 2),
             p90_seconds=round(percentile(times, 90), 2),
@@ -201,11 +203,14 @@ class Outage:
             cpu_seconds={k: round(v, 1) for k, v in cpu.items()},
         )
 
-    async def _wake(self, back_at: float) -> tuple[int, float]:
+    async def _wake(self, back_at: float) -> tuple[int, int, float]:
         """What the prober does once it sees the link back (it runs in its
-        own process in production, as here: not in the worker's)."""
-        woken = await wake_bank(self.client, self.engine, self.sim.bank)
-        return woken, time.monotonic() - back_at
+        own process in production, as here: not in the worker's): start the
+        link recovery. Waits for its report (workflows woken, payments
+        settled in bulk) and the seconds until it ended."""
+        handle = await start_link_recovery(self.client, self.config.task_queue, self.sim.bank)
+        report = await handle.result()
+        return report.woken, report.settled, time.monotonic() - back_at
 
     async def _check_money(self, ids: list[UUID]) -> None:
         """Ground truth: the bank booked each payment once; each has one

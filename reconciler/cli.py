@@ -242,21 +242,39 @@ def banks() -> None:
 
 @banks.command("wake")
 @click.argument("bank")
-def banks_wake(bank: str) -> None:
-    """Send the link-recovery event: in-doubt payments of BANK re-check now."""
-    from reconciler.db import create_engine
+@click.option(
+    "--wait-seconds",
+    type=click.FloatRange(0, 3600),
+    default=60.0,
+    show_default=True,
+    help="How long to wait for the recovery's report (it goes on after).",
+)
+def banks_wake(bank: str, wait_seconds: float) -> None:
+    """Send the link-recovery event for BANK: settle what the bank confirms,
+    then every in-doubt payment of BANK re-checks now."""
     from reconciler.wiring import connect_temporal
-    from workflows.client import wake_bank
+    from workflows.client import start_link_recovery
 
     settings = _settings()
+    if bank not in settings.banks:
+        raise click.BadParameter(
+            f"no bank {bank!r} is configured (RECONCILER_BANKS: {', '.join(settings.banks)})",
+            param_hint="BANK",
+        )
 
     async def run() -> str:
-        engine = create_engine(settings)
+        client = await connect_temporal(settings)
+        handle = await start_link_recovery(client, settings.task_queue, bank)
         try:
-            woken = await wake_bank(await connect_temporal(settings), engine, bank)
-        finally:
-            await engine.dispose()
-        return f"woke {woken} payment workflow(s) of {bank}"
+            report = await asyncio.wait_for(handle.result(), wait_seconds)
+        except TimeoutError:
+            return f"link recovery of {bank} still running (workflow {handle.id})"
+        return (
+            f"link recovery of {bank}: {report.in_doubt} payment(s) in doubt, "
+            f"{report.settled} settled and receipted, {report.duplicates} duplicate(s) "
+            f"to refund, {report.left_to_workflows} left to their workflows, "
+            f"{report.woken} workflow(s) woken"
+        )
 
     click.echo(_run_domain(run))
 

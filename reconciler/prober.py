@@ -18,7 +18,7 @@ from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters
-from workflows.client import wake_bank
+from workflows.client import start_link_recovery
 
 log = structlog.get_logger(__name__)
 
@@ -41,16 +41,18 @@ async def run_prober(settings: Settings, stop: asyncio.Event | None = None) -> N
     await metrics_server.start()
 
     async def on_recovery(bank: str) -> None:
-        """The link is back: every in-doubt payment of the bank re-checks now.
-        Raising makes the prober retry it on its next rounds."""
+        """The link is back: hand the recovery to Temporal (settle what the
+        bank confirms in bulk, then wake every in-doubt payment of the bank).
+        Starting it is the durable hand-off; raising makes the prober retry
+        on its next rounds."""
         client = await temporal.client()
         if client is None:
-            raise ConnectionError("Temporal unavailable: cannot wake in-doubt payments yet")
+            raise ConnectionError("Temporal unavailable: cannot start the link recovery yet")
         try:
-            woken = await wake_bank(client, engine, bank)
+            handle = await start_link_recovery(client, settings.task_queue, bank)
         except RPCError as err:
-            raise ConnectionError(f"waking payments of {bank} failed: {err}") from err
-        log.info("prober.link_recovered", bank=bank, woken=woken)
+            raise ConnectionError(f"starting the link recovery of {bank} failed: {err}") from err
+        log.info("prober.link_recovered", bank=bank, recovery_workflow_id=handle.id)
 
     try:
         async with aiohttp.ClientSession() as session:

@@ -44,9 +44,11 @@ from workflows.discrepancy import DiscrepancyActionWorkflow
 from workflows.dispute import DisputeWorkflow
 from workflows.dispute_activities import DisputeActivities, DisputeDeps
 from workflows.external_debit import ExternalDebitWorkflow
+from workflows.link_recovery import LinkRecoveryWorkflow
 from workflows.payment import FinePaymentWorkflow
 from workflows.recon_activities import ReconciliationActivities, refresh_discrepancy_gauges
 from workflows.reconciliation import ReconciliationWorkflow
+from workflows.recovery_activities import LinkRecoveryActivities
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +58,7 @@ WORKFLOWS: list[type] = [
     DisputeWorkflow,
     ReconciliationWorkflow,
     DiscrepancyActionWorkflow,
+    LinkRecoveryWorkflow,
 ]
 HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
 
@@ -93,6 +96,8 @@ def build_worker(
     recon_activities: ReconciliationActivities | None = None,
 ) -> Worker:
     extra = dispute_activities.all() if dispute_activities is not None else []
+    # The link-recovery bulk step is built on the payment activities.
+    extra += LinkRecoveryActivities(activities, activities.engine, client).all()
     if recon_activities is not None:
         extra += recon_activities.all()
     return Worker(

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -22,6 +23,8 @@ from ledger import payments as pay
 from workflows import types as wt
 from workflows.external_debit import ExternalDebitWorkflow
 from workflows.external_debit import workflow_id_for as external_workflow_id
+from workflows.link_recovery import LinkRecoveryInput, LinkRecoveryWorkflow, RecoveryReport
+from workflows.link_recovery import workflow_id_for as recovery_workflow_id
 from workflows.payment import FinePaymentWorkflow, workflow_id_for
 
 log = structlog.get_logger(__name__)
@@ -77,14 +80,29 @@ async def signal_bank_update(client: Client, decision_key: str, update: wt.BankU
 
 
 async def wake_bank(client: Client, engine: AsyncEngine, bank: str) -> int:
-    """Link-recovery event: every in-doubt payment of ``bank`` re-checks now.
-    Returns how many workflows were signalled."""
+    """Every in-doubt payment of ``bank`` re-checks now, each in its own
+    workflow (the link-recovery event goes through ``start_link_recovery``,
+    which settles in bulk first). Returns how many workflows were signalled."""
     async with engine.connect() as conn:
         in_doubt = await pay.payments_in_doubt(conn, bank)
-    keys = sorted({p.decision_key for p in in_doubt})
+    woken = await signal_link_recovered(client, sorted({p.decision_key for p in in_doubt}))
+    log.info("bank.link_recovered.woken", bank=bank, payments=len(in_doubt), workflows=woken)
+    return woken
+
+
+async def signal_link_recovered(
+    client: Client,
+    decision_keys: Sequence[str],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Send ``link_recovered`` to the payment workflow of each fine (bounded
+    concurrency); returns how many were running to receive it."""
     limit = asyncio.Semaphore(SIGNAL_CONCURRENCY_MAX)
+    signalled = 0
 
     async def one(key: str) -> bool:
+        nonlocal signalled
         async with limit:
             try:
                 await client.get_workflow_handle(workflow_id_for(key)).signal(
@@ -94,11 +112,30 @@ async def wake_bank(client: Client, engine: AsyncEngine, bank: str) -> int:
                 if err.status == RPCStatusCode.NOT_FOUND:
                     return False  # the sweeper starts it; it checks at once then
                 raise
+            signalled += 1
+            if on_progress is not None:
+                on_progress(signalled)
             return True
 
-    woken = sum(await asyncio.gather(*(one(k) for k in keys)))
-    log.info("bank.link_recovered.woken", bank=bank, payments=len(in_doubt), workflows=woken)
-    return woken
+    return sum(await asyncio.gather(*(one(k) for k in decision_keys)))
+
+
+async def start_link_recovery(
+    client: Client, task_queue: str, bank: str
+) -> WorkflowHandle[LinkRecoveryWorkflow, RecoveryReport]:
+    """The link-recovery event (the prober, an operator): settle in bulk what
+    the bank confirms, then wake every in-doubt payment of the bank. Joins a
+    recovery of the bank already running (it does one more pass)."""
+    handle = await client.start_workflow(
+        LinkRecoveryWorkflow.run,
+        LinkRecoveryInput(bank),
+        id=recovery_workflow_id(bank),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_signal="link_recovered",
+    )
+    log.info("bank.link_recovery.started", bank=bank, workflow_id=handle.id)
+    return handle
 
 
 async def running_payment_workflows(client: Client) -> set[str]:

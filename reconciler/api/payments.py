@@ -3,6 +3,7 @@ in-doubt payments of a bank whose link is back."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from uuid import UUID
@@ -18,11 +19,13 @@ from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.views import json_response, payment_view_json
-from workflows.client import start_payment, wake_bank
+from workflows.client import start_link_recovery, start_payment
 
 log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_KEY_MAX_CHARS = 200
+# How long the link-recovery event waits for its report before answering 202.
+RECOVERY_WAIT_SECONDS = 20.0
 _ACCOUNT = re.compile(r"^[A-Za-z0-9]{1,34}$")
 
 
@@ -109,8 +112,11 @@ async def get_payment(request: web.Request) -> web.Response:
 
 
 async def link_recovered(request: web.Request) -> web.Response:
-    """The link-recovery event: every in-doubt payment of the bank re-checks
-    now. The prober calls the same function when it sees the link come back."""
+    """The link-recovery event, as the prober sends it: what the bank now
+    confirms is settled and receipted in bulk, then every in-doubt payment
+    of the bank re-checks. Answers with the report when the recovery ends
+    within ``RECOVERY_WAIT_SECONDS`` (200), else 202 with its workflow id
+    (it goes on; Temporal owns it)."""
     require(request, "ops:write")
     bank = request.match_info["bank"]
     if bank not in request.app[SETTINGS].banks:
@@ -118,8 +124,16 @@ async def link_recovered(request: web.Request) -> web.Response:
     client = await request.app[TEMPORAL].client()
     if client is None:
         raise ApiError(503, "temporal_unavailable", "the workflow service is unavailable")
-    woken = await wake_bank(client, request.app[ENGINE], bank)
-    return json_response({"bank": bank, "woken": woken})
+    handle = await start_link_recovery(client, request.app[SAGA].task_queue, bank)
+    try:
+        report = await asyncio.wait_for(handle.result(), RECOVERY_WAIT_SECONDS)
+    except TimeoutError:
+        return json_response(
+            {"bank": bank, "status": "running", "recovery_workflow_id": handle.id}, status=202
+        )
+    return json_response(
+        {"bank": bank, "status": "completed", "recovery_workflow_id": handle.id, **vars(report)}
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -25,6 +25,7 @@ REQUIRED_WORKFLOW_TYPES = {
     "Reconciliation",
     "Dispute",
     "DiscrepancyAction",
+    "LinkRecovery",
 }
 CLOSING_EVENTS = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",

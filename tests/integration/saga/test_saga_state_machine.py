@@ -404,7 +404,8 @@ async def quiesce(stack: SagaStack) -> None:
         if time.monotonic() >= next_wake:
             for bank in BANKS:
                 status, body = await stack.call("POST", f"/api/v1/banks/{bank}/link-recovered")
-                assert status == 200, body
+                # 202: the recovery outlasted the API's wait (a slow bank); it goes on.
+                assert status in (200, 202), body
             next_wake = time.monotonic() + 2.0
         busy = [
             f"payment {r.id} {r.status}"
@@ -554,7 +555,7 @@ class SagaMachine(RuleBasedStateMachine):
         await self.stack.admins[bank].clear_faults()
         if wake:
             status, body = await self.stack.call("POST", f"/api/v1/banks/{bank}/link-recovered")
-            assert status == 200, body
+            assert status in (200, 202), body
 
     def _quiesce_and_check(self) -> None:
         self.h.run(quiesce(self.stack), QUIESCE_SECONDS_MAX + 30)
