@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import inspect
 import secrets
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,6 @@ from bank_adapters.simulators.admin import SimulatorAdmin
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN, SimulatorHandle
 from ledger.postings import ensure_bank_accounts
 from reconciler.api.app import create_app
-from reconciler.devstack.ports import free_port
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, load_signer
 from reconciler.worker import build_worker
@@ -207,11 +207,17 @@ async def saga_stack(
     start_worker: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[SagaStack]:
-    api_port = free_port()
+    # The API's port is held from the start (the simulators need its URL for
+    # their webhooks before the app exists): a port only probed free could
+    # be taken meanwhile by a simulator or another test's server.
+    api_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    api_socket.bind(("127.0.0.1", 0))
+    api_port = api_socket.getsockname()[1]
     api_url = f"http://127.0.0.1:{api_port}"
     secret = secrets.token_urlsafe(16)
     sims: dict[str, SimulatorHandle] = {}
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(api_socket.close)
         for bank, protocol in BANKS.items():
             sim = SimulatorHandle(
                 protocol,  # type: ignore[arg-type]
@@ -251,7 +257,7 @@ async def saga_stack(
         runner = web.AppRunner(create_app(settings, engine=engine), access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, "127.0.0.1", api_port).start()
+        await web.SockSite(runner, api_socket).start()
         activities = PaymentActivities(
             PaymentDeps(
                 engine=engine,
