@@ -44,7 +44,9 @@ class DiscrepancyClosedError(ConflictError):
 @dataclass(frozen=True)
 class Discrepancy:
     id: int
-    reconciliation_id: int
+    # None: opened outside a reconciliation run (the payment saga, for a
+    # payment in doubt too long).
+    reconciliation_id: int | None
     bank: str
     statement_date: date
     kind: str
@@ -82,7 +84,9 @@ SELECT d.*, f.decision_number, l.bank_ref AS line_bank_ref, l.class AS line_clas
 def _discrepancy(row: Any) -> Discrepancy:
     return Discrepancy(
         id=int(row.id),
-        reconciliation_id=int(row.reconciliation_id),
+        reconciliation_id=(
+            int(row.reconciliation_id) if row.reconciliation_id is not None else None
+        ),
         bank=row.bank,
         statement_date=row.statement_date,
         kind=row.kind,
@@ -102,6 +106,41 @@ def _discrepancy(row: Any) -> Discrepancy:
         line_class=row.line_class,
         in_suspense=bool(row.in_suspense),
     )
+
+
+# The statement date of a saga-raised discrepancy is the Vietnamese business
+# day the payment began: the day whose statement should have settled it.
+_IN_DOUBT_FROM_SAGA: Final = """
+INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
+                           amount_vnd, detail, created_at, updated_at)
+SELECT NULL, p.bank, (p.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, 'in_doubt_too_long',
+       p.id, p.fine_id, p.amount_vnd,
+       jsonb_build_object('status', p.status, 'since', p.created_at, 'channel', p.channel,
+                          'verifying_for_seconds', CAST(:seconds AS bigint),
+                          'raised_by', 'payment saga'),
+       :now, :now
+  FROM payments p
+ WHERE p.id = :payment_id AND p.status IN ('initiated', 'verifying')
+ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
+RETURNING id
+"""
+
+
+async def open_in_doubt_discrepancy(
+    conn: AsyncConnection, payment_id: UUID, verifying_for_seconds: int, now: datetime
+) -> int | None:
+    """The payment saga's 'in doubt too long' discrepancy for finance (the
+    payment keeps being verified). Idempotent: one per payment, shared with
+    the one a reconciliation run opens; none once the payment is decided.
+    Returns the id of the discrepancy opened now, if any. It resolves itself
+    when a later reconciliation of the bank finds the payment decided."""
+    opened = (
+        await conn.execute(
+            text(_IN_DOUBT_FROM_SAGA),
+            {"payment_id": payment_id, "seconds": verifying_for_seconds, "now": now},
+        )
+    ).scalar_one_or_none()
+    return int(opened) if opened is not None else None
 
 
 async def get_discrepancy(

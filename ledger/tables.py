@@ -368,7 +368,8 @@ discrepancies = Table(
     "discrepancies",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("reconciliation_id", BigInteger, ForeignKey("reconciliations.id"), nullable=False),
+    # NULL: opened by the payment saga, not a run (migration 0007).
+    Column("reconciliation_id", BigInteger, ForeignKey("reconciliations.id")),
     Column("bank", Text, nullable=False),
     Column("statement_date", Date, nullable=False),
     Column("kind", Text, nullable=False),

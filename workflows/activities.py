@@ -37,6 +37,7 @@ from bank_adapters.types import (
 )
 from ledger import payments as pay
 from ledger import tables as t
+from ledger.discrepancies import open_in_doubt_discrepancy
 from ledger.errors import InvalidTransitionError
 from ledger.fines import get_fine
 from ledger.receipt_signing import ReceiptSigner
@@ -369,6 +370,11 @@ class PaymentActivities:
                 f"still being verified with the bank after {minutes} min: flagged to finance",
                 self._now(),
             )
+            # Finance's queue (the same kind a reconciliation run opens; one
+            # per payment); the payment keeps being verified.
+            discrepancy_id = await open_in_doubt_discrepancy(
+                conn, payment_id, inp.verifying_for_seconds, self._now()
+            )
             await conn.execute(
                 insert(t.outbox)
                 .values(
@@ -379,6 +385,7 @@ class PaymentActivities:
                         "bank": payment.bank,
                         "decision_number": payment.decision_number,
                         "verifying_for_seconds": inp.verifying_for_seconds,
+                        "discrepancy_id": discrepancy_id,
                     },
                 )
                 .on_conflict_do_nothing(index_elements=["dedupe_key"])
