@@ -18,8 +18,11 @@ observer (receipts):
    workflows back off towards ``poll_interval_seconds_max`` for
    ``--outage-seconds``;
 3. the link comes back (faults cleared) and, in the woken run, the
-   link-recovery event is sent at once (``workflows.client.wake_bank``, what
-   the prober calls when its probes see the link back);
+   link-recovery event is sent at once
+   (``workflows.client.start_link_recovery``, what the prober calls when
+   its probes see the link back): ``LinkRecoveryWorkflow`` asks the bank
+   about every payment in doubt, books and receipts in bulk what it
+   confirms, then wakes every payment workflow;
 4. we count receipts in the ledger every ``POLL_SECONDS`` until all are
    issued: seconds from link back to the last receipt.
 
@@ -296,7 +299,7 @@ def _body(r: dict[str, Any]) -> str:
     runs = {("woken" if x["woken"] else "unwoken"): x for x in r["runs"]}
     w = runs["woken"]
     rows = [
-        f"| link-recovery event sent (`wake_bank`) | {w['payments']} | "
+        f"| link-recovery event sent (`start_link_recovery`) | {w['payments']} | "
         f"{w['first_receipt_seconds']} | {w['p50_seconds']} | {w['p90_seconds']} | "
         f"**{w['all_receipted_seconds']}** | ≤ 10 |"
     ]
@@ -328,8 +331,13 @@ Seconds are from the link coming back.
 | --- | ---: | ---: | ---: | ---: | ---: | --- |
 {table}
 
-The event reached {w["workflows_woken"]} workflows; sending it took {w["wake_call_seconds"]} s. In
-production the prober sends it once its probes see the link back
+The event started `LinkRecoveryWorkflow`: it settled and receipted
+{w["settled_in_bulk"]} payments in bulk (one status check each, bounded concurrency,
+then the saga's own `payment.settle_with_receipt` step), then woke
+{w["workflows_woken"]} payment workflows, which found their payment final and finished;
+the recovery workflow ended {w["wake_call_seconds"]} s after the link came back (the
+wake-ups, after the last receipt, are most of that). In
+production the prober sends the event once its probes see the link back
 (`probe_interval_seconds` × `probe_successes_to_up`, 3 s × 2 by default), so
 add up to that detection delay. Without the event each payment waits for its
 next poll: after {w["outage_seconds"]:.0f} s of outage the interval in force is

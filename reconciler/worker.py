@@ -60,6 +60,12 @@ WORKFLOWS: list[type] = [
     DiscrepancyActionWorkflow,
     LinkRecoveryWorkflow,
 ]
+# On SIGTERM (a deploy), activities in flight get this long to finish before
+# they are cancelled: a bank call cut off mid-way leaves its outcome unknown
+# and costs a round of verification, and a local activity cancelled at once
+# is retried by the SDK's core during shutdown (temporalio/sdk-rust#709),
+# which can hold the shutdown for its whole local retry window.
+GRACEFUL_SHUTDOWN = timedelta(seconds=15)
 HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
 
 
@@ -109,6 +115,7 @@ def build_worker(
         workflow_runner=sandbox_runner(),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=100,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 
