@@ -46,10 +46,17 @@ for open ``missing_at_bank``; payments in doubt too long ``in_doubt_too_long``.
 
 ``load_and_match`` runs in the caller's transaction (the caller commits),
 under a per-bank advisory lock so two runs for one bank never interleave.
+For a big statement (``PARALLEL_LINES_MIN``) a second connection from the
+same engine classifies and writes the lines that are not plain booked
+payments, in its own transaction, committed before the caller's, while the
+caller's connection writes the plain ones; a re-run completes an import whose
+main transaction failed after that (``_DROP_KNOWN_SQL``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import string
@@ -62,7 +69,7 @@ from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.errors import ConflictError, NotFoundError, ValidationError
 from ledger.postings import bank_clearing_account, ensure_account
@@ -230,8 +237,12 @@ STAGING_COLUMNS: Final = (
 _COPY_SQL: Final = f"COPY recon_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
 
 
-async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -> int:
-    """COPY the lines into the session's staging table; returns how many."""
+async def _copy_into_staging(
+    conn: AsyncConnection, lines: Iterable[LineLike]
+) -> list[tuple[Any, ...]]:
+    """COPY the lines into the session's staging table; returns the rows
+    (by ``pos``: the helper connection writes the plain booked ones again
+    from them, without building them twice)."""
     # Temporary tables live in the session's own buffers (8 MB unless set
     # before the session's first temporary table): a big statement would
     # spill them to disk at every step.
@@ -239,7 +250,7 @@ async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -
     await conn.execute(text(_STAGING_DDL))
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # psycopg.AsyncConnection, same transaction
-    count = 0
+    rows: list[tuple[Any, ...]] = []
     seen: set[str] = set()
     async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
         copy.set_types(STAGING_TYPES)
@@ -251,14 +262,15 @@ async def _copy_into_staging(conn: AsyncConnection, lines: Iterable[LineLike]) -
                     "statement", f"bank reference {line.bank_ref!r} appears twice"
                 )
             seen.add(line.bank_ref)
-            if count >= LINES_PER_STATEMENT_MAX:
+            if len(rows) >= LINES_PER_STATEMENT_MAX:
                 raise ValidationError("statement", f"more than {LINES_PER_STATEMENT_MAX} lines")
+            row = staging_row(len(rows), line)
+            rows.append(row)
             # Sends only when psycopg's buffer fills, so PostgreSQL reads
             # the rows while the next ones are packed.
-            await copy.write_row(staging_row(count, line))
-            count += 1
+            await copy.write_row(row)
     await conn.execute(text("ANALYZE recon_staging"))
-    return count
+    return rows
 
 
 # --- rules --------------------------------------------------------------------
@@ -395,11 +407,23 @@ _REFUND_ENTRY: Final = """CASE WHEN NOT s.credit THEN
     (SELECT re.id FROM journal_entries re
       WHERE re.kind = 'refund' AND re.metadata ->> 'refund_ref' = s.bank_ref LIMIT 1) END"""
 
-# 1. Lines already loaded (by bank reference) are not loaded again.
+# 1. Lines already loaded (by bank reference) are not loaded again. A line
+# whose import is not marked loaded (this one, or one rolled back) was
+# committed by a helper connection whose main transaction then failed (the
+# main one marks the import loaded): it is this load's line all the same, so
+# it is counted in this load's summary.
 _DROP_KNOWN_SQL: Final = """
-DELETE FROM recon_staging s
- USING statement_lines x
- WHERE x.bank = :bank AND x.bank_ref = s.bank_ref
+WITH dropped AS (
+    DELETE FROM recon_staging s
+     USING statement_lines x
+     WHERE x.bank = :bank AND x.bank_ref = s.bank_ref
+    RETURNING x.import_id, x.class, x.direction, x.amount_vnd, x.in_suspense
+)
+SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd, in_suspense
+  FROM dropped
+ WHERE NOT EXISTS (SELECT 1 FROM statement_imports i
+                    WHERE i.id = dropped.import_id AND i.loaded_at IS NOT NULL)
+ GROUP BY class, direction, in_suspense
 """
 
 # 2. Every line joined to the payment booked with its bank reference. A
@@ -442,6 +466,49 @@ WITH rest AS (
 SELECT f.lines, f.amount_vnd, (SELECT count(*) FROM rest) AS rest_lines
   FROM (SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM fast) AS f
 """  # noqa: S608 (constants only)
+
+# 2b. The same split for a big statement, in two statements so that a second
+# connection classifies the other lines while this one writes the plain
+# booked ones. The first decides, in one snapshot, which lines are not plain
+# (into recon_rest, and returned for the helper); the second writes every
+# other line, matched, found by position (the decision is not taken again),
+# joined to its payment by bank reference for the payment's id and fine
+# (unique per bank and never changed once set, so the same payment the first
+# statement saw).
+_SPLIT_REST_SQL: Final = f"""
+INSERT INTO recon_rest
+SELECT s.*, pr.id
+  FROM recon_staging s
+  LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+ WHERE NOT coalesce({_FAST}, false)
+RETURNING pos, ref_payment
+"""  # noqa: S608 (constants only)
+_INSERT_FAST_SQL: Final = """
+WITH fast AS (
+    INSERT INTO statement_lines (
+        import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
+        direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
+        source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
+    SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date, s.booked_at, s.amount_vnd,
+           'credit', s.counterparty, s.content, s.content_key, s.content_ref,
+           s.end_to_end_ref, s.raw, s.source_line, 'bank_ref', pr.id, pr.fine_id,
+           'matched', :now, false, NULL
+      FROM recon_staging s
+      JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
+     WHERE NOT EXISTS (SELECT 1 FROM recon_rest r WHERE r.pos = s.pos)
+    RETURNING amount_vnd
+)
+SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd,
+       (SELECT count(*) FROM recon_staging) AS staged
+  FROM fast
+"""
+# The helper's copy of the other lines (a temporary table of its own session).
+_HELPER_REST_DDL: Final = _STAGING_DDL.replace("recon_staging", "recon_rest").replace(
+    "source_line     integer NOT NULL", "source_line     integer NOT NULL,\n    ref_payment uuid"
+)
+_HELPER_REST_COPY: Final = (
+    f"COPY recon_rest ({STAGING_COLUMNS}, ref_payment) FROM STDIN (FORMAT binary)"
+)
 
 # 3. The other lines linked to payments by the enabled rules, in priority
 # order (every column kept: the last step writes them from here).
@@ -683,29 +750,86 @@ WORK_MEM: Final = "256MB"
 class Stopwatch:
     """Seconds per stage of a load, for benchmarks (``None``: not kept)."""
 
-    def __init__(self, sink: dict[str, float] | None) -> None:
+    def __init__(self, sink: dict[str, float] | None, prefix: str = "") -> None:
         self._sink = sink
+        self._prefix = prefix  # "helper_": a second connection's stages, meanwhile
         self._last = time_module.perf_counter()
+
+    @property
+    def sink(self) -> dict[str, float] | None:
+        return self._sink
 
     def lap(self, stage: str) -> None:
         now = time_module.perf_counter()
         if self._sink is not None:
+            stage = self._prefix + stage
             self._sink[stage] = self._sink.get(stage, 0.0) + now - self._last
         self._last = now
+
+
+# A statement of at least this many lines has its other lines classified by
+# a second connection while this one writes the plain booked ones (a smaller
+# one is not worth a second connection and commit). Tests lower it.
+PARALLEL_LINES_MIN: Final = 50_000
+
+Group = tuple[str, str, int, int, bool]
 
 
 @dataclass(frozen=True)
 class _Written:
     # (class, direction, lines, amount_vnd, in_suspense) of the lines written
-    groups: list[tuple[str, str, int, int, bool]]
+    groups: list[Group]
     discrepancies_opened: int
 
 
+async def _classify_on_helper(
+    engine: AsyncEngine,
+    rows: list[tuple[Any, ...]],
+    rest: list[tuple[int, Any]],
+    statements: _MatchStatements,
+    write: dict[str, Any],
+    timings: dict[str, float] | None,
+) -> _Written | None:
+    """The helper connection: the lines that are not plain booked ones (as
+    the main connection's split decided), classified and written with their
+    discrepancies, in the helper's own transaction, committed. If the main
+    transaction then fails, the import is not marked loaded: the re-run
+    finds these lines known, counts them as its own (``_DROP_KNOWN_SQL``)
+    and does the rest."""
+    watch = Stopwatch(timings, prefix="helper_")
+    async with engine.begin() as helper:
+        # The discrepancies refer to the run: a run created in the caller's
+        # transaction, still uncommitted, is not there for this connection
+        # (None: the main connection classifies these lines itself).
+        visible = await helper.execute(
+            text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": write["rid"]}
+        )
+        if visible.first() is None:
+            return None
+        await helper.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
+        await helper.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        await helper.execute(text(_HELPER_REST_DDL))
+        raw = await helper.get_raw_connection()
+        driver: Any = raw.driver_connection
+        async with driver.cursor() as cursor, cursor.copy(_HELPER_REST_COPY) as copy:
+            copy.set_types((*STAGING_TYPES, "uuid"))
+            for pos, ref_payment in rest:
+                await copy.write_row((*rows[pos], ref_payment))
+        watch.lap("copy")
+        return await _classify_rest(helper, statements, write, watch, [])
+
+
 async def _match_and_insert(
-    conn: AsyncConnection, run: Run, import_id: int, now: datetime, watch: Stopwatch
+    conn: AsyncConnection,
+    run: Run,
+    import_id: int,
+    now: datetime,
+    watch: Stopwatch,
+    rows: list[tuple[Any, ...]],
 ) -> _Written:
     """Steps 1-6 over the staging table: every new line written, classified,
-    with its discrepancy."""
+    with its discrepancy (the other lines of a big statement by a helper
+    connection, committed when this returns)."""
     statements = _match_statements(await load_rules(conn, run.bank))
     bank = {"bank": run.bank}
     write = {
@@ -716,15 +840,60 @@ async def _match_and_insert(
         "now": now,
     }
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-    await conn.execute(text(_DROP_KNOWN_SQL), bank)
+    groups: list[Group] = [
+        (r.class_, r.direction, int(r.lines), int(r.amount_vnd), bool(r.in_suspense))
+        for r in (await conn.execute(text(_DROP_KNOWN_SQL), write)).all()
+    ]
     watch.lap("drop_known")
-    groups: list[tuple[str, str, int, int, bool]] = []
     await conn.execute(text(_REST_DDL))
-    split = (await conn.execute(text(_SPLIT_SQL), {**write, **statements.params})).one()
-    if split.lines:
-        groups.append(("matched", "credit", int(split.lines), int(split.amount_vnd), False))
+    if len(rows) < PARALLEL_LINES_MIN or not statements.params["fast"]:
+        split = (await conn.execute(text(_SPLIT_SQL), {**write, **statements.params})).one()
+        if split.lines:
+            groups.append(("matched", "credit", int(split.lines), int(split.amount_vnd), False))
+        await conn.execute(text("ANALYZE recon_rest"))
+        watch.lap("insert_fast")
+        return await _classify_rest(conn, statements, write, watch, groups)
+    rest = [
+        (int(r.pos), r.ref_payment)
+        for r in await conn.execute(text(_SPLIT_REST_SQL), {**bank, **statements.params})
+    ]
+    # The anti-join below wants the true size of the set-aside lines.
     await conn.execute(text("ANALYZE recon_rest"))
-    watch.lap("insert_fast")
+    watch.lap("split")
+    helper = asyncio.create_task(
+        _classify_on_helper(conn.engine, rows, rest, statements, write, watch.sink)
+    )
+    try:
+        fast = (await conn.execute(text(_INSERT_FAST_SQL), write)).one()
+        watch.lap("insert_fast")
+        if int(fast.lines) + len(rest) != int(fast.staged):
+            # A plain line's payment vanished between the two statements
+            # (payments are never deleted): never lose a line silently.
+            raise ConflictError("a booked payment changed during the statement load; retry")
+        written = await helper
+    except BaseException:
+        helper.cancel()  # its transaction rolls back
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await helper
+        raise
+    watch.lap("wait_for_helper")
+    if fast.lines:
+        groups.append(("matched", "credit", int(fast.lines), int(fast.amount_vnd), False))
+    if written is None:  # the run is not committed yet: this connection does it
+        return await _classify_rest(conn, statements, write, watch, groups)
+    return _Written(groups + written.groups, written.discrepancies_opened)
+
+
+async def _classify_rest(
+    conn: AsyncConnection,
+    statements: _MatchStatements,
+    write: dict[str, Any],
+    watch: Stopwatch,
+    groups: list[Group],
+) -> _Written:
+    """Steps 3-6 over recon_rest, on ``conn`` (main or helper connection)."""
+    bank = {"bank": write["bank"]}
+    await conn.execute(text("ANALYZE recon_rest"))
     await conn.execute(text(statements.link), {**bank, **statements.params})
     await conn.execute(text("ANALYZE recon_linked"))
     watch.lap("link")
@@ -1305,10 +1474,15 @@ async def load_and_match(
     staged = fresh and lines is not None
     if staged:
         assert lines is not None
-        summary = await _load_new_lines(conn, run, statement_import, lines, now, clearing, watch)
+        watch.lap("prepare")
+        rows = await _copy_into_staging(conn, lines)
+        watch.lap("copy")
+        written = await _match_and_insert(conn, run, statement_import.id, now, watch, rows)
+        summary = await _record_load(conn, statement_import.id, len(rows), written, now)
     missing, in_doubt = await _payment_checks(conn, run, now, policy, staged=staged)
-    resolved = await auto_resolve(conn, bank, now)
     watch.lap("payment_checks")
+    resolved = await auto_resolve(conn, bank, now)
+    watch.lap("auto_resolve")
     return MatchSummary(
         lines_in_file=summary.lines_in_file,
         new_lines=summary.new_lines,
@@ -1323,19 +1497,10 @@ async def load_and_match(
     )
 
 
-async def _load_new_lines(
-    conn: AsyncConnection,
-    run: Run,
-    statement_import: StatementImport,
-    lines: Iterable[LineLike],
-    now: datetime,
-    clearing: str,
-    watch: Stopwatch,
+async def _record_load(
+    conn: AsyncConnection, import_id: int, lines_in_file: int, written: _Written, now: datetime
 ) -> MatchSummary:
-    watch.lap("prepare")
-    staged = await _copy_into_staging(conn, lines)
-    watch.lap("copy")
-    written = await _match_and_insert(conn, run, statement_import.id, now, watch)
+    """The import marked loaded, and what the load wrote."""
     classes: dict[str, int] = {}
     amounts: dict[str, int] = {}
     for line_class, direction, count, amount_vnd, _in_suspense in written.groups:
@@ -1348,10 +1513,10 @@ async def _load_new_lines(
             "UPDATE statement_imports SET loaded_at = :now, new_lines = :new, lines = :lines"
             " WHERE id = :id"
         ),
-        {"id": statement_import.id, "now": now, "new": new_lines, "lines": staged},
+        {"id": import_id, "now": now, "new": new_lines, "lines": lines_in_file},
     )
     return MatchSummary(
-        lines_in_file=staged,
+        lines_in_file=lines_in_file,
         new_lines=new_lines,
         classes=classes,
         amounts_vnd=amounts,

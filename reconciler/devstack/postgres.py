@@ -161,9 +161,26 @@ class EmbeddedPostgres:
             "-c",
             "shared_buffers=128MB",
             "-c",
-            "max_wal_size=2GB",
-            "-c",
             "listen_addresses=127.0.0.1",
+            # Bulk work (the nightly reconciliation writes a million lines,
+            # ~440 MB of WAL, in one transaction; docs/operations.md):
+            # - room for that much WAL between checkpoints, so no checkpoint
+            #   is forced in the middle of a load (each one is followed by a
+            #   full-page image of every page touched again);
+            "-c",
+            "max_wal_size=2GB",
+            # - and no timed one every 5 minutes either (recovery after a
+            #   crash replays at most max_wal_size of WAL all the same);
+            "-c",
+            "checkpoint_timeout=15min",
+            # - WAL buffers a bulk writer does not fill every few pages: the
+            #   default is 1/32 of shared_buffers (4 MB here), and when they
+            #   are full the writing backend writes WAL out itself.
+            "-c",
+            "wal_buffers=64MB",
+            # Not wal_compression: this build has no lz4 (the server refuses
+            # to start with it), and pglz costs more CPU than the few
+            # full-page images it would shrink.
         ]
         if not self.durable:
             # Test clusters: fast, and losing them on an OS crash costs nothing.

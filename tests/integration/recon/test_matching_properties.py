@@ -2,7 +2,9 @@
 keys and references echoed back, decision numbers typed and mangled the ways
 banks mangle them, duplicates, wrong amounts, noise, refunds, fees), every
 line ends in exactly one class, the totals reconcile, the books balance,
-money nobody booked is in suspense, and a second run changes nothing.
+money nobody booked is in suspense, and a second run changes nothing; both
+with one connection and with the plain booked lines written by a helper
+connection (the path of a big statement).
 
 Each example gets its own database (cloned from the migrated template)."""
 
@@ -15,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,8 +32,18 @@ from ledger.fines import Fine
 from ledger.postings import balances, bank_clearing_account, posting_sums
 from reconciler.devstack.postgres import PostgresInfo
 from tests.conftest import _create_db_from_template, _drop_db
+from tests.integration.recon.test_parallel_load import run_and_import
 from tests.support.ledger import make_fine
-from tests.support.recon import BANK, NOW, line, new_payment, qr_content, reconcile, snapshot
+from tests.support.recon import (
+    BANK,
+    NOW,
+    line,
+    new_payment,
+    post_suspense,
+    qr_content,
+    reconcile,
+    snapshot,
+)
 
 STATES = ("none", "initiated", "verifying", "declined", "succeeded", "refunded_duplicate")
 LINE_KINDS = ("booked", "booked_twice", "end_to_end", "qr", "decision", "noise", "fee", "refund")
@@ -155,17 +168,40 @@ def _signed(item: StatementLine) -> int:
         min_size=0,
         max_size=20,
     ),
+    parallel=st.booleans(),
 )
 async def test_every_line_is_classified_once_totals_reconcile_and_a_rerun_is_a_no_op(
     pg_server: PostgresInfo,
     pg_template: str,
     ledger: list[tuple[str, int]],
     picks: list[tuple[str, int, int, int]],
+    parallel: bool,
+) -> None:
+    threshold = 1 if parallel else recon.LINES_PER_STATEMENT_MAX + 1
+    with mock.patch.object(recon, "PARALLEL_LINES_MIN", threshold):
+        await _every_line_once(pg_server, pg_template, ledger, picks, parallel=parallel)
+
+
+async def _every_line_once(
+    pg_server: PostgresInfo,
+    pg_template: str,
+    ledger: list[tuple[str, int]],
+    picks: list[tuple[str, int, int, int]],
+    *,
+    parallel: bool,
 ) -> None:
     async with fresh_engine(pg_server, pg_template) as engine:
         world = await build_ledger(engine, [s for s, _ in ledger], [a for _, a in ledger])
         lines = build_lines(world, picks)
-        _run, summary = await reconcile(engine, lines)
+        if parallel:
+            # As the activity does (run and import committed before the
+            # load), so the helper connection sees the run.
+            run, statement_import = await run_and_import(engine, lines)
+            async with engine.begin() as conn:
+                summary = await recon.load_and_match(conn, run, statement_import, lines, NOW)
+            await post_suspense(engine)
+        else:
+            _run, summary = await reconcile(engine, lines)
 
         # Exactly one class per line, and the totals add up.
         assert summary.new_lines == len(lines)

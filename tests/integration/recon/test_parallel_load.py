@@ -1,0 +1,118 @@
+"""A big statement's lines other than the plain booked ones are classified
+and written by a helper connection, committed on their own: a failure after
+that commit and before the main transaction's leaves a state that a re-run
+completes, each line once, with the same summary as a clean run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import reconciliation as recon
+from ledger.postings import ensure_bank_accounts
+from tests.support.ledger import make_fine
+from tests.support.recon import BANK, DAY, NOW, line, new_payment, snapshot
+
+
+async def run_and_import(engine: AsyncEngine, lines: list[Any]) -> tuple[Any, Any]:
+    # As the activity does: the run and the import committed before the load.
+    async with engine.begin() as conn:
+        await ensure_bank_accounts(conn, [BANK])
+        run, _ = await recon.create_run(
+            conn,
+            bank=BANK,
+            statement_date=DAY,
+            source="fetch",
+            trigger="cli",
+            requested_by="test",
+            now=NOW,
+        )
+        statement_import, _ = await recon.register_import(
+            conn,
+            bank=BANK,
+            statement_date=DAY,
+            source="fetch",
+            fmt="csv",
+            content_sha256=recon.lines_sha256(lines),
+            lines=len(lines),
+            now=NOW,
+        )
+    return run, statement_import
+
+
+async def _load(engine: AsyncEngine, run: Any, statement_import: Any, lines: list[Any]) -> Any:
+    async with engine.begin() as conn:
+        return await recon.load_and_match(conn, run, statement_import, lines, NOW)
+
+
+async def test_a_failure_after_the_helper_committed_is_completed_by_a_rerun(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    booked = []
+    for i in range(3):
+        fine = await make_fine(engine, f"{8100 + i}/QĐ-XPHC", 300_000)
+        payment = await new_payment(engine, fine, "succeeded")
+        booked.append(line(300_000, "x", ref=payment.bank_ref))
+    lines = [*booked, line(12_345, "CHUYEN TIEN"), line(45_000, "PHI")]
+    run, statement_import = await run_and_import(engine, lines)
+
+    async def crash(*_args: Any) -> int:
+        raise RuntimeError("worker lost")
+
+    # auto_resolve runs after the helper has committed.
+    with monkeypatch.context() as patched:
+        patched.setattr(recon, "auto_resolve", crash)
+        with pytest.raises(RuntimeError, match="worker lost"):
+            await _load(engine, run, statement_import, lines)
+    async with engine.connect() as conn:
+        written = (await conn.execute(text("SELECT bank_ref, class FROM statement_lines"))).all()
+        loaded = (
+            await conn.execute(
+                text("SELECT loaded_at FROM statement_imports WHERE id = :id"),
+                {"id": statement_import.id},
+            )
+        ).scalar_one()
+    assert sorted(written) == sorted((x.bank_ref, "unknown") for x in lines[3:])
+    assert loaded is None
+
+    summary = await _load(engine, run, statement_import, lines)
+    assert summary.new_lines == len(lines)
+    assert summary.classes == {"matched": 3, "unknown": 2}
+    async with engine.connect() as conn:
+        refs = (await conn.execute(text("SELECT bank_ref FROM statement_lines"))).scalars().all()
+        opened = (await conn.execute(text("SELECT count(*) FROM discrepancies"))).scalar_one()
+    assert Counter(refs) == Counter(x.bank_ref for x in lines)
+    assert opened == 2
+
+    before = await snapshot(engine)
+    again = await _load(engine, run, statement_import, lines)
+    assert again.new_lines == 0
+    assert await snapshot(engine) == before
+
+
+async def test_a_failure_of_the_helper_fails_the_load_and_writes_nothing(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    fine = await make_fine(engine, "8200/QĐ-XPHC", 300_000)
+    payment = await new_payment(engine, fine, "succeeded")
+    lines = [line(300_000, "x", ref=payment.bank_ref), line(12_345, "CHUYEN TIEN")]
+    run, statement_import = await run_and_import(engine, lines)
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("helper lost")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(recon, "_classify_on_helper", broken)
+        with pytest.raises(RuntimeError, match="helper lost"):
+            await _load(engine, run, statement_import, lines)
+    async with engine.connect() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM statement_lines"))).scalar_one()
+    assert count == 0
+    summary = await _load(engine, run, statement_import, lines)
+    assert summary.classes == {"matched": 1, "unknown": 1}
