@@ -337,9 +337,10 @@ then the saga's own `payment.settle_with_receipt` step), then woke
 {w["workflows_woken"]} payment workflows, which found their payment final and finished;
 the recovery workflow ended {w["wake_call_seconds"]} s after the link came back (the
 wake-ups, after the last receipt, are most of that). In
-production the prober sends the event once its probes see the link back
-(`probe_interval_seconds` × `probe_successes_to_up`, 3 s × 2 by default), so
-add up to that detection delay. Without the event each payment waits for its
+production the prober sends the event once its probes see the link back:
+while a link is down it probes every `probe_suspect_interval_seconds` (1 s)
+and needs `probe_successes_to_up` (2) good probes, so add up to about 2 s of
+detection. Without the event each payment waits for its
 next poll: after {w["outage_seconds"]:.0f} s of outage the interval in force is
 {r["unwoken_expected_interval_seconds"]:g} s, so up to {r["unwoken_expected_worst_wait_seconds"]:g} s for a payment that began verifying
 when the link dropped (at most {policy["poll_interval_seconds_max"]:g} s after any longer outage); the

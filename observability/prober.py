@@ -61,6 +61,11 @@ def utc_now() -> datetime:
 @dataclass(frozen=True, slots=True)
 class ProberConfig:
     interval_seconds: float = 5.0
+    # While a link is down or a probe of it failed (it may be going down or
+    # coming back), rounds come this often instead: the link's return is
+    # seen, and its in-doubt payments receipted, seconds sooner. None: always
+    # ``interval_seconds``.
+    suspect_interval_seconds: float | None = None
     probe_timeout_seconds: float = 3.0
     failures_to_down: int = 3
     successes_to_up: int = 2
@@ -81,6 +86,9 @@ class ProberConfig:
         ):
             if not 0 < getattr(self, name) <= 3600:
                 raise ValueError(f"{name} must be in (0, 3600]")
+        suspect = self.suspect_interval_seconds
+        if suspect is not None and not 0 < suspect <= self.interval_seconds:
+            raise ValueError("suspect_interval_seconds must be in (0, interval_seconds]")
         for name in ("failures_to_down", "successes_to_up", "recovery_attempts_max"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name} must be in [1, 1000]")
@@ -250,8 +258,18 @@ class LinkProber:
                     return
         while True:
             await self.probe_once()
-            if await self._wait_for_stop(self._config.interval_seconds):
+            if await self._wait_for_stop(self.next_interval_seconds()):
                 return
+
+    def next_interval_seconds(self) -> float:
+        """The wait before the next round: shorter while any link is down
+        or has just failed a probe (``suspect_interval_seconds``)."""
+        suspect = self._config.suspect_interval_seconds
+        if suspect is not None and any(
+            not link.up or link.failures > 0 for link in self._links.values()
+        ):
+            return suspect
+        return self._config.interval_seconds
 
     def stop(self) -> None:
         self._stop.set()

@@ -63,6 +63,9 @@ async def run_prober(settings: Settings, stop: asyncio.Event | None = None) -> N
                 on_recovery=on_recovery,
                 config=ProberConfig(
                     interval_seconds=settings.probe_interval_seconds,
+                    suspect_interval_seconds=min(
+                        settings.probe_suspect_interval_seconds, settings.probe_interval_seconds
+                    ),
                     failures_to_down=settings.probe_failures_to_down,
                     successes_to_up=settings.probe_successes_to_up,
                 ),

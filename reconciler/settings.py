@@ -65,6 +65,9 @@ class Settings(BaseSettings):
 
     # Link prober: probe interval and hysteresis.
     probe_interval_seconds: float = Field(default=3.0, gt=0, le=3600)
+    # While a link is down or failing: probe this often, so its return (and
+    # the bulk receipting of its in-doubt payments) is seen within seconds.
+    probe_suspect_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     probe_failures_to_down: int = Field(default=3, ge=1, le=100)
     probe_successes_to_up: int = Field(default=2, ge=1, le=100)
 

@@ -494,9 +494,41 @@ async def test_stop_before_run_returns_at_once(bank: str) -> None:
     assert health.calls == 0
 
 
+async def test_rounds_come_faster_while_a_link_is_suspect(bank: str, clock: FakeClock) -> None:
+    health = FakeHealth()
+    prober = make_prober(
+        {bank: health},
+        InMemoryOutageStore(),
+        clock,
+        interval_seconds=3.0,
+        suspect_interval_seconds=1.0,
+    )
+    await rounds(prober, clock)
+    assert prober.next_interval_seconds() == 3.0
+    health.result = False
+    await rounds(prober, clock)  # one failure: maybe going down
+    assert prober.next_interval_seconds() == 1.0
+    await rounds(prober, clock, 3)  # down
+    assert not prober.status()[bank].up
+    assert prober.next_interval_seconds() == 1.0
+    health.result = True
+    await rounds(prober, clock)  # one success: not up yet, still watched closely
+    assert prober.next_interval_seconds() == 1.0
+    await rounds(prober, clock)
+    assert prober.status()[bank].up
+    assert prober.next_interval_seconds() == 3.0
+
+
+def test_without_a_suspect_interval_rounds_keep_their_pace(bank: str, clock: FakeClock) -> None:
+    prober = make_prober({bank: FakeHealth(False)}, InMemoryOutageStore(), clock)
+    assert prober.next_interval_seconds() == ProberConfig().interval_seconds
+
+
 @pytest.mark.parametrize(
     "bad",
     [
+        {"suspect_interval_seconds": 10.0},
+        {"suspect_interval_seconds": 0.0},
         {"failures_to_down": 0},
         {"successes_to_up": 0},
         {"interval_seconds": 0},
