@@ -4,38 +4,23 @@ keeps being verified and is settled as soon as the bank answers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reconciler.devstack.temporal import TemporalInfo
-from tests.support.stack import SagaStack, eventually, saga_stack
+from tests.support.stack import SagaStack, eventually
 
 BANK = "hnbank"  # VietQR: no webhooks; only status checks resolve a payment
 
 
 @pytest.fixture
-async def stack(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> AsyncIterator[SagaStack]:
-    async with saga_stack(
-        tmp_path,
-        engine,
-        db_url,
-        temporal_server.address,
-        task_queue,
-        in_doubt_alert_seconds=1.0,
-        verify_poll_interval_seconds_initial=0.2,
-        verify_poll_interval_seconds_max=0.4,
-    ) as s:
-        yield s
+def stack_overrides() -> dict[str, Any]:
+    return {
+        "in_doubt_alert_seconds": 1.0,
+        "verify_poll_interval_seconds_initial": 0.2,
+        "verify_poll_interval_seconds_max": 0.4,
+    }
 
 
 async def _in_doubt_discrepancies(stack: SagaStack) -> list[dict[str, object]]:

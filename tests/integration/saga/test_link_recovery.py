@@ -7,15 +7,12 @@ was resolved by the recovery (and its wake-up), not by their own polling."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reconciler.devstack.temporal import TemporalInfo
-from tests.support.stack import SagaStack, eventually, saga_stack
+from tests.support.stack import SagaStack, eventually
 from workflows.link_recovery import workflow_id_for as recovery_workflow_id
 from workflows.payment import workflow_id_for
 from workflows.recovery_activities import CAUSE
@@ -25,23 +22,11 @@ PAYMENTS = 3
 
 
 @pytest.fixture
-async def stack(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> AsyncIterator[SagaStack]:
-    async with saga_stack(
-        tmp_path,
-        engine,
-        db_url,
-        temporal_server.address,
-        task_queue,
-        verify_poll_interval_seconds_initial=60.0,
-        verify_poll_interval_seconds_max=120.0,
-    ) as s:
-        yield s
+def stack_overrides() -> dict[str, Any]:
+    return {
+        "verify_poll_interval_seconds_initial": 60.0,
+        "verify_poll_interval_seconds_max": 120.0,
+    }
 
 
 async def _left_verifying(stack: SagaStack, count: int) -> list[tuple[str, str]]:
