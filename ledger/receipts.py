@@ -348,15 +348,16 @@ async def issue_new_receipt(
     issued_at = now.astimezone(UTC).replace(microsecond=0)
     year = business_year(issued_at)
     series = series_code(facts.issuing_unit, year)
-    number: int | None = (
+    owned: int | None = (
         await conn.execute(
             _NEXT_NUMBER_OWNED, {"series": series, "issuing_unit": facts.issuing_unit}
         )
     ).scalar_one_or_none()
-    if number is None:
+    if owned is not None:
+        number = int(owned)
+    else:
         series = await _claim_series(conn, facts.issuing_unit, year)
-        number = (await conn.execute(_NEXT_NUMBER, {"series": series})).scalar_one()
-    assert number is not None
+        number = int((await conn.execute(_NEXT_NUMBER, {"series": series})).scalar_one())
     assert number >= 1
     payload = _payload(facts, series, number, issued_at)
     canonical = canonical_json(payload)

@@ -1471,9 +1471,9 @@ async def load_and_match(
             {"id": statement_import.id},
         )
     ).scalar_one()
-    staged = fresh and lines is not None
-    if staged:
-        assert lines is not None
+    staged = False
+    if fresh and lines is not None:
+        staged = True
         watch.lap("prepare")
         rows = await _copy_into_staging(conn, lines)
         watch.lap("copy")
