@@ -7,11 +7,14 @@ was resolved by the recovery (and its wake-up), not by their own polling."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from reconciler.cli import main
 from tests.support.stack import SagaStack, eventually
 from workflows.link_recovery import workflow_id_for as recovery_workflow_id
 from workflows.payment import workflow_id_for
@@ -150,3 +153,42 @@ async def test_concurrent_events_settle_each_payment_once(stack: SagaStack) -> N
         return True
 
     await eventually(closed, 40, "payment workflows closed")
+
+
+def _cli_env(stack: SagaStack) -> dict[str, str]:
+    return {
+        "RECONCILER_DATABASE_URL": stack.settings.database_url,
+        "RECONCILER_TEMPORAL_ADDRESS": stack.settings.temporal_address,
+        "RECONCILER_TASK_QUEUE": stack.settings.task_queue,
+        "RECONCILER_BANKS": json.dumps(
+            {b: s.model_dump() for b, s in stack.settings.banks.items()}
+        ),
+        "RECONCILER_LOG_LEVEL": "warning",
+    }
+
+
+async def test_cli_sends_the_event_and_prints_the_report(stack: SagaStack) -> None:
+    made = await _left_verifying(stack, 2)
+    await stack.admins[BANK].clear_faults()
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["banks", "wake", BANK], env=_cli_env(stack)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"link recovery of {BANK}: 2 payment(s) in doubt, 2 settled" in result.output
+    for _, payment_id in made:
+        assert (await stack.payment(payment_id))["status"] == "succeeded"
+
+
+async def test_cli_refuses_an_unknown_bank_and_starts_nothing(stack: SagaStack) -> None:
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["banks", "wake", "nobank"], env=_cli_env(stack)
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "no bank 'nobank' is configured" in result.output
+    async for execution in stack.client.list_workflows(
+        f"WorkflowId = '{recovery_workflow_id('nobank')}'"
+    ):
+        raise AssertionError(f"a recovery was started: {execution.id}")
