@@ -83,7 +83,6 @@ SETUP_SQL = (
            CASE WHEN f.id % 100 < 90 THEN :debited END, :debited, :debited
       FROM (SELECT id, amount_vnd, gen_random_uuid() AS u FROM fines) AS f
     """,
-    "ANALYZE",
 )
 
 
@@ -98,6 +97,11 @@ async def setup_ledger(engine: AsyncEngine, n: int) -> dict[int, tuple[str, int]
         rows = (
             await conn.execute(text("SELECT fine_id, debit_key, amount_vnd FROM payments"))
         ).all()
+    # A ledger in service has been vacuumed (hint bits set, visibility map
+    # built): the load must not pay for the setup's fresh rows.
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM (ANALYZE) fines, payments"))
     return {int(r.fine_id): (r.debit_key, int(r.amount_vnd)) for r in rows}
 
 
@@ -319,12 +323,14 @@ One bank, N payments and an N-line statement in the mix described in
 `bench/recon.py` (89 % booked payments, 1 % second bookings, 5 % VietQR
 references of payments still verifying, 2 % decision numbers typed by
 citizens, 1 % wrong amounts, 2 % noise). "load + match" is one
-`load_and_match` call, commit included: binary COPY rows built in
-Python (content keys, payment references; psycopg packs the tuples in C),
-COPY into a temporary staging table, matching and classifying set-based,
-every line written once, discrepancies, payment checks; the lines other
-than plain booked payments classified and written by a second connection
-meanwhile (its own transaction, committed before the main one). "store only" is the
+`load_and_match` call, commit included. From 50,000 lines on (the 100k and
+1M rows) it takes the split path: the lines' keys COPY'd into staging, one
+statement deciding which lines plainly book a settled payment, those written
+by binary COPY straight into `statement_lines`, the others classified and
+written by a second connection meanwhile (its own transaction, committed
+before the main one). Below that (the 10k row), every line is staged whole
+and classified on one connection. Both are set-based in SQL: Python builds
+and sends rows, it decides nothing. "store only" is the
 same binary COPY rows (same Python builder) into a durable table keyed by
 bank reference, no matching (same run): the floor for storing the lines at
 all. "suspense" is booking the unidentified money (one journal entry per
@@ -348,33 +354,38 @@ seconds.
 {verdict} Where the main connection's time goes (largest first): {stages}.
 Meanwhile, on the helper connection: {helper or "not used"}.
 
-* copy: building the rows in Python (one core) while PostgreSQL reads
-  them; the store-only baseline is mostly this.
-* split: one statement joins every line to the payment booked with its bank
-  reference (one hash join over the bank's payments) and sets aside the
-  lines that do not simply book a settled payment (a tenth of a typical
-  statement) into a small temporary table, returning them: one snapshot
-  decides which lines are plain.
-* insert_fast: the plain lines written to `statement_lines`, matched (found
-  by position: the decision is not taken again). Writing a row costs its
-  heap tuple, its WAL and two B-tree entries (id; bank + bank_ref, the
-  re-import guard), row by row whether the rows come from COPY or INSERT …
-  SELECT; it is the largest irreducible part.
-* helper (a second connection, statements of ≥ 50,000 lines, while
-  insert_fast runs): the set-aside lines copied to it, the other rules (link),
+* copy_keys: the lines checked (no bank reference twice) and their keys
+  (position, bank reference, amount, direction) COPY'd into staging.
+* decide: one statement, one snapshot: every key joined to the payment
+  booked with its bank reference (one hash join, made full so that it also
+  leaves the payments of the day no line booked). It returns the plain
+  lines packed in one value (position, payment id, fine id: 36 bytes a line;
+  a million result rows would cost the client more than the rest of the
+  load) and the other lines (a tenth of this statement) the same way.
+  Meanwhile the client, idle otherwise, formats every line's own fields as
+  binary COPY data (content keys, payment references).
+* copy_rest_and_missing_at_bank: the other lines, whole, COPY'd to the
+  helper connection, while this connection opens a discrepancy for each
+  payment of the day the bank has no line for (index lookups among the few
+  the decision left).
+* copy_plain: the plain lines written to `statement_lines`, matched, by
+  binary COPY (constant fields, the line's preformatted fields, the packed
+  payment and fine): heap tuples, WAL, two B-tree entries (id; bank +
+  bank_ref, the re-import guard) and the partial indexes' predicates. It is
+  the largest part, and PostgreSQL's, while the helper competes for the
+  same two vCPUs.
+* helper (a second connection, from 50,000 lines): the other rules (link),
   the decision numbers (one hash join of content windows against every
   fine's key), the classification, and the insert of those lines with their
   discrepancies (foreign keys checked row by row), committed on its own; a
   failure of the main transaction after that commit leaves only those lines,
   and the re-run of the import completes it (docs/operations.md).
-  wait_for_helper: what the main connection waits for it. On this machine
-  the two backends slow each other down (two vCPUs shared with other jobs):
-  insert_fast takes longer while the helper runs, so the gain over one
-  connection (`--one-connection`) is much less than the helper's time.
-* payment_checks: payments missing at the bank (one hash anti-join with the
-  statement just loaded, then an index lookup per remaining payment) and
-  payments in doubt; auto_resolve: closing what resolved itself (index
-  lookups per open discrepancy).
+  wait_for_helper: what the main connection waits for it.
+* payment_checks: payments in doubt too long (after the helper's lines are
+  written: a line that heals one is its answer); auto_resolve: closing what
+  resolved itself (index lookups per open discrepancy).
+* A ledger in service is vacuumed: the bench vacuums the fines and payments
+  it created before the load, so the load does not set their hint bits.
 
 Its classes: {classes}. Parsing a 100,000-line CSV file (not included above):
 {parse_100k:.2f} s.
@@ -444,7 +455,7 @@ def main() -> None:
     parser.add_argument(
         "--one-connection",
         action="store_true",
-        help="no helper connection (for comparison; print only)",
+        help="every size on the one-connection staging path (for comparison; print only)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()

@@ -46,11 +46,12 @@ for open ``missing_at_bank``; payments in doubt too long ``in_doubt_too_long``.
 
 ``load_and_match`` runs in the caller's transaction (the caller commits),
 under a per-bank advisory lock so two runs for one bank never interleave.
-For a big statement (``PARALLEL_LINES_MIN``) a second connection from the
-same engine classifies and writes the lines that are not plain booked
-payments, in its own transaction, committed before the caller's, while the
-caller's connection writes the plain ones; a re-run completes an import whose
-main transaction failed after that (``_DROP_KNOWN_SQL``).
+For a big statement (``PARALLEL_LINES_MIN``) only the lines' keys are staged;
+one statement decides which lines are plain booked payments, the caller's
+connection writes those by COPY, and a second connection from the same
+engine classifies and writes the others, in its own transaction, committed
+before the caller's; a re-run completes an import whose main transaction
+failed after that (``_DROP_KNOWN_SQL``).
 """
 
 from __future__ import annotations
@@ -60,14 +61,20 @@ import contextlib
 import hashlib
 import json
 import string
+import struct
 import time as time_module
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from psycopg import pq
+from psycopg._copy_base import format_row_binary
+from psycopg.abc import Transformer as TransformerLike
+from psycopg.adapt import Transformer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -237,12 +244,9 @@ STAGING_COLUMNS: Final = (
 _COPY_SQL: Final = f"COPY recon_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
 
 
-async def _copy_into_staging(
-    conn: AsyncConnection, lines: Iterable[LineLike]
-) -> list[tuple[Any, ...]]:
-    """COPY the lines into the session's staging table; returns the rows
-    (by ``pos``: the helper connection writes the plain booked ones again
-    from them, without building them twice)."""
+async def _copy_into_staging(conn: AsyncConnection, lines: Sequence[LineLike]) -> int:
+    """COPY the lines into the session's staging table; returns their count."""
+    _check_lines(lines)
     # Temporary tables live in the session's own buffers (8 MB unless set
     # before the session's first temporary table): a big statement would
     # spill them to disk at every step.
@@ -250,27 +254,27 @@ async def _copy_into_staging(
     await conn.execute(text(_STAGING_DDL))
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # psycopg.AsyncConnection, same transaction
-    rows: list[tuple[Any, ...]] = []
-    seen: set[str] = set()
     async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
         copy.set_types(STAGING_TYPES)
-        for line in lines:
-            if line.bank_ref in seen:
-                # Parsers refuse such files; a second booking under one
-                # reference would be lost, so never load one silently.
-                raise ValidationError(
-                    "statement", f"bank reference {line.bank_ref!r} appears twice"
-                )
-            seen.add(line.bank_ref)
-            if len(rows) >= LINES_PER_STATEMENT_MAX:
-                raise ValidationError("statement", f"more than {LINES_PER_STATEMENT_MAX} lines")
-            row = staging_row(len(rows), line)
-            rows.append(row)
+        for pos, line in enumerate(lines):
             # Sends only when psycopg's buffer fills, so PostgreSQL reads
             # the rows while the next ones are packed.
-            await copy.write_row(row)
+            await copy.write_row(staging_row(pos, line))
     await conn.execute(text("ANALYZE recon_staging"))
-    return rows
+    return len(lines)
+
+
+def _check_lines(lines: Sequence[LineLike]) -> None:
+    """Refuse a statement too long, or with a bank reference twice (parsers
+    refuse such files; a second booking under one reference would be lost,
+    so never load one silently)."""
+    if len(lines) > LINES_PER_STATEMENT_MAX:
+        raise ValidationError("statement", f"more than {LINES_PER_STATEMENT_MAX} lines")
+    seen: set[str] = set()
+    for line in lines:
+        if line.bank_ref in seen:
+            raise ValidationError("statement", f"bank reference {line.bank_ref!r} appears twice")
+        seen.add(line.bank_ref)
 
 
 # --- rules --------------------------------------------------------------------
@@ -425,6 +429,7 @@ SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_
                     WHERE i.id = dropped.import_id AND i.loaded_at IS NOT NULL)
  GROUP BY class, direction, in_suspense
 """
+_DROP_KNOWN_KEYS_SQL: Final = _DROP_KNOWN_SQL.replace("recon_staging", "recon_keys")
 
 # 2. Every line joined to the payment booked with its bank reference. A
 # credit that books a payment settling its fine, for the same amount (within
@@ -467,41 +472,81 @@ SELECT f.lines, f.amount_vnd, (SELECT count(*) FROM rest) AS rest_lines
   FROM (SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM fast) AS f
 """  # noqa: S608 (constants only)
 
-# 2b. The same split for a big statement, in two statements so that a second
-# connection classifies the other lines while this one writes the plain
-# booked ones. The first decides, in one snapshot, which lines are not plain
-# (into recon_rest, and returned for the helper); the second writes every
-# other line, matched, found by position (the decision is not taken again),
-# joined to its payment by bank reference for the payment's id and fine
-# (unique per bank and never changed once set, so the same payment the first
-# statement saw).
-_SPLIT_REST_SQL: Final = f"""
-INSERT INTO recon_rest
-SELECT s.*, pr.id
-  FROM recon_staging s
-  LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
- WHERE NOT coalesce({_FAST}, false)
-RETURNING pos, ref_payment
-"""  # noqa: S608 (constants only)
-_INSERT_FAST_SQL: Final = """
-WITH fast AS (
-    INSERT INTO statement_lines (
-        import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
-        direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
-        source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
-    SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date, s.booked_at, s.amount_vnd,
-           'credit', s.counterparty, s.content, s.content_key, s.content_ref,
-           s.end_to_end_ref, s.raw, s.source_line, 'bank_ref', pr.id, pr.fine_id,
-           'matched', :now, false, NULL
-      FROM recon_staging s
-      JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
-     WHERE NOT EXISTS (SELECT 1 FROM recon_rest r WHERE r.pos = s.pos)
-    RETURNING amount_vnd
-)
-SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd,
-       (SELECT count(*) FROM recon_staging) AS staged
-  FROM fast
+# 2b. A big statement (at least PARALLEL_LINES_MIN lines) is split before
+# its rows are built: only its keys are staged (position, bank reference,
+# amount, direction), and one statement decides, in one snapshot, which
+# lines are plain booked payments. For those it returns the payment and the
+# fine, packed in one value (position, payment id, fine id: 28 bytes a line;
+# a million rows would cost the client more than the rest of the load), and
+# their rows are written once, by COPY, straight into statement_lines: never
+# staged whole, joined twice or inserted row by row. The other lines are
+# returned with the payment their bank reference found, for a second
+# connection to classify meanwhile.
+_KEYS_DDL: Final = """
+CREATE TEMP TABLE recon_keys (
+    pos         integer NOT NULL,
+    bank_ref    text NOT NULL,
+    amount_vnd  bigint NOT NULL,
+    credit      boolean NOT NULL
+) ON COMMIT DROP
 """
+KEY_TYPES: Final = ("int4", "text", "int8", "bool")
+_KEYS_COPY: Final = "COPY recon_keys (pos, bank_ref, amount_vnd, credit) FROM STDIN (FORMAT binary)"
+# A plain line's record: its position, then its payment id and fine id as
+# the last two fields of a binary COPY row (length, value; length, value).
+PLAIN_RECORD: Final = struct.Struct(">i32s")
+# The same join, made full, also finds the bank's payments of the day that
+# no staged line booked (recon_unstaged): the payments missing at the bank
+# are looked for among those, with no second pass over the payments.
+_UNSTAGED_DDL: Final = "CREATE TEMP TABLE recon_unstaged (id uuid NOT NULL) ON COMMIT DROP"
+_DECIDE_SQL: Final = f"""
+WITH j AS MATERIALIZED (
+    SELECT s.pos, s.amount_vnd, pr.id, pr.fine_id, coalesce({_FAST}, false) AS fast,
+           s.pos IS NULL AND pr.status IN ('succeeded', 'refunded')
+               AND pr.debited_at >= :day_start AND pr.debited_at < :cutoff AS unstaged
+      FROM recon_keys s
+      FULL JOIN (SELECT * FROM payments WHERE bank = :bank) AS pr ON pr.bank_ref = s.bank_ref
+), unstaged AS (
+    INSERT INTO recon_unstaged SELECT id FROM j WHERE unstaged RETURNING 1
+)
+SELECT string_agg(int4send(pos) || '\\x00000010'::bytea || uuid_send(id)
+                  || '\\x00000008'::bytea || int8send(fine_id), ''::bytea)
+           FILTER (WHERE fast) AS plain,
+       count(*) FILTER (WHERE fast) AS plain_lines,
+       coalesce(sum(amount_vnd) FILTER (WHERE fast), 0) AS plain_amount,
+       string_agg(int4send(pos) || CASE WHEN id IS NULL THEN '\\x00'::bytea
+                                        ELSE '\\x01'::bytea || uuid_send(id) END, ''::bytea)
+           FILTER (WHERE pos IS NOT NULL AND NOT fast) AS rest,
+       (SELECT count(*) FROM unstaged) AS unstaged
+  FROM j
+"""  # noqa: S608 (constants only)
+# The plain booked lines, written matched, by COPY in binary format: each row
+# is the statement's constant fields, then the line's own fields (formatted
+# while the decision runs, as the client is idle then), then the payment and
+# fine fields exactly as the decision packed them.
+_PLAIN_CONSTANT: Final = (
+    "import_id, reconciliation_id, bank, statement_date, direction, rule, class, decided_at,"
+    " in_suspense, action"
+)
+CONSTANT_TYPES: Final = (
+    "int8", "int8", "text", "date", "text", "text", "text", "timestamptz", "bool", "text",
+)  # fmt: skip
+_PLAIN_OWN: Final = (
+    "bank_ref, booked_at, amount_vnd, counterparty, content, content_key, content_ref,"
+    " end_to_end_ref, raw, source_line"
+)
+OWN_TYPES: Final = (
+    "text", "timestamptz", "int8", "text", "text", "text", "text", "text", "text", "int4",
+)  # fmt: skip
+_PLAIN_COPY: Final = (
+    f"COPY statement_lines ({_PLAIN_CONSTANT}, {_PLAIN_OWN}, payment_id, fine_id)"
+    " FROM STDIN (FORMAT binary)"
+)
+_PLAIN_FIELDS: Final = len(CONSTANT_TYPES) + len(OWN_TYPES) + 2
+# The binary COPY format (PostgreSQL documentation, COPY, "Binary Format").
+COPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # flags 0, no header extension
+COPY_TRAILER: Final = b"\xff\xff"
+COPY_CHUNK_BYTES: Final = 1 << 20
 # The helper's copy of the other lines (a temporary table of its own session).
 _HELPER_REST_DDL: Final = _STAGING_DDL.replace("recon_staging", "recon_rest").replace(
     "source_line     integer NOT NULL", "source_line     integer NOT NULL,\n    ref_payment uuid"
@@ -767,9 +812,10 @@ class Stopwatch:
         self._last = now
 
 
-# A statement of at least this many lines has its other lines classified by
-# a second connection while this one writes the plain booked ones (a smaller
-# one is not worth a second connection and commit). Tests lower it.
+# A statement of at least this many lines is loaded by the split path (2b):
+# its keys staged first, its plain booked lines written by COPY, its other
+# lines classified by a second connection meanwhile (a smaller one is not
+# worth a second connection and commit). Tests lower it.
 PARALLEL_LINES_MIN: Final = 50_000
 
 Group = tuple[str, str, int, int, bool]
@@ -780,65 +826,28 @@ class _Written:
     # (class, direction, lines, amount_vnd, in_suspense) of the lines written
     groups: list[Group]
     discrepancies_opened: int
+    # Payments missing at the bank opened meanwhile (None: not looked for yet)
+    missing_at_bank: int | None = None
 
 
-async def _classify_on_helper(
-    engine: AsyncEngine,
-    rows: list[tuple[Any, ...]],
-    rest: list[tuple[int, Any]],
-    statements: _MatchStatements,
-    write: dict[str, Any],
-    timings: dict[str, float] | None,
-) -> _Written | None:
-    """The helper connection: the lines that are not plain booked ones (as
-    the main connection's split decided), classified and written with their
-    discrepancies, in the helper's own transaction, committed. If the main
-    transaction then fails, the import is not marked loaded: the re-run
-    finds these lines known, counts them as its own (``_DROP_KNOWN_SQL``)
-    and does the rest."""
-    watch = Stopwatch(timings, prefix="helper_")
-    async with engine.begin() as helper:
-        # The discrepancies refer to the run: a run created in the caller's
-        # transaction, still uncommitted, is not there for this connection
-        # (None: the main connection classifies these lines itself).
-        visible = await helper.execute(
-            text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": write["rid"]}
-        )
-        if visible.first() is None:
-            return None
-        await helper.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
-        await helper.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-        await helper.execute(text(_HELPER_REST_DDL))
-        raw = await helper.get_raw_connection()
-        driver: Any = raw.driver_connection
-        async with driver.cursor() as cursor, cursor.copy(_HELPER_REST_COPY) as copy:
-            copy.set_types((*STAGING_TYPES, "uuid"))
-            for pos, ref_payment in rest:
-                await copy.write_row((*rows[pos], ref_payment))
-        watch.lap("copy")
-        return await _classify_rest(helper, statements, write, watch, [])
-
-
-async def _match_and_insert(
-    conn: AsyncConnection,
-    run: Run,
-    import_id: int,
-    now: datetime,
-    watch: Stopwatch,
-    rows: list[tuple[Any, ...]],
-) -> _Written:
-    """Steps 1-6 over the staging table: every new line written, classified,
-    with its discrepancy (the other lines of a big statement by a helper
-    connection, committed when this returns)."""
-    statements = _match_statements(await load_rules(conn, run.bank))
-    bank = {"bank": run.bank}
-    write = {
-        **bank,
+def _write_params(run: Run, import_id: int, now: datetime) -> dict[str, Any]:
+    return {
+        "bank": run.bank,
         "rid": run.id,
         "import_id": import_id,
         "statement_date": run.statement_date,
         "now": now,
     }
+
+
+async def _match_and_insert(
+    conn: AsyncConnection,
+    statements: _MatchStatements,
+    write: dict[str, Any],
+    watch: Stopwatch,
+) -> _Written:
+    """Steps 1-6 over the staging table, on this connection: every new line
+    written, classified, with its discrepancy."""
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     groups: list[Group] = [
         (r.class_, r.direction, int(r.lines), int(r.amount_vnd), bool(r.in_suspense))
@@ -846,42 +855,247 @@ async def _match_and_insert(
     ]
     watch.lap("drop_known")
     await conn.execute(text(_REST_DDL))
-    if len(rows) < PARALLEL_LINES_MIN or not statements.params["fast"]:
-        split = (await conn.execute(text(_SPLIT_SQL), {**write, **statements.params})).one()
-        if split.lines:
-            groups.append(("matched", "credit", int(split.lines), int(split.amount_vnd), False))
-        await conn.execute(text("ANALYZE recon_rest"))
-        watch.lap("insert_fast")
-        return await _classify_rest(conn, statements, write, watch, groups)
-    rest = [
-        (int(r.pos), r.ref_payment)
-        for r in await conn.execute(text(_SPLIT_REST_SQL), {**bank, **statements.params})
-    ]
-    # The anti-join below wants the true size of the set-aside lines.
-    await conn.execute(text("ANALYZE recon_rest"))
-    watch.lap("split")
-    helper = asyncio.create_task(
-        _classify_on_helper(conn.engine, rows, rest, statements, write, watch.sink)
-    )
+    split = (await conn.execute(text(_SPLIT_SQL), {**write, **statements.params})).one()
+    if split.lines:
+        groups.append(("matched", "credit", int(split.lines), int(split.amount_vnd), False))
+    watch.lap("insert_fast")
+    return await _classify_rest(conn, statements, write, watch, groups)
+
+
+async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike]) -> None:
+    """Stage the lines' keys only (2b)."""
+    _check_lines(lines)
+    await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
+    await conn.execute(text(_KEYS_DDL))
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with driver.cursor() as cursor, cursor.copy(_KEYS_COPY) as copy:
+        copy.set_types(KEY_TYPES)
+        for pos, line in enumerate(lines):
+            ref = line.bank_ref
+            await copy.write_row((pos, _text(ref), line.amount_vnd, line.direction == "credit"))
+    await conn.execute(text("ANALYZE recon_keys"))
+
+
+async def _copy_rest(
+    conn: AsyncConnection, rows: Mapping[int, tuple[Any, ...]], rest: list[tuple[int, Any]]
+) -> None:
+    """The other lines, whole, into this connection's ``recon_rest``."""
+    await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
+    await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    await conn.execute(text(_HELPER_REST_DDL))
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with driver.cursor() as cursor, cursor.copy(_HELPER_REST_COPY) as copy:
+        copy.set_types((*STAGING_TYPES, "uuid"))
+        for pos, ref_payment in rest:
+            await copy.write_row((*rows[pos], ref_payment))
+
+
+def _dumper(driver: Any, types: Sequence[str]) -> TransformerLike:
+    """A psycopg transformer dumping ``types`` in binary, as COPY's would."""
+    tx = Transformer(driver)
+    registry = driver.adapters.types
+    tx.set_dumper_types([registry.get_oid(t) for t in types], pq.Format.BINARY)
+    return tx
+
+
+def _fields(tx: TransformerLike, values: Sequence[Any]) -> bytes:
+    """``values`` as binary COPY fields (a row's data after its field count)."""
+    out = bytearray()
+    format_row_binary(values, tx, out)
+    return bytes(out[2:])
+
+
+async def _copy_plain(
+    conn: AsyncConnection, own: Sequence[bytes], plain: bytes, write: Mapping[str, Any]
+) -> None:
+    """The plain booked lines (``PLAIN_RECORD`` records), written matched."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    constant = (
+        write["import_id"], write["rid"], write["bank"], write["statement_date"], "credit",
+        "bank_ref", "matched", write["now"], False, None,
+    )  # fmt: skip
+    head = struct.pack(">h", _PLAIN_FIELDS) + _fields(_dumper(driver, CONSTANT_TYPES), constant)
+    async with driver.cursor() as cursor, cursor.copy(_PLAIN_COPY) as copy:
+        buffer = bytearray(COPY_SIGNATURE)
+        for pos, tail in PLAIN_RECORD.iter_unpack(plain):
+            buffer += head
+            buffer += own[pos]
+            buffer += tail
+            if len(buffer) >= COPY_CHUNK_BYTES:
+                await copy.write(buffer)
+                buffer = bytearray()
+        buffer += COPY_TRAILER
+        await copy.write(buffer)
+
+
+async def _open_helper(
+    engine: AsyncEngine,
+    rows: Mapping[int, tuple[Any, ...]],
+    rest: list[tuple[int, Any]],
+    rid: int,
+) -> AsyncConnection | None:
+    """A second connection, in a transaction, holding the other lines; None
+    if it cannot see the run (created in the caller's transaction, still
+    uncommitted: the discrepancies refer to it)."""
+    helper = await engine.connect()
     try:
-        fast = (await conn.execute(text(_INSERT_FAST_SQL), write)).one()
-        watch.lap("insert_fast")
-        if int(fast.lines) + len(rest) != int(fast.staged):
-            # A plain line's payment vanished between the two statements
-            # (payments are never deleted): never lose a line silently.
-            raise ConflictError("a booked payment changed during the statement load; retry")
-        written = await helper
+        await helper.begin()
+        visible = await helper.execute(
+            text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": rid}
+        )
+        if visible.first() is None:
+            await helper.close()
+            return None
+        await _copy_rest(helper, rows, rest)
     except BaseException:
-        helper.cancel()  # its transaction rolls back
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await helper
+        await helper.close()  # rolls back
+        raise
+    return helper
+
+
+async def _classify_on_helper(
+    helper: AsyncConnection,
+    statements: _MatchStatements,
+    write: dict[str, Any],
+    timings: dict[str, float] | None,
+) -> _Written:
+    """The helper connection: the lines that are not plain booked ones (as
+    the main connection decided), classified and written with their
+    discrepancies, in the helper's own transaction, committed. If the main
+    transaction then fails, the import is not marked loaded: the re-run
+    finds these lines known, counts them as its own (``_DROP_KNOWN_SQL``)
+    and does the rest."""
+    written = await _classify_rest(
+        helper, statements, write, Stopwatch(timings, prefix="helper_"), []
+    )
+    await helper.commit()
+    return written
+
+
+async def _run_helper(
+    helper: AsyncConnection,
+    statements: _MatchStatements,
+    write: dict[str, Any],
+    timings: dict[str, float] | None,
+) -> _Written:
+    try:
+        return await _classify_on_helper(helper, statements, write, timings)
+    finally:
+        await helper.close()  # after a failure: rolled back
+
+
+def _unpack_rest(packed: bytes) -> list[tuple[int, UUID | None]]:
+    """The decision's other lines: position, then 0, or 1 and the payment id
+    their bank reference found."""
+    rest: list[tuple[int, UUID | None]] = []
+    at = 0
+    while at < len(packed):
+        pos = int.from_bytes(packed[at : at + 4], "big", signed=True)
+        if packed[at + 4]:
+            rest.append((pos, UUID(bytes=packed[at + 5 : at + 21])))
+            at += 21
+        else:
+            rest.append((pos, None))
+            at += 5
+    return rest
+
+
+# Lines formatted per slice while the decision runs (then the event loop
+# answers).
+BUILD_SLICE_LINES: Final = 5_000
+
+
+async def _format_own_fields(driver: Any, lines: Sequence[LineLike]) -> list[bytes]:
+    """Every line's own fields as binary COPY data (``OWN_TYPES``), formatted
+    while PostgreSQL decides (the client is idle meanwhile), a slice at a
+    time."""
+    tx = _dumper(driver, OWN_TYPES)
+    own: list[bytes] = []
+    for start in range(0, len(lines), BUILD_SLICE_LINES):
+        for pos in range(start, min(start + BUILD_SLICE_LINES, len(lines))):
+            r = staging_row(pos, lines[pos])
+            own.append(_fields(tx, (r[1], r[2], r[3], r[5], r[6], r[7], r[8], r[9], r[10], r[11])))
+        await asyncio.sleep(0)
+    return own
+
+
+async def _load_big(
+    conn: AsyncConnection,
+    statements: _MatchStatements,
+    write: dict[str, Any],
+    window: tuple[datetime, datetime],
+    watch: Stopwatch,
+    lines: Sequence[LineLike],
+    missing_at_bank: Callable[[], Awaitable[int]],
+) -> _Written:
+    """The split path (2b): keys staged, one decision (which also leaves the
+    payments no line booked, for ``missing_at_bank``), the other lines to a
+    helper connection, the plain ones by COPY meanwhile."""
+    await _copy_keys(conn, lines)
+    await conn.execute(text(_UNSTAGED_DDL))
+    watch.lap("copy_keys")
+    await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    groups: list[Group] = [
+        (r.class_, r.direction, int(r.lines), int(r.amount_vnd), bool(r.in_suspense))
+        for r in (await conn.execute(text(_DROP_KNOWN_KEYS_SQL), write)).all()
+    ]
+    watch.lap("drop_known")
+    raw = await conn.get_raw_connection()
+    building = asyncio.create_task(_format_own_fields(raw.driver_connection, lines))
+    helper: asyncio.Task[_Written] | None = None
+    try:
+        decided = (
+            await conn.execute(
+                text(_DECIDE_SQL),
+                {**write, **statements.params, "day_start": window[0], "cutoff": window[1]},
+            )
+        ).one()
+        watch.lap("decide")
+        plain: bytes = decided.plain or b""
+        plain_lines, plain_amount = int(decided.plain_lines), int(decided.plain_amount)
+        rest = _unpack_rest(decided.rest or b"")
+        if len(plain) != plain_lines * PLAIN_RECORD.size:
+            # A NULL in a packed record (never, as the columns are NOT NULL).
+            raise ConflictError("a booked payment changed during the statement load; retry")
+        # The helper starts at once (its lines are few) while this connection
+        # looks for the payments missing at the bank; formatting goes on.
+        rows = {pos: staging_row(pos, lines[pos]) for pos, _ in rest}
+        found, opened = await asyncio.gather(
+            missing_at_bank(),
+            _open_helper(conn.engine, rows, rest, write["rid"]),
+            return_exceptions=True,
+        )
+        if isinstance(found, BaseException) or isinstance(opened, BaseException):
+            if isinstance(opened, AsyncConnection):
+                await opened.close()  # rolls back
+            raise found if isinstance(found, BaseException) else cast(BaseException, opened)
+        missing, helper_conn = found, opened
+        if helper_conn is not None:
+            helper = asyncio.create_task(_run_helper(helper_conn, statements, write, watch.sink))
+        watch.lap("copy_rest_and_missing_at_bank")
+        own = await building
+        watch.lap("format_rows")
+        await _copy_plain(conn, own, plain, write)
+        watch.lap("copy_plain")
+        if plain_lines:
+            groups.append(("matched", "credit", plain_lines, plain_amount, False))
+        if helper is None:  # the run is not committed yet: this connection does it
+            await _copy_rest(conn, rows, rest)
+            written = await _classify_rest(conn, statements, write, watch, groups)
+            return _Written(written.groups, written.discrepancies_opened, missing)
+        by_helper = await helper
+    except BaseException:
+        for task in (building, helper):
+            if task is not None:
+                task.cancel()  # the helper's transaction rolls back
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         raise
     watch.lap("wait_for_helper")
-    if fast.lines:
-        groups.append(("matched", "credit", int(fast.lines), int(fast.amount_vnd), False))
-    if written is None:  # the run is not committed yet: this connection does it
-        return await _classify_rest(conn, statements, write, watch, groups)
-    return _Written(groups + written.groups, written.discrepancies_opened)
+    return _Written(groups + by_helper.groups, by_helper.discrepancies_opened, missing)
 
 
 async def _classify_rest(
@@ -1018,7 +1232,12 @@ ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 # ``OFFSET 0`` fences keep that order: never a hash of every line the bank
 # ever had, nor a lookup per payment of the day).
 _MISSING_NOT_STAGED: Final = (
-    "AND NOT EXISTS (SELECT 1 FROM recon_staging s WHERE s.bank_ref = p.bank_ref) OFFSET 0"
+    "AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.bank_ref = p.bank_ref) OFFSET 0"
+)
+# After the split path's decision (2b): only the payments it found unstaged
+# are looked up among the bank's lines.
+_MISSING_UNSTAGED_SQL: Final = _MISSING_AT_BANK_SQL.format(
+    not_staged="AND p.id IN (SELECT u.id FROM recon_unstaged u) OFFSET 0", per_row="OFFSET 0"
 )
 
 
@@ -1471,15 +1690,34 @@ async def load_and_match(
             {"id": statement_import.id},
         )
     ).scalar_one()
-    staged = False
+    staged: str | None = None  # the table holding the statement's bank references
+    missing: int | None = None
     if fresh and lines is not None:
-        staged = True
+        lines = lines if isinstance(lines, Sequence) else list(lines)
         watch.lap("prepare")
-        rows = await _copy_into_staging(conn, lines)
-        watch.lap("copy")
-        written = await _match_and_insert(conn, run, statement_import.id, now, watch, rows)
-        summary = await _record_load(conn, statement_import.id, len(rows), written, now)
-    missing, in_doubt = await _payment_checks(conn, run, now, policy, staged=staged)
+        statements = _match_statements(await load_rules(conn, bank))
+        write = _write_params(run, statement_import.id, now)
+        if len(lines) >= PARALLEL_LINES_MIN and statements.params["fast"]:
+            staged = "recon_unstaged"
+            written = await _load_big(
+                conn,
+                statements,
+                write,
+                _missing_window(run, now, policy),
+                watch,
+                lines,
+                lambda: _missing_at_bank(conn, run, now, policy, staged="recon_unstaged"),
+            )
+            missing = written.missing_at_bank
+        else:
+            staged = "recon_staging"
+            await _copy_into_staging(conn, lines)
+            watch.lap("copy")
+            written = await _match_and_insert(conn, statements, write, watch)
+        summary = await _record_load(conn, statement_import.id, len(lines), written, now)
+    if missing is None:
+        missing = await _missing_at_bank(conn, run, now, policy, staged=staged)
+    in_doubt = await _in_doubt(conn, run, now, policy)
     watch.lap("payment_checks")
     resolved = await auto_resolve(conn, bank, now)
     watch.lap("auto_resolve")
@@ -1525,22 +1763,53 @@ async def _record_load(
     )
 
 
-async def _payment_checks(
-    conn: AsyncConnection, run: Run, now: datetime, policy: MatchPolicy, *, staged: bool
-) -> tuple[int, int]:
+def _missing_window(run: Run, now: datetime, policy: MatchPolicy) -> tuple[datetime, datetime]:
+    """The debits a statement should hold: its day, up to the grace period."""
     day_start, day_end = vietnam_day_utc(run.statement_date)
-    cutoff = min(day_end, now - timedelta(seconds=policy.missing_grace_seconds))
-    params = {"rid": run.id, "bank": run.bank, "statement_date": run.statement_date, "now": now}
-    missing = 0
-    if cutoff > day_start:
+    return day_start, min(day_end, now - timedelta(seconds=policy.missing_grace_seconds))
+
+
+async def _missing_at_bank(
+    conn: AsyncConnection, run: Run, now: datetime, policy: MatchPolicy, *, staged: str | None
+) -> int:
+    """Open a discrepancy for each payment of the statement's day the bank
+    has no line for (``staged``: the table of the statement just staged, or
+    ``recon_unstaged``: the payments the split path's decision left)."""
+    day_start, cutoff = _missing_window(run, now, policy)
+    if cutoff <= day_start:
+        return 0
+    if staged == "recon_unstaged":
+        sql = _MISSING_UNSTAGED_SQL
+    else:
         sql = _MISSING_AT_BANK_SQL.format(
-            not_staged=_MISSING_NOT_STAGED if staged else "",
+            not_staged=_MISSING_NOT_STAGED.format(table=staged) if staged else "",
             per_row="OFFSET 0" if staged else "",
         )
-        result = await conn.execute(text(sql), {**params, "day_start": day_start, "cutoff": cutoff})
-        missing = int(result.rowcount or 0)
+    result = await conn.execute(
+        text(sql),
+        {
+            "rid": run.id,
+            "bank": run.bank,
+            "statement_date": run.statement_date,
+            "now": now,
+            "day_start": day_start,
+            "cutoff": cutoff,
+        },
+    )
+    return int(result.rowcount or 0)
+
+
+async def _in_doubt(conn: AsyncConnection, run: Run, now: datetime, policy: MatchPolicy) -> int:
+    """Open a discrepancy for each payment in doubt for too long (after the
+    statement's lines are written: a line that heals one is its answer)."""
     in_doubt = await conn.execute(
         text(_IN_DOUBT_SQL),
-        {**params, "before": now - timedelta(seconds=policy.in_doubt_seconds)},
+        {
+            "rid": run.id,
+            "bank": run.bank,
+            "statement_date": run.statement_date,
+            "now": now,
+            "before": now - timedelta(seconds=policy.in_doubt_seconds),
+        },
     )
-    return missing, int(in_doubt.rowcount or 0)
+    return int(in_doubt.rowcount or 0)

@@ -6,6 +6,7 @@ completes, each line once, with the same summary as a clean run."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger import reconciliation as recon
 from ledger.postings import ensure_bank_accounts
 from tests.support.ledger import make_fine
-from tests.support.recon import BANK, DAY, NOW, line, new_payment, snapshot
+from tests.support.recon import BANK, DAY, NOW, line, new_payment, reconcile, snapshot
 
 
 async def run_and_import(engine: AsyncEngine, lines: list[Any]) -> tuple[Any, Any]:
@@ -116,3 +117,53 @@ async def test_a_failure_of_the_helper_fails_the_load_and_writes_nothing(
     assert count == 0
     summary = await _load(engine, run, statement_import, lines)
     assert summary.classes == {"matched": 1, "unknown": 1}
+
+
+@pytest.mark.parametrize("run_committed", [True, False], ids=["helper", "same-connection"])
+async def test_the_split_path_writes_every_class_and_finds_the_payments_missing_at_the_bank(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, run_committed: bool
+) -> None:
+    """The split path (keys staged, plain lines by COPY): with the run
+    committed the other lines go to the helper; with the run still in the
+    caller's transaction this connection classifies them itself."""
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    earlier = NOW - timedelta(hours=2)
+    paid = await make_fine(engine, "8300/QĐ-XPHC", 300_000)
+    booked = await new_payment(engine, paid, "succeeded", now=earlier)
+    absent_fine = await make_fine(engine, "8301/QĐ-XPHC", 200_000)
+    absent = await new_payment(engine, absent_fine, "succeeded", now=earlier)
+    unpaid = await make_fine(engine, "8302/QĐ-XPHC", 150_000)
+    lines = [
+        line(300_000, "x", ref=booked.bank_ref),
+        line(150_000, "nop phat 8302 QD XPHC"),
+        line(12_345, "CHUYEN TIEN"),
+    ]
+    if run_committed:
+        run, statement_import = await run_and_import(engine, lines)
+        summary = await _load(engine, run, statement_import, lines)
+    else:
+        _, summary = await reconcile(engine, lines)
+    assert summary.classes == {"matched": 1, "healed": 1, "unknown": 1}
+    assert summary.missing_at_bank_opened == 1
+    async with engine.connect() as conn:
+        written = {
+            r.bank_ref: r
+            for r in await conn.execute(
+                text("SELECT bank_ref, class, payment_id, fine_id, rule FROM statement_lines")
+            )
+        }
+        kinds = Counter(
+            (await conn.execute(text("SELECT kind FROM discrepancies"))).scalars().all()
+        )
+        missing_payment = (
+            await conn.execute(
+                text("SELECT payment_id FROM discrepancies WHERE kind = 'missing_at_bank'")
+            )
+        ).scalar_one()
+    plain = written[booked.bank_ref]
+    assert plain[1] == "matched"
+    assert (plain.payment_id, plain.fine_id, plain.rule) == (booked.id, paid.id, "bank_ref")
+    assert written[lines[1].bank_ref][1] == "healed"
+    assert written[lines[1].bank_ref].fine_id == unpaid.id
+    assert kinds == Counter({"unknown": 1, "missing_at_bank": 1})
+    assert missing_payment == absent.id
