@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -290,6 +292,15 @@ def _run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> Non
         await run(stop)
 
     asyncio.run(main_loop())
+    # Stopped cleanly. Leave without finalizing the interpreter: the Temporal
+    # SDK's native runtime threads may still call into Python while it
+    # finalizes, which aborts the process (seen as exit code -6 after a clean
+    # worker shutdown). Everything is flushed first; nothing registers exit
+    # handlers that matter.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.command()
