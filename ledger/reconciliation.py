@@ -67,7 +67,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -547,19 +547,28 @@ _PLAIN_FIELDS: Final = len(CONSTANT_TYPES) + len(OWN_TYPES) + 2
 COPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # flags 0, no header extension
 COPY_TRAILER: Final = b"\xff\xff"
 COPY_CHUNK_BYTES: Final = 1 << 20
-# The helper's copy of the other lines (a temporary table of its own session).
+# The helper's copy of the other lines (a temporary table of its own
+# session), by binary COPY from the fields already formatted for the plain
+# lines: their own fields, then position, direction and the payment their
+# bank reference found (no row is formatted twice).
 _HELPER_REST_DDL: Final = _STAGING_DDL.replace("recon_staging", "recon_rest").replace(
     "source_line     integer NOT NULL", "source_line     integer NOT NULL,\n    ref_payment uuid"
 )
 _HELPER_REST_COPY: Final = (
-    f"COPY recon_rest ({STAGING_COLUMNS}, ref_payment) FROM STDIN (FORMAT binary)"
+    f"COPY recon_rest ({_PLAIN_OWN}, pos, credit, ref_payment) FROM STDIN (FORMAT binary)"
 )
+_REST_FIELDS: Final = len(OWN_TYPES) + 3
+REST_POS_CREDIT: Final = struct.Struct(">iii?")  # (4, pos), (1, credit)
+REST_PAYMENT: Final = struct.Struct(">i16s")  # (16, uuid)
+COPY_NULL: Final = b"\xff\xff\xff\xff"  # a field's length -1
 
 # 3. The other lines linked to payments by the enabled rules, in priority
-# order (every column kept: the last step writes them from here).
+# order. Only what the next steps read is kept: the last step writes each
+# line's own fields from recon_rest, by position.
 _LINK_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
-SELECT s.*,
+SELECT s.pos, s.bank_ref, s.booked_at, s.credit, s.amount_vnd, s.content_key, s.ref_payment,
+       s.counterparty ~ '^[A-Za-z0-9]{{1,34}}$' AS payer_known,
        px.id AS ext_payment,
        CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
        CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule,
@@ -610,29 +619,27 @@ _STAGE_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_staged ON COMMIT DROP AS
 WITH fined AS (
     SELECT l.*,
-           l.counterparty ~ '^[A-Za-z0-9]{{1,34}}$' AS payer_known,
            coalesce(l.link_rule,
                     CASE WHEN d.fine_id IS NOT NULL THEN 'decision_number' END) AS rule,
            p.status AS p_status, p.bank_ref AS p_bank_ref, p.settles_fine AS p_settles,
            p.amount_vnd AS p_amount, p.channel AS p_channel, p.debit_key AS p_debit_key,
-           f.id AS f_id, f.amount_vnd AS f_amount, paid.id IS NOT NULL AS f_paid
+           f.id AS f_id, f.amount_vnd AS f_amount, paid.paid IS NOT NULL AS f_paid
       FROM recon_linked l
       LEFT JOIN recon_decisions d ON d.pos = l.pos
       LEFT JOIN LATERAL (SELECT * FROM payments p WHERE p.id = l.link_payment OFFSET 0) AS p
            ON true
       LEFT JOIN LATERAL (
-          SELECT * FROM fines f WHERE f.id = coalesce(p.fine_id, d.fine_id) OFFSET 0) AS f
-           ON true
+          SELECT f.id, f.amount_vnd FROM fines f
+           WHERE f.id = coalesce(p.fine_id, d.fine_id) OFFSET 0) AS f ON true
+      -- Paid: a settling payment (payments_one_settling_per_fine, index only).
       LEFT JOIN LATERAL (
-          SELECT paid.id FROM payments paid
+          SELECT true AS paid FROM payments paid
            WHERE paid.fine_id = f.id AND paid.settles_fine OFFSET 0) AS paid ON true
 ), tolerated AS (
     SELECT fd.*, {tolerance} AS tol FROM fined fd
 )
-SELECT t.pos, t.bank_ref, t.booked_at, t.credit, t.amount_vnd, t.counterparty, t.content,
-       t.content_key, t.content_ref, t.end_to_end_ref, t.raw, t.source_line, t.payer_known,
-       t.ref_payment, t.ext_payment, t.link_payment, t.refund_entry, t.rule, t.f_id,
-       t.f_amount, t.f_paid,
+SELECT t.pos, t.bank_ref, t.booked_at, t.credit, t.amount_vnd, t.payer_known, t.ref_payment,
+       t.ext_payment, t.link_payment, t.refund_entry, t.rule, t.f_id, t.f_amount, t.f_paid,
     CASE
       WHEN NOT t.credit THEN
         CASE WHEN t.link_payment IS NULL AND t.refund_entry IS NOT NULL THEN 'matched'
@@ -698,8 +705,8 @@ WITH heal AS (
         direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
         source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
     SELECT :import_id, :rid, :bank, d.bank_ref, :statement_date, d.booked_at, d.amount_vnd,
-           CASE WHEN d.credit THEN 'credit' ELSE 'debit' END, d.counterparty, d.content,
-           d.content_key, d.content_ref, d.end_to_end_ref, d.raw, d.source_line,
+           CASE WHEN d.credit THEN 'credit' ELSE 'debit' END, s.counterparty, s.content,
+           s.content_key, s.content_ref, s.end_to_end_ref, s.raw, s.source_line,
            CASE WHEN d.link_payment IS NOT NULL OR d.f_id IS NOT NULL
                      OR d.refund_entry IS NOT NULL THEN d.rule END,
            d.link_payment, d.f_id, d.class, :now,
@@ -708,6 +715,7 @@ WITH heal AS (
                AND (d.credit OR d.link_payment IS NULL),
            d.action
       FROM decided d
+      JOIN recon_rest s ON s.pos = d.pos
     RETURNING id, bank, statement_date, bank_ref, booked_at, amount_vnd, direction,
               counterparty, content, rule, payment_id, fine_id, class, in_suspense, action
 ), opened AS (
@@ -878,7 +886,10 @@ async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike]) -> None:
 
 
 async def _copy_rest(
-    conn: AsyncConnection, rows: Mapping[int, tuple[Any, ...]], rest: list[tuple[int, Any]]
+    conn: AsyncConnection,
+    own: Sequence[bytes],
+    lines: Sequence[LineLike],
+    rest: Sequence[tuple[int, UUID | None]],
 ) -> None:
     """The other lines, whole, into this connection's ``recon_rest``."""
     await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
@@ -886,10 +897,19 @@ async def _copy_rest(
     await conn.execute(text(_HELPER_REST_DDL))
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
+    head = struct.pack(">h", _REST_FIELDS)
     async with driver.cursor() as cursor, cursor.copy(_HELPER_REST_COPY) as copy:
-        copy.set_types((*STAGING_TYPES, "uuid"))
+        buffer = bytearray(COPY_SIGNATURE)
         for pos, ref_payment in rest:
-            await copy.write_row((*rows[pos], ref_payment))
+            buffer += head
+            buffer += own[pos]
+            buffer += REST_POS_CREDIT.pack(4, pos, 1, lines[pos].direction == "credit")
+            buffer += COPY_NULL if ref_payment is None else REST_PAYMENT.pack(16, ref_payment.bytes)
+            if len(buffer) >= COPY_CHUNK_BYTES:
+                await copy.write(buffer)
+                buffer = bytearray()
+        buffer += COPY_TRAILER
+        await copy.write(buffer)
 
 
 def _dumper(driver: Any, types: Sequence[str]) -> TransformerLike:
@@ -931,31 +951,6 @@ async def _copy_plain(
         await copy.write(buffer)
 
 
-async def _open_helper(
-    engine: AsyncEngine,
-    rows: Mapping[int, tuple[Any, ...]],
-    rest: list[tuple[int, Any]],
-    rid: int,
-) -> AsyncConnection | None:
-    """A second connection, in a transaction, holding the other lines; None
-    if it cannot see the run (created in the caller's transaction, still
-    uncommitted: the discrepancies refer to it)."""
-    helper = await engine.connect()
-    try:
-        await helper.begin()
-        visible = await helper.execute(
-            text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": rid}
-        )
-        if visible.first() is None:
-            await helper.close()
-            return None
-        await _copy_rest(helper, rows, rest)
-    except BaseException:
-        await helper.close()  # rolls back
-        raise
-    return helper
-
-
 async def _classify_on_helper(
     helper: AsyncConnection,
     statements: _MatchStatements,
@@ -976,15 +971,31 @@ async def _classify_on_helper(
 
 
 async def _run_helper(
-    helper: AsyncConnection,
+    engine: AsyncEngine,
+    own: Sequence[bytes],
+    lines: Sequence[LineLike],
+    rest: Sequence[tuple[int, UUID | None]],
     statements: _MatchStatements,
     write: dict[str, Any],
     timings: dict[str, float] | None,
-) -> _Written:
+) -> _Written | None:
+    """A second connection classifies the other lines, in its own
+    transaction; None if it cannot see the run (created in the caller's
+    transaction, still uncommitted: the discrepancies refer to it)."""
+    watch = Stopwatch(timings, prefix="helper_")
+    helper = await engine.connect()
     try:
+        await helper.begin()
+        visible = await helper.execute(
+            text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": write["rid"]}
+        )
+        if visible.first() is None:
+            return None
+        await _copy_rest(helper, own, lines, rest)
+        watch.lap("copy_rest")
         return await _classify_on_helper(helper, statements, write, timings)
     finally:
-        await helper.close()  # after a failure: rolled back
+        await helper.close()  # after a failure, or with nothing done: rolled back
 
 
 def _unpack_rest(packed: bytes) -> list[tuple[int, UUID | None]]:
@@ -1045,7 +1056,7 @@ async def _load_big(
     watch.lap("drop_known")
     raw = await conn.get_raw_connection()
     building = asyncio.create_task(_format_own_fields(raw.driver_connection, lines))
-    helper: asyncio.Task[_Written] | None = None
+    helper: asyncio.Task[_Written | None] | None = None
     try:
         decided = (
             await conn.execute(
@@ -1060,33 +1071,25 @@ async def _load_big(
         if len(plain) != plain_lines * PLAIN_RECORD.size:
             # A NULL in a packed record (never, as the columns are NOT NULL).
             raise ConflictError("a booked payment changed during the statement load; retry")
-        # The helper starts at once (its lines are few) while this connection
-        # looks for the payments missing at the bank; formatting goes on.
-        rows = {pos: staging_row(pos, lines[pos]) for pos, _ in rest}
-        found, opened = await asyncio.gather(
-            missing_at_bank(),
-            _open_helper(conn.engine, rows, rest, write["rid"]),
-            return_exceptions=True,
-        )
-        if isinstance(found, BaseException) or isinstance(opened, BaseException):
-            if isinstance(opened, AsyncConnection):
-                await opened.close()  # rolls back
-            raise found if isinstance(found, BaseException) else cast(BaseException, opened)
-        missing, helper_conn = found, opened
-        if helper_conn is not None:
-            helper = asyncio.create_task(_run_helper(helper_conn, statements, write, watch.sink))
-        watch.lap("copy_rest_and_missing_at_bank")
         own = await building
         watch.lap("format_rows")
+        # The helper starts at once (its lines are few, its steps many)
+        # while this connection looks for the payments missing at the bank,
+        # then writes the plain lines.
+        helper = asyncio.create_task(
+            _run_helper(conn.engine, own, lines, rest, statements, write, watch.sink)
+        )
+        missing = await missing_at_bank()
+        watch.lap("missing_at_bank")
         await _copy_plain(conn, own, plain, write)
         watch.lap("copy_plain")
         if plain_lines:
             groups.append(("matched", "credit", plain_lines, plain_amount, False))
-        if helper is None:  # the run is not committed yet: this connection does it
-            await _copy_rest(conn, rows, rest)
+        by_helper = await helper
+        if by_helper is None:  # the run is not committed yet: this connection does it
+            await _copy_rest(conn, own, lines, rest)
             written = await _classify_rest(conn, statements, write, watch, groups)
             return _Written(written.groups, written.discrepancies_opened, missing)
-        by_helper = await helper
     except BaseException:
         for task in (building, helper):
             if task is not None:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import reconciliation as recon
+from ledger.errors import ValidationError
 from ledger.postings import ensure_bank_accounts
 from tests.support.ledger import make_fine
 from tests.support.recon import BANK, DAY, NOW, line, new_payment, reconcile, snapshot
@@ -167,3 +168,34 @@ async def test_the_split_path_writes_every_class_and_finds_the_payments_missing_
     assert written[lines[1].bank_ref].fine_id == unpaid.id
     assert kinds == Counter({"unknown": 1, "missing_at_bank": 1})
     assert missing_payment == absent.id
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split-path", "small-path"])
+@pytest.mark.parametrize("fault", ["reference-twice", "too-many-lines"])
+async def test_a_bad_statement_is_refused_on_either_path_and_writes_nothing(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, split: bool, fault: str
+) -> None:
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1 if split else 1_000)
+    fine = await make_fine(engine, "8400/QĐ-XPHC", 300_000)
+    payment = await new_payment(engine, fine, "succeeded")
+    lines = [line(300_000, "x", ref=payment.bank_ref), line(12_345, "CHUYEN TIEN")]
+    if fault == "reference-twice":
+        lines.append(line(45_000, "PHI", ref=lines[1].bank_ref))
+        expected = f"bank reference {lines[1].bank_ref!r} appears twice"
+    else:
+        monkeypatch.setattr(recon, "LINES_PER_STATEMENT_MAX", 1)
+        expected = "more than 1 lines"
+    run, statement_import = await run_and_import(engine, lines)
+    before = await snapshot(engine)
+    with pytest.raises(ValidationError, match=expected) as refused:
+        await _load(engine, run, statement_import, lines)
+    assert refused.value.field == "statement"
+    assert await snapshot(engine) == before
+    async with engine.connect() as conn:
+        loaded = (
+            await conn.execute(
+                text("SELECT loaded_at FROM statement_imports WHERE id = :id"),
+                {"id": statement_import.id},
+            )
+        ).scalar_one()
+    assert loaded is None
