@@ -895,16 +895,29 @@ async def _copy_rest(
     await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text(_HELPER_REST_DDL))
+    head = struct.pack(">h", _REST_FIELDS)
+    await _copy_binary(
+        conn,
+        _HELPER_REST_COPY,
+        (
+            head
+            + own[pos]
+            + REST_POS_CREDIT.pack(4, pos, 1, lines[pos].direction == "credit")
+            + (COPY_NULL if ref_payment is None else REST_PAYMENT.pack(16, ref_payment.bytes))
+            for pos, ref_payment in rest
+        ),
+    )
+
+
+async def _copy_binary(conn: AsyncConnection, sql: str, rows: Iterable[bytes]) -> None:
+    """COPY ``sql`` in binary format from rows already encoded (field count,
+    then each field's length and value), sent a chunk at a time."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    head = struct.pack(">h", _REST_FIELDS)
-    async with driver.cursor() as cursor, cursor.copy(_HELPER_REST_COPY) as copy:
+    async with driver.cursor() as cursor, cursor.copy(sql) as copy:
         buffer = bytearray(COPY_SIGNATURE)
-        for pos, ref_payment in rest:
-            buffer += head
-            buffer += own[pos]
-            buffer += REST_POS_CREDIT.pack(4, pos, 1, lines[pos].direction == "credit")
-            buffer += COPY_NULL if ref_payment is None else REST_PAYMENT.pack(16, ref_payment.bytes)
+        for row in rows:
+            buffer += row
             if len(buffer) >= COPY_CHUNK_BYTES:
                 await copy.write(buffer)
                 buffer = bytearray()
@@ -938,17 +951,9 @@ async def _copy_plain(
         "bank_ref", "matched", write["now"], False, None,
     )  # fmt: skip
     head = struct.pack(">h", _PLAIN_FIELDS) + _fields(_dumper(driver, CONSTANT_TYPES), constant)
-    async with driver.cursor() as cursor, cursor.copy(_PLAIN_COPY) as copy:
-        buffer = bytearray(COPY_SIGNATURE)
-        for pos, tail in PLAIN_RECORD.iter_unpack(plain):
-            buffer += head
-            buffer += own[pos]
-            buffer += tail
-            if len(buffer) >= COPY_CHUNK_BYTES:
-                await copy.write(buffer)
-                buffer = bytearray()
-        buffer += COPY_TRAILER
-        await copy.write(buffer)
+    await _copy_binary(
+        conn, _PLAIN_COPY, (head + own[pos] + tail for pos, tail in PLAIN_RECORD.iter_unpack(plain))
+    )
 
 
 async def _classify_on_helper(

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bank_adapters.text import bank_transfer_content, payment_reference, qr_transfer_content
 from bank_adapters.types import Direction, StatementLine
@@ -80,6 +80,40 @@ async def new_payment(
         return await pay.get_payment(conn, payment.id)
 
 
+async def open_run(
+    conn: AsyncConnection,
+    lines: list[StatementLine],
+    *,
+    bank: str = BANK,
+    day: date = DAY,
+    now: datetime = NOW,
+    sha: str | None = None,
+) -> tuple[recon.Run, recon.StatementImport]:
+    """A run and its statement import, as the activity opens them before the
+    load (in ``conn``'s transaction)."""
+    await ensure_bank_accounts(conn, [bank])
+    run, _ = await recon.create_run(
+        conn,
+        bank=bank,
+        statement_date=day,
+        source="fetch",
+        trigger="cli",
+        requested_by="test",
+        now=now,
+    )
+    statement_import, _ = await recon.register_import(
+        conn,
+        bank=bank,
+        statement_date=day,
+        source="fetch",
+        fmt="csv",
+        content_sha256=sha or recon.lines_sha256(lines),
+        lines=len(lines),
+        now=now,
+    )
+    return run, statement_import
+
+
 async def reconcile(
     engine: AsyncEngine,
     lines: list[StatementLine],
@@ -91,26 +125,7 @@ async def reconcile(
     sha: str | None = None,
 ) -> tuple[recon.Run, recon.MatchSummary]:
     async with engine.begin() as conn:
-        await ensure_bank_accounts(conn, [bank])
-        run, _ = await recon.create_run(
-            conn,
-            bank=bank,
-            statement_date=day,
-            source="fetch",
-            trigger="cli",
-            requested_by="test",
-            now=now,
-        )
-        statement_import, _ = await recon.register_import(
-            conn,
-            bank=bank,
-            statement_date=day,
-            source="fetch",
-            fmt="csv",
-            content_sha256=sha or recon.lines_sha256(lines),
-            lines=len(lines),
-            now=now,
-        )
+        run, statement_import = await open_run(conn, lines, bank=bank, day=day, now=now, sha=sha)
         summary = await recon.load_and_match(
             conn, run, statement_import, lines, now, policy or recon.MatchPolicy()
         )

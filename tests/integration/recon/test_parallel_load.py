@@ -15,35 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import reconciliation as recon
 from ledger.errors import ValidationError
-from ledger.postings import ensure_bank_accounts
 from tests.support.ledger import make_fine
-from tests.support.recon import BANK, DAY, NOW, line, new_payment, reconcile, snapshot
+from tests.support.recon import NOW, line, new_payment, open_run, reconcile, snapshot
 
 
 async def run_and_import(engine: AsyncEngine, lines: list[Any]) -> tuple[Any, Any]:
     # As the activity does: the run and the import committed before the load.
     async with engine.begin() as conn:
-        await ensure_bank_accounts(conn, [BANK])
-        run, _ = await recon.create_run(
-            conn,
-            bank=BANK,
-            statement_date=DAY,
-            source="fetch",
-            trigger="cli",
-            requested_by="test",
-            now=NOW,
-        )
-        statement_import, _ = await recon.register_import(
-            conn,
-            bank=BANK,
-            statement_date=DAY,
-            source="fetch",
-            fmt="csv",
-            content_sha256=recon.lines_sha256(lines),
-            lines=len(lines),
-            now=NOW,
-        )
-    return run, statement_import
+        return await open_run(conn, lines)
 
 
 async def _load(engine: AsyncEngine, run: Any, statement_import: Any, lines: list[Any]) -> Any:
