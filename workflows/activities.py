@@ -151,6 +151,12 @@ class PaymentActivities:
         detail = {"outcome": outcome.kind, "detail": outcome.reason[:300]}
         if outcome.kind in (wt.PENDING, wt.OUTCOME_UNKNOWN) and payment.status == "initiated":
             async with self._engine.begin() as conn:
+                # The bank may have settled it while the call hung (webhook,
+                # link recovery): then there is nothing left to verify.
+                current = await pay.get_payment(conn, payment.id, for_update=True)
+                if not current.live:
+                    await pay.note_event(conn, payment.id, cause, now, detail)
+                    return wt.BankOutcome(wt.ALREADY_FINAL, payment_status=current.status)
                 await pay.transition(conn, payment.id, "verifying", cause, now, detail=detail)
         else:
             # One statement: autocommit spares the BEGIN and COMMIT round trips.
