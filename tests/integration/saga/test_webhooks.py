@@ -68,18 +68,21 @@ async def test_duplicate_debit_by_the_bank_gives_one_receipt_and_one_refund(
     _, started = await stack.pay(dn, bank)
     await stack.wait_payment(started["payment_id"], {"succeeded"})
 
-    async def refunded() -> list[dict[str, Any]]:
-        return await stack.bank_movements(bank, "refund")
+    # The bank books the refund before it answers, and the ledger books it after
+    # the answer: wait for the ledger, which comes last.
+    async def refunded() -> dict[str, Any] | None:
+        fine = await stack.fine(dn)
+        return fine if any(p["status"] == "refunded" for p in fine["payments"]) else None
 
-    refunds = await eventually(refunded, 30, "the duplicate to be refunded at the bank")
-    debits = await stack.bank_movements(bank, "debit")
-    assert len(debits) == 2, debits
-    assert len(refunds) == 1
-    assert refunds[0]["amount_vnd"] == debits[0]["amount_vnd"]
-    fine = await stack.fine(dn)
+    fine = await eventually(refunded, 30, "the duplicate to be refunded")
     assert fine["status"] == "paid"
     statuses = sorted(p["status"] for p in fine["payments"])
     assert statuses == ["refunded", "succeeded"]
+    debits = await stack.bank_movements(bank, "debit")
+    refunds = await stack.bank_movements(bank, "refund")
+    assert len(debits) == 2, debits
+    assert len(refunds) == 1
+    assert refunds[0]["amount_vnd"] == debits[0]["amount_vnd"]
 
     async def booked() -> bool:
         async with stack.engine.connect() as conn:
