@@ -84,6 +84,15 @@ def to_outcome(result: BankResult | StatusResult) -> wt.BankOutcome:
             return wt.BankOutcome(wt.NOT_FOUND, reason=detail)
 
 
+def _already_final(payment: pay.Payment) -> wt.BankOutcome:
+    """The payment is final in the ledger (a replayed step, or another path
+    booked it meanwhile): its status, and the bank ref it was booked with, so
+    that the workflow can tell any other booking the bank notified from it."""
+    return wt.BankOutcome(
+        wt.ALREADY_FINAL, bank_ref=payment.bank_ref, payment_status=payment.status
+    )
+
+
 class RefundNotConfirmedError(Exception):
     """The bank has not confirmed a refund yet; the activity is retried."""
 
@@ -130,7 +139,7 @@ class PaymentActivities:
     async def send_debit(self, inp: wt.SendDebitInput) -> wt.BankOutcome:
         payment = await self._payment(inp.payment_id)
         if not payment.live:
-            return wt.BankOutcome(wt.ALREADY_FINAL, payment_status=payment.status)
+            return _already_final(payment)
         request = DebitRequest(
             idempotency_key=payment.debit_key,
             decision_number=payment.decision_number,
@@ -156,7 +165,7 @@ class PaymentActivities:
                 current = await pay.get_payment(conn, payment.id, for_update=True)
                 if not current.live:
                     await pay.note_event(conn, payment.id, cause, now, detail)
-                    return wt.BankOutcome(wt.ALREADY_FINAL, payment_status=current.status)
+                    return _already_final(current)
                 await pay.transition(conn, payment.id, "verifying", cause, now, detail=detail)
         else:
             # One statement: autocommit spares the BEGIN and COMMIT round trips.
@@ -168,7 +177,7 @@ class PaymentActivities:
     async def check_status(self, inp: wt.StatusCheckInput) -> wt.BankOutcome:
         payment = await self._payment(inp.payment_id)
         if not payment.live:
-            return wt.BankOutcome(wt.ALREADY_FINAL, payment_status=payment.status)
+            return _already_final(payment)
         adapter = self._adapter(payment.bank)
         if inp.after_link_recovery:
             await self._confirm_link(payment.bank, adapter)

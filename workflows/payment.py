@@ -76,6 +76,13 @@ REMOTE_STEPS = frozenset({"payment.refund", "payment.next_live_payment"})
 # patch alone, asked first at the run's first step: every patch costs the
 # server a marker and a search-attribute upsert per run.
 SETTLE_WITH_RECEIPT_PATCH = "settle-with-receipt"
+# Since this patch a run that finds its payment booked by another path (the
+# link recovery settled it while the debit call hung) books every other
+# debit the bank notified to it, as a run that settles does. Before, those
+# notifications were dropped with the run, and the money stayed unbooked
+# (found by the saga state machine test). Asked only when the ledger's
+# answer names the bank ref, which histories from before never do.
+FINAL_ELSEWHERE_PATCH = "final-elsewhere-double-debits"
 
 
 def _local_steps() -> bool:
@@ -333,6 +340,12 @@ class FinePaymentWorkflow:
     async def _finish(self, payment_id: str, outcome: wt.BankOutcome) -> wt.FinePaymentResult:
         if outcome.kind == wt.ALREADY_FINAL:
             self._state = outcome.payment_status
+            if outcome.bank_ref is not None and workflow.patched(FINAL_ELSEWHERE_PATCH):
+                # Booked by another path (the link recovery, a webhook) while
+                # this run waited on the bank: any other booking the bank
+                # notified to this run is still ours to book and refund.
+                self._settled_ref = outcome.bank_ref
+                await self._book_double_debits(payment_id, outcome.bank_ref)
             return await ledger_step(
                 "payment.result", wt.PaymentRef(payment_id), wt.FinePaymentResult
             )

@@ -19,7 +19,9 @@ PENDING: Final = "pending"
 OUTCOME_UNKNOWN: Final = "outcome_unknown"
 LINK_DOWN: Final = "link_down"
 NOT_FOUND: Final = "not_found"
-# ...or the payment was already final in the ledger (a replayed step):
+# ...or the payment was already final in the ledger (a replayed step, or
+# booked meanwhile by another path; ``bank_ref`` is then the one it was booked
+# with, None in histories recorded before it was sent):
 ALREADY_FINAL: Final = "already_final"
 
 

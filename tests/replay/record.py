@@ -279,6 +279,41 @@ async def fine_payment_double_debit_refunded(stack: SagaStack) -> Handle:
 
 
 @scenario(
+    "fine_payment.settled_elsewhere_double_debit",
+    expect={
+        "signal:bank_update": 2,
+        "signal:link_recovered": 1,
+        "activity:payment.record_double_debit": 1,
+        "activity:payment.refund": 1,
+    },
+)
+async def fine_payment_settled_elsewhere_double_debit(stack: SagaStack) -> Handle:
+    """The REST bank books the debit twice and holds its answer past the read
+    timeout; both bookings arrive as webhooks meanwhile, and the link recovery
+    settles the payment with the first. The run finds it final when the
+    answer comes back unknown, and records and refunds the second booking
+    (``FINAL_ELSEWHERE_PATCH``)."""
+    bank = "sgbank"
+    number = await stack.new_fine()
+    await stack.admins[bank].add_fault("duplicate_debit", seconds=30)
+    await stack.admins[bank].add_fault("timeout_after_debit", hang_seconds=12.0, seconds=30)
+    payment_id = await pay(stack, number, bank)
+
+    async def both_notified() -> bool:
+        delivered = [h for h in await stack.admins[bank].webhooks() if h["delivered_at"]]
+        return len(delivered) >= 2
+
+    await eventually(both_notified, 10, "both bookings notified")
+    status, body = await stack.call("POST", f"/api/v1/banks/{bank}/link-recovered")
+    assert status in (200, 202), body
+    await stack.wait_payment(payment_id, {"succeeded"})
+    await stack.admins[bank].clear_faults()
+    handle = await payment_handle(stack, number)
+    await handle.result()
+    return handle
+
+
+@scenario(
     "fine_payment.link_down_then_declined",
     expect={"activity:payment.send_debit": 3, "timer": 2, "activity:payment.decline": 1},
 )

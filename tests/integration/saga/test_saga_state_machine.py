@@ -241,9 +241,12 @@ async def _debits_end_once(stack: SagaStack) -> list[str]:
     moved = await _movements(stack)
     payments = await _rows(
         stack,
-        "SELECT id, bank, status, settles_fine, bank_ref, fine_id FROM payments"
+        "SELECT id, bank, status, settles_fine, bank_ref, fine_id, debit_key FROM payments"
         " WHERE bank_ref IS NOT NULL",
     )
+    by_key: defaultdict[str, list[str]] = defaultdict(list)
+    for p in await _rows(stack, "SELECT id, status, bank_ref, debit_key FROM payments"):
+        by_key[p.debit_key].append(f"{p.id} {p.status} ref {p.bank_ref}")
     by_ref: defaultdict[tuple[str, str], list[Any]] = defaultdict(list)
     for p in payments:
         by_ref[(p.bank, p.bank_ref)].append(p)
@@ -268,7 +271,10 @@ async def _debits_end_once(stack: SagaStack) -> list[str]:
         for m in debits:
             booked = by_ref.get((bank, m["bank_ref"]), [])
             if len(booked) != 1:
-                problems.append(f"{bank} debit {m['bank_ref']} is booked {len(booked)} times")
+                problems.append(
+                    f"{bank} debit {m['bank_ref']} is booked {len(booked)} times (request "
+                    f"{m['idempotency_key']}: payments {by_key.get(m['idempotency_key'], [])})"
+                )
                 continue
             p = booked[0]
             receipted = receipts[str(p.id)]
