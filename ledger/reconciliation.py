@@ -496,19 +496,9 @@ _KEYS_COPY: Final = "COPY recon_keys (pos, bank_ref, amount_vnd, credit) FROM ST
 # the last two fields of a binary COPY row (length, value; length, value).
 PLAIN_RECORD: Final = struct.Struct(">i32s")
 # The same join, made full, also finds the bank's payments of the day that
-# no staged line booked (recon_unstaged): the payments missing at the bank
-# are looked for among those, with no second pass over the payments.
-_UNSTAGED_DDL: Final = "CREATE TEMP TABLE recon_unstaged (id uuid NOT NULL) ON COMMIT DROP"
+# no staged line booked (``unstaged``): the payments missing at the bank are
+# looked for among those, with no second pass over the payments.
 _DECIDE_SQL: Final = f"""
-WITH j AS MATERIALIZED (
-    SELECT s.pos, s.amount_vnd, pr.id, pr.fine_id, coalesce({_FAST}, false) AS fast,
-           s.pos IS NULL AND pr.status IN ('succeeded', 'refunded')
-               AND pr.debited_at >= :day_start AND pr.debited_at < :cutoff AS unstaged
-      FROM recon_keys s
-      FULL JOIN (SELECT * FROM payments WHERE bank = :bank) AS pr ON pr.bank_ref = s.bank_ref
-), unstaged AS (
-    INSERT INTO recon_unstaged SELECT id FROM j WHERE unstaged RETURNING 1
-)
 SELECT string_agg(int4send(pos) || '\\x00000010'::bytea || uuid_send(id)
                   || '\\x00000008'::bytea || int8send(fine_id), ''::bytea)
            FILTER (WHERE fast) AS plain,
@@ -517,8 +507,13 @@ SELECT string_agg(int4send(pos) || '\\x00000010'::bytea || uuid_send(id)
        string_agg(int4send(pos) || CASE WHEN id IS NULL THEN '\\x00'::bytea
                                         ELSE '\\x01'::bytea || uuid_send(id) END, ''::bytea)
            FILTER (WHERE pos IS NOT NULL AND NOT fast) AS rest,
-       (SELECT count(*) FROM unstaged) AS unstaged
-  FROM j
+       coalesce(array_agg(id) FILTER (WHERE unstaged), '{{}}') AS unstaged
+  FROM (SELECT s.pos, s.amount_vnd, pr.id, pr.fine_id, coalesce({_FAST}, false) AS fast,
+               s.pos IS NULL AND pr.status IN ('succeeded', 'refunded')
+                   AND pr.debited_at >= :day_start AND pr.debited_at < :cutoff AS unstaged
+          FROM recon_keys s
+          FULL JOIN (SELECT * FROM payments WHERE bank = :bank) AS pr
+            ON pr.bank_ref = s.bank_ref) AS j
 """  # noqa: S608 (constants only)
 # The plain booked lines, written matched, by COPY in binary format: each row
 # is the statement's constant fields, then the line's own fields (formatted
@@ -827,6 +822,9 @@ class Stopwatch:
 PARALLEL_LINES_MIN: Final = 50_000
 
 Group = tuple[str, str, int, int, bool]
+# Opens the discrepancies of the payments missing at the bank, on the given
+# connection; returns how many.
+MissingAtBank = Callable[[AsyncConnection], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -961,18 +959,21 @@ async def _classify_on_helper(
     statements: _MatchStatements,
     write: dict[str, Any],
     timings: dict[str, float] | None,
+    missing_at_bank: MissingAtBank,
 ) -> _Written:
     """The helper connection: the lines that are not plain booked ones (as
     the main connection decided), classified and written with their
-    discrepancies, in the helper's own transaction, committed. If the main
-    transaction then fails, the import is not marked loaded: the re-run
-    finds these lines known, counts them as its own (``_DROP_KNOWN_SQL``)
-    and does the rest."""
-    written = await _classify_rest(
-        helper, statements, write, Stopwatch(timings, prefix="helper_"), []
-    )
+    discrepancies, then the payments missing at the bank, in the helper's
+    own transaction, committed. If the main transaction then fails, the
+    import is not marked loaded: the re-run finds these lines known, counts
+    them as its own (``_DROP_KNOWN_SQL``) and does the rest (a payment
+    missing at the bank opens one discrepancy however often it is found)."""
+    watch = Stopwatch(timings, prefix="helper_")
+    written = await _classify_rest(helper, statements, write, watch, [])
+    missing = await missing_at_bank(helper)
+    watch.lap("missing_at_bank")
     await helper.commit()
-    return written
+    return _Written(written.groups, written.discrepancies_opened, missing)
 
 
 async def _run_helper(
@@ -983,6 +984,7 @@ async def _run_helper(
     statements: _MatchStatements,
     write: dict[str, Any],
     timings: dict[str, float] | None,
+    missing_at_bank: MissingAtBank,
 ) -> _Written | None:
     """A second connection classifies the other lines, in its own
     transaction; None if it cannot see the run (created in the caller's
@@ -998,7 +1000,7 @@ async def _run_helper(
             return None
         await _copy_rest(helper, own, lines, rest)
         watch.lap("copy_rest")
-        return await _classify_on_helper(helper, statements, write, timings)
+        return await _classify_on_helper(helper, statements, write, timings, missing_at_bank)
     finally:
         await helper.close()  # after a failure, or with nothing done: rolled back
 
@@ -1045,13 +1047,13 @@ async def _load_big(
     window: tuple[datetime, datetime],
     watch: Stopwatch,
     lines: Sequence[LineLike],
-    missing_at_bank: Callable[[], Awaitable[int]],
+    missing_at_bank: Callable[[AsyncConnection, Sequence[UUID]], Awaitable[int]],
 ) -> _Written:
     """The split path (2b): keys staged, one decision (which also leaves the
-    payments no line booked, for ``missing_at_bank``), the other lines to a
-    helper connection, the plain ones by COPY meanwhile."""
+    payments no line booked, for ``missing_at_bank``), the other lines and
+    those payments to a helper connection, the plain lines by COPY
+    meanwhile."""
     await _copy_keys(conn, lines)
-    await conn.execute(text(_UNSTAGED_DDL))
     watch.lap("copy_keys")
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     groups: list[Group] = [
@@ -1073,19 +1075,27 @@ async def _load_big(
         plain: bytes = decided.plain or b""
         plain_lines, plain_amount = int(decided.plain_lines), int(decided.plain_amount)
         rest = _unpack_rest(decided.rest or b"")
+        unstaged: list[UUID] = list(decided.unstaged)
         if len(plain) != plain_lines * PLAIN_RECORD.size:
             # A NULL in a packed record (never, as the columns are NOT NULL).
             raise ConflictError("a booked payment changed during the statement load; retry")
         own = await building
         watch.lap("format_rows")
-        # The helper starts at once (its lines are few, its steps many)
-        # while this connection looks for the payments missing at the bank,
-        # then writes the plain lines.
+        # The helper starts at once (its lines are few, its steps many, and
+        # then it looks for the payments missing at the bank) while this
+        # connection writes the plain lines.
         helper = asyncio.create_task(
-            _run_helper(conn.engine, own, lines, rest, statements, write, watch.sink)
+            _run_helper(
+                conn.engine,
+                own,
+                lines,
+                rest,
+                statements,
+                write,
+                watch.sink,
+                lambda helper_conn: missing_at_bank(helper_conn, unstaged),
+            )
         )
-        missing = await missing_at_bank()
-        watch.lap("missing_at_bank")
         await _copy_plain(conn, own, plain, write)
         watch.lap("copy_plain")
         if plain_lines:
@@ -1094,6 +1104,8 @@ async def _load_big(
         if by_helper is None:  # the run is not committed yet: this connection does it
             await _copy_rest(conn, own, lines, rest)
             written = await _classify_rest(conn, statements, write, watch, groups)
+            missing = await missing_at_bank(conn, unstaged)
+            watch.lap("missing_at_bank")
             return _Written(written.groups, written.discrepancies_opened, missing)
     except BaseException:
         for task in (building, helper):
@@ -1103,7 +1115,9 @@ async def _load_big(
                     await task
         raise
     watch.lap("wait_for_helper")
-    return _Written(groups + by_helper.groups, by_helper.discrepancies_opened, missing)
+    return _Written(
+        groups + by_helper.groups, by_helper.discrepancies_opened, by_helper.missing_at_bank
+    )
 
 
 async def _classify_rest(
@@ -1247,7 +1261,7 @@ _MISSING_NOT_STAGED: Final = (
 # After the split path's decision (2b): only the payments it found unstaged
 # are looked up among the bank's lines.
 _MISSING_UNSTAGED_SQL: Final = _MISSING_AT_BANK_SQL.format(
-    not_staged="AND p.id IN (SELECT u.id FROM recon_unstaged u) OFFSET 0", per_row="OFFSET 0"
+    not_staged="AND p.id = ANY(CAST(:unstaged AS uuid[])) OFFSET 0", per_row="OFFSET 0"
 )
 
 
@@ -1708,7 +1722,6 @@ async def load_and_match(
         statements = _match_statements(await load_rules(conn, bank))
         write = _write_params(run, statement_import.id, now)
         if len(lines) >= PARALLEL_LINES_MIN and statements.params["fast"]:
-            staged = "recon_unstaged"
             written = await _load_big(
                 conn,
                 statements,
@@ -1716,7 +1729,7 @@ async def load_and_match(
                 _missing_window(run, now, policy),
                 watch,
                 lines,
-                lambda: _missing_at_bank(conn, run, now, policy, staged="recon_unstaged"),
+                lambda on, unstaged: _missing_at_bank(on, run, now, policy, unstaged=unstaged),
             )
             missing = written.missing_at_bank
         else:
@@ -1780,15 +1793,21 @@ def _missing_window(run: Run, now: datetime, policy: MatchPolicy) -> tuple[datet
 
 
 async def _missing_at_bank(
-    conn: AsyncConnection, run: Run, now: datetime, policy: MatchPolicy, *, staged: str | None
+    conn: AsyncConnection,
+    run: Run,
+    now: datetime,
+    policy: MatchPolicy,
+    *,
+    staged: str | None = None,
+    unstaged: Sequence[UUID] | None = None,
 ) -> int:
     """Open a discrepancy for each payment of the statement's day the bank
-    has no line for (``staged``: the table of the statement just staged, or
-    ``recon_unstaged``: the payments the split path's decision left)."""
+    has no line for (``staged``: the table of the statement just staged;
+    ``unstaged``: the payments the split path's decision left)."""
     day_start, cutoff = _missing_window(run, now, policy)
     if cutoff <= day_start:
         return 0
-    if staged == "recon_unstaged":
+    if unstaged is not None:
         sql = _MISSING_UNSTAGED_SQL
     else:
         sql = _MISSING_AT_BANK_SQL.format(
@@ -1804,6 +1823,7 @@ async def _missing_at_bank(
             "now": now,
             "day_start": day_start,
             "cutoff": cutoff,
+            "unstaged": list(unstaged or ()),
         },
     )
     return int(result.rowcount or 0)
