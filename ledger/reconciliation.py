@@ -666,7 +666,8 @@ SELECT t.pos, t.bank_ref, t.booked_at, t.credit, t.amount_vnd, t.payer_known, t.
 # already being recorded first, then our own payment, then by booking time);
 # the others are duplicates. Then every line is written once, classified, and
 # every line that is neither matched nor healed opens its discrepancy in the
-# same statement (from the rows just written: no second pass over the table).
+# same statement (from the rows just written: no second pass over the table;
+# and no ON CONFLICT, as no discrepancy can name a line written just now).
 _INSERT_SQL: Final = """
 WITH heal AS (
     SELECT pos,
@@ -727,7 +728,6 @@ WITH heal AS (
            :now, :now
       FROM inserted l
      WHERE l.class IN ('duplicate', 'amount_mismatch', 'unknown')
-    ON CONFLICT (statement_line_id) WHERE statement_line_id IS NOT NULL DO NOTHING
     RETURNING 1
 )
 SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd,
@@ -869,7 +869,9 @@ async def _match_and_insert(
 
 
 async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike]) -> None:
-    """Stage the lines' keys only (2b)."""
+    """Stage the lines' keys only (2b). Not analysed: the two statements
+    that read the table join it whole, and its size (which the planner reads
+    off its pages) is all they need."""
     _check_lines(lines)
     await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
     await conn.execute(text(_KEYS_DDL))
@@ -880,7 +882,6 @@ async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike]) -> None:
         for pos, line in enumerate(lines):
             ref = line.bank_ref
             await copy.write_row((pos, _text(ref), line.amount_vnd, line.direction == "credit"))
-    await conn.execute(text("ANALYZE recon_keys"))
 
 
 async def _copy_rest(
