@@ -24,8 +24,12 @@ Python builder) into a durable table keyed by bank reference: what storing
 the lines costs without matching them. A log-log plot of seconds against lines goes to
 docs/recon_scaling.png.
 
+Each size's load is timed --repeats times (default 3) on the same ledger,
+undone in between (its lines and discrepancies truncated, fines and
+payments vacuumed); the median is reported, with every run.
+
 Run:  .venv/bin/python bench/recon.py [--sizes 10000,100000,1000000] [--no-write]
-      [--one-connection] [--set name=value ...]
+      [--repeats 3] [--one-connection] [--set name=value ...]
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -170,7 +175,7 @@ async def store_only_seconds(engine: AsyncEngine, lines: list[StatementLine]) ->
     return seconds
 
 
-async def one_size(pg: PostgresInfo, n: int) -> dict[str, Any]:
+async def one_size(pg: PostgresInfo, n: int, repeats: int) -> dict[str, Any]:
     name = f"recon_bench_{n}"
     with psycopg.connect(pg.libpq_url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -182,57 +187,35 @@ async def one_size(pg: PostgresInfo, n: int) -> dict[str, Any]:
         payments = await setup_ledger(engine, n)
         lines = statement_lines(n, payments)
         setup_seconds = time.perf_counter() - started
-        async with engine.begin() as conn:
-            run, _ = await recon.create_run(
-                conn,
-                bank=BANK,
-                statement_date=NOW.date(),
-                source="fetch",
-                trigger="cli",
-                requested_by="bench",
-                now=NOW,
-            )
-            statement_import, _ = await recon.register_import(
-                conn,
-                bank=BANK,
-                statement_date=NOW.date(),
-                source="fetch",
-                fmt="csv",
-                content_sha256="0" * 64,
-                lines=n,
-                now=NOW,
-            )
-        stages: dict[str, float] = {}
-        await checkpoint(engine)  # the setup's dirty pages are not ours to write
-        started = time.perf_counter()
-        async with engine.begin() as conn:
-            summary = await recon.load_and_match(
-                conn, run, statement_import, lines, NOW, timings=stages
-            )
-        seconds = time.perf_counter() - started
-        # helper_*: the second connection's stages, while the main one works
-        stages["commit"] = seconds - sum(
-            v for k, v in stages.items() if not k.startswith("helper_")
-        )
+        loads: list[Load] = []
+        for attempt in range(repeats):
+            if attempt:
+                await undo_load(engine)
+            loads.append(await timed_load(engine, lines, attempt))
+            print(f"  {n:,} lines, load {attempt + 1} of {repeats}: {loads[-1].seconds:.2f} s")
+        # The last load stays: the suspense entries and the re-run follow it.
+        last = loads[-1]
+        median = sorted(loads, key=lambda load: load.seconds)[len(loads) // 2]
         suspense_started = time.perf_counter()
         posted = await post_suspense(engine, BANK)
         suspense_seconds = time.perf_counter() - suspense_started
-        assert summary.new_lines == n, summary
-        assert posted == summary.suspense_lines, (posted, summary.suspense_lines)
+        assert posted == last.summary.suspense_lines, (posted, last.summary.suspense_lines)
         await checkpoint(engine)
         baseline = await store_only_seconds(engine, lines)
         started = time.perf_counter()
         async with engine.begin() as conn:
-            again = await recon.load_and_match(conn, run, statement_import, lines, NOW)
+            again = await recon.load_and_match(conn, last.run, last.statement_import, lines, NOW)
         rerun_seconds = time.perf_counter() - started
         assert again.new_lines == 0
     finally:
         await engine.dispose()
     with psycopg.connect(pg.libpq_url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    seconds = median.seconds
     return {
         "lines": n,
         "load_and_match_seconds": round(seconds, 2),
+        "load_and_match_runs": [round(load.seconds, 2) for load in loads],
         "lines_per_second": round(n / seconds),
         "suspense_entries": posted,
         "suspense_seconds": round(suspense_seconds, 2),
@@ -240,9 +223,65 @@ async def one_size(pg: PostgresInfo, n: int) -> dict[str, Any]:
         "ratio_vs_store_only": round(seconds / baseline, 2),
         "rerun_seconds": round(rerun_seconds, 2),
         "setup_seconds": round(setup_seconds, 1),
-        "classes": summary.classes,
-        "stages_seconds": {k: round(v, 2) for k, v in stages.items()},
+        "classes": median.summary.classes,
+        "stages_seconds": {k: round(v, 2) for k, v in median.stages.items()},
     }
+
+
+@dataclass(frozen=True)
+class Load:
+    seconds: float
+    stages: dict[str, float]
+    summary: recon.MatchSummary
+    run: recon.Run
+    statement_import: recon.StatementImport
+
+
+async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: int) -> Load:
+    """One timed ``load_and_match`` of the whole statement, as a new import."""
+    async with engine.begin() as conn:
+        run, _ = await recon.create_run(
+            conn,
+            bank=BANK,
+            statement_date=NOW.date(),
+            source="fetch",
+            trigger="cli",
+            requested_by="bench",
+            now=NOW,
+        )
+        statement_import, _ = await recon.register_import(
+            conn,
+            bank=BANK,
+            statement_date=NOW.date(),
+            source="fetch",
+            fmt="csv",
+            content_sha256=f"{attempt:064d}",
+            lines=len(lines),
+            now=NOW,
+        )
+    stages: dict[str, float] = {}
+    await checkpoint(engine)  # earlier work's dirty pages are not ours to write
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        summary = await recon.load_and_match(
+            conn, run, statement_import, lines, NOW, timings=stages
+        )
+    seconds = time.perf_counter() - started
+    # helper_*: the second connection's stages, while the main one works
+    stages["commit"] = seconds - sum(v for k, v in stages.items() if not k.startswith("helper_"))
+    assert summary.new_lines == len(lines), summary
+    return Load(seconds, stages, summary, run, statement_import)
+
+
+async def undo_load(engine: AsyncEngine) -> None:
+    """Back to the ledger as it was before a load: its lines and discrepancies
+    gone, and the fines and payments it locked (foreign key checks) vacuumed,
+    so that the next load does not pay for setting their hint bits."""
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE statement_lines, discrepancies"))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM fines, payments"))
 
 
 async def checkpoint(engine: AsyncEngine) -> None:
@@ -307,11 +346,19 @@ def markdown(results: list[dict[str, Any]], parse_100k: float, shared_buffers: s
         if v >= 0.05 and not k.startswith("helper_")
     )
     seconds = largest["load_and_match_seconds"]
+    runs = largest["load_and_match_runs"]
     verdict = f"**{largest['lines']:,} lines: {seconds} s for load + match, " + (
         "within the ≤ 10 s target.**"
         if seconds <= 10
-        else f"{seconds / 10:.1f}× the ≤ 10 s target on this shared 2-core machine.**"
+        else f"{seconds / 10:.2f}× the ≤ 10 s target on this shared 2-core machine.**"
     )
+    if len(runs) > 1:
+        within = sum(1 for r in runs if r <= 10)
+        verdict += (
+            f" The median of {len(runs)} loads of the same statement on the same ledger"
+            f" (undone in between): {', '.join(f'{r} s' for r in runs)};"
+            f" {within} of {len(runs)} within the target."
+        )
     helper = ", ".join(
         f"{k.removeprefix('helper_')} {v} s"
         for k, v in timed.items()
@@ -345,9 +392,10 @@ here, as the bench checkpoints before the load) with shared_buffers
 128 MB default is far smaller than a million payments and lines: with it,
 the million-line run spends much of its time evicting and re-reading
 pages). The machine is shared with other jobs, so compare ratios more than
-seconds.
+seconds: the same code's million-line load varies by 10-20 % from one run
+to the next (9.0 to 12.1 s on the day of this run).
 
-| lines | load + match s | lines/s | store only s | ratio | suspense s (entries) | re-run s |
+| lines | load + match s (median) | lines/s | store only s | ratio | suspense s (entries) | re-run s |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 {rows}
 
@@ -366,9 +414,6 @@ Meanwhile, on the helper connection: {helper or "not used"}.
   binary COPY data (content keys, payment references).
 * format_rows: what is left of that formatting when the decision is made
   (the client and PostgreSQL take about as long).
-* missing_at_bank: a discrepancy for each payment of the day the bank has no
-  line for (index lookups among the few the decision left), while the helper
-  starts on the other lines.
 * copy_plain: the plain lines written to `statement_lines`, matched, by
   binary COPY (constant fields, the line's preformatted fields, the packed
   payment and fine): heap tuples, WAL, two B-tree entries (id; bank +
@@ -379,14 +424,19 @@ Meanwhile, on the helper connection: {helper or "not used"}.
   decision is made: copy_rest (the other lines, whole, by binary COPY of the
   fields already formatted for the plain ones), the other rules (link), the
   decision numbers (one hash join of content windows against every fine's
-  key), the classification, and the insert of those lines with their
-  discrepancies (foreign keys checked row by row), committed on its own; a
-  failure of the main transaction after that commit leaves only those lines,
-  and the re-run of the import completes it (docs/operations.md).
-  wait_for_helper: what the main connection waits for it. The helper is the
-  longer of the two: about 50 µs of CPU a line against the plain lines'
-  8 µs, for index lookups per rule, the decision numbers and four foreign
-  keys per discrepancy.
+  key), the classification, the insert of those lines with their
+  discrepancies (foreign keys checked row by row), then missing_at_bank (a
+  discrepancy for each payment of the day the bank has no line for: index
+  lookups among the few the decision left, whose ids it hands over),
+  committed on its own; a failure of the main transaction after that commit
+  leaves only those lines, and the re-run of the import completes it
+  (docs/operations.md). Its temporary tables are not analysed: sized from
+  their pages, the planner reads the lines in position order with one index
+  lookup per payment and fine; with statistics it hashed the lines and
+  memoised the lookups, which took twice as long. wait_for_helper: what the
+  main connection waits for it. A tenth of the lines, the helper's take
+  about as long as the plain nine tenths: index lookups per rule, the
+  decision numbers, and four foreign keys per discrepancy.
 * payment_checks: payments in doubt too long (after the helper's lines are
   written: a line that heals one is its answer); auto_resolve: closing what
   resolved itself (index lookups per open discrepancy).
@@ -432,7 +482,7 @@ def cluster(shared_buffers: str, settings: Sequence[str] = ()) -> Iterator[Postg
 
 
 async def main_async(
-    sizes: list[int], write: bool, shared_buffers: str, settings: list[str]
+    sizes: list[int], write: bool, shared_buffers: str, settings: list[str], repeats: int
 ) -> None:
     results = []
     with cluster(shared_buffers, settings) as pg:
@@ -440,7 +490,7 @@ async def main_async(
             shown = conn.execute("SHOW shared_buffers").fetchone()
         print(f"shared_buffers {shown[0] if shown else '?'}")
         for n in sizes:
-            result = await one_size(pg, n)
+            result = await one_size(pg, n, repeats)
             print_json(result)
             results.append(result)
     parse_100k = parse_seconds(100_000)
@@ -463,13 +513,21 @@ def main() -> None:
         action="store_true",
         help="every size on the one-connection staging path (for comparison; print only)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed loads per size (on the same ledger, undone in between); the median is kept",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.one_connection:
         recon.PARALLEL_LINES_MIN = recon.LINES_PER_STATEMENT_MAX + 1  # type: ignore[misc]
         args.no_write = True
-    asyncio.run(main_async(sizes, not args.no_write, args.shared_buffers, args.set))
+    if not 1 <= args.repeats <= 9:
+        parser.error(f"--repeats must be 1 to 9, not {args.repeats}")
+    asyncio.run(main_async(sizes, not args.no_write, args.shared_buffers, args.set, args.repeats))
 
 
 if __name__ == "__main__":
