@@ -393,7 +393,7 @@ here, as the bench checkpoints before the load) with shared_buffers
 the million-line run spends much of its time evicting and re-reading
 pages). The machine is shared with other jobs, so compare ratios more than
 seconds: the same code's million-line load varies by 10-20 % from one run
-to the next (9.0 to 12.1 s on the day of this run).
+to the next (the runs are listed below the table).
 
 | lines | load + match s (median) | lines/s | store only s | ratio | suspense s (entries) | re-run s |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
