@@ -64,7 +64,7 @@ import string
 import struct
 import time as time_module
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Protocol
@@ -822,9 +822,36 @@ class Stopwatch:
 PARALLEL_LINES_MIN: Final = 50_000
 
 Group = tuple[str, str, int, int, bool]
-# Opens the discrepancies of the payments missing at the bank, on the given
-# connection; returns how many.
-MissingAtBank = Callable[[AsyncConnection], Awaitable[int]]
+# What the helper does after its own lines, on its connection and before it
+# commits (the payments missing at the bank, then a share of the plain
+# lines); returns how many payments missing at the bank it opened.
+HelperTail = Callable[[AsyncConnection, "Stopwatch"], Awaitable[int]]
+# The plain lines are handed out this many at a time to whichever connection
+# asks first: the main one from the start, the helper once its own lines are
+# written (so neither waits for the other at the end).
+PLAIN_SLICE_LINES: Final = 20_000
+
+
+class _PlainShare:
+    """The decision's plain-line records (``PLAIN_RECORD``), a slice at a
+    time. Both connections' tasks run on one event loop, so a slice is never
+    handed out twice."""
+
+    def __init__(self, plain: bytes, lines_per_slice: int) -> None:
+        self._plain = memoryview(plain)
+        self._step = lines_per_slice * PLAIN_RECORD.size
+        self._at = 0
+
+    @property
+    def left(self) -> bool:
+        return self._at < len(self._plain)
+
+    def take(self) -> memoryview | None:
+        if not self.left:
+            return None
+        piece = self._plain[self._at : self._at + self._step]
+        self._at += self._step
+        return piece
 
 
 @dataclass(frozen=True)
@@ -940,9 +967,10 @@ def _fields(tx: TransformerLike, values: Sequence[Any]) -> bytes:
 
 
 async def _copy_plain(
-    conn: AsyncConnection, own: Sequence[bytes], plain: bytes, write: Mapping[str, Any]
+    conn: AsyncConnection, own: Sequence[bytes], share: _PlainShare, write: Mapping[str, Any]
 ) -> None:
-    """The plain booked lines (``PLAIN_RECORD`` records), written matched."""
+    """Plain booked lines (``PLAIN_RECORD`` records), written matched: slices
+    taken from ``share`` until none is left, in one COPY."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     constant = (
@@ -950,9 +978,13 @@ async def _copy_plain(
         "bank_ref", "matched", write["now"], False, None,
     )  # fmt: skip
     head = struct.pack(">h", _PLAIN_FIELDS) + _fields(_dumper(driver, CONSTANT_TYPES), constant)
-    await _copy_binary(
-        conn, _PLAIN_COPY, (head + own[pos] + tail for pos, tail in PLAIN_RECORD.iter_unpack(plain))
-    )
+
+    def rows() -> Iterator[bytes]:
+        while (piece := share.take()) is not None:
+            for pos, tail in PLAIN_RECORD.iter_unpack(piece):
+                yield head + own[pos] + tail
+
+    await _copy_binary(conn, _PLAIN_COPY, rows())
 
 
 async def _classify_on_helper(
@@ -960,19 +992,19 @@ async def _classify_on_helper(
     statements: _MatchStatements,
     write: dict[str, Any],
     timings: dict[str, float] | None,
-    missing_at_bank: MissingAtBank,
+    tail: HelperTail,
 ) -> _Written:
     """The helper connection: the lines that are not plain booked ones (as
     the main connection decided), classified and written with their
-    discrepancies, then the payments missing at the bank, in the helper's
-    own transaction, committed. If the main transaction then fails, the
+    discrepancies, then ``tail`` (the payments missing at the bank, and the
+    plain lines the main connection has not taken yet), in the helper's own
+    transaction, committed. If the main transaction then fails, the
     import is not marked loaded: the re-run finds these lines known, counts
     them as its own (``_DROP_KNOWN_SQL``) and does the rest (a payment
     missing at the bank opens one discrepancy however often it is found)."""
     watch = Stopwatch(timings, prefix="helper_")
     written = await _classify_rest(helper, statements, write, watch, [])
-    missing = await missing_at_bank(helper)
-    watch.lap("missing_at_bank")
+    missing = await tail(helper, watch)
     await helper.commit()
     return _Written(written.groups, written.discrepancies_opened, missing)
 
@@ -985,7 +1017,7 @@ async def _run_helper(
     statements: _MatchStatements,
     write: dict[str, Any],
     timings: dict[str, float] | None,
-    missing_at_bank: MissingAtBank,
+    tail: HelperTail,
 ) -> _Written | None:
     """A second connection classifies the other lines, in its own
     transaction; None if it cannot see the run (created in the caller's
@@ -1001,7 +1033,7 @@ async def _run_helper(
             return None
         await _copy_rest(helper, own, lines, rest)
         watch.lap("copy_rest")
-        return await _classify_on_helper(helper, statements, write, timings, missing_at_bank)
+        return await _classify_on_helper(helper, statements, write, timings, tail)
     finally:
         await helper.close()  # after a failure, or with nothing done: rolled back
 
@@ -1082,9 +1114,19 @@ async def _load_big(
             raise ConflictError("a booked payment changed during the statement load; retry")
         own = await building
         watch.lap("format_rows")
-        # The helper starts at once (its lines are few, its steps many, and
-        # then it looks for the payments missing at the bank) while this
-        # connection writes the plain lines.
+        share = _PlainShare(plain, PLAIN_SLICE_LINES)
+
+        async def tail(helper_conn: AsyncConnection, helper_watch: Stopwatch) -> int:
+            missing = await missing_at_bank(helper_conn, unstaged)
+            helper_watch.lap("missing_at_bank")
+            if share.left:
+                await _copy_plain(helper_conn, own, share, write)
+                helper_watch.lap("copy_plain")
+            return missing
+
+        # The helper starts at once (its lines are few, its steps many; then
+        # it looks for the payments missing at the bank, and shares what is
+        # left of the plain lines) while this connection writes plain lines.
         helper = asyncio.create_task(
             _run_helper(
                 conn.engine,
@@ -1094,10 +1136,10 @@ async def _load_big(
                 statements,
                 write,
                 watch.sink,
-                lambda helper_conn: missing_at_bank(helper_conn, unstaged),
+                tail,
             )
         )
-        await _copy_plain(conn, own, plain, write)
+        await _copy_plain(conn, own, share, write)
         watch.lap("copy_plain")
         if plain_lines:
             groups.append(("matched", "credit", plain_lines, plain_amount, False))

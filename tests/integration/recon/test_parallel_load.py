@@ -5,6 +5,7 @@ completes, each line once, with the same summary as a clean run."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -178,3 +179,66 @@ async def test_a_bad_statement_is_refused_on_either_path_and_writes_nothing(
             )
         ).scalar_one()
     assert loaded is None
+
+
+async def test_the_helper_shares_the_plain_lines_and_a_rerun_counts_the_ones_it_committed(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain lines are handed out a slice at a time to whichever connection
+    asks first. Here the main connection waits until the helper has asked,
+    so the helper writes them all (and commits them with its own lines);
+    then the main transaction fails, and the re-run counts them as its own."""
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    monkeypatch.setattr(recon, "PLAIN_SLICE_LINES", 2)
+    booked = []
+    for i in range(5):
+        fine = await make_fine(engine, f"{8500 + i}/QĐ-XPHC", 300_000)
+        payment = await new_payment(engine, fine, "succeeded")
+        booked.append((line(300_000, "x", ref=payment.bank_ref), payment))
+    lines = [*(x for x, _ in booked), line(12_345, "CHUYEN TIEN")]
+    run, statement_import = await run_and_import(engine, lines)
+
+    real_copy_plain = recon._copy_plain
+    callers: list[str] = []
+    helper_asked = asyncio.Event()
+
+    async def main_waits_for_the_helper(*args: Any) -> None:
+        if not callers:  # the main connection asks first, at once
+            callers.append("main")
+            await asyncio.wait_for(helper_asked.wait(), 30)
+        else:
+            callers.append("helper")
+            helper_asked.set()
+        await real_copy_plain(*args)
+
+    async def crash(*_args: Any) -> int:
+        raise RuntimeError("worker lost")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(recon, "_copy_plain", main_waits_for_the_helper)
+        patched.setattr(recon, "auto_resolve", crash)
+        with pytest.raises(RuntimeError, match="worker lost"):
+            await _load(engine, run, statement_import, lines)
+    assert callers == ["main", "helper"]
+    async with engine.connect() as conn:
+        committed = {
+            r.bank_ref: r
+            for r in await conn.execute(
+                text("SELECT bank_ref, class, payment_id, fine_id FROM statement_lines")
+            )
+        }
+    # The helper's transaction holds every plain line, written matched.
+    assert set(committed) == {x.bank_ref for x in lines}
+    for x, payment in booked:
+        assert committed[x.bank_ref][1] == "matched"
+        assert (committed[x.bank_ref].payment_id, committed[x.bank_ref].fine_id) == (
+            payment.id,
+            payment.fine_id,
+        )
+
+    summary = await _load(engine, run, statement_import, lines)
+    assert summary.new_lines == len(lines)
+    assert summary.classes == {"matched": 5, "unknown": 1}
+    async with engine.connect() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM statement_lines"))).scalar_one()
+    assert count == len(lines)
