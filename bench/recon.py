@@ -419,7 +419,10 @@ Meanwhile, on the helper connection: {helper or "not used"}.
   payment and fine): heap tuples, WAL, two B-tree entries (id; bank +
   bank_ref, the re-import guard) and the partial indexes' predicates. It is
   the largest part, and PostgreSQL's, while the helper competes for the
-  same two vCPUs.
+  same two vCPUs. The lines are handed out 20,000 at a time to whichever
+  connection asks first: once the helper is done with its own lines it
+  writes the slices left (its copy_plain, when it gets any), so neither
+  connection waits long for the other at the end.
 * helper (a second connection, from 50,000 lines), started as soon as the
   decision is made: copy_rest (the other lines, whole, by binary COPY of the
   fields already formatted for the plain ones), the other rules (link), the
