@@ -63,6 +63,7 @@ from ledger.postings import ensure_bank_accounts
 from reconciler.devstack import postgres as embedded
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.process import ManagedProcess
+from tests.support.recon import open_run
 from workflows.recon_activities import post_suspense
 
 BANK = "bench"
@@ -238,26 +239,11 @@ class Load:
 
 
 async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: int) -> Load:
-    """One timed ``load_and_match`` of the whole statement, as a new import."""
+    """One timed ``load_and_match`` of the whole statement, as a new import
+    (opened as the activity opens it, by the tests' helper)."""
     async with engine.begin() as conn:
-        run, _ = await recon.create_run(
-            conn,
-            bank=BANK,
-            statement_date=NOW.date(),
-            source="fetch",
-            trigger="cli",
-            requested_by="bench",
-            now=NOW,
-        )
-        statement_import, _ = await recon.register_import(
-            conn,
-            bank=BANK,
-            statement_date=NOW.date(),
-            source="fetch",
-            fmt="csv",
-            content_sha256=f"{attempt:064d}",
-            lines=len(lines),
-            now=NOW,
+        run, statement_import = await open_run(
+            conn, lines, bank=BANK, day=NOW.date(), now=NOW, sha=f"{attempt:064d}"
         )
     stages: dict[str, float] = {}
     await checkpoint(engine)  # earlier work's dirty pages are not ours to write
