@@ -793,6 +793,10 @@ def _match_statements(rules: Mapping[str, MatchRule]) -> _MatchStatements:
 
 # Hash joins over a million payments want more than the default 4 MB.
 WORK_MEM: Final = "256MB"
+# No statement of a load runs longer than this (a million lines take seconds
+# in all): a plan gone wrong fails the load, which the workflow retries,
+# instead of holding the bank's lock for as long as it runs.
+STATEMENT_TIMEOUT: Final = "5min"
 
 
 class Stopwatch:
@@ -918,6 +922,7 @@ async def _copy_rest(
     rest: Sequence[tuple[int, UUID | None]],
 ) -> None:
     """The other lines, whole, into this connection's ``recon_rest``."""
+    await conn.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
     await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text(_HELPER_REST_DDL))
@@ -1323,9 +1328,15 @@ SELECT :rid, :bank, :statement_date, 'in_doubt_too_long', p.id, p.fine_id, p.amo
 ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 """
 
-# Per open discrepancy, a lookup or two by index (``OFFSET 0`` keeps each
-# EXISTS a per-row subplan: hashed, it would join every payment of the bank to
-# every line ever loaded).
+# Per open discrepancy, a lookup or two by index: each EXISTS is a subplan of
+# its own (``OFFSET 0``), run with the discrepancy's ids as parameters, so the
+# planner can only look them up by unique index, whatever the statistics say.
+# Not joins: after a VACUUM that ran while a load's rows were still
+# uncommitted, the planner believes ``statement_lines`` empty (no tuples over
+# its pages) and would scan all its lines, once, as the outer side of a
+# nested loop, matching each against every open discrepancy (a million lines
+# times twenty thousand discrepancies: hours). Hashed instead, a subplan
+# would join every payment of the bank to every line ever loaded.
 AUTO_RESOLVE_SQL: Final = """
 UPDATE discrepancies d
    SET status = 'resolved', resolved_at = :now, updated_at = :now,
@@ -1744,9 +1755,12 @@ async def load_and_match(
     and classify the new ones; open discrepancies, post suspense entries,
     look for payments missing at the bank or in doubt too long, and close what
     resolved itself. Idempotent: a second call with the same lines writes
-    nothing. ``timings`` receives seconds per stage."""
+    nothing. ``timings`` receives seconds per stage. Every statement of the
+    load (and of the rest of the caller's transaction) is cut off after
+    ``STATEMENT_TIMEOUT``."""
     watch = Stopwatch(timings)
     bank = run.bank
+    await conn.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
     await lock_bank(conn, bank)
     clearing = bank_clearing_account(bank)
     await ensure_account(conn, clearing, f"Clearing at {bank}", "asset")

@@ -4,7 +4,9 @@ discrepancies, and re-runs that change nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -30,6 +32,7 @@ from tests.support.recon import (
     line,
     lines_by_ref,
     new_payment,
+    open_run,
     qr_content,
     reconcile,
     snapshot,
@@ -325,6 +328,129 @@ async def test_a_payment_in_doubt_too_long_opens_a_discrepancy(engine: AsyncEngi
     await reconcile(engine, [], policy=recon.MatchPolicy(in_doubt_seconds=3600))
     [found] = await discrepancies(engine)
     assert (found.kind, found.payment_id, found.status) == ("in_doubt_too_long", payment.id, "open")
+
+
+async def test_only_the_discrepancies_that_resolved_themselves_are_closed(
+    engine: AsyncEngine,
+) -> None:
+    """One of each kind that closes itself, next to one of each that does not."""
+    policy = recon.MatchPolicy(in_doubt_seconds=3600, missing_grace_seconds=1800)
+    earlier = NOW - timedelta(hours=3)
+    fines = [await make_fine(engine, f"{1040 + i}/QĐ-XPHC", 500_000) for i in range(4)]
+    doubts = [await new_payment(engine, f, "verifying", now=earlier) for f in fines[:2]]
+    arrives = await new_payment(engine, fines[2], "succeeded", bank_ref_value="FT40A", now=earlier)
+    never = await new_payment(engine, fines[3], "succeeded", bank_ref_value="FT40B", now=earlier)
+    await reconcile(engine, [line(1_000, "CHUYEN TIEN", ref="FT40X")], policy=policy)
+    watched = ("in_doubt_too_long", "missing_at_bank")
+    found = [d for d in await discrepancies(engine) if d.kind in watched]
+    opened = {(d.kind, d.payment_id): d.status for d in found}
+    assert opened == {
+        ("in_doubt_too_long", doubts[0].id): "open",
+        ("in_doubt_too_long", doubts[1].id): "open",
+        ("missing_at_bank", arrives.id): "open",
+        ("missing_at_bank", never.id): "open",
+    }
+    # One doubt ends, one missing debit arrives; the others stay as they were.
+    async with engine.begin() as conn:
+        await pay.settle_payment(conn, doubts[0].id, "FT40C", NOW, "test")
+    _run, summary = await reconcile(
+        engine,
+        [line(500_000, ref="FT40A"), line(500_000, ref="FT40C")],
+        now=NOW + timedelta(hours=1),
+        policy=policy,
+    )
+    assert summary.auto_resolved == 2
+    found = [d for d in await discrepancies(engine) if d.kind in watched]
+    closed = {(d.kind, d.payment_id): (d.status, d.resolution) for d in found}
+    assert closed == {
+        ("in_doubt_too_long", doubts[0].id): ("resolved", "the payment is no longer in doubt"),
+        ("in_doubt_too_long", doubts[1].id): ("open", None),
+        ("missing_at_bank", arrives.id): ("resolved", "the bank's statement now has the debit"),
+        ("missing_at_bank", never.id): ("open", None),
+    }
+
+
+async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the_statistics(
+    engine: AsyncEngine,
+) -> None:
+    """A VACUUM that runs while a load's lines are still uncommitted counts
+    no tuples over their pages, and the planner then believes
+    ``statement_lines`` empty however many lines it holds. ``auto_resolve``
+    must still look lines up by index, per open discrepancy: a scan of all
+    the lines as the outer side of a join, matched against every open
+    discrepancy, ran for hours at a million lines (bench/recon.py)."""
+    async with engine.begin() as conn:
+        run, statement_import = await open_run(conn, [])
+        # A ledger of paid fines, larger than the lines (as in service).
+        await conn.execute(
+            text(
+                "INSERT INTO fines (decision_number, decision_key, amount_vnd, violator_name,"
+                "                   plate, issuing_unit, violation)"
+                " SELECT 'P' || i, 'P' || i, 1000, 'x', 'x', 'x', 'x'"
+                "   FROM generate_series(1, 6000) AS i"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO payments (id, fine_id, bank, payer_account, amount_vnd, status,"
+                "                      debit_key, settles_fine, bank_ref, debited_at)"
+                " SELECT gen_random_uuid(), id, :bank, '1', 1000, 'succeeded', 'k' || id, true,"
+                "        'PB' || id, :now"
+                "   FROM fines"
+            ),
+            {"bank": BANK, "now": NOW},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO statement_lines (import_id, reconciliation_id, bank, bank_ref,"
+                " statement_date, booked_at, amount_vnd, direction, class, decided_at)"
+                " SELECT :import_id, :rid, :bank, 'FT' || i, :day, :now, 1000, 'credit',"
+                "        'duplicate', :now"
+                "   FROM generate_series(1, 3000) AS i"
+            ),
+            {
+                "import_id": statement_import.id,
+                "rid": run.id,
+                "bank": BANK,
+                "day": run.statement_date,
+                "now": NOW,
+            },
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind,"
+                "                           statement_line_id, amount_vnd)"
+                " SELECT reconciliation_id, bank, statement_date, 'duplicate', id, amount_vnd"
+                "   FROM statement_lines"
+            )
+        )
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE fines, payments, statement_lines, discrepancies"))
+        # What that VACUUM leaves: the table's pages, and no tuples on them.
+        await conn.execute(
+            text("UPDATE pg_class SET reltuples = 0 WHERE oid = 'statement_lines'::regclass")
+        )
+    async with engine.connect() as conn:
+        plan = (
+            await conn.execute(
+                text("EXPLAIN (FORMAT JSON) " + recon.AUTO_RESOLVE_SQL),
+                {"bank": BANK, "now": NOW, "actor": recon.SYSTEM_ACTOR},
+            )
+        ).scalar_one()
+
+    def scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if node.get("Relation Name") == "statement_lines":
+            yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    found = list(scans(plan[0]["Plan"]))
+    assert found, "the plan reads no statement line"
+    for node in found:
+        assert "Index Cond" in node or "Recheck Cond" in node, (
+            f"{node['Node Type']} of statement_lines without a key lookup"
+        )
 
 
 async def test_reimporting_the_same_statement_changes_nothing(engine: AsyncEngine) -> None:

@@ -11,7 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from psycopg.errors import QueryCanceled
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import reconciliation as recon
@@ -98,6 +100,38 @@ async def test_a_failure_of_the_helper_fails_the_load_and_writes_nothing(
     assert count == 0
     summary = await _load(engine, run, statement_import, lines)
     assert summary.classes == {"matched": 1, "unknown": 1}
+
+
+@pytest.mark.parametrize("where", ["main", "helper"])
+async def test_a_statement_past_the_timeout_fails_the_load_and_writes_nothing(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A plan gone wrong cannot hold the bank's lock for long: on either
+    connection, a statement past ``STATEMENT_TIMEOUT`` is cancelled and the
+    load fails whole."""
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    monkeypatch.setattr(recon, "STATEMENT_TIMEOUT", "200ms")
+    if where == "main":  # the decision, before the helper starts
+        monkeypatch.setattr(recon, "_DECIDE_SQL", "SELECT pg_sleep(5)")
+    else:
+        monkeypatch.setattr(
+            recon,
+            "_DECISION_SQL",
+            "CREATE TEMP TABLE recon_decisions ON COMMIT DROP AS"
+            " SELECT NULL::integer AS pos, NULL::bigint AS fine_id FROM pg_sleep(5)",
+        )
+    fine = await make_fine(engine, "8250/QĐ-XPHC", 300_000)
+    payment = await new_payment(engine, fine, "succeeded")
+    lines = [line(300_000, "x", ref=payment.bank_ref), line(12_345, "CHUYEN TIEN")]
+    run, statement_import = await run_and_import(engine, lines)
+    # Raised by SQLAlchemy, or by psycopg itself for the statements sent on
+    # the driver's connection (COPY, the decision's binary result).
+    with pytest.raises((DBAPIError, QueryCanceled), match="statement timeout"):
+        await _load(engine, run, statement_import, lines)
+    async with engine.connect() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM statement_lines"))).scalar_one()
+        opened = (await conn.execute(text("SELECT count(*) FROM discrepancies"))).scalar_one()
+    assert (count, opened) == (0, 0)
 
 
 @pytest.mark.parametrize("run_committed", [True, False], ids=["helper", "same-connection"])
