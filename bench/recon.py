@@ -395,9 +395,12 @@ Meanwhile, on the helper connection: {helper or "not used"}.
   leaves the payments of the day no line booked). It returns the plain
   lines packed in one value (position, payment id, fine id: 36 bytes a line;
   a million result rows would cost the client more than the rest of the
-  load) and the other lines (a tenth of this statement) the same way.
-  Meanwhile the client, idle otherwise, formats every line's own fields as
-  binary COPY data (content keys, payment references).
+  load) and the other lines (a tenth of this statement) the same way, all
+  sent in binary (as text, the server would hex-encode the packed values
+  and the client decode them: twice the bytes, and about a second of CPU
+  between the two). Meanwhile the client, idle otherwise, formats every
+  line's own fields as binary COPY data (content keys, payment references)
+  into one buffer (a bytes object per line cost twice as much).
 * format_rows: what is left of that formatting when the decision is made
   (the client and PostgreSQL take about as long).
 * copy_plain: the plain lines written to `statement_lines`, matched, by
@@ -414,15 +417,18 @@ Meanwhile, on the helper connection: {helper or "not used"}.
   fields already formatted for the plain ones), the other rules (link), the
   decision numbers (one hash join of content windows against every fine's
   key), the classification, the insert of those lines with their
-  discrepancies (foreign keys checked row by row), then missing_at_bank (a
-  discrepancy for each payment of the day the bank has no line for: index
-  lookups among the few the decision left, whose ids it hands over),
-  committed on its own; a failure of the main transaction after that commit
-  leaves only those lines, and the re-run of the import completes it
-  (docs/operations.md). Its temporary tables are not analysed: sized from
-  their pages, the planner reads the lines in position order with one index
-  lookup per payment and fine; with statistics it hashed the lines and
-  memoised the lookups, which took twice as long. wait_for_helper: what the
+  discrepancies (foreign keys checked row by row), committed on its own.
+  missing_at_bank (a discrepancy for each payment of the day the bank has
+  no line for: index lookups among the few the decision left, whose ids it
+  hands over) is done by whichever connection is free first: usually the
+  main one, done with the plain lines while the helper is still busy with
+  its own (then it is a main-connection stage above). A failure of the main
+  transaction after the helper's commit leaves only the helper's lines, and
+  the re-run of the import completes it (docs/operations.md). Its
+  temporary tables are not analysed: sized from their pages, the planner
+  reads the lines in position order with one index lookup per payment and
+  fine; with statistics it hashed the lines and memoised the lookups, which
+  took twice as long. wait_for_helper: what the
   main connection waits for it. A tenth of the lines, the helper's take
   about as long as the plain nine tenths: index lookups per rule, the
   decision numbers, and four foreign keys per discrepancy.

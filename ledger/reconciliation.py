@@ -75,6 +75,7 @@ from psycopg import pq
 from psycopg._copy_base import format_row_binary
 from psycopg.abc import Transformer as TransformerLike
 from psycopg.adapt import Transformer
+from psycopg.rows import namedtuple_row
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -196,8 +197,9 @@ STAGING_TYPES: Final = (
 )
 
 
-def staging_row(pos: int, line: LineLike) -> tuple[Any, ...]:
-    """One staging row (``STAGING_TYPES``), with the content's match keys."""
+def own_values(line: LineLike) -> tuple[Any, ...]:
+    """A line's own stored values (``OWN_TYPES``), with the content's match
+    keys and no NUL."""
     bank_ref, counterparty, content, raw = line.bank_ref, line.counterparty, line.content, line.raw
     e2e = line.end_to_end_ref or None
     # One test for the usual line (a call per field costs more than the rest).
@@ -206,11 +208,9 @@ def staging_row(pos: int, line: LineLike) -> tuple[Any, ...]:
         e2e = _text(e2e) if e2e else None
     key = content_key(content)
     return (
-        pos,
         bank_ref,
         line.booked_at,
         line.amount_vnd,
-        line.direction == "credit",
         counterparty,
         content,
         key,
@@ -219,6 +219,12 @@ def staging_row(pos: int, line: LineLike) -> tuple[Any, ...]:
         raw,
         line.source_line,
     )
+
+
+def staging_row(pos: int, line: LineLike) -> tuple[Any, ...]:
+    """One staging row (``STAGING_TYPES``), with the content's match keys."""
+    v = own_values(line)
+    return (pos, *v[:3], line.direction == "credit", *v[3:])
 
 
 _STAGING_DDL: Final = """
@@ -827,9 +833,10 @@ PARALLEL_LINES_MIN: Final = 50_000
 
 Group = tuple[str, str, int, int, bool]
 # What the helper does after its own lines, on its connection and before it
-# commits (the payments missing at the bank, then a share of the plain
-# lines); returns how many payments missing at the bank it opened.
-HelperTail = Callable[[AsyncConnection, "Stopwatch"], Awaitable[int]]
+# commits (the payments missing at the bank unless the main connection looked
+# for them first, then a share of the plain lines); returns how many payments
+# missing at the bank it opened, None if it did not look for them.
+HelperTail = Callable[[AsyncConnection, "Stopwatch"], Awaitable[int | None]]
 # The plain lines are handed out this many at a time to whichever connection
 # asks first: the main one from the start, the helper once its own lines are
 # written (so neither waits for the other at the end).
@@ -917,7 +924,7 @@ async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike]) -> None:
 
 async def _copy_rest(
     conn: AsyncConnection,
-    own: Sequence[bytes],
+    own: OwnFields,
     lines: Sequence[LineLike],
     rest: Sequence[tuple[int, UUID | None]],
 ) -> None:
@@ -972,7 +979,7 @@ def _fields(tx: TransformerLike, values: Sequence[Any]) -> bytes:
 
 
 async def _copy_plain(
-    conn: AsyncConnection, own: Sequence[bytes], share: _PlainShare, write: Mapping[str, Any]
+    conn: AsyncConnection, own: OwnFields, share: _PlainShare, write: Mapping[str, Any]
 ) -> None:
     """Plain booked lines (``PLAIN_RECORD`` records), written matched: slices
     taken from ``share`` until none is left, in one COPY."""
@@ -1016,7 +1023,7 @@ async def _classify_on_helper(
 
 async def _run_helper(
     engine: AsyncEngine,
-    own: Sequence[bytes],
+    own: OwnFields,
     lines: Sequence[LineLike],
     rest: Sequence[tuple[int, UUID | None]],
     statements: _MatchStatements,
@@ -1043,6 +1050,22 @@ async def _run_helper(
         await helper.close()  # after a failure, or with nothing done: rolled back
 
 
+async def _one_binary(conn: AsyncConnection, sql: str, params: Mapping[str, Any]) -> Any:
+    """The one row of ``sql``, its values sent in binary. The decision's
+    packed records are tens of megabytes: as text they would be hex-encoded
+    by the server and decoded by the client, twice the bytes and a second or
+    so of CPU on the way."""
+    compiled = text(sql).compile(dialect=conn.dialect)
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with driver.cursor(row_factory=namedtuple_row) as cursor:
+        await cursor.execute(compiled.string, compiled.construct_params(dict(params)), binary=True)
+        row = await cursor.fetchone()
+    if row is None:
+        raise ConflictError("the statement returned no row")
+    return row
+
+
 def _unpack_rest(packed: bytes) -> list[tuple[int, UUID | None]]:
     """The decision's other lines: position, then 0, or 1 and the payment id
     their bank reference found."""
@@ -1064,18 +1087,71 @@ def _unpack_rest(packed: bytes) -> list[tuple[int, UUID | None]]:
 BUILD_SLICE_LINES: Final = 5_000
 
 
-async def _format_own_fields(driver: Any, lines: Sequence[LineLike]) -> list[bytes]:
-    """Every line's own fields as binary COPY data (``OWN_TYPES``), formatted
-    while PostgreSQL decides (the client is idle meanwhile), a slice at a
-    time."""
+class OwnFields:
+    """Every line's own fields as binary COPY data (``OWN_TYPES``), all in
+    one buffer: line ``pos`` is ``data[starts[pos] + 2 : starts[pos + 1]]``
+    (each row as psycopg formats it, after its 2-byte field count). One
+    buffer costs half as much as a ``bytes`` object per line."""
+
+    def __init__(self, data: bytearray, starts: list[int]) -> None:
+        self._view = memoryview(data)  # the buffer cannot grow from now on
+        self._starts = starts
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def __getitem__(self, pos: int) -> memoryview:
+        return self._view[self._starts[pos] + 2 : self._starts[pos + 1]]
+
+
+async def _format_own_fields(driver: Any, lines: Sequence[LineLike]) -> OwnFields:
+    """Every line's own fields, formatted while PostgreSQL decides (the
+    client is idle meanwhile), a slice at a time."""
     tx = _dumper(driver, OWN_TYPES)
-    own: list[bytes] = []
+    data = bytearray()
+    starts = [0]
     for start in range(0, len(lines), BUILD_SLICE_LINES):
         for pos in range(start, min(start + BUILD_SLICE_LINES, len(lines))):
-            r = staging_row(pos, lines[pos])
-            own.append(_fields(tx, (r[1], r[2], r[3], r[5], r[6], r[7], r[8], r[9], r[10], r[11])))
+            format_row_binary(own_values(lines[pos]), tx, data)
+            starts.append(len(data))
         await asyncio.sleep(0)
-    return own
+    return OwnFields(data, starts)
+
+
+class _Tail:
+    """What is left once a connection is done with its own lines: the
+    payments missing at the bank, looked for once, by the connection free
+    first; then the plain lines not yet written (both connections' tasks run
+    on one event loop, so nothing is claimed twice)."""
+
+    def __init__(
+        self,
+        own: OwnFields,
+        share: _PlainShare,
+        write: Mapping[str, Any],
+        missing_at_bank: Callable[[AsyncConnection], Awaitable[int]],
+    ) -> None:
+        self._own, self._share, self._write = own, share, write
+        self._missing_at_bank = missing_at_bank
+        self._missing_claimed = False
+
+    async def find_missing(self, conn: AsyncConnection, watch: Stopwatch) -> int | None:
+        """How many payments missing at the bank this call opened; None if
+        another connection looks for them."""
+        if self._missing_claimed:
+            return None
+        self._missing_claimed = True
+        found = await self._missing_at_bank(conn)
+        watch.lap("missing_at_bank")
+        return found
+
+    async def run(self, conn: AsyncConnection, watch: Stopwatch) -> int | None:
+        """The helper's tail (``HelperTail``)."""
+        missing = await self.find_missing(conn, watch)
+        if self._share.left:
+            await _copy_plain(conn, self._own, self._share, self._write)
+            watch.lap("copy_plain")
+        return missing
 
 
 async def _load_big(
@@ -1103,12 +1179,11 @@ async def _load_big(
     building = asyncio.create_task(_format_own_fields(raw.driver_connection, lines))
     helper: asyncio.Task[_Written | None] | None = None
     try:
-        decided = (
-            await conn.execute(
-                text(_DECIDE_SQL),
-                {**write, **statements.params, "day_start": window[0], "cutoff": window[1]},
-            )
-        ).one()
+        decided = await _one_binary(
+            conn,
+            _DECIDE_SQL,
+            {**write, **statements.params, "day_start": window[0], "cutoff": window[1]},
+        )
         watch.lap("decide")
         plain: bytes = decided.plain or b""
         plain_lines, plain_amount = int(decided.plain_lines), int(decided.plain_amount)
@@ -1120,15 +1195,7 @@ async def _load_big(
         own = await building
         watch.lap("format_rows")
         share = _PlainShare(plain, PLAIN_SLICE_LINES)
-
-        async def tail(helper_conn: AsyncConnection, helper_watch: Stopwatch) -> int:
-            missing = await missing_at_bank(helper_conn, unstaged)
-            helper_watch.lap("missing_at_bank")
-            if share.left:
-                await _copy_plain(helper_conn, own, share, write)
-                helper_watch.lap("copy_plain")
-            return missing
-
+        tail = _Tail(own, share, write, lambda on: missing_at_bank(on, unstaged))
         # The helper starts at once (its lines are few, its steps many; then
         # it looks for the payments missing at the bank, and shares what is
         # left of the plain lines) while this connection writes plain lines.
@@ -1141,19 +1208,22 @@ async def _load_big(
                 statements,
                 write,
                 watch.sink,
-                tail,
+                tail.run,
             )
         )
         await _copy_plain(conn, own, share, write)
         watch.lap("copy_plain")
         if plain_lines:
             groups.append(("matched", "credit", plain_lines, plain_amount, False))
+        # Done with the plain lines while the helper is still busy with its
+        # own: this connection looks for the payments missing at the bank.
+        missing = None if helper.done() else await tail.find_missing(conn, watch)
         by_helper = await helper
         if by_helper is None:  # the run is not committed yet: this connection does it
             await _copy_rest(conn, own, lines, rest)
             written = await _classify_rest(conn, statements, write, watch, groups)
-            missing = await missing_at_bank(conn, unstaged)
-            watch.lap("missing_at_bank")
+            if missing is None:
+                missing = await tail.find_missing(conn, watch)
             return _Written(written.groups, written.discrepancies_opened, missing)
     except BaseException:
         for task in (building, helper):
@@ -1164,7 +1234,9 @@ async def _load_big(
         raise
     watch.lap("wait_for_helper")
     return _Written(
-        groups + by_helper.groups, by_helper.discrepancies_opened, by_helper.missing_at_bank
+        groups + by_helper.groups,
+        by_helper.discrepancies_opened,
+        by_helper.missing_at_bank if missing is None else missing,
     )
 
 

@@ -184,6 +184,63 @@ async def test_the_split_path_writes_every_class_and_finds_the_payments_missing_
     assert missing_payment == absent.id
 
 
+@pytest.mark.parametrize("first_free", ["main", "helper"])
+async def test_the_connection_free_first_looks_for_the_payments_missing_at_the_bank_once(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, first_free: str
+) -> None:
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    earlier = NOW - timedelta(hours=2)
+    fine = await make_fine(engine, "8350/QĐ-XPHC", 300_000)
+    booked = await new_payment(engine, fine, "succeeded", now=earlier)
+    absent_fine = await make_fine(engine, "8351/QĐ-XPHC", 200_000)
+    absent = await new_payment(engine, absent_fine, "succeeded", now=earlier)
+    lines = [line(300_000, "x", ref=booked.bank_ref), line(12_345, "CHUYEN TIEN")]
+    run, statement_import = await run_and_import(engine, lines)
+
+    real_missing, real_classify, real_copy_plain = (
+        recon._missing_at_bank,
+        recon._classify_rest,
+        recon._copy_plain,
+    )
+    looked: list[str] = []
+    missing_done = asyncio.Event()
+    async with engine.begin() as main:
+
+        def who(conn: Any) -> str:
+            return "main" if conn is main else "helper"
+
+        async def missing_at_bank(conn: Any, *args: Any, **kwargs: Any) -> int:
+            looked.append(who(conn))
+            found: int = await real_missing(conn, *args, **kwargs)
+            missing_done.set()
+            return found
+
+        async def classify_rest(conn: Any, *args: Any) -> Any:
+            if first_free == "main" and who(conn) == "helper":
+                await asyncio.wait_for(missing_done.wait(), 30)
+            return await real_classify(conn, *args)
+
+        async def copy_plain(conn: Any, *args: Any) -> None:
+            if first_free == "helper" and who(conn) == "main":
+                await asyncio.wait_for(missing_done.wait(), 30)
+            await real_copy_plain(conn, *args)
+
+        monkeypatch.setattr(recon, "_missing_at_bank", missing_at_bank)
+        monkeypatch.setattr(recon, "_classify_rest", classify_rest)
+        monkeypatch.setattr(recon, "_copy_plain", copy_plain)
+        summary = await recon.load_and_match(main, run, statement_import, lines, NOW)
+    assert looked == [first_free]
+    assert summary.missing_at_bank_opened == 1
+    assert summary.classes == {"matched": 1, "unknown": 1}
+    async with engine.connect() as conn:
+        missing = (
+            await conn.execute(
+                text("SELECT payment_id FROM discrepancies WHERE kind = 'missing_at_bank'")
+            )
+        ).all()
+    assert [m.payment_id for m in missing] == [absent.id]
+
+
 @pytest.mark.parametrize("split", [True, False], ids=["split-path", "small-path"])
 @pytest.mark.parametrize("fault", ["reference-twice", "too-many-lines"])
 async def test_a_bad_statement_is_refused_on_either_path_and_writes_nothing(
