@@ -17,7 +17,7 @@ from sqlalchemy import text
 from bank_adapters.simulators.render import SimLine, render_csv
 from tests.integration.recon.conftest import ReconStack
 from tests.support.api import make_token
-from tests.support.stack import PAYER
+from tests.support.stack import PAYER, eventually
 
 
 def _statement(lines: list[tuple[str, int, str, str]]) -> bytes:
@@ -105,7 +105,13 @@ async def test_discrepancies_page_filter_and_dismiss(recon_stack: ReconStack) ->
     run = await stack.wait_run(started["reconciliation_id"])
     assert run["discrepancies_open"] == 5
     labels = {"bank": "hnbank", "kind": "unknown"}
-    assert REGISTRY.get_sample_value("reconciliation_discrepancies", labels) == 5
+    # The finish activity sets the gauge just after it commits the run's
+    # status, which is what wait_run saw: the gauge may lag by a moment.
+    await eventually(
+        lambda: REGISTRY.get_sample_value("reconciliation_discrepancies", labels) == 5,
+        10,
+        "the discrepancy gauge to count the run's five unknown lines",
+    )
     lines = {"bank": "hnbank", "result": "unknown"}
     assert (REGISTRY.get_sample_value("reconciliation_lines_total", lines) or 0) >= 5
 
