@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger import reconciliation as recon
 from ledger.errors import ValidationError
 from tests.support.ledger import make_fine
-from tests.support.recon import NOW, line, new_payment, open_run, reconcile, snapshot
+from tests.support.recon import DAY, NOW, line, new_payment, open_run, reconcile, snapshot
 
 
 async def run_and_import(engine: AsyncEngine, lines: list[Any]) -> tuple[Any, Any]:
@@ -239,6 +239,36 @@ async def test_the_connection_free_first_looks_for_the_payments_missing_at_the_b
             )
         ).all()
     assert [m.payment_id for m in missing] == [absent.id]
+
+
+@pytest.mark.parametrize("kind", ["plain", "other"])
+async def test_a_line_loaded_under_another_date_is_known_all_the_same(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The split path looks for known lines among a day's statements either
+    side of this one; a line the bank put on an older statement too (the
+    plain lines' COPY or the helper's insert then hits the unique index)
+    makes the load start again from its savepoint, looking among all the
+    bank's lines. The line is stored once, and counted as the older load's."""
+    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    fine = await make_fine(engine, "8450/QĐ-XPHC", 300_000)
+    payment = await new_payment(engine, fine, "succeeded")
+    booked = line(300_000, "x", ref=payment.bank_ref)
+    other = line(12_345, "CHUYEN TIEN")
+    earlier = booked if kind == "plain" else other
+    await reconcile(engine, [earlier], day=DAY - timedelta(days=5))
+    lines = [booked, other, line(45_000, "PHI")]
+    run, statement_import = await run_and_import(engine, lines)
+    stages: dict[str, float] = {}
+    async with engine.begin() as conn:
+        summary = await recon.load_and_match(
+            conn, run, statement_import, lines, NOW, timings=stages
+        )
+    assert "known_elsewhere" in stages  # the first look missed it
+    assert summary.new_lines == len(lines) - 1
+    async with engine.connect() as conn:
+        refs = (await conn.execute(text("SELECT bank_ref FROM statement_lines"))).scalars().all()
+    assert Counter(refs) == Counter(x.bank_ref for x in lines)
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split-path", "small-path"])
