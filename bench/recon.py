@@ -27,9 +27,12 @@ docs/recon_scaling.png.
 Each size's load is timed --repeats times (default 3) on the same ledger,
 undone in between (its lines and discrepancies truncated, fines and
 payments vacuumed); the median is reported, with every run.
+--history-days D first stores D earlier daily statements of the same size
+(matched lines of the same bank), as a ledger in service holds: a load must
+not cost more as they pile up (print only).
 
 Run:  .venv/bin/python bench/recon.py [--sizes 10000,100000,1000000] [--no-write]
-      [--repeats 3] [--one-connection] [--set name=value ...]
+      [--repeats 3] [--one-connection] [--history-days 0] [--set name=value ...]
 """
 
 from __future__ import annotations
@@ -176,7 +179,39 @@ async def store_only_seconds(engine: AsyncEngine, lines: list[StatementLine]) ->
     return seconds
 
 
-async def one_size(pg: PostgresInfo, n: int, repeats: int) -> dict[str, Any]:
+HISTORY_IMPORT_ID = 0  # earlier statements' lines (no import row: nothing reads it)
+
+
+async def load_history(engine: AsyncEngine, n: int, days: int) -> None:
+    """``days`` earlier daily statements of ``n`` matched lines each, as a
+    ledger in service has: the load must not cost more as they pile up."""
+    async with engine.begin() as conn:
+        for day in range(1, days + 1):
+            await conn.execute(
+                text(
+                    "INSERT INTO statement_lines (import_id, reconciliation_id, bank, bank_ref,"
+                    " statement_date, booked_at, amount_vnd, direction, counterparty, content,"
+                    " content_key, raw, class, rule, decided_at)"
+                    " SELECT :history, :history, :bank, 'H' || :day || '-' || i, :date,"
+                    "        :booked, 100000, 'credit', '123456789', 'NOP PHAT ' || i,"
+                    "        'NOPPHAT' || i, 'history', 'matched', 'bank_ref', :booked"
+                    "   FROM generate_series(1, :n) AS i"
+                ),
+                {
+                    "history": HISTORY_IMPORT_ID,
+                    "bank": BANK,
+                    "day": day,
+                    "date": NOW.date() - timedelta(days=day),
+                    "booked": NOW - timedelta(days=day),
+                    "n": n,
+                },
+            )
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM (ANALYZE) statement_lines"))
+
+
+async def one_size(pg: PostgresInfo, n: int, repeats: int, history_days: int = 0) -> dict[str, Any]:
     name = f"recon_bench_{n}"
     with psycopg.connect(pg.libpq_url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -187,11 +222,12 @@ async def one_size(pg: PostgresInfo, n: int, repeats: int) -> dict[str, Any]:
         started = time.perf_counter()
         payments = await setup_ledger(engine, n)
         lines = statement_lines(n, payments)
+        await load_history(engine, n, history_days)
         setup_seconds = time.perf_counter() - started
         loads: list[Load] = []
         for attempt in range(repeats):
             if attempt:
-                await undo_load(engine)
+                await undo_load(engine, keep_history=history_days > 0)
             loads.append(await timed_load(engine, lines, attempt))
             print(f"  {n:,} lines, load {attempt + 1} of {repeats}: {loads[-1].seconds:.2f} s")
         # The last load stays: the suspense entries and the re-run follow it.
@@ -259,15 +295,22 @@ async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: i
     return Load(seconds, stages, summary, run, statement_import)
 
 
-async def undo_load(engine: AsyncEngine) -> None:
+async def undo_load(engine: AsyncEngine, *, keep_history: bool = False) -> None:
     """Back to the ledger as it was before a load: its lines and discrepancies
     gone, and the fines and payments it locked (foreign key checks) vacuumed,
     so that the next load does not pay for setting their hint bits."""
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE statement_lines, discrepancies"))
+        if keep_history:
+            await conn.execute(text("TRUNCATE discrepancies"))
+            await conn.execute(
+                text("DELETE FROM statement_lines WHERE import_id <> :history"),
+                {"history": HISTORY_IMPORT_ID},
+            )
+        else:
+            await conn.execute(text("TRUNCATE statement_lines, discrepancies"))
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text("VACUUM fines, payments"))
+        await conn.execute(text("VACUUM fines, payments, statement_lines"))
 
 
 async def checkpoint(engine: AsyncEngine) -> None:
@@ -477,7 +520,12 @@ def cluster(shared_buffers: str, settings: Sequence[str] = ()) -> Iterator[Postg
 
 
 async def main_async(
-    sizes: list[int], write: bool, shared_buffers: str, settings: list[str], repeats: int
+    sizes: list[int],
+    write: bool,
+    shared_buffers: str,
+    settings: list[str],
+    repeats: int,
+    history_days: int = 0,
 ) -> None:
     results = []
     with cluster(shared_buffers, settings) as pg:
@@ -485,7 +533,7 @@ async def main_async(
             shown = conn.execute("SHOW shared_buffers").fetchone()
         print(f"shared_buffers {shown[0] if shown else '?'}")
         for n in sizes:
-            result = await one_size(pg, n, repeats)
+            result = await one_size(pg, n, repeats, history_days)
             print_json(result)
             results.append(result)
     parse_100k = parse_seconds(100_000)
@@ -514,6 +562,12 @@ def main() -> None:
         default=3,
         help="timed loads per size (on the same ledger, undone in between); the median is kept",
     )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="earlier daily statements of the same size loaded first, 0 to 30 (print only)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -522,7 +576,20 @@ def main() -> None:
         args.no_write = True
     if not 1 <= args.repeats <= 9:
         parser.error(f"--repeats must be 1 to 9, not {args.repeats}")
-    asyncio.run(main_async(sizes, not args.no_write, args.shared_buffers, args.set, args.repeats))
+    if not 0 <= args.history_days <= 30:
+        parser.error(f"--history-days must be 0 to 30, not {args.history_days}")
+    if args.history_days:
+        args.no_write = True
+    asyncio.run(
+        main_async(
+            sizes,
+            not args.no_write,
+            args.shared_buffers,
+            args.set,
+            args.repeats,
+            args.history_days,
+        )
+    )
 
 
 if __name__ == "__main__":
