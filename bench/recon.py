@@ -433,6 +433,12 @@ Meanwhile, on the helper connection: {helper or "not used"}.
 
 * copy_keys: the lines checked (no bank reference twice) and their keys
   (position, bank reference, amount, direction) COPY'd into staging.
+* drop_known: lines already stored are not stored again. They are looked
+  for among the bank's statements dated within a day of this one (none
+  here: the ledger's earlier lines are undone), so the look never costs
+  more than a day's lines, however many the bank has stored
+  (`--history-days D` first stores D earlier daily statements of the same
+  size to show it).
 * decide: one statement, one snapshot: every key joined to the payment
   booked with its bank reference (one hash join, made full so that it also
   leaves the payments of the day no line booked). It returns the plain
