@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import reconciliation as recon
 from ledger.errors import ValidationError
+from ledger.fines import Fine
+from ledger.payments import Payment
 from tests.support.ledger import make_fine
 from tests.support.recon import DAY, NOW, line, new_payment, open_run, reconcile, snapshot
 
@@ -26,6 +28,17 @@ async def run_and_import(engine: AsyncEngine, lines: list[Any]) -> tuple[Any, An
     # As the activity does: the run and the import committed before the load.
     async with engine.begin() as conn:
         return await open_run(conn, lines)
+
+
+async def booked_and_absent(engine: AsyncEngine, number: int) -> tuple[Fine, Payment, Payment]:
+    """A fine paid by a payment its line books, and a payment no line of the
+    statement will have (both two hours old: past the grace period)."""
+    earlier = NOW - timedelta(hours=2)
+    paid = await make_fine(engine, f"{number}/QĐ-XPHC", 300_000)
+    booked = await new_payment(engine, paid, "succeeded", now=earlier)
+    absent_fine = await make_fine(engine, f"{number + 1}/QĐ-XPHC", 200_000)
+    absent = await new_payment(engine, absent_fine, "succeeded", now=earlier)
+    return paid, booked, absent
 
 
 async def _load(engine: AsyncEngine, run: Any, statement_import: Any, lines: list[Any]) -> Any:
@@ -142,11 +155,7 @@ async def test_the_split_path_writes_every_class_and_finds_the_payments_missing_
     committed the other lines go to the helper; with the run still in the
     caller's transaction this connection classifies them itself."""
     monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
-    earlier = NOW - timedelta(hours=2)
-    paid = await make_fine(engine, "8300/QĐ-XPHC", 300_000)
-    booked = await new_payment(engine, paid, "succeeded", now=earlier)
-    absent_fine = await make_fine(engine, "8301/QĐ-XPHC", 200_000)
-    absent = await new_payment(engine, absent_fine, "succeeded", now=earlier)
+    paid, booked, absent = await booked_and_absent(engine, 8300)
     unpaid = await make_fine(engine, "8302/QĐ-XPHC", 150_000)
     lines = [
         line(300_000, "x", ref=booked.bank_ref),
@@ -189,11 +198,7 @@ async def test_the_connection_free_first_looks_for_the_payments_missing_at_the_b
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, first_free: str
 ) -> None:
     monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
-    earlier = NOW - timedelta(hours=2)
-    fine = await make_fine(engine, "8350/QĐ-XPHC", 300_000)
-    booked = await new_payment(engine, fine, "succeeded", now=earlier)
-    absent_fine = await make_fine(engine, "8351/QĐ-XPHC", 200_000)
-    absent = await new_payment(engine, absent_fine, "succeeded", now=earlier)
+    _fine, booked, absent = await booked_and_absent(engine, 8350)
     lines = [line(300_000, "x", ref=booked.bank_ref), line(12_345, "CHUYEN TIEN")]
     run, statement_import = await run_and_import(engine, lines)
 
