@@ -946,7 +946,6 @@ async def _copy_rest(
     rest: Sequence[tuple[int, UUID | None]],
 ) -> None:
     """The other lines, whole, into this connection's ``recon_rest``."""
-    await conn.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
     await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     await conn.execute(text(_HELPER_REST_DDL))
@@ -1055,6 +1054,8 @@ async def _run_helper(
     helper = await engine.connect()
     try:
         await helper.begin()
+        # The helper's statements are cut off as the main connection's are.
+        await helper.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
         visible = await helper.execute(
             text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": write["rid"]}
         )
@@ -1113,9 +1114,6 @@ class OwnFields:
     def __init__(self, data: bytearray, starts: list[int]) -> None:
         self._view = memoryview(data)  # the buffer cannot grow from now on
         self._starts = starts
-
-    def __len__(self) -> int:
-        return len(self._starts) - 1
 
     def __getitem__(self, pos: int) -> memoryview:
         return self._view[self._starts[pos] + 2 : self._starts[pos + 1]]
