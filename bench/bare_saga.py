@@ -1,7 +1,7 @@
 """The baseline of bench/saga_throughput.py: a bare Temporal saga of four
 no-op activities, with the same activity options as the payment saga's
 steps. Its own module with nothing but Temporal imports, so the workflow
-sandbox can load it like ``workflows.payment`` (passed through)."""
+sandbox can load it like ``workflows.payment.workflow`` (passed through)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.payment import (
+    from workflows.payment.workflow import (
         BANK_CALL_RETRY,
         BANK_CALL_SCHEDULE_TO_CLOSE,
         BANK_CALL_TIMEOUT,

@@ -33,9 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import postgres, print_json, summary_ms, write_section
 from ledger.access import create_token
-from ledger.fines import FineInput, register_fine
-from ledger.migrations import upgrade_to_head
-from ledger.postings import (
+from ledger.core.postings import (
     EntryRequest,
     Posting,
     balances,
@@ -43,6 +41,8 @@ from ledger.postings import (
     post_entry,
     posting_sums,
 )
+from ledger.fines import FineInput, register_fine
+from ledger.migrations import upgrade_to_head
 from reconciler.devstack.ports import free_port
 from reconciler.devstack.stack import http_ok
 

@@ -19,7 +19,7 @@ observer (receipts):
    ``--outage-seconds``;
 3. the link comes back (faults cleared) and, in the woken run, the
    link-recovery event is sent at once
-   (``workflows.client.start_link_recovery``, what the prober calls when
+   (``workflows.payment.client.start_link_recovery``, what the prober calls when
    its probes see the link back): ``LinkRecoveryWorkflow`` asks the bank
    about every payment in doubt, books and receipts in bulk what it
    confirms, then wakes every payment workflow;
@@ -73,8 +73,8 @@ from bench.saga_support import (
 from ledger.migrations import upgrade_to_head
 from reconciler.db import create_engine
 from reconciler.settings import Settings
-from workflows import types as wt
-from workflows.client import SagaConfig, start_link_recovery, start_payment
+from workflows.payment import types as wt
+from workflows.payment.client import SagaConfig, start_link_recovery, start_payment
 
 BANK = "hnbank"
 START_CONCURRENCY = 32

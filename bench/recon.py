@@ -10,7 +10,7 @@ our VietQR reference for a payment still verifying, 2 % citizens typing the
 decision number (with diacritics, slash and dash), 1 % the wrong amount,
 2 % noise.
 
-Timed, "load + match": ``ledger.reconciliation.load_and_match`` (one
+Timed, "load + match": ``ledger.reconciliation.load.load_and_match`` (one
 transaction, and for a big statement a helper connection's transaction for
 the lines that are not plain booked payments), commit included: building the
 binary COPY rows (content keys, references), COPY into staging, matching and
@@ -60,14 +60,14 @@ from bank_adapters.statements import StatementLimits, parse_csv_statement
 from bank_adapters.text import payment_reference
 from bank_adapters.types import Direction, StatementLine
 from bench.common import DOC, print_json, write_section
-from ledger import reconciliation as recon
+from ledger.core.postings import ensure_bank_accounts
 from ledger.migrations import upgrade_to_head
-from ledger.postings import ensure_bank_accounts
+from ledger.reconciliation import load as recon
 from reconciler.devstack import postgres as embedded
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.process import ManagedProcess
 from tests.support.recon import open_run
-from workflows.recon_activities import post_suspense
+from workflows.reconciliation.activities import post_suspense
 
 BANK = "bench"
 PLOT = DOC.parent / "recon_scaling.png"

@@ -29,12 +29,12 @@ from bank_adapters.base import BankAdapter
 from bank_adapters.factory import Protocol, build_adapter
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN
 from bench.common import ROOT
-from ledger import payments as pay
+from ledger.core.postings import ensure_bank_accounts
 from ledger.fines import FineInput, get_fine, register_fine
-from ledger.postings import ensure_bank_accounts
-from ledger.receipt_signing import ReceiptSigner
+from ledger.payments import lifecycle as pay
+from ledger.receipts.signing import ReceiptSigner
 from reconciler.logs import configure_logging
-from workflows.activities import PaymentActivities, PaymentDeps
+from workflows.payment.activities import PaymentActivities, PaymentDeps
 
 PAYER = "0123456789"
 PUBLIC_BASE_URL = "http://127.0.0.1:8080"

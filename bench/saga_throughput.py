@@ -1,7 +1,7 @@
 """Payment saga throughput against a bare Temporal saga (DESIGN §5: real /
 bare ≥ 0.8).
 
-Real: ``FinePaymentWorkflow`` started with ``workflows.client.start_payment``
+Real: ``FinePaymentWorkflow`` started with ``workflows.payment.client.start_payment``
 on workers built by ``reconciler.worker.build_worker`` with the real
 ``PaymentActivities``: a debit over HTTP to a bank simulator (its own
 process), booking, receipt (signed, gapless series) and notice in a durable
@@ -62,9 +62,9 @@ from bench.saga_support import (
 from ledger.migrations import upgrade_to_head
 from reconciler.db import create_engine
 from reconciler.settings import Settings
-from workflows import types as wt
-from workflows.client import SagaConfig, start_payment
-from workflows.payment import FinePaymentWorkflow, workflow_id_for
+from workflows.payment import types as wt
+from workflows.payment.client import SagaConfig, start_payment
+from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
 
 BANK = "sgbank"
 RESULT_SECONDS_MAX = 120.0

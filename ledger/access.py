@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger import tables as t
-from ledger.errors import ConflictError, ValidationError
+from ledger.core import tables as t
+from ledger.core.errors import ConflictError, ValidationError
 
 STAFF_ROLES: Final = ("officer", "finance", "approver", "operator", "admin")
 TOKEN_ROLES: Final = (*STAFF_ROLES, "portal")

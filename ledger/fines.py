@@ -20,8 +20,8 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger import tables as t
-from ledger.errors import ConflictError, NotFoundError, ValidationError
+from ledger.core import tables as t
+from ledger.core.errors import ConflictError, NotFoundError, ValidationError
 
 DECISION_NUMBER_MAX_CHARS: Final = 64
 TEXT_FIELD_MAX_CHARS: Final = 200

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ledger.errors import ValidationError
+from ledger.core.errors import ValidationError
 from observability.outages import (
     BANK_ID_PATTERN,
     CAUSE_LENGTH_MAX,
@@ -39,7 +39,7 @@ from observability.outages import (
 
 __all__ = ["PostgresOutageStore", "bank_outages"]
 
-# Described here rather than in ledger.tables so that this store stays
+# Described here rather than in ledger.core.tables so that this store stays
 # self-contained; the schema is owned by migration 0003.
 _metadata = MetaData()
 bank_outages = Table(

@@ -18,7 +18,7 @@ from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters
-from workflows.client import start_link_recovery
+from workflows.payment.client import start_link_recovery
 
 log = structlog.get_logger(__name__)
 

@@ -12,11 +12,11 @@ from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.statements import DEFAULT_LIMITS, StatementLimits
-from ledger.reconciliation import MatchPolicy
+from ledger.reconciliation.load import MatchPolicy
 from reconciler.settings import Settings
 from reconciler.wiring import saga_config
-from workflows.recon_activities import ReconciliationActivities, ReconDeps
-from workflows.recon_client import ScheduleTimes, apply_schedules
+from workflows.reconciliation.activities import ReconciliationActivities, ReconDeps
+from workflows.reconciliation.client import ScheduleTimes, apply_schedules
 
 log = structlog.get_logger(__name__)
 

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     prober_metrics_port: int = Field(default=9102, ge=0, le=65535)
     worker_activities_max: int = Field(default=200, ge=1, le=2000)
 
-    # Payment verification (see workflows.types.VerifyPolicy).
+    # Payment verification (see workflows.payment.types.VerifyPolicy).
     verify_poll_interval_seconds_initial: float = Field(default=2.0, gt=0, le=3600)
     verify_poll_interval_seconds_max: float = Field(default=60.0, gt=0, le=86400)
     link_down_window_seconds: float = Field(default=120.0, ge=0, le=86400)

@@ -10,10 +10,10 @@ from temporalio.client import Client
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.factory import build_adapter
-from ledger.receipt_signing import ReceiptSigner, load_or_create_signing_key
+from ledger.receipts.signing import ReceiptSigner, load_or_create_signing_key
 from reconciler.settings import Settings
-from workflows import types as wt
-from workflows.client import SagaConfig
+from workflows.payment import types as wt
+from workflows.payment.client import SagaConfig
 
 
 def build_adapters(settings: Settings, session: aiohttp.ClientSession) -> Mapping[str, BankAdapter]:

@@ -25,8 +25,8 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from ledger.payments import in_doubt_summary
-from ledger.postings import ensure_bank_accounts
+from ledger.core.postings import ensure_bank_accounts
+from ledger.payments.lifecycle import in_doubt_summary
 from observability.metrics import (
     payments_in_doubt,
     payments_in_doubt_oldest_seconds,
@@ -38,17 +38,17 @@ from reconciler.db import create_engine
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, connect_temporal, load_signer, saga_config
-from workflows.activities import PaymentActivities, PaymentDeps
-from workflows.client import SagaConfig, sweep_unstarted
-from workflows.discrepancy import DiscrepancyActionWorkflow
-from workflows.dispute import DisputeWorkflow
-from workflows.dispute_activities import DisputeActivities, DisputeDeps
-from workflows.external_debit import ExternalDebitWorkflow
-from workflows.link_recovery import LinkRecoveryWorkflow
-from workflows.payment import FinePaymentWorkflow
-from workflows.recon_activities import ReconciliationActivities, refresh_discrepancy_gauges
-from workflows.reconciliation import ReconciliationWorkflow
-from workflows.recovery_activities import LinkRecoveryActivities
+from workflows.disputes.activities import DisputeActivities, DisputeDeps
+from workflows.disputes.workflow import DisputeWorkflow
+from workflows.payment.activities import PaymentActivities, PaymentDeps
+from workflows.payment.client import SagaConfig, sweep_unstarted
+from workflows.payment.external_debit import ExternalDebitWorkflow
+from workflows.payment.link_recovery import LinkRecoveryWorkflow
+from workflows.payment.recovery_activities import LinkRecoveryActivities
+from workflows.payment.workflow import FinePaymentWorkflow
+from workflows.reconciliation.activities import ReconciliationActivities, refresh_discrepancy_gauges
+from workflows.reconciliation.discrepancy import DiscrepancyActionWorkflow
+from workflows.reconciliation.workflow import ReconciliationWorkflow
 
 log = structlog.get_logger(__name__)
 

@@ -118,3 +118,27 @@ def temporal_server(infra_dir: Path) -> Iterator[TemporalInfo]:
 @pytest.fixture
 def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+INFRA_FIXTURES = frozenset({"pg_server", "pg_template", "db_url", "engine", "temporal_server"})
+_TIER_DIRS = {"integration": "integration", "e2e": "integration"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tiers by folder: everything under ``tests/integration`` and
+    ``tests/e2e`` carries the ``integration`` marker (``-m "not integration"``
+    is the fast unit tier), and a test elsewhere that asks for the real
+    PostgreSQL or Temporal is a mistake, refused at collection."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        parts = item.path.resolve().relative_to(tests_dir).parts
+        if parts and parts[0] in _TIER_DIRS:
+            item.add_marker(pytest.mark.integration)
+            if parts[0] == "e2e":
+                item.add_marker(pytest.mark.e2e)
+            continue
+        used = INFRA_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if used:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses {sorted(used)}: move it under tests/integration/"
+            )

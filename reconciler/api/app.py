@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.receipt_signing import ReceiptVerifier
+from ledger.receipts.signing import ReceiptVerifier
 from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
 from reconciler.api import (
     disputes,

@@ -10,7 +10,7 @@
   fine turns out paid); once approved, a workflow does it.
 
 The request is recorded (approval + audit) before anything moves; whoever
-asks can never approve (``ledger.approvals``).
+asks can never approve (``ledger.core.approvals``).
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ledger import discrepancies as disc
-from ledger.approvals import Approval
-from ledger.audit import append_audit
-from ledger.errors import ValidationError
+from ledger.core.approvals import Approval
+from ledger.core.audit import append_audit
+from ledger.core.errors import ValidationError
+from ledger.reconciliation import discrepancies as disc
 from reconciler.api.auth import require
 from reconciler.api.errors import read_json
 from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
 from reconciler.api.recon_views import discrepancy_json, path_id
 from reconciler.api.views import json_response
 from reconciler.settings import Settings
-from workflows import recon_types as rt
-from workflows.discrepancy import DiscrepancyActionWorkflow, workflow_id_for
+from workflows.reconciliation import types as rt
+from workflows.reconciliation.discrepancy import DiscrepancyActionWorkflow, workflow_id_for
 
 log = structlog.get_logger(__name__)
 

@@ -27,19 +27,19 @@ from aiohttp import web
 from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
-from ledger import approvals as ap
-from ledger import disputes as ds
-from ledger.audit import AuditEntry, append_audit
-from ledger.errors import ValidationError
+from ledger.core import approvals as ap
+from ledger.core.audit import AuditEntry, append_audit
+from ledger.core.errors import ValidationError
+from ledger.disputes import lifecycle as ds
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
 from reconciler.api.views import json_response, payment_view_json
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters
-from workflows import dispute_types as dt
-from workflows.dispute_client import DisputePolicy, deliver_decision, start_dispute
-from workflows.dispute_evidence import Evidence, gather_evidence
+from workflows.disputes import types as dt
+from workflows.disputes.client import DisputePolicy, deliver_decision, start_dispute
+from workflows.disputes.evidence import Evidence, gather_evidence
 
 log = structlog.get_logger(__name__)
 

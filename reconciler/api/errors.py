@@ -9,7 +9,7 @@ from typing import Any, Final, NoReturn
 import structlog
 from aiohttp import web
 
-from ledger.errors import (
+from ledger.core.errors import (
     ConflictError,
     IdempotencyConflictError,
     LedgerError,

@@ -7,11 +7,11 @@ from typing import Final
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.receipt_signing import ReceiptVerifier
+from ledger.receipts.signing import ReceiptVerifier
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.settings import Settings
-from workflows.client import SagaConfig
+from workflows.payment.client import SagaConfig
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 ENGINE: Final = web.AppKey("engine", AsyncEngine)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger.errors import ValidationError
+from ledger.core.errors import ValidationError
 from ledger.outages import PostgresOutageStore
 from observability.outages import Outage
 from reconciler.api.auth import require

@@ -12,14 +12,14 @@ import structlog
 from aiohttp import web
 from temporalio.service import RPCError
 
-from ledger import payments as pay
-from ledger.errors import ValidationError
+from ledger.core.errors import ValidationError
 from ledger.fines import get_fine
+from ledger.payments import lifecycle as pay
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.views import json_response, payment_view_json
-from workflows.client import start_link_recovery, start_payment
+from workflows.payment.client import start_link_recovery, start_payment
 
 log = structlog.get_logger(__name__)
 

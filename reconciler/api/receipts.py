@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ledger.errors import NotFoundError, ValidationError
-from ledger.receipt_pdf import format_amount_vnd, format_vietnam_time, render_receipt_pdf
-from ledger.receipts import Receipt, get_receipt, receipt_problems, record_copy, verify_url
+from ledger.core.errors import NotFoundError, ValidationError
+from ledger.receipts.issue import Receipt, get_receipt, receipt_problems, record_copy, verify_url
+from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time, render_receipt_pdf
 from reconciler.api.auth import require
 from reconciler.api.keys import ENGINE, SETTINGS, VERIFIER
 from reconciler.api.views import full_receipt_json, json_response

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger import discrepancies as disc
-from ledger import reconciliation as recon
-from ledger.errors import ValidationError
+from ledger.core.errors import ValidationError
+from ledger.reconciliation import discrepancies as disc
+from ledger.reconciliation import load as recon
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -31,11 +31,11 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bank_adapters.types import StatementFormat, StatementParseError
-from ledger import discrepancies as disc
-from ledger import recon_followup as follow
-from ledger import reconciliation as recon
-from ledger.errors import ValidationError
-from ledger.recon_report import csv_header, csv_rows, render_report_pdf
+from ledger.core.errors import ValidationError
+from ledger.reconciliation import discrepancies as disc
+from ledger.reconciliation import followup as follow
+from ledger.reconciliation import load as recon
+from ledger.reconciliation.report import csv_header, csv_rows, render_report_pdf
 from reconciler.api import discrepancy_actions
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
@@ -43,7 +43,7 @@ from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.recon_views import discrepancy_json, iso, path_id, run_json
 from reconciler.api.views import json_response
 from reconciler.recon_wiring import statement_limits
-from workflows.recon_client import (
+from workflows.reconciliation.client import (
     WorkflowServiceUnavailableError,
     import_statement,
     start_reconciliation,

@@ -20,14 +20,14 @@ from bank_adapters.webhooks import (
     WebhookRejected,
     verify_webhook,
 )
-from ledger import payments as pay
 from ledger.nonces import PgNonceStore
+from ledger.payments import lifecycle as pay
 from reconciler.api.errors import ApiError
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.views import json_response
-from workflows import types as wt
-from workflows.activities import to_outcome
-from workflows.client import signal_bank_update, start_external_debit, start_payment
+from workflows.payment import types as wt
+from workflows.payment.activities import to_outcome
+from workflows.payment.client import signal_bank_update, start_external_debit, start_payment
 
 log = structlog.get_logger(__name__)
 

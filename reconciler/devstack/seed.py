@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ledger import tables as t
 from ledger.access import create_token, create_user, principal_for_token
+from ledger.core import tables as t
 from ledger.fines import FineInput, register_fine
 
 if TYPE_CHECKING:

@@ -15,8 +15,6 @@ from typing import Any
 import psutil
 import pytest
 
-pytestmark = pytest.mark.e2e
-
 START_TIMEOUT_SECONDS = 120
 
 

@@ -63,7 +63,7 @@ from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.fines import get_fine
-from ledger.reconciliation import vietnam_today
+from ledger.reconciliation.load import vietnam_today
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.temporal import TemporalDevServer
 from reconciler.recon_wiring import recon_activities
@@ -71,13 +71,13 @@ from reconciler.wiring import build_adapters
 from reconciler.worker import build_worker
 from tests.support.api import make_token
 from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
-from workflows import types as wt
-from workflows.client import SagaConfig, start_external_debit, wake_bank
-from workflows.dispute import workflow_id_for as dispute_workflow_id
-from workflows.dispute_activities import DisputeActivities, DisputeDeps
-from workflows.external_debit import ExternalDebitWorkflow
-from workflows.external_debit import workflow_id_for as external_workflow_id
-from workflows.payment import FinePaymentWorkflow, workflow_id_for
+from workflows.disputes.activities import DisputeActivities, DisputeDeps
+from workflows.disputes.workflow import workflow_id_for as dispute_workflow_id
+from workflows.payment import types as wt
+from workflows.payment.client import SagaConfig, start_external_debit, wake_bank
+from workflows.payment.external_debit import ExternalDebitWorkflow
+from workflows.payment.external_debit import workflow_id_for as external_workflow_id
+from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 LOCAL_ACTIVITY_MARKER = "core_local_activity"

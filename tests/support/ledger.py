@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.core.postings import bank_clearing_account, ensure_account
 from ledger.fines import Fine, FineInput, register_fine
-from ledger.postings import bank_clearing_account, ensure_account
 
 
 async def make_fine(

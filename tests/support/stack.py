@@ -25,13 +25,13 @@ from temporalio.worker import Worker
 
 from bank_adapters.simulators.admin import SimulatorAdmin
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN, SimulatorHandle
-from ledger.postings import ensure_bank_accounts
+from ledger.core.postings import ensure_bank_accounts
 from reconciler.api.app import create_app
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, load_signer
 from reconciler.worker import build_worker
 from tests.support.api import make_token
-from workflows.activities import PaymentActivities, PaymentDeps
+from workflows.payment.activities import PaymentActivities, PaymentDeps
 
 BANKS = {"sgbank": "rest", "hnbank": "vietqr"}
 PAYER = "123456789"

@@ -44,7 +44,7 @@ DECLARE
 BEGIN
     SELECT * INTO head FROM audit_head WHERE singleton FOR UPDATE;
     IF NEW.id <> head.last_id + 1 OR NEW.prev_hash <> head.last_hash THEN
-        RAISE EXCEPTION 'audit row % does not continue the chain at % (append through ledger.audit)',
+        RAISE EXCEPTION 'audit row % does not continue the chain at % (append through ledger.core.audit)',
             NEW.id, head.last_id
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import approvals as ap
-from ledger.audit import audit_trail, verify_audit_chain
-from ledger.errors import ValidationError
+from ledger.core import approvals as ap
+from ledger.core.audit import audit_trail, verify_audit_chain
+from ledger.core.errors import ValidationError
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
 

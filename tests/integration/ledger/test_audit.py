@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.audit import (
+from ledger.core.audit import (
     BROKEN_LINK,
     CHANGED,
     GENESIS_HASH,

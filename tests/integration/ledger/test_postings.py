@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.errors import IdempotencyConflictError, UnbalancedEntryError, UnknownAccountError
-from ledger.postings import (
+from ledger.core.errors import IdempotencyConflictError, UnbalancedEntryError, UnknownAccountError
+from ledger.core.postings import (
     EntryRequest,
     Posting,
     balances,

@@ -17,7 +17,7 @@ from observability.prober import LinkProber, ProberConfig
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.prober import health_check
 from tests.support.stack import SagaStack, eventually, saga_stack
-from workflows.client import wake_bank
+from workflows.payment.client import wake_bank
 
 BANK = "hnbank"  # no webhooks: only a status check can settle its payments
 

@@ -12,8 +12,6 @@ from prometheus_client import CollectorRegistry, Counter
 from observability import metrics
 from observability.metrics_server import MetricsServer, add_metrics_route
 
-pytestmark = pytest.mark.integration
-
 
 async def test_serves_the_default_registry_and_healthz() -> None:
     bank = f"m{uuid.uuid4().hex[:8]}"

@@ -12,13 +12,11 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.errors import ValidationError
+from ledger.core.errors import ValidationError
 from ledger.outages import PostgresOutageStore, bank_outages
 from observability.outages import OutageStore
 from observability.prober import LinkProber, ProberConfig
 from tests.unit.observability.outage_store_contract import CONTRACT, T0
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

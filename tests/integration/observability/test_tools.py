@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = REPO / "observability" / "prometheus"
 TOOL_TIMEOUT_SECONDS = 120

@@ -15,9 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ledger.receipt_pdf import render_receipt_pdf
-from ledger.receipt_signing import ReceiptSigner, verify_signature
-from ledger.receipts import (
+from ledger.receipts.issue import (
     Receipt,
     ReceiptNotAllowed,
     ReceiptNotFound,
@@ -30,8 +28,8 @@ from ledger.receipts import (
     verify_receipts,
     verify_url,
 )
-
-pytestmark = pytest.mark.integration
+from ledger.receipts.pdf import render_receipt_pdf
+from ledger.receipts.signing import ReceiptSigner, verify_signature
 
 UNIT = "Đội CSGT số 1 - Công an quận Hoàn Kiếm"
 SERIES = "DCSGTS1CAQHK-2025"

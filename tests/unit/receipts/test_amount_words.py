@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.amount_words import AMOUNT_VND_MAX, amount_in_words_vi
+from ledger.receipts.amount_words import AMOUNT_VND_MAX, amount_in_words_vi
 
 CASES = [
     (1, "Một đồng"),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import fonts
-from ledger.fonts import FontNotFound, candidate_paths, find_dejavu_sans
+from ledger.receipts import fonts
+from ledger.receipts.fonts import FontNotFound, candidate_paths, find_dejavu_sans
 
 
 def test_explicit_path_wins(tmp_path: Path) -> None:

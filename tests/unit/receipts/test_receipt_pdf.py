@@ -12,10 +12,11 @@ import pypdf
 import pytest
 import segno
 
-from ledger import fonts, receipt_pdf
-from ledger.receipt_pdf import format_amount_vnd, format_vietnam_time, render_receipt_pdf
-from ledger.receipt_signing import ReceiptSigner
-from ledger.receipts import Receipt, canonical_json, verify_url
+from ledger.receipts import fonts
+from ledger.receipts import pdf as receipt_pdf
+from ledger.receipts.issue import Receipt, canonical_json, verify_url
+from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time, render_receipt_pdf
+from ledger.receipts.signing import ReceiptSigner
 
 
 def make_receipt(copies: int = 1) -> Receipt:

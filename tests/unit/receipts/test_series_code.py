@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.receipts import business_year, series_code, strip_diacritics, unit_code
+from ledger.receipts.issue import business_year, series_code, strip_diacritics, unit_code
 
 SERIES_CHECK = re.compile(r"^[A-Z0-9-]{1,40}$")  # the receipt_series CHECK
 

@@ -14,19 +14,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ledger.receipt_signing import (
-    ReceiptSigner,
-    ReceiptVerifier,
-    SigningKeyError,
-    load_or_create_signing_key,
-    verify_signature,
-)
-from ledger.receipts import (
+from ledger.receipts.issue import (
     Receipt,
     canonical_json,
     receipt_problems,
     verify_token_matches,
     verify_url,
+)
+from ledger.receipts.signing import (
+    ReceiptSigner,
+    ReceiptVerifier,
+    SigningKeyError,
+    load_or_create_signing_key,
+    verify_signature,
 )
 
 PAYLOAD = {

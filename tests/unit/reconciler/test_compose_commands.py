@@ -10,7 +10,7 @@ import click
 import pytest
 import yaml
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 COMPOSE = Path(__file__).resolve().parents[3] / "docker-compose.yml"
 

@@ -1,0 +1,232 @@
+"""Double-entry postings: balanced, immutable, idempotent journal entries.
+
+``post_entry`` runs inside the caller's transaction (unit of work: the caller
+commits), so a payment's status change and its journal entry commit together.
+Balance is checked here (a programmer error, raised before any SQL) and again
+by the database at commit (deferred constraint trigger), which also catches
+raw SQL that bypasses this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.core import tables as t
+from ledger.core.errors import IdempotencyConflictError, UnbalancedEntryError, UnknownAccountError
+
+MAX_POSTINGS_PER_ENTRY: Final = 20
+MAX_ABS_AMOUNT_VND: Final = 10**15
+ACCOUNT_KINDS: Final = ("asset", "liability", "equity", "revenue", "expense")
+
+
+@dataclass(frozen=True)
+class Posting:
+    account_code: str
+    amount_vnd: int  # positive debits the account, negative credits it
+
+
+@dataclass(frozen=True)
+class EntryRequest:
+    idempotency_key: str
+    kind: str
+    postings: tuple[Posting, ...]
+    description: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    reverses_entry_id: int | None = None
+
+    def content_hash(self) -> str:
+        """What makes two requests with one key 'the same': kind, postings and
+        what they reverse. Description and metadata are commentary."""
+        lines = sorted((p.account_code, p.amount_vnd) for p in self.postings)
+        body = json.dumps(
+            {"kind": self.kind, "postings": lines, "reverses": self.reverses_entry_id},
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    entry_id: int
+    created: bool  # False when an identical earlier entry was returned
+
+
+def validate_entry(request: EntryRequest) -> None:
+    """Raise ``UnbalancedEntryError`` / ``ValueError`` for a malformed entry."""
+    if not 1 <= len(request.idempotency_key) <= 200:
+        raise ValueError("idempotency_key must be 1..200 characters")
+    if not 2 <= len(request.postings) <= MAX_POSTINGS_PER_ENTRY:
+        raise UnbalancedEntryError(
+            f"an entry needs 2..{MAX_POSTINGS_PER_ENTRY} postings, got {len(request.postings)}"
+        )
+    for posting in request.postings:
+        # bool is an int subclass; refuse it like any non-integer amount.
+        if type(posting.amount_vnd) is not int:
+            raise UnbalancedEntryError(f"amount of {posting.account_code} is not an integer")
+        if posting.amount_vnd == 0 or abs(posting.amount_vnd) > MAX_ABS_AMOUNT_VND:
+            raise UnbalancedEntryError(
+                f"amount of {posting.account_code} must be non-zero and at most "
+                f"{MAX_ABS_AMOUNT_VND} in absolute value"
+            )
+    total = sum(p.amount_vnd for p in request.postings)
+    if total != 0:
+        raise UnbalancedEntryError(f"postings sum to {total}, not 0")
+
+
+# One round trip: the entry and its postings. An existing key inserts nothing
+# (the CTE's INSERT returns no row) and the caller compares content.
+_POST_ENTRY = text(
+    """
+    WITH entry AS (
+        INSERT INTO journal_entries
+            (idempotency_key, kind, description, content_hash, reverses_entry_id, metadata)
+        VALUES (:key, :kind, :description, :hash, :reverses, CAST(:metadata AS jsonb))
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    ), lines AS (
+        INSERT INTO postings (entry_id, account_id, amount_vnd)
+        SELECT entry.id, a.id, v.amount
+          FROM entry,
+               unnest(CAST(:codes AS text[]), CAST(:amounts AS bigint[])) AS v(code, amount)
+          JOIN accounts a ON a.code = v.code
+         -- lock order: by account, so concurrent entries never deadlock
+         ORDER BY a.id
+        RETURNING 1
+    )
+    SELECT (SELECT id FROM entry) AS entry_id, (SELECT count(*) FROM lines) AS lines
+    """
+)
+
+
+async def post_entry(conn: AsyncConnection, request: EntryRequest) -> PostedEntry:
+    """Post a balanced entry, or return the identical one posted before."""
+    validate_entry(request)
+    digest = request.content_hash()
+    codes = [p.account_code for p in request.postings]
+    row = (
+        await conn.execute(
+            _POST_ENTRY,
+            {
+                "key": request.idempotency_key,
+                "kind": request.kind,
+                "description": request.description,
+                "hash": digest,
+                "reverses": request.reverses_entry_id,
+                "metadata": json.dumps(dict(request.metadata), ensure_ascii=False, default=str),
+                "codes": codes,
+                "amounts": [p.amount_vnd for p in request.postings],
+            },
+        )
+    ).one()
+    if row.entry_id is None:
+        return await _existing_entry(conn, request.idempotency_key, digest)
+    if row.lines != len(request.postings):
+        known = set(
+            (await conn.execute(select(t.accounts.c.code).where(t.accounts.c.code.in_(codes))))
+            .scalars()
+            .all()
+        )
+        missing = sorted(set(codes) - known)
+        raise UnknownAccountError(f"unknown account(s): {', '.join(missing)}")
+    return PostedEntry(entry_id=int(row.entry_id), created=True)
+
+
+async def _existing_entry(conn: AsyncConnection, key: str, digest: str) -> PostedEntry:
+    row = (
+        await conn.execute(
+            select(t.journal_entries.c.id, t.journal_entries.c.content_hash).where(
+                t.journal_entries.c.idempotency_key == key
+            )
+        )
+    ).one()
+    if row.content_hash != digest:
+        raise IdempotencyConflictError(
+            f"journal entry key {key!r} was already used for a different entry"
+        )
+    return PostedEntry(entry_id=int(row.id), created=False)
+
+
+async def reverse_entry(
+    conn: AsyncConnection, entry_id: int, idempotency_key: str, description: str = ""
+) -> PostedEntry:
+    """Post the mirror image of ``entry_id`` (corrections never edit postings)."""
+    rows = (
+        await conn.execute(
+            select(t.accounts.c.code, t.postings.c.amount_vnd)
+            .join(t.accounts, t.accounts.c.id == t.postings.c.account_id)
+            .where(t.postings.c.entry_id == entry_id)
+            .order_by(t.postings.c.id)
+        )
+    ).all()
+    if not rows:
+        raise UnknownAccountError(f"journal entry {entry_id} does not exist")
+    return await post_entry(
+        conn,
+        EntryRequest(
+            idempotency_key=idempotency_key,
+            kind="reversal",
+            description=description or f"reversal of entry {entry_id}",
+            postings=tuple(Posting(r.code, -int(r.amount_vnd)) for r in rows),
+            reverses_entry_id=entry_id,
+        ),
+    )
+
+
+async def ensure_account(conn: AsyncConnection, code: str, name: str, kind: str) -> int:
+    """Create the account if missing; return its id."""
+    if kind not in ACCOUNT_KINDS:
+        raise ValueError(f"account kind must be one of {ACCOUNT_KINDS}, got {kind!r}")
+    await conn.execute(
+        text(
+            "INSERT INTO accounts (code, name, kind) VALUES (:code, :name, :kind) "
+            "ON CONFLICT (code) DO NOTHING"
+        ),
+        {"code": code, "name": name, "kind": kind},
+    )
+    account_id = (
+        await conn.execute(select(t.accounts.c.id).where(t.accounts.c.code == code))
+    ).scalar_one()
+    return int(account_id)
+
+
+async def balances(conn: AsyncConnection, codes: Sequence[str] | None = None) -> dict[str, int]:
+    """Cached balance of each account (kept by a trigger on postings)."""
+    shards = t.account_balance_shards
+    query = (
+        select(t.accounts.c.code, func.coalesce(func.sum(shards.c.balance_vnd), 0).label("total"))
+        .select_from(t.accounts.outerjoin(shards, shards.c.account_id == t.accounts.c.id))
+        .group_by(t.accounts.c.code)
+    )
+    if codes is not None:
+        query = query.where(t.accounts.c.code.in_(list(codes)))
+    return {r.code: int(r.total) for r in (await conn.execute(query)).all()}
+
+
+async def posting_sums(conn: AsyncConnection) -> dict[str, int]:
+    """Balance of each account recomputed from its postings (the audit view)."""
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT a.code, coalesce(sum(p.amount_vnd), 0) AS total FROM accounts a "
+                "LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.code"
+            )
+        )
+    ).all()
+    return {r.code: int(r.total) for r in rows}
+
+
+def bank_clearing_account(bank: str) -> str:
+    return f"bank:{bank}:clearing"
+
+
+async def ensure_bank_accounts(conn: AsyncConnection, banks: Sequence[str]) -> None:
+    """The clearing account of every configured bank (run at start-up)."""
+    for bank in banks:
+        await ensure_account(conn, bank_clearing_account(bank), f"Clearing at {bank}", "asset")

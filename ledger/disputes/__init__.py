@@ -1,0 +1,2 @@
+"""Disputes: a citizen's complaint, its evidence and its maker-checker
+resolution."""

@@ -1,0 +1,582 @@
+"""Discrepancies found by reconciliation: what finance sees and acts on.
+
+A discrepancy is opened by a run (``ledger.reconciliation.load``) for every line
+that is neither matched nor healed, and for payments the bank's statement
+does not have (``missing_at_bank``) or that stay in doubt too long. It is
+``open`` until it resolves itself (the missing line arrives, the duplicate is
+refunded automatically, the payment is decided) or a person dismisses it or
+an approved request (refund, manual match) resolves it.
+
+Functions run in the caller's transaction; the caller commits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.core.approvals import (
+    Approval,
+    get_approval,
+    mark_executed,
+    mark_failed,
+    request_approval,
+)
+from ledger.core.audit import append_audit
+from ledger.core.errors import ConflictError, NotFoundError, ValidationError
+from ledger.core.postings import (
+    EntryRequest,
+    Posting,
+    bank_clearing_account,
+    post_entry,
+    reverse_entry,
+)
+from ledger.fines import get_fine
+from ledger.reconciliation.load import DISCREPANCY_KINDS
+
+DISCREPANCY_STATUSES: Final = ("open", "resolved", "dismissed")
+PAGE_SIZE_MAX: Final = 500
+RESOLUTION_CHARS_MAX: Final = 2_000
+SYSTEM_APPROVAL: Final = "system:approval"
+
+
+class DiscrepancyClosedError(ConflictError):
+    """The discrepancy is already resolved or dismissed (HTTP 409)."""
+
+    code = "discrepancy_closed"
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    id: int
+    # None: opened outside a reconciliation run (the payment saga, for a
+    # payment in doubt too long).
+    reconciliation_id: int | None
+    bank: str
+    statement_date: date
+    kind: str
+    statement_line_id: int | None
+    payment_id: UUID | None
+    fine_id: int | None
+    decision_number: str | None
+    amount_vnd: int
+    status: str
+    detail: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+    # From the statement line, when there is one.
+    bank_ref: str | None
+    line_class: str | None
+    in_suspense: bool
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
+
+
+_SELECT: Final = """
+SELECT d.*, f.decision_number, l.bank_ref AS line_bank_ref, l.class AS line_class,
+       coalesce(l.in_suspense, false) AS in_suspense
+  FROM discrepancies d
+  LEFT JOIN statement_lines l ON l.id = d.statement_line_id
+  LEFT JOIN fines f ON f.id = d.fine_id
+"""
+
+
+def _discrepancy(row: Any) -> Discrepancy:
+    return Discrepancy(
+        id=int(row.id),
+        reconciliation_id=(
+            int(row.reconciliation_id) if row.reconciliation_id is not None else None
+        ),
+        bank=row.bank,
+        statement_date=row.statement_date,
+        kind=row.kind,
+        statement_line_id=row.statement_line_id,
+        payment_id=row.payment_id,
+        fine_id=row.fine_id,
+        decision_number=row.decision_number,
+        amount_vnd=int(row.amount_vnd),
+        status=row.status,
+        detail=dict(row.detail),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        resolution=row.resolution,
+        bank_ref=row.line_bank_ref or row.detail.get("bank_ref"),
+        line_class=row.line_class,
+        in_suspense=bool(row.in_suspense),
+    )
+
+
+# The statement date of a saga-raised discrepancy is the Vietnamese business
+# day the payment began: the day whose statement should have settled it.
+_IN_DOUBT_FROM_SAGA: Final = """
+INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
+                           amount_vnd, detail, created_at, updated_at)
+SELECT NULL, p.bank, (p.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, 'in_doubt_too_long',
+       p.id, p.fine_id, p.amount_vnd,
+       jsonb_build_object('status', p.status, 'since', p.created_at, 'channel', p.channel,
+                          'verifying_for_seconds', CAST(:seconds AS bigint),
+                          'raised_by', 'payment saga'),
+       :now, :now
+  FROM payments p
+ WHERE p.id = :payment_id AND p.status IN ('initiated', 'verifying')
+ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
+RETURNING id
+"""
+
+
+async def open_in_doubt_discrepancy(
+    conn: AsyncConnection, payment_id: UUID, verifying_for_seconds: int, now: datetime
+) -> int | None:
+    """The payment saga's 'in doubt too long' discrepancy for finance (the
+    payment keeps being verified). Idempotent: one per payment, shared with
+    the one a reconciliation run opens; none once the payment is decided.
+    Returns the id of the discrepancy opened now, if any. It resolves itself
+    when a later reconciliation of the bank finds the payment decided."""
+    opened = (
+        await conn.execute(
+            text(_IN_DOUBT_FROM_SAGA),
+            {"payment_id": payment_id, "seconds": verifying_for_seconds, "now": now},
+        )
+    ).scalar_one_or_none()
+    return int(opened) if opened is not None else None
+
+
+async def get_discrepancy(
+    conn: AsyncConnection, discrepancy_id: int, *, for_update: bool = False
+) -> Discrepancy:
+    if for_update:
+        await conn.execute(
+            text("SELECT 1 FROM discrepancies WHERE id = :id FOR UPDATE"), {"id": discrepancy_id}
+        )
+    row = (
+        await conn.execute(text(_SELECT + " WHERE d.id = :id"), {"id": discrepancy_id})
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no discrepancy {discrepancy_id}")
+    return _discrepancy(row)
+
+
+@dataclass(frozen=True)
+class DiscrepancyFilter:
+    bank: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    reconciliation_id: int | None = None
+    statement_date: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in DISCREPANCY_KINDS:
+            raise ValidationError("kind", f"must be one of {', '.join(DISCREPANCY_KINDS)}")
+        if self.status is not None and self.status not in DISCREPANCY_STATUSES:
+            raise ValidationError("status", f"must be one of {', '.join(DISCREPANCY_STATUSES)}")
+
+
+async def list_discrepancies(
+    conn: AsyncConnection,
+    where: DiscrepancyFilter,
+    *,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> tuple[list[Discrepancy], int | None]:
+    """Newest first, ``limit`` at most; returns the page and the cursor of the
+    next page (``None`` when this is the last)."""
+    if not 1 <= limit <= PAGE_SIZE_MAX:
+        raise ValidationError("limit", f"must be between 1 and {PAGE_SIZE_MAX}")
+    rows = (
+        await conn.execute(
+            text(
+                _SELECT + " WHERE (CAST(:bank AS text) IS NULL OR d.bank = :bank)"
+                " AND (CAST(:kind AS text) IS NULL OR d.kind = :kind)"
+                " AND (CAST(:status AS text) IS NULL OR d.status = :status)"
+                " AND (CAST(:rid AS bigint) IS NULL OR d.reconciliation_id = :rid)"
+                " AND (CAST(:day AS date) IS NULL OR d.statement_date = :day)"
+                " AND (CAST(:before AS bigint) IS NULL OR d.id < :before)"
+                " ORDER BY d.id DESC LIMIT :limit"
+            ),
+            {
+                "bank": where.bank,
+                "kind": where.kind,
+                "status": where.status,
+                "rid": where.reconciliation_id,
+                "day": where.statement_date,
+                "before": before_id,
+                "limit": limit + 1,
+            },
+        )
+    ).all()
+    page = [_discrepancy(r) for r in rows[:limit]]
+    return page, (page[-1].id if len(rows) > limit else None)
+
+
+def _check_resolution(text_value: str) -> str:
+    value = text_value.strip()
+    if not value:
+        raise ValidationError("reason", "is required: say why")
+    if len(value) > RESOLUTION_CHARS_MAX:
+        raise ValidationError("reason", f"is longer than {RESOLUTION_CHARS_MAX} characters")
+    return value
+
+
+async def close_discrepancy(
+    conn: AsyncConnection,
+    discrepancy_id: int,
+    status: str,
+    actor: str,
+    resolution: str,
+    now: datetime,
+) -> Discrepancy:
+    """Resolve or dismiss an open discrepancy (once)."""
+    assert status in ("resolved", "dismissed"), status
+    resolution = _check_resolution(resolution)
+    current = await get_discrepancy(conn, discrepancy_id, for_update=True)
+    if not current.open:
+        raise DiscrepancyClosedError(f"discrepancy {discrepancy_id} is already {current.status}")
+    await conn.execute(
+        text(
+            "UPDATE discrepancies SET status = :status, resolved_at = :now, updated_at = :now,"
+            " resolved_by = :actor, resolution = :resolution WHERE id = :id"
+        ),
+        {
+            "id": discrepancy_id,
+            "status": status,
+            "now": now,
+            "actor": actor[:200],
+            "resolution": resolution,
+        },
+    )
+    return await get_discrepancy(conn, discrepancy_id)
+
+
+async def note_request(
+    conn: AsyncConnection,
+    discrepancy_id: int,
+    request: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Remember on the discrepancy what was requested for it (approval id,
+    action, who), newest last."""
+    await conn.execute(
+        text(
+            "UPDATE discrepancies SET updated_at = :now,"
+            " detail = jsonb_set(detail, '{requests}',"
+            " coalesce(detail -> 'requests', '[]'::jsonb) || CAST(:request AS jsonb))"
+            " WHERE id = :id"
+        ),
+        {"id": discrepancy_id, "now": now, "request": _json(request)},
+    )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """Open discrepancies by (bank, kind), for the gauge."""
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT bank, kind, count(*) AS n FROM discrepancies WHERE status = 'open'"
+                " GROUP BY bank, kind"
+            )
+        )
+    ).all()
+    return {(r.bank, r.kind): int(r.n) for r in rows}
+
+
+# --- requests that need a second person's approval -------------------------------
+
+REFUND: Final = "refund"
+MANUAL_MATCH: Final = "manual_match"
+SUBJECT_TYPE: Final = "discrepancy"
+_ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9]{1,34}")
+
+
+class DiscrepancyActionError(ConflictError):
+    """The discrepancy is not in a state this action can apply to (HTTP 409)."""
+
+    code = "discrepancy_action_refused"
+
+
+@dataclass(frozen=True)
+class HeldMoney:
+    """A statement line's money that sits in suspense: what a refund or a
+    manual match moves."""
+
+    discrepancy: Discrepancy
+    line_id: int
+    bank: str
+    bank_ref: str
+    amount_vnd: int
+    counterparty: str
+    suspense_entry_key: str
+
+
+async def _held_money(conn: AsyncConnection, item: Discrepancy) -> HeldMoney:
+    if not item.open:
+        raise DiscrepancyClosedError(f"discrepancy {item.id} is already {item.status}")
+    if item.statement_line_id is None:
+        raise DiscrepancyActionError(
+            f"discrepancy {item.id} ({item.kind}) has no statement line: no money to move"
+        )
+    line = (
+        await conn.execute(
+            text(
+                "SELECT id, bank, bank_ref, amount_vnd, counterparty, direction, in_suspense,"
+                " action FROM statement_lines WHERE id = :id"
+            ),
+            {"id": item.statement_line_id},
+        )
+    ).one()
+    if line.direction != "credit" or not line.in_suspense:
+        reason = "is money out" if line.direction != "credit" else "is not held in suspense"
+        raise DiscrepancyActionError(
+            f"statement line {line.bank_ref} {reason}"
+            + (f" (its automatic action: {line.action})" if line.action else "")
+        )
+    return HeldMoney(
+        discrepancy=item,
+        line_id=int(line.id),
+        bank=line.bank,
+        bank_ref=line.bank_ref,
+        amount_vnd=int(line.amount_vnd),
+        counterparty=line.counterparty,
+        suspense_entry_key=f"suspense:{line.bank}:{line.bank_ref}",
+    )
+
+
+async def request_refund(
+    conn: AsyncConnection,
+    discrepancy_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    *,
+    payee_account: str | None,
+    workflow_id: str,
+) -> Approval:
+    """Ask a second person to approve sending the line's money back to the
+    payer (default: the statement's counterparty)."""
+    item = await get_discrepancy(conn, discrepancy_id, for_update=True)
+    held = await _held_money(conn, item)
+    payee = payee_account or held.counterparty
+    if not _ACCOUNT_RE.fullmatch(payee or ""):
+        raise ValidationError(
+            "payee_account", "is required (1-34 letters or digits): the statement has none"
+        )
+    approval = await request_approval(
+        conn,
+        REFUND,
+        SUBJECT_TYPE,
+        str(discrepancy_id),
+        {
+            "action": REFUND,
+            "discrepancy_id": discrepancy_id,
+            "bank": held.bank,
+            "bank_ref": held.bank_ref,
+            "amount_vnd": held.amount_vnd,
+            "payee_account": payee,
+        },
+        reason,
+        actor,
+        now,
+        workflow_id=workflow_id,
+    )
+    await note_request(
+        conn,
+        discrepancy_id,
+        {"action": REFUND, "approval_id": approval.id, "by": actor, "at": now.isoformat()},
+        now,
+    )
+    return approval
+
+
+async def request_manual_match(
+    conn: AsyncConnection,
+    discrepancy_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    *,
+    decision_number: str,
+    workflow_id: str,
+) -> Approval:
+    """Ask a second person to approve booking the line's money as the payment
+    of a fine (a receipt if the fine is unpaid, else a refund)."""
+    item = await get_discrepancy(conn, discrepancy_id, for_update=True)
+    held = await _held_money(conn, item)
+    fine = await get_fine(conn, decision_number)
+    if fine.amount_vnd != held.amount_vnd:
+        raise DiscrepancyActionError(
+            f"fine {fine.decision_number} is {fine.amount_vnd} đồng but the bank received "
+            f"{held.amount_vnd}: request a refund instead"
+        )
+    approval = await request_approval(
+        conn,
+        MANUAL_MATCH,
+        SUBJECT_TYPE,
+        str(discrepancy_id),
+        {
+            "action": MANUAL_MATCH,
+            "discrepancy_id": discrepancy_id,
+            "bank": held.bank,
+            "bank_ref": held.bank_ref,
+            "amount_vnd": held.amount_vnd,
+            "decision_key": fine.decision_key,
+            "decision_number": fine.decision_number,
+            "payer_account": held.counterparty or "unknown",
+        },
+        reason,
+        actor,
+        now,
+        workflow_id=workflow_id,
+    )
+    await note_request(
+        conn,
+        discrepancy_id,
+        {"action": MANUAL_MATCH, "approval_id": approval.id, "by": actor, "at": now.isoformat()},
+        now,
+    )
+    return approval
+
+
+class NotApprovedError(ConflictError):
+    """Money moves only on an approval that is approved in the database."""
+
+    code = "not_approved"
+
+
+async def approved_request(conn: AsyncConnection, approval_id: int) -> Approval:
+    approval = await get_approval(conn, approval_id)
+    if approval.status not in ("approved", "executed"):
+        raise NotApprovedError(f"approval {approval_id} is {approval.status}, not approved")
+    if approval.subject_type != SUBJECT_TYPE:
+        raise NotApprovedError(f"approval {approval_id} is not about a discrepancy")
+    return approval
+
+
+async def _resolve_by_approval(
+    conn: AsyncConnection,
+    approval: Approval,
+    result: dict[str, Any],
+    resolution: str,
+    now: datetime,
+) -> None:
+    discrepancy_id = int(approval.subject_id)
+    actor = approval.decided_by or SYSTEM_APPROVAL
+    item = await get_discrepancy(conn, discrepancy_id, for_update=True)
+    if item.open:
+        await close_discrepancy(conn, discrepancy_id, "resolved", actor, resolution, now)
+    await mark_executed(conn, approval.id, result, now, SYSTEM_APPROVAL)
+    await append_audit(
+        conn,
+        actor=SYSTEM_APPROVAL,
+        action=f"discrepancy.{approval.kind}_done",
+        subject_type=SUBJECT_TYPE,
+        subject_id=str(discrepancy_id),
+        now=now,
+        detail={"approval_id": approval.id, **result},
+    )
+
+
+async def book_refund(
+    conn: AsyncConnection, approval_id: int, refund_ref: str, now: datetime
+) -> None:
+    """The bank confirmed the refund: take the money out of suspense (once),
+    close the discrepancy, record the approval as carried out."""
+    approval = await approved_request(conn, approval_id)
+    payload = approval.payload
+    bank, bank_ref, amount = payload["bank"], payload["bank_ref"], int(payload["amount_vnd"])
+    clearing = bank_clearing_account(bank)
+    await post_entry(
+        conn,
+        EntryRequest(
+            idempotency_key=f"discrepancy:{approval.subject_id}:refund",
+            kind="refund",
+            description=f"refund of {bank_ref} held in suspense (discrepancy "
+            f"{approval.subject_id})",
+            postings=(Posting("suspense", amount), Posting(clearing, -amount)),
+            metadata={
+                "refund_ref": refund_ref,
+                "bank": bank,
+                "bank_ref": bank_ref,
+                "discrepancy_id": int(approval.subject_id),
+                "approval_id": approval.id,
+            },
+        ),
+    )
+    await _resolve_by_approval(
+        conn,
+        approval,
+        {"refund_ref": refund_ref, "amount_vnd": amount},
+        f"refunded to {payload['payee_account']} (bank ref {refund_ref})",
+        now,
+    )
+
+
+async def release_for_match(conn: AsyncConnection, approval_id: int, now: datetime) -> None:
+    """Before the matched debit is booked as the fine's payment, take it out
+    of suspense (the reversal's key is the one disputes use too, so it
+    happens once whoever does it), close the discrepancy, record the approval
+    as carried out."""
+    approval = await approved_request(conn, approval_id)
+    payload = approval.payload
+    bank, bank_ref = payload["bank"], payload["bank_ref"]
+    held = (
+        await conn.execute(
+            text("SELECT id FROM journal_entries WHERE idempotency_key = :key"),
+            {"key": f"suspense:{bank}:{bank_ref}"},
+        )
+    ).scalar_one_or_none()
+    if held is None:
+        # Not posted to suspense yet: it will not be now (the payment books it).
+        await conn.execute(
+            text(
+                "UPDATE statement_lines SET in_suspense = false WHERE bank = :bank"
+                " AND bank_ref = :ref AND in_suspense AND suspense_entry_id IS NULL"
+            ),
+            {"bank": bank, "ref": bank_ref},
+        )
+    else:
+        await reverse_entry(
+            conn,
+            int(held),
+            f"suspense-release:{bank}:{bank_ref}",
+            f"{bank_ref} matched by hand to {payload['decision_number']} "
+            f"(discrepancy {approval.subject_id})",
+        )
+    await _resolve_by_approval(
+        conn,
+        approval,
+        {"decision_number": payload["decision_number"], "amount_vnd": payload["amount_vnd"]},
+        f"matched by hand to fine {payload['decision_number']}",
+        now,
+    )
+
+
+async def record_failure(
+    conn: AsyncConnection, approval_id: int, reason: str, now: datetime
+) -> None:
+    """The approved request could not be carried out: the discrepancy stays
+    open with the reason; the approval is failed."""
+    approval = await get_approval(conn, approval_id)
+    await mark_failed(conn, approval_id, {"reason": reason[:500]}, now, SYSTEM_APPROVAL)
+    await note_request(
+        conn,
+        int(approval.subject_id),
+        {"action": approval.kind, "approval_id": approval_id, "failed": reason[:500]},
+        now,
+    )

@@ -1,0 +1,383 @@
+"""The ``reconciler`` command: the composition root of every process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import click
+
+from reconciler.cli.recon import recon
+from reconciler.logs import configure_logging
+from reconciler.settings import Settings
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """Traffic-fine payment and receipt reconciliation service."""
+
+
+main.add_command(recon)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".data"),
+    show_default=True,
+    help="Where PostgreSQL, Temporal, simulators and logs keep their data.",
+)
+@click.option(
+    "--api-port", type=click.IntRange(1, 65535), default=None, help="Default: a free port."
+)
+def dev(data_dir: Path, api_port: int | None) -> None:
+    """Run the whole service on the embedded stack, in the foreground."""
+    from reconciler.devstack.stack import DevStack
+
+    configure_logging("warning")
+    sys.exit(DevStack(data_dir, api_port).run())
+
+
+@main.command()
+def migrate() -> None:
+    """Migrate the database (RECONCILER_DATABASE_URL) to the latest schema."""
+    from ledger.migrations import current_revision, upgrade_to_head
+
+    settings = _settings()
+    upgrade_to_head(settings.database_url)
+    click.echo(f"database at revision {current_revision(settings.database_url)}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Default: RECONCILER_API_HOST.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None)
+def api(host: str | None, port: int | None) -> None:
+    """Serve the JSON API, public pages and /metrics."""
+    from aiohttp import web
+
+    from reconciler.api.app import create_app
+
+    settings = _settings()
+    web.run_app(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port if port is not None else settings.api_port,
+        access_log=None,
+        print=None,
+    )
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["portal", "officer", "finance", "approver", "operator", "admin"]),
+    required=True,
+)
+def tokens_create(name: str, role: str) -> None:
+    """Create an API token and print it (shown only once)."""
+    from ledger.access import create_token
+
+    settings = _settings()
+
+    async def run() -> str:
+        from reconciler.db import create_engine
+
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                return await create_token(conn, name, role)
+        finally:
+            await engine.dispose()
+
+    click.echo(_run_domain(run))
+
+
+@main.group()
+def users() -> None:
+    """Staff users of the console."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice(["officer", "finance", "approver", "operator", "admin"]),
+    required=True,
+)
+@click.option("--full-name", default="")
+@click.password_option(envvar="RECONCILER_NEW_USER_PASSWORD")
+def users_create(username: str, role: str, full_name: str, password: str) -> None:
+    """Create a staff user (password prompted, or RECONCILER_NEW_USER_PASSWORD)."""
+    from ledger.access import create_user
+
+    settings = _settings()
+
+    async def run() -> str:
+        from reconciler.db import create_engine
+
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                await create_user(conn, username, password, role, full_name)
+        finally:
+            await engine.dispose()
+        return f"user {username} created with role {role}"
+
+    click.echo(_run_domain(run))
+
+
+def _run_domain(make: object) -> str:
+    """Run a coroutine factory; domain errors become a clean CLI error."""
+    from ledger.core.errors import LedgerError
+
+    assert callable(make)
+    try:
+        result: str = asyncio.run(make())
+    except LedgerError as err:
+        raise click.ClickException(err.message) from err
+    return result
+
+
+@main.command()
+def worker() -> None:
+    """Run the Temporal worker of the payment sagas (with its sweeper,
+    outbox dispatcher and /metrics)."""
+    from reconciler.worker import run_worker
+
+    settings = _settings()
+    _run_until_signalled(lambda stop: run_worker(settings, stop))
+
+
+@main.group()
+def receipts() -> None:
+    """Receipts."""
+
+
+@receipts.command("verify")
+def receipts_verify() -> None:
+    """Check every stored receipt's signature and every series for gaps."""
+    from ledger.receipts.issue import verify_receipts
+    from reconciler.db import create_engine
+    from reconciler.wiring import load_signer
+
+    settings = _settings()
+
+    async def run() -> str:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                report = await verify_receipts(conn, load_signer(settings).verifier())
+        finally:
+            await engine.dispose()
+        lines = [f"checked {report.checked} receipts in {report.series_checked} series"]
+        lines += [f"BAD {b.series}/{b.number}: {'; '.join(b.reasons)}" for b in report.bad]
+        lines += [f"SERIES {p}" for p in report.series_problems]
+        if not report.all_ok:
+            raise click.ClickException("\n".join(lines))
+        return "\n".join([*lines, "all receipts verify"])
+
+    click.echo(_run_domain(run))
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--page-size", type=click.IntRange(1, 10_000), default=1_000, show_default=True)
+def audit_verify(page_size: int) -> None:
+    """Recompute the audit chain; exit 1 listing every changed, deleted or
+    reordered row."""
+    from reconciler.cli.audit import audit_verify as run
+
+    ok, lines = asyncio.run(run(_settings(), page_size))
+    if not ok:
+        raise click.ClickException("\n".join(lines))
+    click.echo("\n".join(lines))
+
+
+@main.group()
+def disputes() -> None:
+    """Citizens' disputes."""
+
+
+@disputes.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(
+        ["open", "awaiting_approval", "executing", "confirmed", "refunded", "rejected"]
+    ),
+    default=None,
+)
+@click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
+def disputes_list(status: str | None, limit: int) -> None:
+    """List disputes, oldest first."""
+    from reconciler.cli.audit import disputes_list as run
+
+    for line in asyncio.run(run(_settings(), status, limit)):
+        click.echo(line)
+
+
+@main.group()
+def banks() -> None:
+    """Bank links."""
+
+
+@banks.command("wake")
+@click.argument("bank")
+@click.option(
+    "--wait-seconds",
+    type=click.FloatRange(0, 3600),
+    default=60.0,
+    show_default=True,
+    help="How long to wait for the recovery's report (it goes on after).",
+)
+def banks_wake(bank: str, wait_seconds: float) -> None:
+    """Send the link-recovery event for BANK: settle what the bank confirms,
+    then every in-doubt payment of BANK re-checks now."""
+    from reconciler.wiring import connect_temporal
+    from workflows.payment.client import start_link_recovery
+
+    settings = _settings()
+    if bank not in settings.banks:
+        raise click.BadParameter(
+            f"no bank {bank!r} is configured (RECONCILER_BANKS: {', '.join(settings.banks)})",
+            param_hint="BANK",
+        )
+
+    async def run() -> str:
+        client = await connect_temporal(settings)
+        handle = await start_link_recovery(client, settings.task_queue, bank)
+        try:
+            report = await asyncio.wait_for(handle.result(), wait_seconds)
+        except TimeoutError:
+            return f"link recovery of {bank} still running (workflow {handle.id})"
+        return (
+            f"link recovery of {bank}: {report.in_doubt} payment(s) in doubt, "
+            f"{report.settled} settled and receipted, {report.duplicates} duplicate(s) "
+            f"to refund, {report.left_to_workflows} left to their workflows, "
+            f"{report.woken} workflow(s) woken"
+        )
+
+    click.echo(_run_domain(run))
+
+
+def _run_until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a long-lived service until SIGINT/SIGTERM, then stop it cleanly."""
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(stop)
+
+    asyncio.run(main_loop())
+    # Stopped cleanly. Leave without finalizing the interpreter: the Temporal
+    # SDK's native runtime threads may still call into Python while it
+    # finalizes, which aborts the process (seen as exit code -6 after a clean
+    # worker shutdown). Everything is flushed first; nothing registers exit
+    # handlers that matter.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+@main.command()
+def prober() -> None:
+    """Probe every bank's link, record outages, wake in-doubt payments on recovery."""
+    from reconciler.prober import run_prober
+
+    settings = _settings()
+    _run_until_signalled(lambda stop: run_prober(settings, stop))
+
+
+@main.command()
+@click.option("--protocol", type=click.Choice(["rest", "vietqr"]), required=True)
+@click.option("--bank-id", "--bank", "bank_id", required=True, help="e.g. sgbank, hnbank")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Bank port (0: free).")
+@click.option("--admin-port", type=click.IntRange(0, 65535), default=0, help="Admin port.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite state file (default: DATA_DIR/sim-BANK.sqlite).",
+)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".data"))
+@click.option("--webhook-url", default=None, help="Where the REST bank sends its callbacks.")
+@click.option(
+    "--webhook-secret",
+    envvar="RECONCILER_SIM_WEBHOOK_SECRET",
+    default="",
+    help="Callback signing secret (better: RECONCILER_SIM_WEBHOOK_SECRET).",
+)
+@click.option("--account-number", default=None, help="Our collection account (VietQR).")
+@click.option("--bank-bin", default=None, help="The bank's BIN (VietQR).")
+def sim(
+    protocol: str,
+    bank_id: str,
+    host: str,
+    port: int,
+    admin_port: int,
+    state: Path | None,
+    data_dir: Path,
+    webhook_url: str | None,
+    webhook_secret: str,
+    account_number: str | None,
+    bank_bin: str | None,
+) -> None:
+    """Run a bank simulator (bank port + admin port with fault injection)."""
+    import json
+    from dataclasses import asdict
+
+    from bank_adapters.simulators.server import (
+        SIM_ACCOUNT_NUMBER,
+        SIM_BANK_BIN,
+        SimulatorInfo,
+        run_simulator,
+    )
+
+    configure_logging("info")
+    state_path = state or data_dir / f"sim-{bank_id}.sqlite"
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def ready(info: SimulatorInfo) -> None:
+        click.echo(json.dumps(asdict(info)))
+
+    _run_until_signalled(
+        lambda stop: run_simulator(
+            protocol,
+            bank_id,
+            host,
+            port,
+            admin_port,
+            state_path,
+            webhook_url,
+            webhook_secret,
+            stop,
+            account_number=account_number or SIM_ACCOUNT_NUMBER,
+            bank_bin=bank_bin or SIM_BANK_BIN,
+            ready=ready,
+        )
+    )

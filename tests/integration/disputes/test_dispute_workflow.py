@@ -1,0 +1,340 @@
+"""DisputeWorkflow end to end over real components: the API records the
+complaint and the decisions, a real Temporal worker carries them out, the
+bank simulators (over HTTP) hold the ground truth of every debit and refund.
+
+Paths: approval → confirm (the fine is paid with one receipt) and refund (the
+bank's GET /debits shows our refund); rejection; timeout (expired, audited,
+reminders sent); evidence while the bank link is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger.core.audit import verify_audit_chain
+from ledger.core.postings import balances, posting_sums
+from reconciler.devstack.temporal import TemporalInfo
+from reconciler.wiring import build_adapters
+from reconciler.worker import build_worker
+from tests.support.api import make_token
+from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
+from workflows.disputes import types as dt
+from workflows.disputes.activities import DisputeActivities, DisputeDeps
+
+Who = dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def dispute_stack(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal: TemporalInfo,
+    task_queue: str,
+    **overrides: Any,
+) -> AsyncIterator[SagaStack]:
+    async with saga_stack(
+        tmp_path, engine, db_url, temporal.address, task_queue, start_worker=False, **overrides
+    ) as stack:
+        disputes = DisputeActivities(
+            DisputeDeps(engine, build_adapters(stack.settings, stack.session))
+        )
+        stack.new_worker = lambda: build_worker(  # type: ignore[method-assign]
+            stack.client, task_queue, stack.activities, dispute_activities=disputes
+        )
+        # Workflow ids are dispute/<id> on a Temporal server shared by the
+        # whole session: start every test's ids somewhere else.
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("SELECT setval('disputes_id_seq', :n)"), {"n": secrets.randbelow(10**12) + 1}
+            )
+        await stack.start_worker()
+        yield stack
+
+
+async def _people(engine: AsyncEngine) -> dict[str, Who]:
+    people = {}
+    for name, role in (("fin", "finance"), ("fin2", "finance"), ("appr", "approver")):
+        people[name] = {"Authorization": f"Bearer {await make_token(engine, role, name)}"}
+    return people
+
+
+async def _call(stack: SagaStack, method: str, path: str, who: Who, **kw: Any) -> Any:
+    status, body = await stack.call(method, path, headers=who, **kw)
+    return status, body
+
+
+async def _open(
+    stack: SagaStack, who: Who, number: str, bank: str, amount_vnd: int, bank_ref: str | None
+) -> dict[str, Any]:
+    complaint = {
+        "decision_number": number,
+        "bank": bank,
+        "amount_vnd": amount_vnd,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "description": "Đã bị trừ tiền nhưng không nhận được biên lai",
+        "payer_account": PAYER,
+    }
+    if bank_ref is not None:
+        complaint["bank_ref"] = bank_ref
+    status, body = await _call(stack, "POST", "/api/v1/disputes", who, json=complaint)
+    assert status == 201, body
+    return dict(body)
+
+
+async def _request(stack: SagaStack, who: Who, dispute_id: int, action: str) -> int:
+    status, body = await _call(
+        stack,
+        "POST",
+        f"/api/v1/disputes/{dispute_id}/resolutions",
+        who,
+        json={"action": action, "reason": f"{action}: the bank statement shows the debit"},
+    )
+    assert status == 202, body
+    assert body["workflow_started"] is True
+    return int(body["approval"]["id"])
+
+
+async def _dispute(stack: SagaStack, who: Who, dispute_id: int) -> dict[str, Any]:
+    status, body = await _call(stack, "GET", f"/api/v1/disputes/{dispute_id}", who)
+    assert status == 200, body
+    return dict(body)
+
+
+async def _wait_status(stack: SagaStack, who: Who, dispute_id: int, status: str) -> Any:
+    async def probe() -> dict[str, Any] | None:
+        body = await _dispute(stack, who, dispute_id)
+        return body if body["status"] == status else None
+
+    return await eventually(probe, 30, f"dispute {dispute_id} to be {status}")
+
+
+async def _outcome(stack: SagaStack, dispute_id: int) -> dt.DisputeOutcome:
+    handle = stack.client.get_workflow_handle(
+        f"dispute/{dispute_id}", result_type=dt.DisputeOutcome
+    )
+    result: dt.DisputeOutcome = await asyncio.wait_for(handle.result(), 30)
+    return result
+
+
+async def _assert_books_and_audit(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        cached = await balances(conn)
+        assert cached == await posting_sums(conn)
+        assert sum(cached.values()) == 0
+        report = await verify_audit_chain(conn)
+    assert report.ok, report.problems
+
+
+async def _audit_actions(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT action FROM audit_log ORDER BY id"))
+        return [r.action for r in rows]
+
+
+async def test_approved_confirm_pays_the_fine_with_one_receipt(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_server: TemporalInfo,
+    task_queue: str,
+) -> None:
+    async with dispute_stack(tmp_path, engine, db_url, temporal_server, task_queue) as stack:
+        who = await _people(engine)
+        number = await stack.new_fine(800_000)
+        # The citizen paid by their own transfer, without our reference: the
+        # ledger never heard of it.
+        transfer = await stack.admins["hnbank"].transfer(PAYER, 800_000, "NOP PHAT GIAO THONG")
+        opened = await _open(stack, who["fin"], number, "hnbank", 800_000, transfer["bank_ref"])
+        assert opened["evidence"]["fine"]["status"] == "unpaid"
+        approval_id = await _request(stack, who["fin"], opened["id"], "confirm")
+        status, body = await _call(
+            stack, "POST", f"/api/v1/approvals/{approval_id}/approve", who["fin"]
+        )
+        assert status == 403  # finance may not approve at all
+        status, body = await _call(
+            stack,
+            "POST",
+            f"/api/v1/approvals/{approval_id}/approve",
+            who["appr"],
+            json={"reason": "statement line checked"},
+        )
+        assert status == 200, body
+        assert body["workflow_signalled"] is True
+        outcome = await _outcome(stack, opened["id"])
+        assert outcome.outcome == dt.CONFIRMED
+        dispute = await _wait_status(stack, who["fin"], opened["id"], "confirmed")
+        assert dispute["result"]["receipt_number"] == outcome.receipt_number
+        assert dispute["result"]["approved_by"] == "appr"
+        fine = await stack.fine(number)
+        assert fine["status"] == "paid"
+        assert fine["receipt"]["number"] == outcome.receipt_number
+        async with engine.connect() as conn:
+            receipts = (await conn.execute(text("SELECT count(*) FROM receipts"))).scalar_one()
+        assert receipts == 1
+        # Nothing else moved at the bank: the one transfer, no refund.
+        assert [m["kind"] for m in await stack.bank_movements("hnbank")] == ["transfer"]
+        await _assert_books_and_audit(engine)
+        actions = await _audit_actions(engine)
+        for action in (
+            "dispute.opened",
+            "approval.requested",
+            "approval.approved",
+            "payment.external_debit_recorded",
+            "payment.settled",
+            "approval.executed",
+            "dispute.confirmed",
+        ):
+            assert action in actions, action
+
+
+async def test_approved_refund_is_made_at_the_bank_once(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_server: TemporalInfo,
+    task_queue: str,
+) -> None:
+    async with dispute_stack(tmp_path, engine, db_url, temporal_server, task_queue) as stack:
+        who = await _people(engine)
+        number = await stack.new_fine(800_000)
+        transfer = await stack.admins["sgbank"].transfer(PAYER, 500_000, "NOP PHAT")
+        opened = await _open(stack, who["fin"], number, "sgbank", 500_000, transfer["bank_ref"])
+        approval_id = await _request(stack, who["fin"], opened["id"], "refund")
+        status, body = await _call(
+            stack, "POST", f"/api/v1/approvals/{approval_id}/approve", who["appr"]
+        )
+        assert status == 200, body
+        outcome = await _outcome(stack, opened["id"])
+        assert outcome.outcome == dt.REFUNDED
+        dispute = await _wait_status(stack, who["fin"], opened["id"], "refunded")
+        refunds = await stack.bank_movements("sgbank", "refund")
+        assert len(refunds) == 1
+        assert refunds[0]["idempotency_key"] == f"dispute-{opened['id']}-refund"
+        assert (refunds[0]["amount_vnd"], refunds[0]["status"]) == (500_000, "succeeded")
+        assert dispute["result"]["refund_ref"] == refunds[0]["bank_ref"]
+        assert (await stack.fine(number))["status"] == "unpaid"
+        async with engine.connect() as conn:
+            left = await balances(conn, ["suspense", "bank:sgbank:clearing"])
+        assert left == {"suspense": 0, "bank:sgbank:clearing": 0}
+        await _assert_books_and_audit(engine)
+        assert "dispute.refund_booked" in await _audit_actions(engine)
+
+
+async def test_rejected_approval_reopens_the_dispute(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_server: TemporalInfo,
+    task_queue: str,
+) -> None:
+    async with dispute_stack(tmp_path, engine, db_url, temporal_server, task_queue) as stack:
+        who = await _people(engine)
+        number = await stack.new_fine(800_000)
+        opened = await _open(stack, who["fin"], number, "sgbank", 800_000, "FT0000000000")
+        approval_id = await _request(stack, who["fin"], opened["id"], "confirm")
+        status, body = await _call(
+            stack,
+            "POST",
+            f"/api/v1/approvals/{approval_id}/reject",
+            who["appr"],
+            json={"reason": "no such debit on the statement"},
+        )
+        assert status == 200, body
+        outcome = await _outcome(stack, opened["id"])
+        assert outcome.outcome == dt.REJECTED
+        dispute = await _dispute(stack, who["fin"], opened["id"])
+        assert dispute["status"] == "open"
+        assert dispute["evidence"]["fine"]["status"] == "unpaid"
+        assert await stack.bank_movements("sgbank") == []
+        # Finance may ask again; the new request gets its own workflow run.
+        second = await _request(stack, who["fin2"], opened["id"], "confirm")
+        assert second != approval_id
+        await _assert_books_and_audit(engine)
+
+
+async def test_nobody_decides_in_time_the_approval_expires(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_server: TemporalInfo,
+    task_queue: str,
+) -> None:
+    async with dispute_stack(
+        tmp_path,
+        engine,
+        db_url,
+        temporal_server,
+        task_queue,
+        dispute_approval_timeout_seconds=2.5,
+        dispute_reminder_interval_seconds=0.8,
+        dispute_reminders_max=2,
+    ) as stack:
+        who = await _people(engine)
+        number = await stack.new_fine(800_000)
+        opened = await _open(stack, who["fin"], number, "sgbank", 800_000, "FT0000000001")
+        approval_id = await _request(stack, who["fin"], opened["id"], "confirm")
+        outcome = await _outcome(stack, opened["id"])
+        assert outcome.outcome == dt.EXPIRED
+        dispute = await _dispute(stack, who["fin"], opened["id"])
+        assert dispute["status"] == "open"
+        assert [a["status"] for a in dispute["approvals"]] == ["expired"]
+        history = [(h["action"], h["actor"]) for h in dispute["history"]]
+        assert ("approval.expired", "system:timeout") in history
+        assert ("dispute.reopened", "system:timeout") in history
+        reminders = [h for h in dispute["history"] if h["action"] == "approval.reminder_sent"]
+        assert 1 <= len(reminders) <= 2
+        async with engine.connect() as conn:
+            notices = (
+                await conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE kind = 'approval_reminder'")
+                )
+            ).scalar_one()
+        assert notices == len(reminders)
+        status, body = await _call(
+            stack, "POST", f"/api/v1/approvals/{approval_id}/approve", who["appr"]
+        )
+        assert status == 409, body
+        await _assert_books_and_audit(engine)
+
+
+async def test_evidence_says_when_the_bank_is_down(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_server: TemporalInfo,
+    task_queue: str,
+) -> None:
+    async with dispute_stack(
+        tmp_path, engine, db_url, temporal_server, task_queue, evidence_bank_timeout_seconds=2.0
+    ) as stack:
+        who = await _people(engine)
+        bank = "sgbank"
+        number = await stack.new_fine(800_000)
+        status, started = await stack.pay(number, bank)
+        assert status == 202
+        paid = await stack.wait_payment(started["payment_id"], {"succeeded"})
+        await stack.admins[bank].add_fault("link_down", seconds=60)
+        opened = await _open(stack, who["fin"], number, bank, 800_000, None)
+        evidence = opened["evidence"]
+        assert evidence["bank"]["reachable"] is False
+        assert "unreachable" in evidence["bank"]["note"]
+        assert [c["outcome"] for c in evidence["bank"]["checks"]] == ["link_down"]
+        assert evidence["fine"]["status"] == "paid"
+        [payment] = evidence["payments"]
+        assert payment["payment_id"] == started["payment_id"]
+        assert payment["history"][-1]["to_status"] == "succeeded"
+        await stack.admins[bank].clear_faults()
+        live = (await _dispute(stack, who["fin"], opened["id"]))["evidence"]["bank"]
+        assert live["reachable"] is True
+        assert live["checks"][0]["outcome"] == "succeeded"
+        assert live["checks"][0]["bank_ref"] == paid["bank_ref"]

@@ -1,0 +1,215 @@
+"""Disputes in the ledger on real PostgreSQL: the evidence from statement
+lines, the state machine around approvals, the refund booking, and the
+``reconciler audit verify`` command on a tampered log."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ledger.core import approvals as ap
+from ledger.core.postings import EntryRequest, Posting, balances, post_entry, posting_sums
+from ledger.disputes import lifecycle as ds
+from reconciler.cli.main import main
+from tests.support.ledger import ensure_bank_accounts, make_fine
+
+NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+
+
+def _complaint(**changes: object) -> ds.DisputeInput:
+    values: dict[str, object] = {
+        "decision_number": "01234/QĐ-XPHC",
+        "bank": "sgbank",
+        "amount_vnd": 800_000,
+        "occurred_at": NOW - timedelta(hours=2),
+        "description": "debited, no receipt",
+        "bank_ref": "FT1",
+        "payer_account": "123456789",
+        **changes,
+    }
+    return ds.DisputeInput(**values)  # type: ignore[arg-type]
+
+
+async def _statement_line(
+    engine: AsyncEngine, bank_ref: str, amount_vnd: int, content: str, booked_at: datetime
+) -> None:
+    """A loaded, classified statement line as reconciliation leaves it."""
+    day = booked_at.date()
+    async with engine.begin() as conn:
+        import_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO statement_imports (bank, statement_date, source, format, "
+                    "content_sha256) VALUES ('sgbank', :d, 'upload', 'csv', :h) RETURNING id"
+                ),
+                {"d": day, "h": secrets.token_hex(32)},
+            )
+        ).scalar_one()
+        run_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO reconciliations (bank, statement_date, source, trigger) "
+                    "VALUES ('sgbank', :d, 'upload', 'upload') RETURNING id"
+                ),
+                {"d": day},
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                "INSERT INTO statement_lines (import_id, reconciliation_id, bank, bank_ref, "
+                "statement_date, booked_at, amount_vnd, direction, content, content_key, "
+                "class, decided_at) VALUES (:i, :run, 'sgbank', :r, :d, :t, :a, 'credit', :c, "
+                "upper(regexp_replace(:c, '[^0-9A-Za-z]+', '', 'g')), 'unknown', now())"
+            ),
+            {
+                "i": import_id,
+                "run": run_id,
+                "r": bank_ref,
+                "d": day,
+                "t": booked_at,
+                "a": amount_vnd,
+                "c": content,
+            },
+        )
+
+
+async def test_evidence_finds_statement_lines(engine: AsyncEngine) -> None:
+    await make_fine(engine)
+    async with engine.begin() as conn:
+        dispute = await ds.open_dispute(conn, _complaint(), "fin", NOW)
+    when = NOW - timedelta(hours=1)
+    await _statement_line(engine, "FT1", 800_000, "CHUYEN KHOAN", when)
+    await _statement_line(engine, "FT2", 800_000, "NOP PHAT 01234/QD-XPHC", when)
+    await _statement_line(engine, "FT3", 800_000, "NOP PHAT 99999/QD-XPHC", when)
+    await _statement_line(engine, "FT4", 800_000, "NOP PHAT 01234/QD-XPHC", NOW - timedelta(days=9))
+    async with engine.connect() as conn:
+        evidence = await ds.ledger_evidence(conn, dispute)
+    found = {(line.bank_ref, line.matched_by) for line in evidence.statement_lines}
+    assert found == {("FT1", "bank_ref"), ("FT2", "decision_and_amount")}
+    assert evidence.fine_status == "unpaid"
+    assert evidence.payments == ()
+    assert evidence.debit_payment is None
+
+
+async def test_state_machine_around_approvals(engine: AsyncEngine) -> None:
+    await make_fine(engine)
+    async with engine.begin() as conn:
+        dispute = await ds.open_dispute(conn, _complaint(), "fin", NOW)
+        _, approval = await ds.request_resolution(conn, dispute.id, "confirm", "seen", "fin", NOW)
+    with pytest.raises(ds.DisputeStateError):
+        async with engine.begin() as conn:
+            await ds.reject_dispute(conn, dispute.id, "no", "fin", NOW)
+    with pytest.raises(ds.DisputeStateError):
+        async with engine.begin() as conn:
+            await ds.request_resolution(conn, dispute.id, "refund", "other", "fin", NOW)
+    async with engine.begin() as conn:
+        await ds.expire_approval(conn, dispute.id, approval.id, NOW + timedelta(days=3))
+        reopened = await ds.get_dispute(conn, dispute.id)
+    assert reopened.status == "open"
+    async with engine.begin() as conn:
+        _, second = await ds.request_resolution(conn, dispute.id, "refund", "wrong", "fin", NOW)
+        await ds.decide_approval(conn, second.id, True, "boss", None, NOW)
+        executing = await ds.get_dispute(conn, dispute.id)
+    assert (executing.status, executing.approval_id) == ("executing", second.id)
+    async with engine.begin() as conn:
+        failed = await ds.fail(conn, dispute.id, second.id, "bank declined", NOW, "system:x")
+        assert (await ap.get_approval(conn, second.id)).status == "failed"
+    assert failed.status == "open"
+
+
+async def test_refund_of_an_unbooked_debit_balances(engine: AsyncEngine) -> None:
+    await make_fine(engine)
+    await ensure_bank_accounts(engine, "sgbank")
+    async with engine.begin() as conn:
+        dispute = await ds.open_dispute(conn, _complaint(amount_vnd=500_000), "fin", NOW)
+        for _ in range(2):  # idempotent
+            await ds.book_unrecorded_refund(conn, dispute, "RF1", NOW, "system:x")
+        kinds = (await conn.execute(text("SELECT kind FROM journal_entries ORDER BY id"))).all()
+        cached = await balances(conn)
+        assert cached == await posting_sums(conn)
+    assert [k.kind for k in kinds] == ["suspense", "refund"]
+    assert cached["suspense"] == cached["bank:sgbank:clearing"] == 0
+
+
+async def test_a_debit_already_in_suspense_is_refunded_out_of_it(engine: AsyncEngine) -> None:
+    """Reconciliation put the unidentified debit in suspense first: the
+    refund reuses that entry; an amount that differs stops the refund."""
+    await make_fine(engine)
+    await ensure_bank_accounts(engine, "sgbank")
+    suspense = EntryRequest(
+        idempotency_key="suspense:sgbank:FT1",
+        kind="suspense",
+        postings=(Posting("bank:sgbank:clearing", 500_000), Posting("suspense", -500_000)),
+    )
+    async with engine.begin() as conn:
+        await post_entry(conn, suspense)
+        wrong = await ds.open_dispute(conn, _complaint(amount_vnd=400_000), "fin", NOW)
+        with pytest.raises(ds.DisputeStateError, match="500000"):
+            await ds.check_unbooked_refund(conn, wrong)
+        await ds.reject_dispute(conn, wrong.id, "wrong amount", "fin", NOW)
+        right = await ds.open_dispute(conn, _complaint(amount_vnd=500_000), "fin", NOW)
+        await ds.check_unbooked_refund(conn, right)
+        await ds.book_unrecorded_refund(conn, right, "RF1", NOW, "system:x")
+        count = (await conn.execute(text("SELECT count(*) FROM journal_entries"))).scalar_one()
+        cached = await balances(conn)
+    assert count == 2
+    assert cached["suspense"] == cached["bank:sgbank:clearing"] == 0
+
+
+def test_cli_audit_verify_lists_the_broken_rows(db_url: str) -> None:
+    async def setup(tamper: bool) -> None:
+        engine = create_async_engine(db_url)
+        try:
+            if tamper:
+                async with engine.begin() as conn:
+                    await conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+                    await conn.execute(text("DELETE FROM audit_log WHERE id = 2"))
+                    await conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+                return
+            await make_fine(engine)
+            async with engine.begin() as conn:
+                await ds.open_dispute(conn, _complaint(), "fin", NOW)
+                await ds.open_dispute(conn, _complaint(bank_ref="FT2"), "fin", NOW)
+                await ds.open_dispute(conn, _complaint(bank_ref="FT3"), "fin", NOW)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(setup(tamper=False))
+    runner = CliRunner()
+    env = {"RECONCILER_DATABASE_URL": db_url, "RECONCILER_LOG_LEVEL": "warning"}
+    intact = runner.invoke(main, ["audit", "verify"], env=env)
+    assert intact.exit_code == 0, intact.output
+    assert "checked 3 audit rows" in intact.output
+    assert "intact" in intact.output
+    listed = runner.invoke(main, ["disputes", "list", "--status", "open"], env=env)
+    assert listed.exit_code == 0
+    assert len(listed.output.splitlines()) == 3
+    asyncio.run(setup(tamper=True))
+    broken = runner.invoke(main, ["audit", "verify", "--page-size", "1"], env=env)
+    assert broken.exit_code == 1
+    assert "BROKEN row 2 [missing]" in broken.output
+
+
+async def test_a_confirmed_debit_leaves_suspense_once(engine: AsyncEngine) -> None:
+    await make_fine(engine)
+    await ensure_bank_accounts(engine, "sgbank")
+    async with engine.begin() as conn:
+        await post_entry(
+            conn,
+            EntryRequest(
+                idempotency_key="suspense:sgbank:FT1",
+                kind="suspense",
+                postings=(Posting("bank:sgbank:clearing", 800_000), Posting("suspense", -800_000)),
+            ),
+        )
+        dispute = await ds.open_dispute(conn, _complaint(), "fin", NOW)
+        assert await ds.release_suspense(conn, dispute, NOW, "system:x")
+        assert not await ds.release_suspense(conn, dispute, NOW, "system:x")
+        cached = await balances(conn)
+    assert cached["suspense"] == cached["bank:sgbank:clearing"] == 0

@@ -1,0 +1,194 @@
+"""The link-recovery event over real components: payments left verifying by
+a bank outage are settled and receipted in bulk by LinkRecoveryWorkflow,
+then their own workflows are woken and finish. The payment workflows here
+poll only every minute, so anything that resolves within a test's timeouts
+was resolved by the recovery (and its wake-up), not by their own polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from reconciler.cli.main import main
+from tests.support.stack import SagaStack, eventually
+from workflows.payment.link_recovery import workflow_id_for as recovery_workflow_id
+from workflows.payment.recovery_activities import CAUSE
+from workflows.payment.workflow import workflow_id_for
+
+BANK = "hnbank"  # VietQR: no webhooks, only a status check resolves a payment
+PAYMENTS = 3
+
+
+@pytest.fixture
+def stack_overrides() -> dict[str, Any]:
+    return {
+        "verify_poll_interval_seconds_initial": 60.0,
+        "verify_poll_interval_seconds_max": 120.0,
+    }
+
+
+async def _left_verifying(stack: SagaStack, count: int) -> list[tuple[str, str]]:
+    """``count`` payments the bank booked but whose answers were garbled:
+    (decision number, payment id), each verifying."""
+    await stack.admins[BANK].add_fault("malformed")
+    made: list[tuple[str, str]] = []
+    for _ in range(count):
+        number = await stack.new_fine()
+        status, body = await stack.pay(number, BANK)
+        assert status == 202, body
+        made.append((number, body["payment_id"]))
+    for _, payment_id in made:
+        await stack.wait_payment(payment_id, {"verifying"})
+    return made
+
+
+async def _recover(stack: SagaStack) -> dict[str, object]:
+    status, body = await stack.call("POST", f"/api/v1/banks/{BANK}/link-recovered")
+    assert status == 200, body
+    assert body["status"] == "completed", body
+    assert body["recovery_workflow_id"] == recovery_workflow_id(BANK), body
+    return dict(body)
+
+
+async def _workflows_closed(stack: SagaStack, numbers: list[str]) -> None:
+    for number in numbers:
+        async with stack.engine.connect() as conn:
+            key = (
+                await conn.execute(
+                    text("SELECT decision_key FROM fines WHERE decision_number = :n"),
+                    {"n": number},
+                )
+            ).scalar_one()
+        handle = stack.client.get_workflow_handle(workflow_id_for(key))
+        result = await asyncio.wait_for(handle.result(), 30)
+        assert result["status"] == "succeeded", result
+
+
+async def test_recovery_settles_in_bulk_then_wakes_each_workflow(stack: SagaStack) -> None:
+    made = await _left_verifying(stack, PAYMENTS)
+    await stack.admins[BANK].add_fault("link_down")
+    await stack.admins[BANK].clear_faults()
+
+    report = await _recover(stack)
+
+    assert report["in_doubt"] == PAYMENTS, report
+    assert report["settled"] == PAYMENTS, report
+    assert report["left_to_workflows"] == 0, report
+    assert report["woken"] == PAYMENTS, report
+    for _, payment_id in made:
+        # Receipted by the time the event's answer came back.
+        payment = await stack.payment(payment_id)
+        assert payment["status"] == "succeeded", payment
+        assert payment["receipt"] is not None, payment
+        assert any(CAUSE in h["cause"] for h in payment["history"]), payment["history"]
+    # Woken, the workflows find their payment settled and finish long before
+    # their next poll (a minute away).
+    await _workflows_closed(stack, [n for n, _ in made])
+    debits = [m for m in await stack.bank_movements(BANK, "debit") if m["status"] == "succeeded"]
+    ours = {f"fp-{pid.replace('-', '')}" for _, pid in made}
+    assert sorted(m["idempotency_key"] for m in debits if m["idempotency_key"] in ours) == sorted(
+        ours
+    )
+    async with stack.engine.connect() as conn:
+        receipts = (
+            await conn.execute(
+                text("SELECT count(*) FROM receipts WHERE payment_id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": [pid for _, pid in made]},
+            )
+        ).scalar_one()
+    assert receipts == PAYMENTS
+
+
+async def test_event_while_the_link_is_still_down_declines_nothing(stack: SagaStack) -> None:
+    """A premature event (the link flapped back and down): every payment is
+    left to its workflow, still verifying; the next event settles them."""
+    made = await _left_verifying(stack, 2)
+    await stack.admins[BANK].clear_faults()
+    await stack.admins[BANK].add_fault("link_down")
+
+    report = await _recover(stack)
+
+    assert (report["settled"], report["left_to_workflows"]) == (0, 2), report
+    assert report["woken"] == 2, report
+    await asyncio.sleep(1.0)  # the woken workflows re-check (link down) and go on waiting
+    for _, payment_id in made:
+        assert (await stack.payment(payment_id))["status"] == "verifying"
+
+    await stack.admins[BANK].clear_faults()
+    report = await _recover(stack)
+    assert report["settled"] == 2, report
+    await _workflows_closed(stack, [n for n, _ in made])
+
+
+async def test_concurrent_events_settle_each_payment_once(stack: SagaStack) -> None:
+    """The prober and an operator send the event at the same moment: one
+    recovery runs (the second joins it), each payment gets one receipt."""
+    made = await _left_verifying(stack, PAYMENTS)
+    await stack.admins[BANK].clear_faults()
+
+    first, second = await asyncio.gather(_recover(stack), _recover(stack))
+
+    assert first["recovery_workflow_id"] == second["recovery_workflow_id"]
+    for _, payment_id in made:
+        await stack.wait_payment(payment_id, {"succeeded"})
+    async with stack.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT payment_id, count(*) AS n FROM receipts"
+                    " WHERE payment_id = ANY(CAST(:ids AS uuid[])) GROUP BY payment_id"
+                ),
+                {"ids": [pid for _, pid in made]},
+            )
+        ).all()
+    assert sorted(int(r.n) for r in rows) == [1] * PAYMENTS
+
+    async def closed() -> bool:
+        await _workflows_closed(stack, [n for n, _ in made])
+        return True
+
+    await eventually(closed, 40, "payment workflows closed")
+
+
+def _cli_env(stack: SagaStack) -> dict[str, str]:
+    return {
+        "RECONCILER_DATABASE_URL": stack.settings.database_url,
+        "RECONCILER_TEMPORAL_ADDRESS": stack.settings.temporal_address,
+        "RECONCILER_TASK_QUEUE": stack.settings.task_queue,
+        "RECONCILER_BANKS": json.dumps(
+            {b: s.model_dump() for b, s in stack.settings.banks.items()}
+        ),
+        "RECONCILER_LOG_LEVEL": "warning",
+    }
+
+
+async def test_cli_sends_the_event_and_prints_the_report(stack: SagaStack) -> None:
+    made = await _left_verifying(stack, 2)
+    await stack.admins[BANK].clear_faults()
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["banks", "wake", BANK], env=_cli_env(stack)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"link recovery of {BANK}: 2 payment(s) in doubt, 2 settled" in result.output
+    for _, payment_id in made:
+        assert (await stack.payment(payment_id))["status"] == "succeeded"
+
+
+async def test_cli_refuses_an_unknown_bank_and_starts_nothing(stack: SagaStack) -> None:
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["banks", "wake", "nobank"], env=_cli_env(stack)
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "no bank 'nobank' is configured" in result.output
+    async for execution in stack.client.list_workflows(
+        f"WorkflowId = '{recovery_workflow_id('nobank')}'"
+    ):
+        raise AssertionError(f"a recovery was started: {execution.id}")

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger.reconciliation.load import vietnam_today
+from reconciler.devstack.temporal import TemporalInfo
+from reconciler.recon_wiring import recon_activities
+from reconciler.wiring import build_adapters
+from reconciler.worker import build_worker
+from tests.support.stack import SagaStack, eventually, saga_stack
+
+
+@dataclass
+class ReconStack:
+    """The saga stack with a worker that also runs reconciliations."""
+
+    saga: SagaStack
+
+    @property
+    def today(self) -> date:
+        return vietnam_today(datetime.now(UTC))
+
+    async def reconcile(self, bank: str, day: date | None = None) -> dict[str, Any]:
+        """Start a reconciliation over the API and wait for it to finish."""
+        status, started = await self.saga.call(
+            "POST",
+            "/api/v1/reconciliations",
+            json={"bank": bank, "statement_date": (day or self.today).isoformat()},
+        )
+        assert status == 202, started
+        return await self.wait_run(started["reconciliation_id"])
+
+    async def wait_run(self, run_id: int, timeout_seconds: float = 60.0) -> dict[str, Any]:
+        async def done() -> dict[str, Any] | None:
+            status, run = await self.saga.call("GET", f"/api/v1/reconciliations/{run_id}")
+            assert status == 200, run
+            return run if run["status"] != "running" else None
+
+        run: dict[str, Any] = await eventually(done, timeout_seconds, f"reconciliation {run_id}")
+        return run
+
+
+def _random_start() -> int:
+    return 1_000_000 + secrets.randbelow(90_000_000)
+
+
+@pytest.fixture
+async def recon_stack(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_server: TemporalInfo,
+    task_queue: str,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[ReconStack]:
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    async with saga_stack(
+        tmp_path,
+        engine,
+        db_url,
+        temporal_server.address,
+        task_queue,
+        start_worker=False,
+        **overrides,
+    ) as stack:
+        async with engine.begin() as conn:
+            # Workflow ids carry discrepancy ids (discrepancy/<id>), and the
+            # Temporal server is shared by every test of the session.
+            await conn.execute(
+                text(f"ALTER SEQUENCE discrepancies_id_seq RESTART WITH {_random_start()}")
+            )
+        activities = recon_activities(
+            stack.settings, engine, build_adapters(stack.settings, stack.session), stack.client
+        )
+        worker = build_worker(
+            stack.client, task_queue, stack.activities, recon_activities=activities
+        )
+        stop = asyncio.Event()
+
+        async def run() -> None:
+            async with worker:
+                await stop.wait()
+
+        task = asyncio.create_task(run())
+        try:
+            yield ReconStack(stack)
+        finally:
+            stop.set()
+            await task

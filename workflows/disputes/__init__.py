@@ -1,0 +1,1 @@
+"""The dispute workflow, its activities, types, evidence and client."""

@@ -1,0 +1,476 @@
+"""Activities of the payment saga: every piece of I/O, each idempotent.
+
+Methods of one class that receives its dependencies; nothing global. Each
+activity either talks to a bank (and maps the answer to a ``BankOutcome``) or
+does one business step in one database transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import structlog
+from sqlalchemy import bindparam
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from bank_adapters.base import BankAdapter
+from bank_adapters.types import (
+    BankResult,
+    DebitRequest,
+    Declined,
+    HealthStatus,
+    LinkDown,
+    NotFound,
+    OutcomeUnknown,
+    Pending,
+    RefundRequest,
+    StatusResult,
+    Succeeded,
+)
+from ledger.core import tables as t
+from ledger.core.errors import InvalidTransitionError
+from ledger.fines import get_fine
+from ledger.payments import lifecycle as pay
+from ledger.receipts.issue import Receipt, get_receipt_for_payment, issue_receipt_once, verify_url
+from ledger.receipts.signing import ReceiptSigner
+from ledger.reconciliation.discrepancies import open_in_doubt_discrepancy
+from observability.metrics import payments_total, receipt_lag_seconds, receipts_issued_total
+from workflows.payment import types as wt
+
+log = structlog.get_logger(__name__)
+
+# Built once (a statement built per call costs more CPU than running it).
+_QUEUE_NOTICE = (
+    insert(t.outbox)
+    .values(
+        dedupe_key=bindparam("dedupe_key"),
+        kind=bindparam("kind"),
+        payload=bindparam("payload", type_=JSONB),
+    )
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(t.outbox.c.id)
+)
+
+# At most one link-confirming health probe per bank per this many seconds.
+LINK_PROBE_SECONDS_MIN = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_outcome(result: BankResult | StatusResult) -> wt.BankOutcome:
+    """Every bank answer to exactly one outcome (exhaustive)."""
+    match result:
+        case Succeeded(bank_ref=ref):
+            return wt.BankOutcome(wt.SUCCEEDED, bank_ref=ref)
+        case Declined(reason=reason):
+            return wt.BankOutcome(wt.DECLINED, reason=reason)
+        case Pending(bank_ref=ref):
+            return wt.BankOutcome(wt.PENDING, bank_ref=ref)
+        case OutcomeUnknown(detail=detail):
+            return wt.BankOutcome(wt.OUTCOME_UNKNOWN, reason=detail)
+        case LinkDown(detail=detail):
+            return wt.BankOutcome(wt.LINK_DOWN, reason=detail)
+        case NotFound(detail=detail):
+            return wt.BankOutcome(wt.NOT_FOUND, reason=detail)
+
+
+def _already_final(payment: pay.Payment) -> wt.BankOutcome:
+    """The payment is final in the ledger (a replayed step, or another path
+    booked it meanwhile): its status, and the bank ref it was booked with, so
+    that the workflow can tell any other booking the bank notified from it."""
+    return wt.BankOutcome(
+        wt.ALREADY_FINAL, bank_ref=payment.bank_ref, payment_status=payment.status
+    )
+
+
+class RefundNotConfirmedError(Exception):
+    """The bank has not confirmed a refund yet; the activity is retried."""
+
+
+@dataclass(frozen=True)
+class PaymentDeps:
+    engine: AsyncEngine
+    adapters: Mapping[str, BankAdapter]
+    signer: ReceiptSigner
+    public_base_url: str
+    clock: Callable[[], datetime] = utc_now
+
+
+class PaymentActivities:
+    def __init__(self, deps: PaymentDeps) -> None:
+        self._engine = deps.engine
+        # One-statement reads need no transaction: autocommit saves the
+        # BEGIN and ROLLBACK round trips (same pool).
+        self._reads = deps.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._adapters = deps.adapters
+        self._signer = deps.signer
+        self._base_url = deps.public_base_url
+        self._now = deps.clock
+        self._link_probes: dict[str, tuple[float, asyncio.Future[HealthStatus]]] = {}
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The ledger's engine (bulk steps built on these activities share it)."""
+        return self._engine
+
+    def _adapter(self, bank: str) -> BankAdapter:
+        try:
+            return self._adapters[bank]
+        except KeyError:
+            raise ApplicationError(
+                f"bank {bank!r} is not configured on this worker", non_retryable=False
+            ) from None
+
+    async def _payment(self, payment_id: str) -> pay.Payment:
+        async with self._reads.connect() as conn:
+            return await pay.get_payment(conn, UUID(payment_id))
+
+    @activity.defn(name="payment.send_debit")
+    async def send_debit(self, inp: wt.SendDebitInput) -> wt.BankOutcome:
+        payment = await self._payment(inp.payment_id)
+        if not payment.live:
+            return _already_final(payment)
+        request = DebitRequest(
+            idempotency_key=payment.debit_key,
+            decision_number=payment.decision_number,
+            amount_vnd=payment.amount_vnd,
+            payer_account=payment.payer_account,
+            description=f"Nop phat {payment.decision_number}",
+        )
+        outcome = to_outcome(await self._adapter(payment.bank).initiate_debit(request))
+        log.info(
+            "payment.debit_sent",
+            payment_id=inp.payment_id,
+            bank=payment.bank,
+            resend=inp.resend,
+            outcome=outcome.kind,
+        )
+        cause = f"debit {'resent' if inp.resend else 'sent'}: bank answered {outcome.kind}"
+        now = self._now()
+        detail = {"outcome": outcome.kind, "detail": outcome.reason[:300]}
+        if outcome.kind in (wt.PENDING, wt.OUTCOME_UNKNOWN) and payment.status == "initiated":
+            async with self._engine.begin() as conn:
+                # The bank may have settled it while the call hung (webhook,
+                # link recovery): then there is nothing left to verify.
+                current = await pay.get_payment(conn, payment.id, for_update=True)
+                if not current.live:
+                    await pay.note_event(conn, payment.id, cause, now, detail)
+                    return _already_final(current)
+                await pay.transition(conn, payment.id, "verifying", cause, now, detail=detail)
+        else:
+            # One statement: autocommit spares the BEGIN and COMMIT round trips.
+            async with self._reads.connect() as conn:
+                await pay.note_event(conn, payment.id, cause, now, detail)
+        return outcome
+
+    @activity.defn(name="payment.check_status")
+    async def check_status(self, inp: wt.StatusCheckInput) -> wt.BankOutcome:
+        payment = await self._payment(inp.payment_id)
+        if not payment.live:
+            return _already_final(payment)
+        adapter = self._adapter(payment.bank)
+        if inp.after_link_recovery:
+            await self._confirm_link(payment.bank, adapter)
+        outcome = to_outcome(await adapter.get_status(payment.debit_key))
+        log.info(
+            "payment.status_checked",
+            payment_id=inp.payment_id,
+            bank=payment.bank,
+            outcome=outcome.kind,
+        )
+        return outcome
+
+    async def _confirm_link(self, bank: str, adapter: BankAdapter) -> None:
+        """The prober saw the bank's link come back and woke every payment in
+        doubt. Our breaker for that bank is likely still open from the
+        outage and would refuse the checks until its timer ran out; one
+        health probe from here (shared by the checks of the same second)
+        half-opens it, and the burst then queues behind a single trial call
+        instead of being refused."""
+        now = time.monotonic()
+        started, probe = self._link_probes.get(bank, (0.0, None))
+        if probe is None or (probe.done() and now - started >= LINK_PROBE_SECONDS_MIN):
+            probe = asyncio.ensure_future(adapter.health())
+            self._link_probes[bank] = (now, probe)
+        await asyncio.shield(probe)
+
+    @activity.defn(name="payment.decline")
+    async def decline(self, inp: wt.DeclineInput) -> wt.Done:
+        async with self._engine.begin() as conn:
+            payment = await pay.get_payment(conn, UUID(inp.payment_id))
+            changed = await pay.transition(
+                conn,
+                payment.id,
+                "declined",
+                f"declined: {inp.reason}",
+                self._now(),
+                decline_reason=inp.reason[:500],
+            )
+        if changed:
+            payments_total.labels(payment.bank, "declined").inc()
+        return wt.Done(changed)
+
+    @activity.defn(name="payment.settle")
+    async def settle(self, inp: wt.SettleInput) -> wt.SettleResult:
+        async with self._engine.begin() as conn:
+            before = await pay.get_payment(conn, UUID(inp.payment_id))
+            outcome = await pay.settle_payment(
+                conn, before.id, inp.bank_ref, self._now(), inp.cause
+            )
+        if before.status in pay.LIVE_STATUSES:
+            payments_total.labels(before.bank, "succeeded").inc()
+        log.info(
+            "payment.settled", payment_id=inp.payment_id, bank=before.bank, outcome=outcome.value
+        )
+        return wt.SettleResult(outcome.value)
+
+    @activity.defn(name="payment.settle_with_receipt")
+    async def settle_with_receipt(self, inp: wt.SettleInput) -> wt.SettledWithReceipt:
+        """``settle`` and ``issue_receipt`` in one transaction (one step of the
+        saga since the ``settle-with-receipt`` patch): the debit is booked,
+        the receipt issued and its notice queued, or none of them."""
+        payment_id = UUID(inp.payment_id)
+        now = self._now()
+        async with self._engine.begin() as conn:
+            done = await pay.settle_with_receipt(
+                conn, payment_id, inp.bank_ref, now, inp.cause, self._signer
+            )
+            if done.receipt is not None:
+                # After the audit append, which ``ledger.core.audit`` wants last:
+                # this inserts a new row only (its dedupe key is this
+                # payment's, whose row we hold), so it waits for no lock.
+                await self._queue_notice(conn, done.payment, done.receipt)
+        if done.payment.status in pay.LIVE_STATUSES:
+            payments_total.labels(done.payment.bank, "succeeded").inc()
+        log.info(
+            "payment.settled",
+            payment_id=inp.payment_id,
+            bank=done.payment.bank,
+            outcome=done.outcome.value,
+        )
+        if done.receipt is None:
+            return wt.SettledWithReceipt(done.outcome.value)
+        if done.receipt_issued_now:
+            receipts_issued_total.inc()
+            # Debit known: when it was booked (now, unless booked before).
+            debited_at = done.payment.debited_at or now
+            receipt_lag_seconds.observe(max((self._now() - debited_at).total_seconds(), 0.0))
+            log.info(
+                "receipt.issued",
+                payment_id=inp.payment_id,
+                series=done.receipt.series,
+                number=done.receipt.number,
+            )
+        return wt.SettledWithReceipt(done.outcome.value, done.receipt.series, done.receipt.number)
+
+    @activity.defn(name="payment.issue_receipt")
+    async def issue_receipt(self, inp: wt.PaymentRef) -> wt.ReceiptInfo:
+        """Issue the receipt and queue its 'receipt issued' notice in the same
+        transaction: no receipt without its notice, one round of the
+        database instead of two (``notify`` remains for running workflows
+        that still call it; the dedupe key makes it a no-op then)."""
+        payment_id = UUID(inp.payment_id)
+        async with self._engine.begin() as conn:
+            receipt, issued_now = await issue_receipt_once(
+                conn, payment_id, self._signer, self._now()
+            )
+            payment = await pay.get_payment(conn, payment_id)
+            await self._queue_notice(conn, payment, receipt)
+        if issued_now:
+            receipts_issued_total.inc()
+            if payment.debited_at is not None:
+                lag = (receipt.issued_at - payment.debited_at).total_seconds()
+                receipt_lag_seconds.observe(max(lag, 0.0))
+            log.info(
+                "receipt.issued",
+                payment_id=inp.payment_id,
+                series=receipt.series,
+                number=receipt.number,
+            )
+        return wt.ReceiptInfo(receipt.series, receipt.number)
+
+    @activity.defn(name="payment.notify")
+    async def notify(self, inp: wt.PaymentRef) -> wt.Done:
+        """Queue the 'receipt issued' notice in the outbox (sent by the
+        dispatcher); the dedupe key makes a retry a no-op. Workflows started
+        before ``issue_receipt`` queued the notice itself still call this."""
+        payment_id = UUID(inp.payment_id)
+        async with self._engine.begin() as conn:
+            receipt = await get_receipt_for_payment(conn, payment_id)
+            payment = await pay.get_payment(conn, payment_id)
+            assert receipt is not None, "notify runs after the receipt is issued"
+            inserted = await self._queue_notice(conn, payment, receipt)
+        return wt.Done(inserted)
+
+    async def _queue_notice(
+        self, conn: AsyncConnection, payment: pay.Payment, receipt: Receipt
+    ) -> bool:
+        """The 'receipt issued' notice, once per payment (dedupe key)."""
+        params = {
+            "dedupe_key": f"receipt-issued:{payment.id}",
+            "kind": "receipt_issued",
+            "payload": {
+                "payment_id": str(payment.id),
+                "decision_number": payment.decision_number,
+                "amount_vnd": payment.amount_vnd,
+                "series": receipt.series,
+                "number": receipt.number,
+                "verify_url": verify_url(
+                    self._base_url, receipt.series, receipt.number, receipt.signature
+                ),
+            },
+        }
+        inserted = (await conn.execute(_QUEUE_NOTICE, params)).scalar_one_or_none()
+        return inserted is not None
+
+    @activity.defn(name="payment.refund")
+    async def refund(self, inp: wt.PaymentRef) -> wt.RefundResult:
+        payment = await self._payment(inp.payment_id)
+        if payment.status == "refunded":
+            return wt.RefundResult(
+                True, wt.BankOutcome(wt.ALREADY_FINAL, payment_status="refunded")
+            )
+        if payment.status != "succeeded" or payment.settles_fine or payment.bank_ref is None:
+            raise InvalidTransitionError(f"payment {payment.id} is not a refundable duplicate")
+        request = RefundRequest(
+            idempotency_key=f"rf-{payment.id.hex}",
+            amount_vnd=payment.amount_vnd,
+            reason=f"Hoan tien nop trung {payment.decision_number}",
+            original_idempotency_key=(
+                payment.debit_key if payment.channel in pay.DRIVEN_CHANNELS else None
+            ),
+            original_bank_ref=payment.bank_ref,
+            payee_account=payment.payer_account,
+        )
+        outcome = to_outcome(await self._adapter(payment.bank).refund(request))
+        if outcome.kind == wt.SUCCEEDED:
+            async with self._engine.begin() as conn:
+                changed = await pay.mark_refunded(
+                    conn, payment.id, outcome.bank_ref or request.idempotency_key, self._now()
+                )
+            if changed:
+                payments_total.labels(payment.bank, "refunded").inc()
+            return wt.RefundResult(True, outcome)
+        if outcome.kind == wt.DECLINED:
+            async with self._engine.begin() as conn:
+                await pay.note_event(
+                    conn,
+                    payment.id,
+                    f"refund declined by the bank: {outcome.reason}; finance must act",
+                    self._now(),
+                )
+            return wt.RefundResult(False, outcome)
+        # Pending / unknown / link down: try again later with the same key.
+        raise RefundNotConfirmedError(f"refund of {payment.id}: bank answered {outcome.kind}")
+
+    @activity.defn(name="payment.raise_in_doubt_alert")
+    async def raise_in_doubt_alert(self, inp: wt.InDoubtAlertInput) -> wt.Done:
+        payment_id = UUID(inp.payment_id)
+        minutes = inp.verifying_for_seconds // 60
+        async with self._engine.begin() as conn:
+            payment = await pay.get_payment(conn, payment_id)
+            await pay.note_event(
+                conn,
+                payment_id,
+                f"still being verified with the bank after {minutes} min: flagged to finance",
+                self._now(),
+            )
+            # Finance's queue (the same kind a reconciliation run opens; one
+            # per payment); the payment keeps being verified.
+            discrepancy_id = await open_in_doubt_discrepancy(
+                conn, payment_id, inp.verifying_for_seconds, self._now()
+            )
+            await conn.execute(
+                insert(t.outbox)
+                .values(
+                    dedupe_key=f"payment-in-doubt:{payment_id}",
+                    kind="payment_in_doubt",
+                    payload={
+                        "payment_id": str(payment_id),
+                        "bank": payment.bank,
+                        "decision_number": payment.decision_number,
+                        "verifying_for_seconds": inp.verifying_for_seconds,
+                        "discrepancy_id": discrepancy_id,
+                    },
+                )
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
+        return wt.Done()
+
+    @activity.defn(name="payment.result")
+    async def result(self, inp: wt.PaymentRef) -> wt.FinePaymentResult:
+        async with self._engine.connect() as conn:
+            view = await pay.payment_view(conn, UUID(inp.payment_id))
+        return wt.FinePaymentResult(
+            payment_id=inp.payment_id,
+            status=view.payment.status,
+            receipt_series=view.receipt.series if view.receipt else None,
+            receipt_number=view.receipt.number if view.receipt else None,
+            refunded=view.payment.status == "refunded",
+        )
+
+    @activity.defn(name="payment.next_live_payment")
+    async def next_live_payment(self, inp: wt.PaymentRef) -> wt.NextPayment:
+        async with self._reads.connect() as conn:
+            nxt = await pay.next_live_payment(conn, UUID(inp.payment_id))
+        return wt.NextPayment(str(nxt) if nxt else None)
+
+    @activity.defn(name="payment.record_external_debit")
+    async def record_external_debit(self, inp: wt.ExternalDebitInput) -> wt.PaymentRef:
+        async with self._engine.begin() as conn:
+            fine = await get_fine(conn, inp.decision_key)
+            payment, _ = await pay.record_external_debit(
+                conn,
+                fine,
+                inp.bank,
+                inp.bank_ref,
+                inp.amount_vnd,
+                inp.payer_account,
+                self._now(),
+                inp.cause,
+            )
+        return wt.PaymentRef(str(payment.id))
+
+    @activity.defn(name="payment.record_double_debit")
+    async def record_double_debit(self, inp: wt.DoubleDebitInput) -> wt.PaymentRef:
+        async with self._engine.begin() as conn:
+            original = await pay.get_payment(conn, UUID(inp.payment_id))
+            fine = await get_fine(conn, original.decision_key)
+            payment, _ = await pay.record_external_debit(
+                conn,
+                fine,
+                original.bank,
+                inp.bank_ref,
+                original.amount_vnd,
+                original.payer_account,
+                self._now(),
+                f"bank booked payment {original.id} twice (ref {inp.bank_ref})",
+            )
+        return wt.PaymentRef(str(payment.id))
+
+    def all(self) -> list[Callable[..., object]]:
+        return [
+            self.send_debit,
+            self.check_status,
+            self.decline,
+            self.settle,
+            self.settle_with_receipt,
+            self.issue_receipt,
+            self.notify,
+            self.refund,
+            self.raise_in_doubt_alert,
+            self.result,
+            self.next_live_payment,
+            self.record_external_debit,
+            self.record_double_debit,
+        ]

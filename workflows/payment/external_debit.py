@@ -1,0 +1,37 @@
+"""ExternalDebitWorkflow: a debit the bank made that no live payment of ours
+is waiting for — a late webhook, a duplicate debit, or a statement line.
+
+Id ``external-debit/<bank>/<bank_ref>``, so each bank debit is handled once.
+It is recorded as a payment; if the fine is unpaid it settles it and gets the
+receipt ("debited but the portal said failed", healed), otherwise it is a
+duplicate and is refunded.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.payment import types as wt
+    from workflows.payment.workflow import ledger_step, settle_and_receipt
+
+WORKFLOW_ID_PREFIX = "external-debit/"
+
+
+def workflow_id_for(bank: str, bank_ref: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{bank}/{bank_ref}"
+
+
+@workflow.defn(name="ExternalDebit")
+class ExternalDebitWorkflow:
+    @workflow.run
+    async def run(self, inp: wt.ExternalDebitInput) -> wt.ExternalDebitResult:
+        ref = await ledger_step("payment.record_external_debit", inp, wt.PaymentRef)
+        result = await settle_and_receipt(ref.payment_id, inp.bank_ref, inp.cause)
+        return wt.ExternalDebitResult(
+            payment_id=result.payment_id,
+            status=result.status,
+            receipt_series=result.receipt_series,
+            receipt_number=result.receipt_number,
+            refunded=result.refunded,
+        )

@@ -1,0 +1,112 @@
+"""LinkRecoveryWorkflow: a bank's link is back; settle what it confirms, now.
+
+During an outage every payment of the bank that was in flight stays
+*verifying*, each in its own ``FinePaymentWorkflow``, backing off towards
+the longest poll interval. Waking them one by one when the link comes back
+makes each run its own status check, booking and receipt: on the 2-core
+reference machine 500 of them took half a minute (docs/benchmarks.md),
+while the citizen waits for a receipt. So the recovery is done in bulk,
+once, by one activity (``workflows.payment.recovery_activities``): it asks the bank
+about every payment in doubt (bounded concurrency; the VietQR adapter
+answers a burst from one pass over the account history), books and
+receipts every debit the bank confirms with the same idempotent steps the
+payment workflows use, and then wakes every payment workflow of the bank.
+Those find their payment settled (or re-check the rest themselves) and
+finish. Nothing new is decided here: a payment the bank declines, does not
+know or cannot answer for is left to its workflow, which owns it.
+
+The workflow id is ``link-recovery/<bank>``. A recovery event while one
+runs joins it (signal-with-start) and makes it do one more pass when the
+current one ends, so an event is never lost and never runs twice at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+WORKFLOW_ID_PREFIX = "link-recovery/"
+# Passes per run: a pass per recovery event that arrived while one ran,
+# bounded (the events of one outage flapping would otherwise chain).
+PASSES_MAX = 5
+
+RECOVER_TIMEOUT = timedelta(minutes=10)
+# The activity heartbeats after every payment it settles and while it waits
+# for the bank; a worker that died mid-batch is noticed this fast.
+RECOVER_HEARTBEAT = timedelta(seconds=30)
+RECOVER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=5,
+)
+
+
+@dataclass(frozen=True)
+class LinkRecoveryInput:
+    bank: str
+
+
+@dataclass(frozen=True)
+class RecoverBankInput:
+    bank: str
+
+
+@dataclass
+class RecoveryReport:
+    """What one pass (or, summed, a run) did."""
+
+    bank: str
+    in_doubt: int = 0  # payments in doubt when the pass began
+    checked: int = 0  # status checks the bank answered
+    settled: int = 0  # confirmed debits booked and receipted in bulk
+    duplicates: int = 0  # confirmed debits of already paid fines (left to refund)
+    left_to_workflows: int = 0  # declined, unknown to the bank, or no answer
+    woken: int = 0  # payment workflows signalled afterwards
+    passes: int = 0
+
+    def add(self, other: RecoveryReport) -> None:
+        self.in_doubt += other.in_doubt
+        self.checked += other.checked
+        self.settled += other.settled
+        self.duplicates += other.duplicates
+        self.left_to_workflows += other.left_to_workflows
+        self.woken += other.woken
+        self.passes += other.passes
+
+
+def workflow_id_for(bank: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{bank}"
+
+
+@workflow.defn(name="LinkRecovery")
+class LinkRecoveryWorkflow:
+    def __init__(self) -> None:
+        self._again = False
+
+    @workflow.signal(name="link_recovered")
+    def link_recovered(self) -> None:
+        self._again = True
+
+    @workflow.run
+    async def run(self, inp: LinkRecoveryInput) -> RecoveryReport:
+        total = RecoveryReport(inp.bank)
+        for _ in range(PASSES_MAX):
+            # The start signal (or an event during the last pass) asks for
+            # this pass; what arrives during it asks for the next.
+            self._again = False
+            report = await workflow.execute_activity(
+                "recovery.recover_bank",
+                RecoverBankInput(inp.bank),
+                result_type=RecoveryReport,
+                start_to_close_timeout=RECOVER_TIMEOUT,
+                heartbeat_timeout=RECOVER_HEARTBEAT,
+                retry_policy=RECOVER_RETRY,
+            )
+            total.add(report)
+            if not self._again:
+                break
+        return total

@@ -1,0 +1,156 @@
+"""ReconciliationWorkflow: one bank's statement of one business date.
+
+Deterministic code only (the I/O is in ``workflows.reconciliation.activities``):
+
+1. ``recon.begin``: the run row (created here when a schedule started us);
+2. ``recon.load``: fetch the statement from the bank (or read the uploaded
+   file), COPY it into PostgreSQL and match and classify it set-based, open
+   discrepancies: one transaction;
+3. ``recon.act``: the saga steps of the lines that pay a fine (signal the
+   payment's workflow, or start an external-debit workflow), then those of
+   duplicates once their fine is paid (they are refunded, never receipted);
+4. ``recon.finish``: close what resolved itself, store the totals.
+
+Ids: ``reconciliation/<bank>/<date>`` (API/CLI), ``reconciliation-upload/<id>``
+(uploads), ``reconciliation/<bank>/eod|intraday-<time>`` (schedules).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.payment import types as wt
+    from workflows.payment.workflow import ledger_step
+    from workflows.reconciliation import types as rt
+
+WORKFLOW_ID_PREFIX = "reconciliation/"
+UPLOAD_WORKFLOW_ID_PREFIX = "reconciliation-upload/"
+# Vietnam has kept UTC+7 without daylight saving since 1975; a fixed offset
+# keeps the workflow free of time zone files.
+VIETNAM_OFFSET = timedelta(hours=7)
+
+# Loading: a bad or missing statement will not get better by retrying now;
+# a bank that does not answer may, within the half hour.
+LOAD_NON_RETRYABLE = [
+    "StatementParseError",
+    "StatementNotAvailableError",
+    "BankProtocolError",
+    "ValidationError",
+    "NotFoundError",
+    "UnknownBankError",
+]
+LOAD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    non_retryable_error_types=LOAD_NON_RETRYABLE,
+)
+# A million-line statement loads in seconds; the bound is for a slow bank.
+LOAD_TIMEOUT = timedelta(minutes=15)
+LOAD_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+ACT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+ACT_TIMEOUT = timedelta(minutes=5)
+ACT_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
+ACT_BATCH = 200
+ACT_BATCHES_MAX = 500  # 100,000 steps per run; the rest waits for the next run
+DUPLICATE_WAITS_MAX = 30
+DUPLICATE_WAIT = timedelta(seconds=2)
+
+
+def workflow_id_for(bank: str, statement_date: date | str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{bank}/{statement_date}"
+
+
+def upload_workflow_id_for(reconciliation_id: int) -> str:
+    return f"{UPLOAD_WORKFLOW_ID_PREFIX}{reconciliation_id}"
+
+
+def _failure_message(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type or 'error'}: {cause.message}"
+    return str(cause or err)
+
+
+@workflow.defn(name="Reconciliation")
+class ReconciliationWorkflow:
+    def __init__(self) -> None:
+        self._state = "starting"
+
+    @workflow.query(name="state")
+    def state(self) -> str:
+        return self._state
+
+    @workflow.run
+    async def run(self, inp: rt.ReconciliationInput) -> rt.ReconciliationResult:
+        statement_date = (
+            inp.statement_date
+            or (
+                (workflow.now() + VIETNAM_OFFSET).date() + timedelta(days=inp.day_offset_days)
+            ).isoformat()
+        )
+        run = await ledger_step(
+            "recon.begin",
+            rt.BeginInput(inp.bank, str(statement_date), inp.reconciliation_id, inp.trigger),
+            rt.RunRef,
+        )
+        self._state = "loading"
+        try:
+            await workflow.execute_activity(
+                "recon.load",
+                run,
+                result_type=rt.LoadResult,
+                start_to_close_timeout=LOAD_TIMEOUT,
+                schedule_to_close_timeout=LOAD_SCHEDULE_TO_CLOSE,
+                retry_policy=LOAD_RETRY,
+            )
+        except ActivityError as err:
+            message = _failure_message(err)
+            self._state = "failed"
+            await ledger_step("recon.fail", rt.FailInput(run.reconciliation_id, message), wt.Done)
+            return rt.ReconciliationResult(
+                run.reconciliation_id,
+                "failed",
+                bank=run.bank,
+                statement_date=run.statement_date,
+                error=message,
+            )
+        self._state = "healing"
+        await self._act(run.bank, rt.HEAL)
+        self._state = "refunding duplicates"
+        await self._act(run.bank, rt.DUPLICATE)
+        self._state = "finishing"
+        result = await ledger_step("recon.finish", run, rt.ReconciliationResult)
+        self._state = result.status
+        return result
+
+    async def _act(self, bank: str, phase: str) -> None:
+        """Run the phase's saga steps in batches. Duplicates wait (durably, a
+        bounded time) for the fine they duplicate to be paid; what is left is
+        taken up by the next run."""
+        waits = 0
+        for _ in range(ACT_BATCHES_MAX):
+            result = await workflow.execute_activity(
+                "recon.act",
+                rt.ActInput(bank, phase, ACT_BATCH),
+                result_type=rt.ActResult,
+                start_to_close_timeout=ACT_TIMEOUT,
+                schedule_to_close_timeout=ACT_SCHEDULE_TO_CLOSE,
+                retry_policy=ACT_RETRY,
+            )
+            if result.remaining == 0:
+                return
+            if result.done == 0:
+                if phase == rt.HEAL or waits >= DUPLICATE_WAITS_MAX:
+                    return  # failing steps: kept for the next run
+                waits += 1
+                await workflow.sleep(DUPLICATE_WAIT)
