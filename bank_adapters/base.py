@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,9 +42,9 @@ from bank_adapters.types import (
     StatusResult,
     Succeeded,
 )
+from domain.formats import BANK_ID_RE
 from observability import metrics
 
-BANK_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 RESPONSE_BYTES_MAX_DEFAULT: Final = 256 * 1024
 STATEMENT_BYTES_MAX_DEFAULT: Final = 64 * 1024 * 1024
 

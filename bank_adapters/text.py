@@ -17,8 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import unicodedata
 from typing import Final
+
+from domain.text import strip_diacritics
 
 TRANSFER_CONTENT_LENGTH_MAX_DEFAULT: Final = 50
 REFERENCE_PREFIX: Final = "TF"
@@ -31,16 +32,6 @@ _SPACES_RE: Final = re.compile(r"\s+")
 # Printable ASCII minus characters that some bank apps refuse in QR content.
 _QR_UNSAFE_RE: Final = re.compile(r"[^A-Za-z0-9 /\-.,:()+?']+")
 _TRUNCATED_PREFIX_LENGTH_MIN: Final = 6
-
-
-def strip_diacritics(text: str) -> str:
-    """``"Nguyễn Văn Đức"`` → ``"Nguyen Van Duc"``. Other characters unchanged."""
-    # đ/Đ are letters of their own, not d + a combining mark: NFD keeps them.
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize(
-        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
-    )
 
 
 def bank_transfer_content(text: str, length_max: int = TRANSFER_CONTENT_LENGTH_MAX_DEFAULT) -> str:

@@ -24,26 +24,22 @@ key (so sending it again with the same key is safe: the bank deduplicates).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final, TypeAlias
-from zoneinfo import ZoneInfo
 
-VIETNAM_TZ: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+from domain.business_time import VIETNAM_TZ
+from domain.decision_numbers import DECISION_NUMBER_LENGTH_MAX
+from domain.formats import (
+    ACCOUNT_LENGTH_MAX,
+    ACCOUNT_RE,
+    IDEMPOTENCY_KEY_LENGTH_MAX,
+    IDEMPOTENCY_KEY_RE,
+)
+from domain.money import AMOUNT_VND_MAX
 
-AMOUNT_VND_MAX: Final = 10**15
-IDEMPOTENCY_KEY_LENGTH_MAX: Final = 100
-DECISION_NUMBER_LENGTH_MAX: Final = 64
-ACCOUNT_LENGTH_MAX: Final = 34  # IBAN / BBAN upper bound
 TEXT_LENGTH_MAX: Final = 500
-
-# Keys travel in HTTP headers, URL paths and camt.053 EndToEndId (max 35 in
-# older versions, we do not rely on it); a closed alphabet keeps them safe
-# in all of them without escaping.
-_KEY_RE: Final = re.compile(rf"[A-Za-z0-9._:\-]{{1,{IDEMPOTENCY_KEY_LENGTH_MAX}}}")
-_ACCOUNT_RE: Final = re.compile(rf"[A-Za-z0-9]{{1,{ACCOUNT_LENGTH_MAX}}}")
 
 
 class InvalidRequestError(ValueError):
@@ -52,7 +48,7 @@ class InvalidRequestError(ValueError):
 
 
 def _check_key(name: str, value: str) -> None:
-    if not _KEY_RE.fullmatch(value):
+    if not IDEMPOTENCY_KEY_RE.fullmatch(value):
         raise InvalidRequestError(
             f"{name} must be 1-{IDEMPOTENCY_KEY_LENGTH_MAX} characters of "
             f"A-Z a-z 0-9 . _ : -, got {value!r:.120}"
@@ -68,7 +64,7 @@ def _check_amount(name: str, value: int) -> None:
 
 
 def _check_account(name: str, value: str) -> None:
-    if not _ACCOUNT_RE.fullmatch(value):
+    if not ACCOUNT_RE.fullmatch(value):
         raise InvalidRequestError(
             f"{name} must be 1-{ACCOUNT_LENGTH_MAX} letters or digits, got {value!r:.60}"
         )

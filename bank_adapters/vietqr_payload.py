@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from bank_adapters.types import AMOUNT_VND_MAX
+from domain.money import AMOUNT_VND_MAX
 
 NAPAS_GUID: Final = "A000000727"
 SERVICE_TRANSFER_TO_ACCOUNT: Final = "QRIBFTTA"

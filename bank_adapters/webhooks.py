@@ -37,13 +37,14 @@ from datetime import datetime, timedelta
 from typing import Final, Literal, Protocol
 
 from bank_adapters.rest_bank import map_rest_status
-from bank_adapters.types import AMOUNT_VND_MAX, BankResult
+from bank_adapters.types import BankResult
 from bank_adapters.wire import (
     WEBHOOK_NONCE_HEADER,
     WEBHOOK_SIGNATURE_HEADER,
     WEBHOOK_SIGNATURE_SCHEME,
     WEBHOOK_TIMESTAMP_HEADER,
 )
+from domain.money import AMOUNT_VND_MAX
 
 TIMESTAMP_TOLERANCE_SECONDS: Final = 300
 WEBHOOK_BODY_BYTES_MAX: Final = 64 * 1024

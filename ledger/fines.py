@@ -7,7 +7,6 @@ display form) and as a normalised key, so that an officer typing
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,46 +19,20 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain import decision_numbers as dn
 from ledger.core import tables as t
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
 
-DECISION_NUMBER_MAX_CHARS: Final = 64
 TEXT_FIELD_MAX_CHARS: Final = 200
-_ALLOWED_KEY = re.compile(r"^[0-9a-z][0-9a-z/._ -]*$")
-_SPACES = re.compile(r"\s+")
-_SPACE_AROUND_SEPARATOR = re.compile(r"\s*([/\-.])\s*")
 
 
 def normalise_decision_number(raw: str) -> str:
-    """The lookup key of a decision number.
-
-    Trimmed, case-folded, whitespace collapsed (and dropped around ``/``, ``-``
-    and ``.``), ``Đ``/``đ`` read as ``d`` and other diacritics dropped, so the
-    key is what an officer would type on a keyboard without Vietnamese input.
-    Raises ``ValidationError`` when nothing usable is left.
-    """
-    if not isinstance(raw, str):
-        raise ValidationError("decision_number", "must be a string")
-    value = unicodedata.normalize("NFC", raw).strip()
-    value = value.replace("Đ", "D").replace("đ", "d")
-    value = "".join(
-        ch for ch in unicodedata.normalize("NFKD", value) if not unicodedata.combining(ch)
-    )
-    value = value.casefold()
-    value = _SPACES.sub(" ", value)
-    value = _SPACE_AROUND_SEPARATOR.sub(r"\1", value)
-    if not value:
-        raise ValidationError("decision_number", "is empty")
-    if len(value) > DECISION_NUMBER_MAX_CHARS:
-        raise ValidationError(
-            "decision_number", f"is longer than {DECISION_NUMBER_MAX_CHARS} characters"
-        )
-    if not _ALLOWED_KEY.match(value):
-        raise ValidationError(
-            "decision_number",
-            "may contain only letters, digits, spaces and / - . (e.g. 01234/QĐ-XPHC)",
-        )
-    return value
+    """The lookup key of a decision number (``domain.decision_numbers``), or
+    ``ValidationError`` naming the field."""
+    try:
+        return dn.normalise_decision_number(raw)
+    except dn.DecisionNumberError as err:
+        raise ValidationError("decision_number", str(err)) from None
 
 
 @dataclass(frozen=True)

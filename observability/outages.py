@@ -7,12 +7,13 @@ observability, never the reverse).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
-BANK_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+from domain.formats import BANK_ID_RE
+
+BANK_ID_PATTERN: Final = BANK_ID_RE
 CAUSE_LENGTH_MAX: Final = 1000
 RECENT_LIMIT_MAX: Final = 1000
 

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.money import AMOUNT_VND_MAX
+
 MAX_AMOUNT_VND_DEFAULT = 1_000_000_000
 
 
@@ -42,7 +44,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
-    max_amount_vnd: int = Field(default=MAX_AMOUNT_VND_DEFAULT, ge=1, le=10**15)
+    max_amount_vnd: int = Field(default=MAX_AMOUNT_VND_DEFAULT, ge=1, le=AMOUNT_VND_MAX)
 
     data_dir: Path = Path(".data")
     receipt_signing_key_path: Path | None = None

@@ -89,7 +89,9 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     # Our own modules are deterministic data and pure functions; pass them
     # through so they are not re-imported for every workflow run.
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows", "structlog")
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "workflows", "domain", "structlog"
+        )
     )
 
 

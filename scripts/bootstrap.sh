@@ -16,7 +16,7 @@ fi
 # compiling the sources again, which matters where PYTHONDONTWRITEBYTECODE
 # is set. Stale files are harmless (Python checks the source's mtime).
 compile_own() {
-  "$VENV/bin/python" -m compileall -q -j 0 bank_adapters bench ledger observability \
+  "$VENV/bin/python" -m compileall -q -j 0 bank_adapters bench domain ledger observability \
     reconciler tests workflows > /dev/null
 }
 

@@ -49,13 +49,13 @@ from bank_adapters.simulators.store import (
     SimStore,
 )
 from bank_adapters.text import bank_transfer_content
-from bank_adapters.types import AMOUNT_VND_MAX, VIETNAM_TZ
+from domain.business_time import VIETNAM_TZ
+from domain.formats import ACCOUNT_RE, IDEMPOTENCY_KEY_RE
+from domain.money import AMOUNT_VND_MAX
 
 SimProtocol = Literal["rest", "vietqr"]
 BODY_BYTES_MAX: Final = 64 * 1024
 GROUND_TRUTH_ROWS_MAX: Final = 200_000
-ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9]{1,34}", re.ASCII)
-KEY_RE: Final = re.compile(r"[A-Za-z0-9._:\-]{1,100}", re.ASCII)
 _EXTRA_CONTENTS: Final = ("CHUYEN TIEN", "PHI QUAN LY TAI KHOAN", "NOP TIEN MAT")
 
 
@@ -270,7 +270,7 @@ def require_vnd(body: dict[str, Any]) -> None:
 
 def header_key(request: web.Request, name: str) -> str:
     value = request.headers.get(name, "")
-    if not KEY_RE.fullmatch(value):
+    if not IDEMPOTENCY_KEY_RE.fullmatch(value):
         raise json_error(400, "invalid_request", f"header {name} must be 1-100 [A-Za-z0-9._:-]")
     return value
 

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from xml.etree import ElementTree as ET
 
-from bank_adapters.types import VIETNAM_TZ
+from domain.business_time import VIETNAM_TZ
 
 CAMT_NAMESPACE: Final = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 _MT940_CONTENT_WIDTH: Final = 65

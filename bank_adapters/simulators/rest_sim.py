@@ -21,7 +21,6 @@ from aiohttp import web
 
 from bank_adapters.simulators.common import (
     CORE_KEY,
-    KEY_RE,
     SimCore,
     bank_application,
     field_account,
@@ -44,6 +43,7 @@ from bank_adapters.wire import (
     RestReason,
     RestStatus,
 )
+from domain.formats import IDEMPOTENCY_KEY_RE
 
 _STATUS = {
     "succeeded": RestStatus.ACCEPTED_SETTLED,
@@ -175,7 +175,9 @@ async def create_refund(request: web.Request) -> web.Response:
         ("original_idempotency_key", original_key),
         ("original_debit_id", original_ref),
     ):
-        if value is not None and not (isinstance(value, str) and KEY_RE.fullmatch(value)):
+        if value is not None and not (
+            isinstance(value, str) and IDEMPOTENCY_KEY_RE.fullmatch(value)
+        ):
             raise json_error(400, "invalid_request", f"{name} is not a valid reference")
     if original_key is None and original_ref is None:
         raise json_error(
@@ -232,7 +234,7 @@ def lookup(kind: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         store = request.app[CORE_KEY].store
         key = request.match_info["key"]
-        movement = store.by_dedupe(kind, key) if KEY_RE.fullmatch(key) else None
+        movement = store.by_dedupe(kind, key) if IDEMPOTENCY_KEY_RE.fullmatch(key) else None
         if movement is None:
             raise json_error(404, "not_found", f"no {kind} with idempotency key {key[:100]}")
         return web.json_response(_answer(movement))

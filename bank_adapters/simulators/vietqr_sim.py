@@ -22,7 +22,6 @@ from aiohttp import web
 
 from bank_adapters.simulators.common import (
     CORE_KEY,
-    KEY_RE,
     SimCore,
     bank_application,
     field_account,
@@ -48,6 +47,7 @@ from bank_adapters.wire import (
     VIETQR_STATEMENTS_PATH,
     Iso8583Response,
 )
+from domain.formats import IDEMPOTENCY_KEY_RE
 
 _PAGE_SIZE_DEFAULT: Final = 100
 _MESSAGES: Final = {
@@ -113,7 +113,7 @@ async def qr_payment(request: web.Request) -> web.Response:
     payload = field_str(body, "payload", length_max=512)
     payer = field_account(body, "payer_account")
     trace = request.headers.get(REQUEST_ID_HEADER)
-    if trace is not None and not KEY_RE.fullmatch(trace):
+    if trace is not None and not IDEMPOTENCY_KEY_RE.fullmatch(trace):
         raise json_error(400, "invalid_request", f"{REQUEST_ID_HEADER} is not a valid key")
     try:
         transfer = parse_vietqr_payload(payload)
@@ -204,7 +204,7 @@ async def transfer_status(request: web.Request) -> web.Response:
     core = request.app[CORE_KEY]
     store = core.store
     key = request.match_info["request_id"]
-    movement = store.by_dedupe("refund", key) if KEY_RE.fullmatch(key) else None
+    movement = store.by_dedupe("refund", key) if IDEMPOTENCY_KEY_RE.fullmatch(key) else None
     if movement is None:
         raise json_error(404, "not_found", f"no transfer with request id {key[:100]}")
     return web.json_response(_answer(movement))

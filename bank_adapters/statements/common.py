@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, time
 from typing import Final
 
 from bank_adapters.types import (
-    AMOUNT_VND_MAX,
-    VIETNAM_TZ,
     Direction,
     StatementFormat,
     StatementLine,
     StatementParseError,
 )
+from domain.business_time import VIETNAM_TZ
+from domain.money import AMOUNT_VND_MAX
 
 RAW_LENGTH_MAX: Final = 2000
 FIELD_LENGTH_MAX: Final = 500

@@ -18,11 +18,12 @@ from typing import Any, Final
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.money import AMOUNT_VND_MAX
 from ledger.core import tables as t
 from ledger.core.errors import IdempotencyConflictError, UnbalancedEntryError, UnknownAccountError
 
 MAX_POSTINGS_PER_ENTRY: Final = 20
-MAX_ABS_AMOUNT_VND: Final = 10**15
+MAX_ABS_AMOUNT_VND: Final = AMOUNT_VND_MAX
 ACCOUNT_KINDS: Final = ("asset", "liability", "equity", "revenue", "expense")
 
 

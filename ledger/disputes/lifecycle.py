@@ -30,6 +30,8 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.formats import ACCOUNT_RE, BANK_REF_RE
+from domain.keys import SUSPENSE_ACCOUNT, external_debit_key, suspense_key
 from ledger.core import approvals as ap
 from ledger.core import tables as t
 from ledger.core.audit import AuditEntry, append_audit, audit_trail
@@ -61,8 +63,6 @@ EVIDENCE_PAYMENTS_MAX: Final = 20
 EVIDENCE_LINES_MAX: Final = 50
 EVIDENCE_WINDOW: Final = timedelta(days=3)
 OCCURRED_FUTURE_SLACK: Final = timedelta(minutes=10)
-BANK_REF_RE: Final = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
-ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9]{1,34}")
 _FIELDS: Final = frozenset(
     {
         "decision_number",
@@ -392,7 +392,7 @@ async def payment_for_debit(conn: AsyncConnection, bank: str, bank_ref: str) -> 
             select(t.payments.c.id).where(
                 t.payments.c.bank == bank,
                 (t.payments.c.bank_ref == bank_ref)
-                | (t.payments.c.debit_key == f"ext-{bank}-{bank_ref}"[:200]),
+                | (t.payments.c.debit_key == external_debit_key(bank, bank_ref)),
             )
         )
     ).scalar_one_or_none()
@@ -645,16 +645,6 @@ async def fail(
     approval = await ap.mark_failed(conn, approval_id, {"error": reason[:1000]}, now, actor)
     await _reopen(conn, dispute, approval, f"execution failed: {reason[:500]}", actor, now)
     return await get_dispute(conn, dispute_id)
-
-
-SUSPENSE_ACCOUNT: Final = "suspense"
-
-
-def suspense_key(bank: str, bank_ref: str) -> str:
-    """The entry that holds a bank debit nobody identified in suspense; the
-    same key as reconciliation's, so whichever books it first, it is booked
-    once."""
-    return f"suspense:{bank}:{bank_ref}"
 
 
 async def _suspense_entry(

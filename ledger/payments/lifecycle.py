@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.keys import external_debit_key
 from ledger.core import tables as t
 from ledger.core.audit import SYSTEM_SAGA, append_audit
 from ledger.core.errors import (
@@ -750,7 +751,7 @@ async def record_external_debit(
                 payer_account=payer_account,
                 amount_vnd=amount_vnd,
                 status="initiated",
-                debit_key=f"ext-{bank}-{bank_ref}"[:200],
+                debit_key=external_debit_key(bank, bank_ref),
                 channel=channel,
                 created_at=now,
                 updated_at=now,
@@ -760,7 +761,7 @@ async def record_external_debit(
         )
     ).scalar_one_or_none()
     if inserted is None:  # a concurrent recorder won
-        again = await find_payment_by_debit_key(conn, f"ext-{bank}-{bank_ref}"[:200])
+        again = await find_payment_by_debit_key(conn, external_debit_key(bank, bank_ref))
         assert again is not None
         return again, False
     await _record_event(

@@ -18,8 +18,9 @@ written out here:
 
 from __future__ import annotations
 
+from domain.money import AMOUNT_VND_MAX
+
 AMOUNT_VND_MIN = 1
-AMOUNT_VND_MAX = 10**15
 
 _DIGITS = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
 _SCALES = ((10**6, "triệu"), (10**3, "nghìn"), (1, ""))

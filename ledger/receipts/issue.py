@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import RowMapping, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.business_time import VIETNAM_TZ
+from domain.text import strip_diacritics
 from ledger.core.errors import ConflictError, LedgerError, NotFoundError
 from ledger.core.tables import fines, payments, receipt_series, receipts
 from ledger.receipts.amount_words import amount_in_words_vi
 from ledger.receipts.signing import ReceiptSigner, ReceiptVerifier
 
-VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 UNIT_CODE_CHARS_MAX = 30
 VERIFY_TOKEN_CHARS = 22
 VERIFY_PAGE_SIZE = 500
@@ -126,12 +126,6 @@ class VerificationReport:
 
 
 # --- pure rules -------------------------------------------------------------
-
-
-def strip_diacritics(text: str) -> str:
-    """ASCII-folds Vietnamese: "Đội Cảnh sát" → "Doi Canh sat"."""
-    decomposed = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def unit_code(issuing_unit: str) -> str:

@@ -18,8 +18,9 @@ import segno
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from domain.business_time import VIETNAM_TZ
 from ledger.receipts.fonts import find_dejavu_sans
-from ledger.receipts.issue import VIETNAM_TZ, Receipt, verify_token
+from ledger.receipts.issue import Receipt, verify_token
 
 FAMILY = "DejaVuSans"
 PAGE_SIZE_MM = (148.0, 210.0)  # A5, given in mm: fpdf2 2.8 warns on the name "A5"

@@ -13,7 +13,6 @@ Functions run in the caller's transaction; the caller commits.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -22,6 +21,9 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.business_time import VIETNAM_TZ_NAME
+from domain.formats import is_account
+from domain.keys import suspense_key
 from ledger.core.approvals import (
     Approval,
     get_approval,
@@ -125,7 +127,7 @@ def _discrepancy(row: Any) -> Discrepancy:
 _IN_DOUBT_FROM_SAGA: Final = """
 INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
                            amount_vnd, detail, created_at, updated_at)
-SELECT NULL, p.bank, (p.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, 'in_doubt_too_long',
+SELECT NULL, p.bank, (p.created_at AT TIME ZONE :tz)::date, 'in_doubt_too_long',
        p.id, p.fine_id, p.amount_vnd,
        jsonb_build_object('status', p.status, 'since', p.created_at, 'channel', p.channel,
                           'verifying_for_seconds', CAST(:seconds AS bigint),
@@ -149,7 +151,12 @@ async def open_in_doubt_discrepancy(
     opened = (
         await conn.execute(
             text(_IN_DOUBT_FROM_SAGA),
-            {"payment_id": payment_id, "seconds": verifying_for_seconds, "now": now},
+            {
+                "payment_id": payment_id,
+                "seconds": verifying_for_seconds,
+                "now": now,
+                "tz": VIETNAM_TZ_NAME,
+            },
         )
     ).scalar_one_or_none()
     return int(opened) if opened is not None else None
@@ -302,7 +309,6 @@ async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
 REFUND: Final = "refund"
 MANUAL_MATCH: Final = "manual_match"
 SUBJECT_TYPE: Final = "discrepancy"
-_ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9]{1,34}")
 
 
 class DiscrepancyActionError(ConflictError):
@@ -354,7 +360,7 @@ async def _held_money(conn: AsyncConnection, item: Discrepancy) -> HeldMoney:
         bank_ref=line.bank_ref,
         amount_vnd=int(line.amount_vnd),
         counterparty=line.counterparty,
-        suspense_entry_key=f"suspense:{line.bank}:{line.bank_ref}",
+        suspense_entry_key=suspense_key(line.bank, line.bank_ref),
     )
 
 
@@ -373,7 +379,7 @@ async def request_refund(
     item = await get_discrepancy(conn, discrepancy_id, for_update=True)
     held = await _held_money(conn, item)
     payee = payee_account or held.counterparty
-    if not _ACCOUNT_RE.fullmatch(payee or ""):
+    if not is_account(payee):
         raise ValidationError(
             "payee_account", "is required (1-34 letters or digits): the statement has none"
         )
@@ -538,7 +544,7 @@ async def release_for_match(conn: AsyncConnection, approval_id: int, now: dateti
     held = (
         await conn.execute(
             text("SELECT id FROM journal_entries WHERE idempotency_key = :key"),
-            {"key": f"suspense:{bank}:{bank_ref}"},
+            {"key": suspense_key(bank, bank_ref)},
         )
     ).scalar_one_or_none()
     if held is None:

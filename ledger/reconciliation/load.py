@@ -66,10 +66,9 @@ import time as time_module
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final, Protocol
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from psycopg import pq
 from psycopg._copy_base import format_row_binary
@@ -81,10 +80,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.business_time import VIETNAM_TZ, business_day_start
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
 from ledger.core.postings import bank_clearing_account, ensure_account
 
-VIETNAM_TZ: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 LINE_CLASSES: Final = ("matched", "healed", "duplicate", "amount_mismatch", "unknown")
 DISCREPANCY_KINDS: Final = (
     "duplicate",
@@ -1464,7 +1463,7 @@ async def auto_resolve(conn: AsyncConnection, bank: str, now: datetime) -> int:
 
 
 def vietnam_day_utc(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), tzinfo=VIETNAM_TZ).astimezone(UTC)
+    start = business_day_start(day)
     return start, start + timedelta(days=1)
 
 

@@ -17,10 +17,10 @@ from typing import Any, Final
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from domain.business_time import VIETNAM_TZ
 from ledger.receipts.fonts import find_dejavu_sans
 from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time
 from ledger.reconciliation.followup import REPORT_COLUMNS, RunReport
-from ledger.reconciliation.load import VIETNAM_TZ
 
 FAMILY: Final = "DejaVuSans"
 PDF_ROWS_MAX: Final = 1_000

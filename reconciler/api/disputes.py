@@ -27,6 +27,7 @@ from aiohttp import web
 from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
+from domain.formats import ACCOUNT_RE, BANK_REF_RE
 from ledger.core import approvals as ap
 from ledger.core.audit import AuditEntry, append_audit
 from ledger.core.errors import ValidationError
@@ -264,7 +265,7 @@ def _resolution_body(body: object) -> dict[str, Any]:
         raise ValidationError(unknown[0], "is not a known field")
     if body.get("action") not in ds.ACTIONS:
         raise ValidationError("action", f"must be one of {', '.join(ds.ACTIONS)}")
-    for name, pattern in (("bank_ref", ds.BANK_REF_RE), ("payer_account", ds.ACCOUNT_RE)):
+    for name, pattern in (("bank_ref", BANK_REF_RE), ("payer_account", ACCOUNT_RE)):
         value = body.get(name)
         if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
             raise ValidationError(name, "is not valid")

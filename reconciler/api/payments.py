@@ -4,7 +4,6 @@ in-doubt payments of a bank whose link is back."""
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -12,6 +11,7 @@ import structlog
 from aiohttp import web
 from temporalio.service import RPCError
 
+from domain.formats import is_account
 from ledger.core.errors import ValidationError
 from ledger.fines import get_fine
 from ledger.payments import lifecycle as pay
@@ -26,7 +26,6 @@ log = structlog.get_logger(__name__)
 IDEMPOTENCY_KEY_MAX_CHARS = 200
 # How long the link-recovery event waits for its report before answering 202.
 RECOVERY_WAIT_SECONDS = 20.0
-_ACCOUNT = re.compile(r"^[A-Za-z0-9]{1,34}$")
 
 
 def _payment_body(body: object, banks: list[str]) -> tuple[str, str]:
@@ -39,7 +38,7 @@ def _payment_body(body: object, banks: list[str]) -> tuple[str, str]:
     if not isinstance(bank, str) or bank not in banks:
         raise ValidationError("bank", f"must be one of: {', '.join(sorted(banks)) or '(none)'}")
     account = body.get("payer_account")
-    if not isinstance(account, str) or not _ACCOUNT.match(account):
+    if not is_account(account):
         raise ValidationError("payer_account", "must be 1-34 letters or digits")
     return bank, account
 

@@ -5,7 +5,6 @@ signals nothing twice: workflow ids are per bank reference)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -30,6 +29,7 @@ from bank_adapters.types import (
     StatementLine,
     Succeeded,
 )
+from domain.formats import is_account
 from ledger.core import approvals as ap
 from ledger.payments import lifecycle as pay
 from ledger.reconciliation import discrepancies as disc
@@ -48,7 +48,6 @@ from workflows.reconciliation import types as rt
 log = structlog.get_logger(__name__)
 
 ACTIONS_CONCURRENCY_DEFAULT: Final = 16
-_ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9]{1,34}")
 UNKNOWN_PAYER: Final = "unknown"
 SUSPENSE_BATCH: Final = 500
 # A million unidentified lines at most per load; the rest waits for the next.
@@ -77,7 +76,7 @@ class ReconDeps:
 
 def payer_account(counterparty: str) -> str:
     """The payer as a bank account a refund can go to, or ``unknown``."""
-    return counterparty if _ACCOUNT_RE.fullmatch(counterparty) else UNKNOWN_PAYER
+    return counterparty if is_account(counterparty) else UNKNOWN_PAYER
 
 
 def _result(run: recon.Run) -> rt.ReconciliationResult:

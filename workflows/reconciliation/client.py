@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bank_adapters.statements import StatementLimits, parse_statement
 from bank_adapters.types import StatementFormat
+from domain.business_time import VIETNAM_TZ_NAME
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import load as recon
 from workflows.payment.client import SagaConfig
@@ -47,7 +48,6 @@ from workflows.reconciliation.workflow import (
 
 log = structlog.get_logger(__name__)
 
-VIETNAM_TIME_ZONE: Final = "Asia/Ho_Chi_Minh"
 START_ATTEMPTS: Final = 25
 START_RETRY_SECONDS: Final = 0.2
 _HH_MM_RE: Final = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -259,7 +259,7 @@ def build_schedules(bank: str, task_queue: str, times: ScheduleTimes) -> dict[st
                         comment=f"end of day {times.end_of_day} Vietnam time",
                     )
                 ],
-                time_zone_name=VIETNAM_TIME_ZONE,
+                time_zone_name=VIETNAM_TZ_NAME,
             ),
             # A worker down at 23:30 still reconciles when it is back that night.
             policy=SchedulePolicy(
@@ -272,7 +272,7 @@ def build_schedules(bank: str, task_queue: str, times: ScheduleTimes) -> dict[st
             action=_action(bank, "intraday", 0, task_queue),
             spec=ScheduleSpec(
                 intervals=[ScheduleIntervalSpec(every=timedelta(minutes=times.intraday_minutes))],
-                time_zone_name=VIETNAM_TIME_ZONE,
+                time_zone_name=VIETNAM_TZ_NAME,
             ),
             # A tick missed while one runs (or while down) is just skipped.
             policy=SchedulePolicy(

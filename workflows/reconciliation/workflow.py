@@ -24,6 +24,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.business_time import VIETNAM_UTC_OFFSET
     from workflows.payment import types as wt
     from workflows.payment.workflow import ledger_step
     from workflows.reconciliation import types as rt
@@ -32,7 +33,6 @@ WORKFLOW_ID_PREFIX = "reconciliation/"
 UPLOAD_WORKFLOW_ID_PREFIX = "reconciliation-upload/"
 # Vietnam has kept UTC+7 without daylight saving since 1975; a fixed offset
 # keeps the workflow free of time zone files.
-VIETNAM_OFFSET = timedelta(hours=7)
 
 # Loading: a bad or missing statement will not get better by retrying now;
 # a bank that does not answer may, within the half hour.
@@ -95,7 +95,7 @@ class ReconciliationWorkflow:
         statement_date = (
             inp.statement_date
             or (
-                (workflow.now() + VIETNAM_OFFSET).date() + timedelta(days=inp.day_offset_days)
+                (workflow.now() + VIETNAM_UTC_OFFSET).date() + timedelta(days=inp.day_offset_days)
             ).isoformat()
         )
         run = await ledger_step(

@@ -16,7 +16,7 @@ from bank_adapters.base import AdapterOptions, BankAdapter, BreakerConfig, Timeo
 from bank_adapters.factory import build_adapter
 from bank_adapters.simulators.admin import SimulatorAdmin
 from bank_adapters.simulators.server import SimulatorHandle
-from bank_adapters.types import VIETNAM_TZ
+from domain.business_time import VIETNAM_TZ
 
 # Short timeouts keep the fault tests quick; a breaker that never opens keeps
 # the contract tests independent of how many failures came before.

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bank_adapters.simulators.render import SimLine
 from bank_adapters.text import bank_transfer_content
-from bank_adapters.types import VIETNAM_TZ
+from domain.business_time import VIETNAM_TZ
 
 # Sized so that all parser properties together stay within a few seconds.
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

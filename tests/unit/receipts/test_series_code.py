@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.receipts.issue import business_year, series_code, strip_diacritics, unit_code
+from domain.text import strip_diacritics
+from ledger.receipts.issue import business_year, series_code, unit_code
 
 SERIES_CHECK = re.compile(r"^[A-Z0-9-]{1,40}$")  # the receipt_series CHECK
 
