@@ -110,7 +110,22 @@ async def test_rotated_secrets_may_offer_two_signatures() -> None:
     body = _body()
     headers = _signed(body)
     headers["X-Bank-Signature"] = "v1=" + "0" * 64 + "," + headers["X-Bank-Signature"]
-    await verify_webhook(SECRET, headers, body, NOW, InMemoryNonceStore())
+    store = InMemoryNonceStore()
+    event = await verify_webhook(SECRET, headers, body, NOW, store)
+    assert event.result == Succeeded("FT1")
+    assert (event.idempotency_key, event.amount_vnd) == ("pay-1", 500_000)
+    assert len(store) == 1
+
+
+async def test_two_signatures_none_of_them_right_are_rejected() -> None:
+    body = _body()
+    headers = _signed(body)
+    headers["X-Bank-Signature"] = "v1=" + "0" * 64 + ",v1=" + "1" * 64
+    store = InMemoryNonceStore()
+    with pytest.raises(WebhookRejected) as caught:
+        await verify_webhook(SECRET, headers, body, NOW, store)
+    assert caught.value.code == "bad_signature"
+    assert len(store) == 0
 
 
 @pytest.mark.parametrize(
