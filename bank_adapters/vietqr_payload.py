@@ -20,6 +20,16 @@ NAPAS lists 25 characters for the content; most bank apps accept longer
 content and cut it themselves, so the limit is a parameter
 (``content_length_max``). Our content puts the payment reference first, so
 a cut never loses it.
+
+Reading. ``read_vietqr_payload`` reads any VietQR transfer code a bank shows
+its customers: static (``01`` = ``11``) or dynamic (``12``), with or without
+an amount (the payer types it), to an account (``QRIBFTTA``) or to a card
+number (``QRIBFTTC``), with the other EMVCo fields (merchant category,
+name, city, tip) present or not, in any order. ``parse_vietqr_payload`` is
+the strict reading of a payment request (what the VietQR bank simulator
+takes from us): an amount and a transfer to an account are required. Both
+refuse a bad CRC, another currency than 704 (VND), another payload format
+than ``01``, non-ASCII text, and name the field.
 """
 
 from __future__ import annotations
@@ -32,6 +42,9 @@ from domain.money import AMOUNT_VND_MAX
 
 NAPAS_GUID: Final = "A000000727"
 SERVICE_TRANSFER_TO_ACCOUNT: Final = "QRIBFTTA"
+SERVICE_TRANSFER_TO_CARD: Final = "QRIBFTTC"
+_SERVICES: Final = frozenset({SERVICE_TRANSFER_TO_ACCOUNT, SERVICE_TRANSFER_TO_CARD})
+_INITIATION_METHODS: Final = {"11": False, "12": True}  # static, dynamic
 CURRENCY_VND: Final = "704"
 COUNTRY_VN: Final = "VN"
 CONTENT_LENGTH_MAX_DEFAULT: Final = 50
@@ -58,6 +71,21 @@ class VietQRTransfer:
     account_number: str
     amount_vnd: int
     content: str
+
+
+@dataclass(frozen=True, slots=True)
+class VietQRCode:
+    """What a VietQR transfer code asks for, as read. ``account_number`` is
+    the card number when ``service`` is ``QRIBFTTC``; ``amount_vnd`` is
+    ``None`` when the payer types the amount; ``dynamic`` is the point of
+    initiation (``12``) and ``None`` when the code does not say."""
+
+    bank_bin: str
+    account_number: str
+    service: str
+    amount_vnd: int | None
+    content: str
+    dynamic: bool | None
 
 
 def _crc_table() -> tuple[int, ...]:
@@ -145,8 +173,8 @@ def _require(fields: dict[str, str], tag: str, path: str) -> str:
     return fields[tag]
 
 
-def parse_vietqr_payload(payload: str) -> VietQRTransfer:
-    """Check the CRC and structure of a VietQR transfer payload and return
+def read_vietqr_payload(payload: str) -> VietQRCode:
+    """Check the CRC and structure of any VietQR transfer code and return
     what it asks for. Raises ``VietQRPayloadError`` naming the field."""
     if len(payload) > PAYLOAD_LENGTH_MAX:
         raise VietQRPayloadError("payload", f"longer than {PAYLOAD_LENGTH_MAX} characters")
@@ -160,13 +188,21 @@ def parse_vietqr_payload(payload: str) -> VietQRTransfer:
     top = _parse_tlv(payload[:-8], "")
     if _require(top, "00", "") != "01":
         raise VietQRPayloadError("00", "payload format indicator must be 01")
+    dynamic = None
+    if "01" in top:
+        if top["01"] not in _INITIATION_METHODS:
+            raise VietQRPayloadError("01", "point of initiation must be 11 (static) or 12")
+        dynamic = _INITIATION_METHODS[top["01"]]
     if _require(top, "53", "") != CURRENCY_VND:
         raise VietQRPayloadError("53", "currency must be 704 (VND)")
     merchant = _parse_tlv(_require(top, "38", ""), "38.")
     if _require(merchant, "00", "38.") != NAPAS_GUID:
         raise VietQRPayloadError("38.00", f"GUID must be {NAPAS_GUID}")
-    if _require(merchant, "02", "38.") != SERVICE_TRANSFER_TO_ACCOUNT:
-        raise VietQRPayloadError("38.02", f"service must be {SERVICE_TRANSFER_TO_ACCOUNT}")
+    service = _require(merchant, "02", "38.")
+    if service not in _SERVICES:
+        raise VietQRPayloadError(
+            "38.02", f"service must be {SERVICE_TRANSFER_TO_ACCOUNT} or {SERVICE_TRANSFER_TO_CARD}"
+        )
     beneficiary = _parse_tlv(_require(merchant, "01", "38."), "38.01.")
     bank_bin = _require(beneficiary, "00", "38.01.")
     account = _require(beneficiary, "01", "38.01.")
@@ -174,10 +210,25 @@ def parse_vietqr_payload(payload: str) -> VietQRTransfer:
         raise VietQRPayloadError("38.01.00", "bank BIN must be 6 digits")
     if not _ACCOUNT_RE.fullmatch(account):
         raise VietQRPayloadError("38.01.01", "account number must be 1-19 letters or digits")
-    amount_text = _require(top, "54", "")
-    if not amount_text.isdigit() or not 0 < int(amount_text) <= AMOUNT_VND_MAX:
-        raise VietQRPayloadError("54", f"amount {amount_text!r} is not a whole number of đồng")
+    amount_vnd = None
+    if "54" in top:
+        amount_text = top["54"]
+        if not amount_text.isdigit() or not 0 < int(amount_text) <= AMOUNT_VND_MAX:
+            raise VietQRPayloadError("54", f"amount {amount_text!r} is not a whole number of đồng")
+        amount_vnd = int(amount_text)
     content = ""
     if "62" in top:
         content = _parse_tlv(top["62"], "62.").get("08", "")
-    return VietQRTransfer(bank_bin, account, int(amount_text), content)
+    return VietQRCode(bank_bin, account, service, amount_vnd, content, dynamic)
+
+
+def parse_vietqr_payload(payload: str) -> VietQRTransfer:
+    """Read a VietQR payment request: as ``read_vietqr_payload``, and the
+    amount and a transfer to an account are required. Raises
+    ``VietQRPayloadError`` naming the field."""
+    code = read_vietqr_payload(payload)
+    if code.service != SERVICE_TRANSFER_TO_ACCOUNT:
+        raise VietQRPayloadError("38.02", f"service must be {SERVICE_TRANSFER_TO_ACCOUNT}")
+    if code.amount_vnd is None:
+        raise VietQRPayloadError("54", "missing")
+    return VietQRTransfer(code.bank_bin, code.account_number, code.amount_vnd, code.content)

@@ -9,35 +9,41 @@ markup. Any fault anywhere refuses the whole file with a
 ``StatementParseError`` naming the entry, element and line.
 
 Accepted: camt.053.001.02 to .13 (the elements read here did not change),
-one ``Stmt`` per file, VND amounts in whole đồng, only ``BOOK`` entries
-become lines (``PDNG``/``INFO`` entries are skipped).
+one ``Stmt`` per file, VND amounts in whole đồng. How entries become lines
+(status, reference fallbacks, batch entries, content) is in
+``camt053_entries``.
+
+Encoding: UTF-8 (the ISO 20022 rule) unless the XML declaration names
+another; ISO-8859-1, ISO-8859-15, Windows-1252, US-ASCII and UTF-16 (with
+its byte order mark) are read by converting the file to UTF-8 first (line
+numbers stay the same). Any other declared encoding is refused by name. The
+codec is chosen from this fixed list, never looked up from the file's text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Final
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from bank_adapters.statements.camt053_entries import (
+    EntryContext,
+    account_id,
+    amount_at,
+    direction_at,
+    entry_lines,
+    text_at,
+)
 from bank_adapters.statements.common import (
     DEFAULT_LIMITS,
-    FIELD_LENGTH_MAX,
     StatementLimits,
-    check_amount,
     check_balances,
-    check_bank_ref,
     check_size,
-    check_text,
     check_unique_refs,
-    clip_raw,
-    parse_whole_vnd,
-    to_utc,
-    vietnam_day_start_utc,
 )
 from bank_adapters.types import (
     Direction,
@@ -51,7 +57,26 @@ _FMT: Final = StatementFormat.CAMT053
 _NS_RE: Final = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.\d{2}")
 _OPENING_CODES: Final = frozenset({"OPBD", "PRCD"})
 _CLOSING_CODES: Final = frozenset({"CLBD"})
-_SKIPPED_STATUSES: Final = frozenset({"PDNG", "INFO", "FUTR"})
+_DECLARATION_RE: Final = re.compile(
+    rb"""\A\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']"""
+)
+# Declared name (lower case) -> Python codec. A fixed list: the file's text
+# never reaches the codec lookup.
+_ENCODINGS: Final = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "us-ascii": "ascii",
+    "ascii": "ascii",
+    "iso-8859-1": "latin-1",
+    "iso8859-1": "latin-1",
+    "latin1": "latin-1",
+    "latin-1": "latin-1",
+    "iso-8859-15": "iso8859-15",
+    "iso8859-15": "iso8859-15",
+    "windows-1252": "cp1252",
+    "cp1252": "cp1252",
+    "utf-16": "utf-16",
+}
 
 
 class _LimitExceededError(Exception):
@@ -77,6 +102,7 @@ class _BoundedBuilder:
         self._position: Callable[[], tuple[int, int]] = lambda: (0, 0)
         self.lines: list[StatementLine] = []
         self.entries_seen = 0
+        self._seen_refs: dict[str, int] = {}
 
     def bind(self, position: Callable[[], tuple[int, int]]) -> None:
         """``position()`` gives (line, byte offset) of the current event."""
@@ -116,9 +142,18 @@ class _BoundedBuilder:
             close = self._data.find(b">", end)
             raw = self._data[start : close + 1 if close >= 0 else len(self._data)]
             where = f"Ntry #{self.entries_seen} (line {line})"
-            parsed = _entry(element, self._ns, where, line, raw.decode("utf-8", "replace"))
-            if parsed is not None:
-                self.lines.append(parsed)
+            statement = self._stack[-1]
+            context = EntryContext(
+                ns=self._ns,
+                statement_id=text_at(statement, self._ns, "Id") or "",
+                where=where,
+                line=line,
+                raw=raw.decode("utf-8", "replace"),
+                seen=self._seen_refs,
+            )
+            self.lines.extend(entry_lines(element, context))
+            if len(self.lines) > self._limits.entries_max:
+                raise _LimitExceededError(f"more than {self._limits.entries_max} lines")
             # The entry is now a StatementLine; keeping its elements would
             # make memory grow with the markup.
             self._stack[-1].remove(element)
@@ -137,9 +172,10 @@ class _BoundedBuilder:
 def parse_camt053(data: bytes, *, limits: StatementLimits = DEFAULT_LIMITS) -> ParsedStatement:
     """Parse one camt.053 file; raises ``StatementParseError`` (nothing else)."""
     check_size(_FMT, data, limits)
+    data = _as_utf8(data)
     builder = _BoundedBuilder(data, limits)
-    # ISO 20022 messages are UTF-8; the override also keeps a forged
-    # encoding declaration from reaching the codec lookup.
+    # The file is UTF-8 by now; the override also keeps a forged encoding
+    # declaration from reaching the codec lookup.
     parser = DefusedXMLParser(target=builder, encoding="utf-8", forbid_dtd=True)
     expat = parser.parser
     builder.bind(lambda: (expat.CurrentLineNumber, expat.CurrentByteIndex))
@@ -162,96 +198,43 @@ def parse_camt053(data: bytes, *, limits: StatementLimits = DEFAULT_LIMITS) -> P
     return _statement(root, builder.namespace, builder.lines)
 
 
-def _find(element: Element, ns: str, path: str) -> Element | None:
-    return element.find("/".join(f"{{{ns}}}{part}" for part in path.split("/")))
-
-
-def _text(element: Element, ns: str, path: str) -> str | None:
-    found = _find(element, ns, path)
-    return None if found is None else (found.text or "").strip()
-
-
-def _require_text(element: Element, ns: str, path: str, where: str) -> str:
-    value = _text(element, ns, path)
-    if not value:
-        raise StatementParseError(_FMT, where, f"{path} missing or empty")
-    return value
-
-
-def _amount(element: Element, ns: str, path: str, where: str) -> int:
-    amount = _find(element, ns, path)
-    if amount is None:
-        raise StatementParseError(_FMT, where, f"{path} missing")
-    currency = amount.get("Ccy")
-    if currency != "VND":
-        raise StatementParseError(_FMT, where, f"{path} currency must be VND, got {currency!r}")
-    return parse_whole_vnd(_FMT, f"{where} {path}", (amount.text or "").strip())
-
-
-def _booked_at(entry: Element, ns: str, where: str) -> datetime:
-    moment = _text(entry, ns, "BookgDt/DtTm")
-    day = _text(entry, ns, "BookgDt/Dt")
+def _as_utf8(data: bytes) -> bytes:
+    """The file in UTF-8, from the encoding its declaration (or BOM) names."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec, declared = "utf-16", "UTF-16"
+    else:
+        match = _DECLARATION_RE.match(data)
+        if match is None:
+            return data
+        declared = match.group(1).decode("ascii")
+        found = _ENCODINGS.get(declared.lower())
+        if found is None:
+            raise StatementParseError(
+                _FMT,
+                "line 1 (XML declaration)",
+                f"encoding {declared!r} is not supported: expected UTF-8, ISO-8859-1, "
+                "ISO-8859-15, Windows-1252, US-ASCII or UTF-16",
+            )
+        codec = found
+    if codec == "utf-8":
+        return data
     try:
-        if moment:
-            return to_utc(datetime.fromisoformat(moment))
-        if day:
-            return vietnam_day_start_utc(date.fromisoformat(day))
-    except (ValueError, OverflowError) as exc:
-        raise StatementParseError(_FMT, f"{where} BookgDt", f"bad date or time: {exc}") from None
-    raise StatementParseError(_FMT, where, "BookgDt (DtTm or Dt) missing")
-
-
-def _account_id(element: Element, ns: str, path: str) -> str:
-    return _text(element, ns, f"{path}/Id/Othr/Id") or _text(element, ns, f"{path}/Id/IBAN") or ""
-
-
-def _entry(entry: Element, ns: str, where: str, line: int, raw: str) -> StatementLine | None:
-    status = _text(entry, ns, "Sts/Cd") or _text(entry, ns, "Sts") or ""
-    if status in _SKIPPED_STATUSES:
-        return None
-    if status != "BOOK":
-        raise StatementParseError(_FMT, f"{where} Sts", f"unknown entry status {status!r:.40}")
-    mark = _require_text(entry, ns, "CdtDbtInd", where)
-    if mark not in ("CRDT", "DBIT"):
-        raise StatementParseError(_FMT, f"{where} CdtDbtInd", f"must be CRDT or DBIT: {mark!r:.40}")
-    direction = Direction.CREDIT if mark == "CRDT" else Direction.DEBIT
-    amount_vnd = _amount(entry, ns, "Amt", where)
-    check_amount(_FMT, f"{where} Amt", amount_vnd)
-    details = entry.findall(f"{{{ns}}}NtryDtls/{{{ns}}}TxDtls")
-    if len(details) > 1:
-        raise StatementParseError(_FMT, where, "batch entries (several TxDtls) are not supported")
-    tx = details[0] if details else Element("TxDtls")
-    bank_ref = _text(entry, ns, "AcctSvcrRef") or _text(tx, ns, "Refs/AcctSvcrRef") or ""
-    end_to_end = _text(tx, ns, "Refs/EndToEndId")
-    party = "RltdPties/DbtrAcct" if direction is Direction.CREDIT else "RltdPties/CdtrAcct"
-    content = " ".join(
-        (u.text or "").strip() for u in tx.findall(f"{{{ns}}}RmtInf/{{{ns}}}Ustrd")
-    ) or (_text(entry, ns, "AddtlNtryInf") or "")
-    return StatementLine(
-        bank_ref=check_bank_ref(_FMT, f"{where} AcctSvcrRef", bank_ref),
-        booked_at=_booked_at(entry, ns, where),
-        amount_vnd=amount_vnd,
-        direction=direction,
-        counterparty=check_text(
-            _FMT, f"{where} {party}", "counterparty", _account_id(tx, ns, party), FIELD_LENGTH_MAX
-        ),
-        content=check_text(_FMT, f"{where} RmtInf", "content", content, FIELD_LENGTH_MAX),
-        raw=clip_raw(raw),
-        end_to_end_ref=(
-            None
-            if not end_to_end or end_to_end == "NOTPROVIDED"
-            else check_text(_FMT, f"{where} EndToEndId", "EndToEndId", end_to_end, 140)
-        ),
-        source_line=line,
-    )
+        text = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise StatementParseError(
+            _FMT, f"line {line}", f"not valid {declared} text (as declared)"
+        ) from None
+    text = text.removeprefix("\ufeff")
+    declaration = re.match(r"""\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([^"']*)["']""", text)
+    if declaration is not None:
+        text = text[: declaration.start(1)] + "UTF-8" + text[declaration.end(1) :]
+    return text.encode("utf-8")
 
 
 def _balance(balance: Element, ns: str, where: str) -> int:
-    amount = _amount(balance, ns, "Amt", where)
-    mark = _require_text(balance, ns, "CdtDbtInd", where)
-    if mark not in ("CRDT", "DBIT"):
-        raise StatementParseError(_FMT, f"{where} CdtDbtInd", f"must be CRDT or DBIT: {mark!r:.40}")
-    return amount if mark == "CRDT" else -amount
+    amount = amount_at(balance, ns, "Amt", where)
+    return amount if direction_at(balance, ns, where) is Direction.CREDIT else -amount
 
 
 def _statement(root: Element, ns: str, lines: list[StatementLine]) -> ParsedStatement:
@@ -261,16 +244,16 @@ def _statement(root: Element, ns: str, lines: list[StatementLine]) -> ParsedStat
             _FMT, "BkToCstmrStmt", f"expected exactly one Stmt, found {len(statements)}"
         )
     stmt = statements[0]
-    account = _account_id(stmt, ns, "Acct")
+    account = account_id(stmt, ns, "Acct")
     if not account:
         raise StatementParseError(_FMT, "Stmt/Acct", "account id (Othr/Id or IBAN) missing")
-    currency = _text(stmt, ns, "Acct/Ccy")
+    currency = text_at(stmt, ns, "Acct/Ccy")
     if currency not in (None, "VND"):
         raise StatementParseError(_FMT, "Stmt/Acct/Ccy", f"must be VND, got {currency!r:.20}")
     opening: int | None = None
     closing: int | None = None
     for index, balance in enumerate(stmt.findall(f"{{{ns}}}Bal"), start=1):
-        code = _text(balance, ns, "Tp/CdOrPrtry/Cd") or ""
+        code = text_at(balance, ns, "Tp/CdOrPrtry/Cd") or ""
         where = f"Bal #{index} ({code or 'no code'})"
         if code in _OPENING_CODES:
             opening = _balance(balance, ns, where)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Final
@@ -19,6 +20,9 @@ from domain.money import AMOUNT_VND_MAX
 
 RAW_LENGTH_MAX: Final = 2000
 FIELD_LENGTH_MAX: Final = 500
+# Transfer content: SWIFT's 6 x 65 characters, as banks stretch it (a dozen
+# :86: lines, several camt.053 Ustrd of 140).
+CONTENT_LENGTH_MAX: Final = 2000
 BANK_REF_LENGTH_MAX: Final = 64
 # A booking outside these years is a corrupt file, and the bound keeps time
 # zone arithmetic away from datetime's own limits.
@@ -88,6 +92,19 @@ def check_bank_ref(fmt: StatementFormat, where: str, value: str) -> str:
     if not value:
         raise StatementParseError(fmt, where, "bank reference missing")
     return check_text(fmt, where, "bank reference", value, BANK_REF_LENGTH_MAX)
+
+
+def derived_bank_ref(prefix: str, parts: Sequence[str], seen: dict[str, int]) -> str:
+    """A bank reference for an entry the bank gave none: ``PREFIX-`` and 20
+    hex digits of a SHA-256 of the entry's own fields, so the same booking
+    read again (a statement sent twice) gets the same reference, and
+    ``-2``, ``-3``... for the second and third identical entries of one file
+    (``seen`` counts them). It uses only the reference alphabet
+    ``[A-Za-z0-9-]`` and stays under 64 characters."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+    base = f"{prefix}-{digest}"
+    seen[base] = seen.get(base, 0) + 1
+    return base if seen[base] == 1 else f"{base}-{seen[base]}"
 
 
 def vietnam_day_start_utc(day: date) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import HealthCheck, settings
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from bank_adapters.simulators.render import SimLine
 from bank_adapters.text import bank_transfer_content
+from bank_adapters.types import StatementParseError
 from domain.business_time import VIETNAM_TZ
 
 # Sized so that all parser properties together stay within a few seconds.
@@ -19,6 +21,12 @@ STATEMENT_DATE = date(2024, 5, 15)
 _DAY_START = datetime.combine(STATEMENT_DATE, time(0), tzinfo=VIETNAM_TZ)
 
 accounts = st.text(alphabet="0123456789ABCDEFXYZ", min_size=1, max_size=34)
+# Account numbers as MT940's supplementary details carry them: a Vietnamese
+# account (digits) or an IBAN. Other text there is not a counterparty.
+account_numbers = st.one_of(
+    st.from_regex(r"[0-9]{6,19}", fullmatch=True),
+    st.from_regex(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}", fullmatch=True),
+)
 amounts = st.integers(min_value=1, max_value=10**12)
 # What a Vietnamese bank keeps of any content.
 bank_contents = st.text(max_size=80).map(bank_transfer_content)
@@ -30,7 +38,12 @@ free_contents = st.text(
 
 
 @st.composite
-def sim_lines(draw: st.DrawFn, *, contents: st.SearchStrategy[str]) -> list[SimLine]:
+def sim_lines(
+    draw: st.DrawFn,
+    *,
+    contents: st.SearchStrategy[str],
+    counterparties: st.SearchStrategy[str] = accounts,
+) -> list[SimLine]:
     count = draw(st.integers(min_value=0, max_value=12))
     lines = []
     for number in range(count):
@@ -45,7 +58,7 @@ def sim_lines(draw: st.DrawFn, *, contents: st.SearchStrategy[str]) -> list[SimL
                 ),
                 amount_vnd=draw(amounts),
                 direction=direction,
-                counterparty=draw(st.one_of(st.just(""), accounts)),
+                counterparty=draw(st.one_of(st.just(""), counterparties)),
                 content=draw(contents),
                 end_to_end_ref=draw(
                     st.one_of(st.none(), st.from_regex(r"[a-z0-9\-]{1,40}", fullmatch=True))
@@ -83,3 +96,22 @@ def mutations(draw: st.DrawFn, data: bytes) -> bytes:
                 lines[i], lines[j] = lines[j], lines[i]
             out = bytearray(b"\n".join(lines))
     return bytes(out)
+
+
+def only_clean_refusals(parse: Callable[[bytes], object], data: bytes) -> None:
+    """Parse ``data``: it may be read or refused, but a refusal must be a
+    ``StatementParseError`` that names where and why; anything else raised
+    fails the test."""
+    error: StatementParseError | None = None
+    try:
+        parse(data)
+    except StatementParseError as exc:
+        error = exc
+    if error is not None:
+        assert error.where, error
+        assert error.reason, error
+
+
+def damaged(files: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """A file from ``files``, damaged by ``mutations``."""
+    return files.flatmap(mutations)

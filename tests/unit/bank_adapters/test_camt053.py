@@ -3,7 +3,6 @@ clear errors, and hostile XML refused quickly in bounded memory."""
 
 from __future__ import annotations
 
-import contextlib
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -18,8 +17,9 @@ from tests.unit.bank_adapters.strategies import (
     FUZZ,
     ROUND_TRIP,
     STATEMENT_DATE,
+    damaged,
     free_contents,
-    mutations,
+    only_clean_refusals,
     openings,
     sim_lines,
 )
@@ -83,24 +83,13 @@ def test_round_trip(lines: list[SimLine], opening: int) -> None:
 @FUZZ
 @given(data=st.binary(max_size=3000))
 def test_arbitrary_bytes_only_raise_the_parse_error(data: bytes) -> None:
-    with contextlib.suppress(StatementParseError):
-        parse_camt053(data)
+    only_clean_refusals(parse_camt053, data)
 
 
 @FUZZ
-@given(data=st.data(), lines=sim_lines(contents=free_contents))
-def test_damaged_files_only_raise_the_parse_error(
-    data: st.DataObject, lines: list[SimLine]
-) -> None:
-    damaged = data.draw(mutations(_render(lines)))
-    error: StatementParseError | None = None
-    try:
-        parse_camt053(damaged)
-    except StatementParseError as exc:
-        error = exc
-    if error is not None:
-        assert error.where
-        assert error.reason
+@given(data=damaged(sim_lines(contents=free_contents).map(_render)))
+def test_damaged_files_only_raise_the_parse_error(data: bytes) -> None:
+    only_clean_refusals(parse_camt053, data)
 
 
 def test_a_bad_entry_refuses_the_whole_file_and_names_it() -> None:
@@ -228,3 +217,143 @@ def test_size_and_entry_limits() -> None:
         parse_camt053(data, limits=StatementLimits(entries_max=4))
     with pytest.raises(StatementParseError, match="more than 20 elements"):
         parse_camt053(data, limits=StatementLimits(xml_elements_max=20))
+
+
+def _statement(
+    entries: str, opening: int = 0, closing: int | None = None, encoding: str = ""
+) -> str:
+    declaration = f'<?xml version="1.0" encoding="{encoding}"?>\n' if encoding else ""
+    balances = ""
+    if closing is not None:
+        balances = "".join(
+            f"<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp>"
+            f'<Amt Ccy="VND">{abs(value)}</Amt>'
+            f"<CdtDbtInd>{'CRDT' if value >= 0 else 'DBIT'}</CdtDbtInd></Bal>"
+            for code, value in (("OPBD", opening), ("CLBD", closing))
+        )
+    return (
+        f'{declaration}<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">'
+        "<BkToCstmrStmt><Stmt><Id>STMT-1</Id>"
+        "<Acct><Id><Othr><Id>0011001234567</Id></Othr></Id></Acct>"
+        f"{balances}{entries}</Stmt></BkToCstmrStmt></Document>"
+    )
+
+
+def _entry(inner: str = "", amount: int = 5000, mark: str = "CRDT", status: str = "BOOK") -> str:
+    sts = f"<Sts><Cd>{status}</Cd></Sts>" if status else ""
+    return (
+        f'<Ntry><Amt Ccy="VND">{amount}</Amt><CdtDbtInd>{mark}</CdtDbtInd>{sts}'
+        f"<BookgDt><Dt>2024-05-15</Dt></BookgDt>{inner}</Ntry>"
+    )
+
+
+def _tx(refs: str = "", amount: int | None = None, remittance: str = "") -> str:
+    amt = f'<Amt Ccy="VND">{amount}</Amt>' if amount is not None else ""
+    return f"<TxDtls><Refs>{refs}</Refs>{amt}{remittance}</TxDtls>"
+
+
+@pytest.mark.parametrize(
+    ("inner", "bank_ref"),
+    [
+        ("<AcctSvcrRef>E1</AcctSvcrRef><NtryDtls>" + _tx("<TxId>T1</TxId>") + "</NtryDtls>", "E1"),
+        (
+            "<NtryRef>N1</NtryRef><NtryDtls>"
+            + _tx("<AcctSvcrRef>A1</AcctSvcrRef><TxId>T1</TxId>")
+            + "</NtryDtls>",
+            "A1",
+        ),
+        ("<NtryRef>N1</NtryRef><NtryDtls>" + _tx("<TxId>T1</TxId>") + "</NtryDtls>", "T1"),
+        ("<NtryRef>N1</NtryRef><NtryDtls>" + _tx("<UETR>U1</UETR>") + "</NtryDtls>", "U1"),
+        (
+            "<NtryRef>N1</NtryRef><NtryDtls>" + _tx("<EndToEndId>K1</EndToEndId>") + "</NtryDtls>",
+            "STMT-1/N1",
+        ),
+    ],
+)
+def test_bank_reference_fallbacks_in_order(inner: str, bank_ref: str) -> None:
+    [line] = parse_camt053(_statement(_entry(inner)).encode()).lines
+    assert line.bank_ref == bank_ref
+
+
+def test_without_any_reference_a_stable_one_is_derived() -> None:
+    data = _statement(_entry() + _entry()).encode()
+    first, second = parse_camt053(data).lines
+    assert first.bank_ref.startswith("CAMT-")
+    assert second.bank_ref == first.bank_ref + "-2"
+    assert parse_camt053(data).lines[0].bank_ref == first.bank_ref
+
+
+def test_a_batch_entry_is_one_line_per_transaction() -> None:
+    batch = _entry(
+        "<AcctSvcrRef>B1</AcctSvcrRef><NtryDtls>"
+        + _tx("<TxId>T1</TxId>", 3000, "<RmtInf><Ustrd>FIRST</Ustrd></RmtInf>")
+        + _tx("", 1500)
+        + _tx("", 500)
+        + "</NtryDtls>"
+    )
+    lines = parse_camt053(_statement(batch, 0, 5000).encode()).lines
+    assert [(line.bank_ref, line.amount_vnd, line.content) for line in lines] == [
+        ("T1", 3000, "FIRST"),
+        ("B1:2", 1500, ""),
+        ("B1:3", 500, ""),
+    ]
+    assert {line.source_line for line in lines} == {1}
+
+
+def test_a_batch_whose_parts_do_not_add_up_is_refused_naming_the_entry() -> None:
+    batch = _entry("<NtryDtls>" + _tx("", 3000) + _tx("", 1000) + "</NtryDtls>")
+    with pytest.raises(StatementParseError) as caught:
+        parse_camt053(_statement(batch).encode())
+    assert caught.value.where == "Ntry #1 (line 1) NtryDtls"
+    assert "add up to 4000 đồng, the entry's Amt to 5000" in caught.value.reason
+    missing = _entry("<NtryDtls>" + _tx("", 5000) + _tx() + "</NtryDtls>")
+    with pytest.raises(StatementParseError, match="AmtDtls/TxAmt/Amt missing") as caught:
+        parse_camt053(_statement(missing).encode())
+    assert caught.value.where == "Ntry #1 (line 1) TxDtls #2"
+
+
+def test_structured_remittance_is_the_content_when_there_is_no_unstructured() -> None:
+    strd = (
+        "<RmtInf><Strd><RfrdDocInf><Nb>INV-7</Nb></RfrdDocInf>"
+        "<CdtrRefInf><Ref>RF18539007547034</Ref></CdtrRefInf></Strd></RmtInf>"
+    )
+    entry = _entry("<NtryDtls>" + _tx("<TxId>T1</TxId>", None, strd) + "</NtryDtls>")
+    [line] = parse_camt053(_statement(entry).encode()).lines
+    assert line.content == "RF18539007547034 INV-7"
+    info = _entry(
+        "<NtryDtls>" + _tx("<TxId>T2</TxId>") + "</NtryDtls><AddtlNtryInf>FEE</AddtlNtryInf>"
+    )
+    [line] = parse_camt053(_statement(info).encode()).lines
+    assert line.content == "FEE"
+
+
+def test_entry_status_missing_is_booked_and_unknown_is_refused() -> None:
+    [line] = parse_camt053(_statement(_entry(status="")).encode()).lines
+    assert line.amount_vnd == 5000
+    with pytest.raises(StatementParseError, match="unknown entry status 'XXXX'"):
+        parse_camt053(_statement(_entry(status="XXXX")).encode())
+    assert parse_camt053(_statement(_entry(amount=0)).encode()).lines == ()
+
+
+@pytest.mark.parametrize("encoding", ["ISO-8859-1", "windows-1252", "ISO-8859-15"])
+def test_declared_single_byte_encodings_are_read(encoding: str) -> None:
+    remittance = "<RmtInf><Ustrd>Zahlung für</Ustrd></RmtInf>"
+    text = _statement(
+        _entry("<NtryDtls>" + _tx("<TxId>T1</TxId>", None, remittance) + "</NtryDtls>"),
+        encoding=encoding,
+    )
+    [line] = parse_camt053(text.encode("latin-1")).lines
+    assert line.content == "Zahlung für"
+
+
+def test_utf16_with_bom_is_read_and_undeclared_encodings_refused() -> None:
+    text = _statement(_entry("<AcctSvcrRef>E1</AcctSvcrRef>"), encoding="UTF-16")
+    [line] = parse_camt053(text.encode("utf-16")).lines
+    assert line.bank_ref == "E1"
+    with pytest.raises(StatementParseError) as caught:
+        parse_camt053(_statement(_entry(), encoding="EBCDIC-CP-US").encode())
+    assert caught.value.where == "line 1 (XML declaration)"
+    assert "'EBCDIC-CP-US' is not supported" in caught.value.reason
+    with pytest.raises(StatementParseError, match="not valid US-ASCII text") as caught:
+        parse_camt053(_statement(_entry(), encoding="US-ASCII").encode() + b"\xe9")
+    assert caught.value.where == "line 2"

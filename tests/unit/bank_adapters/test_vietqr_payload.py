@@ -9,11 +9,15 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bank_adapters.vietqr_payload import (
+    SERVICE_TRANSFER_TO_ACCOUNT,
+    SERVICE_TRANSFER_TO_CARD,
+    VietQRCode,
     VietQRPayloadError,
     VietQRTransfer,
     build_vietqr_payload,
     crc16_ccitt_false,
     parse_vietqr_payload,
+    read_vietqr_payload,
 )
 from tests.unit.bank_adapters.strategies import FUZZ
 
@@ -120,3 +124,62 @@ def test_any_single_change_is_detected_or_harmless(
         return
     with pytest.raises(VietQRPayloadError):
         parse_vietqr_payload(changed)
+
+
+def _with_crc(body: str) -> str:
+    body += "6304"
+    return body + f"{crc16_ccitt_false(body.encode()):04X}"
+
+
+STATIC_CARD = _with_crc(
+    "00020101021138600010A00000072701300006970403011697040311012345670208QRIBFTTC53037045802VN"
+)
+
+
+def test_reading_accepts_a_static_code_without_amount_and_a_card_transfer() -> None:
+    # NAPAS's own example of a static card-transfer code ends in this CRC.
+    assert STATIC_CARD.endswith("63044F52")
+    assert read_vietqr_payload(STATIC_CARD) == VietQRCode(
+        "970403", "9704031101234567", SERVICE_TRANSFER_TO_CARD, None, "", False
+    )
+    ours = read_vietqr_payload(build_vietqr_payload(TRANSFER))
+    assert (ours.service, ours.amount_vnd, ours.dynamic) == (
+        SERVICE_TRANSFER_TO_ACCOUNT,
+        79_000,
+        True,
+    )
+
+
+def test_a_payment_request_still_needs_an_amount_and_an_account() -> None:
+    with pytest.raises(VietQRPayloadError) as caught:
+        parse_vietqr_payload(STATIC_CARD)
+    assert caught.value.field == "38.02"
+    no_amount = _with_crc(
+        "00020101021138570010A00000072701270006970422011300234579234420208QRIBFTTA53037045802VN"
+    )
+    assert read_vietqr_payload(no_amount).amount_vnd is None
+    with pytest.raises(VietQRPayloadError) as caught:
+        parse_vietqr_payload(no_amount)
+    assert (caught.value.field, caught.value.reason) == ("54", "missing")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("000201010213" + STATIC_CARD[12:-8], "01"),
+        (STATIC_CARD[:-8].replace("QRIBFTTC", "QRIBFTTX"), "38.02"),
+        (STATIC_CARD[:-8].replace("5303704", "5303840"), "53"),
+        (STATIC_CARD[:-8].replace("000201", "000200", 1), "00"),
+    ],
+)
+def test_reading_refuses_what_is_wrong_naming_the_field(body: str, field: str) -> None:
+    with pytest.raises(VietQRPayloadError) as caught:
+        read_vietqr_payload(_with_crc(body))
+    assert caught.value.field == field
+
+
+@FUZZ
+@given(text=st.text(max_size=300))
+def test_reading_arbitrary_text_only_raises_the_payload_error(text: str) -> None:
+    with contextlib.suppress(VietQRPayloadError):
+        read_vietqr_payload(text)
