@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import REGISTRY
 
-from bank_adapters.base import BreakerConfig, CircuitBreaker, CircuitState
+from bank_adapters.breaker import BreakerConfig, CircuitBreaker, CircuitState
 
 
 class Clock:
