@@ -334,3 +334,22 @@ async def test_confirm_needs_the_fines_amount_and_refund_a_payee(
     async with engine.connect() as conn:
         pending = (await conn.execute(text("SELECT count(*) FROM approvals"))).scalar_one()
     assert pending == 0
+
+
+HOSTILE_NUMBERS = ("%C2%B2", "%EF%BC%91", "9" * 5000, "-1", "0x10", "%201", "%00")
+
+
+async def test_hostile_ids_and_paging_are_a_400_naming_the_parameter(
+    api: Api, who: dict[str, dict[str, str]]
+) -> None:
+    for raw in HOSTILE_NUMBERS:
+        for path, field in (
+            (f"/api/v1/disputes/{raw}", "dispute_id"),
+            (f"/api/v1/approvals/{raw}", "approval_id"),
+            (f"/api/v1/disputes?limit={raw}", "limit"),
+            (f"/api/v1/approvals?after_id={raw}", "after_id"),
+        ):
+            status, body = await _json(api, "GET", path, who["admin"])
+            assert status == 400, (path[:80], body)
+            assert body["error"]["code"] == "invalid_input", path[:80]
+            assert body["error"]["field"] == field, path[:80]
