@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
-from bank_adapters.breaker import BreakerConfig
-from bank_adapters.http import CIRCUIT_OPEN_DETAIL, RESPONSE_BYTES_MAX_DEFAULT, Timeouts
+import aiohttp
+
+from bank_adapters.breaker import BreakerConfig, CircuitBreaker
+from bank_adapters.http import (
+    CIRCUIT_OPEN_DETAIL,
+    RESPONSE_BYTES_MAX_DEFAULT,
+    BankHttp,
+    Timeouts,
+)
 from bank_adapters.statements.common import DEFAULT_LIMITS, StatementLimits
 from bank_adapters.types import (
     BankResult,
@@ -30,6 +37,7 @@ __all__ = [
     "AdapterOptions",
     "BankAdapter",
     "BreakerConfig",
+    "HttpAdapter",
     "Timeouts",
 ]
 
@@ -78,3 +86,39 @@ class AdapterOptions:
         assert 1 <= self.history_page_size <= 500
         assert 1 <= self.history_pages_max <= 1000
         assert 20 <= self.qr_content_length_max <= 99
+
+
+class HttpAdapter:
+    """What both HTTP adapters share: their options, the one call path to
+    their bank (with its breaker), and the health probe. Each subclass adds
+    its protocol: paths, bodies and the mapping of the bank's answers."""
+
+    def __init__(
+        self,
+        bank_id: str,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        options: AdapterOptions | None,
+        breaker: CircuitBreaker | None,
+    ) -> None:
+        self._options = options or AdapterOptions()
+        self._http = BankHttp(
+            bank_id,
+            base_url,
+            session,
+            timeouts=self._options.timeouts,
+            breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
+            response_bytes_max=self._options.response_bytes_max,
+        )
+
+    @property
+    def bank_id(self) -> str:
+        return self._http.bank_id
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._http.breaker
+
+    async def health(self) -> HealthStatus:
+        return await self._http.health()

@@ -31,15 +31,14 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bank_adapters.base import AdapterOptions
+from bank_adapters.base import AdapterOptions, HttpAdapter
 from bank_adapters.breaker import CircuitBreaker
-from bank_adapters.http import BankHttp, HttpReply, error_code, json_object, optional_str
+from bank_adapters.http import HttpReply, error_code, json_object, optional_str
 from bank_adapters.statements.camt053 import parse_camt053
 from bank_adapters.types import (
     BankResult,
     DebitRequest,
     Declined,
-    HealthStatus,
     NotFound,
     OutcomeUnknown,
     Pending,
@@ -115,7 +114,7 @@ def _status_result(reply: HttpReply, key: str, ref_field: str) -> StatusResult:
     return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
 
 
-class RestBankAdapter:
+class RestBankAdapter(HttpAdapter):
     """Adapter for protocol A. See the module docstring."""
 
     def __init__(
@@ -127,27 +126,11 @@ class RestBankAdapter:
         options: AdapterOptions | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> None:
-        self._options = options or AdapterOptions()
-        self._http = BankHttp(
-            bank_id,
-            base_url,
-            session,
-            timeouts=self._options.timeouts,
-            breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
-            response_bytes_max=self._options.response_bytes_max,
-        )
-
-    @property
-    def bank_id(self) -> str:
-        return self._http.bank_id
+        super().__init__(bank_id, base_url, session, options=options, breaker=breaker)
 
     @property
     def protocol(self) -> str:
         return PROTOCOL
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self._http.breaker
 
     async def initiate_debit(self, request: DebitRequest) -> BankResult:
         body = {
@@ -209,9 +192,6 @@ class RestBankAdapter:
             lambda data: parse_camt053(data, limits=limits),
             bytes_max=limits.bytes_max,
         )
-
-    async def health(self) -> HealthStatus:
-        return await self._http.health()
 
 
 __all__ = ["PROTOCOL", "RestBankAdapter", "map_rest_status"]

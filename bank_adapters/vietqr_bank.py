@@ -41,10 +41,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bank_adapters.base import AdapterOptions
+from bank_adapters.base import AdapterOptions, HttpAdapter
 from bank_adapters.breaker import CircuitBreaker
 from bank_adapters.http import (
-    BankHttp,
     HttpReply,
     NoAnswerError,
     error_code,
@@ -58,7 +57,6 @@ from bank_adapters.types import (
     BankResult,
     DebitRequest,
     Declined,
-    HealthStatus,
     InvalidRequestError,
     NotFound,
     OutcomeUnknown,
@@ -193,7 +191,7 @@ class HistorySearches:
                         answer.set_result(results[reference])
 
 
-class VietQRBankAdapter:
+class VietQRBankAdapter(HttpAdapter):
     """Adapter for protocol B. See the module docstring."""
 
     def __init__(
@@ -208,35 +206,19 @@ class VietQRBankAdapter:
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._options = options or AdapterOptions()
-        if self._options.statement_format is StatementFormat.CAMT053:
+        if (options or AdapterOptions()).statement_format is StatementFormat.CAMT053:
             raise ValueError("a VietQR bank gives statements as MT940 or CSV")
+        super().__init__(bank_id, base_url, session, options=options, breaker=breaker)
         self._account_number = account_number
         self._bank_bin = bank_bin
         self._clock = clock
-        self._http = BankHttp(
-            bank_id,
-            base_url,
-            session,
-            timeouts=self._options.timeouts,
-            breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
-            response_bytes_max=self._options.response_bytes_max,
-        )
         self._history = HistorySearches(self._find_in_history)
         # Fail at wiring time, not at the first payment.
         build_vietqr_payload(VietQRTransfer(bank_bin, account_number, 1, ""))
 
     @property
-    def bank_id(self) -> str:
-        return self._http.bank_id
-
-    @property
     def protocol(self) -> str:
         return PROTOCOL
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self._http.breaker
 
     def qr_payload(self, request: DebitRequest) -> str:
         """The VietQR string for this debit (also what a portal would show)."""
@@ -372,6 +354,3 @@ class VietQRBankAdapter:
                 return parse_csv_statement(data, limits=limits)
             case StatementFormat.CAMT053:
                 raise AssertionError("refused in __init__")
-
-    async def health(self) -> HealthStatus:
-        return await self._http.health()
