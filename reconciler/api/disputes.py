@@ -16,10 +16,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import aiohttp
 import structlog
@@ -47,6 +47,14 @@ log = structlog.get_logger(__name__)
 
 PAGE_SIZE_MAX: Final = 500
 _RESOLUTION_FIELDS: Final = frozenset({"action", "reason", "bank_ref", "payer_account"})
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+T = TypeVar("T", bound=_HasId)
 
 
 @dataclass(frozen=True)
@@ -209,22 +217,8 @@ async def create_dispute(request: web.Request) -> web.Response:
 
 async def list_disputes(request: web.Request) -> web.Response:
     require(request, "disputes:read")
-    limit = page_limit(request, PAGE_SIZE_MAX)
-    async with request.app[ENGINE].connect() as conn:
-        rows = await ds.list_disputes(
-            conn,
-            status=request.query.get("status"),
-            bank=request.query.get("bank"),
-            decision_number=request.query.get("decision_number"),
-            after_id=query_after_id(request),
-            limit=limit,
-        )
-    return json_response(
-        {
-            "disputes": [dispute_json(d) for d in rows],
-            "next_after_id": rows[-1].id if len(rows) == limit else None,
-        }
-    )
+    filters = ("status", "bank", "decision_number")
+    return await _page(request, "disputes", ds.list_disputes, filters, dispute_json)
 
 
 async def get_dispute(request: web.Request) -> web.Response:
@@ -310,20 +304,30 @@ async def _start_workflow(request: web.Request, dispute_id: int, approval: ap.Ap
 
 async def list_approvals(request: web.Request) -> web.Response:
     require(request, "approvals:read")
+    filters = ("status", "kind", "subject_type", "subject_id")
+    return await _page(request, "approvals", ap.list_approvals, filters, approval_json)
+
+
+async def _page(
+    request: web.Request,
+    name: str,
+    list_rows: Callable[..., Awaitable[Sequence[T]]],
+    filters: tuple[str, ...],
+    to_json: Callable[[T], dict[str, Any]],
+) -> web.Response:
+    """One page of a listing in id order: the ``filters`` from the query,
+    ``after_id`` and ``limit``; ``next_after_id`` is null on the last page."""
     limit = page_limit(request, PAGE_SIZE_MAX)
     async with request.app[ENGINE].connect() as conn:
-        rows = await ap.list_approvals(
+        rows = await list_rows(
             conn,
-            status=request.query.get("status"),
-            kind=request.query.get("kind"),
-            subject_type=request.query.get("subject_type"),
-            subject_id=request.query.get("subject_id"),
+            **{f: request.query.get(f) for f in filters},
             after_id=query_after_id(request),
             limit=limit,
         )
     return json_response(
         {
-            "approvals": [approval_json(a) for a in rows],
+            name: [to_json(r) for r in rows],
             "next_after_id": rows[-1].id if len(rows) == limit else None,
         }
     )
