@@ -360,6 +360,8 @@ def plot(results: list[dict[str, Any]]) -> None:
 
 
 def markdown(results: list[dict[str, Any]], parse_100k: float, shared_buffers: str) -> str:
+    """The reconciliation section of docs/benchmarks.md. One piece on purpose:
+    it is mostly one template of prose and tables, read top to bottom."""
     rows = "\n".join(
         f"| {r['lines']:,} | {r['load_and_match_seconds']} | {r['lines_per_second']:,} | "
         f"{r['store_only_seconds']} | {r['ratio_vs_store_only']} | "
