@@ -25,46 +25,29 @@ moved); every other status, 5xx included, or an unreadable 2xx body →
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from typing import Any, Final
 from urllib.parse import quote
 
 import aiohttp
 
-from bank_adapters.base import (
-    CIRCUIT_OPEN_DETAIL,
-    AdapterOptions,
-    BankHttp,
-    CircuitBreaker,
-    HttpReply,
-    NoAnswerError,
-    NotSentError,
-    error_code,
-    json_object,
-    optional_str,
-    outcome_label,
-    record_call,
-)
+from bank_adapters.base import AdapterOptions, HttpAdapter
+from bank_adapters.breaker import CircuitBreaker
+from bank_adapters.http import HttpReply, error_code, json_object, optional_str
 from bank_adapters.statements.camt053 import parse_camt053
 from bank_adapters.types import (
     BankResult,
-    BankUnavailableError,
     DebitRequest,
     Declined,
-    HealthStatus,
-    LinkDown,
     NotFound,
     OutcomeUnknown,
     Pending,
     RefundRequest,
     Statement,
-    StatementNotAvailableError,
     StatusResult,
     Succeeded,
 )
 from bank_adapters.wire import (
-    HEALTH_PATH,
     IDEMPOTENCY_KEY_HEADER,
     REST_DEBITS_PATH,
     REST_REFUNDS_PATH,
@@ -131,7 +114,7 @@ def _status_result(reply: HttpReply, key: str, ref_field: str) -> StatusResult:
     return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
 
 
-class RestBankAdapter:
+class RestBankAdapter(HttpAdapter):
     """Adapter for protocol A. See the module docstring."""
 
     def __init__(
@@ -143,27 +126,11 @@ class RestBankAdapter:
         options: AdapterOptions | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> None:
-        self._options = options or AdapterOptions()
-        self._http = BankHttp(
-            bank_id,
-            base_url,
-            session,
-            timeouts=self._options.timeouts,
-            breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
-            response_bytes_max=self._options.response_bytes_max,
-        )
-
-    @property
-    def bank_id(self) -> str:
-        return self._http.bank_id
+        super().__init__(bank_id, base_url, session, options=options, breaker=breaker)
 
     @property
     def protocol(self) -> str:
         return PROTOCOL
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self._http.breaker
 
     async def initiate_debit(self, request: DebitRequest) -> BankResult:
         body = {
@@ -200,88 +167,31 @@ class RestBankAdapter:
     async def _post_money(
         self, operation: str, path: str, key: str, body: dict[str, Any], ref_field: str
     ) -> BankResult:
-        started = time.perf_counter()
-        result: BankResult
-        try:
-            reply = await self._http.request(
-                "POST", path, headers={IDEMPOTENCY_KEY_HEADER: key}, json_body=body
-            )
-        except NotSentError as exc:
-            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
-        except NoAnswerError as exc:
-            result = OutcomeUnknown(exc.detail)
-        else:
-            result = _money_result(reply, key, ref_field)
-        record_call(self.bank_id, operation, outcome_label(result), started)
-        return result
+        return await self._http.exchange(
+            operation,
+            "POST",
+            path,
+            lambda reply: _money_result(reply, key, ref_field),
+            headers={IDEMPOTENCY_KEY_HEADER: key},
+            json_body=body,
+        )
 
     async def _get_status(self, path: str, key: str, ref_field: str) -> StatusResult:
-        started = time.perf_counter()
-        result: StatusResult
-        try:
-            reply = await self._http.request("GET", f"{path}/{quote(key, safe='')}")
-        except NotSentError as exc:
-            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
-        except NoAnswerError as exc:
-            result = OutcomeUnknown(exc.detail)
-        else:
-            result = _status_result(reply, key, ref_field)
-        record_call(self.bank_id, "get_status", outcome_label(result), started)
-        return result
+        return await self._http.exchange(
+            "get_status",
+            "GET",
+            f"{path}/{quote(key, safe='')}",
+            lambda reply: _status_result(reply, key, ref_field),
+        )
 
     async def fetch_statement(self, statement_date: date) -> Statement:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            reply = await self._http.request(
-                "GET",
-                f"{REST_STATEMENTS_PATH}/{statement_date.isoformat()}",
-                response_bytes_max=self._options.statement_limits.bytes_max,
-            )
-            if reply.status == 404:
-                outcome = "not_found"
-                raise StatementNotAvailableError(self.bank_id, statement_date)
-            if reply.status != 200:
-                outcome = "outcome_unknown" if reply.status >= 500 else "error"
-                raise BankUnavailableError(
-                    self.bank_id, f"statement request answered HTTP {reply.status}", link_down=False
-                )
-            parsed = parse_camt053(reply.body, limits=self._options.statement_limits)
-            outcome = "ok"
-            return Statement(self.bank_id, statement_date, parsed)
-        except NotSentError as exc:
-            outcome = "circuit_open" if exc.circuit_open else "link_down"
-            raise BankUnavailableError(self.bank_id, exc.detail, link_down=True) from None
-        except NoAnswerError as exc:
-            outcome = "outcome_unknown"
-            raise BankUnavailableError(self.bank_id, exc.detail, link_down=False) from None
-        finally:
-            record_call(self.bank_id, "fetch_statement", outcome, started)
-
-    async def health(self) -> HealthStatus:
-        return await probe_health(self._http)
+        limits = self._options.statement_limits
+        return await self._http.statement(
+            statement_date,
+            f"{REST_STATEMENTS_PATH}/{statement_date.isoformat()}",
+            lambda data: parse_camt053(data, limits=limits),
+            bytes_max=limits.bytes_max,
+        )
 
 
-async def probe_health(http: BankHttp) -> HealthStatus:
-    """GET the bank's health endpoint, bypassing the breaker (the prober must
-    see the link come back while the breaker is open), and let a good answer
-    move an open breaker to half-open."""
-    started = time.perf_counter()
-    try:
-        reply = await http.request("GET", HEALTH_PATH, use_breaker=False)
-    except NotSentError as exc:
-        record_call(http.bank_id, "health", "link_down", started)
-        return HealthStatus(False, exc.detail, time.perf_counter() - started)
-    except NoAnswerError as exc:
-        record_call(http.bank_id, "health", "outcome_unknown", started)
-        return HealthStatus(False, exc.detail, time.perf_counter() - started)
-    elapsed = time.perf_counter() - started
-    if reply.status != 200:
-        record_call(http.bank_id, "health", "error", started)
-        return HealthStatus(False, f"health answered HTTP {reply.status}", elapsed)
-    record_call(http.bank_id, "health", "ok", started)
-    http.breaker.record_probe_success()
-    return HealthStatus(True, "ok", elapsed)
-
-
-__all__ = ["PROTOCOL", "RestBankAdapter", "map_rest_status", "probe_health"]
+__all__ = ["PROTOCOL", "RestBankAdapter", "map_rest_status"]

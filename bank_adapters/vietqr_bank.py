@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -42,32 +41,23 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bank_adapters.base import (
-    CIRCUIT_OPEN_DETAIL,
-    AdapterOptions,
-    BankHttp,
-    CircuitBreaker,
+from bank_adapters.base import AdapterOptions, HttpAdapter
+from bank_adapters.breaker import CircuitBreaker
+from bank_adapters.http import (
     HttpReply,
     NoAnswerError,
-    NotSentError,
     error_code,
     json_object,
     optional_str,
-    outcome_label,
-    record_call,
 )
-from bank_adapters.rest_bank import probe_health
 from bank_adapters.statements.csv import parse_csv_statement
 from bank_adapters.statements.mt940 import parse_mt940
 from bank_adapters.text import find_payment_references, payment_reference, qr_transfer_content
 from bank_adapters.types import (
     BankResult,
-    BankUnavailableError,
     DebitRequest,
     Declined,
-    HealthStatus,
     InvalidRequestError,
-    LinkDown,
     NotFound,
     OutcomeUnknown,
     ParsedStatement,
@@ -75,7 +65,6 @@ from bank_adapters.types import (
     RefundRequest,
     Statement,
     StatementFormat,
-    StatementNotAvailableError,
     StatusResult,
     Succeeded,
 )
@@ -202,7 +191,7 @@ class HistorySearches:
                         answer.set_result(results[reference])
 
 
-class VietQRBankAdapter:
+class VietQRBankAdapter(HttpAdapter):
     """Adapter for protocol B. See the module docstring."""
 
     def __init__(
@@ -217,35 +206,19 @@ class VietQRBankAdapter:
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._options = options or AdapterOptions()
-        if self._options.statement_format is StatementFormat.CAMT053:
+        if (options or AdapterOptions()).statement_format is StatementFormat.CAMT053:
             raise ValueError("a VietQR bank gives statements as MT940 or CSV")
+        super().__init__(bank_id, base_url, session, options=options, breaker=breaker)
         self._account_number = account_number
         self._bank_bin = bank_bin
         self._clock = clock
-        self._http = BankHttp(
-            bank_id,
-            base_url,
-            session,
-            timeouts=self._options.timeouts,
-            breaker=breaker or CircuitBreaker(bank_id, self._options.breaker),
-            response_bytes_max=self._options.response_bytes_max,
-        )
         self._history = HistorySearches(self._find_in_history)
         # Fail at wiring time, not at the first payment.
         build_vietqr_payload(VietQRTransfer(bank_bin, account_number, 1, ""))
 
     @property
-    def bank_id(self) -> str:
-        return self._http.bank_id
-
-    @property
     def protocol(self) -> str:
         return PROTOCOL
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self._http.breaker
 
     def qr_payload(self, request: DebitRequest) -> str:
         """The VietQR string for this debit (also what a portal would show)."""
@@ -284,31 +257,13 @@ class VietQRBankAdapter:
     async def _post_money(
         self, operation: str, path: str, key: str, body: dict[str, Any]
     ) -> BankResult:
-        started = time.perf_counter()
-        result: BankResult
-        try:
-            reply = await self._http.request(
-                "POST", path, headers={REQUEST_ID_HEADER: key}, json_body=body
-            )
-        except NotSentError as exc:
-            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
-        except NoAnswerError as exc:
-            result = OutcomeUnknown(exc.detail)
-        else:
-            result = _money_result(reply)
-        record_call(self.bank_id, operation, outcome_label(result), started)
-        return result
+        return await self._http.exchange(
+            operation, "POST", path, _money_result, headers={REQUEST_ID_HEADER: key}, json_body=body
+        )
 
     async def get_status(self, idempotency_key: str) -> StatusResult:
-        started = time.perf_counter()
-        try:
-            result = await self._history.find(payment_reference(idempotency_key))
-        except NotSentError as exc:
-            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
-        except NoAnswerError as exc:
-            result = OutcomeUnknown(exc.detail)
-        record_call(self.bank_id, "get_status", outcome_label(result), started)
-        return result
+        reference = payment_reference(idempotency_key)
+        return await self._http.call("get_status", lambda: self._history.find(reference))
 
     async def _find_in_history(self, references: frozenset[str]) -> dict[str, StatusResult]:
         """Each reference's answer from one pass over the history."""
@@ -352,9 +307,7 @@ class VietQRBankAdapter:
     async def _history_page(
         self, params: dict[str, str]
     ) -> tuple[list[dict[str, Any]], str | None] | OutcomeUnknown:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
+        with self._http.measured("history") as measure:
             reply = await self._http.request("GET", TRANSACTIONS_PATH, params=params)
             body = json_object(reply.body) if reply.status == 200 else None
             transactions = body.get("transactions") if body is not None else None
@@ -365,70 +318,32 @@ class VietQRBankAdapter:
                 or not all(isinstance(t, dict) for t in transactions)
                 or not (next_token is None or isinstance(next_token, str))
             ):
-                outcome = "outcome_unknown"
+                measure.outcome = "outcome_unknown"
                 return OutcomeUnknown(f"history answered HTTP {reply.status} without a page")
-            outcome = "ok"
+            measure.outcome = "ok"
             return transactions, next_token
-        except NotSentError as exc:
-            outcome = "circuit_open" if exc.circuit_open else "link_down"
-            raise
-        except NoAnswerError:
-            outcome = "outcome_unknown"
-            raise
-        finally:
-            record_call(self.bank_id, "history", outcome, started)
 
     async def get_refund_status(self, idempotency_key: str) -> StatusResult:
-        started = time.perf_counter()
-        result: StatusResult
-        try:
-            reply = await self._http.request(
-                "GET", f"{TRANSFERS_PATH}/{quote(idempotency_key, safe='')}"
-            )
-        except NotSentError as exc:
-            result = LinkDown(CIRCUIT_OPEN_DETAIL if exc.circuit_open else exc.detail)
-        except NoAnswerError as exc:
-            result = OutcomeUnknown(exc.detail)
-        else:
+        def read(reply: HttpReply) -> StatusResult:
             if reply.status == 200:
-                result = _body_result(reply)
-            elif reply.status == 404 and error_code(reply.body) == "not_found":
-                result = NotFound(f"the bank has no transfer {idempotency_key}")
-            else:
-                result = OutcomeUnknown(f"HTTP {reply.status}")
-        record_call(self.bank_id, "get_status", outcome_label(result), started)
-        return result
+                return _body_result(reply)
+            if reply.status == 404 and error_code(reply.body) == "not_found":
+                return NotFound(f"the bank has no transfer {idempotency_key}")
+            return OutcomeUnknown(f"HTTP {reply.status}")
+
+        return await self._http.exchange(
+            "get_status", "GET", f"{TRANSFERS_PATH}/{quote(idempotency_key, safe='')}", read
+        )
 
     async def fetch_statement(self, statement_date: date) -> Statement:
-        started = time.perf_counter()
-        outcome = "error"
         fmt = self._options.statement_format
-        try:
-            reply = await self._http.request(
-                "GET",
-                f"{VIETQR_STATEMENTS_PATH}/{statement_date.isoformat()}",
-                params={"format": fmt.value},
-                response_bytes_max=self._options.statement_limits.bytes_max,
-            )
-            if reply.status == 404:
-                outcome = "not_found"
-                raise StatementNotAvailableError(self.bank_id, statement_date)
-            if reply.status != 200:
-                outcome = "outcome_unknown" if reply.status >= 500 else "error"
-                raise BankUnavailableError(
-                    self.bank_id, f"statement request answered HTTP {reply.status}", link_down=False
-                )
-            parsed = self._parse(reply.body, fmt)
-            outcome = "ok"
-            return Statement(self.bank_id, statement_date, parsed)
-        except NotSentError as exc:
-            outcome = "circuit_open" if exc.circuit_open else "link_down"
-            raise BankUnavailableError(self.bank_id, exc.detail, link_down=True) from None
-        except NoAnswerError as exc:
-            outcome = "outcome_unknown"
-            raise BankUnavailableError(self.bank_id, exc.detail, link_down=False) from None
-        finally:
-            record_call(self.bank_id, "fetch_statement", outcome, started)
+        return await self._http.statement(
+            statement_date,
+            f"{VIETQR_STATEMENTS_PATH}/{statement_date.isoformat()}",
+            lambda data: self._parse(data, fmt),
+            bytes_max=self._options.statement_limits.bytes_max,
+            params={"format": fmt.value},
+        )
 
     def _parse(self, data: bytes, fmt: StatementFormat) -> ParsedStatement:
         limits = self._options.statement_limits
@@ -439,6 +354,3 @@ class VietQRBankAdapter:
                 return parse_csv_statement(data, limits=limits)
             case StatementFormat.CAMT053:
                 raise AssertionError("refused in __init__")
-
-    async def health(self) -> HealthStatus:
-        return await probe_health(self._http)

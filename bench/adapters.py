@@ -13,10 +13,8 @@ read, result mapping, metrics).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import json
 import statistics
 import sys
 import tempfile
@@ -35,39 +33,10 @@ from bank_adapters.rest_bank import RestBankAdapter
 from bank_adapters.text import find_payment_references, payment_reference
 from bank_adapters.types import DebitRequest, Succeeded
 from bank_adapters.vietqr_bank import VietQRBankAdapter
-from bench.common import print_json, write_section
+from bench.common import parser, report, simulator_process
 
-ROOT = Path(__file__).resolve().parent.parent
 PAYER = "0123456789"
 Call = Callable[[int], Awaitable[None]]
-
-
-async def _start_simulator(
-    protocol: str, state: Path
-) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bank_adapters.simulators",
-        "--protocol",
-        protocol,
-        "--bank-id",
-        f"bench-{protocol}",
-        "--state",
-        str(state),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-    return process, json.loads(line)
-
-
-async def _stop_simulator(process: asyncio.subprocess.Process) -> None:
-    process.terminate()
-    assert process.stdout is not None
-    await process.stdout.read()
-    await process.wait()
 
 
 async def _per_call_seconds(call: Call, start: int, calls: int) -> float:
@@ -81,7 +50,8 @@ async def _compare(adapter_call: Call, raw_call: Call, calls: int, rounds: int) 
     counter = itertools.count(step=calls)
     await _per_call_seconds(adapter_call, next(counter), min(calls, 20))  # warm up both
     await _per_call_seconds(raw_call, next(counter), min(calls, 20))
-    adapter_times, raw_times = [], []
+    adapter_times: list[float] = []
+    raw_times: list[float] = []
     for round_number in range(rounds):
         # Alternate which goes first, so drift in the machine hits both alike.
         order = [(adapter_call, adapter_times), (raw_call, raw_times)]
@@ -197,15 +167,15 @@ async def run(calls: int, rounds: int) -> dict[str, dict[str, dict[str, float]]]
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-adapters-") as tmp:
         for protocol in ("rest", "vietqr"):
-            process, info = await _start_simulator(protocol, Path(tmp) / f"{protocol}.sqlite")
-            try:
-                async with aiohttp.ClientSession() as session:
-                    if protocol == "rest":
-                        results[protocol] = await _rest(session, info["url"], calls, rounds)
-                    else:
-                        results[protocol] = await _vietqr(session, info, calls, rounds)
-            finally:
-                await _stop_simulator(process)
+            state = Path(tmp) / f"{protocol}.sqlite"
+            async with (
+                simulator_process(protocol, f"bench-{protocol}", state) as (_, info),
+                aiohttp.ClientSession() as session,
+            ):
+                if protocol == "rest":
+                    results[protocol] = await _rest(session, info["url"], calls, rounds)
+                else:
+                    results[protocol] = await _vietqr(session, info, calls, rounds)
     return results
 
 
@@ -232,17 +202,17 @@ def _table(results: dict[str, dict[str, dict[str, float]]], calls: int, rounds: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    args = parser.parse_args()
-    results = asyncio.run(run(args.calls, args.rounds))
-    print_json(dict(results))
-    if not args.no_write:
-        write_section(
-            "adapters", "Bank adapter call overhead", _table(results, args.calls, args.rounds)
-        )
+    command = parser(None)
+    command.add_argument("--calls", type=int, default=200)
+    command.add_argument("--rounds", type=int, default=5)
+    args = command.parse_args()
+    report(
+        asyncio.run(run(args.calls, args.rounds)),
+        write=not args.no_write,
+        name="adapters",
+        title="Bank adapter call overhead",
+        body=lambda results: _table(results, args.calls, args.rounds),
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""Shared helpers for the benchmarks: infrastructure, percentiles, and writing
-results into docs/benchmarks.md between per-benchmark markers."""
+"""What every benchmark shares: the command line (``parser``), the servers
+(PostgreSQL, Temporal, a bank simulator in its own process), the product's
+logging sent to a file, percentiles, and the report: printed as JSON and
+written into docs/benchmarks.md between per-benchmark markers (``report``).
+None of it is timed."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -12,12 +17,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import structlog
 
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.temporal import TemporalDevServer, TemporalInfo
+from reconciler.logs import configure_logging
+
+T = TypeVar("T")
+SIMULATOR_START_SECONDS_MAX = 60.0
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -63,6 +75,76 @@ def temporal() -> Iterator[TemporalInfo]:
             server.stop()
 
 
+@contextlib.asynccontextmanager
+async def simulator_process(
+    protocol: str, bank_id: str, state: Path, *, quiet: bool = False
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, dict[str, Any]]]:
+    """A bank simulator in its own process (``python -m bank_adapters.simulators``,
+    free ports on 127.0.0.1, no webhooks), so its work does not share the
+    measured event loop; yields the process and the URLs it printed.
+    ``quiet`` sends its stderr to /dev/null."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bank_adapters.simulators",
+        "--protocol",
+        protocol,
+        "--bank-id",
+        bank_id,
+        "--state",
+        str(state),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL if quiet else None,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), SIMULATOR_START_SECONDS_MAX)
+        info = json.loads(line)
+        assert info["url"].startswith("http://127.0.0.1:"), info
+        yield process, info
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.stdout.read()
+        await process.wait()
+
+
+def log_to_file(path: Path) -> IO[str]:
+    """The product's logging (info, JSON, as a worker runs in production),
+    written to a file: the cost of logging is part of the measurement."""
+    configure_logging("info", "json")
+    stream = path.open("a", encoding="utf-8")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=stream))
+    return stream
+
+
+def run_logged(prefix: str, main: Callable[[Path], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main`` in a fresh temporary directory, with the product's
+    logging going to ``worker.log`` there."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        stream = log_to_file(Path(tmp) / "worker.log")
+        try:
+            return asyncio.run(main(Path(tmp)))
+        finally:
+            stream.close()
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line, with the ``--no-write`` every one has."""
+    result = argparse.ArgumentParser(description=description)
+    result.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    return result
+
+
+def report(result: T, *, write: bool, name: str, title: str, body: Callable[[T], str]) -> None:
+    """Print the result as JSON; with ``write``, also its section of
+    docs/benchmarks.md (``body`` renders it)."""
+    print_json(result)
+    if write:
+        write_section(name, title, body(result))
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
@@ -100,7 +182,7 @@ def write_section(name: str, title: str, body: str) -> None:
     DOC.write_text(text)
 
 
-def print_json(result: dict[str, object]) -> None:
+def print_json(result: object) -> None:
     print(json.dumps(result, indent=2, ensure_ascii=False))
 
 

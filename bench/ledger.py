@@ -13,7 +13,6 @@ Run:  .venv/bin/python bench/ledger.py [--entries 5000] [--seconds 10]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import postgres, print_json, summary_ms, write_section
+from bench.common import parser, postgres, report, summary_ms
 from ledger.access import create_token
 from ledger.core.postings import (
     EntryRequest,
@@ -230,17 +229,22 @@ async def main_async(entries: int, seconds: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--entries", type=int, default=5_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    args = parser.parse_args()
-    result = asyncio.run(main_async(args.entries, args.seconds))
-    print_json(result)
-    if args.no_write:
-        return
+    command = parser(__doc__)
+    command.add_argument("--entries", type=int, default=5_000)
+    command.add_argument("--seconds", type=float, default=10.0)
+    args = command.parse_args()
+    report(
+        asyncio.run(main_async(args.entries, args.seconds)),
+        write=not args.no_write,
+        name="ledger",
+        title="Ledger: journal entries and fine lookup (bench/ledger.py)",
+        body=_body,
+    )
+
+
+def _body(result: dict[str, Any]) -> str:
     e, lk = result["journal_entries"], result["fine_lookup_bank_down"]
-    body = f"""
+    return f"""
 PostgreSQL durable (fsync on), {e["concurrency"]} concurrent connections, one
 transaction per entry.
 
@@ -257,7 +261,6 @@ transaction per entry.
 The load generator runs in the benchmark process; the API is a separate
 `reconciler api` process with its bank pointed at a closed port.
 """
-    write_section("ledger", "Ledger: journal entries and fine lookup (bench/ledger.py)", body)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -49,7 +48,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import psutil
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,21 +56,17 @@ from temporalio.client import Client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bank_adapters.simulators.admin import SimulatorAdmin
-from bench.common import percentile, postgres, print_json, temporal, write_section
+from bench.common import parser, percentile, report, run_logged
 from bench.saga_support import (
     CpuMeter,
     Seeded,
     Sim,
     listener,
-    log_to_file,
+    saga_stack,
     seed_payments,
-    simulator,
     uptime,
     worker_process,
 )
-from ledger.migrations import upgrade_to_head
-from reconciler.db import create_engine
-from reconciler.settings import Settings
 from workflows.payment import types as wt
 from workflows.payment.client import SagaConfig, start_link_recovery, start_payment
 
@@ -247,38 +241,30 @@ def backoff_expectation(policy: wt.VerifyPolicy, outage_seconds: float) -> tuple
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    with postgres(durable=True) as pg, temporal() as tmp_server:
-        upgrade_to_head(pg.url())
-        engine = create_engine(Settings(database_url=pg.url(), data_dir=tmp))
-        runs: list[Run] = []
-        try:
-            async with (
-                simulator(args.bank, BANK, tmp / "bank.sqlite") as sim,
-                aiohttp.ClientSession() as session,
-            ):
-                client = await Client.connect(tmp_server.address)
-                config = SagaConfig(f"bench-outage-{uuid.uuid4().hex[:8]}", wt.VerifyPolicy())
-                async with worker_process(
-                    pg.url(), tmp_server.address, config.task_queue, [sim], tmp
-                ) as worker:
-                    meter = CpuMeter(
-                        {
-                            "worker process": ([worker], False),
-                            "temporal": ([listener(tmp_server.port)], True),
-                            "postgres": ([listener(pg.port)], True),
-                            "bank simulator": ([psutil.Process(sim.pid)], False),
-                            "benchmark (prober's wake, observer)": ([psutil.Process()], False),
-                        }
-                    )
-                    admin = SimulatorAdmin(session, sim.admin_url)
-                    outage = Outage(client, engine, config, sim, admin, args.payments, meter)
-                    runs.append(await outage.run("W", args.outage_seconds, wake=True))
-                    print(runs[-1], flush=True)
-                    if not args.skip_unwoken:
-                        runs.append(await outage.run("U", args.outage_seconds, wake=False))
-                        print(runs[-1], flush=True)
-        finally:
-            await engine.dispose()
+    runs: list[Run] = []
+    async with saga_stack(args.bank, BANK, tmp) as stack:
+        pg, tmp_server, sim = stack.pg, stack.temporal, stack.sim
+        client = await Client.connect(tmp_server.address)
+        config = SagaConfig(f"bench-outage-{uuid.uuid4().hex[:8]}", wt.VerifyPolicy())
+        async with worker_process(
+            pg.url(), tmp_server.address, config.task_queue, [sim], tmp
+        ) as worker:
+            meter = CpuMeter(
+                {
+                    "worker process": ([worker], False),
+                    "temporal": ([listener(tmp_server.port)], True),
+                    "postgres": ([listener(pg.port)], True),
+                    "bank simulator": ([psutil.Process(sim.pid)], False),
+                    "benchmark (prober's wake, observer)": ([psutil.Process()], False),
+                }
+            )
+            admin = SimulatorAdmin(stack.session, sim.admin_url)
+            outage = Outage(client, stack.engine, config, sim, admin, args.payments, meter)
+            runs.append(await outage.run("W", args.outage_seconds, wake=True))
+            print(runs[-1], flush=True)
+            if not args.skip_unwoken:
+                runs.append(await outage.run("U", args.outage_seconds, wake=False))
+                print(runs[-1], flush=True)
     policy = wt.VerifyPolicy()
     interval, worst = backoff_expectation(policy, args.outage_seconds)
     return {
@@ -359,28 +345,21 @@ Load average (1, 5, 15 min) at the end: {r["load_average"]}.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--payments", type=int, default=500)
-    parser.add_argument("--outage-seconds", type=float, default=70.0)
-    parser.add_argument("--bank", choices=("rest", "vietqr"), default="vietqr")
-    parser.add_argument("--skip-unwoken", action="store_true", help="only the woken run")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    args = parser.parse_args()
+    command = parser(__doc__)
+    command.add_argument("--payments", type=int, default=500)
+    command.add_argument("--outage-seconds", type=float, default=70.0)
+    command.add_argument("--bank", choices=("rest", "vietqr"), default="vietqr")
+    command.add_argument("--skip-unwoken", action="store_true", help="only the woken run")
+    args = command.parse_args()
     if not (1 <= args.payments <= 2_000 and 5 <= args.outage_seconds <= 600):
-        parser.error("bounds: 1..2000 payments, 5..600 s of outage")
-    with tempfile.TemporaryDirectory(prefix="bench-outage-") as tmp:
-        stream = log_to_file(Path(tmp) / "worker.log")
-        try:
-            result = asyncio.run(run(args, Path(tmp)))
-        finally:
-            stream.close()
-    print_json(result)
-    if not args.no_write:
-        write_section(
-            "outage_recovery",
-            "Recovery after a bank link outage (bench/outage_recovery.py)",
-            _body(result),
-        )
+        command.error("bounds: 1..2000 payments, 5..600 s of outage")
+    report(
+        run_logged("bench-outage-", lambda tmp: run(args, tmp)),
+        write=not args.no_write,
+        name="outage_recovery",
+        title="Recovery after a bank link outage (bench/outage_recovery.py)",
+        body=_body,
+    )
 
 
 if __name__ == "__main__":

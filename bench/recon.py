@@ -37,7 +37,6 @@ Run:  .venv/bin/python bench/recon.py [--sizes 10000,100000,1000000] [--no-write
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sys
@@ -59,7 +58,7 @@ from bank_adapters.simulators.render import SimLine, render_csv
 from bank_adapters.statements import StatementLimits, parse_csv_statement
 from bank_adapters.text import payment_reference
 from bank_adapters.types import Direction, StatementLine
-from bench.common import DOC, print_json, write_section
+from bench.common import DOC, parser, print_json, write_section
 from ledger.core.postings import ensure_bank_accounts
 from ledger.migrations import upgrade_to_head
 from ledger.reconciliation import load as recon
@@ -361,6 +360,8 @@ def plot(results: list[dict[str, Any]]) -> None:
 
 
 def markdown(results: list[dict[str, Any]], parse_100k: float, shared_buffers: str) -> str:
+    """The reconciliation section of docs/benchmarks.md. One piece on purpose:
+    it is mostly one template of prose and tables, read top to bottom."""
     rows = "\n".join(
         f"| {r['lines']:,} | {r['load_and_match_seconds']} | {r['lines_per_second']:,} | "
         f"{r['store_only_seconds']} | {r['ratio_vs_store_only']} | "
@@ -553,37 +554,36 @@ async def main_async(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--shared-buffers", default="1GB", help="the cluster's shared_buffers")
-    parser.add_argument("--set", action="append", default=[], help="extra name=value setting")
-    parser.add_argument(
+    command = parser(__doc__.split("\n\n")[0])
+    command.add_argument("--sizes", default="10000,100000,1000000")
+    command.add_argument("--shared-buffers", default="1GB", help="the cluster's shared_buffers")
+    command.add_argument("--set", action="append", default=[], help="extra name=value setting")
+    command.add_argument(
         "--one-connection",
         action="store_true",
         help="every size on the one-connection staging path (for comparison; print only)",
     )
-    parser.add_argument(
+    command.add_argument(
         "--repeats",
         type=int,
         default=3,
         help="timed loads per size (on the same ledger, undone in between); the median is kept",
     )
-    parser.add_argument(
+    command.add_argument(
         "--history-days",
         type=int,
         default=0,
         help="earlier daily statements of the same size loaded first, 0 to 30 (print only)",
     )
-    parser.add_argument("--no-write", action="store_true", help="print only")
-    args = parser.parse_args()
+    args = command.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.one_connection:
         recon.PARALLEL_LINES_MIN = recon.LINES_PER_STATEMENT_MAX + 1  # type: ignore[misc]
         args.no_write = True
     if not 1 <= args.repeats <= 9:
-        parser.error(f"--repeats must be 1 to 9, not {args.repeats}")
+        command.error(f"--repeats must be 1 to 9, not {args.repeats}")
     if not 0 <= args.history_days <= 30:
-        parser.error(f"--history-days must be 0 to 30, not {args.history_days}")
+        command.error(f"--history-days must be 0 to 30, not {args.history_days}")
     if args.history_days:
         args.no_write = True
     asyncio.run(

@@ -16,24 +16,27 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from uuid import UUID
 
 import aiohttp
 import psutil
-import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.factory import Protocol, build_adapter
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN
-from bench.common import ROOT
+from bench.common import ROOT, postgres, simulator_process, temporal
 from ledger.core.postings import ensure_bank_accounts
 from ledger.fines import FineInput, get_fine, register_fine
+from ledger.migrations import upgrade_to_head
 from ledger.payments import lifecycle as pay
 from ledger.receipts.signing import ReceiptSigner
-from reconciler.logs import configure_logging
+from reconciler.db import create_engine
+from reconciler.devstack.postgres import PostgresInfo
+from reconciler.devstack.temporal import TemporalInfo
+from reconciler.settings import Settings
 from workflows.payment.activities import PaymentActivities, PaymentDeps
 
 PAYER = "0123456789"
@@ -45,7 +48,6 @@ ISSUING_UNITS = (
     "Phòng CSGT Công an TP Hà Nội",
     "Đội CSGT đường bộ số 4",
 )
-SIMULATOR_START_SECONDS_MAX = 60.0
 WORKER_STOP_SECONDS_MAX = 30.0
 
 
@@ -60,33 +62,38 @@ class Sim:
 
 @asynccontextmanager
 async def simulator(protocol: Protocol, bank: str, state: Path) -> AsyncIterator[Sim]:
-    """One bank simulator in its own process (its work does not share the
-    worker's event loop), no webhooks (no API runs in these benchmarks)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bank_adapters.simulators",
-        "--protocol",
-        protocol,
-        "--bank-id",
-        bank,
-        "--state",
-        str(state),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    try:
-        line = await asyncio.wait_for(process.stdout.readline(), SIMULATOR_START_SECONDS_MAX)
-        info = json.loads(line)
-        assert info["url"].startswith("http://127.0.0.1:"), info
+    """One bank simulator in its own process, no webhooks (no API runs in
+    these benchmarks)."""
+    async with simulator_process(protocol, bank, state, quiet=True) as (process, info):
         yield Sim(bank, protocol, info["url"], info["admin_url"], process.pid)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.stdout.read()
-        await process.wait()
+
+
+@dataclass(frozen=True)
+class SagaStack:
+    """What a saga benchmark runs on: PostgreSQL (durable, migrated), a
+    Temporal dev server, the client's engine, one bank simulator, a session."""
+
+    pg: PostgresInfo
+    temporal: TemporalInfo
+    engine: AsyncEngine
+    sim: Sim
+    session: aiohttp.ClientSession
+
+
+@asynccontextmanager
+async def saga_stack(protocol: Protocol, bank: str, tmp: Path) -> AsyncIterator[SagaStack]:
+    with postgres(durable=True) as pg, temporal() as server:
+        upgrade_to_head(pg.url())
+        # The client's engine (seeding, checks), as the product builds it.
+        engine = create_engine(Settings(database_url=pg.url(), data_dir=tmp))
+        try:
+            async with (
+                simulator(protocol, bank, tmp / "bank.sqlite") as sim,
+                aiohttp.ClientSession() as session,
+            ):
+                yield SagaStack(pg, server, engine, sim, session)
+        finally:
+            await engine.dispose()
 
 
 @asynccontextmanager
@@ -224,15 +231,6 @@ async def count_receipts(engine: AsyncEngine, payment_ids: list[UUID]) -> int:
                 )
             ).scalar_one()
         )
-
-
-def log_to_file(path: Path) -> IO[str]:
-    """The product's logging (info, JSON, as a worker runs in production),
-    written to a file: the cost of logging is part of the measurement."""
-    configure_logging("info", "json")
-    stream = path.open("a", encoding="utf-8")
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=stream))
-    return stream
 
 
 def listener(port: int) -> psutil.Process:

@@ -30,7 +30,6 @@ import dataclasses
 import json
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,21 +46,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bank_adapters.simulators.admin import SimulatorAdmin
 from bench.bare_saga import BareInput, BareSagaWorkflow
-from bench.common import ROOT, postgres, print_json, temporal, write_section
+from bench.common import ROOT, parser, report, run_logged
 from bench.saga_support import (
     CpuMeter,
     Seeded,
     Sim,
     count_receipts,
     listener,
-    log_to_file,
+    saga_stack,
     seed_payments,
-    simulator,
     uptime,
 )
-from ledger.migrations import upgrade_to_head
-from reconciler.db import create_engine
-from reconciler.settings import Settings
 from workflows.payment import types as wt
 from workflows.payment.client import SagaConfig, start_payment
 from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
@@ -260,41 +255,32 @@ async def _setup(
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     setups: list[dict[str, Any]] = []
     paid: list[Seeded] = []
-    with postgres(durable=True) as pg, temporal() as tmp_server:
-        upgrade_to_head(pg.url())
-        # The client's engine (seeding, checks), as the product builds it.
-        engine = create_engine(Settings(database_url=pg.url(), data_dir=tmp))
-        try:
-            async with (
-                simulator(args.bank, BANK, tmp / "bank.sqlite") as sim,
-                aiohttp.ClientSession() as session,
-            ):
-                infra: dict[str, Any] = {
-                    "tmp": tmp,
-                    "engine": engine,
-                    "sim": sim,
-                    "session": session,
-                    "client": await Client.connect(tmp_server.address),
-                    "worker_config": {
-                        "temporal_address": tmp_server.address,
-                        "db_url": pg.url(),
-                        "data_dir": str(tmp),
-                        "sim": dataclasses.asdict(sim),
-                    },
-                    "shared_parts": {
-                        "client (this process)": ([psutil.Process()], False),
-                        "temporal": ([listener(tmp_server.port)], True),
-                        "postgres": ([listener(pg.port)], True),
-                        "bank simulator": ([psutil.Process(sim.pid)], False),
-                    },
-                }
-                for processes in args.worker_processes:
-                    setups.append(await _setup(args, processes, infra, paid))
-                checker = Bench(infra["client"], engine, sim, session, 1, {}, ("", ""))
-                checker.paid = paid
-                money = await checker.check_money()
-        finally:
-            await engine.dispose()
+    async with saga_stack(args.bank, BANK, tmp) as stack:
+        pg, tmp_server, sim = stack.pg, stack.temporal, stack.sim
+        infra: dict[str, Any] = {
+            "tmp": tmp,
+            "engine": stack.engine,
+            "sim": sim,
+            "session": stack.session,
+            "client": await Client.connect(tmp_server.address),
+            "worker_config": {
+                "temporal_address": tmp_server.address,
+                "db_url": pg.url(),
+                "data_dir": str(tmp),
+                "sim": dataclasses.asdict(sim),
+            },
+            "shared_parts": {
+                "client (this process)": ([psutil.Process()], False),
+                "temporal": ([listener(tmp_server.port)], True),
+                "postgres": ([listener(pg.port)], True),
+                "bank simulator": ([psutil.Process(sim.pid)], False),
+            },
+        }
+        for processes in args.worker_processes:
+            setups.append(await _setup(args, processes, infra, paid))
+        checker = Bench(infra["client"], stack.engine, sim, stack.session, 1, {}, ("", ""))
+        checker.paid = paid
+        money = await checker.check_money()
     return {
         "bank_protocol": args.bank,
         "sagas_per_round": args.sagas,
@@ -376,19 +362,18 @@ Load average (1, 5, 15 min) at the end: {r["load_average"]}.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sagas", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument(
+    command = parser(__doc__)
+    command.add_argument("--sagas", type=int, default=200)
+    command.add_argument("--rounds", type=int, default=6)
+    command.add_argument("--concurrency", type=int, default=32)
+    command.add_argument(
         "--worker-processes",
         type=lambda text: [int(n) for n in text.split(",")],
         default=[1, 2],
         help="worker processes per variant; a comma-separated list runs each in turn",
     )
-    parser.add_argument("--bank", choices=("rest", "vietqr"), default="rest")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    args = parser.parse_args()
+    command.add_argument("--bank", choices=("rest", "vietqr"), default="rest")
+    args = command.parse_args()
     if not (
         1 <= args.sagas <= 2_000
         and 1 <= args.rounds <= 10
@@ -396,20 +381,14 @@ def main() -> None:
         and all(1 <= n <= 4 for n in args.worker_processes)
         and len(args.worker_processes) <= 3
     ):
-        parser.error("bounds: 1..2000 sagas, 1..10 rounds, 1..256 in flight, 1..4 workers")
-    with tempfile.TemporaryDirectory(prefix="bench-saga-") as tmp:
-        stream = log_to_file(Path(tmp) / "worker.log")
-        try:
-            result = asyncio.run(run(args, Path(tmp)))
-        finally:
-            stream.close()
-    print_json(result)
-    if not args.no_write:
-        write_section(
-            "saga_throughput",
-            "Payment saga throughput vs a bare saga (bench/saga_throughput.py)",
-            _body(result),
-        )
+        command.error("bounds: 1..2000 sagas, 1..10 rounds, 1..256 in flight, 1..4 workers")
+    report(
+        run_logged("bench-saga-", lambda tmp: run(args, tmp)),
+        write=not args.no_write,
+        name="saga_throughput",
+        title="Payment saga throughput vs a bare saga (bench/saga_throughput.py)",
+        body=_body,
+    )
 
 
 if __name__ == "__main__":

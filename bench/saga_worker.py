@@ -27,7 +27,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench.bare_saga import BareActivities, BareSagaWorkflow
-from bench.saga_support import Sim, log_to_file, payment_activities
+from bench.common import log_to_file
+from bench.saga_support import Sim, payment_activities
 from reconciler.db import create_engine
 from reconciler.settings import Settings
 from reconciler.worker import build_worker

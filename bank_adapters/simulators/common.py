@@ -1,8 +1,11 @@
 """What both simulated banks share: their configuration and state, the fault
-middleware of the bank port, statement assembly, and the admin API.
+middleware and scaffold of the bank port, statement assembly, request
+validation, idempotent replay and the payer's verdict. Each protocol module
+keeps only its wire format and its own codes; the admin API is
+``admin_api``.
 
 The admin API (a separate port, which stays up while the bank port is
-"down"), as in DESIGN §6::
+"down")::
 
     GET    /healthz
     POST   /faults        {"mode", "probability", "seconds", ...}  → 201; unknown mode → 400
@@ -23,23 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
 from aiohttp import web
 
-from bank_adapters.simulators.faults import (
-    FaultMode,
-    FaultSpecError,
-    flap_down,
-    parse_fault,
-)
+from bank_adapters.simulators.faults import FaultMode, flap_down
 from bank_adapters.simulators.render import SimLine, day_bounds_utc
 from bank_adapters.simulators.store import (
     Account,
@@ -48,7 +47,7 @@ from bank_adapters.simulators.store import (
     NewMovement,
     SimStore,
 )
-from bank_adapters.text import bank_transfer_content
+from bank_adapters.wire import HEALTH_PATH
 from domain.business_time import VIETNAM_TZ
 from domain.formats import ACCOUNT_RE, IDEMPOTENCY_KEY_RE
 from domain.money import AMOUNT_VND_MAX
@@ -320,173 +319,82 @@ async def fault_middleware(
 
 
 def bank_application(core: SimCore, routes: list[web.RouteDef]) -> web.Application:
+    """The bank port: the protocol's ``routes``, the health check, the faults."""
     app = web.Application(client_max_size=BODY_BYTES_MAX, middlewares=[fault_middleware])
     app[CORE_KEY] = core
-    app.add_routes(routes)
+    app.add_routes([*routes, web.get(HEALTH_PATH, health)])
     return app
 
 
-# --- admin API ------------------------------------------------------------------------
+# --- what both protocols do with a request ------------------------------------------
 
 
-def record_transfer(core: SimCore, payer_account: str, amount_vnd: int, content: str) -> Movement:
-    """A citizen's own transfer to our account: booked at once."""
-    with core.store.transaction():
-        movement = core.store.insert(
-            NewMovement(
-                kind="transfer",
-                idempotency_key=None,
-                dedupe_key=None,
-                request_hash=None,
-                amount_vnd=amount_vnd,
-                direction="C",
-                counterparty=payer_account,
-                content_raw=content,
-                content=bank_transfer_content(content, core.config.transfer_content_length_max),
-                status="succeeded",
-            ),
-            core.now(),
-        )
-        core.store.add_balance(payer_account, -amount_vnd)
-    return movement
+def request_hash(fields: dict[str, Any]) -> str:
+    """What a replay is compared with: the same key with another hash is a conflict."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-_admin_routes = web.RouteTableDef()
+def replayed(
+    core: SimCore,
+    kind: str,
+    key: str,
+    request_hash: str,
+    answer: Callable[[Movement], dict[str, Any]],
+    conflict: tuple[str, str],
+) -> web.Response | None:
+    """The first answer again if ``key`` was seen with the same request; a
+    422 with the bank's own ``conflict`` (code, message) if with another."""
+    existing = core.store.by_dedupe(kind, key)
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        raise json_error(422, *conflict)
+    return web.json_response(answer(existing), status=200)
 
 
-@_admin_routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    return web.json_response(
-        {
-            "status": "ok",
-            "protocol": core.config.protocol,
-            "bank_id": core.config.bank_id,
-            "url": core.url,
-            "link_up": core.link_up,
-            "account_number": core.config.account_number,
-            "bank_bin": core.config.bank_bin,
-        }
-    )
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The bank's decision on a payer's debit, in its own reason codes."""
+
+    status: str
+    reason_code: str | None = None
+    reason: str | None = None
+    settles_at: datetime | None = None
 
 
-@_admin_routes.post("/faults")
-async def add_fault(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    try:
-        spec = parse_fault(await read_json_object(request))
-    except FaultSpecError as exc:
-        raise json_error(400, exc.code, exc.message) from None
-    params = dict(spec.params)
-    if spec.mode is FaultMode.LINK_DOWN:
-        params["applied"] = random.random() < spec.probability  # noqa: S311
-    now = time.time()
-    until = now + spec.seconds if spec.seconds is not None else None
-    fault = core.store.add_fault(spec.mode.value, spec.probability, now, until, params)
-    await core.apply_link()
-    return web.json_response({"fault": _fault_json(fault)}, status=201)
+def payer_verdict(
+    account: Account,
+    amount_vnd: int,
+    now: datetime,
+    *,
+    blocked: tuple[str, str],
+    short_of_funds: tuple[str, str],
+) -> Verdict:
+    """A blocked account or a short balance declines (with the bank's
+    (code, reason)); an account with a settle delay is booked later."""
+    if account.blocked:
+        return Verdict("declined", *blocked)
+    if account.balance_vnd < amount_vnd:
+        return Verdict("declined", *short_of_funds)
+    if account.settle_delay_seconds > 0:
+        return Verdict("pending", settles_at=now + timedelta(seconds=account.settle_delay_seconds))
+    return Verdict("succeeded")
 
 
-@_admin_routes.get("/faults")
-async def list_faults(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    return web.json_response({"faults": [_fault_json(f) for f in core.store.faults()]})
+def book_debit(core: SimCore, new: NewMovement, now: datetime) -> tuple[Movement, Movement | None]:
+    """Record a payer's debit (in the caller's transaction) and, when the
+    ``duplicate_debit`` fault fires on a success, the bank's bug: a second
+    booking of the same debit, answered once."""
+    store = core.store
+    movement = store.insert(new, now)
+    if new.status != "declined":
+        store.add_balance(new.counterparty, -new.amount_vnd)
+    if new.status != "succeeded" or core.fire(FaultMode.DUPLICATE_DEBIT) is None:
+        return movement, None
+    duplicate = store.insert(replace(new, duplicate_of=movement.id, request_hash=None), now)
+    store.add_balance(new.counterparty, -new.amount_vnd)
+    return movement, duplicate
 
 
-@_admin_routes.delete("/faults")
-async def clear_faults(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    deleted = core.store.delete_faults()
-    await core.apply_link()
-    return web.json_response({"deleted": deleted})
-
-
-@_admin_routes.delete("/faults/{fault_id:\\d{1,9}}")
-async def delete_fault(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    deleted = core.store.delete_faults(int(request.match_info["fault_id"]))
-    await core.apply_link()
-    if not deleted:
-        raise json_error(404, "not_found", "no such fault")
-    return web.json_response({"deleted": deleted})
-
-
-@_admin_routes.get("/debits")
-async def debits(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    core.settle_due()
-    rows = core.store.all_movements(GROUND_TRUTH_ROWS_MAX)
-    return web.json_response({"debits": [m.to_json() for m in rows]})
-
-
-@_admin_routes.get("/webhooks")
-async def webhooks(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    return web.json_response({"webhooks": core.store.webhooks(GROUND_TRUTH_ROWS_MAX)})
-
-
-@_admin_routes.post("/accounts")
-async def put_account(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    body = await read_json_object(request)
-    account = field_account(body, "account")
-    balance = body.get("balance_vnd")
-    blocked = body.get("blocked", False)
-    delay = body.get("settle_delay_seconds", 0)
-    if not isinstance(balance, int) or isinstance(balance, bool) or abs(balance) > 10**16:
-        raise json_error(400, "invalid_request", "balance_vnd must be whole đồng")
-    if not isinstance(blocked, bool):
-        raise json_error(400, "invalid_request", "blocked must be true or false")
-    if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= 3600:
-        raise json_error(400, "invalid_request", "settle_delay_seconds must be in 0..3600")
-    with core.store.transaction():
-        core.store.put_account(Account(account, balance, blocked, float(delay)))
-    return web.json_response({"account": _account_json(core.store.account(account))})
-
-
-@_admin_routes.get("/accounts/{account}")
-async def get_account(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    account = request.match_info["account"]
-    if not ACCOUNT_RE.fullmatch(account):
-        raise json_error(400, "invalid_request", "account must be 1-34 letters or digits")
-    return web.json_response({"account": _account_json(core.store.account(account))})
-
-
-@_admin_routes.post("/transfers")
-async def transfer(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    body = await read_json_object(request)
-    movement = record_transfer(
-        core,
-        field_account(body, "payer_account"),
-        field_amount(body, "amount_vnd"),
-        field_str(body, "content", length_max=500, required=False),
-    )
-    return web.json_response({"transfer": movement.to_json()}, status=201)
-
-
-def admin_application(core: SimCore) -> web.Application:
-    app = web.Application(client_max_size=BODY_BYTES_MAX)
-    app[CORE_KEY] = core
-    app.add_routes(_admin_routes)
-    return app
-
-
-def _fault_json(fault: FaultRow) -> dict[str, Any]:
-    return {
-        "id": fault.id,
-        "mode": fault.mode,
-        "probability": fault.probability,
-        "until": fault.until,
-        **fault.params,
-    }
-
-
-def _account_json(account: Account) -> dict[str, Any]:
-    return {
-        "account": account.account,
-        "balance_vnd": account.balance_vnd,
-        "blocked": account.blocked,
-        "settle_delay_seconds": account.settle_delay_seconds,
-    }
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

@@ -10,11 +10,7 @@ statuses are sent to the webhook URL, signed (see ``bank_adapters.webhooks``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -23,19 +19,21 @@ from bank_adapters.simulators.common import (
     CORE_KEY,
     SimCore,
     bank_application,
+    book_debit,
     field_account,
     field_amount,
     field_str,
     header_key,
     json_error,
+    payer_verdict,
     read_json_object,
+    replayed,
+    request_hash,
     require_vnd,
 )
-from bank_adapters.simulators.faults import FaultMode
 from bank_adapters.simulators.render import render_camt053
 from bank_adapters.simulators.store import Movement, NewMovement
 from bank_adapters.wire import (
-    HEALTH_PATH,
     IDEMPOTENCY_KEY_HEADER,
     REST_DEBITS_PATH,
     REST_REFUNDS_PATH,
@@ -51,10 +49,6 @@ _STATUS = {
     "declined": RestStatus.REJECTED,
 }
 _CONTENT_LENGTH_MAX = 140  # camt.053 Ustrd
-
-
-def _hash(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def _answer(movement: Movement) -> dict[str, Any]:
@@ -90,15 +84,9 @@ def enqueue_webhook(core: SimCore, movement: Movement) -> None:
     core.store.enqueue_webhook(movement.id, payload, time.time() + core.webhook_delay_seconds())
 
 
-def _replay(core: SimCore, kind: str, key: str, request_hash: str) -> web.Response | None:
-    existing = core.store.by_dedupe(kind, key)
-    if existing is None:
-        return None
-    if existing.request_hash != request_hash:
-        raise json_error(
-            422, "idempotency_key_reused", f"{key} was used for a different {kind} request"
-        )
-    return web.json_response(_answer(existing), status=200)
+def _replay(core: SimCore, kind: str, key: str, digest: str) -> web.Response | None:
+    conflict = ("idempotency_key_reused", f"{key} was used for a different {kind} request")
+    return replayed(core, kind, key, digest, _answer, conflict)
 
 
 async def create_debit(request: web.Request) -> web.Response:
@@ -111,51 +99,39 @@ async def create_debit(request: web.Request) -> web.Response:
     debtor = field_account(body, "debtor_account")
     reference = field_str(body, "reference", length_max=64)
     description = field_str(body, "description", length_max=140, required=False)
-    request_hash = _hash({"a": amount, "d": debtor, "r": reference, "t": description})
-    replay = _replay(core, "debit", key, request_hash)
+    digest = request_hash({"a": amount, "d": debtor, "r": reference, "t": description})
+    replay = _replay(core, "debit", key, digest)
     if replay is not None:
         return replay
     now = core.now()
     content = f"{reference} {description}".strip()[:_CONTENT_LENGTH_MAX]
     with store.transaction():
-        account = store.account(debtor)
-        status, code, reason = "succeeded", None, None
-        if account.blocked:
-            status, code, reason = "declined", RestReason.ACCOUNT_BLOCKED, "account blocked"
-        elif account.balance_vnd < amount:
-            status, code, reason = (
-                "declined",
-                RestReason.INSUFFICIENT_FUNDS,
-                "insufficient funds",
-            )
-        settles_at = None
-        if status == "succeeded" and account.settle_delay_seconds > 0:
-            status = "pending"
-            settles_at = now + timedelta(seconds=account.settle_delay_seconds)
+        verdict = payer_verdict(
+            store.account(debtor),
+            amount,
+            now,
+            blocked=(RestReason.ACCOUNT_BLOCKED.value, "account blocked"),
+            short_of_funds=(RestReason.INSUFFICIENT_FUNDS.value, "insufficient funds"),
+        )
         new = NewMovement(
             kind="debit",
             idempotency_key=key,
             dedupe_key=key,
-            request_hash=request_hash,
+            request_hash=digest,
             amount_vnd=amount,
             direction="C",
             counterparty=debtor,
             content_raw=content,
             content=content,
-            status=status,
-            reason_code=code.value if code else None,
-            reason=reason,
-            settles_at=settles_at,
+            status=verdict.status,
+            reason_code=verdict.reason_code,
+            reason=verdict.reason,
+            settles_at=verdict.settles_at,
         )
-        movement = store.insert(new, now)
-        if status != "declined":
-            store.add_balance(debtor, -amount)
+        movement, duplicate = book_debit(core, new, now)
         enqueue_webhook(core, movement)
-        if status == "succeeded" and core.fire(FaultMode.DUPLICATE_DEBIT) is not None:
-            # The bank's bug: booked twice, answered once, but it notifies
-            # both bookings (each with its own bank ref).
-            duplicate = store.insert(replace(new, duplicate_of=movement.id, request_hash=None), now)
-            store.add_balance(debtor, -amount)
+        if duplicate is not None:
+            # The bank notifies both bookings (each with its own bank ref).
             enqueue_webhook(core, duplicate)
     core.wake_webhooks()
     return web.json_response(_answer(movement), status=201)
@@ -183,8 +159,8 @@ async def create_refund(request: web.Request) -> web.Response:
         raise json_error(
             400, "invalid_request", "original_idempotency_key or original_debit_id required"
         )
-    request_hash = _hash({"a": amount, "k": original_key, "r": original_ref})
-    replay = _replay(core, "refund", key, request_hash)
+    digest = request_hash({"a": amount, "k": original_key, "r": original_ref})
+    replay = _replay(core, "refund", key, digest)
     if replay is not None:
         return replay
     now = core.now()
@@ -210,7 +186,7 @@ async def create_refund(request: web.Request) -> web.Response:
                 kind="refund",
                 idempotency_key=key,
                 dedupe_key=key,
-                request_hash=request_hash,
+                request_hash=digest,
                 amount_vnd=amount,
                 direction="D",
                 counterparty=payee,
@@ -252,10 +228,6 @@ async def statement(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/xml")
 
 
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def rest_routes() -> list[web.RouteDef]:
     return [
         web.post(REST_DEBITS_PATH, create_debit),
@@ -263,7 +235,6 @@ def rest_routes() -> list[web.RouteDef]:
         web.post(REST_REFUNDS_PATH, create_refund),
         web.get(REST_REFUNDS_PATH + "/{key}", lookup("refund")),
         web.get(REST_STATEMENTS_PATH + "/{date}", statement),
-        web.get(HEALTH_PATH, health),
     ]
 
 

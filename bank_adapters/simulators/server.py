@@ -25,7 +25,8 @@ from typing import Final, Self
 import aiohttp
 from aiohttp import web
 
-from bank_adapters.simulators.common import SimConfig, SimCore, SimProtocol, admin_application
+from bank_adapters.simulators.admin_api import admin_application
+from bank_adapters.simulators.common import SimConfig, SimCore, SimProtocol
 from bank_adapters.simulators.rest_sim import rest_bank_app
 from bank_adapters.simulators.store import SimStore
 from bank_adapters.simulators.vietqr_sim import vietqr_bank_app

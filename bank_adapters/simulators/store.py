@@ -17,7 +17,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -97,9 +97,7 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
-class Movement:
-    id: int
-    bank_ref: str
+class NewMovement:
     kind: str
     idempotency_key: str | None
     dedupe_key: str | None
@@ -110,13 +108,22 @@ class Movement:
     content_raw: str
     content: str
     status: str
-    reason_code: str | None
-    reason: str | None
+    reason_code: str | None = None
+    reason: str | None = None
+    settles_at: datetime | None = None
+    duplicate_of: int | None = None
+    original_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Movement(NewMovement):
+    """A movement as stored: what was asked, plus the bank's id, reference
+    and times."""
+
+    id: int
+    bank_ref: str
     created_at: datetime
     booked_at: datetime | None
-    settles_at: datetime | None
-    duplicate_of: int | None
-    original_id: int | None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,25 +147,6 @@ class Movement:
 
 
 @dataclass(frozen=True, slots=True)
-class NewMovement:
-    kind: str
-    idempotency_key: str | None
-    dedupe_key: str | None
-    request_hash: str | None
-    amount_vnd: int
-    direction: str
-    counterparty: str
-    content_raw: str
-    content: str
-    status: str
-    reason_code: str | None = None
-    reason: str | None = None
-    settles_at: datetime | None = None
-    duplicate_of: int | None = None
-    original_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class WebhookRow:
     id: int
     payload: str
@@ -175,28 +163,24 @@ class FaultRow:
     params: dict[str, Any]
 
 
+_NEW_FIELDS: Final = tuple(f.name for f in fields(NewMovement))
+_MOVEMENT_FIELDS: Final = tuple(f.name for f in fields(Movement))
+_TIME_FIELDS: Final = ("created_at", "booked_at", "settles_at")
+_INSERT_MOVEMENT: Final = (
+    "INSERT INTO movements (id, bank_ref, kind, idempotency_key, dedupe_key, request_hash,"
+    " amount_vnd, direction, counterparty, content_raw, content, status, reason_code,"
+    " reason, created_at, booked_at, settles_at, duplicate_of, original_id)"
+    " VALUES (:id, :bank_ref, :kind, :idempotency_key, :dedupe_key, :request_hash,"
+    " :amount_vnd, :direction, :counterparty, :content_raw, :content, :status, :reason_code,"
+    " :reason, :created_at, :booked_at, :settles_at, :duplicate_of, :original_id)"
+)
+
+
 def _movement(row: sqlite3.Row) -> Movement:
-    return Movement(
-        id=row["id"],
-        bank_ref=row["bank_ref"],
-        kind=row["kind"],
-        idempotency_key=row["idempotency_key"],
-        dedupe_key=row["dedupe_key"],
-        request_hash=row["request_hash"],
-        amount_vnd=row["amount_vnd"],
-        direction=row["direction"],
-        counterparty=row["counterparty"],
-        content_raw=row["content_raw"],
-        content=row["content"],
-        status=row["status"],
-        reason_code=row["reason_code"],
-        reason=row["reason"],
-        created_at=from_iso(row["created_at"]),
-        booked_at=from_iso(row["booked_at"]) if row["booked_at"] else None,
-        settles_at=from_iso(row["settles_at"]) if row["settles_at"] else None,
-        duplicate_of=row["duplicate_of"],
-        original_id=row["original_id"],
-    )
+    values = {name: row[name] for name in _MOVEMENT_FIELDS}
+    for name in _TIME_FIELDS:
+        values[name] = from_iso(values[name]) if values[name] else None
+    return Movement(**values)
 
 
 class SimStore:
@@ -272,32 +256,17 @@ class SimStore:
         # the MT940 bank reference limit).
         bank_ref = f"{self._prefix}{now:%y%m%d}{next_id % 10**8:08d}"
         booked_at = iso(now) if new.status == "succeeded" else None
+        values = {name: getattr(new, name) for name in _NEW_FIELDS}
         self._db.execute(
-            "INSERT INTO movements (id, bank_ref, kind, idempotency_key, dedupe_key, request_hash,"
-            " amount_vnd, direction, counterparty, content_raw, content, status, reason_code,"
-            " reason, created_at, booked_at, settles_at, duplicate_of, original_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                next_id,
-                bank_ref,
-                new.kind,
-                new.idempotency_key,
-                new.dedupe_key,
-                new.request_hash,
-                new.amount_vnd,
-                new.direction,
-                new.counterparty,
-                new.content_raw,
-                new.content,
-                new.status,
-                new.reason_code,
-                new.reason,
-                iso(now),
-                booked_at,
-                iso(new.settles_at) if new.settles_at else None,
-                new.duplicate_of,
-                new.original_id,
-            ),
+            _INSERT_MOVEMENT,
+            {
+                **values,
+                "id": next_id,
+                "bank_ref": bank_ref,
+                "created_at": iso(now),
+                "booked_at": booked_at,
+                "settles_at": iso(new.settles_at) if new.settles_at else None,
+            },
         )
         movement = self.movement(next_id)
         assert movement is not None

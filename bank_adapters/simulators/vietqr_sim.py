@@ -12,10 +12,7 @@ cut to ``transfer_content_length_max`` characters.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from aiohttp import web
@@ -24,21 +21,23 @@ from bank_adapters.simulators.common import (
     CORE_KEY,
     SimCore,
     bank_application,
+    book_debit,
     field_account,
     field_amount,
     field_str,
     header_key,
     json_error,
+    payer_verdict,
     read_json_object,
+    replayed,
+    request_hash,
     require_vnd,
 )
-from bank_adapters.simulators.faults import FaultMode
 from bank_adapters.simulators.render import render_csv, render_mt940
 from bank_adapters.simulators.store import Movement, NewMovement
 from bank_adapters.text import bank_transfer_content
 from bank_adapters.vietqr_payload import VietQRPayloadError, parse_vietqr_payload
 from bank_adapters.wire import (
-    HEALTH_PATH,
     QR_PAYMENTS_PATH,
     REQUEST_ID_HEADER,
     TRANSACTIONS_PAGE_SIZE_MAX,
@@ -57,10 +56,6 @@ _MESSAGES: Final = {
     Iso8583Response.RESTRICTED_ACCOUNT: "account restricted",
     Iso8583Response.INVALID_ACCOUNT: "beneficiary account not at this bank",
 }
-
-
-def _hash(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def _code(movement: Movement) -> Iso8583Response:
@@ -85,13 +80,13 @@ def _answer(movement: Movement) -> dict[str, Any]:
     }
 
 
-def _replay(core: SimCore, kind: str, key: str, request_hash: str) -> web.Response | None:
-    existing = core.store.by_dedupe(kind, key)
-    if existing is None:
-        return None
-    if existing.request_hash != request_hash:
-        raise json_error(422, "duplicate_reference", f"{kind} {key[:60]!r} exists with other data")
-    return web.json_response(_answer(existing), status=200)
+def _replay(core: SimCore, kind: str, key: str, digest: str) -> web.Response | None:
+    conflict = ("duplicate_reference", f"{kind} {key[:60]!r} exists with other data")
+    return replayed(core, kind, key, digest, _answer, conflict)
+
+
+def _declined(code: Iso8583Response) -> tuple[str, str]:
+    return code.value, _MESSAGES[code]
 
 
 def _when(request: web.Request, name: str) -> datetime:
@@ -122,47 +117,37 @@ async def qr_payment(request: web.Request) -> web.Response:
     if (transfer.bank_bin, transfer.account_number) != (config.bank_bin, config.account_number):
         code = Iso8583Response.INVALID_ACCOUNT
         return web.json_response({"response_code": code.value, "message": _MESSAGES[code]})
-    request_hash = _hash({"a": transfer.amount_vnd, "p": payer, "c": transfer.content})
+    digest = request_hash({"a": transfer.amount_vnd, "p": payer, "c": transfer.content})
     dedupe_key = transfer.content or None
     if dedupe_key is not None:
-        replay = _replay(core, "debit", dedupe_key, request_hash)
+        replay = _replay(core, "debit", dedupe_key, digest)
         if replay is not None:
             return replay
     now = core.now()
     with store.transaction():
-        account = store.account(payer)
-        status, code_value = "succeeded", None
-        if account.blocked:
-            status, code_value = "declined", Iso8583Response.RESTRICTED_ACCOUNT.value
-        elif account.balance_vnd < transfer.amount_vnd:
-            status, code_value = "declined", Iso8583Response.INSUFFICIENT_FUNDS.value
-        settles_at = None
-        if status == "succeeded" and account.settle_delay_seconds > 0:
-            status, settles_at = (
-                "pending",
-                now + timedelta(seconds=account.settle_delay_seconds),
-            )
+        verdict = payer_verdict(
+            store.account(payer),
+            transfer.amount_vnd,
+            now,
+            blocked=_declined(Iso8583Response.RESTRICTED_ACCOUNT),
+            short_of_funds=_declined(Iso8583Response.INSUFFICIENT_FUNDS),
+        )
         new = NewMovement(
             kind="debit",
             idempotency_key=trace,
             dedupe_key=dedupe_key,
-            request_hash=request_hash,
+            request_hash=digest,
             amount_vnd=transfer.amount_vnd,
             direction="C",
             counterparty=payer,
             content_raw=transfer.content,
             content=bank_transfer_content(transfer.content, config.transfer_content_length_max),
-            status=status,
-            reason_code=code_value,
-            reason=_MESSAGES[Iso8583Response(code_value)] if code_value else None,
-            settles_at=settles_at,
+            status=verdict.status,
+            reason_code=verdict.reason_code,
+            reason=verdict.reason,
+            settles_at=verdict.settles_at,
         )
-        movement = store.insert(new, now)
-        if status != "declined":
-            store.add_balance(payer, -transfer.amount_vnd)
-        if status == "succeeded" and core.fire(FaultMode.DUPLICATE_DEBIT) is not None:
-            store.insert(replace(new, duplicate_of=movement.id, request_hash=None), now)
-            store.add_balance(payer, -transfer.amount_vnd)
+        movement, _ = book_debit(core, new, now)
     return web.json_response(_answer(movement), status=201)
 
 
@@ -176,8 +161,8 @@ async def outgoing_transfer(request: web.Request) -> web.Response:
     payee = field_account(body, "to_account")
     amount = field_amount(body, "amount")
     content = field_str(body, "content", length_max=210, required=False)
-    request_hash = _hash({"a": amount, "p": payee, "c": content})
-    replay = _replay(core, "refund", key, request_hash)
+    digest = request_hash({"a": amount, "p": payee, "c": content})
+    replay = _replay(core, "refund", key, digest)
     if replay is not None:
         return replay
     with store.transaction():
@@ -186,7 +171,7 @@ async def outgoing_transfer(request: web.Request) -> web.Response:
                 kind="refund",
                 idempotency_key=key,
                 dedupe_key=key,
-                request_hash=request_hash,
+                request_hash=digest,
                 amount_vnd=amount,
                 direction="D",
                 counterparty=payee,
@@ -247,10 +232,6 @@ async def statement(request: web.Request) -> web.Response:
     raise json_error(400, "invalid_request", "format must be mt940 or csv")
 
 
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def vietqr_routes() -> list[web.RouteDef]:
     return [
         web.post(QR_PAYMENTS_PATH, qr_payment),
@@ -258,7 +239,6 @@ def vietqr_routes() -> list[web.RouteDef]:
         web.get(TRANSFERS_PATH + "/{request_id}", transfer_status),
         web.get(TRANSACTIONS_PATH, transactions),
         web.get(VIETQR_STATEMENTS_PATH + "/{date}", statement),
-        web.get(HEALTH_PATH, health),
     ]
 
 

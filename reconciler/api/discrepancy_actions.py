@@ -31,7 +31,8 @@ from ledger.reconciliation import discrepancies as disc
 from reconciler.api.auth import require
 from reconciler.api.errors import read_json
 from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
-from reconciler.api.recon_views import discrepancy_json, path_id
+from reconciler.api.params import path_id
+from reconciler.api.recon_views import discrepancy_json
 from reconciler.api.views import json_response
 from reconciler.settings import Settings
 from workflows.reconciliation import types as rt

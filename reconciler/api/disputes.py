@@ -16,10 +16,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import aiohttp
 import structlog
@@ -35,6 +35,7 @@ from ledger.disputes import lifecycle as ds
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
+from reconciler.api.params import page_limit, path_id, query_after_id
 from reconciler.api.views import json_response, payment_view_json
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters
@@ -44,9 +45,16 @@ from workflows.disputes.evidence import Evidence, gather_evidence
 
 log = structlog.get_logger(__name__)
 
-PAGE_SIZE_DEFAULT: Final = 50
 PAGE_SIZE_MAX: Final = 500
 _RESOLUTION_FIELDS: Final = frozenset({"action", "reason", "bank_ref", "payer_account"})
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+T = TypeVar("T", bound=_HasId)
 
 
 @dataclass(frozen=True)
@@ -177,22 +185,6 @@ def evidence_json(base_url: str, evidence: Evidence) -> dict[str, Any]:
 # --- helpers ---------------------------------------------------------------------
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
-        raise ValidationError(name, f"must be a whole number in {low}..{high}")
-    return int(raw)
-
-
-def _path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError(name, "is not an id")
-    return int(raw)
-
-
 async def _evidence(request: web.Request, dispute_id: int) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     dispute, evidence = await gather_evidence(
@@ -225,27 +217,13 @@ async def create_dispute(request: web.Request) -> web.Response:
 
 async def list_disputes(request: web.Request) -> web.Response:
     require(request, "disputes:read")
-    limit = _int_param(request, "limit", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX)
-    async with request.app[ENGINE].connect() as conn:
-        rows = await ds.list_disputes(
-            conn,
-            status=request.query.get("status"),
-            bank=request.query.get("bank"),
-            decision_number=request.query.get("decision_number"),
-            after_id=_int_param(request, "after_id", 0, 0, 10**18),
-            limit=limit,
-        )
-    return json_response(
-        {
-            "disputes": [dispute_json(d) for d in rows],
-            "next_after_id": rows[-1].id if len(rows) == limit else None,
-        }
-    )
+    filters = ("status", "bank", "decision_number")
+    return await _page(request, "disputes", ds.list_disputes, filters, dispute_json)
 
 
 async def get_dispute(request: web.Request) -> web.Response:
     require(request, "disputes:read")
-    dispute_id = _path_id(request, "dispute_id")
+    dispute_id = path_id(request, "dispute_id")
     body = await _evidence(request, dispute_id)
     async with request.app[ENGINE].connect() as conn:
         approvals = await ap.list_approvals(
@@ -274,7 +252,7 @@ def _resolution_body(body: object) -> dict[str, Any]:
 
 async def resolve_dispute(request: web.Request) -> web.Response:
     principal = require(request, "disputes:resolve")
-    dispute_id = _path_id(request, "dispute_id")
+    dispute_id = path_id(request, "dispute_id")
     body = _resolution_body(await read_json(request))
     now = datetime.now(UTC)
     action = str(body["action"])
@@ -326,20 +304,30 @@ async def _start_workflow(request: web.Request, dispute_id: int, approval: ap.Ap
 
 async def list_approvals(request: web.Request) -> web.Response:
     require(request, "approvals:read")
-    limit = _int_param(request, "limit", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX)
+    filters = ("status", "kind", "subject_type", "subject_id")
+    return await _page(request, "approvals", ap.list_approvals, filters, approval_json)
+
+
+async def _page(
+    request: web.Request,
+    name: str,
+    list_rows: Callable[..., Awaitable[Sequence[T]]],
+    filters: tuple[str, ...],
+    to_json: Callable[[T], dict[str, Any]],
+) -> web.Response:
+    """One page of a listing in id order: the ``filters`` from the query,
+    ``after_id`` and ``limit``; ``next_after_id`` is null on the last page."""
+    limit = page_limit(request, PAGE_SIZE_MAX)
     async with request.app[ENGINE].connect() as conn:
-        rows = await ap.list_approvals(
+        rows = await list_rows(
             conn,
-            status=request.query.get("status"),
-            kind=request.query.get("kind"),
-            subject_type=request.query.get("subject_type"),
-            subject_id=request.query.get("subject_id"),
-            after_id=_int_param(request, "after_id", 0, 0, 10**18),
+            **{f: request.query.get(f) for f in filters},
+            after_id=query_after_id(request),
             limit=limit,
         )
     return json_response(
         {
-            "approvals": [approval_json(a) for a in rows],
+            name: [to_json(r) for r in rows],
             "next_after_id": rows[-1].id if len(rows) == limit else None,
         }
     )
@@ -348,13 +336,13 @@ async def list_approvals(request: web.Request) -> web.Response:
 async def get_approval(request: web.Request) -> web.Response:
     require(request, "approvals:read")
     async with request.app[ENGINE].connect() as conn:
-        approval = await ap.get_approval(conn, _path_id(request, "approval_id"))
+        approval = await ap.get_approval(conn, path_id(request, "approval_id"))
     return json_response(approval_json(approval))
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     principal = require(request, "approvals:decide")
-    approval_id = _path_id(request, "approval_id")
+    approval_id = path_id(request, "approval_id")
     body: Any = await read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise ValidationError("body", 'may only hold {"reason": "..."}')

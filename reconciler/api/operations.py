@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger.core.errors import ValidationError
 from ledger.outages import PostgresOutageStore
 from observability.outages import Outage
 from reconciler.api.auth import require
 from reconciler.api.keys import ENGINE
+from reconciler.api.params import page_limit
 from reconciler.api.views import json_response
 
 OUTAGES_LIMIT_MAX = 500
@@ -30,13 +30,11 @@ def outage_json(outage: Outage) -> dict[str, Any]:
 
 async def outages(request: web.Request) -> web.Response:
     require(request, "ops:read")
-    raw_limit = request.query.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= OUTAGES_LIMIT_MAX:
-        raise ValidationError("limit", f"must be an integer between 1 and {OUTAGES_LIMIT_MAX}")
+    limit = page_limit(request, OUTAGES_LIMIT_MAX)
     bank = request.query.get("bank") or None
     store = PostgresOutageStore(request.app[ENGINE])
     open_ = [o for o in await store.open_outages() if bank is None or o.bank == bank]
-    recent = await store.recent(int(raw_limit), bank=bank)
+    recent = await store.recent(limit, bank=bank)
     return json_response(
         {"open": [outage_json(o) for o in open_], "recent": [outage_json(o) for o in recent]}
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from uuid import UUID
 
 import structlog
 from aiohttp import web
@@ -18,6 +17,7 @@ from ledger.payments import lifecycle as pay
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
+from reconciler.api.params import path_uuid
 from reconciler.api.views import json_response, payment_view_json
 from workflows.payment.client import start_link_recovery, start_payment
 
@@ -101,10 +101,7 @@ async def _start(request: web.Request, payment: pay.Payment) -> None:
 
 async def get_payment(request: web.Request) -> web.Response:
     require(request, "payments:read")
-    try:
-        payment_id = UUID(request.match_info["payment_id"])
-    except ValueError:
-        raise ValidationError("payment_id", "is not a payment id (UUID)") from None
+    payment_id = path_uuid(request, "payment_id", "a payment id")
     async with request.app[ENGINE].connect() as conn:
         view = await pay.payment_view(conn, payment_id)
     return json_response(payment_view_json(request.app[SETTINGS].public_base_url, view))

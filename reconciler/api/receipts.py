@@ -14,6 +14,7 @@ from ledger.receipts.issue import Receipt, get_receipt, receipt_problems, record
 from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time, render_receipt_pdf
 from reconciler.api.auth import require
 from reconciler.api.keys import ENGINE, SETTINGS, VERIFIER
+from reconciler.api.params import path_number
 from reconciler.api.views import full_receipt_json, json_response
 
 NUMBER_MAX = 10**9
@@ -21,12 +22,10 @@ NUMBER_MAX = 10**9
 
 def _series_number(request: web.Request) -> tuple[str, int]:
     series = request.match_info["series"]
-    raw = request.match_info["number"]
-    if not raw.isdigit() or not 0 < int(raw) < NUMBER_MAX:
-        raise ValidationError("number", "must be a positive receipt number")
+    number = path_number(request, "number", 1, NUMBER_MAX - 1)
     if len(series) > 40:
         raise ValidationError("series", "is longer than 40 characters")
-    return series, int(raw)
+    return series, number
 
 
 async def _receipt(request: web.Request) -> Receipt:

@@ -6,9 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
-
-from ledger.core.errors import ValidationError
 from ledger.reconciliation import discrepancies as disc
 from ledger.reconciliation import load as recon
 
@@ -74,10 +71,3 @@ def discrepancy_json(item: disc.Discrepancy) -> dict[str, Any]:
         "resolution": item.resolution,
         "actions": allowed_actions(item),
     }
-
-
-def path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError(name, "must be a positive integer")
-    return int(raw)

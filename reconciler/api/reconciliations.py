@@ -40,7 +40,15 @@ from reconciler.api import discrepancy_actions
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
-from reconciler.api.recon_views import discrepancy_json, iso, path_id, run_json
+from reconciler.api.params import (
+    cursor_after,
+    cursor_before,
+    page_limit,
+    parse_date,
+    path_id,
+    query_optional_int,
+)
+from reconciler.api.recon_views import discrepancy_json, iso, run_json
 from reconciler.api.views import json_response
 from reconciler.recon_wiring import statement_limits
 from workflows.reconciliation.client import (
@@ -51,7 +59,6 @@ from workflows.reconciliation.client import (
 
 log = structlog.get_logger(__name__)
 
-PAGE_SIZE_DEFAULT: Final = 50
 PAGE_SIZE_MAX: Final = 500
 RUNS_PAGE_SIZE_MAX: Final = 100
 STATEMENT_AGE_DAYS_MAX: Final = 400
@@ -73,33 +80,13 @@ def _bank(request: web.Request, value: object, field: str = "bank") -> str:
 
 
 def _statement_date(value: object, now: datetime, field: str = "statement_date") -> date:
-    if not isinstance(value, str):
-        raise ValidationError(field, "must be a date YYYY-MM-DD")
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(field, "must be a date YYYY-MM-DD") from None
+    day = parse_date(value, field)
     today = recon.vietnam_today(now)
     if day > today:
         raise ValidationError(field, "is in the future (Vietnam time)")
     if day < today - timedelta(days=STATEMENT_AGE_DAYS_MAX):
         raise ValidationError(field, f"is more than {STATEMENT_AGE_DAYS_MAX} days ago")
     return day
-
-
-def _int(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ValidationError(name, f"must be an integer between {low} and {high}")
-    return int(raw)
-
-
-def _limit(request: web.Request, maximum: int) -> int:
-    limit = _int(request, "limit", PAGE_SIZE_DEFAULT, 1, maximum)
-    assert limit is not None
-    return limit
 
 
 async def _temporal(request: web.Request) -> Any:
@@ -214,8 +201,8 @@ async def list_reconciliations(request: web.Request) -> web.Response:
     bank = request.query.get("bank") or None
     raw_day = request.query.get("statement_date")
     day = _statement_date(raw_day, datetime.now(UTC)) if raw_day else None
-    limit = _limit(request, RUNS_PAGE_SIZE_MAX)
-    before = _int(request, "cursor", None, 1, 10**18)
+    limit = page_limit(request, RUNS_PAGE_SIZE_MAX)
+    before = cursor_before(request)
     async with request.app[ENGINE].connect() as conn:
         runs = await recon.list_runs(
             conn, bank=bank, statement_date=day, before_id=before, limit=limit + 1
@@ -249,8 +236,8 @@ async def list_lines(request: web.Request) -> web.Response:
     line_class = request.query.get("class") or None
     if line_class is not None and line_class not in recon.LINE_CLASSES:
         raise ValidationError("class", f"must be one of {', '.join(recon.LINE_CLASSES)}")
-    limit = _limit(request, PAGE_SIZE_MAX)
-    after = _int(request, "cursor", 0, 0, 10**18)
+    limit = page_limit(request, PAGE_SIZE_MAX)
+    after = cursor_after(request)
     async with request.app[ENGINE].connect() as conn:
         run = await recon.get_run(conn, path_id(request, "reconciliation_id"))
         rows = (
@@ -362,11 +349,11 @@ async def list_discrepancies(request: web.Request) -> web.Response:
         bank=request.query.get("bank") or None,
         kind=request.query.get("kind") or None,
         status=request.query.get("status") or None,
-        reconciliation_id=_int(request, "reconciliation_id", None, 1, 10**18),
+        reconciliation_id=query_optional_int(request, "reconciliation_id", 1, 10**18),
         statement_date=_statement_date(raw_day, datetime.now(UTC)) if raw_day else None,
     )
-    limit = _limit(request, PAGE_SIZE_MAX)
-    before = _int(request, "cursor", None, 1, 10**18)
+    limit = page_limit(request, PAGE_SIZE_MAX)
+    before = cursor_before(request)
     async with request.app[ENGINE].connect() as conn:
         items, next_cursor = await disc.list_discrepancies(
             conn, where, limit=limit, before_id=before

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 
 from reconciler.devstack.ports import free_port
-from reconciler.devstack.process import ComponentFailedError, ManagedProcess
+from reconciler.devstack.process import Component, ComponentFailedError, ManagedProcess
 
 # PostgreSQL refuses to run as root; when we are root it runs as this user.
 PG_OS_USER = "reconciler-pg"
@@ -69,8 +69,11 @@ class PostgresInfo:
         return self.url(database, driver="postgresql")
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(Component):
     """Initialise (once) and run a PostgreSQL cluster in ``data_dir``."""
+
+    # A checkpoint at shutdown may take a while on a loaded machine.
+    stop_timeout_seconds = 30.0
 
     def __init__(
         self,
@@ -223,14 +226,3 @@ class EmbeddedPostgres:
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database}"')
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop(timeout_seconds=30)

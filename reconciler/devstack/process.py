@@ -136,3 +136,21 @@ class ManagedProcess:
         raise ComponentFailedError(
             self.name, f"not {what} after {timeout_seconds:.0f} s", self.log_path
         )
+
+
+class Component:
+    """A server the dev stack runs as one ``ManagedProcess`` (set by ``start``)."""
+
+    stop_timeout_seconds: float = 20.0
+    _proc: ManagedProcess | None = None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop(timeout_seconds=self.stop_timeout_seconds)

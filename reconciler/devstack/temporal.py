@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.devstack.ports import free_port, port_is_open
-from reconciler.devstack.process import ComponentFailedError, ManagedProcess
+from reconciler.devstack.process import Component, ComponentFailedError, ManagedProcess
 
 
 def temporal_cli() -> str:
@@ -38,7 +38,7 @@ class TemporalInfo:
         return f"{self.host}:{self.port}"
 
 
-class TemporalDevServer:
+class TemporalDevServer(Component):
     def __init__(
         self,
         db_path: Path | None,
@@ -88,14 +88,3 @@ class TemporalDevServer:
             "listening",
         )
         return self.info
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop(timeout_seconds=20)

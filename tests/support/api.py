@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,6 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger.access import create_token
 from reconciler.api.app import create_app
 from reconciler.settings import Settings
+
+# A valid fine as the portal registers it.
+FINE: dict[str, Any] = {
+    "decision_number": "01234/QĐ-XPHC",
+    "amount_vnd": 800_000,
+    "violator_name": "Nguyễn Văn A",
+    "plate": "29A-123.45",
+    "issuing_unit": "Phòng CSGT Hà Nội",
+    "violation": "Không chấp hành hiệu lệnh của đèn tín hiệu giao thông",
+}
 
 
 async def make_token(engine: AsyncEngine, role: str, name: str | None = None) -> str:

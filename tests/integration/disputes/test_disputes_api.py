@@ -93,6 +93,15 @@ async def _open(api: Api, who: dict[str, str], **changes: Any) -> dict[str, Any]
     return dict(body)
 
 
+async def _both_decisions_refused(
+    api: Api, approval_id: int, who: dict[str, str], status: int, code: str
+) -> None:
+    for verb in ("approve", "reject"):
+        path = f"/api/v1/approvals/{approval_id}/{verb}"
+        answer, body = await _json(api, "POST", path, who, json={"reason": "refused"})
+        assert (answer, body["error"]["code"]) == (status, code), body
+
+
 @pytest.fixture
 async def fine(api: Api, who: dict[str, dict[str, str]]) -> None:
     status, body = await _json(api, "POST", "/api/v1/fines", who["admin"], json=FINE)
@@ -209,16 +218,7 @@ async def test_maker_checker_same_person_is_403_even_for_admin(
     )
     assert status == 202, body
     approval_id = body["approval"]["id"]
-    for verb in ("approve", "reject"):
-        status, body = await _json(
-            api,
-            "POST",
-            f"/api/v1/approvals/{approval_id}/{verb}",
-            who["admin"],
-            json={"reason": "my own"},
-        )
-        assert status == 403, body
-        assert body["error"]["code"] == "same_approver"
+    await _both_decisions_refused(api, approval_id, who["admin"], 403, "same_approver")
     status, body = await _json(api, "GET", f"/api/v1/approvals/{approval_id}", who["approver"])
     assert body["status"] == "pending"
     # Another admin may decide; then the decision is final.
@@ -231,16 +231,7 @@ async def test_maker_checker_same_person_is_403_even_for_admin(
         "admin-2",
         False,
     )
-    for verb in ("approve", "reject"):
-        status, body = await _json(
-            api,
-            "POST",
-            f"/api/v1/approvals/{approval_id}/{verb}",
-            who["approver"],
-            json={"reason": "late"},
-        )
-        assert status == 409, body
-        assert body["error"]["code"] == "approval_not_pending"
+    await _both_decisions_refused(api, approval_id, who["approver"], 409, "approval_not_pending")
     status, detail = await _json(api, "GET", f"/api/v1/disputes/{dispute['id']}", who["finance"])
     assert detail["status"] == "executing"
     actions = [(h["action"], h["actor"]) for h in detail["history"]]
@@ -334,3 +325,22 @@ async def test_confirm_needs_the_fines_amount_and_refund_a_payee(
     async with engine.connect() as conn:
         pending = (await conn.execute(text("SELECT count(*) FROM approvals"))).scalar_one()
     assert pending == 0
+
+
+HOSTILE_NUMBERS = ("%C2%B2", "%EF%BC%91", "9" * 5000, "-1", "0x10", "%201", "%00")
+
+
+async def test_hostile_ids_and_paging_are_a_400_naming_the_parameter(
+    api: Api, who: dict[str, dict[str, str]]
+) -> None:
+    for raw in HOSTILE_NUMBERS:
+        for path, field in (
+            (f"/api/v1/disputes/{raw}", "dispute_id"),
+            (f"/api/v1/approvals/{raw}", "approval_id"),
+            (f"/api/v1/disputes?limit={raw}", "limit"),
+            (f"/api/v1/approvals?after_id={raw}", "after_id"),
+        ):
+            status, body = await _json(api, "GET", path, who["admin"])
+            assert status == 400, (path[:80], body)
+            assert body["error"]["code"] == "invalid_input", path[:80]
+            assert body["error"]["field"] == field, path[:80]

@@ -11,16 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.api import api_client, make_token
-
-FINE: dict[str, Any] = {
-    "decision_number": "01234/QĐ-XPHC",
-    "amount_vnd": 800_000,
-    "violator_name": "Nguyễn Văn A",
-    "plate": "29A-123.45",
-    "issuing_unit": "Phòng CSGT Hà Nội",
-    "violation": "Không chấp hành hiệu lệnh của đèn tín hiệu giao thông",
-}
+from tests.support.api import FINE, api_client, make_token
 
 
 @pytest.fixture

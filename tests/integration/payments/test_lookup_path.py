@@ -24,16 +24,8 @@ from reconciler.api.auth import TokenCache
 from reconciler.api.keys import READER, SETTINGS
 from reconciler.api.views import fine_view_json
 from reconciler.settings import Settings
-from tests.support.api import make_token
+from tests.support.api import FINE, make_token
 
-FINE: dict[str, Any] = {
-    "decision_number": "01234/QĐ-XPHC",
-    "amount_vnd": 800_000,
-    "violator_name": "Nguyễn Văn A",
-    "plate": "29A-123.45",
-    "issuing_unit": "Phòng CSGT Hà Nội",
-    "violation": "Vượt đèn đỏ",
-}
 LOOKUP = "/api/v1/fines/01234%2Fqd-xphc"
 NOW = datetime(2026, 11, 23, 3, 0, 0, 123_456, tzinfo=UTC)
 

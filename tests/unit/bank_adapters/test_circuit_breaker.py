@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import REGISTRY
 
-from bank_adapters.base import BreakerConfig, CircuitBreaker, CircuitState
+from bank_adapters.breaker import BreakerConfig, CircuitBreaker, CircuitState
 
 
 class Clock:
@@ -19,6 +19,18 @@ class Clock:
 
 def _gauge(bank: str) -> float | None:
     return REGISTRY.get_sample_value("circuit_breaker_state", {"bank": bank})
+
+
+def _opened(bank: str, open_seconds: float) -> tuple[CircuitBreaker, Clock]:
+    """A breaker that one failure opens, just opened, on a fake clock at 0."""
+    clock = Clock()
+    breaker = CircuitBreaker(
+        bank, BreakerConfig(failures_to_open=1, open_seconds=open_seconds), clock=clock
+    )
+    assert breaker.try_acquire()
+    breaker.record_failure()
+    assert breaker.state is CircuitState.OPEN
+    return breaker, clock
 
 
 def test_opens_after_consecutive_failures_and_refuses() -> None:
@@ -40,12 +52,7 @@ def test_opens_after_consecutive_failures_and_refuses() -> None:
 
 
 def test_half_open_lets_one_trial_through() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(
-        "cb-half", BreakerConfig(failures_to_open=1, open_seconds=10), clock=clock
-    )
-    breaker.try_acquire()
-    breaker.record_failure()
+    breaker, clock = _opened("cb-half", 10)
     clock.now = 9.9
     assert not breaker.try_acquire()
     clock.now = 10.0
@@ -63,12 +70,7 @@ def test_half_open_lets_one_trial_through() -> None:
 
 
 def test_an_abandoned_trial_frees_the_slot() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(
-        "cb-abandon", BreakerConfig(failures_to_open=1, open_seconds=1), clock=clock
-    )
-    breaker.try_acquire()
-    breaker.record_failure()
+    breaker, clock = _opened("cb-abandon", 1)
     clock.now = 1.0
     assert breaker.try_acquire()
     breaker.record_abandoned()
@@ -76,12 +78,7 @@ def test_an_abandoned_trial_frees_the_slot() -> None:
 
 
 def test_a_good_probe_half_opens_at_once() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(
-        "cb-probe", BreakerConfig(failures_to_open=1, open_seconds=600), clock=clock
-    )
-    breaker.try_acquire()
-    breaker.record_failure()
+    breaker, _ = _opened("cb-probe", 600)
     breaker.record_probe_success()
     assert breaker.state is CircuitState.HALF_OPEN
     assert breaker.try_acquire()
@@ -90,12 +87,7 @@ def test_a_good_probe_half_opens_at_once() -> None:
 async def test_calls_behind_a_successful_trial_go_through() -> None:
     """A link comes back: the burst queued behind the half-open trial goes
     out as soon as the trial succeeds, instead of being refused."""
-    clock = Clock()
-    breaker = CircuitBreaker(
-        "cb-wait-ok", BreakerConfig(failures_to_open=1, open_seconds=600), clock=clock
-    )
-    breaker.try_acquire()
-    breaker.record_failure()
+    breaker, _ = _opened("cb-wait-ok", 600)
     breaker.record_probe_success()
     assert await breaker.acquire(1.0)  # the trial
     waiters = [asyncio.create_task(breaker.acquire(5.0)) for _ in range(3)]
@@ -107,12 +99,7 @@ async def test_calls_behind_a_successful_trial_go_through() -> None:
 
 
 async def test_calls_behind_a_failed_trial_are_refused() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(
-        "cb-wait-fail", BreakerConfig(failures_to_open=1, open_seconds=600), clock=clock
-    )
-    breaker.try_acquire()
-    breaker.record_failure()
+    breaker, _ = _opened("cb-wait-fail", 600)
     breaker.record_probe_success()
     assert await breaker.acquire(1.0)
     waiter = asyncio.create_task(breaker.acquire(5.0))
@@ -123,12 +110,7 @@ async def test_calls_behind_a_failed_trial_are_refused() -> None:
 
 
 async def test_waiting_is_bounded_and_an_open_breaker_refuses_at_once() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(
-        "cb-wait-bound", BreakerConfig(failures_to_open=1, open_seconds=600), clock=clock
-    )
-    breaker.try_acquire()
-    breaker.record_failure()
+    breaker, _ = _opened("cb-wait-bound", 600)
     assert await breaker.acquire(5.0) is False  # open: no trial to wait for
     breaker.record_probe_success()
     assert await breaker.acquire(0.01)  # the trial, never reported

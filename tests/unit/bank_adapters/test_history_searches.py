@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bank_adapters.base import NoAnswerError
+from bank_adapters.http import NoAnswerError
 from bank_adapters.types import NotFound, StatusResult, Succeeded
 from bank_adapters.vietqr_bank import HistorySearches
 

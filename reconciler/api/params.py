@@ -1,0 +1,104 @@
+"""Reading request parameters: path ids, whole numbers, paging, dates, UUIDs.
+
+Strict on purpose. A number is ASCII digits only: ``str.isdigit`` also says
+yes to '²' (which ``int`` refuses with an exception, a 500) and to full-width
+'１' (which ``int`` reads as 1). No sign, space, prefix or underscore; never
+more digits than the bound has (``int`` of a 5,000-digit string costs time and
+then raises). A date is ``YYYY-MM-DD`` in ASCII between ``DATE_MIN`` and
+``DATE_MAX`` (``date.fromisoformat`` also reads ``20240101`` and week dates).
+
+A bad value raises ``ValidationError`` naming the parameter, which the error
+middleware answers with 400 ``{"error": {"code", "message", "field"}}``. An
+empty query value counts as absent (a form sends ``cursor=`` for "none").
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Final
+from uuid import UUID
+
+from aiohttp import web
+
+from ledger.core.errors import ValidationError
+
+ID_MAX: Final = 10**18 - 1
+PAGE_SIZE_DEFAULT: Final = 50
+DATE_MIN: Final = date(2000, 1, 1)
+DATE_MAX: Final = date(2099, 12, 31)
+_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_UUID_LENGTH_MAX: Final = len("urn:uuid:") + 36
+
+
+def whole_number(raw: str, name: str, low: int, high: int) -> int:
+    """``raw`` as an int in ``low..high`` (both ≥ 0), or a 400 naming ``name``."""
+    assert 0 <= low <= high, (low, high)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))):
+        raise ValidationError(name, f"must be a whole number in {low}..{high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise ValidationError(name, f"must be a whole number in {low}..{high}")
+    return value
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """A database id from the path (0 is read, and simply found nowhere)."""
+    return whole_number(request.match_info[name], name, 0, ID_MAX)
+
+
+def path_number(request: web.Request, name: str, low: int, high: int) -> int:
+    return whole_number(request.match_info[name], name, low, high)
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    return default if not raw else whole_number(raw, name, low, high)
+
+
+def query_optional_int(request: web.Request, name: str, low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    return None if not raw else whole_number(raw, name, low, high)
+
+
+def page_limit(request: web.Request, maximum: int, default: int = PAGE_SIZE_DEFAULT) -> int:
+    """The ``limit`` of a page: 1..``maximum``."""
+    return query_int(request, "limit", default, 1, maximum)
+
+
+def cursor_before(request: web.Request) -> int | None:
+    """``cursor`` of a newest-first listing: the id to list below."""
+    return query_optional_int(request, "cursor", 1, 10**18)
+
+
+def cursor_after(request: web.Request) -> int:
+    """``cursor`` of an oldest-first listing: the id to list above (0: from the start)."""
+    return query_int(request, "cursor", 0, 0, 10**18)
+
+
+def query_after_id(request: web.Request) -> int:
+    return query_int(request, "after_id", 0, 0, 10**18)
+
+
+def parse_date(value: object, name: str) -> date:
+    """A ``YYYY-MM-DD`` date within ``DATE_MIN``..``DATE_MAX``."""
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        raise ValidationError(name, "must be a date YYYY-MM-DD")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(name, "must be a date YYYY-MM-DD") from None
+    if not DATE_MIN <= day <= DATE_MAX:
+        raise ValidationError(name, f"must be between {DATE_MIN} and {DATE_MAX}")
+    return day
+
+
+def path_uuid(request: web.Request, name: str, what: str) -> UUID:
+    """A UUID from the path, in any of the ASCII spellings ``UUID`` reads."""
+    raw = request.match_info[name]
+    if not raw.isascii() or len(raw) > _UUID_LENGTH_MAX:
+        raise ValidationError(name, f"is not {what} (UUID)")
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationError(name, f"is not {what} (UUID)") from None
