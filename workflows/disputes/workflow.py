@@ -33,30 +33,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.disputes import types as dt
     from workflows.payment.external_debit import ExternalDebitWorkflow
     from workflows.payment.external_debit import workflow_id_for as external_workflow_id
-    from workflows.payment.workflow import (
-        LEDGER_STEP_SCHEDULE_TO_CLOSE,
-        LEDGER_STEP_TIMEOUT,
-        NON_RETRYABLE,
-    )
+    from workflows.payment.workflow import LEDGER_STEP_SCHEDULE_TO_CLOSE, LEDGER_STEP_TIMEOUT
 
 WORKFLOW_ID_PREFIX = "dispute/"
 PLAN_ROUNDS_MAX = 5
 T = TypeVar("T")
 
-# A state the database refuses (an approval no longer approved, a dispute
-# in another state) will not change by retrying: a person must look.
-DISPUTE_NON_RETRYABLE = [
-    *NON_RETRYABLE,
-    "NotApprovedError",
-    "ApprovalNotPendingError",
-    "DisputeStateError",
-    "NotFoundError",
-]
 DISPUTE_STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=DISPUTE_NON_RETRYABLE,
 )
 # Waiting on the bank (a refund not confirmed yet, a payment still being
 # verified): retry for as long as a week, then a person must look.
@@ -64,7 +50,6 @@ BANK_WAIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=DISPUTE_NON_RETRYABLE,
 )
 BANK_WAIT_TIMEOUT = timedelta(seconds=60)
 BANK_WAIT_SCHEDULE_TO_CLOSE = timedelta(days=7)

@@ -26,14 +26,12 @@ WORKFLOW_ID_PREFIX = "fine-payment/"
 MAX_QUEUED_UPDATES = 50
 T = TypeVar("T")
 
-NON_RETRYABLE = ["InvalidTransitionError", "InvalidRequestError", "ReceiptNotAllowed"]
 # Bank calls: the adapter maps every bank problem to a result, so an activity
 # failure here is our own (database, bug); retry it, bounded in time.
 BANK_CALL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=NON_RETRYABLE,
 )
 BANK_CALL_TIMEOUT = timedelta(seconds=30)
 BANK_CALL_SCHEDULE_TO_CLOSE = timedelta(hours=1)
@@ -43,7 +41,6 @@ LEDGER_STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=NON_RETRYABLE,
 )
 LEDGER_STEP_TIMEOUT = timedelta(seconds=30)
 LEDGER_STEP_SCHEDULE_TO_CLOSE = timedelta(days=7)

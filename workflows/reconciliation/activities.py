@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import ClassVar, Final
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,6 +60,8 @@ def utc_now() -> datetime:
 
 class UnknownBankError(Exception):
     """The run names a bank this worker has no adapter for."""
+
+    non_retryable: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)

@@ -22,30 +22,16 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.disputes.types import DECISION_SIGNAL, ApprovalDecision
-    from workflows.payment.workflow import (
-        LEDGER_STEP_SCHEDULE_TO_CLOSE,
-        LEDGER_STEP_TIMEOUT,
-        NON_RETRYABLE,
-    )
+    from workflows.payment.workflow import LEDGER_STEP_SCHEDULE_TO_CLOSE, LEDGER_STEP_TIMEOUT
     from workflows.reconciliation import types as rt
 
 WORKFLOW_ID_PREFIX = "discrepancy/"
 CHECK_INTERVAL = timedelta(hours=1)
 T = TypeVar("T")
-# What retrying cannot change: a person must look.
-ACTION_NON_RETRYABLE = [
-    *NON_RETRYABLE,
-    "NotApprovedError",
-    "ApprovalNotPendingError",
-    "DiscrepancyActionError",
-    "DiscrepancyClosedError",
-    "NotFoundError",
-]
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=ACTION_NON_RETRYABLE,
 )
 # A refund the bank has not confirmed yet is asked again, with the same key,
 # for up to a week.

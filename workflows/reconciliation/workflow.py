@@ -34,21 +34,13 @@ UPLOAD_WORKFLOW_ID_PREFIX = "reconciliation-upload/"
 # Vietnam has kept UTC+7 without daylight saving since 1975; a fixed offset
 # keeps the workflow free of time zone files.
 
-# Loading: a bad or missing statement will not get better by retrying now;
-# a bank that does not answer may, within the half hour.
-LOAD_NON_RETRYABLE = [
-    "StatementParseError",
-    "StatementNotAvailableError",
-    "BankProtocolError",
-    "ValidationError",
-    "NotFoundError",
-    "UnknownBankError",
-]
+# Loading: a bad or missing statement will not get better by retrying now
+# (its errors say so themselves: ``workflows.interceptors``); a bank that does
+# not answer may, within the half hour.
 LOAD_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=2),
-    non_retryable_error_types=LOAD_NON_RETRYABLE,
 )
 # A million-line statement loads in seconds; the bound is for a slow bank.
 LOAD_TIMEOUT = timedelta(minutes=15)
