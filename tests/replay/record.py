@@ -5,26 +5,25 @@ Run by hand, from the repository root, never in CI::
     .venv/bin/python -m tests.replay.record                 # every scenario
     .venv/bin/python -m tests.replay.record fine_payment.declined ...
     .venv/bin/python -m tests.replay.record --list
-    .venv/bin/python -m tests.replay.record --tag local-steps   # <name>@local-steps.json
+    .venv/bin/python -m tests.replay.record --tag v2 NAME   # <domain>/<name>@v2.json
 
 What it does: in a temporary directory it starts an embedded PostgreSQL
 (migrated to head) and a Temporal dev server; for each scenario it clones a
-fresh database and starts the real API, a real worker (the production
-workflow classes, ``reconciler.worker.build_worker``) on a fresh task queue
-and both bank simulators (``tests.support.stack.saga_stack``). The scenario
-drives a payment through the API and the simulators' fault admin, the
-recorder waits for the workflow to close, checks that its history shows
-what the scenario claims (e.g. a ``link_recovered`` signal), and writes
-``handle.fetch_history().to_json()`` to ``tests/replay/histories/<name>.json``.
-A scenario whose history misses what it claims writes nothing.
+fresh database and starts the real API, a real worker with every activity
+of the production worker (``reconciler.worker.build_worker``, through
+``tests.support.stack.saga_stack(full_worker=True)``) on a fresh task queue,
+and both bank simulators. The scenario drives a payment through the API and
+the simulators' fault admin, the recorder waits for the workflow to close,
+checks that its history shows what the scenario claims (e.g. a
+``link_recovered`` signal), and writes ``handle.fetch_history().to_json()``
+to ``tests/replay/histories/<domain>/<name>.json``. A scenario whose history
+misses what it claims writes nothing.
 
-When to record: histories are the record of what *deployed* workers did.
-Record a new scenario when you add one. Re-record an existing one only when a
-workflow change is intended, not yet deployed, and was reviewed as such: a
-history that stops replaying is exactly what the replay test exists to catch
-(a change that would break running workflows needs ``workflow.patched``).
-After a ``workflow.patched`` change, keep the old files and record the new
-path next to them with ``--tag``: both must replay.
+When to record, and when to re-record: docs/temporal.md. In short, a
+history is the record of what *deployed* workers did: record a new scenario
+when you add one; re-record an existing one only for a workflow change that
+was never deployed; after a ``workflow.patched`` change keep the old file and
+record the new path next to it with ``--tag``: both must replay.
 
 Adding a scenario is one function::
 
@@ -33,9 +32,10 @@ Adding a scenario is one function::
         ...drive the stack...
         return stack.client.get_workflow_handle(workflow_id)
 
-Names are ``<workflow>.<story>`` (the file name). ``expect`` maps markers to a
-minimum count: ``activity:<type>`` (remote or local), ``signal:<name>``,
-``timer``, ``continue_as_new``. ``overrides`` are Settings overrides (timings) for that
+Names are ``<workflow>.<story>`` (the file name); the workflow part decides
+the domain folder (``DOMAINS``). ``expect`` maps markers to a minimum count:
+``activity:<type>`` (remote or local), ``signal:<name>``, ``timer``,
+``continue_as_new``. ``overrides`` are Settings overrides (timings) for that
 scenario's stack.
 """
 
@@ -56,22 +56,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.fines import get_fine
-from ledger.reconciliation.load import vietnam_today
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.temporal import TemporalDevServer
-from reconciler.recon_wiring import recon_activities
-from reconciler.wiring import build_adapters
-from reconciler.worker import build_worker
 from tests.support.api import make_token
 from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
-from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.disputes.workflow import workflow_id_for as dispute_workflow_id
 from workflows.payment import types as wt
 from workflows.payment.client import SagaConfig, start_external_debit, wake_bank
@@ -80,6 +74,15 @@ from workflows.payment.external_debit import workflow_id_for as external_workflo
 from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
+# The folder of each workflow's histories (the first part of a scenario name).
+DOMAINS = {
+    "fine_payment": "payment",
+    "external_debit": "payment",
+    "link_recovery": "payment",
+    "reconciliation": "reconciliation",
+    "discrepancy_action": "reconciliation",
+    "dispute": "disputes",
+}
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 WORKFLOW_CLOSE_SECONDS_MAX = 60.0
 
@@ -120,6 +123,15 @@ async def decision_key(stack: SagaStack, number: str) -> str:
 async def payment_handle(stack: SagaStack, number: str) -> Handle:
     workflow_id = workflow_id_for(await decision_key(stack, number))
     return stack.client.get_workflow_handle_for(FinePaymentWorkflow.run, workflow_id)
+
+
+async def finished_payment(stack: SagaStack, number: str, bank: str) -> Handle:
+    """The fine's payment workflow once it closed, the bank's faults cleared
+    (a refund is a money request too: let it through)."""
+    await stack.admins[bank].clear_faults()
+    handle = await payment_handle(stack, number)
+    await handle.result()
+    return handle
 
 
 async def pay(stack: SagaStack, number: str, bank: str, payer: str = PAYER) -> str:
@@ -271,11 +283,7 @@ async def fine_payment_double_debit_refunded(stack: SagaStack) -> Handle:
     await stack.admins[bank].add_fault("lost_response")
     payment_id = await pay(stack, number, bank)
     await stack.wait_payment(payment_id, {"succeeded"})
-    # The refund is a money request too: let it through now.
-    await stack.admins[bank].clear_faults()
-    handle = await payment_handle(stack, number)
-    await handle.result()
-    return handle
+    return await finished_payment(stack, number, bank)
 
 
 @scenario(
@@ -291,8 +299,7 @@ async def fine_payment_settled_elsewhere_double_debit(stack: SagaStack) -> Handl
     """The REST bank books the debit twice and holds its answer past the read
     timeout; both bookings arrive as webhooks meanwhile, and the link recovery
     settles the payment with the first. The run finds it final when the
-    answer comes back unknown, and records and refunds the second booking
-    (``FINAL_ELSEWHERE_PATCH``)."""
+    answer comes back unknown, and records and refunds the second booking."""
     bank = "sgbank"
     number = await stack.new_fine()
     await stack.admins[bank].add_fault("duplicate_debit", seconds=30)
@@ -307,10 +314,7 @@ async def fine_payment_settled_elsewhere_double_debit(stack: SagaStack) -> Handl
     status, body = await stack.call("POST", f"/api/v1/banks/{bank}/link-recovered")
     assert status in (200, 202), body
     await stack.wait_payment(payment_id, {"succeeded"})
-    await stack.admins[bank].clear_faults()
-    handle = await payment_handle(stack, number)
-    await handle.result()
-    return handle
+    return await finished_payment(stack, number, bank)
 
 
 @scenario(
@@ -388,27 +392,6 @@ async def external_debit_duplicate_refund(stack: SagaStack) -> Handle:
 # --- Reconciliation ------------------------------------------------------------------
 
 
-async def reconcile(stack: SagaStack, bank: str) -> tuple[dict[str, Any], Handle]:
-    """Reconcile today's statement of ``bank`` over the API, wait for the run."""
-    today = vietnam_today(datetime.now(UTC)).isoformat()
-    status, started = await stack.call(
-        "POST", "/api/v1/reconciliations", json={"bank": bank, "statement_date": today}
-    )
-    assert status == 202, started
-    run_id = started["reconciliation_id"]
-    handle = stack.client.get_workflow_handle(started["workflow_id"])
-    run_id_temporal = (await handle.describe()).run_id
-    handle = stack.client.get_workflow_handle(started["workflow_id"], run_id=run_id_temporal)
-
-    async def done() -> dict[str, Any] | None:
-        status, run = await stack.call("GET", f"/api/v1/reconciliations/{run_id}")
-        assert status == 200, run
-        return run if run["status"] != "running" else None
-
-    run: dict[str, Any] = await eventually(done, 60, f"reconciliation {run_id}")
-    return run, handle
-
-
 async def as_role(stack: SagaStack, role: str, name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {await make_token(stack.engine, role, name)}"}
 
@@ -430,10 +413,10 @@ async def reconciliation_small_statement(stack: SagaStack) -> Handle:
     healed = await stack.new_fine(650_000)
     await stack.admins[bank].transfer(PAYER, 650_000, f"Nop phat {healed} Nguyen Van A")
     await stack.admins[bank].transfer("555000333", 123_000, "chuyen tien nham")
-    run, handle = await reconcile(stack, bank)
+    run, workflow_id = await stack.reconcile(bank)
     assert run["status"] == "completed", run
     assert (run["lines"], run["matched"], run["healed"], run["unknown"]) == (3, 1, 1, 1), run
-    return handle
+    return stack.client.get_workflow_handle(workflow_id)
 
 
 # --- Dispute -------------------------------------------------------------------------
@@ -494,7 +477,7 @@ async def discrepancy_action_refund_approved(stack: SagaStack) -> Handle:
     refund it, a second person approves, it goes back to the payer."""
     bank = "hnbank"
     await stack.admins[bank].transfer(PAYER, 123_000, "chuyen tien nham")
-    run, _ = await reconcile(stack, bank)
+    run, _ = await stack.reconcile(bank)
     assert run["unknown"] == 1, run
     status, page = await stack.call(
         "GET", "/api/v1/discrepancies", params={"kind": "unknown", "status": "open"}
@@ -527,29 +510,6 @@ async def discrepancy_action_refund_approved(stack: SagaStack) -> Handle:
 # --- running ---------------------------------------------------------------------------
 
 
-async def _start_full_worker(stack: SagaStack) -> None:
-    """A worker with every activity the production worker has (payments,
-    disputes, reconciliation), as ``reconciler.worker`` runs it."""
-    adapters = build_adapters(stack.settings, stack.session)
-    disputes = DisputeActivities(DisputeDeps(stack.engine, adapters))
-    recon = recon_activities(stack.settings, stack.engine, adapters, stack.client)
-    stack.new_worker = lambda: build_worker(  # type: ignore[method-assign]
-        stack.client,
-        stack.settings.task_queue,
-        stack.activities,
-        dispute_activities=disputes,
-        recon_activities=recon,
-    )
-    # Dispute and discrepancy workflow ids carry database ids, and every
-    # scenario's database starts its sequences afresh on one Temporal server.
-    async with stack.engine.begin() as conn:
-        for sequence in ("disputes_id_seq", "discrepancies_id_seq"):
-            await conn.execute(
-                text(f"SELECT setval('{sequence}', :n)"), {"n": secrets.randbelow(10**12) + 1}
-            )
-    await stack.start_worker()
-
-
 async def _record_one(
     sc: Scenario,
     work_dir: Path,
@@ -571,10 +531,9 @@ async def _record_one(
             pg.url(db_name),
             temporal_address,
             f"replay-{uuid.uuid4().hex[:12]}",
-            start_worker=False,
+            full_worker=True,
             **sc.overrides,
         ) as stack:
-            await _start_full_worker(stack)
             handle = await sc.run(stack)
             await asyncio.wait_for(handle.result(), WORKFLOW_CLOSE_SECONDS_MAX)
             history = await handle.fetch_history()
@@ -586,7 +545,9 @@ async def _record_one(
         raise AssertionError(
             f"{sc.name}: history lacks {missing} (has {dict(seen)}); not written, run it again"
         )
-    path = HISTORIES_DIR / (f"{sc.name}@{tag}.json" if tag else f"{sc.name}.json")
+    folder = HISTORIES_DIR / DOMAINS[sc.name.split(".")[0]]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (f"{sc.name}@{tag}.json" if tag else f"{sc.name}.json")
     path.write_text(history.to_json() + "\n")
     return path
 
@@ -606,7 +567,6 @@ async def record(names: list[str], work_dir: Path, tag: str | None = None) -> li
             with psycopg.connect(pg.libpq_url("postgres"), autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{template}"')
             upgrade_to_head(pg.url(template))
-            HISTORIES_DIR.mkdir(exist_ok=True)
             written = []
             for name in names:
                 path = await _record_one(SCENARIOS[name], work_dir, pg, template, address, tag)

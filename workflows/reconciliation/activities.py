@@ -298,7 +298,9 @@ class ReconciliationActivities:
         """Tell the payment's workflow the bank has the money. If it has no
         workflow (never started, or lost), start one first: it resends with
         the same key, the bank deduplicates, and the signal settles it."""
-        update = wt.BankUpdate(str(payment.id), wt.SUCCEEDED, bank_ref, "bank statement")
+        update = wt.BankUpdate(
+            str(payment.id), wt.OutcomeKind.SUCCEEDED, bank_ref, "bank statement"
+        )
         try:
             await signal_bank_update(self._deps.client, payment.decision_key, update)
         except RPCError as err:
@@ -352,7 +354,9 @@ class ReconciliationActivities:
         retry: the bank refunds once), then book it."""
         async with self._engine.connect() as conn:
             approval = await disc.approved_request(conn, inp.approval_id)
-        done = rt.DiscrepancyActionResult(inp.discrepancy_id, inp.approval_id, "refunded")
+        done = rt.DiscrepancyActionResult(
+            inp.discrepancy_id, inp.approval_id, rt.ActionOutcome.REFUNDED
+        )
         if approval.status == "executed":
             return done
         payload = approval.payload
@@ -375,7 +379,7 @@ class ReconciliationActivities:
                         conn, approval.id, f"the bank declined the refund: {reason}", self._now()
                     )
                 return rt.DiscrepancyActionResult(
-                    inp.discrepancy_id, inp.approval_id, "failed", reason
+                    inp.discrepancy_id, inp.approval_id, rt.ActionOutcome.FAILED, reason
                 )
             case Pending() | OutcomeUnknown() | LinkDown():
                 raise RefundNotConfirmedError(
@@ -404,7 +408,9 @@ class ReconciliationActivities:
         )
         async with self._engine.begin() as conn:
             await disc.release_for_match(conn, approval.id, self._now())
-        return rt.DiscrepancyActionResult(inp.discrepancy_id, inp.approval_id, "matched")
+        return rt.DiscrepancyActionResult(
+            inp.discrepancy_id, inp.approval_id, rt.ActionOutcome.MATCHED
+        )
 
     def all(self) -> list[Callable[..., object]]:
         return [

@@ -171,7 +171,7 @@ async def test_approved_confirm_pays_the_fine_with_one_receipt(
         assert status == 200, body
         assert body["workflow_signalled"] is True
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.CONFIRMED
+        assert outcome.outcome == dt.Resolution.CONFIRMED
         dispute = await _wait_status(stack, who["fin"], opened["id"], "confirmed")
         assert dispute["result"]["receipt_number"] == outcome.receipt_number
         assert dispute["result"]["approved_by"] == "appr"
@@ -215,7 +215,7 @@ async def test_approved_refund_is_made_at_the_bank_once(
         )
         assert status == 200, body
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.REFUNDED
+        assert outcome.outcome == dt.Resolution.REFUNDED
         dispute = await _wait_status(stack, who["fin"], opened["id"], "refunded")
         refunds = await stack.bank_movements("sgbank", "refund")
         assert len(refunds) == 1
@@ -251,7 +251,7 @@ async def test_rejected_approval_reopens_the_dispute(
         )
         assert status == 200, body
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.REJECTED
+        assert outcome.outcome == dt.Resolution.REJECTED
         dispute = await _dispute(stack, who["fin"], opened["id"])
         assert dispute["status"] == "open"
         assert dispute["evidence"]["fine"]["status"] == "unpaid"
@@ -284,7 +284,7 @@ async def test_nobody_decides_in_time_the_approval_expires(
         opened = await _open(stack, who["fin"], number, "sgbank", 800_000, "FT0000000001")
         approval_id = await _request(stack, who["fin"], opened["id"], "confirm")
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.EXPIRED
+        assert outcome.outcome == dt.Resolution.EXPIRED
         dispute = await _dispute(stack, who["fin"], opened["id"])
         assert dispute["status"] == "open"
         assert [a["status"] for a in dispute["approvals"]] == ["expired"]
