@@ -21,20 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from bank_adapters import types as bt
 from bank_adapters.base import BankAdapter
-from bank_adapters.types import (
-    BankResult,
-    DebitRequest,
-    Declined,
-    HealthStatus,
-    LinkDown,
-    NotFound,
-    OutcomeUnknown,
-    Pending,
-    RefundRequest,
-    StatusResult,
-    Succeeded,
-)
 from ledger.core import tables as t
 from ledger.core.errors import InvalidTransitionError
 from ledger.fines import get_fine
@@ -68,20 +56,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_outcome(result: BankResult | StatusResult) -> wt.BankOutcome:
+def to_outcome(result: bt.BankResult | bt.StatusResult) -> wt.BankOutcome:
     """Every bank answer to exactly one outcome (exhaustive)."""
     match result:
-        case Succeeded(bank_ref=ref):
+        case bt.Succeeded(bank_ref=ref):
             return wt.BankOutcome(Kind.SUCCEEDED, bank_ref=ref)
-        case Declined(reason=reason):
+        case bt.Declined(reason=reason):
             return wt.BankOutcome(Kind.DECLINED, reason=reason)
-        case Pending(bank_ref=ref):
+        case bt.Pending(bank_ref=ref):
             return wt.BankOutcome(Kind.PENDING, bank_ref=ref)
-        case OutcomeUnknown(detail=detail):
+        case bt.OutcomeUnknown(detail=detail):
             return wt.BankOutcome(Kind.OUTCOME_UNKNOWN, reason=detail)
-        case LinkDown(detail=detail):
+        case bt.LinkDown(detail=detail):
             return wt.BankOutcome(Kind.LINK_DOWN, reason=detail)
-        case NotFound(detail=detail):
+        case bt.NotFound(detail=detail):
             return wt.BankOutcome(Kind.NOT_FOUND, reason=detail)
 
 
@@ -95,7 +83,8 @@ def _already_final(payment: pay.Payment) -> wt.BankOutcome:
 
 
 class RefundNotConfirmedError(Exception):
-    """The bank has not confirmed a refund yet; the activity is retried."""
+    """The bank has not confirmed a refund yet; the activity is retried (with
+    the same key: the bank refunds once). Also the discrepancy refund's."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +106,7 @@ class PaymentActivities:
         self._signer = deps.signer
         self._base_url = deps.public_base_url
         self._now = deps.clock
-        self._link_probes: dict[str, tuple[float, asyncio.Future[HealthStatus]]] = {}
+        self._link_probes: dict[str, tuple[float, asyncio.Future[bt.HealthStatus]]] = {}
 
     @property
     def engine(self) -> AsyncEngine:
@@ -141,7 +130,7 @@ class PaymentActivities:
         payment = await self._payment(inp.payment_id)
         if not payment.live:
             return _already_final(payment)
-        request = DebitRequest(
+        request = bt.DebitRequest(
             idempotency_key=payment.debit_key,
             decision_number=payment.decision_number,
             amount_vnd=payment.amount_vnd,
@@ -289,7 +278,7 @@ class PaymentActivities:
             )
         if payment.status != "succeeded" or payment.settles_fine or payment.bank_ref is None:
             raise InvalidTransitionError(f"payment {payment.id} is not a refundable duplicate")
-        request = RefundRequest(
+        request = bt.RefundRequest(
             idempotency_key=f"rf-{payment.id.hex}",
             amount_vnd=payment.amount_vnd,
             reason=f"Hoan tien nop trung {payment.decision_number}",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import ClassVar, Final
 
 import structlog
@@ -37,6 +37,7 @@ from ledger.reconciliation import followup as follow
 from ledger.reconciliation import load as recon
 from observability.metrics import reconciliation_discrepancies, reconciliation_lines_total
 from workflows.payment import types as wt
+from workflows.payment.activities import RefundNotConfirmedError, utc_now
 from workflows.payment.client import (
     SagaConfig,
     signal_bank_update,
@@ -52,10 +53,6 @@ UNKNOWN_PAYER: Final = "unknown"
 SUSPENSE_BATCH: Final = 500
 # A million unidentified lines at most per load; the rest waits for the next.
 SUSPENSE_BATCHES_MAX: Final = 2_000
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownBankError(Exception):
@@ -424,7 +421,3 @@ class ReconciliationActivities:
             self.refund,
             self.manual_match,
         ]
-
-
-class RefundNotConfirmedError(Exception):
-    """The bank has not confirmed a refund yet; the activity is retried."""
