@@ -254,57 +254,26 @@ async def saga_stack(
     api_port = api_socket.getsockname()[1]
     api_url = f"http://127.0.0.1:{api_port}"
     secret = secrets.token_urlsafe(16)
-    sims: dict[str, SimulatorHandle] = {}
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(api_socket.close)
-        for bank, protocol in BANKS.items():
-            sim = SimulatorHandle(
-                protocol,  # type: ignore[arg-type]
-                tmp_path / f"{bank}.sqlite",
-                bank_id=bank,
-                webhook_url=f"{api_url}/webhooks/{bank}" if protocol == "rest" else None,
-                webhook_secret=secret if protocol == "rest" else "",
-                # Bank references (and so external-debit workflow ids) must
-                # not repeat across tests: the Temporal server is shared.
-                movement_id_start=1 + secrets.randbelow(90_000_000),
-            )
-            sims[bank] = await stack.enter_async_context(sim)
-        banks = {
-            bank: {
-                "protocol": protocol,
-                "url": sims[bank].url,
-                "admin_url": sims[bank].admin_url,
-                "webhook_secret": secret if protocol == "rest" else "",
-                "account_number": SIM_ACCOUNT_NUMBER,
-                "bank_bin": SIM_BANK_BIN,
-            }
-            for bank, protocol in BANKS.items()
-        }
+        sims = await _start_simulators(stack, tmp_path, api_url, secret)
         settings = Settings(
             database_url=db_url,
             temporal_address=temporal_address,
             task_queue=task_queue,
             public_base_url=api_url,
             data_dir=tmp_path,
-            banks=banks,  # type: ignore[arg-type]
+            banks=_bank_settings(sims, secret),  # type: ignore[arg-type]
             **fast_settings(**overrides),
         )
         async with engine.begin() as conn:
-            await ensure_bank_accounts(conn, list(banks))
+            await ensure_bank_accounts(conn, list(BANKS))
         session = await stack.enter_async_context(aiohttp.ClientSession())
         client = await Client.connect(temporal_address)
         runner = web.AppRunner(create_app(settings, engine=engine), access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, api_socket).start()
-        activities = PaymentActivities(
-            PaymentDeps(
-                engine=engine,
-                adapters=build_adapters(settings, session),
-                signer=load_signer(settings),
-                public_base_url=api_url,
-            )
-        )
         saga = SagaStack(
             engine=engine,
             settings=settings,
@@ -314,7 +283,14 @@ async def saga_stack(
             admins={b: SimulatorAdmin(session, s.admin_url) for b, s in sims.items()},
             api_url=api_url,
             token=await make_token(engine, "admin"),
-            activities=activities,
+            activities=PaymentActivities(
+                PaymentDeps(
+                    engine=engine,
+                    adapters=build_adapters(settings, session),
+                    signer=load_signer(settings),
+                    public_base_url=api_url,
+                )
+            ),
         )
         if full_worker:
             await _add_every_activity(saga)
@@ -322,6 +298,40 @@ async def saga_stack(
         if start_worker:
             await saga.start_worker()
         yield saga
+
+
+async def _start_simulators(
+    stack: contextlib.AsyncExitStack, tmp_path: Path, api_url: str, secret: str
+) -> dict[str, SimulatorHandle]:
+    """Both bank simulators as real HTTP servers, stopped with ``stack``."""
+    sims: dict[str, SimulatorHandle] = {}
+    for bank, protocol in BANKS.items():
+        sim = SimulatorHandle(
+            protocol,  # type: ignore[arg-type]
+            tmp_path / f"{bank}.sqlite",
+            bank_id=bank,
+            webhook_url=f"{api_url}/webhooks/{bank}" if protocol == "rest" else None,
+            webhook_secret=secret if protocol == "rest" else "",
+            # Bank references (and so external-debit workflow ids) must
+            # not repeat across tests: the Temporal server is shared.
+            movement_id_start=1 + secrets.randbelow(90_000_000),
+        )
+        sims[bank] = await stack.enter_async_context(sim)
+    return sims
+
+
+def _bank_settings(sims: dict[str, SimulatorHandle], secret: str) -> dict[str, Any]:
+    return {
+        bank: {
+            "protocol": protocol,
+            "url": sims[bank].url,
+            "admin_url": sims[bank].admin_url,
+            "webhook_secret": secret if protocol == "rest" else "",
+            "account_number": SIM_ACCOUNT_NUMBER,
+            "bank_bin": SIM_BANK_BIN,
+        }
+        for bank, protocol in BANKS.items()
+    }
 
 
 async def _add_every_activity(saga: SagaStack) -> None:
