@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Final, TypeAlias
+from typing import ClassVar, Final, TypeAlias
 
 from domain.business_time import VIETNAM_TZ
 from domain.decision_numbers import DECISION_NUMBER_LENGTH_MAX
@@ -45,6 +45,9 @@ TEXT_LENGTH_MAX: Final = 500
 class InvalidRequestError(ValueError):
     """A request built with values no bank could accept (a caller's bug or
     unvalidated input); raised before anything is sent."""
+
+    # Retrying cannot help: a workflow step raising it stops at once.
+    non_retryable: ClassVar[bool] = True
 
 
 def _check_key(name: str, value: str) -> None:
@@ -267,6 +270,9 @@ class BankAdapterError(Exception):
     (``fetch_statement``). Money operations never raise these: they return
     a result."""
 
+    # True where retrying cannot help (see ``InvalidRequestError``).
+    non_retryable: ClassVar[bool] = False
+
 
 class BankUnavailableError(BankAdapterError):
     """The bank could not be reached or did not answer. ``link_down`` is True
@@ -282,6 +288,8 @@ class BankUnavailableError(BankAdapterError):
 class BankProtocolError(BankAdapterError):
     """The bank answered something the protocol does not allow."""
 
+    non_retryable = True
+
     def __init__(self, bank_id: str, detail: str) -> None:
         super().__init__(f"bank {bank_id!r} answered outside its protocol: {detail}")
         self.bank_id = bank_id
@@ -295,6 +303,8 @@ class StatementParseError(BankAdapterError):
     and ``reason`` says what is wrong with it.
     """
 
+    non_retryable = True
+
     def __init__(self, fmt: StatementFormat, where: str, reason: str) -> None:
         super().__init__(f"{fmt.value} statement: {where}: {reason}")
         self.format = fmt
@@ -304,6 +314,8 @@ class StatementParseError(BankAdapterError):
 
 class StatementNotAvailableError(BankAdapterError):
     """The bank has no statement for that date (yet)."""
+
+    non_retryable = True
 
     def __init__(self, bank_id: str, statement_date: date) -> None:
         super().__init__(f"bank {bank_id!r} has no statement for {statement_date.isoformat()}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.payment.workflow import (
+    from workflows.common import (
         BANK_CALL_RETRY,
         BANK_CALL_SCHEDULE_TO_CLOSE,
         BANK_CALL_TIMEOUT,

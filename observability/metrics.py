@@ -131,6 +131,14 @@ reconciliation_lines_total = Counter(
     ["bank", "result"],
 )
 
+# --- workflows --------------------------------------------------------------------
+workflow_steps_stopped_total = Counter(
+    "workflow_steps_stopped_total",
+    "Workflow steps (activities) stopped without a retry because retrying cannot help "
+    "(a person must look), by activity type and error type.",
+    ["activity", "error"],
+)
+
 # --- process health -------------------------------------------------------------
 process_heartbeat_timestamp_seconds = Gauge(
     "reconciler_process_heartbeat_timestamp_seconds",

@@ -14,15 +14,9 @@ import aiohttp
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import (
-    ActivityInboundInterceptor,
-    ExecuteActivityInput,
-    Interceptor,
-    Worker,
-)
+from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ledger.core.postings import ensure_bank_accounts
@@ -40,6 +34,7 @@ from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, connect_temporal, load_signer, saga_config
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.disputes.workflow import DisputeWorkflow
+from workflows.interceptors import ActivityInterceptor
 from workflows.payment.activities import PaymentActivities, PaymentDeps
 from workflows.payment.client import SagaConfig, sweep_unstarted
 from workflows.payment.external_debit import ExternalDebitWorkflow
@@ -67,22 +62,6 @@ WORKFLOWS: list[type] = [
 # which can hold the shutdown for its whole local retry window.
 GRACEFUL_SHUTDOWN = timedelta(seconds=15)
 HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
-
-
-class _LogContext(ActivityInboundInterceptor):
-    """Every log line of an activity carries its workflow id and activity."""
-
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        info = activity.info()
-        with structlog.contextvars.bound_contextvars(
-            workflow_id=info.workflow_id, activity=info.activity_type, attempt=info.attempt
-        ):
-            return await super().execute_activity(input)
-
-
-class LogContextInterceptor(Interceptor):
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _LogContext(next)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -113,7 +92,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[*activities.all(), *extra],
-        interceptors=[LogContextInterceptor()],
+        interceptors=[ActivityInterceptor()],
         workflow_runner=sandbox_runner(),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=100,

@@ -59,6 +59,7 @@ class ApprovalNotPendingError(ConflictError):
     """The approval was already decided, expired or executed (HTTP 409)."""
 
     code = "approval_not_pending"
+    non_retryable = True
 
 
 @dataclass(frozen=True)

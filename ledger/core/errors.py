@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class LedgerError(Exception):
     """Base of every ledger error. ``code`` is stable and machine-readable."""
 
     code = "ledger_error"
+    # True where retrying cannot change the outcome (a person must look):
+    # a workflow step raising it stops at once (the worker's interceptor).
+    non_retryable: ClassVar[bool] = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -17,6 +22,7 @@ class ValidationError(LedgerError):
     """Bad input: names the field and what was wrong."""
 
     code = "invalid_input"
+    non_retryable = True
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -25,6 +31,7 @@ class ValidationError(LedgerError):
 
 class NotFoundError(LedgerError):
     code = "not_found"
+    non_retryable = True
 
 
 class ConflictError(LedgerError):
@@ -54,3 +61,4 @@ class InvalidTransitionError(LedgerError):
     bank answer that contradicts an earlier one: needs a human)."""
 
     code = "invalid_transition"
+    non_retryable = True

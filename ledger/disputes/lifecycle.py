@@ -80,6 +80,7 @@ class DisputeStateError(ConflictError):
     """The dispute is not in a state that allows this (HTTP 409)."""
 
     code = "dispute_state"
+    non_retryable = True
 
 
 def workflow_id_for(dispute_id: int) -> str:

@@ -20,7 +20,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Any, Final
 from uuid import UUID
 
@@ -29,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.keys import external_debit_key
+from domain.outcomes import SettleOutcome
 from ledger.core import tables as t
 from ledger.core.audit import SYSTEM_SAGA, append_audit
 from ledger.core.errors import (
@@ -411,12 +411,6 @@ async def _audit_money(
             **detail,
         },
     )
-
-
-class SettleOutcome(Enum):
-    SETTLED = "settled"  # this payment pays the fine: issue the receipt
-    DUPLICATE = "duplicate"  # the fine was already paid: refund this one
-    REFUNDED = "refunded"  # a duplicate whose refund is already done
 
 
 @dataclass(frozen=True)

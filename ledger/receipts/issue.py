@@ -59,6 +59,7 @@ class ReceiptNotAllowed(ReceiptError, ConflictError):
     """The payment may not have a receipt (unknown, not succeeded, or not settling)."""
 
     code = "receipt_not_allowed"
+    non_retryable = True
 
     def __init__(self, payment_id: UUID, reason: str) -> None:
         super().__init__(f"no receipt for payment {payment_id}: {reason}")

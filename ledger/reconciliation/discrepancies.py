@@ -53,6 +53,7 @@ class DiscrepancyClosedError(ConflictError):
     """The discrepancy is already resolved or dismissed (HTTP 409)."""
 
     code = "discrepancy_closed"
+    non_retryable = True
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,7 @@ class DiscrepancyActionError(ConflictError):
     """The discrepancy is not in a state this action can apply to (HTTP 409)."""
 
     code = "discrepancy_action_refused"
+    non_retryable = True
 
 
 @dataclass(frozen=True)
@@ -463,6 +465,7 @@ class NotApprovedError(ConflictError):
     """Money moves only on an approval that is approved in the database."""
 
     code = "not_approved"
+    non_retryable = True
 
 
 async def approved_request(conn: AsyncConnection, approval_id: int) -> Approval:

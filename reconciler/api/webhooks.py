@@ -113,7 +113,11 @@ async def _after_the_fact(
     event: WebhookEvent,
     result: wt.BankOutcome,
 ) -> str:
-    if result.kind == wt.SUCCEEDED and result.bank_ref and result.bank_ref != payment.bank_ref:
+    if (
+        result.kind == wt.OutcomeKind.SUCCEEDED
+        and result.bank_ref
+        and result.bank_ref != payment.bank_ref
+    ):
         # A second booking for the same request (the bank debited twice), or
         # a success after we recorded a decline: handled on its own, once.
         await start_external_debit(

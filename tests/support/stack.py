@@ -14,11 +14,13 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -26,17 +28,25 @@ from temporalio.worker import Worker
 from bank_adapters.simulators.admin import SimulatorAdmin
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN, SimulatorHandle
 from ledger.core.postings import ensure_bank_accounts
+from ledger.reconciliation.load import vietnam_today
 from reconciler.api.app import create_app
+from reconciler.recon_wiring import recon_activities
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, load_signer
 from reconciler.worker import build_worker
 from tests.support.api import make_token
+from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.payment.activities import PaymentActivities, PaymentDeps
+from workflows.reconciliation.activities import ReconciliationActivities
 
 BANKS = {"sgbank": "rest", "hnbank": "vietqr"}
 PAYER = "123456789"
 WAIT_SECONDS_DEFAULT = 30.0
 WORKER_STOP_SECONDS = 20.0
+RECONCILE_SECONDS_MAX = 60.0
+# Workflow ids carry these tables' ids (``dispute/<id>``, ``discrepancy/<id>``)
+# and every test's database starts them afresh on one shared Temporal server.
+ID_SEQUENCES = ("disputes_id_seq", "discrepancies_id_seq")
 
 
 def fast_settings(**overrides: Any) -> dict[str, Any]:
@@ -64,12 +74,22 @@ class SagaStack:
     api_url: str
     token: str
     activities: PaymentActivities
+    # Set for a stack whose worker runs every activity the production worker
+    # has (``saga_stack(full_worker=True)``), not only the payment saga's.
+    disputes: DisputeActivities | None = None
+    recon: ReconciliationActivities | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     # -- worker ----------------------------------------------------------------
     def new_worker(self) -> Worker:
-        return build_worker(self.client, self.settings.task_queue, self.activities)
+        return build_worker(
+            self.client,
+            self.settings.task_queue,
+            self.activities,
+            dispute_activities=self.disputes,
+            recon_activities=self.recon,
+        )
 
     async def start_worker(self) -> None:
         assert self._worker_task is None
@@ -171,6 +191,24 @@ class SagaStack:
 
         return await eventually(done, timeout_seconds, f"payment {payment_id} in {statuses}")
 
+    async def reconcile(self, bank: str) -> tuple[dict[str, Any], str]:
+        """Reconcile today's statement of ``bank`` over the API (the worker
+        must be a full one); the finished run and its workflow id."""
+        today = vietnam_today(datetime.now(UTC)).isoformat()
+        status, started = await self.call(
+            "POST", "/api/v1/reconciliations", json={"bank": bank, "statement_date": today}
+        )
+        assert status == 202, started
+        run_id = started["reconciliation_id"]
+
+        async def done() -> dict[str, Any] | None:
+            status, run = await self.call("GET", f"/api/v1/reconciliations/{run_id}")
+            assert status == 200, run
+            return run if run["status"] != "running" else None
+
+        run = await eventually(done, RECONCILE_SECONDS_MAX, f"reconciliation {run_id}")
+        return run, str(started["workflow_id"])
+
     async def bank_movements(self, bank: str, kind: str | None = None) -> list[dict[str, Any]]:
         rows = await self.admins[bank].debits()
         return [r for r in rows if kind is None or r.get("kind") == kind]
@@ -205,6 +243,7 @@ async def saga_stack(
     task_queue: str,
     *,
     start_worker: bool = True,
+    full_worker: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[SagaStack]:
     # The API's port is held from the start (the simulators need its URL for
@@ -215,57 +254,26 @@ async def saga_stack(
     api_port = api_socket.getsockname()[1]
     api_url = f"http://127.0.0.1:{api_port}"
     secret = secrets.token_urlsafe(16)
-    sims: dict[str, SimulatorHandle] = {}
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(api_socket.close)
-        for bank, protocol in BANKS.items():
-            sim = SimulatorHandle(
-                protocol,  # type: ignore[arg-type]
-                tmp_path / f"{bank}.sqlite",
-                bank_id=bank,
-                webhook_url=f"{api_url}/webhooks/{bank}" if protocol == "rest" else None,
-                webhook_secret=secret if protocol == "rest" else "",
-                # Bank references (and so external-debit workflow ids) must
-                # not repeat across tests: the Temporal server is shared.
-                movement_id_start=1 + secrets.randbelow(90_000_000),
-            )
-            sims[bank] = await stack.enter_async_context(sim)
-        banks = {
-            bank: {
-                "protocol": protocol,
-                "url": sims[bank].url,
-                "admin_url": sims[bank].admin_url,
-                "webhook_secret": secret if protocol == "rest" else "",
-                "account_number": SIM_ACCOUNT_NUMBER,
-                "bank_bin": SIM_BANK_BIN,
-            }
-            for bank, protocol in BANKS.items()
-        }
+        sims = await _start_simulators(stack, tmp_path, api_url, secret)
         settings = Settings(
             database_url=db_url,
             temporal_address=temporal_address,
             task_queue=task_queue,
             public_base_url=api_url,
             data_dir=tmp_path,
-            banks=banks,  # type: ignore[arg-type]
+            banks=_bank_settings(sims, secret),  # type: ignore[arg-type]
             **fast_settings(**overrides),
         )
         async with engine.begin() as conn:
-            await ensure_bank_accounts(conn, list(banks))
+            await ensure_bank_accounts(conn, list(BANKS))
         session = await stack.enter_async_context(aiohttp.ClientSession())
         client = await Client.connect(temporal_address)
         runner = web.AppRunner(create_app(settings, engine=engine), access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, api_socket).start()
-        activities = PaymentActivities(
-            PaymentDeps(
-                engine=engine,
-                adapters=build_adapters(settings, session),
-                signer=load_signer(settings),
-                public_base_url=api_url,
-            )
-        )
         saga = SagaStack(
             engine=engine,
             settings=settings,
@@ -275,9 +283,66 @@ async def saga_stack(
             admins={b: SimulatorAdmin(session, s.admin_url) for b, s in sims.items()},
             api_url=api_url,
             token=await make_token(engine, "admin"),
-            activities=activities,
+            activities=PaymentActivities(
+                PaymentDeps(
+                    engine=engine,
+                    adapters=build_adapters(settings, session),
+                    signer=load_signer(settings),
+                    public_base_url=api_url,
+                )
+            ),
         )
+        if full_worker:
+            await _add_every_activity(saga)
         stack.push_async_callback(saga.stop_worker)
         if start_worker:
             await saga.start_worker()
         yield saga
+
+
+async def _start_simulators(
+    stack: contextlib.AsyncExitStack, tmp_path: Path, api_url: str, secret: str
+) -> dict[str, SimulatorHandle]:
+    """Both bank simulators as real HTTP servers, stopped with ``stack``."""
+    sims: dict[str, SimulatorHandle] = {}
+    for bank, protocol in BANKS.items():
+        sim = SimulatorHandle(
+            protocol,  # type: ignore[arg-type]
+            tmp_path / f"{bank}.sqlite",
+            bank_id=bank,
+            webhook_url=f"{api_url}/webhooks/{bank}" if protocol == "rest" else None,
+            webhook_secret=secret if protocol == "rest" else "",
+            # Bank references (and so external-debit workflow ids) must
+            # not repeat across tests: the Temporal server is shared.
+            movement_id_start=1 + secrets.randbelow(90_000_000),
+        )
+        sims[bank] = await stack.enter_async_context(sim)
+    return sims
+
+
+def _bank_settings(sims: dict[str, SimulatorHandle], secret: str) -> dict[str, Any]:
+    return {
+        bank: {
+            "protocol": protocol,
+            "url": sims[bank].url,
+            "admin_url": sims[bank].admin_url,
+            "webhook_secret": secret if protocol == "rest" else "",
+            "account_number": SIM_ACCOUNT_NUMBER,
+            "bank_bin": SIM_BANK_BIN,
+        }
+        for bank, protocol in BANKS.items()
+    }
+
+
+async def _add_every_activity(saga: SagaStack) -> None:
+    """Disputes and reconciliation next to the payment saga, as
+    ``reconciler.worker`` runs them."""
+    adapters = build_adapters(saga.settings, saga.session)
+    saga.disputes = DisputeActivities(DisputeDeps(saga.engine, adapters))
+    saga.recon = recon_activities(saga.settings, saga.engine, adapters, saga.client)
+    async with saga.engine.begin() as conn:
+        for sequence in ID_SEQUENCES:
+            await conn.execute(
+                text("SELECT setval(CAST(:seq AS regclass), :n)"),
+                {"seq": sequence, "n": secrets.randbelow(10**12) + 1},
+            )

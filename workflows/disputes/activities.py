@@ -30,8 +30,10 @@ from ledger.fines import get_fine
 from ledger.payments import lifecycle as pay
 from ledger.receipts.issue import get_receipt_for_payment
 from workflows.disputes import types as dt
+from workflows.disputes.types import ConfirmMode, Resolution
 from workflows.payment import types as wt
 from workflows.payment.activities import to_outcome, utc_now
+from workflows.payment.types import OutcomeKind
 
 log = structlog.get_logger(__name__)
 
@@ -158,15 +160,17 @@ class DisputeActivities:
             bank_ref = str(approval.payload["bank_ref"])
             existing = await ds.payment_for_debit(conn, dispute.bank, bank_ref)
             if existing is not None and existing.fine_id != dispute.fine_id:
-                return dt.ConfirmPlan("failed", reason=f"debit {bank_ref} paid another fine")
+                return dt.ConfirmPlan(
+                    ConfirmMode.FAILED, reason=f"debit {bank_ref} paid another fine"
+                )
             if existing is not None and existing.status != "initiated":
-                return dt.ConfirmPlan("existing", str(existing.id))
+                return dt.ConfirmPlan(ConfirmMode.EXISTING, str(existing.id))
             live = await _live_payment_at(conn, dispute)
             if existing is None and live is not None:
-                return dt.ConfirmPlan("wait_live", str(live))
+                return dt.ConfirmPlan(ConfirmMode.WAIT_LIVE, str(live))
             payer = approval.payload.get("payer_account")
             if not payer:
-                return dt.ConfirmPlan("failed", reason="the debited account is not known")
+                return dt.ConfirmPlan(ConfirmMode.FAILED, reason="the debited account is not known")
             cause = (
                 f"dispute {dispute.id}: debit confirmed by finance "
                 f"({approval.requested_by}, approved by {approval.decided_by})"
@@ -192,7 +196,7 @@ class DisputeActivities:
             payer_account=str(payer),
             cause=cause,
         )
-        return dt.ConfirmPlan("external", str(payment.id), external)
+        return dt.ConfirmPlan(ConfirmMode.EXTERNAL, str(payment.id), external)
 
     @activity.defn(name="dispute.await_payment")
     async def await_payment(self, inp: dt.PaymentWait) -> dt.DisputeOutcome:
@@ -217,13 +221,17 @@ class DisputeActivities:
             if payment.status == "declined":
                 await ds.fail(conn, ref.dispute_id, ref.approval_id, "debit declined", now, ACTOR)
                 return dt.DisputeOutcome(
-                    ref.dispute_id, ref.approval_id, dt.FAILED, "declined", inp.payment_id
+                    ref.dispute_id,
+                    ref.approval_id,
+                    Resolution.FAILED,
+                    "declined",
+                    inp.payment_id,
                 )
             if payment.status != "refunded" and not (payment.settles_fine and receipt):
                 raise StillPendingError(f"payment {payment_id} is {payment.status}, not final")
             await ds.release_suspense(conn, dispute, now, ACTOR)
             result: dict[str, Any] = {"bank_ref": payment.bank_ref}
-            outcome = dt.REFUNDED if payment.status == "refunded" else dt.CONFIRMED
+            outcome = Resolution.REFUNDED if payment.status == "refunded" else Resolution.CONFIRMED
             if receipt is not None:
                 result |= {"receipt_series": receipt.series, "receipt_number": receipt.number}
             else:
@@ -246,7 +254,7 @@ class DisputeActivities:
         async with self._engine.begin() as conn:
             await ds.fail(conn, inp.dispute_id, inp.approval_id, inp.reason, self._now(), ACTOR)
         log.warning("dispute.execution_failed", dispute_id=inp.dispute_id, reason=inp.reason)
-        return dt.DisputeOutcome(inp.dispute_id, inp.approval_id, dt.FAILED, inp.reason)
+        return dt.DisputeOutcome(inp.dispute_id, inp.approval_id, Resolution.FAILED, inp.reason)
 
     # -- refund ---------------------------------------------------------------------
 
@@ -284,7 +292,7 @@ class DisputeActivities:
         if payment is None or payment.status != "refunded":
             outcome = to_outcome(await self._adapter(dispute.bank).refund(request))
             log.info("dispute.refund_sent", dispute_id=dispute.id, outcome=outcome.kind)
-            if outcome.kind == wt.DECLINED:
+            if outcome.kind == OutcomeKind.DECLINED:
                 return await self.fail(
                     dt.FailInput(
                         ref.dispute_id,
@@ -292,7 +300,7 @@ class DisputeActivities:
                         f"the bank declined the refund: {outcome.reason}",
                     )
                 )
-            if outcome.kind != wt.SUCCEEDED:
+            if outcome.kind != OutcomeKind.SUCCEEDED:
                 raise StillPendingError(f"refund of dispute {dispute.id}: {outcome.kind}")
             refund_ref = outcome.bank_ref or request.idempotency_key
         else:
@@ -314,7 +322,7 @@ class DisputeActivities:
                 conn,
                 ref.dispute_id,
                 ref.approval_id,
-                dt.REFUNDED,
+                Resolution.REFUNDED,
                 payment.id if payment else None,
                 result,
                 now,
@@ -323,13 +331,13 @@ class DisputeActivities:
         return dt.DisputeOutcome(
             ref.dispute_id,
             ref.approval_id,
-            dt.REFUNDED,
+            Resolution.REFUNDED,
             refund_ref,
             str(payment.id) if payment else None,
         )
 
     async def _already(self, dispute: ds.Dispute, approval: ap.Approval) -> dt.DisputeOutcome:
-        outcome = dispute.status if approval.status == "executed" else dt.FAILED
+        outcome = dispute.status if approval.status == "executed" else Resolution.FAILED
         return dt.DisputeOutcome(dispute.id, approval.id, outcome, "already done")
 
     def all(self) -> list[Callable[..., object]]:

@@ -35,18 +35,32 @@ class DisputePolicy:
         )
 
 
+async def _start(
+    client: Client,
+    policy: DisputePolicy,
+    dispute_id: int,
+    approval: Approval,
+    decision: dt.ApprovalDecision | None = None,
+) -> None:
+    """Start the dispute's workflow for ``approval``; with a ``decision``,
+    signal-with-start (the running one, if any, gets the signal)."""
+    await client.start_workflow(
+        DisputeWorkflow.run,
+        policy.input_for(dispute_id, approval),
+        id=workflow_id_for(dispute_id),
+        task_queue=policy.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_signal=dt.DECISION_SIGNAL if decision is not None else None,
+        start_signal_args=[decision] if decision is not None else [],
+    )
+
+
 async def start_dispute(
     client: Client, policy: DisputePolicy, dispute_id: int, approval: Approval
 ) -> None:
     """Start the dispute's workflow for this approval (a running one is kept)."""
     with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            DisputeWorkflow.run,
-            policy.input_for(dispute_id, approval),
-            id=workflow_id_for(dispute_id),
-            task_queue=policy.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        )
+        await _start(client, policy, dispute_id, approval)
 
 
 async def deliver_decision(
@@ -55,16 +69,7 @@ async def deliver_decision(
     """Tell the workflow waiting for ``approval`` what was decided. Returns
     False when no workflow waits for it (nothing to tell)."""
     if approval.subject_type == "dispute":
-        dispute_id = int(approval.subject_id)
-        await client.start_workflow(
-            DisputeWorkflow.run,
-            policy.input_for(dispute_id, approval),
-            id=workflow_id_for(dispute_id),
-            task_queue=policy.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            start_signal=dt.DECISION_SIGNAL,
-            start_signal_args=[decision],
-        )
+        await _start(client, policy, int(approval.subject_id), approval, decision)
         return True
     if approval.workflow_id is None:
         return False

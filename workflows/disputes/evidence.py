@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bank_adapters.base import BankAdapter
 from ledger.disputes import lifecycle as ds
 from ledger.payments import lifecycle as pay
-from workflows.payment import types as wt
 from workflows.payment.activities import to_outcome
+from workflows.payment.types import OutcomeKind
 
 CHECKS_MAX: Final = 10
 TIMEOUT: Final = "timeout"
 NOT_ASKED: Final = "not_asked"
 NOT_CONFIGURED: Final = "not_configured"
-_UNREACHABLE: Final = (wt.LINK_DOWN, TIMEOUT)
+_UNREACHABLE: Final = (OutcomeKind.LINK_DOWN, TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ async def _check(
         return result(TIMEOUT, f"the bank did not answer within {timeout_seconds:g} s")
     outcome = to_outcome(answer)
     detail = {
-        wt.LINK_DOWN: "the bank cannot be reached (link down)",
-        wt.NOT_FOUND: "the bank has no debit under this key",
+        OutcomeKind.LINK_DOWN: "the bank cannot be reached (link down)",
+        OutcomeKind.NOT_FOUND: "the bank has no debit under this key",
     }.get(outcome.kind, outcome.reason[:300])
     return result(outcome.kind, detail, outcome.bank_ref)
 

@@ -6,18 +6,32 @@ histories carry these names)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from workflows.payment.types import ExternalDebitInput
 
 DECISION_SIGNAL: Final = "decision"
 
-# How a dispute's resolution ended (``DisputeOutcome.outcome``).
-CONFIRMED: Final = "confirmed"
-REFUNDED: Final = "refunded"
-REJECTED: Final = "rejected"
-EXPIRED: Final = "expired"
-FAILED: Final = "failed"
+
+class Resolution(StrEnum):
+    """How a dispute's resolution ended (``DisputeOutcome.outcome`` of the
+    workflow's result; a step's own outcome may also be a payment status)."""
+
+    CONFIRMED = "confirmed"
+    REFUNDED = "refunded"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class ConfirmMode(StrEnum):
+    """How to confirm a disputed debit (``ConfirmPlan.mode``)."""
+
+    EXTERNAL = "external"  # book it through the ExternalDebit saga
+    EXISTING = "existing"  # the ledger already books it
+    WAIT_LIVE = "wait_live"  # a payment of the fine at that bank is being verified
+    FAILED = "failed"  # cannot be confirmed (``reason`` says why)
 
 
 @dataclass(frozen=True)
@@ -67,12 +81,9 @@ class ReminderInput:
 
 @dataclass(frozen=True)
 class ConfirmPlan:
-    """How to confirm a disputed debit: ``external`` (book it through the
-    ExternalDebit saga), ``existing`` (the ledger already books it),
-    ``wait_live`` (a payment of the fine at that bank is still being
-    verified: let it finish first) or ``failed`` (with ``reason``)."""
+    """How to confirm a disputed debit (see ``ConfirmMode``)."""
 
-    mode: str
+    mode: ConfirmMode
     payment_id: str | None = None
     external: ExternalDebitInput | None = None
     reason: str = ""

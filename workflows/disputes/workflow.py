@@ -23,81 +23,29 @@ Deterministic code only; all I/O is in ``workflows.disputes.activities``.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.common import BANK_WAIT, LEDGER_STEP, remote
     from workflows.disputes import types as dt
+    from workflows.disputes.activities import DisputeActivities as Steps
     from workflows.payment.external_debit import ExternalDebitWorkflow
     from workflows.payment.external_debit import workflow_id_for as external_workflow_id
-    from workflows.payment.workflow import (
-        LEDGER_STEP_SCHEDULE_TO_CLOSE,
-        LEDGER_STEP_TIMEOUT,
-        NON_RETRYABLE,
-    )
 
 WORKFLOW_ID_PREFIX = "dispute/"
 PLAN_ROUNDS_MAX = 5
-T = TypeVar("T")
-
-# A state the database refuses (an approval no longer approved, a dispute
-# in another state) will not change by retrying: a person must look.
-DISPUTE_NON_RETRYABLE = [
-    *NON_RETRYABLE,
-    "NotApprovedError",
-    "ApprovalNotPendingError",
-    "DisputeStateError",
-    "NotFoundError",
-]
-DISPUTE_STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=DISPUTE_NON_RETRYABLE,
-)
-# Waiting on the bank (a refund not confirmed yet, a payment still being
-# verified): retry for as long as a week, then a person must look.
-BANK_WAIT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=DISPUTE_NON_RETRYABLE,
-)
-BANK_WAIT_TIMEOUT = timedelta(seconds=60)
-BANK_WAIT_SCHEDULE_TO_CLOSE = timedelta(days=7)
+# Every step is remote: a dispute moves a few steps a day, and its steps
+# (waiting on the bank, on the payment saga) are worth seeing as activities.
+# A database step uses LEDGER_STEP; waiting on the bank (a refund not
+# confirmed yet, a payment still being verified) BANK_WAIT: up to a week.
 CHILD_EXECUTION_TIMEOUT = timedelta(days=8)
 
 
 def workflow_id_for(dispute_id: int) -> str:
     return f"{WORKFLOW_ID_PREFIX}{dispute_id}"
-
-
-async def dispute_step(activity: str, arg: object, result_type: type[T]) -> T:
-    """One database step (idempotent): short timeout, retried with backoff."""
-    result: T = await workflow.execute_activity(
-        activity,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=LEDGER_STEP_TIMEOUT,
-        schedule_to_close_timeout=LEDGER_STEP_SCHEDULE_TO_CLOSE,
-        retry_policy=DISPUTE_STEP_RETRY,
-    )
-    return result
-
-
-async def bank_wait(activity: str, arg: object, result_type: type[T]) -> T:
-    result: T = await workflow.execute_activity(
-        activity,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=BANK_WAIT_TIMEOUT,
-        schedule_to_close_timeout=BANK_WAIT_SCHEDULE_TO_CLOSE,
-        retry_policy=BANK_WAIT_RETRY,
-    )
-    return result
 
 
 @workflow.defn(name="Dispute")
@@ -122,7 +70,7 @@ class DisputeWorkflow:
             self._state = f"carrying out {inp.action}"
             if inp.action == "confirm":
                 return await self._confirm(ref)
-            return await bank_wait("dispute.refund", ref, dt.DisputeOutcome)
+            return await remote(Steps.refund, ref, BANK_WAIT)
         self._state = approval.status
         if approval.next_approval_id is not None and approval.next_action is not None:
             # A new request was made while this run was finishing: take it up.
@@ -136,7 +84,8 @@ class DisputeWorkflow:
                     reminders_max=inp.reminders_max,
                 )
             )
-        outcome = approval.status if approval.status in (dt.REJECTED, dt.EXPIRED) else dt.FAILED
+        ended = (dt.Resolution.REJECTED, dt.Resolution.EXPIRED)
+        outcome = approval.status if approval.status in ended else dt.Resolution.FAILED
         return dt.DisputeOutcome(inp.dispute_id, inp.approval_id, outcome, approval.status)
 
     async def _await_decision(
@@ -148,7 +97,7 @@ class DisputeWorkflow:
         while True:
             remaining = (deadline - workflow.now()).total_seconds()
             if remaining <= 0:
-                return await dispute_step("dispute.expire", ref, dt.ApprovalState)
+                return await remote(Steps.expire, ref, LEDGER_STEP)
             try:
                 await workflow.wait_condition(
                     lambda: self._woken,
@@ -158,36 +107,36 @@ class DisputeWorkflow:
             except TimeoutError:
                 signalled = False
             self._woken = False
-            approval = await dispute_step("dispute.approval_state", ref, dt.ApprovalState)
+            approval = await remote(Steps.approval_state, ref, LEDGER_STEP)
             if approval.status != "pending":
                 return approval
             late = workflow.now() >= deadline
             if not signalled and not late and reminders < inp.reminders_max:
                 reminders += 1
                 waiting = int((workflow.now() - started).total_seconds())
-                await dispute_step(
-                    "dispute.remind",
+                await remote(
+                    Steps.remind,
                     dt.ReminderInput(inp.dispute_id, inp.approval_id, reminders, waiting),
-                    dt.DisputeOutcome,
+                    LEDGER_STEP,
                 )
 
     async def _confirm(self, ref: dt.DisputeRef) -> dt.DisputeOutcome:
         for _ in range(PLAN_ROUNDS_MAX):
-            plan = await dispute_step("dispute.plan_confirm", ref, dt.ConfirmPlan)
-            if plan.mode == "failed":
+            plan = await remote(Steps.plan_confirm, ref, LEDGER_STEP)
+            if plan.mode == dt.ConfirmMode.FAILED:
                 return await self._fail(ref, plan.reason)
             assert plan.payment_id is not None, plan
             wait = dt.PaymentWait(ref.dispute_id, ref.approval_id, plan.payment_id)
-            if plan.mode == "wait_live":
+            if plan.mode == dt.ConfirmMode.WAIT_LIVE:
                 self._state = f"waiting for payment {plan.payment_id} to be verified"
-                await bank_wait("dispute.await_payment", wait, dt.DisputeOutcome)
+                await remote(Steps.await_payment, wait, BANK_WAIT)
                 continue
-            if plan.mode == "external":
+            if plan.mode == dt.ConfirmMode.EXTERNAL:
                 assert plan.external is not None, plan
                 failure = await self._book_external(plan)
                 if failure is not None:
                     return await self._fail(ref, failure)
-            return await bank_wait("dispute.finish_confirm", wait, dt.DisputeOutcome)
+            return await remote(Steps.finish_confirm, wait, BANK_WAIT)
         return await self._fail(ref, "the fine's payments kept changing; look again")
 
     async def _book_external(self, plan: dt.ConfirmPlan) -> str | None:
@@ -213,6 +162,6 @@ class DisputeWorkflow:
 
     async def _fail(self, ref: dt.DisputeRef, reason: str) -> dt.DisputeOutcome:
         self._state = "failed"
-        return await dispute_step(
-            "dispute.fail", dt.FailInput(ref.dispute_id, ref.approval_id, reason), dt.DisputeOutcome
+        return await remote(
+            Steps.fail, dt.FailInput(ref.dispute_id, ref.approval_id, reason), LEDGER_STEP
         )

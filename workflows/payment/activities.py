@@ -21,29 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from bank_adapters import types as bt
 from bank_adapters.base import BankAdapter
-from bank_adapters.types import (
-    BankResult,
-    DebitRequest,
-    Declined,
-    HealthStatus,
-    LinkDown,
-    NotFound,
-    OutcomeUnknown,
-    Pending,
-    RefundRequest,
-    StatusResult,
-    Succeeded,
-)
 from ledger.core import tables as t
 from ledger.core.errors import InvalidTransitionError
 from ledger.fines import get_fine
 from ledger.payments import lifecycle as pay
-from ledger.receipts.issue import Receipt, get_receipt_for_payment, issue_receipt_once, verify_url
+from ledger.receipts.issue import Receipt, verify_url
 from ledger.receipts.signing import ReceiptSigner
 from ledger.reconciliation.discrepancies import open_in_doubt_discrepancy
 from observability.metrics import payments_total, receipt_lag_seconds, receipts_issued_total
 from workflows.payment import types as wt
+from workflows.payment.types import OutcomeKind as Kind
 
 log = structlog.get_logger(__name__)
 
@@ -67,21 +56,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_outcome(result: BankResult | StatusResult) -> wt.BankOutcome:
+def to_outcome(result: bt.BankResult | bt.StatusResult) -> wt.BankOutcome:
     """Every bank answer to exactly one outcome (exhaustive)."""
     match result:
-        case Succeeded(bank_ref=ref):
-            return wt.BankOutcome(wt.SUCCEEDED, bank_ref=ref)
-        case Declined(reason=reason):
-            return wt.BankOutcome(wt.DECLINED, reason=reason)
-        case Pending(bank_ref=ref):
-            return wt.BankOutcome(wt.PENDING, bank_ref=ref)
-        case OutcomeUnknown(detail=detail):
-            return wt.BankOutcome(wt.OUTCOME_UNKNOWN, reason=detail)
-        case LinkDown(detail=detail):
-            return wt.BankOutcome(wt.LINK_DOWN, reason=detail)
-        case NotFound(detail=detail):
-            return wt.BankOutcome(wt.NOT_FOUND, reason=detail)
+        case bt.Succeeded(bank_ref=ref):
+            return wt.BankOutcome(Kind.SUCCEEDED, bank_ref=ref)
+        case bt.Declined(reason=reason):
+            return wt.BankOutcome(Kind.DECLINED, reason=reason)
+        case bt.Pending(bank_ref=ref):
+            return wt.BankOutcome(Kind.PENDING, bank_ref=ref)
+        case bt.OutcomeUnknown(detail=detail):
+            return wt.BankOutcome(Kind.OUTCOME_UNKNOWN, reason=detail)
+        case bt.LinkDown(detail=detail):
+            return wt.BankOutcome(Kind.LINK_DOWN, reason=detail)
+        case bt.NotFound(detail=detail):
+            return wt.BankOutcome(Kind.NOT_FOUND, reason=detail)
 
 
 def _already_final(payment: pay.Payment) -> wt.BankOutcome:
@@ -89,12 +78,13 @@ def _already_final(payment: pay.Payment) -> wt.BankOutcome:
     booked it meanwhile): its status, and the bank ref it was booked with, so
     that the workflow can tell any other booking the bank notified from it."""
     return wt.BankOutcome(
-        wt.ALREADY_FINAL, bank_ref=payment.bank_ref, payment_status=payment.status
+        Kind.ALREADY_FINAL, bank_ref=payment.bank_ref, payment_status=payment.status
     )
 
 
 class RefundNotConfirmedError(Exception):
-    """The bank has not confirmed a refund yet; the activity is retried."""
+    """The bank has not confirmed a refund yet; the activity is retried (with
+    the same key: the bank refunds once). Also the discrepancy refund's."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ class PaymentActivities:
         self._signer = deps.signer
         self._base_url = deps.public_base_url
         self._now = deps.clock
-        self._link_probes: dict[str, tuple[float, asyncio.Future[HealthStatus]]] = {}
+        self._link_probes: dict[str, tuple[float, asyncio.Future[bt.HealthStatus]]] = {}
 
     @property
     def engine(self) -> AsyncEngine:
@@ -140,7 +130,7 @@ class PaymentActivities:
         payment = await self._payment(inp.payment_id)
         if not payment.live:
             return _already_final(payment)
-        request = DebitRequest(
+        request = bt.DebitRequest(
             idempotency_key=payment.debit_key,
             decision_number=payment.decision_number,
             amount_vnd=payment.amount_vnd,
@@ -158,7 +148,7 @@ class PaymentActivities:
         cause = f"debit {'resent' if inp.resend else 'sent'}: bank answered {outcome.kind}"
         now = self._now()
         detail = {"outcome": outcome.kind, "detail": outcome.reason[:300]}
-        if outcome.kind in (wt.PENDING, wt.OUTCOME_UNKNOWN) and payment.status == "initiated":
+        if outcome.kind in (Kind.PENDING, Kind.OUTCOME_UNKNOWN) and payment.status == "initiated":
             async with self._engine.begin() as conn:
                 # The bank may have settled it while the call hung (webhook,
                 # link recovery): then there is nothing left to verify.
@@ -220,25 +210,10 @@ class PaymentActivities:
             payments_total.labels(payment.bank, "declined").inc()
         return wt.Done(changed)
 
-    @activity.defn(name="payment.settle")
-    async def settle(self, inp: wt.SettleInput) -> wt.SettleResult:
-        async with self._engine.begin() as conn:
-            before = await pay.get_payment(conn, UUID(inp.payment_id))
-            outcome = await pay.settle_payment(
-                conn, before.id, inp.bank_ref, self._now(), inp.cause
-            )
-        if before.status in pay.LIVE_STATUSES:
-            payments_total.labels(before.bank, "succeeded").inc()
-        log.info(
-            "payment.settled", payment_id=inp.payment_id, bank=before.bank, outcome=outcome.value
-        )
-        return wt.SettleResult(outcome.value)
-
     @activity.defn(name="payment.settle_with_receipt")
     async def settle_with_receipt(self, inp: wt.SettleInput) -> wt.SettledWithReceipt:
-        """``settle`` and ``issue_receipt`` in one transaction (one step of the
-        saga since the ``settle-with-receipt`` patch): the debit is booked,
-        the receipt issued and its notice queued, or none of them."""
+        """Book the debit and, when it pays the fine, issue the receipt and
+        queue its notice, in one transaction: all of them, or none."""
         payment_id = UUID(inp.payment_id)
         now = self._now()
         async with self._engine.begin() as conn:
@@ -259,7 +234,7 @@ class PaymentActivities:
             outcome=done.outcome.value,
         )
         if done.receipt is None:
-            return wt.SettledWithReceipt(done.outcome.value)
+            return wt.SettledWithReceipt(done.outcome)
         if done.receipt_issued_now:
             receipts_issued_total.inc()
             # Debit known: when it was booked (now, unless booked before).
@@ -271,46 +246,7 @@ class PaymentActivities:
                 series=done.receipt.series,
                 number=done.receipt.number,
             )
-        return wt.SettledWithReceipt(done.outcome.value, done.receipt.series, done.receipt.number)
-
-    @activity.defn(name="payment.issue_receipt")
-    async def issue_receipt(self, inp: wt.PaymentRef) -> wt.ReceiptInfo:
-        """Issue the receipt and queue its 'receipt issued' notice in the same
-        transaction: no receipt without its notice, one round of the
-        database instead of two (``notify`` remains for running workflows
-        that still call it; the dedupe key makes it a no-op then)."""
-        payment_id = UUID(inp.payment_id)
-        async with self._engine.begin() as conn:
-            receipt, issued_now = await issue_receipt_once(
-                conn, payment_id, self._signer, self._now()
-            )
-            payment = await pay.get_payment(conn, payment_id)
-            await self._queue_notice(conn, payment, receipt)
-        if issued_now:
-            receipts_issued_total.inc()
-            if payment.debited_at is not None:
-                lag = (receipt.issued_at - payment.debited_at).total_seconds()
-                receipt_lag_seconds.observe(max(lag, 0.0))
-            log.info(
-                "receipt.issued",
-                payment_id=inp.payment_id,
-                series=receipt.series,
-                number=receipt.number,
-            )
-        return wt.ReceiptInfo(receipt.series, receipt.number)
-
-    @activity.defn(name="payment.notify")
-    async def notify(self, inp: wt.PaymentRef) -> wt.Done:
-        """Queue the 'receipt issued' notice in the outbox (sent by the
-        dispatcher); the dedupe key makes a retry a no-op. Workflows started
-        before ``issue_receipt`` queued the notice itself still call this."""
-        payment_id = UUID(inp.payment_id)
-        async with self._engine.begin() as conn:
-            receipt = await get_receipt_for_payment(conn, payment_id)
-            payment = await pay.get_payment(conn, payment_id)
-            assert receipt is not None, "notify runs after the receipt is issued"
-            inserted = await self._queue_notice(conn, payment, receipt)
-        return wt.Done(inserted)
+        return wt.SettledWithReceipt(done.outcome, done.receipt.series, done.receipt.number)
 
     async def _queue_notice(
         self, conn: AsyncConnection, payment: pay.Payment, receipt: Receipt
@@ -338,11 +274,11 @@ class PaymentActivities:
         payment = await self._payment(inp.payment_id)
         if payment.status == "refunded":
             return wt.RefundResult(
-                True, wt.BankOutcome(wt.ALREADY_FINAL, payment_status="refunded")
+                True, wt.BankOutcome(Kind.ALREADY_FINAL, payment_status="refunded")
             )
         if payment.status != "succeeded" or payment.settles_fine or payment.bank_ref is None:
             raise InvalidTransitionError(f"payment {payment.id} is not a refundable duplicate")
-        request = RefundRequest(
+        request = bt.RefundRequest(
             idempotency_key=f"rf-{payment.id.hex}",
             amount_vnd=payment.amount_vnd,
             reason=f"Hoan tien nop trung {payment.decision_number}",
@@ -353,7 +289,7 @@ class PaymentActivities:
             payee_account=payment.payer_account,
         )
         outcome = to_outcome(await self._adapter(payment.bank).refund(request))
-        if outcome.kind == wt.SUCCEEDED:
+        if outcome.kind == Kind.SUCCEEDED:
             async with self._engine.begin() as conn:
                 changed = await pay.mark_refunded(
                     conn, payment.id, outcome.bank_ref or request.idempotency_key, self._now()
@@ -361,7 +297,7 @@ class PaymentActivities:
             if changed:
                 payments_total.labels(payment.bank, "refunded").inc()
             return wt.RefundResult(True, outcome)
-        if outcome.kind == wt.DECLINED:
+        if outcome.kind == Kind.DECLINED:
             async with self._engine.begin() as conn:
                 await pay.note_event(
                     conn,
@@ -463,10 +399,7 @@ class PaymentActivities:
             self.send_debit,
             self.check_status,
             self.decline,
-            self.settle,
             self.settle_with_receipt,
-            self.issue_receipt,
-            self.notify,
             self.refund,
             self.raise_in_doubt_alert,
             self.result,

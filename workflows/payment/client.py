@@ -5,9 +5,7 @@ down at the time)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -23,13 +21,13 @@ from ledger.payments import lifecycle as pay
 from workflows.payment import types as wt
 from workflows.payment.external_debit import ExternalDebitWorkflow
 from workflows.payment.external_debit import workflow_id_for as external_workflow_id
-from workflows.payment.link_recovery import LinkRecoveryInput, LinkRecoveryWorkflow, RecoveryReport
+from workflows.payment.link_recovery import LinkRecoveryWorkflow
 from workflows.payment.link_recovery import workflow_id_for as recovery_workflow_id
+from workflows.payment.recovery_activities import signal_link_recovered
 from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
 
 log = structlog.get_logger(__name__)
 
-SIGNAL_CONCURRENCY_MAX = 64
 SWEEP_PAYMENTS_MAX = 5_000
 SWEEP_PAGE_SIZE = 1_000
 # The type name of FinePaymentWorkflow (``@workflow.defn(name=...)``).
@@ -90,45 +88,15 @@ async def wake_bank(client: Client, engine: AsyncEngine, bank: str) -> int:
     return woken
 
 
-async def signal_link_recovered(
-    client: Client,
-    decision_keys: Sequence[str],
-    *,
-    on_progress: Callable[[int], None] | None = None,
-) -> int:
-    """Send ``link_recovered`` to the payment workflow of each fine (bounded
-    concurrency); returns how many were running to receive it."""
-    limit = asyncio.Semaphore(SIGNAL_CONCURRENCY_MAX)
-    signalled = 0
-
-    async def one(key: str) -> bool:
-        nonlocal signalled
-        async with limit:
-            try:
-                await client.get_workflow_handle(workflow_id_for(key)).signal(
-                    FinePaymentWorkflow.link_recovered
-                )
-            except RPCError as err:
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    return False  # the sweeper starts it; it checks at once then
-                raise
-            signalled += 1
-            if on_progress is not None:
-                on_progress(signalled)
-            return True
-
-    return sum(await asyncio.gather(*(one(k) for k in decision_keys)))
-
-
 async def start_link_recovery(
     client: Client, task_queue: str, bank: str
-) -> WorkflowHandle[LinkRecoveryWorkflow, RecoveryReport]:
+) -> WorkflowHandle[LinkRecoveryWorkflow, wt.RecoveryReport]:
     """The link-recovery event (the prober, an operator): settle in bulk what
     the bank confirms, then wake every in-doubt payment of the bank. Joins a
     recovery of the bank already running (it does one more pass)."""
     handle = await client.start_workflow(
         LinkRecoveryWorkflow.run,
-        LinkRecoveryInput(bank),
+        wt.LinkRecoveryInput(bank),
         id=recovery_workflow_id(bank),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -12,8 +12,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.common import LEDGER_STEP, local
     from workflows.payment import types as wt
-    from workflows.payment.workflow import ledger_step, settle_and_receipt
+    from workflows.payment.activities import PaymentActivities as Steps
+    from workflows.payment.workflow import settle_and_receipt
 
 WORKFLOW_ID_PREFIX = "external-debit/"
 
@@ -25,13 +27,11 @@ def workflow_id_for(bank: str, bank_ref: str) -> str:
 @workflow.defn(name="ExternalDebit")
 class ExternalDebitWorkflow:
     @workflow.run
-    async def run(self, inp: wt.ExternalDebitInput) -> wt.ExternalDebitResult:
-        ref = await ledger_step("payment.record_external_debit", inp, wt.PaymentRef)
-        result = await settle_and_receipt(ref.payment_id, inp.bank_ref, inp.cause)
-        return wt.ExternalDebitResult(
-            payment_id=result.payment_id,
-            status=result.status,
-            receipt_series=result.receipt_series,
-            receipt_number=result.receipt_number,
-            refunded=result.refunded,
-        )
+    async def run(self, inp: wt.ExternalDebitInput) -> wt.FinePaymentResult:
+        # A debit the ledger refuses (another amount than the fine's:
+        # ``AmountMismatchError``) stops the run here, at the first attempt
+        # (``workflows.interceptors``): nothing is booked, the worker logs it
+        # at error level, and the day's reconciliation holds the statement
+        # line in suspense as an amount_mismatch discrepancy for finance.
+        ref = await local(Steps.record_external_debit, inp, LEDGER_STEP)
+        return await settle_and_receipt(ref.payment_id, inp.bank_ref, inp.cause)

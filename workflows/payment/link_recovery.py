@@ -22,60 +22,28 @@ current one ends, so an event is never lost and never runs twice at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.common import StepPolicy, backoff, remote
+    from workflows.payment.recovery_activities import LinkRecoveryActivities
+    from workflows.payment.types import LinkRecoveryInput, RecoverBankInput, RecoveryReport
 
 WORKFLOW_ID_PREFIX = "link-recovery/"
 # Passes per run: a pass per recovery event that arrived while one ran,
 # bounded (the events of one outage flapping would otherwise chain).
 PASSES_MAX = 5
-
-RECOVER_TIMEOUT = timedelta(minutes=10)
 # The activity heartbeats after every payment it settles and while it waits
-# for the bank; a worker that died mid-batch is noticed this fast.
-RECOVER_HEARTBEAT = timedelta(seconds=30)
-RECOVER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=5,
+# for the bank; a worker that died mid-batch is noticed this fast. At most 5
+# attempts: the payments left over resolve themselves in their workflows.
+RECOVER = StepPolicy(
+    start_to_close=timedelta(minutes=10),
+    schedule_to_close=None,
+    retry=backoff(timedelta(seconds=2), timedelta(seconds=60), attempts_max=5),
+    heartbeat=timedelta(seconds=30),
 )
-
-
-@dataclass(frozen=True)
-class LinkRecoveryInput:
-    bank: str
-
-
-@dataclass(frozen=True)
-class RecoverBankInput:
-    bank: str
-
-
-@dataclass
-class RecoveryReport:
-    """What one pass (or, summed, a run) did."""
-
-    bank: str
-    in_doubt: int = 0  # payments in doubt when the pass began
-    checked: int = 0  # status checks the bank answered
-    settled: int = 0  # confirmed debits booked and receipted in bulk
-    duplicates: int = 0  # confirmed debits of already paid fines (left to refund)
-    left_to_workflows: int = 0  # declined, unknown to the bank, or no answer
-    woken: int = 0  # payment workflows signalled afterwards
-    passes: int = 0
-
-    def add(self, other: RecoveryReport) -> None:
-        self.in_doubt += other.in_doubt
-        self.checked += other.checked
-        self.settled += other.settled
-        self.duplicates += other.duplicates
-        self.left_to_workflows += other.left_to_workflows
-        self.woken += other.woken
-        self.passes += other.passes
 
 
 def workflow_id_for(bank: str) -> str:
@@ -98,13 +66,8 @@ class LinkRecoveryWorkflow:
             # The start signal (or an event during the last pass) asks for
             # this pass; what arrives during it asks for the next.
             self._again = False
-            report = await workflow.execute_activity(
-                "recovery.recover_bank",
-                RecoverBankInput(inp.bank),
-                result_type=RecoveryReport,
-                start_to_close_timeout=RECOVER_TIMEOUT,
-                heartbeat_timeout=RECOVER_HEARTBEAT,
-                retry_policy=RECOVER_RETRY,
+            report = await remote(
+                LinkRecoveryActivities.recover_bank, RecoverBankInput(inp.bank), RECOVER
             )
             total.add(report)
             if not self._again:

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from domain.outcomes import SettleOutcome
 from ledger.payments import lifecycle as pay
 from workflows.payment import types as wt
 from workflows.payment.activities import PaymentActivities
-from workflows.payment.client import signal_link_recovered
-from workflows.payment.link_recovery import RecoverBankInput, RecoveryReport
+from workflows.payment.types import OutcomeKind, RecoverBankInput, RecoveryReport
+from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +36,7 @@ RECOVERY_PAYMENTS_MAX = 10_000
 # and the worker's connection pool (``db_pool_size``) is not exhausted.
 RECOVERY_CONCURRENCY = 8
 CAUSE = "bank confirmed the debit when its link came back"
+SIGNAL_CONCURRENCY_MAX = 64
 
 
 class LinkRecoveryActivities:
@@ -96,12 +99,12 @@ class LinkRecoveryActivities:
             outcome = await self._payments.check_status(
                 wt.StatusCheckInput(payment_id, after_link_recovery=True)
             )
-            if outcome.kind != wt.SUCCEEDED or outcome.bank_ref is None:
+            if outcome.kind != OutcomeKind.SUCCEEDED or outcome.bank_ref is None:
                 return outcome.kind
             settled = await self._payments.settle_with_receipt(
                 wt.SettleInput(payment_id, outcome.bank_ref, CAUSE)
             )
-            if settled.outcome != "settled":
+            if settled.outcome != SettleOutcome.SETTLED:
                 # A second debit of a paid fine: its refund is a remote,
                 # long-retried step of the payment workflow, woken below.
                 return "duplicate"
@@ -125,3 +128,33 @@ class LinkRecoveryActivities:
 
 def _heartbeat(signalled: int) -> None:
     activity.heartbeat({"woken": signalled})
+
+
+async def signal_link_recovered(
+    client: Client,
+    decision_keys: Sequence[str],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Send ``link_recovered`` to the payment workflow of each fine (bounded
+    concurrency); returns how many were running to receive it."""
+    limit = asyncio.Semaphore(SIGNAL_CONCURRENCY_MAX)
+    signalled = 0
+
+    async def one(key: str) -> bool:
+        nonlocal signalled
+        async with limit:
+            try:
+                await client.get_workflow_handle(workflow_id_for(key)).signal(
+                    FinePaymentWorkflow.link_recovered
+                )
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    return False  # the sweeper starts it; it checks at once then
+                raise
+            signalled += 1
+            if on_progress is not None:
+                on_progress(signalled)
+            return True
+
+    return sum(await asyncio.gather(*(one(k) for k in decision_keys)))

@@ -10,24 +10,29 @@ histories carry them.
 # it converts, and string annotations make it compile and evaluate each one
 # every time (≈ 40 µs per dataclass, several per saga step).
 from dataclasses import dataclass, field
-from typing import Final
+from enum import StrEnum
 
-# What a bank answered, flattened for the wire. ``kind`` is one of:
-SUCCEEDED: Final = "succeeded"
-DECLINED: Final = "declined"
-PENDING: Final = "pending"
-OUTCOME_UNKNOWN: Final = "outcome_unknown"
-LINK_DOWN: Final = "link_down"
-NOT_FOUND: Final = "not_found"
-# ...or the payment was already final in the ledger (a replayed step, or
-# booked meanwhile by another path; ``bank_ref`` is then the one it was booked
-# with, None in histories recorded before it was sent):
-ALREADY_FINAL: Final = "already_final"
+from domain.outcomes import SettleOutcome
+
+
+class OutcomeKind(StrEnum):
+    """What a bank answered, flattened for the wire (``BankOutcome.kind``)."""
+
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    PENDING = "pending"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    LINK_DOWN = "link_down"
+    NOT_FOUND = "not_found"
+    # ...or the payment was already final in the ledger (a replayed step, or
+    # booked meanwhile by another path; ``bank_ref`` is then the one it was
+    # booked with):
+    ALREADY_FINAL = "already_final"
 
 
 @dataclass(frozen=True)
 class BankOutcome:
-    kind: str
+    kind: OutcomeKind
     bank_ref: str | None = None
     reason: str = ""
     payment_status: str = ""
@@ -63,6 +68,9 @@ class FinePaymentInput:
 
 @dataclass(frozen=True)
 class FinePaymentResult:
+    """What became of one payment: FinePayment's result, and ExternalDebit's
+    for the payment it recorded."""
+
     payment_id: str
     status: str
     receipt_series: str | None = None
@@ -75,7 +83,7 @@ class BankUpdate:
     """A bank's word on a payment, from a verified webhook."""
 
     payment_id: str
-    kind: str
+    kind: OutcomeKind
     bank_ref: str | None = None
     reason: str = ""
 
@@ -120,24 +128,13 @@ class SettleInput:
 
 
 @dataclass(frozen=True)
-class SettleResult:
-    outcome: str  # "settled" | "duplicate" | "refunded"
-
-
-@dataclass(frozen=True)
 class SettledWithReceipt:
     """``payment.settle_with_receipt``: the settlement, and the receipt when
-    the payment settles its fine (outcome "settled")."""
+    the payment settles its fine (``SettleOutcome.SETTLED``)."""
 
-    outcome: str  # "settled" | "duplicate" | "refunded"
+    outcome: SettleOutcome
     receipt_series: str | None = None
     receipt_number: int | None = None
-
-
-@dataclass(frozen=True)
-class ReceiptInfo:
-    series: str
-    number: int
 
 
 @dataclass(frozen=True)
@@ -172,15 +169,6 @@ class ExternalDebitInput:
 
 
 @dataclass(frozen=True)
-class ExternalDebitResult:
-    payment_id: str
-    status: str
-    receipt_series: str | None = None
-    receipt_number: int | None = None
-    refunded: bool = False
-
-
-@dataclass(frozen=True)
 class Done:
     """The answer of an activity that only does something."""
 
@@ -193,3 +181,36 @@ class DoubleDebitInput:
 
     payment_id: str
     bank_ref: str
+
+
+@dataclass(frozen=True)
+class LinkRecoveryInput:
+    bank: str
+
+
+@dataclass(frozen=True)
+class RecoverBankInput:
+    bank: str
+
+
+@dataclass
+class RecoveryReport:
+    """What one pass of the link recovery (or, summed, a run) did."""
+
+    bank: str
+    in_doubt: int = 0  # payments in doubt when the pass began
+    checked: int = 0  # status checks the bank answered
+    settled: int = 0  # confirmed debits booked and receipted in bulk
+    duplicates: int = 0  # confirmed debits of already paid fines (left to refund)
+    left_to_workflows: int = 0  # declined, unknown to the bank, or no answer
+    woken: int = 0  # payment workflows signalled afterwards
+    passes: int = 0
+
+    def add(self, other: "RecoveryReport") -> None:
+        self.in_doubt += other.in_doubt
+        self.checked += other.checked
+        self.settled += other.settled
+        self.duplicates += other.duplicates
+        self.left_to_workflows += other.left_to_workflows
+        self.woken += other.woken
+        self.passes += other.passes

@@ -13,136 +13,40 @@ immediate re-check when the prober signals that the bank's link is back).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from domain.outcomes import SettleOutcome
+    from workflows.common import BANK_CALL, LEDGER_STEP, local, remote
     from workflows.payment import types as wt
+    from workflows.payment.activities import PaymentActivities as Steps
+    from workflows.payment.types import OutcomeKind as Kind
 
 TASK_QUEUE_DEFAULT = "fine-payments"
 WORKFLOW_ID_PREFIX = "fine-payment/"
 MAX_QUEUED_UPDATES = 50
-T = TypeVar("T")
 
-NON_RETRYABLE = ["InvalidTransitionError", "InvalidRequestError", "ReceiptNotAllowed"]
-# Bank calls: the adapter maps every bank problem to a result, so an activity
-# failure here is our own (database, bug); retry it, bounded in time.
-BANK_CALL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=NON_RETRYABLE,
-)
-BANK_CALL_TIMEOUT = timedelta(seconds=30)
-BANK_CALL_SCHEDULE_TO_CLOSE = timedelta(hours=1)
-# After a debit, forward recovery: book, receipt, refund until done (bounded
-# by a week, after which an operator must look; alerts fire long before).
-LEDGER_STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=NON_RETRYABLE,
-)
-LEDGER_STEP_TIMEOUT = timedelta(seconds=30)
-LEDGER_STEP_SCHEDULE_TO_CLOSE = timedelta(days=7)
-# Every step runs as a local activity (in the worker, inside the workflow
-# task, with the same timeouts and retry policy) instead of a round trip
-# through the Temporal server each: on the 2-core reference machine a remote
-# activity costs the server and SDK more CPU than our step itself (see
-# docs/benchmarks.md). Every step is idempotent (bank calls by our key,
-# ledger steps by payment), so the re-run a crashed worker causes is
-# harmless, as for a retried activity; retries whose backoff passes the
-# threshold wait on a durable timer. Under the same patch the receipt's
-# notice is queued by ``payment.issue_receipt`` itself (no ``payment.notify``
-# step). Runs started before this change keep remote activities and the
-# notify step (``workflow.patched``), so their histories still replay.
-LOCAL_STEPS_PATCH = "local-steps"
-LOCAL_RETRY_THRESHOLD = timedelta(minutes=1)
-# Remote still: refunds (rare, retried for days, worth seeing as activities)
-# and the step that closes every run. A run that completes in a workflow
-# task which ran local activities is refused by the server when a signal (a
-# bank webhook, typically) came in meanwhile, and every local step of that
-# task then runs again; closing with a remote activity means a signal never
-# makes the debit, settlement or receipt run twice.
-REMOTE_STEPS = frozenset({"payment.refund", "payment.next_live_payment"})
-# Since this patch a confirmed debit is booked and receipted in one step and
-# one transaction (``payment.settle_with_receipt``) instead of ``payment.settle``
-# then ``payment.issue_receipt``: one local activity, workflow activation and
-# database transaction less per payment, and no settled payment ever waits
-# for its receipt. Runs recorded before it replay the two steps. It implies
-# ``LOCAL_STEPS_PATCH`` (it came later), so a run started since records this
-# patch alone, asked first at the run's first step: every patch costs the
-# server a marker and a search-attribute upsert per run.
-SETTLE_WITH_RECEIPT_PATCH = "settle-with-receipt"
-# Since this patch a run that finds its payment booked by another path (the
-# link recovery settled it while the debit call hung) books every other
-# debit the bank notified to it, as a run that settles does. Before, those
-# notifications were dropped with the run, and the money stayed unbooked
-# (found by the saga state machine test). Asked only when the ledger's
-# answer names the bank ref, which histories from before never do.
-FINAL_ELSEWHERE_PATCH = "final-elsewhere-double-debits"
-
-
-def _local_steps() -> bool:
-    # Short-circuit: a run recorded with the later patch never asks for the
-    # earlier one (no second marker); one recorded before asks, and gets,
-    # what its history says. Patch answers are fixed per run.
-    return workflow.patched(SETTLE_WITH_RECEIPT_PATCH) or workflow.patched(LOCAL_STEPS_PATCH)
-
-
-async def _step(
-    activity: str,
-    arg: object,
-    result_type: type[T],
-    start_to_close: timedelta,
-    schedule_to_close: timedelta,
-    retry: RetryPolicy,
-) -> T:
-    result: T
-    if activity not in REMOTE_STEPS and _local_steps():
-        result = await workflow.execute_local_activity(
-            activity,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=start_to_close,
-            schedule_to_close_timeout=schedule_to_close,
-            retry_policy=retry,
-            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-        )
-    else:
-        result = await workflow.execute_activity(
-            activity,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=start_to_close,
-            schedule_to_close_timeout=schedule_to_close,
-            retry_policy=retry,
-        )
-    return result
-
-
-async def bank_call(activity: str, arg: object, result_type: type[T]) -> T:
-    return await _step(
-        activity,
-        arg,
-        result_type,
-        BANK_CALL_TIMEOUT,
-        BANK_CALL_SCHEDULE_TO_CLOSE,
-        BANK_CALL_RETRY,
-    )
-
-
-async def ledger_step(activity: str, arg: object, result_type: type[T]) -> T:
-    return await _step(
-        activity,
-        arg,
-        result_type,
-        LEDGER_STEP_TIMEOUT,
-        LEDGER_STEP_SCHEDULE_TO_CLOSE,
-        LEDGER_STEP_RETRY,
-    )
+# Every step runs as a local activity (``workflows.common.local``: in the
+# worker, inside the workflow task, with the same timeouts and retry policy)
+# instead of a round trip through the Temporal server each: on the 2-core
+# reference machine a remote activity costs the server and SDK more CPU than
+# our step itself (see docs/benchmarks.md). Every step is idempotent (bank
+# calls by our key, ledger steps by payment), so the re-run a crashed worker
+# causes is harmless, as for a retried activity; retries whose backoff
+# passes the threshold wait on a durable timer.
+#
+# Remote still (``workflows.common.remote``): refunds (rare, retried for
+# days, worth seeing as activities) and the step that closes every run
+# (``next_live_payment``). A run that completes in a workflow task which ran
+# local activities is refused by the server when a signal (a bank webhook,
+# typically) came in meanwhile, and every local step of that task then runs
+# again; closing with a remote activity means a signal never makes the
+# debit, settlement or receipt run twice.
+#
+# A confirmed debit is booked and receipted in one step and one transaction
+# (``payment.settle_with_receipt``): no settled payment ever waits for its
+# receipt, and the receipt's notice is queued in the same transaction.
 
 
 def workflow_id_for(decision_key: str) -> str:
@@ -191,7 +95,7 @@ class FinePaymentWorkflow:
             outcome = await self._verify(inp, datetime.fromisoformat(inp.verifying_since))
         else:
             outcome = await self._first_send(inp.payment_id, policy)
-            if outcome.kind in (wt.PENDING, wt.OUTCOME_UNKNOWN):
+            if outcome.kind in (Kind.PENDING, Kind.OUTCOME_UNKNOWN):
                 outcome = await self._verify(inp, workflow.now())
         result = await self._finish(inp.payment_id, outcome)
         await self._continue_with_queued(inp, result.payment_id)
@@ -200,10 +104,10 @@ class FinePaymentWorkflow:
 
     # -- sending -------------------------------------------------------------
     async def _send(self, payment_id: str, *, resend: bool, verifying: bool) -> wt.BankOutcome:
-        return await bank_call(
-            "payment.send_debit",
+        return await local(
+            Steps.send_debit,
             wt.SendDebitInput(payment_id, resend=resend, verifying=verifying),
-            wt.BankOutcome,
+            BANK_CALL,
         )
 
     async def _first_send(self, payment_id: str, policy: wt.VerifyPolicy) -> wt.BankOutcome:
@@ -212,12 +116,12 @@ class FinePaymentWorkflow:
         self._state = "sending"
         started = workflow.now()
         outcome = await self._send(payment_id, resend=False, verifying=False)
-        while outcome.kind == wt.LINK_DOWN:
+        while outcome.kind == Kind.LINK_DOWN:
             waited = (workflow.now() - started).total_seconds()
             if waited >= policy.link_down_window_seconds:
                 reason = "bank unavailable, nothing debited"
-                await ledger_step("payment.decline", wt.DeclineInput(payment_id, reason), wt.Done)
-                return wt.BankOutcome(wt.DECLINED, reason=reason)
+                await local(Steps.decline, wt.DeclineInput(payment_id, reason), LEDGER_STEP)
+                return wt.BankOutcome(Kind.DECLINED, reason=reason)
             self._state = "waiting for the bank link"
             await self._sleep_or_wake(payment_id, policy.link_down_retry_seconds)
             update = self._take_update(payment_id)
@@ -237,25 +141,25 @@ class FinePaymentWorkflow:
         for _ in range(policy.polls_before_continue_as_new):
             woken = await self._sleep_or_wake(payment_id, interval)
             update = self._take_update(payment_id)
-            if update is not None and update.kind in (wt.SUCCEEDED, wt.DECLINED):
+            if update is not None and update.kind in (Kind.SUCCEEDED, Kind.DECLINED):
                 return update
             after_recovery, self._link_back = self._link_back, False
-            outcome = await bank_call(
-                "payment.check_status",
+            outcome = await local(
+                Steps.check_status,
                 wt.StatusCheckInput(payment_id, after_link_recovery=after_recovery),
-                wt.BankOutcome,
+                BANK_CALL,
             )
-            if outcome.kind == wt.NOT_FOUND:
+            if outcome.kind == Kind.NOT_FOUND:
                 # The bank never got it: resend with the same key (it dedups).
                 outcome = await self._send(payment_id, resend=True, verifying=True)
-            if outcome.kind in (wt.SUCCEEDED, wt.DECLINED, wt.ALREADY_FINAL):
+            if outcome.kind in (Kind.SUCCEEDED, Kind.DECLINED, Kind.ALREADY_FINAL):
                 return outcome
             age = (workflow.now() - since).total_seconds()
             if not alert_raised and age >= policy.in_doubt_alert_seconds:
-                await ledger_step(
-                    "payment.raise_in_doubt_alert",
+                await local(
+                    Steps.raise_in_doubt_alert,
                     wt.InDoubtAlertInput(payment_id, int(age)),
-                    wt.Done,
+                    LEDGER_STEP,
                 )
                 alert_raised = True
             interval = (
@@ -292,12 +196,12 @@ class FinePaymentWorkflow:
         mine = [u for u in self._updates if u.payment_id == payment_id]
         self._updates = [u for u in self._updates if u.payment_id != payment_id]
         chosen: wt.BankUpdate | None = None
-        for kind in (wt.SUCCEEDED, wt.DECLINED):
+        for kind in (Kind.SUCCEEDED, Kind.DECLINED):
             chosen = next((u for u in mine if u.kind == kind), None)
             if chosen is not None:
                 break
         self._strays.extend(
-            u for u in mine if u is not chosen and u.kind == wt.SUCCEEDED and u.bank_ref
+            u for u in mine if u is not chosen and u.kind == Kind.SUCCEEDED and u.bank_ref
         )
         if chosen is None:
             return None
@@ -314,17 +218,15 @@ class FinePaymentWorkflow:
         while True:
             mine = [u for u in self._updates if u.payment_id == payment_id]
             self._updates = [u for u in self._updates if u.payment_id != payment_id]
-            self._strays.extend(u for u in mine if u.kind == wt.SUCCEEDED and u.bank_ref)
+            self._strays.extend(u for u in mine if u.kind == Kind.SUCCEEDED and u.bank_ref)
             refs = sorted({u.bank_ref for u in self._strays if u.bank_ref} - booked)
             self._strays.clear()
             if not refs:
                 return
             for ref in refs:
                 booked.add(ref)
-                duplicate = await ledger_step(
-                    "payment.record_double_debit",
-                    wt.DoubleDebitInput(payment_id, ref),
-                    wt.PaymentRef,
+                duplicate = await local(
+                    Steps.record_double_debit, wt.DoubleDebitInput(payment_id, ref), LEDGER_STEP
                 )
                 await settle_and_receipt(
                     duplicate.payment_id, ref, f"bank debited payment {payment_id} twice"
@@ -338,26 +240,24 @@ class FinePaymentWorkflow:
 
     # -- finishing -----------------------------------------------------------
     async def _finish(self, payment_id: str, outcome: wt.BankOutcome) -> wt.FinePaymentResult:
-        if outcome.kind == wt.ALREADY_FINAL:
+        if outcome.kind == Kind.ALREADY_FINAL:
             self._state = outcome.payment_status
-            if outcome.bank_ref is not None and workflow.patched(FINAL_ELSEWHERE_PATCH):
+            if outcome.bank_ref is not None:
                 # Booked by another path (the link recovery, a webhook) while
                 # this run waited on the bank: any other booking the bank
                 # notified to this run is still ours to book and refund.
                 self._settled_ref = outcome.bank_ref
                 await self._book_double_debits(payment_id, outcome.bank_ref)
-            return await ledger_step(
-                "payment.result", wt.PaymentRef(payment_id), wt.FinePaymentResult
-            )
-        if outcome.kind == wt.DECLINED:
-            await ledger_step(
-                "payment.decline",
+            return await local(Steps.result, wt.PaymentRef(payment_id), LEDGER_STEP)
+        if outcome.kind == Kind.DECLINED:
+            await local(
+                Steps.decline,
                 wt.DeclineInput(payment_id, outcome.reason or "declined by the bank"),
-                wt.Done,
+                LEDGER_STEP,
             )
             self._state = "declined"
             return wt.FinePaymentResult(payment_id, "declined")
-        assert outcome.kind == wt.SUCCEEDED, outcome
+        assert outcome.kind == Kind.SUCCEEDED, outcome
         assert outcome.bank_ref, "a succeeded debit always has the bank's reference"
         result = await settle_and_receipt(payment_id, outcome.bank_ref, "bank confirmed the debit")
         self._settled_ref = outcome.bank_ref
@@ -370,9 +270,7 @@ class FinePaymentWorkflow:
         again when one arrives while we are finishing."""
         while True:
             self._queued = [p for p in self._queued if p != done_id]
-            nxt = await ledger_step(
-                "payment.next_live_payment", wt.PaymentRef(done_id), wt.NextPayment
-            )
+            nxt = await remote(Steps.next_live_payment, wt.PaymentRef(done_id), LEDGER_STEP)
             if nxt.payment_id is not None:
                 await self._book_late_double_debits()
                 workflow.continue_as_new(
@@ -388,34 +286,21 @@ class FinePaymentWorkflow:
 
 
 async def settle_and_receipt(payment_id: str, bank_ref: str, cause: str) -> wt.FinePaymentResult:
-    """Book the debit; the payment that pays the fine gets the receipt, a
-    duplicate is refunded (shared with ExternalDebitWorkflow)."""
+    """Book the debit; the payment that pays the fine gets the receipt (same
+    step), a duplicate is refunded (shared with ExternalDebitWorkflow)."""
     settle = wt.SettleInput(payment_id, bank_ref, cause)
-    settled: wt.SettleResult | wt.SettledWithReceipt
-    if workflow.patched(SETTLE_WITH_RECEIPT_PATCH):
-        settled = await ledger_step("payment.settle_with_receipt", settle, wt.SettledWithReceipt)
-        if settled.outcome == "settled":
-            assert settled.receipt_series is not None, settled
-            assert settled.receipt_number is not None, settled
-            return wt.FinePaymentResult(
-                payment_id,
-                "succeeded",
-                receipt_series=settled.receipt_series,
-                receipt_number=settled.receipt_number,
-            )
-    else:
-        settled = await ledger_step("payment.settle", settle, wt.SettleResult)
-    if settled.outcome == "refunded":
+    settled = await local(Steps.settle_with_receipt, settle, LEDGER_STEP)
+    if settled.outcome == SettleOutcome.SETTLED:
+        assert settled.receipt_series is not None, settled
+        assert settled.receipt_number is not None, settled
+        return wt.FinePaymentResult(
+            payment_id,
+            "succeeded",
+            receipt_series=settled.receipt_series,
+            receipt_number=settled.receipt_number,
+        )
+    if settled.outcome == SettleOutcome.REFUNDED:
         return wt.FinePaymentResult(payment_id, "refunded", refunded=True)
-    if settled.outcome == "duplicate":
-        refund = await ledger_step("payment.refund", wt.PaymentRef(payment_id), wt.RefundResult)
-        status = "refunded" if refund.done else "succeeded"
-        return wt.FinePaymentResult(payment_id, status, refunded=refund.done)
-    receipt = await ledger_step("payment.issue_receipt", wt.PaymentRef(payment_id), wt.ReceiptInfo)
-    if not workflow.patched(LOCAL_STEPS_PATCH):
-        # Since the patch, issue_receipt queues the notice in its own
-        # transaction; runs started before it still have this step.
-        await ledger_step("payment.notify", wt.PaymentRef(payment_id), wt.Done)
-    return wt.FinePaymentResult(
-        payment_id, "succeeded", receipt_series=receipt.series, receipt_number=receipt.number
-    )
+    refund = await remote(Steps.refund, wt.PaymentRef(payment_id), LEDGER_STEP)
+    status = "refunded" if refund.done else "succeeded"
+    return wt.FinePaymentResult(payment_id, status, refunded=refund.done)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Final
+from datetime import date, datetime
+from typing import ClassVar, Final
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +37,7 @@ from ledger.reconciliation import followup as follow
 from ledger.reconciliation import load as recon
 from observability.metrics import reconciliation_discrepancies, reconciliation_lines_total
 from workflows.payment import types as wt
+from workflows.payment.activities import RefundNotConfirmedError, utc_now
 from workflows.payment.client import (
     SagaConfig,
     signal_bank_update,
@@ -54,12 +55,10 @@ SUSPENSE_BATCH: Final = 500
 SUSPENSE_BATCHES_MAX: Final = 2_000
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class UnknownBankError(Exception):
     """The run names a bank this worker has no adapter for."""
+
+    non_retryable: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -296,7 +295,9 @@ class ReconciliationActivities:
         """Tell the payment's workflow the bank has the money. If it has no
         workflow (never started, or lost), start one first: it resends with
         the same key, the bank deduplicates, and the signal settles it."""
-        update = wt.BankUpdate(str(payment.id), wt.SUCCEEDED, bank_ref, "bank statement")
+        update = wt.BankUpdate(
+            str(payment.id), wt.OutcomeKind.SUCCEEDED, bank_ref, "bank statement"
+        )
         try:
             await signal_bank_update(self._deps.client, payment.decision_key, update)
         except RPCError as err:
@@ -350,7 +351,9 @@ class ReconciliationActivities:
         retry: the bank refunds once), then book it."""
         async with self._engine.connect() as conn:
             approval = await disc.approved_request(conn, inp.approval_id)
-        done = rt.DiscrepancyActionResult(inp.discrepancy_id, inp.approval_id, "refunded")
+        done = rt.DiscrepancyActionResult(
+            inp.discrepancy_id, inp.approval_id, rt.ActionOutcome.REFUNDED
+        )
         if approval.status == "executed":
             return done
         payload = approval.payload
@@ -373,7 +376,7 @@ class ReconciliationActivities:
                         conn, approval.id, f"the bank declined the refund: {reason}", self._now()
                     )
                 return rt.DiscrepancyActionResult(
-                    inp.discrepancy_id, inp.approval_id, "failed", reason
+                    inp.discrepancy_id, inp.approval_id, rt.ActionOutcome.FAILED, reason
                 )
             case Pending() | OutcomeUnknown() | LinkDown():
                 raise RefundNotConfirmedError(
@@ -402,7 +405,9 @@ class ReconciliationActivities:
         )
         async with self._engine.begin() as conn:
             await disc.release_for_match(conn, approval.id, self._now())
-        return rt.DiscrepancyActionResult(inp.discrepancy_id, inp.approval_id, "matched")
+        return rt.DiscrepancyActionResult(
+            inp.discrepancy_id, inp.approval_id, rt.ActionOutcome.MATCHED
+        )
 
     def all(self) -> list[Callable[..., object]]:
         return [
@@ -416,7 +421,3 @@ class ReconciliationActivities:
             self.refund,
             self.manual_match,
         ]
-
-
-class RefundNotConfirmedError(Exception):
-    """The bank has not confirmed a refund yet; the activity is retried."""

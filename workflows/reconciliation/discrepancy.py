@@ -15,42 +15,17 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.common import BANK_WAIT, LEDGER_STEP, remote
     from workflows.disputes.types import DECISION_SIGNAL, ApprovalDecision
-    from workflows.payment.workflow import (
-        LEDGER_STEP_SCHEDULE_TO_CLOSE,
-        LEDGER_STEP_TIMEOUT,
-        NON_RETRYABLE,
-    )
     from workflows.reconciliation import types as rt
+    from workflows.reconciliation.activities import ReconciliationActivities as Steps
 
 WORKFLOW_ID_PREFIX = "discrepancy/"
 CHECK_INTERVAL = timedelta(hours=1)
-T = TypeVar("T")
-# What retrying cannot change: a person must look.
-ACTION_NON_RETRYABLE = [
-    *NON_RETRYABLE,
-    "NotApprovedError",
-    "ApprovalNotPendingError",
-    "DiscrepancyActionError",
-    "DiscrepancyClosedError",
-    "NotFoundError",
-]
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=ACTION_NON_RETRYABLE,
-)
-# A refund the bank has not confirmed yet is asked again, with the same key,
-# for up to a week.
-BANK_WAIT_TIMEOUT = timedelta(seconds=60)
-BANK_WAIT_SCHEDULE_TO_CLOSE = timedelta(days=7)
 
 
 def workflow_id_for(discrepancy_id: int) -> str:
@@ -77,20 +52,19 @@ class DiscrepancyActionWorkflow:
         status = await self._await_decision(inp, ref)
         if status != "approved":
             self._state = status
-            outcome = status if status in ("rejected", "expired") else "failed"
+            outcome = (
+                rt.ActionOutcome(status)
+                if status in (rt.ActionOutcome.REJECTED, rt.ActionOutcome.EXPIRED)
+                else rt.ActionOutcome.FAILED
+            )
             return rt.DiscrepancyActionResult(inp.discrepancy_id, inp.approval_id, outcome, status)
         self._state = f"carrying out {inp.action}"
         if inp.action == "refund":
-            result: rt.DiscrepancyActionResult = await workflow.execute_activity(
-                "discrepancy.refund",
-                ref,
-                result_type=rt.DiscrepancyActionResult,
-                start_to_close_timeout=BANK_WAIT_TIMEOUT,
-                schedule_to_close_timeout=BANK_WAIT_SCHEDULE_TO_CLOSE,
-                retry_policy=STEP_RETRY,
-            )
+            # A refund the bank has not confirmed yet is asked again, with
+            # the same key, for up to a week.
+            result = await remote(Steps.refund, ref, BANK_WAIT)
         else:
-            result = await self._step("discrepancy.manual_match", ref, rt.DiscrepancyActionResult)
+            result = await remote(Steps.manual_match, ref, LEDGER_STEP)
         self._state = result.outcome
         return result
 
@@ -99,24 +73,13 @@ class DiscrepancyActionWorkflow:
         while True:
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
-                expired = await self._step("discrepancy.expire", ref, rt.ApprovalStatus)
+                expired = await remote(Steps.expire, ref, LEDGER_STEP)
                 return expired.status
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._woken, timeout=min(remaining, CHECK_INTERVAL)
                 )
             self._woken = False
-            current = await self._step("discrepancy.approval_status", ref, rt.ApprovalStatus)
+            current = await remote(Steps.approval_status, ref, LEDGER_STEP)
             if current.status != "pending":
                 return current.status
-
-    async def _step(self, activity: str, arg: object, result_type: type[T]) -> T:
-        result: T = await workflow.execute_activity(
-            activity,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=LEDGER_STEP_TIMEOUT,
-            schedule_to_close_timeout=LEDGER_STEP_SCHEDULE_TO_CLOSE,
-            retry_policy=STEP_RETRY,
-        )
-        return result

@@ -5,9 +5,25 @@ and recorded histories carry their names)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-HEAL: str = "heal"
-DUPLICATE: str = "duplicate"
+
+class ActPhase(StrEnum):
+    """The saga steps of a run, in order (``ledger.reconciliation.followup``
+    selects the lines of each by the same words)."""
+
+    HEAL = "heal"  # lines that pay a fine
+    DUPLICATE = "duplicate"  # second payments of a fine, once it is paid
+
+
+class ActionOutcome(StrEnum):
+    """How a discrepancy's approved-or-not action ended."""
+
+    REFUNDED = "refunded"
+    MATCHED = "matched"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,7 @@ class LoadResult:
 @dataclass(frozen=True)
 class ActInput:
     bank: str
-    phase: str  # HEAL | DUPLICATE
+    phase: ActPhase
     batch: int
 
 
@@ -124,5 +140,5 @@ class ApprovalStatus:
 class DiscrepancyActionResult:
     discrepancy_id: int
     approval_id: int
-    outcome: str  # "refunded" | "matched" | "rejected" | "expired" | "failed"
+    outcome: ActionOutcome
     detail: str = ""

@@ -20,46 +20,33 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.business_time import VIETNAM_UTC_OFFSET
-    from workflows.payment import types as wt
-    from workflows.payment.workflow import ledger_step
+    from workflows.common import LEDGER_STEP, StepPolicy, backoff, local, remote
     from workflows.reconciliation import types as rt
+    from workflows.reconciliation.activities import ReconciliationActivities as Steps
 
 WORKFLOW_ID_PREFIX = "reconciliation/"
 UPLOAD_WORKFLOW_ID_PREFIX = "reconciliation-upload/"
 # Vietnam has kept UTC+7 without daylight saving since 1975; a fixed offset
 # keeps the workflow free of time zone files.
 
-# Loading: a bad or missing statement will not get better by retrying now;
-# a bank that does not answer may, within the half hour.
-LOAD_NON_RETRYABLE = [
-    "StatementParseError",
-    "StatementNotAvailableError",
-    "BankProtocolError",
-    "ValidationError",
-    "NotFoundError",
-    "UnknownBankError",
-]
-LOAD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=2),
-    non_retryable_error_types=LOAD_NON_RETRYABLE,
+# Loading: a bad or missing statement will not get better by retrying now
+# (its errors say so themselves: ``workflows.interceptors``); a bank that does
+# not answer may, within the half hour. A million-line statement loads in
+# seconds; the bound is for a slow bank.
+LOAD = StepPolicy(
+    timedelta(minutes=15),
+    timedelta(minutes=30),
+    backoff(timedelta(seconds=5), timedelta(minutes=2)),
 )
-# A million-line statement loads in seconds; the bound is for a slow bank.
-LOAD_TIMEOUT = timedelta(minutes=15)
-LOAD_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
-ACT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
+ACT = StepPolicy(
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    backoff(timedelta(seconds=1), timedelta(seconds=30)),
 )
-ACT_TIMEOUT = timedelta(minutes=5)
-ACT_SCHEDULE_TO_CLOSE = timedelta(minutes=30)
 ACT_BATCH = 200
 ACT_BATCHES_MAX = 500  # 100,000 steps per run; the rest waits for the next run
 DUPLICATE_WAITS_MAX = 30
@@ -98,25 +85,20 @@ class ReconciliationWorkflow:
                 (workflow.now() + VIETNAM_UTC_OFFSET).date() + timedelta(days=inp.day_offset_days)
             ).isoformat()
         )
-        run = await ledger_step(
-            "recon.begin",
+        # The database steps run locally (one marker each, no round trip);
+        # loading and the saga steps remote: long, and worth seeing.
+        run = await local(
+            Steps.begin,
             rt.BeginInput(inp.bank, str(statement_date), inp.reconciliation_id, inp.trigger),
-            rt.RunRef,
+            LEDGER_STEP,
         )
         self._state = "loading"
         try:
-            await workflow.execute_activity(
-                "recon.load",
-                run,
-                result_type=rt.LoadResult,
-                start_to_close_timeout=LOAD_TIMEOUT,
-                schedule_to_close_timeout=LOAD_SCHEDULE_TO_CLOSE,
-                retry_policy=LOAD_RETRY,
-            )
+            await remote(Steps.load, run, LOAD)
         except ActivityError as err:
             message = _failure_message(err)
             self._state = "failed"
-            await ledger_step("recon.fail", rt.FailInput(run.reconciliation_id, message), wt.Done)
+            await local(Steps.fail, rt.FailInput(run.reconciliation_id, message), LEDGER_STEP)
             return rt.ReconciliationResult(
                 run.reconciliation_id,
                 "failed",
@@ -125,32 +107,25 @@ class ReconciliationWorkflow:
                 error=message,
             )
         self._state = "healing"
-        await self._act(run.bank, rt.HEAL)
+        await self._act(run.bank, rt.ActPhase.HEAL)
         self._state = "refunding duplicates"
-        await self._act(run.bank, rt.DUPLICATE)
+        await self._act(run.bank, rt.ActPhase.DUPLICATE)
         self._state = "finishing"
-        result = await ledger_step("recon.finish", run, rt.ReconciliationResult)
+        result = await local(Steps.finish, run, LEDGER_STEP)
         self._state = result.status
         return result
 
-    async def _act(self, bank: str, phase: str) -> None:
+    async def _act(self, bank: str, phase: rt.ActPhase) -> None:
         """Run the phase's saga steps in batches. Duplicates wait (durably, a
         bounded time) for the fine they duplicate to be paid; what is left is
         taken up by the next run."""
         waits = 0
         for _ in range(ACT_BATCHES_MAX):
-            result = await workflow.execute_activity(
-                "recon.act",
-                rt.ActInput(bank, phase, ACT_BATCH),
-                result_type=rt.ActResult,
-                start_to_close_timeout=ACT_TIMEOUT,
-                schedule_to_close_timeout=ACT_SCHEDULE_TO_CLOSE,
-                retry_policy=ACT_RETRY,
-            )
+            result = await remote(Steps.act, rt.ActInput(bank, phase, ACT_BATCH), ACT)
             if result.remaining == 0:
                 return
             if result.done == 0:
-                if phase == rt.HEAL or waits >= DUPLICATE_WAITS_MAX:
+                if phase == rt.ActPhase.HEAL or waits >= DUPLICATE_WAITS_MAX:
                     return  # failing steps: kept for the next run
                 waits += 1
                 await workflow.sleep(DUPLICATE_WAIT)

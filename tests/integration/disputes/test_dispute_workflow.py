@@ -10,55 +10,56 @@ reminders sent); evidence while the bank link is down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.core.audit import verify_audit_chain
 from ledger.core.postings import balances, posting_sums
 from reconciler.devstack.temporal import TemporalInfo
-from reconciler.wiring import build_adapters
-from reconciler.worker import build_worker
 from tests.support.api import make_token
 from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
 from workflows.disputes import types as dt
-from workflows.disputes.activities import DisputeActivities, DisputeDeps
 
 Who = dict[str, str]
+StackFactory = Callable[..., AbstractAsyncContextManager[SagaStack]]
+FINE_VND = 800_000
 
 
-@contextlib.asynccontextmanager
-async def dispute_stack(
+@pytest.fixture
+def dispute_stack(
     tmp_path: Path,
     engine: AsyncEngine,
     db_url: str,
-    temporal: TemporalInfo,
+    temporal_server: TemporalInfo,
     task_queue: str,
-    **overrides: Any,
-) -> AsyncIterator[SagaStack]:
-    async with saga_stack(
-        tmp_path, engine, db_url, temporal.address, task_queue, start_worker=False, **overrides
-    ) as stack:
-        disputes = DisputeActivities(
-            DisputeDeps(engine, build_adapters(stack.settings, stack.session))
+) -> StackFactory:
+    """A stack whose worker runs the dispute workflow (with the settings
+    overrides a test passes)."""
+
+    def make(**overrides: Any) -> AbstractAsyncContextManager[SagaStack]:
+        return saga_stack(
+            tmp_path,
+            engine,
+            db_url,
+            temporal_server.address,
+            task_queue,
+            full_worker=True,
+            **overrides,
         )
-        stack.new_worker = lambda: build_worker(  # type: ignore[method-assign]
-            stack.client, task_queue, stack.activities, dispute_activities=disputes
-        )
-        # Workflow ids are dispute/<id> on a Temporal server shared by the
-        # whole session: start every test's ids somewhere else.
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("SELECT setval('disputes_id_seq', :n)"), {"n": secrets.randbelow(10**12) + 1}
-            )
-        await stack.start_worker()
-        yield stack
+
+    return make
+
+
+async def _begin(stack: SagaStack) -> tuple[dict[str, Who], str]:
+    """The people who act, and an unpaid fine."""
+    return await _people(stack.engine), await stack.new_fine(FINE_VND)
 
 
 async def _people(engine: AsyncEngine) -> dict[str, Who]:
@@ -104,6 +105,12 @@ async def _request(stack: SagaStack, who: Who, dispute_id: int, action: str) -> 
     return int(body["approval"]["id"])
 
 
+async def _decide(
+    stack: SagaStack, who: Who, approval_id: int, decision: str, **kw: Any
+) -> tuple[int, Any]:
+    return await _call(stack, "POST", f"/api/v1/approvals/{approval_id}/{decision}", who, **kw)
+
+
 async def _dispute(stack: SagaStack, who: Who, dispute_id: int) -> dict[str, Any]:
     status, body = await _call(stack, "GET", f"/api/v1/disputes/{dispute_id}", who)
     assert status == 200, body
@@ -141,50 +148,37 @@ async def _audit_actions(engine: AsyncEngine) -> list[str]:
         return [r.action for r in rows]
 
 
-async def test_approved_confirm_pays_the_fine_with_one_receipt(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> None:
-    async with dispute_stack(tmp_path, engine, db_url, temporal_server, task_queue) as stack:
-        who = await _people(engine)
-        number = await stack.new_fine(800_000)
+async def test_approved_confirm_pays_the_fine_with_one_receipt(dispute_stack: StackFactory) -> None:
+    async with dispute_stack() as stack:
+        who, number = await _begin(stack)
         # The citizen paid by their own transfer, without our reference: the
         # ledger never heard of it.
-        transfer = await stack.admins["hnbank"].transfer(PAYER, 800_000, "NOP PHAT GIAO THONG")
-        opened = await _open(stack, who["fin"], number, "hnbank", 800_000, transfer["bank_ref"])
+        transfer = await stack.admins["hnbank"].transfer(PAYER, FINE_VND, "NOP PHAT GIAO THONG")
+        opened = await _open(stack, who["fin"], number, "hnbank", FINE_VND, transfer["bank_ref"])
         assert opened["evidence"]["fine"]["status"] == "unpaid"
         approval_id = await _request(stack, who["fin"], opened["id"], "confirm")
-        status, body = await _call(
-            stack, "POST", f"/api/v1/approvals/{approval_id}/approve", who["fin"]
-        )
+        status, body = await _decide(stack, who["fin"], approval_id, "approve")
         assert status == 403  # finance may not approve at all
-        status, body = await _call(
-            stack,
-            "POST",
-            f"/api/v1/approvals/{approval_id}/approve",
-            who["appr"],
-            json={"reason": "statement line checked"},
+        status, body = await _decide(
+            stack, who["appr"], approval_id, "approve", json={"reason": "statement line checked"}
         )
         assert status == 200, body
         assert body["workflow_signalled"] is True
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.CONFIRMED
+        assert outcome.outcome == dt.Resolution.CONFIRMED
         dispute = await _wait_status(stack, who["fin"], opened["id"], "confirmed")
         assert dispute["result"]["receipt_number"] == outcome.receipt_number
         assert dispute["result"]["approved_by"] == "appr"
         fine = await stack.fine(number)
         assert fine["status"] == "paid"
         assert fine["receipt"]["number"] == outcome.receipt_number
-        async with engine.connect() as conn:
+        async with stack.engine.connect() as conn:
             receipts = (await conn.execute(text("SELECT count(*) FROM receipts"))).scalar_one()
         assert receipts == 1
         # Nothing else moved at the bank: the one transfer, no refund.
         assert [m["kind"] for m in await stack.bank_movements("hnbank")] == ["transfer"]
-        await _assert_books_and_audit(engine)
-        actions = await _audit_actions(engine)
+        await _assert_books_and_audit(stack.engine)
+        actions = await _audit_actions(stack.engine)
         for action in (
             "dispute.opened",
             "approval.requested",
@@ -197,25 +191,16 @@ async def test_approved_confirm_pays_the_fine_with_one_receipt(
             assert action in actions, action
 
 
-async def test_approved_refund_is_made_at_the_bank_once(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> None:
-    async with dispute_stack(tmp_path, engine, db_url, temporal_server, task_queue) as stack:
-        who = await _people(engine)
-        number = await stack.new_fine(800_000)
+async def test_approved_refund_is_made_at_the_bank_once(dispute_stack: StackFactory) -> None:
+    async with dispute_stack() as stack:
+        who, number = await _begin(stack)
         transfer = await stack.admins["sgbank"].transfer(PAYER, 500_000, "NOP PHAT")
         opened = await _open(stack, who["fin"], number, "sgbank", 500_000, transfer["bank_ref"])
         approval_id = await _request(stack, who["fin"], opened["id"], "refund")
-        status, body = await _call(
-            stack, "POST", f"/api/v1/approvals/{approval_id}/approve", who["appr"]
-        )
+        status, body = await _decide(stack, who["appr"], approval_id, "approve")
         assert status == 200, body
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.REFUNDED
+        assert outcome.outcome == dt.Resolution.REFUNDED
         dispute = await _wait_status(stack, who["fin"], opened["id"], "refunded")
         refunds = await stack.bank_movements("sgbank", "refund")
         assert len(refunds) == 1
@@ -223,35 +208,28 @@ async def test_approved_refund_is_made_at_the_bank_once(
         assert (refunds[0]["amount_vnd"], refunds[0]["status"]) == (500_000, "succeeded")
         assert dispute["result"]["refund_ref"] == refunds[0]["bank_ref"]
         assert (await stack.fine(number))["status"] == "unpaid"
-        async with engine.connect() as conn:
+        async with stack.engine.connect() as conn:
             left = await balances(conn, ["suspense", "bank:sgbank:clearing"])
         assert left == {"suspense": 0, "bank:sgbank:clearing": 0}
-        await _assert_books_and_audit(engine)
-        assert "dispute.refund_booked" in await _audit_actions(engine)
+        await _assert_books_and_audit(stack.engine)
+        assert "dispute.refund_booked" in await _audit_actions(stack.engine)
 
 
-async def test_rejected_approval_reopens_the_dispute(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> None:
-    async with dispute_stack(tmp_path, engine, db_url, temporal_server, task_queue) as stack:
-        who = await _people(engine)
-        number = await stack.new_fine(800_000)
-        opened = await _open(stack, who["fin"], number, "sgbank", 800_000, "FT0000000000")
+async def test_rejected_approval_reopens_the_dispute(dispute_stack: StackFactory) -> None:
+    async with dispute_stack() as stack:
+        who, number = await _begin(stack)
+        opened = await _open(stack, who["fin"], number, "sgbank", FINE_VND, "FT0000000000")
         approval_id = await _request(stack, who["fin"], opened["id"], "confirm")
-        status, body = await _call(
+        status, body = await _decide(
             stack,
-            "POST",
-            f"/api/v1/approvals/{approval_id}/reject",
             who["appr"],
+            approval_id,
+            "reject",
             json={"reason": "no such debit on the statement"},
         )
         assert status == 200, body
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.REJECTED
+        assert outcome.outcome == dt.Resolution.REJECTED
         dispute = await _dispute(stack, who["fin"], opened["id"])
         assert dispute["status"] == "open"
         assert dispute["evidence"]["fine"]["status"] == "unpaid"
@@ -259,32 +237,20 @@ async def test_rejected_approval_reopens_the_dispute(
         # Finance may ask again; the new request gets its own workflow run.
         second = await _request(stack, who["fin2"], opened["id"], "confirm")
         assert second != approval_id
-        await _assert_books_and_audit(engine)
+        await _assert_books_and_audit(stack.engine)
 
 
-async def test_nobody_decides_in_time_the_approval_expires(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> None:
+async def test_nobody_decides_in_time_the_approval_expires(dispute_stack: StackFactory) -> None:
     async with dispute_stack(
-        tmp_path,
-        engine,
-        db_url,
-        temporal_server,
-        task_queue,
         dispute_approval_timeout_seconds=2.5,
         dispute_reminder_interval_seconds=0.8,
         dispute_reminders_max=2,
     ) as stack:
-        who = await _people(engine)
-        number = await stack.new_fine(800_000)
-        opened = await _open(stack, who["fin"], number, "sgbank", 800_000, "FT0000000001")
+        who, number = await _begin(stack)
+        opened = await _open(stack, who["fin"], number, "sgbank", FINE_VND, "FT0000000001")
         approval_id = await _request(stack, who["fin"], opened["id"], "confirm")
         outcome = await _outcome(stack, opened["id"])
-        assert outcome.outcome == dt.EXPIRED
+        assert outcome.outcome == dt.Resolution.EXPIRED
         dispute = await _dispute(stack, who["fin"], opened["id"])
         assert dispute["status"] == "open"
         assert [a["status"] for a in dispute["approvals"]] == ["expired"]
@@ -293,38 +259,27 @@ async def test_nobody_decides_in_time_the_approval_expires(
         assert ("dispute.reopened", "system:timeout") in history
         reminders = [h for h in dispute["history"] if h["action"] == "approval.reminder_sent"]
         assert 1 <= len(reminders) <= 2
-        async with engine.connect() as conn:
+        async with stack.engine.connect() as conn:
             notices = (
                 await conn.execute(
                     text("SELECT count(*) FROM outbox WHERE kind = 'approval_reminder'")
                 )
             ).scalar_one()
         assert notices == len(reminders)
-        status, body = await _call(
-            stack, "POST", f"/api/v1/approvals/{approval_id}/approve", who["appr"]
-        )
+        status, body = await _decide(stack, who["appr"], approval_id, "approve")
         assert status == 409, body
-        await _assert_books_and_audit(engine)
+        await _assert_books_and_audit(stack.engine)
 
 
-async def test_evidence_says_when_the_bank_is_down(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> None:
-    async with dispute_stack(
-        tmp_path, engine, db_url, temporal_server, task_queue, evidence_bank_timeout_seconds=2.0
-    ) as stack:
-        who = await _people(engine)
+async def test_evidence_says_when_the_bank_is_down(dispute_stack: StackFactory) -> None:
+    async with dispute_stack(evidence_bank_timeout_seconds=2.0) as stack:
+        who, number = await _begin(stack)
         bank = "sgbank"
-        number = await stack.new_fine(800_000)
         status, started = await stack.pay(number, bank)
         assert status == 202
         paid = await stack.wait_payment(started["payment_id"], {"succeeded"})
         await stack.admins[bank].add_fault("link_down", seconds=60)
-        opened = await _open(stack, who["fin"], number, bank, 800_000, None)
+        opened = await _open(stack, who["fin"], number, bank, FINE_VND, None)
         evidence = opened["evidence"]
         assert evidence["bank"]["reachable"] is False
         assert "unreachable" in evidence["bank"]["note"]

@@ -3,8 +3,8 @@ and refunded by the same run, not dropped (DESIGN §4 invariant 1).
 
 The webhook path signals the payment's workflow while the payment is still
 live in the ledger; the signal can land after the workflow took its first
-bank update, while it settles and issues the receipt (one step since the
-``settle-with-receipt`` patch) or asks for the next payment. These tests put
+bank update, while it settles and issues the receipt (one step,
+``payment.settle_with_receipt``) or asks for the next payment. These tests put
 the signal exactly there, with stand-in activities on the real Temporal dev
 server and the production workflow classes."""
 
@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from domain.outcomes import SettleOutcome
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.worker import WORKFLOWS, sandbox_runner
 from workflows.payment import types as wt
@@ -42,22 +43,22 @@ class StandIns:
         if name == self.signal_during and len(self.calls[name]) == 1:
             await self.client.get_workflow_handle(self.workflow_id).signal(
                 FinePaymentWorkflow.bank_update,
-                wt.BankUpdate(self.payment_id, wt.SUCCEEDED, SECOND_REF),
+                wt.BankUpdate(self.payment_id, wt.OutcomeKind.SUCCEEDED, SECOND_REF),
             )
 
     def all(self) -> list[object]:
         @activity.defn(name="payment.send_debit")
         async def send_debit(inp: wt.SendDebitInput) -> wt.BankOutcome:
             self.calls["send_debit"].append(inp)
-            return wt.BankOutcome(wt.SUCCEEDED, bank_ref=FIRST_REF)
+            return wt.BankOutcome(wt.OutcomeKind.SUCCEEDED, bank_ref=FIRST_REF)
 
         @activity.defn(name="payment.settle_with_receipt")
         async def settle_with_receipt(inp: wt.SettleInput) -> wt.SettledWithReceipt:
             self.calls["settle_with_receipt"].append(inp)
             await self._maybe_signal("settle_with_receipt")
             if inp.payment_id == self.payment_id:
-                return wt.SettledWithReceipt("settled", "S-2026", 1)
-            return wt.SettledWithReceipt("duplicate")
+                return wt.SettledWithReceipt(SettleOutcome.SETTLED, "S-2026", 1)
+            return wt.SettledWithReceipt(SettleOutcome.DUPLICATE)
 
         @activity.defn(name="payment.next_live_payment")
         async def next_live_payment(inp: wt.PaymentRef) -> wt.NextPayment:
@@ -73,7 +74,7 @@ class StandIns:
         @activity.defn(name="payment.refund")
         async def refund(inp: wt.PaymentRef) -> wt.RefundResult:
             self.calls["refund"].append(inp)
-            return wt.RefundResult(True, wt.BankOutcome(wt.SUCCEEDED, bank_ref="RF1"))
+            return wt.RefundResult(True, wt.BankOutcome(wt.OutcomeKind.SUCCEEDED, bank_ref="RF1"))
 
         return [
             send_debit,

@@ -21,6 +21,14 @@ async def _debits(stack: SagaStack, bank: str) -> list[dict[str, object]]:
     ]
 
 
+async def _pay_under_fault(stack: SagaStack, bank: str, mode: str, **params: object) -> str:
+    """A new fine paid at ``bank`` while ``mode`` is on; the payment's id."""
+    dn = await stack.new_fine()
+    await stack.admins[bank].add_fault(mode, **params)
+    _status, started = await stack.pay(dn, bank)
+    return str(started["payment_id"])
+
+
 async def _assert_books_balance(stack: SagaStack) -> None:
     async with stack.engine.connect() as conn:
         cached = await balances(conn)
@@ -108,20 +116,16 @@ async def test_unknown_outcome_is_verified_never_failed(
 
 async def test_link_down_at_first_send_declines_with_nothing_debited(stack: SagaStack) -> None:
     bank = "sgbank"
-    dn = await stack.new_fine()
-    await stack.admins[bank].add_fault("link_down", seconds=30)
-    _status, started = await stack.pay(dn, bank)
-    payment = await stack.wait_payment(started["payment_id"], {"declined"})
+    payment_id = await _pay_under_fault(stack, bank, "link_down", seconds=30)
+    payment = await stack.wait_payment(payment_id, {"declined"})
     assert payment["decline_reason"] == "bank unavailable, nothing debited"
     assert await _debits(stack, bank) == []
 
 
 async def test_link_back_within_the_window_pays(stack: SagaStack) -> None:
     bank = "hnbank"
-    dn = await stack.new_fine()
-    await stack.admins[bank].add_fault("link_down", seconds=1.0)
-    _status, started = await stack.pay(dn, bank)
-    payment = await stack.wait_payment(started["payment_id"], {"succeeded"})
+    payment_id = await _pay_under_fault(stack, bank, "link_down", seconds=1.0)
+    payment = await stack.wait_payment(payment_id, {"succeeded"})
     assert payment["receipt"] is not None
     assert len(await _debits(stack, bank)) == 1
 

@@ -275,19 +275,8 @@ async def _debits_end_once(stack: SagaStack) -> list[str]:
                     f"{bank} debit {m['bank_ref']} is booked {len(booked)} times (request "
                     f"{m['idempotency_key']}: payments {by_key.get(m['idempotency_key'], [])})"
                 )
-                continue
-            p = booked[0]
-            receipted = receipts[str(p.id)]
-            refunded = refunds[f"rf-{p.id.hex}"]
-            if (receipted, refunded) not in ((1, 0), (0, 1)):
-                problems.append(
-                    f"{bank} debit {m['bank_ref']} (payment {p.id}, {p.status}): "
-                    f"{receipted} receipts and {refunded} refunds"
-                )
-            elif receipted and not (p.status == "succeeded" and p.settles_fine):
-                problems.append(f"payment {p.id} has a receipt but is {p.status}")
-            elif refunded and p.status != "refunded":
-                problems.append(f"payment {p.id} was refunded by {bank} but is {p.status}")
+            else:
+                problems += _ended_once(bank, m, booked[0], receipts, refunds)
         refs = {m["bank_ref"] for m in debits}
         problems += [
             f"payment {p.id} is booked with {bank} ref {p.bank_ref} the bank never debited"
@@ -311,6 +300,25 @@ async def _debits_end_once(stack: SagaStack) -> list[str]:
     settling = Counter(p.fine_id for p in payments if p.settles_fine)
     problems += [f"fine {f} is settled {n} times" for f, n in settling.items() if n > 1]
     return problems
+
+
+def _ended_once(
+    bank: str, debit: dict[str, Any], p: Any, receipts: Counter[str], refunds: Counter[str]
+) -> list[str]:
+    """A debit booked once ends with its receipt or with its refund, and the
+    payment's status says which."""
+    receipted = receipts[str(p.id)]
+    refunded = refunds[f"rf-{p.id.hex}"]
+    if (receipted, refunded) not in ((1, 0), (0, 1)):
+        return [
+            f"{bank} debit {debit['bank_ref']} (payment {p.id}, {p.status}): "
+            f"{receipted} receipts and {refunded} refunds"
+        ]
+    if receipted and not (p.status == "succeeded" and p.settles_fine):
+        return [f"payment {p.id} has a receipt but is {p.status}"]
+    if refunded and p.status != "refunded":
+        return [f"payment {p.id} was refunded by {bank} but is {p.status}"]
+    return []
 
 
 async def _unknown_never_declined(stack: SagaStack) -> list[str]:

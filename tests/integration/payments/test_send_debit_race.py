@@ -43,7 +43,7 @@ async def test_an_unknown_answer_for_a_payment_settled_meanwhile_reports_it_fina
         await pay.settle_payment(conn, payment.id, debits[0]["bank_ref"], now, "webhook (test)")
     assert not sending.done()
     outcome = await sending
-    assert (outcome.kind, outcome.payment_status) == (wt.ALREADY_FINAL, "succeeded")
+    assert (outcome.kind, outcome.payment_status) == (wt.OutcomeKind.ALREADY_FINAL, "succeeded")
     async with stack.engine.connect() as conn:
         view = await pay.payment_view(conn, payment.id)
     history = view.history

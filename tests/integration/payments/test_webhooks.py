@@ -6,13 +6,26 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 from bank_adapters.webhooks import sign_webhook
 from ledger.core.postings import balances, posting_sums
-from tests.support.stack import SagaStack, eventually
+from reconciler.devstack.temporal import TemporalInfo
+from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
+from workflows.payment.external_debit import workflow_id_for as external_workflow_id
+
+# A saga step that cannot succeed stops at its first attempt; one retried
+# instead (backoff from 0.5 s) is still running after this long.
+STOP_SECONDS_MAX = 15.0
 
 
 async def _count(stack: SagaStack, sql: str) -> int:
@@ -57,6 +70,49 @@ async def _post(stack: SagaStack, body: bytes, headers: dict[str, str]) -> tuple
 
 def _secret(stack: SagaStack) -> bytes:
     return stack.settings.banks["sgbank"].webhook_secret.encode()
+
+
+def _signed(stack: SagaStack, body: bytes) -> dict[str, str]:
+    return sign_webhook(
+        _secret(stack), body, timestamp=int(time.time()), nonce=secrets.token_hex(8)
+    )
+
+
+def _debit_key(payment_id: str) -> str:
+    return f"fp-{payment_id.replace('-', '')}"
+
+
+def _application_error(failure: FailureError) -> ApplicationError:
+    """The step's error in a workflow failure (a remote step's comes wrapped
+    in an ``ActivityError``, a local step's as it is)."""
+    cause = failure.cause
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.cause if isinstance(cause, FailureError) else None
+    assert isinstance(cause, ApplicationError), failure
+    return cause
+
+
+def _steps_stopped(activity: str, error: str) -> float:
+    """``workflow_steps_stopped_total`` as this process (the worker) counts it."""
+    value = REGISTRY.get_sample_value(
+        "workflow_steps_stopped_total", {"activity": activity, "error": error}
+    )
+    return value or 0.0
+
+
+@pytest.fixture
+async def full_stack(
+    tmp_path: Path,
+    engine: AsyncEngine,
+    db_url: str,
+    temporal_server: TemporalInfo,
+    task_queue: str,
+) -> AsyncIterator[SagaStack]:
+    """A stack whose worker also reconciles (as the production worker does)."""
+    async with saga_stack(
+        tmp_path, engine, db_url, temporal_server.address, task_queue, full_worker=True
+    ) as s:
+        yield s
 
 
 async def test_duplicate_debit_by_the_bank_gives_one_receipt_and_one_refund(
@@ -179,3 +235,55 @@ async def test_callback_for_an_unknown_key_is_ignored(stack: SagaStack) -> None:
     assert status == 200
     assert answer["status"].startswith("ignored")
     assert await _snapshot(stack) == before
+
+
+async def test_a_second_debit_at_another_amount_stops_at_once_and_reaches_finance(
+    full_stack: SagaStack,
+) -> None:
+    """The bank reports, under the key of a paid fine's payment, a second
+    debit of another amount. The ledger refuses to book it
+    (``AmountMismatchError``, an ``InvalidTransitionError``): the
+    ExternalDebit saga stops at once instead of retrying for a week, and the
+    money the bank took reaches finance through the day's reconciliation, as
+    an amount-mismatch discrepancy held in suspense."""
+    stack = full_stack
+    bank = "sgbank"
+    number = await stack.new_fine(800_000)
+    _, started = await stack.pay(number, bank)
+    paid = await stack.wait_payment(started["payment_id"], {"succeeded"})
+    taken = await stack.admins[bank].transfer(PAYER, 500_000, f"NOP PHAT {number}")
+    # ACSC: the REST bank's "settled" (``bank_adapters.rest_bank.RestStatus``).
+    body = _event(_debit_key(started["payment_id"]), taken["bank_ref"], 500_000, "ACSC")
+    status, answer = await _post(stack, body, _signed(stack, body))
+    assert (status, answer["status"]) == (200, "external debit"), answer
+
+    handle = stack.client.get_workflow_handle(external_workflow_id(bank, taken["bank_ref"]))
+    stopped_before = _steps_stopped("payment.record_external_debit", "AmountMismatchError")
+
+    async def stopped() -> bool:
+        return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+
+    await eventually(stopped, STOP_SECONDS_MAX, "the ExternalDebit saga to stop retrying")
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    error = _application_error(failed.value)
+    assert (error.type, error.non_retryable) == ("AmountMismatchError", True), error
+    assert _steps_stopped("payment.record_external_debit", "AmountMismatchError") == (
+        stopped_before + 1
+    )
+    fine = await stack.fine(number)
+    assert [p["payment_id"] for p in fine["payments"]] == [paid["payment_id"]], fine
+    assert await _count(stack, "SELECT count(*) FROM receipts") == 1
+
+    run, _ = await stack.reconcile(bank)
+    assert (run["status"], run["amount_mismatches"]) == ("completed", 1), run
+    status, page = await stack.call(
+        "GET", "/api/v1/discrepancies", params={"kind": "amount_mismatch", "status": "open"}
+    )
+    assert status == 200, page
+    [held] = page["items"]
+    assert (held["bank_ref"], held["amount_vnd"], held["in_suspense"]) == (
+        taken["bank_ref"],
+        500_000,
+        True,
+    ), held

@@ -38,7 +38,7 @@ from tests.support.stack import SagaStack, eventually, fast_settings, saga_stack
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STOP_SECONDS_MAX = 20.0
 # The killed attempt of the debit activity is retried once its start-to-close
-# timeout (workflows.payment.workflow.BANK_CALL_TIMEOUT, 30 s) runs out on the server.
+# timeout (workflows.common.BANK_CALL_TIMEOUT, 30 s) runs out on the server.
 IN_FLIGHT_RESOLVE_SECONDS_MAX = 90.0
 
 

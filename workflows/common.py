@@ -1,0 +1,106 @@
+"""What every workflow shares: the step policies (timeouts and retries) and
+the two ways of running one step, remote or local.
+
+A step is an activity method (``PaymentActivities.send_debit``), passed by
+reference so mypy checks its argument and result types; the activity's
+stable name (``@activity.defn(name="payment.send_debit")``) is what
+histories record. No ``workflow.patched`` call lives here: a patch belongs to
+the workflow whose commands it guards, never to plumbing that other
+workflows call (docs/temporal.md).
+
+Which errors are worth a retry is not decided here either: an error that
+says retrying cannot help stops its step at the first attempt
+(``workflows.interceptors``); every other failure is retried with backoff
+within the policy's schedule-to-close bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+S = TypeVar("S")
+A = TypeVar("A")
+R = TypeVar("R")
+
+# A local step's retries whose backoff reaches this wait on a durable timer
+# (a workflow task each) instead of inside the worker.
+LOCAL_RETRY_THRESHOLD = timedelta(minutes=1)
+
+
+def backoff(initial: timedelta, maximum: timedelta, *, attempts_max: int = 0) -> RetryPolicy:
+    """Exponential backoff (factor 2) from ``initial`` to ``maximum``;
+    ``attempts_max`` 0 leaves the bound to the schedule-to-close timeout."""
+    return RetryPolicy(
+        initial_interval=initial,
+        backoff_coefficient=2.0,
+        maximum_interval=maximum,
+        maximum_attempts=attempts_max,
+    )
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    """How long one attempt may take, how long the step may take in all
+    (its retries included; None: bounded by the retry policy's attempts),
+    and how it is retried."""
+
+    start_to_close: timedelta
+    schedule_to_close: timedelta | None
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+
+
+# Bank calls: the adapter maps every bank problem to a result, so an activity
+# failure here is our own (database, bug); retry it, bounded in time.
+BANK_CALL_TIMEOUT = timedelta(seconds=30)
+BANK_CALL_SCHEDULE_TO_CLOSE = timedelta(hours=1)
+BANK_CALL_RETRY = backoff(timedelta(seconds=1), timedelta(seconds=30))
+BANK_CALL = StepPolicy(BANK_CALL_TIMEOUT, BANK_CALL_SCHEDULE_TO_CLOSE, BANK_CALL_RETRY)
+# One database step (idempotent): after a debit, forward recovery books,
+# receipts and refunds until done, bounded by a week, after which an
+# operator must look (alerts fire long before).
+LEDGER_STEP = StepPolicy(
+    timedelta(seconds=30),
+    timedelta(days=7),
+    backoff(timedelta(milliseconds=500), timedelta(seconds=60)),
+)
+# Waiting on the bank (a refund not confirmed yet, a payment still being
+# verified): asked again, with the same key, for up to a week.
+BANK_WAIT = StepPolicy(
+    timedelta(seconds=60),
+    timedelta(days=7),
+    backoff(timedelta(seconds=1), timedelta(seconds=60)),
+)
+
+
+async def remote(step: Callable[[S, A], Awaitable[R]], arg: A, policy: StepPolicy) -> R:
+    """Run ``step`` as an activity scheduled through the Temporal server (its
+    own events in the history, visible while it runs or retries)."""
+    return await workflow.execute_activity_method(
+        step,
+        arg,
+        start_to_close_timeout=policy.start_to_close,
+        schedule_to_close_timeout=policy.schedule_to_close,
+        heartbeat_timeout=policy.heartbeat,
+        retry_policy=policy.retry,
+    )
+
+
+async def local(step: Callable[[S, A], Awaitable[R]], arg: A, policy: StepPolicy) -> R:
+    """Run ``step`` as a local activity: in this worker, inside the workflow
+    task, recorded as one marker (no round trip through the server). Only
+    for idempotent steps, as a crashed worker runs it again."""
+    return await workflow.execute_local_activity_method(
+        step,
+        arg,
+        start_to_close_timeout=policy.start_to_close,
+        schedule_to_close_timeout=policy.schedule_to_close,
+        retry_policy=policy.retry,
+        local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+    )
