@@ -29,9 +29,9 @@ from bank_adapters.base import BankAdapter
 from bank_adapters.factory import Protocol, build_adapter
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN
 from bench.common import ROOT
+from ledger import payments as pay
 from ledger.core.postings import ensure_bank_accounts
 from ledger.fines import FineInput, get_fine, register_fine
-from ledger.payments import lifecycle as pay
 from ledger.receipts.signing import ReceiptSigner
 from reconciler.logs import configure_logging
 from workflows.payment.activities import PaymentActivities, PaymentDeps

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.formats import ACCOUNT_RE, BANK_REF_RE
 from domain.keys import SUSPENSE_ACCOUNT, external_debit_key, suspense_key
+from ledger import payments as pay
 from ledger.core import approvals as ap
 from ledger.core import tables as t
 from ledger.core.audit import AuditEntry, append_audit, audit_trail
@@ -44,7 +45,6 @@ from ledger.core.postings import (
     reverse_entry,
 )
 from ledger.fines import Fine, fine_status, get_fine, normalise_decision_number
-from ledger.payments import lifecycle as pay
 
 DISPUTE_STATUSES: Final = (
     "open",

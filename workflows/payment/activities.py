@@ -35,10 +35,10 @@ from bank_adapters.types import (
     StatusResult,
     Succeeded,
 )
+from ledger import payments as pay
 from ledger.core import tables as t
 from ledger.core.errors import InvalidTransitionError
 from ledger.fines import get_fine
-from ledger.payments import lifecycle as pay
 from ledger.receipts.issue import Receipt, get_receipt_for_payment, issue_receipt_once, verify_url
 from ledger.receipts.signing import ReceiptSigner
 from ledger.reconciliation.discrepancies import open_in_doubt_discrepancy

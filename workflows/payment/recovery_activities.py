@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
-from ledger.payments import lifecycle as pay
+from ledger import payments as pay
 from workflows.payment import types as wt
 from workflows.payment.activities import PaymentActivities
 from workflows.payment.client import signal_link_recovered

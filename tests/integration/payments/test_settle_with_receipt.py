@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger import payments as pay
 from ledger.core.audit import verify_audit_chain
 from ledger.core.errors import NotFoundError
 from ledger.core.postings import balances, posting_sums
 from ledger.fines import Fine
-from ledger.payments import lifecycle as pay
 from ledger.receipts.issue import issue_receipt_once, verify_receipts
 from ledger.receipts.signing import ReceiptSigner, verify_signature
 from tests.support.ledger import ensure_bank_accounts, make_fine
