@@ -36,6 +36,7 @@ from ledger import payments as pay
 from ledger.core import approvals as ap
 from ledger.core import tables as t
 from ledger.core.audit import AuditEntry, append_audit, audit_trail
+from ledger.core.checks import check_reason
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
 from ledger.core.postings import (
     EntryRequest,
@@ -155,7 +156,7 @@ class DisputeInput:
         bank = body.get("bank")
         if not isinstance(bank, str) or bank not in banks:
             raise ValidationError("bank", f"must be one of: {', '.join(sorted(banks)) or '-'}")
-        description = ap.check_reason("description", body.get("description"), required=True)
+        description = check_reason("description", body.get("description"), required=True)
         if len(description) > DESCRIPTION_CHARS_MAX:
             raise ValidationError("description", f"is over {DESCRIPTION_CHARS_MAX} characters")
         return cls(
@@ -362,7 +363,7 @@ async def reject_dispute(
     conn: AsyncConnection, dispute_id: int, reason: str, rejected_by: str, now: datetime
 ) -> Dispute:
     """Close a complaint without moving money (no approval needed)."""
-    reason = ap.check_reason("reason", reason, required=True)
+    reason = check_reason("reason", reason, required=True)
     dispute = await get_dispute(conn, dispute_id, for_update=True)
     if dispute.status == "rejected":
         return dispute

@@ -16,6 +16,8 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger import payments as pay
+from ledger.access import Role
+from ledger.core.approvals import OPEN_STATUSES, ApprovalKind, ApprovalStatus
 from ledger.core.postings import AccountKind, SystemAccount
 from ledger.fines import FINE_STATUS_SQL, FineStatus
 from ledger.payments.views import IN_DOUBT_SUMMARY_SQL, NEXT_LIVE_SQL
@@ -71,6 +73,9 @@ async def _index_lists(
         ("payments", "status", pay.PaymentStatus),
         ("payments", "channel", pay.PaymentChannel),
         ("accounts", "kind", AccountKind),
+        ("approvals", "kind", ApprovalKind),
+        ("approvals", "status", ApprovalStatus),
+        ("api_tokens", "role", Role),
     ],
 )
 async def test_check_constraints_allow_exactly_the_enum(
@@ -78,6 +83,11 @@ async def test_check_constraints_allow_exactly_the_enum(
 ) -> None:
     async with engine.connect() as conn:
         assert await _column_check(conn, table, column) == _values(members)
+
+
+async def test_staff_are_every_role_but_the_portal(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await _column_check(conn, "users", "role") == _values(Role) - {Role.PORTAL}
 
 
 async def test_partial_indexes_name_the_live_statuses_and_driven_channels(
@@ -90,6 +100,11 @@ async def test_partial_indexes_name_the_live_statuses_and_driven_channels(
             _values(pay.DRIVEN_CHANNELS)
         ]
         assert await _index_lists(conn, "payments_in_doubt", "status") == [live]
+
+
+async def test_partial_index_names_the_open_approvals(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await _index_lists(conn, "approvals_one_open", "status") == [_values(OPEN_STATUSES)]
 
 
 @pytest.mark.parametrize(
