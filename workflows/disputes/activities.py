@@ -22,11 +22,11 @@ from temporalio.exceptions import ApplicationError
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.types import RefundRequest
+from ledger import disputes as ds
 from ledger import payments as pay
 from ledger.core import approvals as ap
 from ledger.core import tables as t
 from ledger.core.audit import append_audit
-from ledger.disputes import lifecycle as ds
 from ledger.fines import get_fine
 from ledger.receipts.issue import get_receipt_for_payment
 from workflows.disputes import types as dt

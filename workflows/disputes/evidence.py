@@ -16,8 +16,8 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bank_adapters.base import BankAdapter
+from ledger import disputes as ds
 from ledger import payments as pay
-from ledger.disputes import lifecycle as ds
 from workflows.payment import types as wt
 from workflows.payment.activities import to_outcome
 

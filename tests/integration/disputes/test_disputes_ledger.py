@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ledger import disputes as ds
 from ledger.core import approvals as ap
 from ledger.core.postings import EntryRequest, Posting, balances, post_entry, posting_sums
-from ledger.disputes import lifecycle as ds
 from reconciler.cli.main import main
 from tests.support.ledger import ensure_bank_accounts, make_fine
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ledger import disputes as ds
 from ledger import payments as pay
 from ledger.access import Role
 from ledger.core.approvals import OPEN_STATUSES, ApprovalKind, ApprovalStatus
@@ -75,6 +76,8 @@ async def _index_lists(
         ("accounts", "kind", AccountKind),
         ("approvals", "kind", ApprovalKind),
         ("approvals", "status", ApprovalStatus),
+        ("disputes", "status", ds.DisputeStatus),
+        ("disputes", "resolution", ds.DisputeAction),
         ("api_tokens", "role", Role),
     ],
 )
@@ -102,9 +105,16 @@ async def test_partial_indexes_name_the_live_statuses_and_driven_channels(
         assert await _index_lists(conn, "payments_in_doubt", "status") == [live]
 
 
-async def test_partial_index_names_the_open_approvals(engine: AsyncEngine) -> None:
+async def test_partial_indexes_name_the_open_approvals_and_final_disputes(
+    engine: AsyncEngine,
+) -> None:
+    # ``status NOT IN (...)`` is printed ``status <> ALL (ARRAY[...])``.
+    not_in = r"\(?{column} <> ALL \(ARRAY\[([^\]]*)\]\)"
     async with engine.connect() as conn:
         assert await _index_lists(conn, "approvals_one_open", "status") == [_values(OPEN_STATUSES)]
+        assert await _index_lists(conn, "disputes_one_open_per_debit", "status", not_in) == [
+            _values(ds.FINAL_STATUSES)
+        ]
 
 
 @pytest.mark.parametrize(
