@@ -28,7 +28,7 @@ from ledger.payments.model import (
     PaymentStatus,
     debit_key_for,
 )
-from ledger.payments.records import get_payment, record_event
+from ledger.payments.records import get_payment, insert_payment, record_event
 
 if TYPE_CHECKING:
     # Annotations only: ``ledger.fines`` reads ``LIVE_STATUSES`` from this
@@ -119,21 +119,10 @@ async def create_payment(
             payment_id = await _claim_client_key(conn, client, payment_id)
         return await get_payment(conn, payment_id), False
     payment_id = uuid.uuid4()
-    await conn.execute(
-        insert(t.payments).values(
-            id=payment_id,
-            fine_id=fine.id,
-            bank=bank,
-            payer_account=payer_account,
-            amount_vnd=fine.amount_vnd,
-            status=PaymentStatus.INITIATED,
-            debit_key=debit_key_for(payment_id),
-            channel=channel,
-            workflow_id=workflow_id,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    debit_key = debit_key_for(payment_id)
+    args = (payment_id, fine.id, bank, payer_account, fine.amount_vnd, debit_key, channel, now)
+    inserted = await insert_payment(conn, *args, workflow_id=workflow_id)
+    assert inserted, "a fresh payment id gives a fresh debit key"
     await record_event(
         conn,
         payment_id,

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.keys import external_debit_key
@@ -24,6 +23,7 @@ from ledger.payments.records import (
     audit_money,
     find_payment_by_debit_key,
     get_payment,
+    insert_payment,
     record_event,
 )
 
@@ -70,26 +70,8 @@ async def record_external_debit(
         )
     payment_id = uuid.uuid4()
     debit_key = external_debit_key(bank, bank_ref)
-    inserted = (
-        await conn.execute(
-            insert(t.payments)
-            .values(
-                id=payment_id,
-                fine_id=fine.id,
-                bank=bank,
-                payer_account=payer_account,
-                amount_vnd=amount_vnd,
-                status=PaymentStatus.INITIATED,
-                debit_key=debit_key,
-                channel=channel,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["debit_key"])
-            .returning(t.payments.c.id)
-        )
-    ).scalar_one_or_none()
-    if inserted is None:  # a concurrent recorder won
+    args = (payment_id, fine.id, bank, payer_account, amount_vnd, debit_key, channel, now)
+    if not await insert_payment(conn, *args):  # a concurrent recorder won
         again = await find_payment_by_debit_key(conn, debit_key)
         assert again is not None
         return again, False

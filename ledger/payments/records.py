@@ -12,13 +12,13 @@ from typing import Any, Final
 from uuid import UUID
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import tables as t
 from ledger.core.audit import append_audit
 from ledger.core.errors import NotFoundError
-from ledger.payments.model import PAYMENT_COLUMNS, Payment, payment_from_row
+from ledger.payments.model import PAYMENT_COLUMNS, Payment, PaymentStatus, payment_from_row
 
 # The saga's statements are built once: building a Core statement for every
 # call cost the worker more CPU than PostgreSQL spends running it (the
@@ -55,6 +55,43 @@ async def get_payment(
 async def find_payment_by_debit_key(conn: AsyncConnection, debit_key: str) -> Payment | None:
     row = (await conn.execute(_BY_DEBIT_KEY, {"debit_key": debit_key})).one_or_none()
     return payment_from_row(row) if row else None
+
+
+async def insert_payment(
+    conn: AsyncConnection,
+    payment_id: UUID,
+    fine_id: int,
+    bank: str,
+    payer_account: str,
+    amount_vnd: int,
+    debit_key: str,
+    channel: str,
+    now: datetime,
+    workflow_id: str | None = None,
+) -> bool:
+    """A new payment, initiated (its history row is the caller's); False
+    when another payment has its debit key already."""
+    inserted = (
+        await conn.execute(
+            insert(t.payments)
+            .values(
+                id=payment_id,
+                fine_id=fine_id,
+                bank=bank,
+                payer_account=payer_account,
+                amount_vnd=amount_vnd,
+                status=PaymentStatus.INITIATED,
+                debit_key=debit_key,
+                channel=channel,
+                workflow_id=workflow_id,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["debit_key"])
+            .returning(t.payments.c.id)
+        )
+    ).scalar_one_or_none()
+    return inserted is not None
 
 
 async def record_event(
