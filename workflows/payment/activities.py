@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import bindparam
-from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -36,7 +35,7 @@ from bank_adapters.types import (
     Succeeded,
 )
 from ledger import payments as pay
-from ledger.core import tables as t
+from ledger.core import outbox
 from ledger.core.errors import InvalidTransitionError
 from ledger.fines import get_fine
 from ledger.receipts.issue import Receipt, get_receipt_for_payment, issue_receipt_once, verify_url
@@ -46,18 +45,6 @@ from observability.metrics import payments_total, receipt_lag_seconds, receipts_
 from workflows.payment import types as wt
 
 log = structlog.get_logger(__name__)
-
-# Built once (a statement built per call costs more CPU than running it).
-_QUEUE_NOTICE = (
-    insert(t.outbox)
-    .values(
-        dedupe_key=bindparam("dedupe_key"),
-        kind=bindparam("kind"),
-        payload=bindparam("payload", type_=JSONB),
-    )
-    .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    .returning(t.outbox.c.id)
-)
 
 # At most one link-confirming health probe per bank per this many seconds.
 LINK_PROBE_SECONDS_MIN = 1.0
@@ -316,7 +303,7 @@ class PaymentActivities:
         self, conn: AsyncConnection, payment: pay.Payment, receipt: Receipt
     ) -> bool:
         """The 'receipt issued' notice, once per payment (dedupe key)."""
-        params = {
+        params: dict[str, Any] = {
             "dedupe_key": f"receipt-issued:{payment.id}",
             "kind": "receipt_issued",
             "payload": {
@@ -330,8 +317,7 @@ class PaymentActivities:
                 ),
             },
         }
-        inserted = (await conn.execute(_QUEUE_NOTICE, params)).scalar_one_or_none()
-        return inserted is not None
+        return await outbox.enqueue(conn, **params)
 
     @activity.defn(name="payment.refund")
     async def refund(self, inp: wt.PaymentRef) -> wt.RefundResult:
@@ -390,20 +376,17 @@ class PaymentActivities:
             discrepancy_id = await open_in_doubt_discrepancy(
                 conn, payment_id, inp.verifying_for_seconds, self._now()
             )
-            await conn.execute(
-                insert(t.outbox)
-                .values(
-                    dedupe_key=f"payment-in-doubt:{payment_id}",
-                    kind="payment_in_doubt",
-                    payload={
-                        "payment_id": str(payment_id),
-                        "bank": payment.bank,
-                        "decision_number": payment.decision_number,
-                        "verifying_for_seconds": inp.verifying_for_seconds,
-                        "discrepancy_id": discrepancy_id,
-                    },
-                )
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            await outbox.enqueue(
+                conn,
+                dedupe_key=f"payment-in-doubt:{payment_id}",
+                kind="payment_in_doubt",
+                payload={
+                    "payment_id": str(payment_id),
+                    "bank": payment.bank,
+                    "decision_number": payment.decision_number,
+                    "verifying_for_seconds": inp.verifying_for_seconds,
+                    "discrepancy_id": discrepancy_id,
+                },
             )
         return wt.Done()
 
