@@ -24,7 +24,7 @@ from domain import decision_numbers as dn
 from ledger.core import tables as t
 from ledger.core.checks import check_amount
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
-from ledger.core.rows import columns, row_mapper
+from ledger.core.rows import columns, one_row, row_mapper
 from ledger.payments.model import LIVE_STATUSES
 from ledger.receipts.issue import ReceiptRef
 
@@ -145,10 +145,8 @@ async def get_fine(
     query = select(*_FINE_COLUMNS).where(t.fines.c.decision_key == key)
     if for_update:
         query = query.with_for_update()
-    row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no fine with decision number {decision_number.strip()!r}")
-    return _fine(row)
+    missing = f"no fine with decision number {decision_number.strip()!r}"
+    return await one_row(conn, query, _fine, missing)
 
 
 class FineStatus(StrEnum):

@@ -40,9 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core import tables as t
 from ledger.core.audit import append_audit, check_json_value
 from ledger.core.checks import check_choice, check_limit, check_reason
-from ledger.core.errors import ConflictError, LedgerError, NotFoundError, ValidationError
+from ledger.core.errors import ConflictError, LedgerError, ValidationError
 from ledger.core.paging import LIST_LIMIT_MAX, keyset_page
-from ledger.core.rows import columns, row_mapper
+from ledger.core.rows import columns, one_row, row_mapper
 
 
 class ApprovalKind(StrEnum):
@@ -164,10 +164,7 @@ async def get_approval(
     query = select(*_COLUMNS).where(t.approvals.c.id == approval_id)
     if for_update:
         query = query.with_for_update()
-    row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no approval {approval_id}")
-    return _approval(row)
+    return await one_row(conn, query, _approval, f"no approval {approval_id}")
 
 
 async def open_approval_for(

@@ -14,11 +14,14 @@ driver's named tuples (the API's hot reads run compiled SQL on psycopg).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, FromClause
+from sqlalchemy import ColumnElement, Executable, FromClause
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.core.errors import NotFoundError
 
 T = TypeVar("T")
 
@@ -72,3 +75,18 @@ def columns(
         label = prefix + name
         selected.append(column if getattr(column, "name", None) == label else column.label(label))
     return tuple(selected)
+
+
+async def one_row(
+    conn: AsyncConnection,
+    query: Executable,
+    build: Callable[[Any], T],
+    missing: str,
+    params: Mapping[str, Any] | None = None,
+) -> T:
+    """The one row ``query`` finds, built; ``NotFoundError(missing)`` when
+    there is none (more than one is a programmer's error)."""
+    row = (await conn.execute(query, params)).one_or_none()
+    if row is None:
+        raise NotFoundError(missing)
+    return build(row)

@@ -21,9 +21,9 @@ from ledger.core import approvals as ap
 from ledger.core import tables as t
 from ledger.core.audit import AuditEntry, append_audit, audit_trail
 from ledger.core.checks import check_choice, check_limit, check_reason
-from ledger.core.errors import ConflictError, NotFoundError
+from ledger.core.errors import ConflictError
 from ledger.core.paging import LIST_LIMIT_MAX, keyset_page
-from ledger.core.rows import columns, row_mapper
+from ledger.core.rows import columns, one_row, row_mapper
 from ledger.disputes.input import DisputeInput
 from ledger.fines import get_fine, normalise_decision_number
 
@@ -121,10 +121,7 @@ async def get_dispute(
     query = _SELECT.where(t.disputes.c.id == dispute_id)
     if for_update:
         query = query.with_for_update(of=t.disputes)
-    row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no dispute {dispute_id}")
-    return _dispute(row)
+    return await one_row(conn, query, _dispute, f"no dispute {dispute_id}")
 
 
 async def list_disputes(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core import tables as t
 from ledger.core.audit import append_audit
 from ledger.core.errors import NotFoundError
+from ledger.core.rows import one_row
 from ledger.payments.model import PAYMENT_COLUMNS, Payment, PaymentStatus, payment_from_row
 
 # The saga's statements are built once: building a Core statement for every
@@ -46,10 +47,8 @@ async def get_payment(
     conn: AsyncConnection, payment_id: UUID, *, for_update: bool = False
 ) -> Payment:
     query = SELECT_PAYMENT_FOR_UPDATE if for_update else SELECT_PAYMENT
-    row = (await conn.execute(query, {"payment_id": payment_id})).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no payment {payment_id}")
-    return payment_from_row(row)
+    params = {"payment_id": payment_id}
+    return await one_row(conn, query, payment_from_row, f"no payment {payment_id}", params)
 
 
 async def find_payment_by_debit_key(conn: AsyncConnection, debit_key: str) -> Payment | None:
