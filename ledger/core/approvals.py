@@ -66,6 +66,8 @@ APPROVAL_STATUSES: Final = tuple(status.value for status in ApprovalStatus)
 # Open: waiting for a decision or for its execution; one per kind and subject.
 OPEN_STATUSES: Final = (ApprovalStatus.PENDING, ApprovalStatus.APPROVED)
 PAYLOAD_BYTES_MAX: Final = 16 * 1024
+# Of an approval's own audit entries.
+SUBJECT_TYPE: Final = "approval"
 SYSTEM_TIMEOUT: Final = "system:timeout"
 
 
@@ -123,7 +125,7 @@ async def _audit(
         conn,
         actor=actor,
         action=action or f"approval.{approval.status}",
-        subject_type="approval",
+        subject_type=SUBJECT_TYPE,
         subject_id=str(approval.id),
         now=now,
         detail={

@@ -45,6 +45,8 @@ class DisputeAction(StrEnum):
     REJECT = "reject"  # nothing to do, no money moves
 
 
+# Of the dispute's audit entries and of its approvals.
+SUBJECT_TYPE: Final = "dispute"
 DISPUTE_STATUSES: Final = tuple(status.value for status in DisputeStatus)
 FINAL_STATUSES: Final = (
     DisputeStatus.CONFIRMED,
@@ -165,7 +167,7 @@ async def audit_dispute(
         conn,
         actor=actor,
         action=f"dispute.{action}",
-        subject_type="dispute",
+        subject_type=SUBJECT_TYPE,
         subject_id=str(dispute_id),
         now=now,
         detail=detail,
@@ -261,7 +263,8 @@ async def reject_dispute(
 async def history(conn: AsyncConnection, dispute_id: int) -> list[AuditEntry]:
     """The dispute's audit rows and those of its approvals, oldest first."""
     approvals = await ap.list_approvals(
-        conn, subject_type="dispute", subject_id=str(dispute_id), limit=LIST_LIMIT_MAX
+        conn, subject_type=SUBJECT_TYPE, subject_id=str(dispute_id), limit=LIST_LIMIT_MAX
     )
-    subjects = [("dispute", str(dispute_id))] + [("approval", str(a.id)) for a in approvals]
+    subjects = [(SUBJECT_TYPE, str(dispute_id))]
+    subjects += [(ap.SUBJECT_TYPE, str(a.id)) for a in approvals]
     return await audit_trail(conn, subjects)

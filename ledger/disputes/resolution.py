@@ -32,6 +32,7 @@ from ledger.disputes.evidence import payment_for_debit
 from ledger.disputes.record import (
     APPROVAL_KIND,
     FINAL_STATUSES,
+    SUBJECT_TYPE,
     Dispute,
     DisputeAction,
     DisputeStateError,
@@ -149,7 +150,7 @@ async def request_resolution(
     approval = await ap.request_approval(
         conn,
         kind,
-        "dispute",
+        SUBJECT_TYPE,
         str(dispute_id),
         payload,
         reason,
@@ -202,7 +203,7 @@ async def decide_approval(
     open again. Any other kind of approval is only decided here."""
     peek = await ap.get_approval(conn, approval_id)
     dispute = None
-    if peek.subject_type == "dispute":
+    if peek.subject_type == SUBJECT_TYPE:
         dispute = await get_dispute(conn, int(peek.subject_id), for_update=True)
     approval = await ap.decide(conn, approval_id, approve, decided_by, reason, now)
     if dispute is None:
