@@ -33,7 +33,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.business_time import VIETNAM_TZ
+from domain.business_time import business_date
 from domain.text import strip_diacritics
 from ledger.core.errors import ConflictError, LedgerError, NotFoundError
 from ledger.core.rows import columns, row_mapper
@@ -195,7 +195,7 @@ def _unit_hash(issuing_unit: str) -> str:
 def business_year(at: datetime) -> int:
     """The receipt year: the calendar year of ``at`` in Vietnam time."""
     _require_aware(at)
-    return at.astimezone(VIETNAM_TZ).year
+    return business_date(at).year
 
 
 def canonical_json(payload: Mapping[str, Any]) -> str:
