@@ -28,10 +28,10 @@ from bank_adapters.base import BankAdapter
 from bank_adapters.factory import Protocol, build_adapter
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN
 from bench.common import ROOT, postgres, simulator_process, temporal
+from ledger import payments as pay
 from ledger.core.postings import ensure_bank_accounts
 from ledger.fines import FineInput, get_fine, register_fine
 from ledger.migrations import upgrade_to_head
-from ledger.payments import lifecycle as pay
 from ledger.receipts.signing import ReceiptSigner
 from reconciler.db import create_engine
 from reconciler.devstack.postgres import PostgresInfo

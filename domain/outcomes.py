@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class SettleOutcome(StrEnum):
-    """What booking a confirmed debit did (``ledger.payments.lifecycle``)."""
+    """What booking a confirmed debit did (``ledger.payments.settle``)."""
 
     SETTLED = "settled"  # this payment pays the fine: issue the receipt
     DUPLICATE = "duplicate"  # the fine was already paid: refund this one

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from argon2 import PasswordHasher
@@ -18,10 +19,24 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import tables as t
+from ledger.core.checks import check_choice
 from ledger.core.errors import ConflictError, ValidationError
+from ledger.core.rows import columns, row_mapper
 
-STAFF_ROLES: Final = ("officer", "finance", "approver", "operator", "admin")
-TOKEN_ROLES: Final = (*STAFF_ROLES, "portal")
+
+class Role(StrEnum):
+    """What a caller may do (``users.role``, ``api_tokens.role``)."""
+
+    OFFICER = "officer"
+    FINANCE = "finance"
+    APPROVER = "approver"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+    PORTAL = "portal"  # the citizens' portal: a token, never a person
+
+
+STAFF_ROLES: Final = tuple(role.value for role in Role if role is not Role.PORTAL)
+TOKEN_ROLES: Final = tuple(role.value for role in Role)
 TOKEN_PREFIX: Final = "rk_"  # noqa: S105 -- a public prefix, not a secret
 _hasher = PasswordHasher()
 
@@ -34,14 +49,18 @@ class Principal:
     role: str
 
 
+_principal: Final = row_mapper(Principal)
+_TOKEN_PRINCIPAL: Final = columns(Principal, t.api_tokens)
+_USER_PRINCIPAL: Final = columns(Principal, t.users, name=t.users.c.username)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def create_token(conn: AsyncConnection, name: str, role: str) -> str:
     """Create a named token and return it (the only time it is visible)."""
-    if role not in TOKEN_ROLES:
-        raise ValidationError("role", f"must be one of {', '.join(TOKEN_ROLES)}")
+    check_choice("role", role, TOKEN_ROLES)
     if not 1 <= len(name) <= 100:
         raise ValidationError("name", "must be 1..100 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -63,13 +82,13 @@ async def principal_for_token(conn: AsyncConnection, token: str) -> Principal | 
         return None
     row = (
         await conn.execute(
-            select(t.api_tokens.c.name, t.api_tokens.c.role).where(
+            select(*_TOKEN_PRINCIPAL).where(
                 t.api_tokens.c.token_hash == hash_token(token),
                 t.api_tokens.c.revoked_at.is_(None),
             )
         )
     ).one_or_none()
-    return Principal(name=row.name, role=row.role) if row else None
+    return _principal(row) if row else None
 
 
 def hash_password(password: str) -> str:
@@ -83,8 +102,7 @@ def hash_password(password: str) -> str:
 async def create_user(
     conn: AsyncConnection, username: str, password: str, role: str, full_name: str = ""
 ) -> None:
-    if role not in STAFF_ROLES:
-        raise ValidationError("role", f"must be one of {', '.join(STAFF_ROLES)}")
+    check_choice("role", role, STAFF_ROLES)
     inserted = (
         await conn.execute(
             insert(t.users)
@@ -107,7 +125,7 @@ async def authenticate_user(
 ) -> Principal | None:
     row = (
         await conn.execute(
-            select(t.users.c.username, t.users.c.password_hash, t.users.c.role).where(
+            select(*_USER_PRINCIPAL, t.users.c.password_hash).where(
                 t.users.c.username == username, t.users.c.disabled_at.is_(None)
             )
         )
@@ -120,4 +138,4 @@ async def authenticate_user(
         _hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError):
         return None
-    return Principal(name=row.username, role=row.role)
+    return _principal(row)

@@ -1,8 +1,9 @@
 """Fines registry: decision numbers, registration and lookup.
 
 A decision number looks like ``01234/QĐ-XPHC``. It is stored as typed (the
-display form) and as a normalised key, so that an officer typing
-``01234/qd-xphc`` or `` 01234 / QĐ-XPHC`` finds the same fine.
+display form) and as a normalised key (``domain.decision_numbers``), so that
+an officer typing ``01234/qd-xphc`` or `` 01234 / QĐ-XPHC`` finds the same
+fine. A fine's status is derived from its payments alone.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Final
 from uuid import UUID
 
@@ -21,7 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import decision_numbers as dn
 from ledger.core import tables as t
+from ledger.core.checks import check_amount
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
+from ledger.core.rows import columns, one_row, row_mapper
+from ledger.payments.model import LIVE_STATUSES
+from ledger.receipts.issue import ReceiptRef
 
 TEXT_FIELD_MAX_CHARS: Final = 200
 
@@ -52,12 +57,7 @@ class FineInput:
         unknown = sorted(set(body) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValidationError(unknown[0], "is not a known field")
-        amount = body.get("amount_vnd")
-        # JSON booleans are ints in Python; floats and strings are refused too.
-        if type(amount) is not int:
-            raise ValidationError("amount_vnd", "must be a JSON integer number of đồng")
-        if not 1 <= amount <= max_amount_vnd:
-            raise ValidationError("amount_vnd", f"must be between 1 and {max_amount_vnd}")
+        amount = check_amount("amount_vnd", body.get("amount_vnd"), max_amount_vnd)
         fields: dict[str, str] = {}
         for name in ("decision_number", "violator_name", "plate", "issuing_unit", "violation"):
             value = body.get(name)
@@ -82,6 +82,8 @@ class RegisterOutcome(Enum):
 
 @dataclass(frozen=True)
 class Fine:
+    """A ``fines`` row."""
+
     id: int
     decision_number: str
     decision_key: str
@@ -103,18 +105,8 @@ class Fine:
         )
 
 
-def _fine_from_row(row: Any) -> Fine:
-    return Fine(
-        id=int(row.id),
-        decision_number=row.decision_number,
-        decision_key=row.decision_key,
-        amount_vnd=int(row.amount_vnd),
-        violator_name=row.violator_name,
-        plate=row.plate,
-        issuing_unit=row.issuing_unit,
-        violation=row.violation,
-        created_at=row.created_at,
-    )
+_FINE_COLUMNS: Final = columns(Fine, t.fines)
+_fine: Final = row_mapper(Fine)
 
 
 async def register_fine(conn: AsyncConnection, fine: FineInput) -> tuple[Fine, RegisterOutcome]:
@@ -133,11 +125,11 @@ async def register_fine(conn: AsyncConnection, fine: FineInput) -> tuple[Fine, R
                 violation=fine.violation,
             )
             .on_conflict_do_nothing(index_elements=["decision_key"])
-            .returning(*t.fines.c)
+            .returning(*_FINE_COLUMNS)
         )
     ).one_or_none()
     if inserted is not None:
-        return _fine_from_row(inserted), RegisterOutcome.CREATED
+        return _fine(inserted), RegisterOutcome.CREATED
     existing = await get_fine(conn, fine.decision_number)
     if not existing.same_as(fine):
         raise ConflictError(
@@ -150,18 +142,23 @@ async def get_fine(
     conn: AsyncConnection, decision_number: str, *, for_update: bool = False
 ) -> Fine:
     key = normalise_decision_number(decision_number)
-    query = select(t.fines).where(t.fines.c.decision_key == key)
+    query = select(*_FINE_COLUMNS).where(t.fines.c.decision_key == key)
     if for_update:
         query = query.with_for_update()
-    row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no fine with decision number {decision_number.strip()!r}")
-    return _fine_from_row(row)
+    missing = f"no fine with decision number {decision_number.strip()!r}"
+    return await one_row(conn, query, _fine, missing)
 
 
-FINE_STATUSES: Final = ("unpaid", "verifying", "paid")
+class FineStatus(StrEnum):
+    UNPAID = "unpaid"
+    VERIFYING = "verifying"  # a payment is in flight
+    PAID = "paid"
 
-_FINE_STATUS_SQL = text(
+
+FINE_STATUSES: Final = tuple(status.value for status in FineStatus)
+# The literals are ``FineStatus`` and the live payment statuses
+# (tests/integration/ledger/test_closed_sets_sql.py checks both).
+FINE_STATUS_SQL: Final = text(
     """
     SELECT CASE
         WHEN bool_or(settles_fine) THEN 'paid'
@@ -175,12 +172,14 @@ _FINE_STATUS_SQL = text(
 async def fine_status(conn: AsyncConnection, fine_id: int) -> str:
     """Derived from payments alone (never from a workflow): paid if a payment
     settles the fine, verifying if one is in flight, else unpaid."""
-    status = (await conn.execute(_FINE_STATUS_SQL, {"fine_id": fine_id})).scalar_one()
+    status = (await conn.execute(FINE_STATUS_SQL, {"fine_id": fine_id})).scalar_one()
     return str(status)
 
 
 @dataclass(frozen=True)
 class PaymentSummary:
+    """A fine's payment as the fine view shows it (columns prefixed ``p_``)."""
+
     payment_id: UUID
     bank: str
     amount_vnd: int
@@ -188,13 +187,6 @@ class PaymentSummary:
     settles_fine: bool
     created_at: datetime
     updated_at: datetime
-
-
-@dataclass(frozen=True)
-class ReceiptRef:
-    series: str
-    number: int
-    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,17 +205,9 @@ class FineView:
 # ``fine_view_from_rows``.
 FINE_VIEW_QUERY: Final = (
     select(
-        *t.fines.c,
-        t.payments.c.id.label("p_id"),
-        t.payments.c.bank.label("p_bank"),
-        t.payments.c.amount_vnd.label("p_amount_vnd"),
-        t.payments.c.status.label("p_status"),
-        t.payments.c.settles_fine.label("p_settles_fine"),
-        t.payments.c.created_at.label("p_created_at"),
-        t.payments.c.updated_at.label("p_updated_at"),
-        t.receipts.c.series.label("r_series"),
-        t.receipts.c.number.label("r_number"),
-        t.receipts.c.signature.label("r_signature"),
+        *_FINE_COLUMNS,
+        *columns(PaymentSummary, t.payments, prefix="p_", payment_id=t.payments.c.id),
+        *columns(ReceiptRef, t.receipts, prefix="r_"),
     )
     .select_from(
         t.fines.outerjoin(t.payments, t.payments.c.fine_id == t.fines.c.id).outerjoin(
@@ -233,6 +217,8 @@ FINE_VIEW_QUERY: Final = (
     .where(t.fines.c.decision_key == bindparam("decision_key"))
     .order_by(t.payments.c.created_at, t.payments.c.id)
 )
+_payment_summary: Final = row_mapper(PaymentSummary, prefix="p_")
+_receipt_ref: Final = row_mapper(ReceiptRef, prefix="r_")
 
 
 def fine_view_params(decision_number: str) -> dict[str, str]:
@@ -252,34 +238,18 @@ def fine_view_from_rows(rows: Sequence[Any], decision_number: str) -> FineView:
     column name: SQLAlchemy rows or the driver's named tuples)."""
     if not rows:
         raise NotFoundError(f"no fine with decision number {decision_number.strip()!r}")
-    payments = tuple(
-        PaymentSummary(
-            payment_id=r.p_id,
-            bank=r.p_bank,
-            amount_vnd=int(r.p_amount_vnd),
-            status=r.p_status,
-            settles_fine=bool(r.p_settles_fine),
-            created_at=r.p_created_at,
-            updated_at=r.p_updated_at,
-        )
-        for r in rows
-        if r.p_id is not None
-    )
-    receipts = [
-        ReceiptRef(r.r_series, int(r.r_number), r.r_signature)
-        for r in rows
-        if r.r_series is not None
-    ]
+    payments = tuple(_payment_summary(r) for r in rows if r.p_payment_id is not None)
+    receipts = [_receipt_ref(r) for r in rows if r.r_series is not None]
     # Only the payment that settles the fine is ever receipted.
     assert len(receipts) <= 1, f"fine {decision_number!r} has {len(receipts)} receipts"
     if any(p.settles_fine for p in payments):
-        status = "paid"
-    elif any(p.status in ("initiated", "verifying") for p in payments):
-        status = "verifying"
+        status = FineStatus.PAID
+    elif any(p.status in LIVE_STATUSES for p in payments):
+        status = FineStatus.VERIFYING
     else:
-        status = "unpaid"
+        status = FineStatus.UNPAID
     return FineView(
-        fine=_fine_from_row(rows[0]),
+        fine=_fine(rows[0]),
         status=status,
         payments=payments,
         receipt=receipts[0] if receipts else None,

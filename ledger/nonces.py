@@ -8,9 +8,23 @@ window has passed is refused by the timestamp check before it gets here.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, delete
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger.core.tables import webhook_nonces as n
+
+_FORGET_EXPIRED: Final = delete(n).where(
+    n.c.bank == bindparam("bank"), n.c.expires_at <= bindparam("now")
+)
+_REMEMBER: Final = (
+    insert(n)
+    .values(bank=bindparam("bank"), nonce=bindparam("nonce"), expires_at=bindparam("expires"))
+    .on_conflict_do_nothing()
+    .returning(n.c.nonce)
+)
 
 
 class PgNonceStore:
@@ -21,17 +35,7 @@ class PgNonceStore:
     async def remember(self, nonce: str, *, now: datetime, expires_at: datetime) -> bool:
         """Record ``nonce``; False if it is already known and unexpired."""
         async with self._engine.begin() as conn:
-            await conn.execute(
-                text("DELETE FROM webhook_nonces WHERE bank = :bank AND expires_at <= :now"),
-                {"bank": self._bank, "now": now},
-            )
-            inserted = (
-                await conn.execute(
-                    text(
-                        "INSERT INTO webhook_nonces (bank, nonce, expires_at) "
-                        "VALUES (:bank, :nonce, :expires) ON CONFLICT DO NOTHING RETURNING 1"
-                    ),
-                    {"bank": self._bank, "nonce": nonce, "expires": expires_at},
-                )
-            ).scalar_one_or_none()
+            await conn.execute(_FORGET_EXPIRED, {"bank": self._bank, "now": now})
+            params = {"bank": self._bank, "nonce": nonce, "expires": expires_at}
+            inserted = (await conn.execute(_REMEMBER, params)).scalar_one_or_none()
         return inserted is not None

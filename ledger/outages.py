@@ -8,59 +8,24 @@ own: the prober's writes must not wait on any other unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Float,
-    MetaData,
-    Table,
-    Text,
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.formats import BANK_ID_RE
 from ledger.core.errors import ValidationError
-from observability.outages import (
-    BANK_ID_PATTERN,
-    CAUSE_LENGTH_MAX,
-    RECENT_LIMIT_MAX,
-    Outage,
-    check_utc,
-)
+from ledger.core.rows import columns, row_mapper
+from ledger.core.tables import bank_outages
+from observability.outages import CAUSE_LENGTH_MAX, RECENT_LIMIT_MAX, Outage, check_utc
 
 __all__ = ["PostgresOutageStore", "bank_outages"]
 
-# Described here rather than in ledger.core.tables so that this store stays
-# self-contained; the schema is owned by migration 0003.
-_metadata = MetaData()
-bank_outages = Table(
-    "bank_outages",
-    _metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("bank", Text, nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("ended_at", DateTime(timezone=True)),
-    Column("cause", Text, nullable=False),
-    Column("duration_seconds", Float),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-_COLUMNS: Final = (
-    bank_outages.c.id,
-    bank_outages.c.bank,
-    bank_outages.c.started_at,
-    bank_outages.c.ended_at,
-    bank_outages.c.cause,
-)
+_COLUMNS: Final = columns(Outage, bank_outages)
+_outage_as_stored: Final = row_mapper(Outage)
 # open_outage races only with a concurrent close of the same bank's outage;
 # one retry settles it, three is a generous bound.
 _OPEN_ATTEMPTS_MAX: Final = 3
@@ -154,7 +119,7 @@ class PostgresOutageStore:
         rows = await self._fetch(statement)
         return rows[0] if rows else None
 
-    async def _open_row(self, conn: AsyncConnection, bank: str) -> Sequence[Any] | None:
+    async def _open_row(self, conn: AsyncConnection, bank: str) -> Any:
         statement = select(*_COLUMNS).where(
             bank_outages.c.bank == bank, bank_outages.c.ended_at.is_(None)
         )
@@ -166,19 +131,18 @@ class PostgresOutageStore:
         return [_outage(row) for row in rows]
 
 
-def _outage(row: Sequence[Any]) -> Outage:
-    outage_id, bank, started_at, ended_at, cause = row
-    return Outage(
-        id=int(outage_id),
-        bank=str(bank),
-        started_at=started_at.astimezone(UTC),
-        ended_at=None if ended_at is None else ended_at.astimezone(UTC),
-        cause=str(cause),
+def _outage(row: Any) -> Outage:
+    """The row's outage with its times in UTC (the driver gives them in the
+    session's time zone)."""
+    outage = _outage_as_stored(row)
+    ended_at = None if outage.ended_at is None else outage.ended_at.astimezone(UTC)
+    return dataclasses.replace(
+        outage, started_at=outage.started_at.astimezone(UTC), ended_at=ended_at
     )
 
 
 def _check_bank(bank: str) -> None:
-    if not BANK_ID_PATTERN.fullmatch(bank):
+    if not BANK_ID_RE.fullmatch(bank):
         raise ValidationError("bank", f"not a bank id: {bank!r}")
 
 

@@ -1,5 +1,6 @@
 """The outbox dispatcher: delivers queued notices (receipt issued, payment in
-doubt) at least once, in order, with bounded attempts."""
+doubt) at least once, in order, with bounded attempts. The queue itself is
+the ledger's (``ledger.core.outbox``)."""
 
 from __future__ import annotations
 
@@ -7,51 +8,30 @@ from datetime import UTC, datetime
 
 import aiohttp
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger.core import outbox
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE_MAX = 100
-ATTEMPTS_MAX = 20
 SEND_TIMEOUT_SECONDS = 10
 
 
 async def dispatch_once(
     engine: AsyncEngine, session: aiohttp.ClientSession, notify_url: str | None
 ) -> int:
-    """Deliver one batch; returns how many were delivered. Rows are locked
-    with SKIP LOCKED so several workers share the work without doubles."""
+    """Deliver one batch; returns how many were delivered. The batch stays
+    locked while it is sent, so several workers share the work without
+    doubles (``outbox.claim_batch``)."""
     delivered = 0
     async with engine.begin() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT id, kind, payload, dedupe_key, attempts FROM outbox "
-                    "WHERE sent_at IS NULL AND attempts < :max ORDER BY id "
-                    "LIMIT :limit FOR UPDATE SKIP LOCKED"
-                ),
-                {"max": ATTEMPTS_MAX, "limit": BATCH_SIZE_MAX},
-            )
-        ).all()
-        for row in rows:
-            error = await _send(session, notify_url, row.kind, row.dedupe_key, row.payload)
+        for notice in await outbox.claim_batch(conn):
+            error = await _send(session, notify_url, notice.kind, notice.dedupe_key, notice.payload)
             if error is None:
-                await conn.execute(
-                    text(
-                        "UPDATE outbox SET sent_at = :now, attempts = attempts + 1 WHERE id = :id"
-                    ),
-                    {"now": datetime.now(UTC), "id": row.id},
-                )
+                await outbox.mark_sent(conn, notice.id, datetime.now(UTC))
                 delivered += 1
             else:
-                await conn.execute(
-                    text(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = :err "
-                        "WHERE id = :id"
-                    ),
-                    {"err": error[:500], "id": row.id},
-                )
+                await outbox.mark_failed(conn, notice.id, error)
     return delivered
 
 

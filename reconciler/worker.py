@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ledger.core.postings import ensure_bank_accounts
-from ledger.payments.lifecycle import in_doubt_summary
+from ledger.payments import in_doubt_summary
 from observability.metrics import (
     payments_in_doubt,
     payments_in_doubt_oldest_seconds,

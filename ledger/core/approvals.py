@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -38,14 +39,35 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import tables as t
 from ledger.core.audit import append_audit, check_json_value
-from ledger.core.errors import ConflictError, LedgerError, NotFoundError, ValidationError
+from ledger.core.checks import check_choice, check_limit, check_reason
+from ledger.core.errors import ConflictError, LedgerError, ValidationError
+from ledger.core.paging import LIST_LIMIT_MAX, keyset_page
+from ledger.core.rows import columns, one_row, row_mapper
 
-APPROVAL_KINDS: Final = ("refund", "manual_match", "dispute_confirm", "dispute_refund")
-APPROVAL_STATUSES: Final = ("pending", "approved", "rejected", "expired", "executed", "failed")
-OPEN_STATUSES: Final = ("pending", "approved")
-REASON_CHARS_MAX: Final = 2_000
+
+class ApprovalKind(StrEnum):
+    REFUND = "refund"
+    MANUAL_MATCH = "manual_match"
+    DISPUTE_CONFIRM = "dispute_confirm"
+    DISPUTE_REFUND = "dispute_refund"
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    EXECUTED = "executed"
+    FAILED = "failed"
+
+
+APPROVAL_KINDS: Final = tuple(kind.value for kind in ApprovalKind)
+APPROVAL_STATUSES: Final = tuple(status.value for status in ApprovalStatus)
+# Open: waiting for a decision or for its execution; one per kind and subject.
+OPEN_STATUSES: Final = (ApprovalStatus.PENDING, ApprovalStatus.APPROVED)
 PAYLOAD_BYTES_MAX: Final = 16 * 1024
-LIST_LIMIT_MAX: Final = 500
+# Of an approval's own audit entries.
+SUBJECT_TYPE: Final = "approval"
 SYSTEM_TIMEOUT: Final = "system:timeout"
 
 
@@ -64,6 +86,8 @@ class ApprovalNotPendingError(ConflictError):
 
 @dataclass(frozen=True)
 class Approval:
+    """An ``approvals`` row."""
+
     id: int
     kind: str
     subject_type: str
@@ -85,61 +109,65 @@ class Approval:
         return self.status in OPEN_STATUSES
 
 
-def _approval(row: Any) -> Approval:
-    return Approval(
-        id=int(row.id),
-        kind=row.kind,
-        subject_type=row.subject_type,
-        subject_id=row.subject_id,
-        payload=dict(row.payload),
-        reason=row.reason,
-        requested_by=row.requested_by,
-        requested_at=row.requested_at,
-        status=row.status,
-        decided_by=row.decided_by,
-        decided_at=row.decided_at,
-        decision_reason=row.decision_reason,
-        executed_at=row.executed_at,
-        result=dict(row.result) if row.result is not None else None,
-        workflow_id=row.workflow_id,
+_COLUMNS: Final = columns(Approval, t.approvals)
+_approval: Final = row_mapper(Approval)
+
+
+async def _audit(
+    conn: AsyncConnection,
+    approval: Approval,
+    actor: str,
+    now: datetime,
+    detail: dict[str, Any],
+    action: str | None = None,
+) -> None:
+    """The approval's audit entry (``approval.<its status>`` unless named)."""
+    await append_audit(
+        conn,
+        actor=actor,
+        action=action or f"approval.{approval.status}",
+        subject_type=SUBJECT_TYPE,
+        subject_id=str(approval.id),
+        now=now,
+        detail={
+            "approval_id": approval.id,
+            "kind": approval.kind,
+            "subject_type": approval.subject_type,
+            "subject_id": approval.subject_id,
+            **detail,
+        },
     )
 
 
-def check_reason(field: str, reason: object, *, required: bool) -> str:
-    """A human's free-text reason: bounded, printable (newlines allowed)."""
-    if reason is None:
-        reason = ""
-    if not isinstance(reason, str):
-        raise ValidationError(field, "must be a string")
-    reason = reason.strip()
-    if required and not reason:
-        raise ValidationError(field, "is required: say why")
-    if len(reason) > REASON_CHARS_MAX:
-        raise ValidationError(field, f"is longer than {REASON_CHARS_MAX} characters")
-    if any(ord(c) < 32 and c not in "\n\t" for c in reason):
-        raise ValidationError(field, "contains control characters")
-    return reason
-
-
-def _audit_view(approval: Approval) -> dict[str, Any]:
-    return {
-        "approval_id": approval.id,
-        "kind": approval.kind,
-        "subject_type": approval.subject_type,
-        "subject_id": approval.subject_id,
-    }
+async def _move(
+    conn: AsyncConnection,
+    approval_id: int,
+    actor: str,
+    now: datetime,
+    values: dict[str, Any],
+    detail: dict[str, Any],
+) -> Approval:
+    """Update the (locked) approval with ``values`` and audit its new status."""
+    row = (
+        await conn.execute(
+            t.approvals.update()
+            .where(t.approvals.c.id == approval_id)
+            .values(**values)
+            .returning(*_COLUMNS)
+        )
+    ).one()
+    approval = _approval(row)
+    await _audit(conn, approval, actor, now, detail)
+    return approval
 
 
 async def get_approval(
     conn: AsyncConnection, approval_id: int, *, for_update: bool = False
 ) -> Approval:
-    query = select(t.approvals).where(t.approvals.c.id == approval_id)
+    query = select(*_COLUMNS).where(t.approvals.c.id == approval_id)
     if for_update:
         query = query.with_for_update()
-    row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no approval {approval_id}")
-    return _approval(row)
+    return await one_row(conn, query, _approval, f"no approval {approval_id}")
 
 
 async def open_approval_for(
@@ -148,7 +176,7 @@ async def open_approval_for(
     """The pending or approved request of this kind for this subject, if any."""
     row = (
         await conn.execute(
-            select(t.approvals).where(
+            select(*_COLUMNS).where(
                 t.approvals.c.kind == kind,
                 t.approvals.c.subject_type == subject_type,
                 t.approvals.c.subject_id == subject_id,
@@ -157,6 +185,21 @@ async def open_approval_for(
         )
     ).one_or_none()
     return _approval(row) if row is not None else None
+
+
+def _check_request(kind: str, reason: str, requested_by: str, payload: dict[str, Any]) -> str:
+    """The request's reason, checked with the rest of it."""
+    check_choice("kind", kind, APPROVAL_KINDS)
+    reason = check_reason("reason", reason, required=True)
+    if not 1 <= len(requested_by) <= 200:
+        raise ValidationError("requested_by", "must be 1..200 characters")
+    try:
+        check_json_value(payload, "payload")
+    except ValueError as err:
+        raise ValidationError("payload", str(err)) from None
+    if len(json.dumps(payload).encode()) > PAYLOAD_BYTES_MAX:
+        raise ValidationError("payload", f"is larger than {PAYLOAD_BYTES_MAX} bytes")
+    return reason
 
 
 async def request_approval(
@@ -173,17 +216,7 @@ async def request_approval(
 ) -> Approval:
     """Ask for a second person's approval, or return the open request of
     this kind for this subject (whoever asked first stays the requester)."""
-    if kind not in APPROVAL_KINDS:
-        raise ValidationError("kind", f"must be one of {', '.join(APPROVAL_KINDS)}")
-    reason = check_reason("reason", reason, required=True)
-    if not 1 <= len(requested_by) <= 200:
-        raise ValidationError("requested_by", "must be 1..200 characters")
-    try:
-        check_json_value(payload, "payload")
-    except ValueError as err:
-        raise ValidationError("payload", str(err)) from None
-    if len(json.dumps(payload).encode()) > PAYLOAD_BYTES_MAX:
-        raise ValidationError("payload", f"is larger than {PAYLOAD_BYTES_MAX} bytes")
+    reason = _check_request(kind, reason, requested_by, payload)
     for _ in range(3):  # the open one may close between our insert and read
         inserted = (
             await conn.execute(
@@ -196,27 +229,20 @@ async def request_approval(
                     reason=reason,
                     requested_by=requested_by,
                     requested_at=now,
-                    status="pending",
+                    status=ApprovalStatus.PENDING,
                     workflow_id=workflow_id,
                 )
                 .on_conflict_do_nothing(
                     index_elements=["kind", "subject_type", "subject_id"],
                     index_where=t.approvals.c.status.in_(OPEN_STATUSES),
                 )
-                .returning(t.approvals)
+                .returning(*_COLUMNS)
             )
         ).one_or_none()
         if inserted is not None:
             approval = _approval(inserted)
-            await append_audit(
-                conn,
-                actor=requested_by,
-                action="approval.requested",
-                subject_type="approval",
-                subject_id=str(approval.id),
-                now=now,
-                detail={**_audit_view(approval), "reason": reason, "payload": payload},
-            )
+            detail = {"reason": reason, "payload": payload}
+            await _audit(conn, approval, requested_by, now, detail, "approval.requested")
             return approval
         existing = await open_approval_for(conn, kind, subject_type, subject_id)
         if existing is not None:
@@ -241,38 +267,18 @@ async def decide(
             f"approval {approval_id} was requested by {decided_by}; "
             "a different person must approve or reject it"
         )
-    if current.status != "pending":
+    if current.status != ApprovalStatus.PENDING:
         raise ApprovalNotPendingError(f"approval {approval_id} is already {current.status}")
     text_reason = check_reason("reason", reason, required=not approve)
-    status = "approved" if approve else "rejected"
-    row = (
-        await conn.execute(
-            t.approvals.update()
-            .where(t.approvals.c.id == approval_id)
-            .values(
-                status=status,
-                decided_by=decided_by,
-                decided_at=now,
-                decision_reason=text_reason or None,
-            )
-            .returning(t.approvals)
-        )
-    ).one()
-    approval = _approval(row)
-    await append_audit(
-        conn,
-        actor=decided_by,
-        action=f"approval.{status}",
-        subject_type="approval",
-        subject_id=str(approval_id),
-        now=now,
-        detail={
-            **_audit_view(approval),
-            "requested_by": approval.requested_by,
-            "reason": text_reason,
-        },
-    )
-    return approval
+    status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+    values = {
+        "status": status,
+        "decided_by": decided_by,
+        "decided_at": now,
+        "decision_reason": text_reason or None,
+    }
+    detail = {"requested_by": current.requested_by, "reason": text_reason}
+    return await _move(conn, approval_id, decided_by, now, values, detail)
 
 
 async def expire(
@@ -281,33 +287,17 @@ async def expire(
     """Expire a request nobody decided in time. Returns the approval as it
     now is: a request decided meanwhile keeps its decision."""
     current = await get_approval(conn, approval_id, for_update=True)
-    if current.status != "pending":
+    if current.status != ApprovalStatus.PENDING:
         return current
-    row = (
-        await conn.execute(
-            t.approvals.update()
-            .where(t.approvals.c.id == approval_id)
-            .values(status="expired", decided_at=now)
-            .returning(t.approvals)
-        )
-    ).one()
-    approval = _approval(row)
-    await append_audit(
-        conn,
-        actor=actor,
-        action="approval.expired",
-        subject_type="approval",
-        subject_id=str(approval_id),
-        now=now,
-        detail={**_audit_view(approval), "requested_at": approval.requested_at.isoformat()},
-    )
-    return approval
+    values = {"status": ApprovalStatus.EXPIRED, "decided_at": now}
+    detail = {"requested_at": current.requested_at.isoformat()}
+    return await _move(conn, approval_id, actor, now, values, detail)
 
 
 async def _finish(
     conn: AsyncConnection,
     approval_id: int,
-    status: str,
+    status: ApprovalStatus,
     result: dict[str, Any],
     now: datetime,
     actor: str,
@@ -315,29 +305,12 @@ async def _finish(
     current = await get_approval(conn, approval_id, for_update=True)
     if current.status == status:
         return current
-    if current.status != "approved":
+    if current.status != ApprovalStatus.APPROVED:
         raise ApprovalNotPendingError(
             f"approval {approval_id} is {current.status}, not approved: it cannot be {status}"
         )
-    row = (
-        await conn.execute(
-            t.approvals.update()
-            .where(t.approvals.c.id == approval_id)
-            .values(status=status, executed_at=now, result=result)
-            .returning(t.approvals)
-        )
-    ).one()
-    approval = _approval(row)
-    await append_audit(
-        conn,
-        actor=actor,
-        action=f"approval.{status}",
-        subject_type="approval",
-        subject_id=str(approval_id),
-        now=now,
-        detail={**_audit_view(approval), "result": result},
-    )
-    return approval
+    values = {"status": status, "executed_at": now, "result": result}
+    return await _move(conn, approval_id, actor, now, values, {"result": result})
 
 
 async def mark_executed(
@@ -348,7 +321,7 @@ async def mark_executed(
     actor: str,
 ) -> Approval:
     """Record that an approved request was carried out (idempotent)."""
-    return await _finish(conn, approval_id, "executed", result, now, actor)
+    return await _finish(conn, approval_id, ApprovalStatus.EXECUTED, result, now, actor)
 
 
 async def mark_failed(
@@ -359,7 +332,7 @@ async def mark_failed(
     actor: str,
 ) -> Approval:
     """Record that an approved request could not be carried out (idempotent)."""
-    return await _finish(conn, approval_id, "failed", result, now, actor)
+    return await _finish(conn, approval_id, ApprovalStatus.FAILED, result, now, actor)
 
 
 async def list_approvals(
@@ -373,20 +346,22 @@ async def list_approvals(
     limit: int = 100,
 ) -> list[Approval]:
     """Oldest first, ``limit`` ≤ 500 from ``after_id`` (keyset paging)."""
-    if not 1 <= limit <= LIST_LIMIT_MAX:
-        raise ValidationError("limit", f"must be in 1..{LIST_LIMIT_MAX}")
-    if status is not None and status not in APPROVAL_STATUSES:
-        raise ValidationError("status", f"must be one of {', '.join(APPROVAL_STATUSES)}")
-    if kind is not None and kind not in APPROVAL_KINDS:
-        raise ValidationError("kind", f"must be one of {', '.join(APPROVAL_KINDS)}")
-    a = t.approvals
-    query = select(a).where(a.c.id > after_id).order_by(a.c.id).limit(limit)
+    check_limit(limit, LIST_LIMIT_MAX)
     if status is not None:
-        query = query.where(a.c.status == status)
+        check_choice("status", status, APPROVAL_STATUSES)
     if kind is not None:
-        query = query.where(a.c.kind == kind)
-    if subject_type is not None:
-        query = query.where(a.c.subject_type == subject_type)
-    if subject_id is not None:
-        query = query.where(a.c.subject_id == subject_id)
+        check_choice("kind", kind, APPROVAL_KINDS)
+    a = t.approvals
+    query = keyset_page(
+        select(*_COLUMNS),
+        a.c.id,
+        after_id=after_id,
+        limit=limit,
+        filters=(
+            (a.c.status, status),
+            (a.c.kind, kind),
+            (a.c.subject_type, subject_type),
+            (a.c.subject_id, subject_id),
+        ),
+    )
     return [_approval(r) for r in (await conn.execute(query)).all()]

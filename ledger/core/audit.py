@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import tables as t
+from ledger.core.rows import columns, row_mapper
 
 GENESIS_HASH: Final = "0" * 64
 HASH_VERSION: Final = 1
@@ -40,6 +41,7 @@ DETAIL_DEPTH_MAX: Final = 8
 PAGE_SIZE_DEFAULT: Final = 1_000
 PAGE_SIZE_MAX: Final = 10_000
 PROBLEMS_MAX: Final = 1_000
+_PAST_HEAD_LISTED_MAX: Final = 100
 ACTOR_CHARS_MAX: Final = 200
 SUBJECT_ID_CHARS_MAX: Final = 200
 _ACTION_RE: Final = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
@@ -50,6 +52,8 @@ SYSTEM_SAGA: Final = "system:saga"
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """An ``audit_log`` row."""
+
     id: int
     at: datetime
     actor: str
@@ -59,6 +63,10 @@ class AuditEntry:
     detail: dict[str, Any]
     prev_hash: str
     hash: str
+
+
+_COLUMNS: Final = columns(AuditEntry, t.audit_log)
+_entry: Final = row_mapper(AuditEntry)
 
 
 def check_json_value(value: object, where: str = "detail", depth: int = 0) -> None:
@@ -189,20 +197,6 @@ async def append_audit(
     )
 
 
-def _entry(row: Any) -> AuditEntry:
-    return AuditEntry(
-        id=int(row.id),
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        subject_type=row.subject_type,
-        subject_id=row.subject_id,
-        detail=dict(row.detail),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
-
-
 async def audit_trail(
     conn: AsyncConnection,
     subjects: list[tuple[str, str]],
@@ -216,7 +210,7 @@ async def audit_trail(
     conditions = [
         (log.c.subject_type == kind) & (log.c.subject_id == sid) for kind, sid in subjects
     ]
-    query = select(log).where(or_(*conditions))
+    query = select(*_COLUMNS).where(or_(*conditions))
     rows = (await conn.execute(query.order_by(log.c.id).limit(limit))).all()
     return [_entry(r) for r in rows]
 
@@ -310,7 +304,7 @@ async def verify_audit_chain(
             _entry(r)
             for r in (
                 await conn.execute(
-                    select(t.audit_log)
+                    select(*_COLUMNS)
                     .where(t.audit_log.c.id > prev_id, t.audit_log.c.id <= max(head_id, 0))
                     .order_by(t.audit_log.c.id)
                     .limit(page_size)
@@ -397,8 +391,10 @@ async def _check_past_head(conn: AsyncConnection, head_id: int, problems: _Probl
     ids = (
         (
             await conn.execute(
-                text("SELECT id FROM audit_log WHERE id > :head ORDER BY id LIMIT 100"),
-                {"head": head_id},
+                select(t.audit_log.c.id)
+                .where(t.audit_log.c.id > head_id)
+                .order_by(t.audit_log.c.id)
+                .limit(_PAST_HEAD_LISTED_MAX)
             )
         )
         .scalars()

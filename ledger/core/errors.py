@@ -1,4 +1,6 @@
-"""Typed operating errors of the ledger; the API maps them to HTTP at its edge."""
+"""Typed operating errors of the ledger; the API maps them to HTTP at its edge
+(``reconciler.api.errors``: invalid input 400, not found 404, a reused
+idempotency key 422, other conflicts 409, anything else 500)."""
 
 from __future__ import annotations
 
@@ -30,11 +32,15 @@ class ValidationError(LedgerError):
 
 
 class NotFoundError(LedgerError):
+    """The thing named (a fine, a payment, a dispute...) does not exist."""
+
     code = "not_found"
     non_retryable = True
 
 
 class ConflictError(LedgerError):
+    """The request is well formed but the books' current state refuses it."""
+
     code = "conflict"
 
 
@@ -45,14 +51,22 @@ class IdempotencyConflictError(ConflictError):
 
 
 class UnbalancedEntryError(LedgerError):
+    """A journal entry whose postings do not sum to zero, or are too few,
+    too many or not whole đồng: a programmer's error, never posted."""
+
     code = "unbalanced_entry"
 
 
 class UnknownAccountError(LedgerError):
+    """A posting names an account the ledger does not have (a bank's
+    clearing account is created at start-up, for the configured banks)."""
+
     code = "unknown_account"
 
 
 class FineAlreadyPaidError(ConflictError):
+    """A new payment for a fine another payment already settled."""
+
     code = "fine_already_paid"
 
 

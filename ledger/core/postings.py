@@ -13,18 +13,43 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.keys import SUSPENSE_ACCOUNT
 from domain.money import AMOUNT_VND_MAX
 from ledger.core import tables as t
 from ledger.core.errors import IdempotencyConflictError, UnbalancedEntryError, UnknownAccountError
 
 MAX_POSTINGS_PER_ENTRY: Final = 20
 MAX_ABS_AMOUNT_VND: Final = AMOUNT_VND_MAX
-ACCOUNT_KINDS: Final = ("asset", "liability", "equity", "revenue", "expense")
+
+
+class AccountKind(StrEnum):
+    """``accounts.kind`` (a CHECK constraint of migration 0001 lists the same)."""
+
+    ASSET = "asset"
+    LIABILITY = "liability"
+    EQUITY = "equity"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+
+
+class SystemAccount(StrEnum):
+    """The accounts migration 0001 creates; each bank's clearing account is
+    created at start-up (``ensure_bank_accounts``)."""
+
+    FINES_REVENUE = "fines-revenue"
+    REFUNDS_PAYABLE = "refunds-payable"
+    # Reconciliation books to it as well: its code lives in ``domain.keys``.
+    SUSPENSE = SUSPENSE_ACCOUNT
+
+
+ACCOUNT_KINDS: Final = tuple(kind.value for kind in AccountKind)
 
 
 @dataclass(frozen=True)
@@ -185,11 +210,9 @@ async def ensure_account(conn: AsyncConnection, code: str, name: str, kind: str)
     if kind not in ACCOUNT_KINDS:
         raise ValueError(f"account kind must be one of {ACCOUNT_KINDS}, got {kind!r}")
     await conn.execute(
-        text(
-            "INSERT INTO accounts (code, name, kind) VALUES (:code, :name, :kind) "
-            "ON CONFLICT (code) DO NOTHING"
-        ),
-        {"code": code, "name": name, "kind": kind},
+        insert(t.accounts)
+        .values(code=code, name=name, kind=kind)
+        .on_conflict_do_nothing(index_elements=[t.accounts.c.code])
     )
     account_id = (
         await conn.execute(select(t.accounts.c.id).where(t.accounts.c.code == code))
@@ -230,4 +253,6 @@ def bank_clearing_account(bank: str) -> str:
 async def ensure_bank_accounts(conn: AsyncConnection, banks: Sequence[str]) -> None:
     """The clearing account of every configured bank (run at start-up)."""
     for bank in banks:
-        await ensure_account(conn, bank_clearing_account(bank), f"Clearing at {bank}", "asset")
+        await ensure_account(
+            conn, bank_clearing_account(bank), f"Clearing at {bank}", AccountKind.ASSET
+        )

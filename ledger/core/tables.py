@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -180,6 +181,20 @@ outbox = Table(
     Column("attempts", Integer, nullable=False),
     Column("sent_at", DateTime(timezone=True)),
     Column("last_error", Text),
+)
+
+# At most one open outage per bank (a partial unique index); the duration is
+# a generated column.
+bank_outages = Table(
+    "bank_outages",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("bank", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("cause", Text, nullable=False),
+    Column("duration_seconds", Float),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 webhook_nonces = Table(

@@ -23,19 +23,20 @@ import hmac
 import json
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import RowMapping, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.business_time import VIETNAM_TZ
+from domain.business_time import business_date
 from domain.text import strip_diacritics
 from ledger.core.errors import ConflictError, LedgerError, NotFoundError
+from ledger.core.rows import columns, row_mapper
 from ledger.core.tables import fines, payments, receipt_series, receipts
 from ledger.receipts.amount_words import amount_in_words_vi
 from ledger.receipts.signing import ReceiptSigner, ReceiptVerifier
@@ -77,7 +78,19 @@ class ReceiptNotFound(ReceiptError, NotFoundError):
 
 
 @dataclass(frozen=True)
+class ReceiptRef:
+    """How a receipt is named on paper and checked: its series, number and
+    signature (the fine lookup, a payment's view)."""
+
+    series: str
+    number: int
+    signature: str = ""
+
+
+@dataclass(frozen=True)
 class Receipt:
+    """A ``receipts`` row (but its id)."""
+
     series: str
     number: int
     issued_at: datetime
@@ -124,6 +137,11 @@ class VerificationReport:
     @property
     def all_ok(self) -> bool:
         return self.bad_total == 0 and not self.series_problems
+
+
+_RECEIPT_COLUMNS: Final = columns(Receipt, receipts)
+_receipt: Final = row_mapper(Receipt)
+_series_problem: Final = row_mapper(SeriesProblem)
 
 
 # --- pure rules -------------------------------------------------------------
@@ -178,7 +196,7 @@ def _unit_hash(issuing_unit: str) -> str:
 def business_year(at: datetime) -> int:
     """The receipt year: the calendar year of ``at`` in Vietnam time."""
     _require_aware(at)
-    return at.astimezone(VIETNAM_TZ).year
+    return business_date(at).year
 
 
 def canonical_json(payload: Mapping[str, Any]) -> str:
@@ -268,18 +286,7 @@ async def issue_receipt_once(
         raise ReceiptNotAllowed(payment_id, f"payment is {row.status}, not succeeded")
     if not row.settles_fine:
         raise ReceiptNotAllowed(payment_id, "payment does not settle the fine")
-    facts = ReceiptFacts(
-        payment_id=payment_id,
-        decision_number=row.decision_number,
-        amount_vnd=int(row.amount_vnd),
-        bank=row.bank,
-        bank_ref=row.bank_ref,
-        violator_name=row.violator_name,
-        plate=row.plate,
-        issuing_unit=row.issuing_unit,
-        violation=row.violation,
-    )
-    return await issue_new_receipt(conn, facts, signer, now), True
+    return await issue_new_receipt(conn, _receipt_facts(row), signer, now), True
 
 
 @dataclass(frozen=True)
@@ -303,19 +310,22 @@ _LOCATE = (
     select(
         payments.c.status,
         payments.c.settles_fine,
-        payments.c.amount_vnd,
-        payments.c.bank,
-        payments.c.bank_ref,
-        fines.c.decision_number,
-        fines.c.violator_name,
-        fines.c.plate,
-        fines.c.issuing_unit,
-        fines.c.violation,
+        *columns(
+            ReceiptFacts,
+            payments,
+            payment_id=payments.c.id,
+            decision_number=fines.c.decision_number,
+            violator_name=fines.c.violator_name,
+            plate=fines.c.plate,
+            issuing_unit=fines.c.issuing_unit,
+            violation=fines.c.violation,
+        ),
     )
     .select_from(payments.join(fines, fines.c.id == payments.c.fine_id))
     .where(payments.c.id == bindparam("payment_id"))
     .with_for_update(of=payments)
 )
+_receipt_facts: Final = row_mapper(ReceiptFacts)
 # The common case in one statement: the series exists and is this unit's,
 # spelled exactly as stored (any other spelling takes ``_claim_series``).
 _NEXT_NUMBER_OWNED = text(
@@ -327,7 +337,9 @@ _NEXT_NUMBER = text(
     "WHERE series = :series RETURNING last_number"
 )
 _INSERT_RECEIPT = receipts.insert()
-_RECEIPT_FOR_PAYMENT = select(receipts).where(receipts.c.payment_id == bindparam("payment_id"))
+_RECEIPT_FOR_PAYMENT = select(*_RECEIPT_COLUMNS).where(
+    receipts.c.payment_id == bindparam("payment_id")
+)
 
 
 async def issue_new_receipt(
@@ -429,39 +441,26 @@ async def record_copy(conn: AsyncConnection, series: str, number: int, now: date
         update(receipts)
         .where(receipts.c.series == series, receipts.c.number == number)
         .values(copies=receipts.c.copies + 1, last_copy_at=now.astimezone(UTC))
-        .returning(*receipts.c)
+        .returning(*_RECEIPT_COLUMNS)
     )
-    row = (await conn.execute(add_copy)).mappings().one_or_none()
+    row = (await conn.execute(add_copy)).one_or_none()
     if row is None:
         raise ReceiptNotFound(series, number)
     return _receipt(row)
 
 
 async def get_receipt(conn: AsyncConnection, series: str, number: int) -> Receipt | None:
-    query = select(receipts).where(receipts.c.series == series, receipts.c.number == number)
-    row = (await conn.execute(query)).mappings().one_or_none()
+    query = select(*_RECEIPT_COLUMNS).where(
+        receipts.c.series == series, receipts.c.number == number
+    )
+    row = (await conn.execute(query)).one_or_none()
     return None if row is None else _receipt(row)
 
 
 async def get_receipt_for_payment(conn: AsyncConnection, payment_id: UUID) -> Receipt | None:
     params = {"payment_id": payment_id}
-    row = (await conn.execute(_RECEIPT_FOR_PAYMENT, params)).mappings().one_or_none()
+    row = (await conn.execute(_RECEIPT_FOR_PAYMENT, params)).one_or_none()
     return None if row is None else _receipt(row)
-
-
-def _receipt(row: RowMapping) -> Receipt:
-    return Receipt(
-        series=row["series"],
-        number=row["number"],
-        issued_at=row["issued_at"],
-        payload=dict(row["payload"]),
-        payload_canonical=row["payload_canonical"],
-        signature=row["signature"],
-        key_id=row["key_id"],
-        copies=row["copies"],
-        payment_id=row["payment_id"],
-        last_copy_at=row["last_copy_at"],
-    )
 
 
 # --- verification -----------------------------------------------------------
@@ -515,15 +514,15 @@ async def verify_receipts(
     after_id = 0
     while True:
         page = (
-            select(receipts)
+            select(receipts.c.id, *_RECEIPT_COLUMNS)
             .where(receipts.c.id > after_id)
             .order_by(receipts.c.id)
             .limit(page_size)
         )
-        rows: Sequence[RowMapping] = (await conn.execute(page)).mappings().all()
+        rows = (await conn.execute(page)).all()
         if not rows:
             break
-        after_id = rows[-1]["id"]
+        after_id = rows[-1].id
         for row in rows:
             receipt = _receipt(row)
             problems = receipt_problems(receipt, verifier)
@@ -563,8 +562,6 @@ async def _check_series(conn: AsyncConnection) -> tuple[int, tuple[SeriesProblem
     )
     rows = (await conn.execute(counted)).all()
     problems = tuple(
-        SeriesProblem(r.series, r.last_number, r.receipts_count, r.number_max)
-        for r in rows
-        if not r.receipts_count == r.number_max == r.last_number
+        _series_problem(r) for r in rows if not r.receipts_count == r.number_max == r.last_number
     )
     return len(rows), problems

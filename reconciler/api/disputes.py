@@ -28,10 +28,10 @@ from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
 from domain.formats import ACCOUNT_RE, BANK_REF_RE
+from ledger import disputes as ds
 from ledger.core import approvals as ap
 from ledger.core.audit import AuditEntry, append_audit
 from ledger.core.errors import ValidationError
-from ledger.disputes import lifecycle as ds
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL

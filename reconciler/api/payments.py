@@ -11,9 +11,9 @@ from aiohttp import web
 from temporalio.service import RPCError
 
 from domain.formats import is_account
+from ledger import payments as pay
 from ledger.core.errors import ValidationError
 from ledger.fines import get_fine
-from ledger.payments import lifecycle as pay
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL

@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ledger.fines import Fine, FineView, PaymentSummary, ReceiptRef
-from ledger.payments.lifecycle import PaymentView
-from ledger.receipts.issue import Receipt, verify_url
+from ledger.fines import Fine, FineView, PaymentSummary
+from ledger.payments import PaymentView
+from ledger.receipts.issue import Receipt, ReceiptRef, verify_url
 
 _dumps = partial(json.dumps, ensure_ascii=False)
 

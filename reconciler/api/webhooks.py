@@ -20,8 +20,8 @@ from bank_adapters.webhooks import (
     WebhookRejected,
     verify_webhook,
 )
+from ledger import payments as pay
 from ledger.nonces import PgNonceStore
-from ledger.payments import lifecycle as pay
 from reconciler.api.errors import ApiError
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.views import json_response

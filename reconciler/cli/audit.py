@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from ledger.core.audit import verify_audit_chain
-from ledger.disputes.lifecycle import list_disputes
+from ledger.disputes import list_disputes
 from reconciler.db import create_engine
 from reconciler.settings import Settings
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bank_adapters.text import bank_transfer_content, payment_reference, qr_transfer_content
 from bank_adapters.types import Direction, StatementLine
+from ledger import payments as pay
 from ledger.core.postings import ensure_bank_accounts
 from ledger.fines import Fine
-from ledger.payments import lifecycle as pay
 from ledger.reconciliation import load as recon
 
 BANK = "hnbank"

@@ -15,19 +15,19 @@ from uuid import UUID
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.types import RefundRequest
+from ledger import disputes as ds
+from ledger import payments as pay
 from ledger.core import approvals as ap
+from ledger.core import outbox
 from ledger.core import tables as t
 from ledger.core.audit import append_audit
-from ledger.disputes import lifecycle as ds
 from ledger.fines import get_fine
-from ledger.payments import lifecycle as pay
 from ledger.receipts.issue import get_receipt_for_payment
 from workflows.disputes import types as dt
 from workflows.disputes.types import ConfirmMode, Resolution
@@ -120,26 +120,20 @@ class DisputeActivities:
         async with self._engine.begin() as conn:
             approval = await ap.get_approval(conn, inp.approval_id, for_update=True)
             if approval.status == "pending":
-                inserted = (
-                    await conn.execute(
-                        insert(t.outbox)
-                        .values(
-                            dedupe_key=f"approval-reminder:{approval.id}:{inp.number}",
-                            kind="approval_reminder",
-                            payload={
-                                "approval_id": approval.id,
-                                "dispute_id": inp.dispute_id,
-                                "approval_kind": approval.kind,
-                                "requested_by": approval.requested_by,
-                                "reminder": inp.number,
-                                "waiting_seconds": inp.waiting_seconds,
-                            },
-                        )
-                        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                        .returning(t.outbox.c.id)
-                    )
-                ).scalar_one_or_none()
-                if inserted is not None:
+                inserted = await outbox.enqueue(
+                    conn,
+                    f"approval-reminder:{approval.id}:{inp.number}",
+                    "approval_reminder",
+                    {
+                        "approval_id": approval.id,
+                        "dispute_id": inp.dispute_id,
+                        "approval_kind": approval.kind,
+                        "requested_by": approval.requested_by,
+                        "reminder": inp.number,
+                        "waiting_seconds": inp.waiting_seconds,
+                    },
+                )
+                if inserted:
                     await append_audit(
                         conn,
                         actor=ACTOR,

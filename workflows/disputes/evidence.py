@@ -16,8 +16,8 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bank_adapters.base import BankAdapter
-from ledger.disputes import lifecycle as ds
-from ledger.payments import lifecycle as pay
+from ledger import disputes as ds
+from ledger import payments as pay
 from workflows.payment.activities import to_outcome
 from workflows.payment.types import OutcomeKind
 

@@ -12,21 +12,20 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import bindparam
-from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from bank_adapters import types as bt
 from bank_adapters.base import BankAdapter
-from ledger.core import tables as t
+from ledger import payments as pay
+from ledger.core import outbox
 from ledger.core.errors import InvalidTransitionError
 from ledger.fines import get_fine
-from ledger.payments import lifecycle as pay
 from ledger.receipts.issue import Receipt, verify_url
 from ledger.receipts.signing import ReceiptSigner
 from ledger.reconciliation.discrepancies import open_in_doubt_discrepancy
@@ -35,18 +34,6 @@ from workflows.payment import types as wt
 from workflows.payment.types import OutcomeKind as Kind
 
 log = structlog.get_logger(__name__)
-
-# Built once (a statement built per call costs more CPU than running it).
-_QUEUE_NOTICE = (
-    insert(t.outbox)
-    .values(
-        dedupe_key=bindparam("dedupe_key"),
-        kind=bindparam("kind"),
-        payload=bindparam("payload", type_=JSONB),
-    )
-    .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    .returning(t.outbox.c.id)
-)
 
 # At most one link-confirming health probe per bank per this many seconds.
 LINK_PROBE_SECONDS_MIN = 1.0
@@ -252,7 +239,7 @@ class PaymentActivities:
         self, conn: AsyncConnection, payment: pay.Payment, receipt: Receipt
     ) -> bool:
         """The 'receipt issued' notice, once per payment (dedupe key)."""
-        params = {
+        params: dict[str, Any] = {
             "dedupe_key": f"receipt-issued:{payment.id}",
             "kind": "receipt_issued",
             "payload": {
@@ -266,8 +253,7 @@ class PaymentActivities:
                 ),
             },
         }
-        inserted = (await conn.execute(_QUEUE_NOTICE, params)).scalar_one_or_none()
-        return inserted is not None
+        return await outbox.enqueue(conn, **params)
 
     @activity.defn(name="payment.refund")
     async def refund(self, inp: wt.PaymentRef) -> wt.RefundResult:
@@ -326,20 +312,17 @@ class PaymentActivities:
             discrepancy_id = await open_in_doubt_discrepancy(
                 conn, payment_id, inp.verifying_for_seconds, self._now()
             )
-            await conn.execute(
-                insert(t.outbox)
-                .values(
-                    dedupe_key=f"payment-in-doubt:{payment_id}",
-                    kind="payment_in_doubt",
-                    payload={
-                        "payment_id": str(payment_id),
-                        "bank": payment.bank,
-                        "decision_number": payment.decision_number,
-                        "verifying_for_seconds": inp.verifying_for_seconds,
-                        "discrepancy_id": discrepancy_id,
-                    },
-                )
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            await outbox.enqueue(
+                conn,
+                dedupe_key=f"payment-in-doubt:{payment_id}",
+                kind="payment_in_doubt",
+                payload={
+                    "payment_id": str(payment_id),
+                    "bank": payment.bank,
+                    "decision_number": payment.decision_number,
+                    "verifying_for_seconds": inp.verifying_for_seconds,
+                    "discrepancy_id": discrepancy_id,
+                },
             )
         return wt.Done()
 

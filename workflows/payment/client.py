@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.payments import lifecycle as pay
+from ledger import payments as pay
 from workflows.payment import types as wt
 from workflows.payment.external_debit import ExternalDebitWorkflow
 from workflows.payment.external_debit import workflow_id_for as external_workflow_id

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.outcomes import SettleOutcome
-from ledger.payments import lifecycle as pay
+from ledger import payments as pay
 from workflows.payment import types as wt
 from workflows.payment.activities import PaymentActivities
 from workflows.payment.types import OutcomeKind, RecoverBankInput, RecoveryReport

@@ -30,8 +30,8 @@ from bank_adapters.types import (
     Succeeded,
 )
 from domain.formats import is_account
+from ledger import payments as pay
 from ledger.core import approvals as ap
-from ledger.payments import lifecycle as pay
 from ledger.reconciliation import discrepancies as disc
 from ledger.reconciliation import followup as follow
 from ledger.reconciliation import load as recon

@@ -13,9 +13,18 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from domain.keys import suspense_key
+from ledger import disputes as ds
 from ledger.core import approvals as ap
-from ledger.core.postings import EntryRequest, Posting, balances, post_entry, posting_sums
-from ledger.disputes import lifecycle as ds
+from ledger.core.postings import (
+    EntryRequest,
+    Posting,
+    SystemAccount,
+    balances,
+    bank_clearing_account,
+    post_entry,
+    posting_sums,
+)
 from reconciler.cli.main import main
 from tests.support.ledger import ensure_bank_accounts, make_fine
 
@@ -76,6 +85,23 @@ async def _statement_line(
                 "a": amount_vnd,
                 "c": content,
             },
+        )
+
+
+async def _held_in_suspense(engine: AsyncEngine, bank_ref: str, amount_vnd: int) -> None:
+    """A debit of sgbank's that reconciliation put in suspense, as it does."""
+    await ensure_bank_accounts(engine, "sgbank")
+    async with engine.begin() as conn:
+        await post_entry(
+            conn,
+            EntryRequest(
+                idempotency_key=suspense_key("sgbank", bank_ref),
+                kind="suspense",
+                postings=(
+                    Posting(bank_clearing_account("sgbank"), amount_vnd),
+                    Posting(SystemAccount.SUSPENSE, -amount_vnd),
+                ),
+            ),
         )
 
 
@@ -141,14 +167,8 @@ async def test_a_debit_already_in_suspense_is_refunded_out_of_it(engine: AsyncEn
     """Reconciliation put the unidentified debit in suspense first: the
     refund reuses that entry; an amount that differs stops the refund."""
     await make_fine(engine)
-    await ensure_bank_accounts(engine, "sgbank")
-    suspense = EntryRequest(
-        idempotency_key="suspense:sgbank:FT1",
-        kind="suspense",
-        postings=(Posting("bank:sgbank:clearing", 500_000), Posting("suspense", -500_000)),
-    )
+    await _held_in_suspense(engine, "FT1", 500_000)
     async with engine.begin() as conn:
-        await post_entry(conn, suspense)
         wrong = await ds.open_dispute(conn, _complaint(amount_vnd=400_000), "fin", NOW)
         with pytest.raises(ds.DisputeStateError, match="500000"):
             await ds.check_unbooked_refund(conn, wrong)
@@ -198,16 +218,8 @@ def test_cli_audit_verify_lists_the_broken_rows(db_url: str) -> None:
 
 async def test_a_confirmed_debit_leaves_suspense_once(engine: AsyncEngine) -> None:
     await make_fine(engine)
-    await ensure_bank_accounts(engine, "sgbank")
+    await _held_in_suspense(engine, "FT1", 800_000)
     async with engine.begin() as conn:
-        await post_entry(
-            conn,
-            EntryRequest(
-                idempotency_key="suspense:sgbank:FT1",
-                kind="suspense",
-                postings=(Posting("bank:sgbank:clearing", 800_000), Posting("suspense", -800_000)),
-            ),
-        )
         dispute = await ds.open_dispute(conn, _complaint(), "fin", NOW)
         assert await ds.release_suspense(conn, dispute, NOW, "system:x")
         assert not await ds.release_suspense(conn, dispute, NOW, "system:x")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.payments import lifecycle as pay
+from ledger import payments as pay
 from tests.support.ledger import ensure_bank_accounts, make_fine
 from tests.support.stack import eventually
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger import payments as pay
 from ledger.core.errors import (
     FineAlreadyPaidError,
     IdempotencyConflictError,
@@ -17,7 +18,6 @@ from ledger.core.errors import (
 )
 from ledger.core.postings import balances, posting_sums
 from ledger.fines import fine_view
-from ledger.payments import lifecycle as pay
 from tests.support.ledger import ensure_bank_accounts, make_fine
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from ledger import payments as pay
 from ledger.core.postings import balances, posting_sums
-from ledger.payments import lifecycle as pay
 from tests.support.ledger import make_fine
 from tests.support.recon import PAYER
 from tests.support.stack import SagaStack, eventually

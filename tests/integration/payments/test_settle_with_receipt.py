@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger import payments as pay
 from ledger.core.audit import verify_audit_chain
 from ledger.core.errors import NotFoundError
 from ledger.core.postings import balances, posting_sums
 from ledger.fines import Fine
-from ledger.payments import lifecycle as pay
 from ledger.receipts.issue import issue_receipt_once, verify_receipts
 from ledger.receipts.signing import ReceiptSigner, verify_signature
 from tests.support.ledger import ensure_bank_accounts, make_fine
@@ -37,6 +37,18 @@ async def _settle(engine: AsyncEngine, payment: pay.Payment, ref: str) -> pay.Se
         return await pay.settle_with_receipt(
             conn, payment.id, ref, NOW, "bank confirmed the debit", SIGNER
         )
+
+
+async def _two_debits(engine: AsyncEngine, cause: str) -> tuple[pay.Payment, pay.Payment]:
+    """A fine's payment in flight and a second debit of it the bank made."""
+    await ensure_bank_accounts(engine, "sgbank")
+    fine = await make_fine(engine)
+    first = await _payment(engine, fine)
+    async with engine.begin() as conn:
+        second, _ = await pay.record_external_debit(
+            conn, fine, "sgbank", "B-2", 800_000, "111", NOW, cause
+        )
+    return first, second
 
 
 async def _count(engine: AsyncEngine, sql: str, **params: object) -> int:
@@ -104,13 +116,7 @@ async def test_books_settles_and_receipts_once(engine: AsyncEngine) -> None:
 
 
 async def test_a_second_debit_of_the_fine_gets_no_receipt(engine: AsyncEngine) -> None:
-    await ensure_bank_accounts(engine, "sgbank")
-    fine = await make_fine(engine)
-    first = await _payment(engine, fine)
-    async with engine.begin() as conn:
-        second, _ = await pay.record_external_debit(
-            conn, fine, "sgbank", "B-2", 800_000, "111", NOW, "bank booked twice"
-        )
+    first, second = await _two_debits(engine, "bank booked twice")
     assert (await _settle(engine, first, "B-1")).outcome is pay.SettleOutcome.SETTLED
     duplicate = await _settle(engine, second, "B-2")
     assert duplicate.outcome is pay.SettleOutcome.DUPLICATE
@@ -130,13 +136,7 @@ async def test_a_second_debit_of_the_fine_gets_no_receipt(engine: AsyncEngine) -
 
 
 async def test_concurrent_debits_of_one_fine_make_one_receipt(engine: AsyncEngine) -> None:
-    await ensure_bank_accounts(engine, "sgbank")
-    fine = await make_fine(engine)
-    first = await _payment(engine, fine)
-    async with engine.begin() as conn:
-        second, _ = await pay.record_external_debit(
-            conn, fine, "sgbank", "B-2", 800_000, "111", NOW, "statement line"
-        )
+    first, second = await _two_debits(engine, "statement line")
     done = await asyncio.gather(_settle(engine, first, "B-1"), _settle(engine, second, "B-2"))
     assert sorted(d.outcome.value for d in done) == ["duplicate", "settled"]
     assert [d.receipt is not None for d in done].count(True) == 1

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from ledger import payments as pay
 from ledger.core.postings import ensure_bank_accounts
 from ledger.fines import FineInput, get_fine, register_fine
-from ledger.payments import lifecycle as pay
 from reconciler.devstack.temporal import TemporalInfo
 from workflows.payment import types as wt
 from workflows.payment.client import SagaConfig, start_payment, sweep_unstarted

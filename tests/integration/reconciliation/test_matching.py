@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bank_adapters.types import Direction
+from ledger import payments as pay
 from ledger.core.postings import (
     EntryRequest,
     Posting,
@@ -21,7 +22,6 @@ from ledger.core.postings import (
     post_entry,
     posting_sums,
 )
-from ledger.payments import lifecycle as pay
 from ledger.reconciliation import load as recon
 from tests.support.ledger import make_fine
 from tests.support.recon import (

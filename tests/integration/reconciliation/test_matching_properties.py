@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bank_adapters.text import bank_transfer_content
 from bank_adapters.types import Direction, StatementLine
+from ledger import payments as pay
 from ledger.core.postings import balances, bank_clearing_account, posting_sums
 from ledger.fines import Fine
-from ledger.payments import lifecycle as pay
 from ledger.reconciliation import load as recon
 from reconciler.devstack.postgres import PostgresInfo
 from tests.conftest import _create_db_from_template, _drop_db

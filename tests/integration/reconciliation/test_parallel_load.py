@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.core.errors import ValidationError
 from ledger.fines import Fine
-from ledger.payments.lifecycle import Payment
+from ledger.payments import Payment
 from ledger.reconciliation import load as recon
 from tests.support.ledger import make_fine
 from tests.support.recon import DAY, NOW, line, new_payment, open_run, reconcile, snapshot

@@ -18,7 +18,7 @@ from bank_adapters.types import (
     StatementParseError,
 )
 from ledger.core.errors import ConflictError, InvalidTransitionError, NotFoundError
-from ledger.payments.lifecycle import AmountMismatchError
+from ledger.payments import AmountMismatchError
 from ledger.receipts.issue import ReceiptNotAllowed
 from workflows.interceptors import retrying_cannot_help
 from workflows.payment.activities import RefundNotConfirmedError
