@@ -60,10 +60,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import string
 import struct
 import time as time_module
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -81,6 +79,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.business_time import VIETNAM_TZ, business_day_start
+from domain.content import REFERENCE_PREFIX, content_key, first_payment_reference
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
 from ledger.core.postings import bank_clearing_account, ensure_account
 
@@ -103,50 +102,6 @@ TEMP_BUFFERS: Final = "256MB"
 ERROR_CHARS_MAX: Final = 2_000
 LINES_PER_STATEMENT_MAX: Final = 1_000_000
 SYSTEM_ACTOR: Final = "system:reconciliation"
-
-# --- keys of transfer content (copies of bank_adapters.text, which the ledger
-# may not import; tests check they agree) -------------------------------------
-
-_ALNUM: Final = frozenset(string.ascii_letters + string.digits)
-_NOT_ALNUM_ASCII: Final = bytes(c for c in range(128) if chr(c) not in _ALNUM)
-_B32: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_B32_VALUE: Final = {c: i for i, c in enumerate(_B32)}
-REFERENCE_PREFIX: Final = "TF"
-REFERENCE_LENGTH: Final = 13
-
-
-def content_key(content: str) -> str:
-    """Upper-case ASCII letters and digits only (``bank_adapters.text.alnum_key``):
-    diacritics stripped (``đ`` read as ``d``), everything else dropped."""
-    if content.isascii():
-        return content.encode("ascii").translate(None, _NOT_ALNUM_ASCII).upper().decode("ascii")
-    folded = unicodedata.normalize("NFD", content.replace("đ", "d").replace("Đ", "D"))
-    return "".join(c for c in folded if c in _ALNUM).upper()
-
-
-def _is_reference(candidate: str) -> bool:
-    if len(candidate) != REFERENCE_LENGTH or not candidate.startswith(REFERENCE_PREFIX):
-        return False
-    total = 0
-    for i, c in enumerate(candidate[2:-1]):
-        value = _B32_VALUE.get(c)
-        if value is None:
-            return False
-        total += (i + 1) * value
-    return candidate[-1] == _B32[total % len(_B32)]
-
-
-def first_payment_reference(key: str) -> str | None:
-    """The first valid payment reference in a content key, if any (like
-    ``bank_adapters.text.find_payment_references(...)[0]``)."""
-    start = key.find(REFERENCE_PREFIX)
-    while start != -1:
-        candidate = key[start : start + REFERENCE_LENGTH]
-        if _is_reference(candidate):
-            return candidate
-        start = key.find(REFERENCE_PREFIX, start + 1)
-    return None
-
 
 # --- statement lines as the loader takes them -------------------------------
 
