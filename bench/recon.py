@@ -62,7 +62,10 @@ from bank_adapters.types import Direction, StatementLine
 from bench.common import DOC, print_json, write_section
 from ledger.core.postings import ensure_bank_accounts
 from ledger.migrations import upgrade_to_head
+from ledger.reconciliation import lines as recon_lines
 from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs
+from ledger.reconciliation.tuning import LINES_PER_STATEMENT_MAX
 from reconciler.devstack import postgres as embedded
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.process import ManagedProcess
@@ -168,11 +171,11 @@ async def store_only_seconds(engine: AsyncEngine, lines: list[StatementLine]) ->
     async with engine.begin() as conn:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        copy_sql = f"COPY bench_store ({recon.STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
+        copy_sql = f"COPY bench_store ({recon_lines.STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
         async with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            copy.set_types(recon.STAGING_TYPES)
+            copy.set_types(recon_lines.STAGING_TYPES)
             for pos, line in enumerate(lines):
-                await copy.write_row(recon.staging_row(pos, line))
+                await copy.write_row(recon_lines.staging_row(pos, line))
     seconds = time.perf_counter() - started
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE bench_store"))
@@ -270,8 +273,8 @@ class Load:
     seconds: float
     stages: dict[str, float]
     summary: recon.MatchSummary
-    run: recon.Run
-    statement_import: recon.StatementImport
+    run: runs.Run
+    statement_import: runs.StatementImport
 
 
 async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: int) -> Load:
@@ -578,7 +581,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.one_connection:
-        recon.PARALLEL_LINES_MIN = recon.LINES_PER_STATEMENT_MAX + 1  # type: ignore[misc]
+        recon.PARALLEL_LINES_MIN = LINES_PER_STATEMENT_MAX + 1  # type: ignore[misc]
         args.no_write = True
     if not 1 <= args.repeats <= 9:
         parser.error(f"--repeats must be 1 to 9, not {args.repeats}")

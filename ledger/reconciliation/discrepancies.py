@@ -41,8 +41,14 @@ from ledger.core.postings import (
     reverse_entry,
 )
 from ledger.fines import get_fine
-from ledger.reconciliation.load import DISCREPANCY_KINDS
 
+DISCREPANCY_KINDS: Final = (
+    "duplicate",
+    "missing_at_bank",
+    "amount_mismatch",
+    "unknown",
+    "in_doubt_too_long",
+)
 DISCREPANCY_STATUSES: Final = ("open", "resolved", "dismissed")
 PAGE_SIZE_MAX: Final = 500
 RESOLUTION_CHARS_MAX: Final = 2_000

@@ -16,7 +16,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.reconciliation.load import RUN_COUNT_COLUMNS, Run, auto_resolve, get_run
+from ledger.reconciliation.payment_checks import auto_resolve
+from ledger.reconciliation.runs import RUN_COUNT_COLUMNS, Run, get_run
 
 ACTION_PHASES: Final = ("heal", "duplicate")
 ACTION_BATCH_MAX: Final = 1_000

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import discrepancies as disc
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs as recon
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -62,8 +62,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.business_time import business_date
 from ledger.fines import get_fine
-from ledger.reconciliation.load import vietnam_today
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.temporal import TemporalDevServer
 from reconciler.recon_wiring import recon_activities
@@ -390,7 +390,7 @@ async def external_debit_duplicate_refund(stack: SagaStack) -> Handle:
 
 async def reconcile(stack: SagaStack, bank: str) -> tuple[dict[str, Any], Handle]:
     """Reconcile today's statement of ``bank`` over the API, wait for the run."""
-    today = vietnam_today(datetime.now(UTC)).isoformat()
+    today = business_date(datetime.now(UTC)).isoformat()
     status, started = await stack.call(
         "POST", "/api/v1/reconciliations", json={"bank": bank, "statement_date": today}
     )

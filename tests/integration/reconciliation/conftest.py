@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.reconciliation.load import vietnam_today
+from domain.business_time import business_date
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.recon_wiring import recon_activities
 from reconciler.wiring import build_adapters
@@ -28,7 +28,7 @@ class ReconStack:
 
     @property
     def today(self) -> date:
-        return vietnam_today(datetime.now(UTC))
+        return business_date(datetime.now(UTC))
 
     async def reconcile(self, bank: str, day: date | None = None) -> dict[str, Any]:
         """Start a reconciliation over the API and wait for it to finish."""

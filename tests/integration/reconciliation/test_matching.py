@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bank_adapters.types import Direction
+from ledger.core.errors import ValidationError
 from ledger.core.postings import (
     EntryRequest,
     Posting,
@@ -22,7 +23,8 @@ from ledger.core.postings import (
     posting_sums,
 )
 from ledger.payments import lifecycle as pay
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import payment_checks as checks
+from ledger.reconciliation import rules
 from tests.support.ledger import make_fine
 from tests.support.recon import (
     BANK,
@@ -68,8 +70,8 @@ async def test_our_key_echoed_by_the_bank_matches(engine: AsyncEngine) -> None:
 async def _rules_only(engine: AsyncEngine, *keep: str) -> str:
     """Switch every rule off for the bank but ``keep`` (rules are data)."""
     async with engine.begin() as conn:
-        for rule in recon.RULES:
-            await recon.set_rule(conn, BANK, rule, enabled=rule in keep)
+        for rule in rules.RULES:
+            await rules.set_rule(conn, BANK, rule, enabled=rule in keep)
     return keep[0]
 
 
@@ -205,7 +207,7 @@ async def test_a_tolerance_is_data_and_never_moves_money_automatically(
 ) -> None:
     await make_fine(engine, "1012/QĐ-XPHC", 500_000)
     async with engine.begin() as conn:
-        await recon.set_rule(conn, BANK, "decision_number", amount_tolerance_vnd=10_000)
+        await rules.set_rule(conn, BANK, "decision_number", amount_tolerance_vnd=10_000)
     await reconcile(engine, [line(495_000, "1012/QD-XPHC", ref="FT12")])
     row = (await lines_by_ref(engine))["FT12"]
     # Identified within tolerance, but not the fine's amount: finance decides.
@@ -310,7 +312,7 @@ async def test_a_payment_the_bank_does_not_have_is_missing_until_its_line_arrive
     # The bank books it late: the next statement has it, the discrepancy closes.
     await reconcile(engine, [line(500_000, ref="FT18")], now=NOW + timedelta(hours=1))
     [closed] = [d for d in await discrepancies(engine) if d.kind == "missing_at_bank"]
-    assert (closed.status, closed.resolved_by) == ("resolved", recon.SYSTEM_ACTOR)
+    assert (closed.status, closed.resolved_by) == ("resolved", checks.SYSTEM_ACTOR)
 
 
 async def test_a_payment_debited_within_the_grace_period_is_not_missing_yet(
@@ -318,14 +320,14 @@ async def test_a_payment_debited_within_the_grace_period_is_not_missing_yet(
 ) -> None:
     fine = await make_fine(engine, "1019/QĐ-XPHC", 500_000)
     await new_payment(engine, fine, "succeeded", now=NOW - timedelta(minutes=5))
-    await reconcile(engine, [], policy=recon.MatchPolicy(missing_grace_seconds=1800))
+    await reconcile(engine, [], policy=checks.MatchPolicy(missing_grace_seconds=1800))
     assert await discrepancies(engine) == []
 
 
 async def test_a_payment_in_doubt_too_long_opens_a_discrepancy(engine: AsyncEngine) -> None:
     fine = await make_fine(engine, "1020/QĐ-XPHC", 500_000)
     payment = await new_payment(engine, fine, "verifying", now=NOW - timedelta(hours=3))
-    await reconcile(engine, [], policy=recon.MatchPolicy(in_doubt_seconds=3600))
+    await reconcile(engine, [], policy=checks.MatchPolicy(in_doubt_seconds=3600))
     [found] = await discrepancies(engine)
     assert (found.kind, found.payment_id, found.status) == ("in_doubt_too_long", payment.id, "open")
 
@@ -334,7 +336,7 @@ async def test_only_the_discrepancies_that_resolved_themselves_are_closed(
     engine: AsyncEngine,
 ) -> None:
     """One of each kind that closes itself, next to one of each that does not."""
-    policy = recon.MatchPolicy(in_doubt_seconds=3600, missing_grace_seconds=1800)
+    policy = checks.MatchPolicy(in_doubt_seconds=3600, missing_grace_seconds=1800)
     earlier = NOW - timedelta(hours=3)
     fines = [await make_fine(engine, f"{1040 + i}/QĐ-XPHC", 500_000) for i in range(4)]
     doubts = [await new_payment(engine, f, "verifying", now=earlier) for f in fines[:2]]
@@ -434,8 +436,8 @@ async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the
     async with engine.connect() as conn:
         plan = (
             await conn.execute(
-                text("EXPLAIN (FORMAT JSON) " + recon.AUTO_RESOLVE_SQL),
-                {"bank": BANK, "now": NOW, "actor": recon.SYSTEM_ACTOR},
+                text("EXPLAIN (FORMAT JSON) " + checks.AUTO_RESOLVE_SQL),
+                {"bank": BANK, "now": NOW, "actor": checks.SYSTEM_ACTOR},
             )
         ).scalar_one()
 
@@ -478,7 +480,7 @@ async def test_reimporting_the_same_statement_changes_nothing(engine: AsyncEngin
 
 async def test_a_file_naming_one_reference_twice_is_refused_whole(engine: AsyncEngine) -> None:
     ref = bank_ref()
-    with pytest.raises(recon.ValidationError, match="appears twice"):
+    with pytest.raises(ValidationError, match="appears twice"):
         await reconcile(engine, [line(1_000, ref=ref), line(2_000, ref=ref)])
     async with engine.connect() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM statement_lines"))).scalar_one()

@@ -30,6 +30,8 @@ from ledger.core.postings import balances, bank_clearing_account, posting_sums
 from ledger.fines import Fine
 from ledger.payments import lifecycle as pay
 from ledger.reconciliation import load as recon
+from ledger.reconciliation.matching import LINE_CLASSES
+from ledger.reconciliation.tuning import LINES_PER_STATEMENT_MAX
 from reconciler.devstack.postgres import PostgresInfo
 from tests.conftest import _create_db_from_template, _drop_db
 from tests.integration.reconciliation.test_parallel_load import run_and_import
@@ -177,7 +179,7 @@ async def test_every_line_is_classified_once_totals_reconcile_and_a_rerun_is_a_n
     picks: list[tuple[str, int, int, int]],
     parallel: bool,
 ) -> None:
-    threshold = 1 if parallel else recon.LINES_PER_STATEMENT_MAX + 1
+    threshold = 1 if parallel else LINES_PER_STATEMENT_MAX + 1
     with mock.patch.object(recon, "PARALLEL_LINES_MIN", threshold):
         await _every_line_once(pg_server, pg_template, ledger, picks, parallel=parallel)
 
@@ -206,7 +208,7 @@ async def _every_line_once(
         # Exactly one class per line, and the totals add up.
         assert summary.new_lines == len(lines)
         assert sum(summary.classes.values()) == len(lines)
-        assert set(summary.classes) <= set(recon.LINE_CLASSES)
+        assert set(summary.classes) <= set(LINE_CLASSES)
         assert sum(summary.amounts_vnd.values()) == sum(x.amount_vnd for x in lines)
         async with engine.connect() as conn:
             rows = (await conn.execute(text("SELECT * FROM statement_lines"))).all()

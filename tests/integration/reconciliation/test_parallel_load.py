@@ -19,9 +19,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger.core.errors import ValidationError
 from ledger.fines import Fine
 from ledger.payments.lifecycle import Payment
+from ledger.reconciliation import bulk_load, matching, payment_checks, tuning
+from ledger.reconciliation import lines as recon_lines
 from ledger.reconciliation import load as recon
 from tests.support.ledger import make_fine
 from tests.support.recon import DAY, NOW, line, new_payment, open_run, reconcile, snapshot
+
+
+class _Patch:
+    """Interim: sets a name in every load module that has it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.m = monkeypatch
+
+    def setattr(self, _module: object, name: str, value: object) -> None:
+        aliases = {
+            "_DECIDE_SQL": "_DECIDE_SQL",
+            "_DECISION_SQL": "_DECISION_SQL",
+            "_missing_at_bank": "missing_at_bank",
+            "_classify_rest": "classify_rest",
+            "_classify_on_helper": "_classify_on_helper",
+            "_copy_plain": "_copy_plain",
+        }
+        name = aliases.get(name, name)
+        for module in (recon, bulk_load, recon_lines, matching, payment_checks, tuning):
+            if hasattr(module, name):
+                self.m.setattr(module, name, value)
 
 
 async def run_and_import(engine: AsyncEngine, lines: list[Any]) -> tuple[Any, Any]:
@@ -49,7 +72,7 @@ async def _load(engine: AsyncEngine, run: Any, statement_import: Any, lines: lis
 async def test_a_failure_after_the_helper_committed_is_completed_by_a_rerun(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1)
     booked = []
     for i in range(3):
         fine = await make_fine(engine, f"{8100 + i}/QĐ-XPHC", 300_000)
@@ -63,7 +86,7 @@ async def test_a_failure_after_the_helper_committed_is_completed_by_a_rerun(
 
     # auto_resolve runs after the helper has committed.
     with monkeypatch.context() as patched:
-        patched.setattr(recon, "auto_resolve", crash)
+        _Patch(patched).setattr(recon, "auto_resolve", crash)
         with pytest.raises(RuntimeError, match="worker lost"):
             await _load(engine, run, statement_import, lines)
     async with engine.connect() as conn:
@@ -95,7 +118,7 @@ async def test_a_failure_after_the_helper_committed_is_completed_by_a_rerun(
 async def test_a_failure_of_the_helper_fails_the_load_and_writes_nothing(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1)
     fine = await make_fine(engine, "8200/QĐ-XPHC", 300_000)
     payment = await new_payment(engine, fine, "succeeded")
     lines = [line(300_000, "x", ref=payment.bank_ref), line(12_345, "CHUYEN TIEN")]
@@ -105,7 +128,7 @@ async def test_a_failure_of_the_helper_fails_the_load_and_writes_nothing(
         raise RuntimeError("helper lost")
 
     with monkeypatch.context() as patched:
-        patched.setattr(recon, "_classify_on_helper", broken)
+        _Patch(patched).setattr(recon, "_classify_on_helper", broken)
         with pytest.raises(RuntimeError, match="helper lost"):
             await _load(engine, run, statement_import, lines)
     async with engine.connect() as conn:
@@ -122,12 +145,12 @@ async def test_a_statement_past_the_timeout_fails_the_load_and_writes_nothing(
     """A plan gone wrong cannot hold the bank's lock for long: on either
     connection, a statement past ``STATEMENT_TIMEOUT`` is cancelled and the
     load fails whole."""
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
-    monkeypatch.setattr(recon, "STATEMENT_TIMEOUT", "200ms")
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1)
+    _Patch(monkeypatch).setattr(recon, "STATEMENT_TIMEOUT", "200ms")
     if where == "main":  # the decision, before the helper starts
-        monkeypatch.setattr(recon, "_DECIDE_SQL", "SELECT pg_sleep(5)")
+        _Patch(monkeypatch).setattr(recon, "_DECIDE_SQL", "SELECT pg_sleep(5)")
     else:
-        monkeypatch.setattr(
+        _Patch(monkeypatch).setattr(
             recon,
             "_DECISION_SQL",
             "CREATE TEMP TABLE recon_decisions ON COMMIT DROP AS"
@@ -154,7 +177,7 @@ async def test_the_split_path_writes_every_class_and_finds_the_payments_missing_
     """The split path (keys staged, plain lines by COPY): with the run
     committed the other lines go to the helper; with the run still in the
     caller's transaction this connection classifies them itself."""
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1)
     paid, booked, absent = await booked_and_absent(engine, 8300)
     unpaid = await make_fine(engine, "8302/QĐ-XPHC", 150_000)
     lines = [
@@ -197,15 +220,15 @@ async def test_the_split_path_writes_every_class_and_finds_the_payments_missing_
 async def test_the_connection_free_first_looks_for_the_payments_missing_at_the_bank_once(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, first_free: str
 ) -> None:
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1)
     _fine, booked, absent = await booked_and_absent(engine, 8350)
     lines = [line(300_000, "x", ref=booked.bank_ref), line(12_345, "CHUYEN TIEN")]
     run, statement_import = await run_and_import(engine, lines)
 
     real_missing, real_classify, real_copy_plain = (
-        recon._missing_at_bank,
-        recon._classify_rest,
-        recon._copy_plain,
+        recon.missing_at_bank,
+        bulk_load.classify_rest,
+        bulk_load._copy_plain,
     )
     looked: list[str] = []
     missing_done = asyncio.Event()
@@ -230,9 +253,9 @@ async def test_the_connection_free_first_looks_for_the_payments_missing_at_the_b
                 await asyncio.wait_for(missing_done.wait(), 30)
             await real_copy_plain(conn, *args)
 
-        monkeypatch.setattr(recon, "_missing_at_bank", missing_at_bank)
-        monkeypatch.setattr(recon, "_classify_rest", classify_rest)
-        monkeypatch.setattr(recon, "_copy_plain", copy_plain)
+        _Patch(monkeypatch).setattr(recon, "_missing_at_bank", missing_at_bank)
+        _Patch(monkeypatch).setattr(recon, "_classify_rest", classify_rest)
+        _Patch(monkeypatch).setattr(recon, "_copy_plain", copy_plain)
         summary = await recon.load_and_match(main, run, statement_import, lines, NOW)
     assert looked == [first_free]
     assert summary.missing_at_bank_opened == 1
@@ -255,7 +278,7 @@ async def test_a_line_loaded_under_another_date_is_known_all_the_same(
     plain lines' COPY or the helper's insert then hits the unique index)
     makes the load start again from its savepoint, looking among all the
     bank's lines. The line is stored once, and counted as the older load's."""
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1)
     fine = await make_fine(engine, "8450/QĐ-XPHC", 300_000)
     payment = await new_payment(engine, fine, "succeeded")
     booked = line(300_000, "x", ref=payment.bank_ref)
@@ -281,7 +304,7 @@ async def test_a_line_loaded_under_another_date_is_known_all_the_same(
 async def test_a_bad_statement_is_refused_on_either_path_and_writes_nothing(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, split: bool, fault: str
 ) -> None:
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1 if split else 1_000)
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1 if split else 1_000)
     fine = await make_fine(engine, "8400/QĐ-XPHC", 300_000)
     payment = await new_payment(engine, fine, "succeeded")
     lines = [line(300_000, "x", ref=payment.bank_ref), line(12_345, "CHUYEN TIEN")]
@@ -289,7 +312,7 @@ async def test_a_bad_statement_is_refused_on_either_path_and_writes_nothing(
         lines.append(line(45_000, "PHI", ref=lines[1].bank_ref))
         expected = f"bank reference {lines[1].bank_ref!r} appears twice"
     else:
-        monkeypatch.setattr(recon, "LINES_PER_STATEMENT_MAX", 1)
+        _Patch(monkeypatch).setattr(recon, "LINES_PER_STATEMENT_MAX", 1)
         expected = "more than 1 lines"
     run, statement_import = await run_and_import(engine, lines)
     before = await snapshot(engine)
@@ -314,8 +337,8 @@ async def test_the_helper_shares_the_plain_lines_and_a_rerun_counts_the_ones_it_
     asks first. Here the main connection waits until the helper has asked,
     so the helper writes them all (and commits them with its own lines);
     then the main transaction fails, and the re-run counts them as its own."""
-    monkeypatch.setattr(recon, "PARALLEL_LINES_MIN", 1)
-    monkeypatch.setattr(recon, "PLAIN_SLICE_LINES", 2)
+    _Patch(monkeypatch).setattr(recon, "PARALLEL_LINES_MIN", 1)
+    _Patch(monkeypatch).setattr(recon, "PLAIN_SLICE_LINES", 2)
     booked = []
     for i in range(5):
         fine = await make_fine(engine, f"{8500 + i}/QĐ-XPHC", 300_000)
@@ -324,7 +347,7 @@ async def test_the_helper_shares_the_plain_lines_and_a_rerun_counts_the_ones_it_
     lines = [*(x for x, _ in booked), line(12_345, "CHUYEN TIEN")]
     run, statement_import = await run_and_import(engine, lines)
 
-    real_copy_plain = recon._copy_plain
+    real_copy_plain = bulk_load._copy_plain
     callers: list[str] = []
     helper_asked = asyncio.Event()
 
@@ -341,8 +364,8 @@ async def test_the_helper_shares_the_plain_lines_and_a_rerun_counts_the_ones_it_
         raise RuntimeError("worker lost")
 
     with monkeypatch.context() as patched:
-        patched.setattr(recon, "_copy_plain", main_waits_for_the_helper)
-        patched.setattr(recon, "auto_resolve", crash)
+        _Patch(patched).setattr(recon, "_copy_plain", main_waits_for_the_helper)
+        _Patch(patched).setattr(recon, "auto_resolve", crash)
         with pytest.raises(RuntimeError, match="worker lost"):
             await _load(engine, run, statement_import, lines)
     assert callers == ["main", "helper"]

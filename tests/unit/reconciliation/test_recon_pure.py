@@ -20,10 +20,11 @@ from bank_adapters.text import payment_reference
 from bank_adapters.types import Direction, StatementLine
 from domain.content import content_key, first_payment_reference, is_payment_reference
 from domain.text import strip_diacritics
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import lines, matching, runs
 from ledger.reconciliation.discrepancies import Discrepancy
 from ledger.reconciliation.followup import REPORT_COLUMNS, RunReport
 from ledger.reconciliation.report import csv_header, csv_rows, render_report_pdf
+from ledger.reconciliation.rules import RULES, MatchRule
 from reconciler.api.recon_views import allowed_actions
 from workflows.reconciliation.activities import payer_account
 from workflows.reconciliation.client import ScheduleTimes, build_schedules, schedule_ids
@@ -84,8 +85,8 @@ def test_a_staging_row_is_the_line_with_its_keys_and_no_nul() -> None:
         end_to_end_ref="",
         source_line=7,
     )
-    row = recon.staging_row(3, item)
-    assert len(row) == len(recon.STAGING_TYPES)
+    row = lines.staging_row(3, item)
+    assert len(row) == len(lines.STAGING_TYPES)
     # Binary COPY: values as they are (no escaping), NUL replaced.
     assert row == (
         3,
@@ -102,31 +103,31 @@ def test_a_staging_row_is_the_line_with_its_keys_and_no_nul() -> None:
         7,
     )
     good = payment_reference("fp-1")
-    credit = recon.staging_row(0, replace(item, direction=Direction.CREDIT, content=f"x {good}"))
+    credit = lines.staging_row(0, replace(item, direction=Direction.CREDIT, content=f"x {good}"))
     assert (credit[4], credit[8]) == (True, good)
 
 
-def _rules(**enabled: bool) -> dict[str, recon.MatchRule]:
+def _rules(**enabled: bool) -> dict[str, MatchRule]:
     return {
-        name: recon.MatchRule(name, "*", 10 * (i + 1), enabled.get(name, True), 0, 6, "")
-        for i, name in enumerate(recon.RULES)
+        name: MatchRule(name, "*", 10 * (i + 1), enabled.get(name, True), 0, 6, "")
+        for i, name in enumerate(RULES)
     }
 
 
 def test_disabled_rules_leave_the_matching_sql() -> None:
-    statements = recon._match_statements(_rules(end_to_end=False, refund_ref=False))
+    statements = matching.match_statements(_rules(end_to_end=False, refund_ref=False))
     assert "pe.debit_key" not in statements.link
     assert "journal_entries rj" not in statements.link
     assert "pp.payment_ref" in statements.link
     assert statements.params["decision_enabled"] is True
-    none = recon._match_statements({k: v for k, v in _rules().items() if k == "bank_ref"})
+    none = matching.match_statements({k: v for k, v in _rules().items() if k == "bank_ref"})
     assert none.params["decision_enabled"] is False
 
 
 def test_rule_priority_orders_the_links() -> None:
     rules = _rules()
-    rules["payment_reference"] = recon.MatchRule("payment_reference", "*", 1, True, 0, 6, "")
-    link = recon._match_statements(rules).link
+    rules["payment_reference"] = MatchRule("payment_reference", "*", 1, True, 0, 6, "")
+    link = matching.match_statements(rules).link
     assert link.index("pp.id IS NOT NULL") < link.index(
         "coalesce(s.ref_payment, px.id) IS NOT NULL"
     )
@@ -166,10 +167,10 @@ def test_csv_report_keeps_formulas_out_of_spreadsheets() -> None:
     assert "true" in cells
 
 
-def _run() -> recon.Run:
-    counts = dict.fromkeys(recon.RUN_COUNT_COLUMNS, 0)
+def _run() -> runs.Run:
+    counts = dict.fromkeys(runs.RUN_COUNT_COLUMNS, 0)
     counts.update(lines=3, matched=1, healed=1, unknown=1, credit_total_vnd=1_500_000)
-    return recon.Run(
+    return runs.Run(
         id=7,
         bank="hnbank",
         statement_date=date(2026, 11, 23),
