@@ -1,10 +1,10 @@
 """The split path of a big statement (2b): its keys staged, one decision
 over them, the plain booked lines written by COPY on the caller's
 connection while a second connection from the same engine classifies the
-others, in its own transaction, committed before the caller's. Its own module as it
-is the one part of the load that runs two connections at once: the
-ordering between them (who writes the plain lines left, who looks for the
-payments missing at the bank) lives here and nowhere else."""
+others, in its own transaction, committed before the caller's. Its own
+module as it is the one part of the load that runs two connections at
+once: the ordering between them (who writes the plain lines left, who looks
+for the payments missing at the bank) lives here and nowhere else."""
 
 from __future__ import annotations
 
@@ -31,25 +31,27 @@ from ledger.reconciliation.copy_binary import (
 )
 from ledger.reconciliation.lines import (
     OWN_TYPES,
-    STAGING_DDL,
+    STAGING_TEMPLATE,
     LineLike,
     check_lines,
     clean_text,
 )
 from ledger.reconciliation.matching import (
-    DROP_KNOWN_SQL,
+    DROP_KNOWN_TEMPLATE,
     FAST,
     Group,
     MatchStatements,
     Written,
     classify_rest,
 )
+from ledger.reconciliation.sql_template import EMPTY, Sql, fill, identifier
 from ledger.reconciliation.tuning import (
     PLAIN_SLICE_LINES,
     STATEMENT_TIMEOUT,
     TEMP_BUFFERS,
     WORK_MEM,
     Stopwatch,
+    set_local,
 )
 
 # The split path (2b) first looks only among the lines of statements dated
@@ -60,13 +62,13 @@ from ledger.reconciliation.tuning import (
 # another date (a bank that books one reference on two days) collides with
 # the unique (bank, bank_ref) index; the load then starts again from its
 # savepoint and looks among all of the bank's lines (``load_and_match``).
-_DROP_KNOWN_KEYS_SQL: Final = DROP_KNOWN_SQL.replace("recon_staging", "recon_keys")
 KNOWN_NEAR_DAYS: Final = 1
 KNOWN_LINE_CONSTRAINT: Final = "statement_lines_bank_bank_ref_key"
-_DROP_KNOWN_NEAR_SQL: Final = _DROP_KNOWN_KEYS_SQL.replace(
-    "WHERE x.bank = :bank AND x.bank_ref = s.bank_ref",
-    "WHERE x.bank = :bank AND x.bank_ref = s.bank_ref\n"
-    "       AND x.statement_date BETWEEN :known_from AND :known_to",
+_DROP_KNOWN_KEYS_SQL: Final = fill(DROP_KNOWN_TEMPLATE, table=identifier("recon_keys"), near=EMPTY)
+_DROP_KNOWN_NEAR_SQL: Final = fill(
+    DROP_KNOWN_TEMPLATE,
+    table=identifier("recon_keys"),
+    near=Sql("\n       AND x.statement_date BETWEEN :known_from AND :known_to"),
 )
 
 # 2b. A big statement (at least PARALLEL_LINES_MIN lines) is split before
@@ -95,7 +97,7 @@ PLAIN_RECORD: Final = struct.Struct(">i32s")
 # The same join, made full, also finds the bank's payments of the day that
 # no staged line booked (``unstaged``): the payments missing at the bank are
 # looked for among those, with no second pass over the payments.
-_DECIDE_SQL: Final = f"""
+_DECIDE_TEMPLATE: Final = """
 SELECT string_agg(int4send(pos) || '\\x00000010'::bytea || uuid_send(id)
                   || '\\x00000008'::bytea || int8send(fine_id), ''::bytea)
            FILTER (WHERE fast) AS plain,
@@ -104,14 +106,15 @@ SELECT string_agg(int4send(pos) || '\\x00000010'::bytea || uuid_send(id)
        string_agg(int4send(pos) || CASE WHEN id IS NULL THEN '\\x00'::bytea
                                         ELSE '\\x01'::bytea || uuid_send(id) END, ''::bytea)
            FILTER (WHERE pos IS NOT NULL AND NOT fast) AS rest,
-       coalesce(array_agg(id) FILTER (WHERE unstaged), '{{}}') AS unstaged
-  FROM (SELECT s.pos, s.amount_vnd, pr.id, pr.fine_id, coalesce({FAST}, false) AS fast,
+       coalesce(array_agg(id) FILTER (WHERE unstaged), '{}') AS unstaged
+  FROM (SELECT s.pos, s.amount_vnd, pr.id, pr.fine_id, coalesce({fast}, false) AS fast,
                s.pos IS NULL AND pr.status IN ('succeeded', 'refunded')
                    AND pr.debited_at >= :day_start AND pr.debited_at < :cutoff AS unstaged
           FROM recon_keys s
           FULL JOIN (SELECT * FROM payments WHERE bank = :bank) AS pr
             ON pr.bank_ref = s.bank_ref) AS j
-"""  # noqa: S608 (constants only)
+"""
+_DECIDE_SQL: Final = fill(_DECIDE_TEMPLATE, fast=FAST)
 # The plain booked lines, written matched, by COPY in binary format: each row
 # is the statement's constant fields, then the line's own fields (formatted
 # while the decision runs, as the client is idle then), then the payment and
@@ -137,8 +140,10 @@ _PLAIN_FIELDS: Final = len(CONSTANT_TYPES) + len(OWN_TYPES) + 2
 # session), by binary COPY from the fields already formatted for the plain
 # lines: their own fields, then position, direction and the payment their
 # bank reference found (no row is formatted twice).
-_HELPER_REST_DDL: Final = STAGING_DDL.replace("recon_staging", "recon_rest").replace(
-    "source_line     integer NOT NULL", "source_line     integer NOT NULL,\n    ref_payment uuid"
+_HELPER_REST_DDL: Final = fill(
+    STAGING_TEMPLATE,
+    table=identifier("recon_rest"),
+    more_columns=Sql(",\n    ref_payment uuid"),
 )
 _HELPER_REST_COPY: Final = (
     f"COPY recon_rest ({_PLAIN_OWN}, pos, credit, ref_payment) FROM STDIN (FORMAT binary)"
@@ -182,7 +187,7 @@ async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike]) -> None:
     that read the table join it whole, and its size (which the planner reads
     off its pages) is all they need."""
     check_lines(lines)
-    await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
+    await set_local(conn, "temp_buffers", TEMP_BUFFERS)
     await conn.execute(text(_KEYS_DDL))
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
@@ -200,8 +205,8 @@ async def _copy_rest(
     rest: Sequence[tuple[int, UUID | None]],
 ) -> None:
     """The other lines, whole, into this connection's ``recon_rest``."""
-    await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
-    await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    await set_local(conn, "temp_buffers", TEMP_BUFFERS)
+    await set_local(conn, "work_mem", WORK_MEM)
     await conn.execute(text(_HELPER_REST_DDL))
     head = struct.pack(">h", _REST_FIELDS)
     await copy_binary(
@@ -279,7 +284,7 @@ async def _run_helper(
     try:
         await helper.begin()
         # The helper's statements are cut off as the main connection's are.
-        await helper.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
+        await set_local(helper, "statement_timeout", STATEMENT_TIMEOUT)
         visible = await helper.execute(
             text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": write["rid"]}
         )
@@ -381,7 +386,7 @@ async def load_big(
     near = timedelta(days=KNOWN_NEAR_DAYS)
     known = {**write, "known_from": day - near, "known_to": day + near}
     drop_known = _DROP_KNOWN_NEAR_SQL if known_near_only else _DROP_KNOWN_KEYS_SQL
-    await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    await set_local(conn, "work_mem", WORK_MEM)
     groups: list[Group] = [
         (r.class_, r.direction, int(r.lines), int(r.amount_vnd), bool(r.in_suspense))
         for r in (await conn.execute(text(drop_known), known)).all()

@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.content import REFERENCE_PREFIX, content_key, first_payment_reference
 from ledger.core.errors import ValidationError
+from ledger.reconciliation.sql_template import EMPTY, fill, identifier
 from ledger.reconciliation.tuning import (
     LINES_PER_STATEMENT_MAX,
     TEMP_BUFFERS,
+    set_local,
 )
 
 
@@ -101,8 +103,10 @@ def staging_row(pos: int, line: LineLike) -> tuple[Any, ...]:
     return (pos, *v[:3], line.direction == "credit", *v[3:])
 
 
-STAGING_DDL: Final = """
-CREATE TEMP TABLE recon_staging (
+# The whole lines of a small statement; the split path's helper makes the
+# same table for its lines, with the payment their bank reference found.
+STAGING_TEMPLATE: Final = """
+CREATE TEMP TABLE {table} (
     pos             integer NOT NULL,
     bank_ref        text NOT NULL,
     booked_at       timestamptz NOT NULL,
@@ -114,9 +118,10 @@ CREATE TEMP TABLE recon_staging (
     content_ref     text,
     end_to_end_ref  text,
     raw             text NOT NULL,
-    source_line     integer NOT NULL
+    source_line     integer NOT NULL{more_columns}
 ) ON COMMIT DROP
 """
+_STAGING_DDL: Final = fill(STAGING_TEMPLATE, table=identifier("recon_staging"), more_columns=EMPTY)
 STAGING_COLUMNS: Final = (
     "pos, bank_ref, booked_at, amount_vnd, credit, counterparty, content, content_key,"
     " content_ref, end_to_end_ref, raw, source_line"
@@ -130,8 +135,8 @@ async def copy_into_staging(conn: AsyncConnection, lines: Sequence[LineLike]) ->
     # Temporary tables live in the session's own buffers (8 MB unless set
     # before the session's first temporary table): a big statement would
     # spill them to disk at every step.
-    await conn.execute(text(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'"))
-    await conn.execute(text(STAGING_DDL))
+    await set_local(conn, "temp_buffers", TEMP_BUFFERS)
+    await conn.execute(text(_STAGING_DDL))
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # psycopg.AsyncConnection, same transaction
     async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:

@@ -108,6 +108,7 @@ from ledger.reconciliation.tuning import (
     PARALLEL_LINES_MIN,
     STATEMENT_TIMEOUT,
     Stopwatch,
+    set_local,
 )
 
 DEFAULT_POLICY: Final = MatchPolicy()
@@ -170,7 +171,7 @@ async def load_and_match(
     ``STATEMENT_TIMEOUT``."""
     watch = Stopwatch(timings)
     bank = run.bank
-    await conn.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
+    await set_local(conn, "statement_timeout", STATEMENT_TIMEOUT)
     await lock_bank(conn, bank)
     clearing = bank_clearing_account(bank)
     await ensure_account(conn, clearing, f"Clearing at {bank}", "asset")

@@ -8,7 +8,7 @@ comments say which, and what was measured); they are tuned as a whole."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -16,17 +16,20 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.reconciliation.rules import MatchRule
+from domain.formats import ACCOUNT_SQL_REGEX
+from domain.keys import external_debit_key_sql
+from ledger.reconciliation.rules import RULES, MatchRule
 from ledger.reconciliation.runs import Run
+from ledger.reconciliation.sql_template import EMPTY, Sql, fill, identifier, literal
 from ledger.reconciliation.tuning import (
     WORK_MEM,
     Stopwatch,
+    set_local,
 )
 
 LINE_CLASSES: Final = ("matched", "healed", "duplicate", "amount_mismatch", "unknown")
 DECISION_WINDOW_CHARS: Final = 6  # the index fines_decision_anchor is on left(.., 6)
 
-#
 # A pipeline of temporary tables, each analysed, so the planner sees true
 # sizes at every step: a 50-line intraday statement takes index lookups, a
 # million-line one hash joins. All of it is set-based.
@@ -45,7 +48,7 @@ _CREDIT_LINK: Final = {
     "end_to_end": "pe.id",
     "payment_reference": "pp.id",
 }
-# Later rules look a line up only if no earlier rule linked it: {unlinked} is
+# Later rules look a line up only if no earlier rule linked it: ``unlinked`` is
 # the condition, so a line already linked costs nothing more. ``OFFSET 0``
 # keeps each a per-line index lookup (the planner would otherwise hash every
 # payment of the bank for the few lines that need it).
@@ -79,12 +82,14 @@ _REFUND_ENTRY: Final = """CASE WHEN NOT s.credit THEN
 # whose import is not marked loaded (this one, or one rolled back) was
 # committed by a helper connection whose main transaction then failed (the
 # main one marks the import loaded): it is this load's line all the same, so
-# it is counted in this load's summary.
-DROP_KNOWN_SQL: Final = """
+# it is counted in this load's summary. ``table`` holds the statement's
+# lines (or keys), ``near`` narrows the look to some statement dates
+# (``bulk_load``).
+DROP_KNOWN_TEMPLATE: Final = """
 WITH dropped AS (
-    DELETE FROM recon_staging s
+    DELETE FROM {table} s
      USING statement_lines x
-     WHERE x.bank = :bank AND x.bank_ref = s.bank_ref
+     WHERE x.bank = :bank AND x.bank_ref = s.bank_ref{near}
     RETURNING x.import_id, x.class, x.direction, x.amount_vnd, x.in_suspense
 )
 SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_vnd, in_suspense
@@ -93,6 +98,7 @@ SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_
                     WHERE i.id = dropped.import_id AND i.loaded_at IS NOT NULL)
  GROUP BY class, direction, in_suspense
 """
+_DROP_KNOWN_SQL: Final = fill(DROP_KNOWN_TEMPLATE, table=identifier("recon_staging"), near=EMPTY)
 
 # 2. Every line joined to the payment booked with its bank reference. A
 # credit that books a payment settling its fine, for the same amount (within
@@ -106,16 +112,16 @@ _REST_DDL: Final = """
 CREATE TEMP TABLE recon_rest ON COMMIT DROP AS
 SELECT *, NULL::uuid AS ref_payment FROM recon_staging WITH NO DATA
 """
-FAST: Final = (
+FAST: Final = Sql(
     ":fast AND s.credit AND pr.settles_fine AND abs(s.amount_vnd - pr.amount_vnd) <= :tol_bank_ref"
 )
-_SPLIT_SQL: Final = f"""
+_SPLIT_TEMPLATE: Final = """
 WITH rest AS (
     INSERT INTO recon_rest
     SELECT s.*, pr.id
       FROM recon_staging s
       LEFT JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
-     WHERE NOT coalesce({FAST}, false)
+     WHERE NOT coalesce({fast}, false)
     RETURNING 1
 ), fast AS (
     INSERT INTO statement_lines (
@@ -128,12 +134,13 @@ WITH rest AS (
            'matched', :now, false, NULL
       FROM recon_staging s
       JOIN payments pr ON pr.bank = :bank AND pr.bank_ref = s.bank_ref
-     WHERE {FAST}
+     WHERE {fast}
     RETURNING amount_vnd
 )
 SELECT f.lines, f.amount_vnd, (SELECT count(*) FROM rest) AS rest_lines
   FROM (SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM fast) AS f
-"""  # noqa: S608 (constants only)
+"""
+_SPLIT_SQL: Final = fill(_SPLIT_TEMPLATE, fast=FAST)
 
 # 3. The other lines linked to payments by the enabled rules, in priority
 # order. Only what the next steps read is kept: the last step writes each
@@ -141,7 +148,7 @@ SELECT f.lines, f.amount_vnd, (SELECT count(*) FROM rest) AS rest_lines
 _LINK_TEMPLATE: Final = """
 CREATE TEMP TABLE recon_linked ON COMMIT DROP AS
 SELECT s.pos, s.bank_ref, s.booked_at, s.credit, s.amount_vnd, s.content_key, s.ref_payment,
-       s.counterparty ~ '^[A-Za-z0-9]{{1,34}}$' AS payer_known,
+       s.counterparty ~ {account_regex} AS payer_known,
        px.id AS ext_payment,
        CASE WHEN s.credit THEN {credit_link} ELSE {debit_link} END AS link_payment,
        CASE WHEN s.credit THEN {credit_rule} ELSE {debit_rule} END AS link_rule,
@@ -150,7 +157,7 @@ SELECT s.pos, s.bank_ref, s.booked_at, s.credit, s.amount_vnd, s.content_key, s.
   LEFT JOIN LATERAL (
       SELECT px.id FROM payments px
        WHERE s.ref_payment IS NULL
-         AND px.debit_key = left('ext-' || :bank || '-' || s.bank_ref, 200)
+         AND px.debit_key = {external_debit_key}
       OFFSET 0
   ) AS px ON s.credit
   {joins}
@@ -227,7 +234,7 @@ SELECT t.pos, t.bank_ref, t.booked_at, t.credit, t.amount_vnd, t.payer_known, t.
            AND t.p_bank_ref = t.bank_ref
            THEN CASE WHEN t.p_settles THEN 'matched' ELSE 'booked_duplicate' END
       WHEN t.link_payment IS NOT NULL AND t.p_status IN ('initiated', 'verifying')
-           AND t.p_debit_key = left('ext-' || :bank || '-' || t.bank_ref, 200)
+           AND t.p_debit_key = {external_debit_key}
            THEN 'external_running'
       WHEN t.link_payment IS NOT NULL AND t.p_status IN ('initiated', 'verifying')
            AND t.p_channel IN ('portal', 'counter') AND t.amount_vnd = t.p_amount
@@ -324,49 +331,70 @@ class MatchStatements:
 def match_statements(rules: Mapping[str, MatchRule]) -> MatchStatements:
     """The rule-dependent statements and their parameters. Only rule names
     from ``RULES`` reach the SQL text (no user input)."""
+    assert set(rules) <= set(RULES), rules
     enabled = sorted((r for r in rules.values() if r.enabled), key=lambda r: r.priority)
     credit = [r.rule for r in enabled if r.rule in _CREDIT_LINK]
     refunds = any(r.rule == "refund_ref" for r in enabled)
-    joins: list[str] = []
-    for index, rule in enumerate(credit):
-        if rule in _LATERAL:
-            earlier = [f"{_CREDIT_LINK[r]} IS NULL" for r in credit[:index]]
-            joins.append(_LATERAL[rule].format(unlinked=" AND ".join(earlier) or "true"))
-    if credit:
-        credit_link = f"coalesce({', '.join(_CREDIT_LINK[r] for r in credit)}, NULL)"
-        whens = " ".join(f"WHEN {_CREDIT_LINK[r]} IS NOT NULL THEN '{r}'" for r in credit)
-        credit_rule = f"CASE {whens} END"
-    else:
-        credit_link, credit_rule = "NULL::uuid", "NULL"
-    if refunds:
-        debit_link, refund_entry = _REFUND_LINK, _REFUND_ENTRY
-        debit_rule = (
-            f"CASE WHEN {_REFUND_LINK} IS NOT NULL OR {_REFUND_ENTRY} IS NOT NULL"
-            " THEN 'refund_ref' END"
-        )
-    else:
-        debit_link, debit_rule, refund_entry = "NULL::uuid", "NULL", "NULL::bigint"
-    fast = credit[:1] == ["bank_ref"]
-    link = _LINK_TEMPLATE.format(
-        credit_link=credit_link,
-        credit_rule=credit_rule,
-        debit_link=debit_link,
-        debit_rule=debit_rule,
-        refund_entry=refund_entry,
-        joins=" ".join(joins),
+    link = fill(
+        _LINK_TEMPLATE,
+        **_credit_sql(credit),
+        **_debit_sql(refunds),
+        account_regex=literal(ACCOUNT_SQL_REGEX),
+        external_debit_key=Sql(external_debit_key_sql(":bank", "s.bank_ref")),
     )
     cases = " ".join(f"WHEN '{r.rule}' THEN :tol_{r.rule}" for r in enabled)
-    stage = _STAGE_TEMPLATE.format(tolerance=f"CASE fd.rule {cases} ELSE 0 END" if cases else "0")
+    stage = fill(
+        _STAGE_TEMPLATE,
+        tolerance=Sql(f"CASE fd.rule {cases} ELSE 0 END" if cases else "0"),
+        external_debit_key=Sql(external_debit_key_sql(":bank", "t.bank_ref")),
+    )
     decision = rules.get("decision_number")
     params: dict[str, Any] = {f"tol_{r.rule}": r.amount_tolerance_vnd for r in enabled}
     params.setdefault("tol_decision_number", 0)
     params.setdefault("tol_bank_ref", 0)
     params["decision_enabled"] = decision is not None and decision.enabled
-    params["fast"] = fast
+    params["fast"] = credit[:1] == ["bank_ref"]
     params["truncated_min"] = (
         decision.truncated_chars_min if decision is not None else DECISION_WINDOW_CHARS
     )
     return MatchStatements(link=link, stage=stage, params=params)
+
+
+def _credit_sql(credit: Sequence[str]) -> dict[str, Sql]:
+    """The credit rules' links, in priority order: the payment, the rule
+    that found it, and the lookups of the rules after the first."""
+    joins: list[str] = []
+    for index, rule in enumerate(credit):
+        if rule in _LATERAL:
+            earlier = [f"{_CREDIT_LINK[r]} IS NULL" for r in credit[:index]]
+            unlinked = Sql(" AND ".join(earlier) or "true")
+            joins.append(fill(_LATERAL[rule], unlinked=unlinked))
+    if not credit:
+        return {"credit_link": Sql("NULL::uuid"), "credit_rule": Sql("NULL"), "joins": EMPTY}
+    whens = " ".join(f"WHEN {_CREDIT_LINK[r]} IS NOT NULL THEN '{r}'" for r in credit)
+    return {
+        "credit_link": Sql(f"coalesce({', '.join(_CREDIT_LINK[r] for r in credit)}, NULL)"),
+        "credit_rule": Sql(f"CASE {whens} END"),
+        "joins": Sql(" ".join(joins)),
+    }
+
+
+def _debit_sql(refunds: bool) -> dict[str, Sql]:
+    """Money out: linked to one of our refunds, if that rule is on."""
+    if not refunds:
+        return {
+            "debit_link": Sql("NULL::uuid"),
+            "debit_rule": Sql("NULL"),
+            "refund_entry": Sql("NULL::bigint"),
+        }
+    return {
+        "debit_link": Sql(_REFUND_LINK),
+        "debit_rule": Sql(
+            f"CASE WHEN {_REFUND_LINK} IS NOT NULL OR {_REFUND_ENTRY} IS NOT NULL"
+            " THEN 'refund_ref' END"
+        ),
+        "refund_entry": Sql(_REFUND_ENTRY),
+    }
 
 
 Group = tuple[str, str, int, int, bool]
@@ -399,10 +427,10 @@ async def match_and_insert(
 ) -> Written:
     """Steps 1-6 over the staging table, on this connection: every new line
     written, classified, with its discrepancy."""
-    await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    await set_local(conn, "work_mem", WORK_MEM)
     groups: list[Group] = [
         (r.class_, r.direction, int(r.lines), int(r.amount_vnd), bool(r.in_suspense))
-        for r in (await conn.execute(text(DROP_KNOWN_SQL), write)).all()
+        for r in (await conn.execute(text(_DROP_KNOWN_SQL), write)).all()
     ]
     watch.lap("drop_known")
     await conn.execute(text(_REST_DDL))

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.business_time import business_day_start
 from ledger.reconciliation.runs import Run
+from ledger.reconciliation.sql_template import EMPTY, Sql, fill, identifier
 
 SYSTEM_ACTOR: Final = "system:reconciliation"
 
@@ -32,7 +33,9 @@ class MatchPolicy:
     in_doubt_seconds: float = 3600.0
 
 
-_MISSING_AT_BANK_SQL: Final = """
+# ``not_staged`` and ``per_row`` say which payments of the day are looked up
+# among the bank's lines, and how (below).
+_MISSING_AT_BANK_TEMPLATE: Final = """
 INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
                            amount_vnd, detail, created_at, updated_at)
 SELECT :rid, :bank, :statement_date, 'missing_at_bank', p.id, p.fine_id, p.amount_vnd,
@@ -56,11 +59,17 @@ ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 _MISSING_NOT_STAGED: Final = (
     "AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.bank_ref = p.bank_ref) OFFSET 0"
 )
+_PER_ROW: Final = Sql("OFFSET 0")
 # After the split path's decision (2b): only the payments it found unstaged
 # are looked up among the bank's lines.
-_MISSING_UNSTAGED_SQL: Final = _MISSING_AT_BANK_SQL.format(
-    not_staged="AND p.id = ANY(CAST(:unstaged AS uuid[])) OFFSET 0", per_row="OFFSET 0"
+_MISSING_UNSTAGED_SQL: Final = fill(
+    _MISSING_AT_BANK_TEMPLATE,
+    not_staged=Sql("AND p.id = ANY(CAST(:unstaged AS uuid[])) OFFSET 0"),
+    per_row=_PER_ROW,
 )
+# No statement staged in this transaction (the import was loaded before):
+# every payment of the day is looked up.
+_MISSING_ANY_SQL: Final = fill(_MISSING_AT_BANK_TEMPLATE, not_staged=EMPTY, per_row=EMPTY)
 
 
 _IN_DOUBT_SQL: Final = """
@@ -144,11 +153,11 @@ async def missing_at_bank(
         return 0
     if unstaged is not None:
         sql = _MISSING_UNSTAGED_SQL
+    elif staged:
+        not_staged = Sql(fill(_MISSING_NOT_STAGED, table=identifier(staged)))
+        sql = fill(_MISSING_AT_BANK_TEMPLATE, not_staged=not_staged, per_row=_PER_ROW)
     else:
-        sql = _MISSING_AT_BANK_SQL.format(
-            not_staged=_MISSING_NOT_STAGED.format(table=staged) if staged else "",
-            per_row="OFFSET 0" if staged else "",
-        )
+        sql = _MISSING_ANY_SQL
     result = await conn.execute(
         text(sql),
         {

@@ -5,12 +5,16 @@ holds a step of the load itself, so every one of them can import it."""
 
 from __future__ import annotations
 
+import re
 import time as time_module
 from typing import Final
 
-# Temporary tables live in the session's own buffers (8 MB unless set
-# before the session's first temporary table): a big statement would
-# spill them to disk at every step.
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.reconciliation.sql_template import fill, identifier, literal
+
+# A session's own buffers for its temporary tables (see lines.copy_into_staging).
 TEMP_BUFFERS: Final = "256MB"
 LINES_PER_STATEMENT_MAX: Final = 1_000_000
 
@@ -32,6 +36,20 @@ PARALLEL_LINES_MIN: Final = 50_000
 # asks first: the main one from the start, the helper once its own lines are
 # written (so neither waits for the other at the end).
 PLAIN_SLICE_LINES: Final = 20_000
+
+
+# The settings a load sets for its transaction, and the form of their values
+# (a size or a duration: digits and a unit).
+SESSION_SETTINGS: Final = frozenset({"temp_buffers", "work_mem", "statement_timeout"})
+SETTING_VALUE: Final = re.compile(r"[1-9][0-9]{0,8}(kB|MB|GB|ms|s|min)")
+
+
+async def set_local(conn: AsyncConnection, setting: str, value: str) -> None:
+    """``SET LOCAL setting = 'value'``: for the rest of the transaction."""
+    assert setting in SESSION_SETTINGS, setting
+    assert SETTING_VALUE.fullmatch(value), f"{setting}: {value!r}"
+    sql = fill("SET LOCAL {setting} = {value}", setting=identifier(setting), value=literal(value))
+    await conn.execute(text(sql))
 
 
 class Stopwatch:
