@@ -65,7 +65,7 @@ from ledger.migrations import upgrade_to_head
 from ledger.reconciliation import lines as recon_lines
 from ledger.reconciliation import load as recon
 from ledger.reconciliation import runs
-from ledger.reconciliation.tuning import LINES_PER_STATEMENT_MAX
+from ledger.reconciliation.tuning import DEFAULT_TUNING, LINES_PER_STATEMENT_MAX, LoadTuning
 from reconciler.devstack import postgres as embedded
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.process import ManagedProcess
@@ -214,7 +214,13 @@ async def load_history(engine: AsyncEngine, n: int, days: int) -> None:
         await conn.execute(text("VACUUM (ANALYZE) statement_lines"))
 
 
-async def one_size(pg: PostgresInfo, n: int, repeats: int, history_days: int = 0) -> dict[str, Any]:
+async def one_size(
+    pg: PostgresInfo,
+    n: int,
+    repeats: int,
+    history_days: int = 0,
+    tuning: LoadTuning = DEFAULT_TUNING,
+) -> dict[str, Any]:
     name = f"recon_bench_{n}"
     with psycopg.connect(pg.libpq_url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -231,7 +237,7 @@ async def one_size(pg: PostgresInfo, n: int, repeats: int, history_days: int = 0
         for attempt in range(repeats):
             if attempt:
                 await undo_load(engine, keep_history=history_days > 0)
-            loads.append(await timed_load(engine, lines, attempt))
+            loads.append(await timed_load(engine, lines, attempt, tuning))
             print(f"  {n:,} lines, load {attempt + 1} of {repeats}: {loads[-1].seconds:.2f} s")
         # The last load stays: the suspense entries and the re-run follow it.
         last = loads[-1]
@@ -244,7 +250,9 @@ async def one_size(pg: PostgresInfo, n: int, repeats: int, history_days: int = 0
         baseline = await store_only_seconds(engine, lines)
         started = time.perf_counter()
         async with engine.begin() as conn:
-            again = await recon.load_and_match(conn, last.run, last.statement_import, lines, NOW)
+            again = await recon.load_and_match(
+                conn, last.run, last.statement_import, lines, NOW, tuning=tuning
+            )
         rerun_seconds = time.perf_counter() - started
         assert again.new_lines == 0
     finally:
@@ -277,7 +285,9 @@ class Load:
     statement_import: runs.StatementImport
 
 
-async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: int) -> Load:
+async def timed_load(
+    engine: AsyncEngine, lines: list[StatementLine], attempt: int, tuning: LoadTuning
+) -> Load:
     """One timed ``load_and_match`` of the whole statement, as a new import
     (opened as the activity opens it, by the tests' helper)."""
     async with engine.begin() as conn:
@@ -289,7 +299,7 @@ async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: i
     started = time.perf_counter()
     async with engine.begin() as conn:
         summary = await recon.load_and_match(
-            conn, run, statement_import, lines, NOW, timings=stages
+            conn, run, statement_import, lines, NOW, timings=stages, tuning=tuning
         )
     seconds = time.perf_counter() - started
     # helper_*: the second connection's stages, while the main one works
@@ -535,6 +545,7 @@ async def main_async(
     settings: list[str],
     repeats: int,
     history_days: int = 0,
+    tuning: LoadTuning = DEFAULT_TUNING,
 ) -> None:
     results = []
     with cluster(shared_buffers, settings) as pg:
@@ -542,7 +553,7 @@ async def main_async(
             shown = conn.execute("SHOW shared_buffers").fetchone()
         print(f"shared_buffers {shown[0] if shown else '?'}")
         for n in sizes:
-            result = await one_size(pg, n, repeats, history_days)
+            result = await one_size(pg, n, repeats, history_days, tuning)
             print_json(result)
             results.append(result)
     parse_100k = parse_seconds(100_000)
@@ -580,8 +591,9 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    tuning = DEFAULT_TUNING
     if args.one_connection:
-        recon.PARALLEL_LINES_MIN = LINES_PER_STATEMENT_MAX + 1  # type: ignore[misc]
+        tuning = LoadTuning(parallel_lines_min=LINES_PER_STATEMENT_MAX + 1)
         args.no_write = True
     if not 1 <= args.repeats <= 9:
         parser.error(f"--repeats must be 1 to 9, not {args.repeats}")
@@ -597,6 +609,7 @@ def main() -> None:
             args.set,
             args.repeats,
             args.history_days,
+            tuning,
         )
     )
 

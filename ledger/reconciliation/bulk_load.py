@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
 from psycopg.rows import namedtuple_row
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.errors import ConflictError
 from ledger.reconciliation.copy_binary import (
@@ -40,16 +41,17 @@ from ledger.reconciliation.matching import (
     DROP_KNOWN_TEMPLATE,
     FAST,
     Group,
-    MatchStatements,
+    MatchJob,
     Written,
     classify_rest,
+    group_of,
 )
 from ledger.reconciliation.sql_template import EMPTY, Sql, fill, identifier
 from ledger.reconciliation.tuning import (
-    PLAIN_SLICE_LINES,
-    STATEMENT_TIMEOUT,
     TEMP_BUFFERS,
     WORK_MEM,
+    LoadPoint,
+    LoadTuning,
     Stopwatch,
     set_local,
 )
@@ -157,7 +159,36 @@ REST_PAYMENT: Final = struct.Struct(">i16s")  # (16, uuid)
 # commits (the payments missing at the bank unless the main connection looked
 # for them first, then a share of the plain lines); returns how many payments
 # missing at the bank it opened, None if it did not look for them.
-HelperTail = Callable[[AsyncConnection, "Stopwatch"], Awaitable[int | None]]
+HelperTail = Callable[[AsyncConnection, Stopwatch], Awaitable[int | None]]
+
+
+@dataclass(frozen=True)
+class SplitLoad:
+    """What the split path needs of the load that takes it."""
+
+    conn: AsyncConnection  # the caller's, in its transaction
+    lines: Sequence[LineLike]
+    job: MatchJob
+    # The payments of the statement's day the bank should have (from, to).
+    window: tuple[datetime, datetime]
+    # Opens a discrepancy for each of these payments the bank has no line
+    # for, on the given connection; returns how many.
+    missing_at_bank: Callable[[AsyncConnection, Sequence[UUID]], Awaitable[int]]
+    tuning: LoadTuning
+    watch: Stopwatch
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the decision returned: the plain booked lines (``PLAIN_RECORD``
+    records), the other lines with the payment their bank reference found,
+    and the payments of the day no line booked."""
+
+    plain: bytes
+    plain_lines: int
+    plain_amount: int
+    rest: list[tuple[int, UUID | None]]
+    unstaged: list[UUID]
 
 
 class _PlainShare:
@@ -182,11 +213,11 @@ class _PlainShare:
         return piece
 
 
-async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike]) -> None:
+async def _copy_keys(conn: AsyncConnection, lines: Sequence[LineLike], lines_max: int) -> None:
     """Stage the lines' keys only (2b). Not analysed: the two statements
     that read the table join it whole, and its size (which the planner reads
     off its pages) is all they need."""
-    check_lines(lines)
+    check_lines(lines, lines_max)
     await set_local(conn, "temp_buffers", TEMP_BUFFERS)
     await conn.execute(text(_KEYS_DDL))
     raw = await conn.get_raw_connection()
@@ -223,12 +254,14 @@ async def _copy_rest(
 
 
 async def _copy_plain(
-    conn: AsyncConnection, own: OwnFields, share: _PlainShare, write: Mapping[str, Any]
+    conn: AsyncConnection, own: OwnFields, share: _PlainShare, job: MatchJob
 ) -> None:
     """Plain booked lines (``PLAIN_RECORD`` records), written matched: slices
     taken from ``share`` until none is left, in one COPY."""
+    await job.probe(LoadPoint.COPY_PLAIN, conn)
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
+    write = job.write
     constant = (
         write["import_id"], write["rid"], write["bank"], write["statement_date"], "credit",
         "bank_ref", "matched", write["now"], False, None,
@@ -244,55 +277,36 @@ async def _copy_plain(
     await copy_binary(conn, _PLAIN_COPY, rows())
 
 
-async def _classify_on_helper(
-    helper: AsyncConnection,
-    statements: MatchStatements,
-    write: dict[str, Any],
-    timings: dict[str, float] | None,
-    tail: HelperTail,
-) -> Written:
-    """The helper connection: the lines that are not plain booked ones (as
-    the main connection decided), classified and written with their
-    discrepancies, then ``tail`` (the payments missing at the bank, and the
-    plain lines the main connection has not taken yet), in the helper's own
-    transaction, committed. If the main transaction then fails, the
-    import is not marked loaded: the re-run finds these lines known, counts
-    them as its own (``DROP_KNOWN_SQL``) and does the rest (a payment
-    missing at the bank opens one discrepancy however often it is found)."""
-    watch = Stopwatch(timings, prefix="helper_")
-    written = await classify_rest(helper, statements, write, watch, [])
-    missing = await tail(helper, watch)
-    await helper.commit()
-    return Written(written.groups, written.discrepancies_opened, missing)
-
-
 async def _run_helper(
-    engine: AsyncEngine,
-    own: OwnFields,
-    lines: Sequence[LineLike],
-    rest: Sequence[tuple[int, UUID | None]],
-    statements: MatchStatements,
-    write: dict[str, Any],
-    timings: dict[str, float] | None,
-    tail: HelperTail,
+    split: SplitLoad, own: OwnFields, rest: Sequence[tuple[int, UUID | None]], tail: HelperTail
 ) -> Written | None:
-    """A second connection classifies the other lines, in its own
-    transaction; None if it cannot see the run (created in the caller's
-    transaction, still uncommitted: the discrepancies refer to it)."""
-    watch = Stopwatch(timings, prefix="helper_")
-    helper = await engine.connect()
+    """A second connection classifies the other lines (as the main
+    connection decided), writes them with their discrepancies, then does
+    ``tail`` (the payments missing at the bank, and the plain lines the main
+    connection has not taken yet), in its own transaction, committed; None
+    if it cannot see the run (created in the caller's transaction, still
+    uncommitted: the discrepancies refer to it). If the main transaction
+    then fails, the import is not marked loaded: the re-run finds these
+    lines known, counts them as its own (``matching.DROP_KNOWN_TEMPLATE``)
+    and does the rest (a payment missing at the bank opens one discrepancy
+    however often it is found)."""
+    watch = Stopwatch(split.watch.sink, prefix="helper_")
+    helper = await split.conn.engine.connect()
     try:
         await helper.begin()
         # The helper's statements are cut off as the main connection's are.
-        await set_local(helper, "statement_timeout", STATEMENT_TIMEOUT)
+        await set_local(helper, "statement_timeout", split.tuning.statement_timeout)
         visible = await helper.execute(
-            text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": write["rid"]}
+            text("SELECT 1 FROM reconciliations WHERE id = :rid"), {"rid": split.job.write["rid"]}
         )
         if visible.first() is None:
             return None
-        await _copy_rest(helper, own, lines, rest)
+        await _copy_rest(helper, own, split.lines, rest)
         watch.lap("copy_rest")
-        return await _classify_on_helper(helper, statements, write, timings, tail)
+        written = await classify_rest(helper, split.job, watch, [])
+        missing = await tail(helper, watch)
+        await helper.commit()
+        return Written(written.groups, written.discrepancies_opened, missing)
     finally:
         await helper.close()  # after a failure, or with nothing done: rolled back
 
@@ -329,6 +343,28 @@ def _unpack_rest(packed: bytes) -> list[tuple[int, UUID | None]]:
     return rest
 
 
+async def _decide(split: SplitLoad) -> _Decision:
+    """One statement, one snapshot: which lines are plain booked payments,
+    and the payments of the day no line booked."""
+    await split.job.probe(LoadPoint.DECIDE, split.conn)
+    day_start, cutoff = split.window
+    params = {**split.job.write, **split.job.statements.params}
+    decided = await _one_binary(
+        split.conn, _DECIDE_SQL, {**params, "day_start": day_start, "cutoff": cutoff}
+    )
+    decision = _Decision(
+        plain=decided.plain or b"",
+        plain_lines=int(decided.plain_lines),
+        plain_amount=int(decided.plain_amount),
+        rest=_unpack_rest(decided.rest or b""),
+        unstaged=list(decided.unstaged),
+    )
+    if len(decision.plain) != decision.plain_lines * PLAIN_RECORD.size:
+        # A NULL in a packed record (never, as the columns are NOT NULL).
+        raise ConflictError("a booked payment changed during the statement load; retry")
+    return decision
+
+
 class _Tail:
     """What is left once a connection is done with its own lines: the
     payments missing at the bank, looked for once, by the connection free
@@ -336,14 +372,10 @@ class _Tail:
     on one event loop, so nothing is claimed twice)."""
 
     def __init__(
-        self,
-        own: OwnFields,
-        share: _PlainShare,
-        write: Mapping[str, Any],
-        missing_at_bank: Callable[[AsyncConnection], Awaitable[int]],
+        self, split: SplitLoad, own: OwnFields, share: _PlainShare, unstaged: Sequence[UUID]
     ) -> None:
-        self._own, self._share, self._write = own, share, write
-        self.missing_at_bank = missing_at_bank
+        self._split, self._own, self._share = split, own, share
+        self._unstaged = unstaged
         self._missing_claimed = False
 
     async def find_missing(self, conn: AsyncConnection, watch: Stopwatch) -> int | None:
@@ -352,7 +384,7 @@ class _Tail:
         if self._missing_claimed:
             return None
         self._missing_claimed = True
-        found = await self.missing_at_bank(conn)
+        found = await self._split.missing_at_bank(conn, self._unstaged)
         watch.lap("missing_at_bank")
         return found
 
@@ -360,95 +392,75 @@ class _Tail:
         """The helper's tail (``HelperTail``)."""
         missing = await self.find_missing(conn, watch)
         if self._share.left:
-            await _copy_plain(conn, self._own, self._share, self._write)
+            await _copy_plain(conn, self._own, self._share, self._split.job)
             watch.lap("copy_plain")
         return missing
 
 
-async def load_big(
-    conn: AsyncConnection,
-    statements: MatchStatements,
-    write: dict[str, Any],
-    window: tuple[datetime, datetime],
-    watch: Stopwatch,
-    lines: Sequence[LineLike],
-    missing_at_bank: Callable[[AsyncConnection, Sequence[UUID]], Awaitable[int]],
-    *,
-    known_near_only: bool,
-) -> Written:
+async def load_big(split: SplitLoad, *, known_near_only: bool) -> Written:
     """The split path (2b): keys staged, one decision (which also leaves the
     payments no line booked, for ``missing_at_bank``), the other lines and
     those payments to a helper connection, the plain lines by COPY
     meanwhile."""
-    await _copy_keys(conn, lines)
+    conn, watch = split.conn, split.watch
+    await _copy_keys(conn, split.lines, split.tuning.lines_per_statement_max)
     watch.lap("copy_keys")
-    day = write["statement_date"]
+    day = split.job.write["statement_date"]
     near = timedelta(days=KNOWN_NEAR_DAYS)
-    known = {**write, "known_from": day - near, "known_to": day + near}
+    known = {**split.job.write, "known_from": day - near, "known_to": day + near}
     drop_known = _DROP_KNOWN_NEAR_SQL if known_near_only else _DROP_KNOWN_KEYS_SQL
     await set_local(conn, "work_mem", WORK_MEM)
-    groups: list[Group] = [
-        (r.class_, r.direction, int(r.lines), int(r.amount_vnd), bool(r.in_suspense))
-        for r in (await conn.execute(text(drop_known), known)).all()
-    ]
+    groups = [group_of(row) for row in (await conn.execute(text(drop_known), known)).all()]
     watch.lap("drop_known")
     raw = await conn.get_raw_connection()
-    building = asyncio.create_task(format_own_fields(raw.driver_connection, lines))
-    helper: asyncio.Task[Written | None] | None = None
+    tasks: list[asyncio.Task[Any]] = [
+        asyncio.create_task(format_own_fields(raw.driver_connection, split.lines))
+    ]
     try:
-        decided = await _one_binary(
-            conn,
-            _DECIDE_SQL,
-            {**write, **statements.params, "day_start": window[0], "cutoff": window[1]},
-        )
+        decision = await _decide(split)
         watch.lap("decide")
-        plain: bytes = decided.plain or b""
-        plain_lines, plain_amount = int(decided.plain_lines), int(decided.plain_amount)
-        rest = _unpack_rest(decided.rest or b"")
-        unstaged: list[UUID] = list(decided.unstaged)
-        if len(plain) != plain_lines * PLAIN_RECORD.size:
-            # A NULL in a packed record (never, as the columns are NOT NULL).
-            raise ConflictError("a booked payment changed during the statement load; retry")
-        own = await building
+        own: OwnFields = await tasks[0]
         watch.lap("format_rows")
-        share = _PlainShare(plain, PLAIN_SLICE_LINES)
-        tail = _Tail(own, share, write, lambda on: missing_at_bank(on, unstaged))
-        # The helper starts at once (its lines are few, its steps many; then
-        # it looks for the payments missing at the bank, and shares what is
-        # left of the plain lines) while this connection writes plain lines.
-        helper = asyncio.create_task(
-            _run_helper(
-                conn.engine,
-                own,
-                lines,
-                rest,
-                statements,
-                write,
-                watch.sink,
-                tail.run,
-            )
-        )
-        await _copy_plain(conn, own, share, write)
-        watch.lap("copy_plain")
-        if plain_lines:
-            groups.append(("matched", "credit", plain_lines, plain_amount, False))
-        # Done with the plain lines while the helper is still busy with its
-        # own: this connection looks for the payments missing at the bank.
-        missing = None if helper.done() else await tail.find_missing(conn, watch)
-        by_helper = await helper
-        if by_helper is None:  # the run is not committed yet: this connection does it
-            await _copy_rest(conn, own, lines, rest)
-            written = await classify_rest(conn, statements, write, watch, groups)
-            if missing is None:
-                missing = await tail.find_missing(conn, watch)
-            return Written(written.groups, written.discrepancies_opened, missing)
+        return await _write_both(split, decision, own, groups, tasks)
     except BaseException:
-        for task in (building, helper):
-            if task is not None:
-                task.cancel()  # the helper's transaction rolls back
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        for task in tasks:
+            task.cancel()  # the helper's transaction rolls back
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         raise
+
+
+async def _write_both(
+    split: SplitLoad,
+    decision: _Decision,
+    own: OwnFields,
+    groups: list[Group],
+    tasks: list[asyncio.Task[Any]],
+) -> Written:
+    """The plain lines by COPY on this connection while the helper, started
+    at once (its lines are few, its steps many; then it looks for the
+    payments missing at the bank, and shares what is left of the plain
+    lines), classifies the others. The helper's task joins ``tasks``, which
+    the caller cancels if anything fails."""
+    conn, watch = split.conn, split.watch
+    share = _PlainShare(decision.plain, split.tuning.plain_slice_lines)
+    tail = _Tail(split, own, share, decision.unstaged)
+    helper = asyncio.create_task(_run_helper(split, own, decision.rest, tail.run))
+    tasks.append(helper)
+    await _copy_plain(conn, own, share, split.job)
+    watch.lap("copy_plain")
+    if decision.plain_lines:
+        groups.append(("matched", "credit", decision.plain_lines, decision.plain_amount, False))
+    # Done with the plain lines while the helper is still busy with its
+    # own: this connection looks for the payments missing at the bank.
+    missing = None if helper.done() else await tail.find_missing(conn, watch)
+    by_helper = await helper
+    if by_helper is None:  # the run is not committed yet: this connection does it
+        await _copy_rest(conn, own, split.lines, decision.rest)
+        written = await classify_rest(conn, split.job, watch, groups)
+        if missing is None:
+            missing = await tail.find_missing(conn, watch)
+        return Written(written.groups, written.discrepancies_opened, missing)
     watch.lap("wait_for_helper")
     return Written(
         groups + by_helper.groups,

@@ -72,6 +72,13 @@ STAGING_TYPES: Final = (
 )
 
 
+# A line's own fields in statement_lines, as ``own_values`` gives them (the
+# split path writes them by COPY, formatted once: ``copy_binary``).
+OWN_TYPES: Final = (
+    "text", "timestamptz", "int8", "text", "text", "text", "text", "text", "text", "int4",
+)  # fmt: skip
+
+
 def own_values(line: LineLike) -> tuple[Any, ...]:
     """A line's own stored values (``OWN_TYPES``), with the content's match
     keys and no NUL."""
@@ -129,9 +136,11 @@ STAGING_COLUMNS: Final = (
 _COPY_SQL: Final = f"COPY recon_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
 
 
-async def copy_into_staging(conn: AsyncConnection, lines: Sequence[LineLike]) -> int:
+async def copy_into_staging(
+    conn: AsyncConnection, lines: Sequence[LineLike], lines_max: int = LINES_PER_STATEMENT_MAX
+) -> int:
     """COPY the lines into the session's staging table; returns their count."""
-    check_lines(lines)
+    check_lines(lines, lines_max)
     # Temporary tables live in the session's own buffers (8 MB unless set
     # before the session's first temporary table): a big statement would
     # spill them to disk at every step.
@@ -149,22 +158,17 @@ async def copy_into_staging(conn: AsyncConnection, lines: Sequence[LineLike]) ->
     return len(lines)
 
 
-def check_lines(lines: Sequence[LineLike]) -> None:
-    """Refuse a statement too long, or with a bank reference twice (parsers
-    refuse such files; a second booking under one reference would be lost,
-    so never load one silently)."""
-    if len(lines) > LINES_PER_STATEMENT_MAX:
-        raise ValidationError("statement", f"more than {LINES_PER_STATEMENT_MAX} lines")
+def check_lines(lines: Sequence[LineLike], lines_max: int = LINES_PER_STATEMENT_MAX) -> None:
+    """Refuse a statement longer than ``lines_max``, or with a bank
+    reference twice (parsers refuse such files; a second booking under one
+    reference would be lost, so never load one silently)."""
+    if len(lines) > lines_max:
+        raise ValidationError("statement", f"more than {lines_max} lines")
     seen: set[str] = set()
     for line in lines:
         if line.bank_ref in seen:
             raise ValidationError("statement", f"bank reference {line.bank_ref!r} appears twice")
         seen.add(line.bank_ref)
-
-
-OWN_TYPES: Final = (
-    "text", "timestamptz", "int8", "text", "text", "text", "text", "text", "text", "int4",
-)  # fmt: skip
 
 
 def lines_sha256(lines: Iterable[LineLike]) -> str:

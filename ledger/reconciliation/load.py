@@ -73,10 +73,11 @@ the measurements):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
+from uuid import UUID
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import text
@@ -84,12 +85,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.postings import bank_clearing_account, ensure_account
-from ledger.reconciliation.bulk_load import KNOWN_LINE_CONSTRAINT, load_big
+from ledger.reconciliation.bulk_load import KNOWN_LINE_CONSTRAINT, SplitLoad, load_big
 from ledger.reconciliation.lines import (
     LineLike,
     copy_into_staging,
 )
 from ledger.reconciliation.matching import (
+    MatchJob,
     Written,
     match_and_insert,
     match_statements,
@@ -105,9 +107,12 @@ from ledger.reconciliation.payment_checks import (
 from ledger.reconciliation.rules import load_rules
 from ledger.reconciliation.runs import Run, StatementImport
 from ledger.reconciliation.tuning import (
-    PARALLEL_LINES_MIN,
-    STATEMENT_TIMEOUT,
+    DEFAULT_TUNING,
+    LoadPoint,
+    LoadTuning,
+    Probe,
     Stopwatch,
+    no_probe,
     set_local,
 )
 
@@ -161,85 +166,131 @@ async def load_and_match(
     now: datetime,
     policy: MatchPolicy = DEFAULT_POLICY,
     timings: dict[str, float] | None = None,
+    *,
+    tuning: LoadTuning = DEFAULT_TUNING,
+    probe: Probe = no_probe,
 ) -> MatchSummary:
     """Load the statement's lines (``None``: the import was loaded before)
     and classify the new ones; open discrepancies, post suspense entries,
     look for payments missing at the bank or in doubt too long, and close what
     resolved itself. Idempotent: a second call with the same lines writes
-    nothing. ``timings`` receives seconds per stage. Every statement of the
-    load (and of the rest of the caller's transaction) is cut off after
-    ``STATEMENT_TIMEOUT``."""
+    nothing. ``timings`` receives seconds per stage; ``probe`` is called at
+    every ``LoadPoint``. Every statement of the load (and of the rest of the
+    caller's transaction) is cut off after ``tuning.statement_timeout``."""
     watch = Stopwatch(timings)
     bank = run.bank
-    await set_local(conn, "statement_timeout", STATEMENT_TIMEOUT)
+    await set_local(conn, "statement_timeout", tuning.statement_timeout)
     await lock_bank(conn, bank)
     clearing = bank_clearing_account(bank)
     await ensure_account(conn, clearing, f"Clearing at {bank}", "asset")
-    summary = MatchSummary(lines_in_file=statement_import.lines, new_lines=0, already_loaded=True)
     fresh = (
         await conn.execute(
             text("SELECT loaded_at IS NULL FROM statement_imports WHERE id = :id FOR UPDATE"),
             {"id": statement_import.id},
         )
     ).scalar_one()
-    staged: str | None = None  # the table holding the statement's bank references
-    missing: int | None = None
+    look = _MissingLook(run, now, policy, probe)
+    loaded = _Loaded(
+        MatchSummary(lines_in_file=statement_import.lines, new_lines=0, already_loaded=True)
+    )
     if fresh and lines is not None:
         lines = lines if isinstance(lines, Sequence) else list(lines)
         watch.lap("prepare")
-        statements = match_statements(await load_rules(conn, bank))
-        write = write_params(run, statement_import.id, now)
-        if len(lines) >= PARALLEL_LINES_MIN and statements.params["fast"]:
-
-            async def split_load(known_near_only: bool) -> Written:
-                return await load_big(
-                    conn,
-                    statements,
-                    write,
-                    missing_window(run, now, policy),
-                    watch,
-                    lines,
-                    lambda on, unstaged: missing_at_bank(on, run, now, policy, unstaged=unstaged),
-                    known_near_only=known_near_only,
-                )
-
-            try:
-                async with conn.begin_nested():
-                    written = await split_load(True)
-            except Exception as error:
-                if not _is_known_line_conflict(error):
-                    raise
-                watch.lap("known_elsewhere")
-                written = await split_load(False)
-            missing = written.missing_at_bank
-        else:
-            staged = "recon_staging"
-            await copy_into_staging(conn, lines)
-            watch.lap("copy")
-            written = await match_and_insert(conn, statements, write, watch)
-        summary = await _record_load(conn, statement_import.id, len(lines), written, now)
+        job = MatchJob(
+            match_statements(await load_rules(conn, bank)),
+            write_params(run, statement_import.id, now),
+            probe,
+        )
+        loaded = await _load_lines(conn, job, lines, look, tuning, watch)
+    missing = loaded.missing_at_bank
     if missing is None:
-        missing = await missing_at_bank(conn, run, now, policy, staged=staged)
+        missing = await look(conn, staged=loaded.staged)
     doubtful = await in_doubt(conn, run, now, policy)
     watch.lap("payment_checks")
+    await probe(LoadPoint.AUTO_RESOLVE, conn)
     resolved = await auto_resolve(conn, bank, now)
     watch.lap("auto_resolve")
-    return MatchSummary(
-        lines_in_file=summary.lines_in_file,
-        new_lines=summary.new_lines,
-        classes=summary.classes,
-        amounts_vnd=summary.amounts_vnd,
-        suspense_lines=summary.suspense_lines,
-        discrepancies_opened=summary.discrepancies_opened,
+    return replace(
+        loaded.summary,
         missing_at_bank_opened=missing,
         in_doubt_opened=doubtful,
         auto_resolved=resolved,
-        already_loaded=summary.already_loaded,
     )
 
 
+@dataclass(frozen=True)
+class _MissingLook:
+    """Looks for the payments missing at the bank (``missing_at_bank``),
+    with the probe called around it."""
+
+    run: Run
+    now: datetime
+    policy: MatchPolicy
+    probe: Probe
+
+    async def __call__(
+        self,
+        conn: AsyncConnection,
+        *,
+        staged: str | None = None,
+        unstaged: Sequence[UUID] | None = None,
+    ) -> int:
+        await self.probe(LoadPoint.MISSING_AT_BANK, conn)
+        found = await missing_at_bank(
+            conn, self.run, self.now, self.policy, staged=staged, unstaged=unstaged
+        )
+        await self.probe(LoadPoint.MISSING_AT_BANK_DONE, conn)
+        return found
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    summary: MatchSummary
+    # Payments missing at the bank opened while loading (None: not looked for)
+    missing_at_bank: int | None = None
+    # The table that holds the statement's bank references, if staged whole
+    staged: str | None = None
+
+
+async def _load_lines(
+    conn: AsyncConnection,
+    job: MatchJob,
+    lines: Sequence[LineLike],
+    look: _MissingLook,
+    tuning: LoadTuning,
+    watch: Stopwatch,
+) -> _Loaded:
+    """Write the statement's new lines, classified, by the path its size
+    takes, and mark the import loaded."""
+    if len(lines) < tuning.parallel_lines_min or not job.statements.params["fast"]:
+        await copy_into_staging(conn, lines, tuning.lines_per_statement_max)
+        watch.lap("copy")
+        written = await match_and_insert(conn, job, watch)
+        summary = await _record_load(conn, job.write, len(lines), written)
+        return _Loaded(summary, staged="recon_staging")
+    split = SplitLoad(
+        conn,
+        lines,
+        job,
+        missing_window(look.run, look.now, look.policy),
+        lambda on, unstaged: look(on, unstaged=unstaged),
+        tuning,
+        watch,
+    )
+    try:
+        async with conn.begin_nested():
+            written = await load_big(split, known_near_only=True)
+    except Exception as error:
+        if not _is_known_line_conflict(error):
+            raise
+        watch.lap("known_elsewhere")
+        written = await load_big(split, known_near_only=False)
+    summary = await _record_load(conn, job.write, len(lines), written)
+    return _Loaded(summary, missing_at_bank=written.missing_at_bank)
+
+
 async def _record_load(
-    conn: AsyncConnection, import_id: int, lines_in_file: int, written: Written, now: datetime
+    conn: AsyncConnection, write: Mapping[str, Any], lines_in_file: int, written: Written
 ) -> MatchSummary:
     """The import marked loaded, and what the load wrote."""
     classes: dict[str, int] = {}
@@ -254,7 +305,7 @@ async def _record_load(
             "UPDATE statement_imports SET loaded_at = :now, new_lines = :new, lines = :lines"
             " WHERE id = :id"
         ),
-        {"id": import_id, "now": now, "new": new_lines, "lines": lines_in_file},
+        {"id": write["import_id"], "now": write["now"], "new": new_lines, "lines": lines_in_file},
     )
     return MatchSummary(
         lines_in_file=lines_in_file,

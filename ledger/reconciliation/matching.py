@@ -23,6 +23,8 @@ from ledger.reconciliation.runs import Run
 from ledger.reconciliation.sql_template import EMPTY, Sql, fill, identifier, literal
 from ledger.reconciliation.tuning import (
     WORK_MEM,
+    LoadPoint,
+    Probe,
     Stopwatch,
     set_local,
 )
@@ -397,12 +399,17 @@ def _debit_sql(refunds: bool) -> dict[str, Sql]:
     }
 
 
+# (class, direction, lines, amount_vnd, in_suspense) of lines written
 Group = tuple[str, str, int, int, bool]
+
+
+def group_of(row: Any) -> Group:
+    """A row of a statement that counts the lines it wrote (or dropped)."""
+    return (row.class_, row.direction, int(row.lines), int(row.amount_vnd), bool(row.in_suspense))
 
 
 @dataclass(frozen=True)
 class Written:
-    # (class, direction, lines, amount_vnd, in_suspense) of the lines written
     groups: list[Group]
     discrepancies_opened: int
     # Payments missing at the bank opened meanwhile (None: not looked for yet)
@@ -419,34 +426,32 @@ def write_params(run: Run, import_id: int, now: datetime) -> dict[str, Any]:
     }
 
 
-async def match_and_insert(
-    conn: AsyncConnection,
-    statements: MatchStatements,
-    write: dict[str, Any],
-    watch: Stopwatch,
-) -> Written:
+@dataclass(frozen=True)
+class MatchJob:
+    """What the matching steps need, on whichever connection runs them."""
+
+    statements: MatchStatements
+    write: dict[str, Any]  # the statement's fields of every line (``write_params``)
+    probe: Probe
+
+
+async def match_and_insert(conn: AsyncConnection, job: MatchJob, watch: Stopwatch) -> Written:
     """Steps 1-6 over the staging table, on this connection: every new line
     written, classified, with its discrepancy."""
     await set_local(conn, "work_mem", WORK_MEM)
-    groups: list[Group] = [
-        (r.class_, r.direction, int(r.lines), int(r.amount_vnd), bool(r.in_suspense))
-        for r in (await conn.execute(text(_DROP_KNOWN_SQL), write)).all()
-    ]
+    result = await conn.execute(text(_DROP_KNOWN_SQL), job.write)
+    groups = [group_of(row) for row in result.all()]
     watch.lap("drop_known")
     await conn.execute(text(_REST_DDL))
-    split = (await conn.execute(text(_SPLIT_SQL), {**write, **statements.params})).one()
+    split = (await conn.execute(text(_SPLIT_SQL), {**job.write, **job.statements.params})).one()
     if split.lines:
         groups.append(("matched", "credit", int(split.lines), int(split.amount_vnd), False))
     watch.lap("insert_fast")
-    return await classify_rest(conn, statements, write, watch, groups)
+    return await classify_rest(conn, job, watch, groups)
 
 
 async def classify_rest(
-    conn: AsyncConnection,
-    statements: MatchStatements,
-    write: dict[str, Any],
-    watch: Stopwatch,
-    groups: list[Group],
+    conn: AsyncConnection, job: MatchJob, watch: Stopwatch, groups: list[Group]
 ) -> Written:
     """Steps 3-6 over recon_rest, on ``conn`` (main or helper connection).
 
@@ -455,7 +460,9 @@ async def classify_rest(
     payment and fine up by index. With statistics it hashed them and
     memoised the lookups instead; for 110,000 lines that took twice as long,
     and the four ANALYZE runs cost another 0.35 s (bench/recon.py)."""
-    bank = {"bank": write["bank"]}
+    await job.probe(LoadPoint.CLASSIFY, conn)
+    statements = job.statements
+    bank = {"bank": job.write["bank"]}
     await conn.execute(text(statements.link), {**bank, **statements.params})
     watch.lap("link")
     await conn.execute(text(_DECISION_SQL), statements.params)
@@ -463,10 +470,8 @@ async def classify_rest(
     await conn.execute(text(statements.stage), {**bank, **statements.params})
     watch.lap("classify")
     opened = 0
-    for row in (await conn.execute(text(_INSERT_SQL), write)).all():
-        groups.append(
-            (row.class_, row.direction, int(row.lines), int(row.amount_vnd), bool(row.in_suspense))
-        )
+    for row in (await conn.execute(text(_INSERT_SQL), job.write)).all():
+        groups.append(group_of(row))
         opened = int(row.opened)
     watch.lap("insert")
     return Written(groups=groups, discrepancies_opened=opened)

@@ -21,6 +21,7 @@ from ledger.reconciliation import runs
 from ledger.reconciliation.lines import lines_sha256
 from ledger.reconciliation.payment_checks import MatchPolicy
 from ledger.reconciliation.suspense import post_suspense_batch
+from ledger.reconciliation.tuning import DEFAULT_TUNING, LoadTuning
 
 BANK = "hnbank"
 # 10:00 in Vietnam on the statement date.
@@ -127,11 +128,14 @@ async def reconcile(
     now: datetime = NOW,
     policy: MatchPolicy | None = None,
     sha: str | None = None,
+    tuning: LoadTuning = DEFAULT_TUNING,
 ) -> tuple[runs.Run, recon.MatchSummary]:
+    """Open a run and load ``lines`` in one transaction, then book the
+    suspense entries (as the workflow does, after the load)."""
     async with engine.begin() as conn:
         run, statement_import = await open_run(conn, lines, bank=bank, day=day, now=now, sha=sha)
         summary = await recon.load_and_match(
-            conn, run, statement_import, lines, now, policy or MatchPolicy()
+            conn, run, statement_import, lines, now, policy or MatchPolicy(), tuning=tuning
         )
     await post_suspense(engine, bank)
     return run, summary

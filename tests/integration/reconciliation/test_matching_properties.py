@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,7 +30,7 @@ from ledger.fines import Fine
 from ledger.payments import lifecycle as pay
 from ledger.reconciliation import load as recon
 from ledger.reconciliation.matching import LINE_CLASSES
-from ledger.reconciliation.tuning import LINES_PER_STATEMENT_MAX
+from ledger.reconciliation.tuning import LINES_PER_STATEMENT_MAX, LoadTuning
 from reconciler.devstack.postgres import PostgresInfo
 from tests.conftest import _create_db_from_template, _drop_db
 from tests.integration.reconciliation.test_parallel_load import run_and_import
@@ -180,8 +179,8 @@ async def test_every_line_is_classified_once_totals_reconcile_and_a_rerun_is_a_n
     parallel: bool,
 ) -> None:
     threshold = 1 if parallel else LINES_PER_STATEMENT_MAX + 1
-    with mock.patch.object(recon, "PARALLEL_LINES_MIN", threshold):
-        await _every_line_once(pg_server, pg_template, ledger, picks, parallel=parallel)
+    tuning = LoadTuning(parallel_lines_min=threshold)
+    await _every_line_once(pg_server, pg_template, ledger, picks, tuning)
 
 
 async def _every_line_once(
@@ -189,21 +188,22 @@ async def _every_line_once(
     pg_template: str,
     ledger: list[tuple[str, int]],
     picks: list[tuple[str, int, int, int]],
-    *,
-    parallel: bool,
+    tuning: LoadTuning,
 ) -> None:
     async with fresh_engine(pg_server, pg_template) as engine:
         world = await build_ledger(engine, [s for s, _ in ledger], [a for _, a in ledger])
         lines = build_lines(world, picks)
-        if parallel:
+        if tuning.parallel_lines_min == 1:
             # As the activity does (run and import committed before the
             # load), so the helper connection sees the run.
             run, statement_import = await run_and_import(engine, lines)
             async with engine.begin() as conn:
-                summary = await recon.load_and_match(conn, run, statement_import, lines, NOW)
+                summary = await recon.load_and_match(
+                    conn, run, statement_import, lines, NOW, tuning=tuning
+                )
             await post_suspense(engine)
         else:
-            _run, summary = await reconcile(engine, lines)
+            _run, summary = await reconcile(engine, lines, tuning=tuning)
 
         # Exactly one class per line, and the totals add up.
         assert summary.new_lines == len(lines)
@@ -247,6 +247,6 @@ async def _every_line_once(
         # A second run of the same statement, or of the same lines in another
         # file, writes nothing at all.
         before = await snapshot(engine)
-        await reconcile(engine, lines)
-        await reconcile(engine, list(reversed(lines)), sha="e" * 64)
+        await reconcile(engine, lines, tuning=tuning)
+        await reconcile(engine, list(reversed(lines)), sha="e" * 64, tuning=tuning)
         assert await snapshot(engine) == before
