@@ -27,7 +27,6 @@ from ledger.reconciliation.copy_binary import (
     OwnFields,
     binary_fields,
     copy_binary,
-    dumper,
     format_own_fields,
 )
 from ledger.reconciliation.lines import (
@@ -267,7 +266,7 @@ async def _copy_plain(
         "bank_ref", "matched", write["now"], False, None,
     )  # fmt: skip
     head = struct.pack(">h", _PLAIN_FIELDS)
-    head += binary_fields(dumper(driver, CONSTANT_TYPES), constant)
+    head += await binary_fields(driver, CONSTANT_TYPES, constant)
 
     def rows() -> Iterator[bytes]:
         while (piece := share.take()) is not None:

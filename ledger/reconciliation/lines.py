@@ -72,41 +72,41 @@ STAGING_TYPES: Final = (
 )
 
 
-# A line's own fields in statement_lines, as ``own_values`` gives them (the
+# A line's own fields in statement_lines, as ``own_row`` gives them (the
 # split path writes them by COPY, formatted once: ``copy_binary``).
 OWN_TYPES: Final = (
     "text", "timestamptz", "int8", "text", "text", "text", "text", "text", "text", "int4",
 )  # fmt: skip
 
 
-def own_values(line: LineLike) -> tuple[Any, ...]:
+def own_row(line: LineLike) -> tuple[tuple[Any, ...], int]:
     """A line's own stored values (``OWN_TYPES``), with the content's match
-    keys and no NUL."""
+    keys and no NUL; and how many bytes their text takes in UTF-8 (where a
+    binary COPY row of them ends, without encoding it twice)."""
     bank_ref, counterparty, content, raw = line.bank_ref, line.counterparty, line.content, line.raw
     e2e = line.end_to_end_ref or None
-    # One test for the usual line (a call per field costs more than the rest).
-    if "\x00" in f"{bank_ref}{counterparty}{content}{raw}{e2e}":
+    # One string for the usual line: one test for NUL (a call per field costs
+    # more than the rest), and its length is the text's bytes when ASCII.
+    texts = f"{bank_ref}{counterparty}{content}{raw}{e2e or ''}"
+    if "\x00" in texts:
         cleaned = map(clean_text, (bank_ref, counterparty, content, raw))
         bank_ref, counterparty, content, raw = cleaned
         e2e = clean_text(e2e) if e2e else None
+        texts = f"{bank_ref}{counterparty}{content}{raw}{e2e or ''}"
     key = content_key(content)
-    return (
-        bank_ref,
-        line.booked_at,
-        line.amount_vnd,
-        counterparty,
-        content,
-        key,
-        first_payment_reference(key) if REFERENCE_PREFIX in key else None,
-        e2e,
-        raw,
+    ref = first_payment_reference(key) if REFERENCE_PREFIX in key else None
+    size = len(texts) if texts.isascii() else len(texts.encode())
+    values = (
+        bank_ref, line.booked_at, line.amount_vnd, counterparty, content, key, ref, e2e, raw,
         line.source_line,
-    )
+    )  # fmt: skip
+    # The key and the reference are ASCII letters and digits.
+    return values, size + len(key) + (len(ref) if ref is not None else 0)
 
 
 def staging_row(pos: int, line: LineLike) -> tuple[Any, ...]:
     """One staging row (``STAGING_TYPES``), with the content's match keys."""
-    v = own_values(line)
+    v, _ = own_row(line)
     return (pos, *v[:3], line.direction == "credit", *v[3:])
 
 

@@ -26,6 +26,7 @@ from bank_adapters.types import StatementLine
 from ledger.core.errors import ValidationError
 from ledger.fines import Fine
 from ledger.payments.lifecycle import Payment
+from ledger.reconciliation.lines import own_row
 from ledger.reconciliation.load import MatchSummary, load_and_match
 from ledger.reconciliation.tuning import LoadPoint, LoadTuning
 from tests.support.ledger import make_fine
@@ -344,3 +345,38 @@ async def test_the_helper_shares_the_plain_lines_and_a_rerun_counts_the_ones_it_
     assert summary.new_lines == len(lines)
     assert summary.classes == {"matched": 5, "unknown": 1}
     assert await count(engine, "statement_lines") == len(lines)
+
+
+async def test_the_split_path_stores_each_line_s_own_fields_as_they_are(
+    engine: AsyncEngine,
+) -> None:
+    """Every line's own fields are formatted once, in one buffer, a
+    thousand lines at a time, and cut out by where each line ends:
+    Vietnamese text (several bytes a character), a NUL, no end-to-end
+    reference, a long content, each stored for its own line, across the
+    thousand-line joins and a last, shorter batch."""
+    booked = await booked_lines(engine, 8600, 2)
+    odd = [
+        line(10_000, "Nộp phạt 8600/QĐ-XPHC Nguyễn Văn Đức", counterparty="Trần Thị B"),
+        line(20_000, "có\x00NUL", end_to_end_ref="E2E-1"),
+        line(30_000, f"TF {'x' * 300} ₫ ", end_to_end_ref=""),
+    ]
+    noise = [line(1_000 + i, f"chuyển tiền {i}" if i % 3 else "CK") for i in range(2_340)]
+    lines = [booked[0][0], *noise[:997], *odd, *noise[997:], booked[1][0]]
+    run, statement_import = await run_and_import(engine, lines)
+    await _load(engine, run, statement_import, lines)
+    async with engine.connect() as conn:
+        stored = {
+            r.bank_ref: r
+            for r in await conn.execute(
+                text(
+                    "SELECT bank_ref, booked_at, amount_vnd, counterparty, content, content_key,"
+                    " content_ref, end_to_end_ref, raw, source_line FROM statement_lines"
+                )
+            )
+        }
+    assert len(stored) == len(lines)
+    for item in lines:
+        values, _ = own_row(item)
+        assert tuple(stored[values[0]]) == values
+    assert stored[odd[1].bank_ref].content == "có\ufffdNUL"
