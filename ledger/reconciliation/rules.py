@@ -5,13 +5,17 @@ SQL. Plain CRUD, read by the API and the CLI as well as by the load."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import text
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core import tables as t
 from ledger.core.errors import NotFoundError, ValidationError
+from ledger.core.rows import field_names, row_mapper
 
 RULES: Final = ("bank_ref", "end_to_end", "payment_reference", "decision_number", "refund_ref")
 
@@ -27,35 +31,25 @@ class MatchRule:
     description: str
 
 
+_rules: Final = t.recon_match_rules
+_RULE: Final = tuple(_rules.c[name] for name in field_names(MatchRule))
+_rule: Final[Callable[[Any], MatchRule]] = row_mapper(MatchRule)
+ALL_BANKS: Final = "*"
+
+
 async def load_rules(conn: AsyncConnection, bank: str) -> dict[str, MatchRule]:
     """The rules in force for ``bank``: its own rows over the ``*`` rows."""
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT DISTINCT ON (rule) * FROM recon_match_rules WHERE bank IN ('*', :bank)"
-                " ORDER BY rule, bank = '*'"
-            ),
-            {"bank": bank},
-        )
-    ).all()
-    rules = {
-        r.rule: MatchRule(
-            rule=r.rule,
-            bank=r.bank,
-            priority=int(r.priority),
-            enabled=bool(r.enabled),
-            amount_tolerance_vnd=int(r.amount_tolerance_vnd),
-            truncated_chars_min=int(r.truncated_chars_min),
-            description=r.description,
-        )
-        for r in rows
-    }
+    # By rule, the bank's own row first (``bank = '*'`` is false for it).
+    query = (
+        select(*_RULE)
+        .where(_rules.c.bank.in_((ALL_BANKS, bank)))
+        .order_by(_rules.c.rule, _rules.c.bank == ALL_BANKS)
+    )
+    rules: dict[str, MatchRule] = {}
+    for row in await conn.execute(query):
+        rules.setdefault(row.rule, _rule(row))
     assert set(rules) <= set(RULES), rules
     return rules
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
 
 
 async def set_rule(
@@ -75,23 +69,21 @@ async def set_rule(
     base = (await load_rules(conn, bank)).get(rule)
     if base is None:
         raise NotFoundError(f"no rule {rule!r}")
+    changed = {
+        "priority": base.priority if priority is None else priority,
+        "enabled": base.enabled if enabled is None else enabled,
+        "amount_tolerance_vnd": _or(amount_tolerance_vnd, base.amount_tolerance_vnd),
+        "truncated_chars_min": _or(truncated_chars_min, base.truncated_chars_min),
+    }
+    upsert = insert(_rules).values(bank=bank, rule=rule, description=base.description, **changed)
     await conn.execute(
-        text(
-            "INSERT INTO recon_match_rules AS r (bank, rule, priority, enabled,"
-            " amount_tolerance_vnd, truncated_chars_min, description)"
-            " VALUES (:bank, :rule, :priority, :enabled, :tol, :trunc, :description)"
-            " ON CONFLICT (bank, rule) DO UPDATE SET priority = EXCLUDED.priority,"
-            " enabled = EXCLUDED.enabled, amount_tolerance_vnd = EXCLUDED.amount_tolerance_vnd,"
-            " truncated_chars_min = EXCLUDED.truncated_chars_min, updated_at = now()"
-        ),
-        {
-            "bank": bank,
-            "rule": rule,
-            "priority": base.priority if priority is None else priority,
-            "enabled": base.enabled if enabled is None else enabled,
-            "tol": _or(amount_tolerance_vnd, base.amount_tolerance_vnd),
-            "trunc": _or(truncated_chars_min, base.truncated_chars_min),
-            "description": base.description,
-        },
+        upsert.on_conflict_do_update(
+            index_elements=[_rules.c.bank, _rules.c.rule],
+            set_={**{name: upsert.excluded[name] for name in changed}, "updated_at": func.now()},
+        )
     )
     return (await load_rules(conn, bank))[rule]
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value

@@ -5,20 +5,26 @@ CLI."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from typing import Any, Final
 
-from sqlalchemy import text
+from sqlalchemy import JSON, Text, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core import tables as t
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
+from ledger.core.rows import field_names, row_mapper
 
 RUN_STATUSES: Final = ("running", "completed", "failed")
 SOURCES: Final = ("fetch", "upload")
 TRIGGERS: Final = ("schedule", "api", "cli", "upload")
 FORMATS: Final = ("camt053", "mt940", "csv")
 ERROR_CHARS_MAX: Final = 2_000
+REQUESTED_BY_CHARS_MAX: Final = 200
 
 
 @dataclass(frozen=True)
@@ -32,55 +38,36 @@ class Run:
     workflow_id: str | None
     import_id: int | None
     status: str
-    counts: dict[str, int]
+    counts: dict[str, int]  # RUN_COUNT_COLUMNS, in that order
     error: str | None
     started_at: datetime
     finished_at: datetime | None
 
 
-RUN_COUNT_COLUMNS: Final = (
-    "lines",
-    "new_lines",
-    "matched",
-    "healed",
-    "duplicates",
-    "amount_mismatches",
-    "unknown",
-    "missing_at_bank",
-    "in_doubt_too_long",
-    "discrepancies",
-    "discrepancies_open",
-    "actions_pending",
-    "credit_total_vnd",
-    "debit_total_vnd",
+_runs: Final = t.reconciliations
+# The totals a finished run stores: the table's columns that are not the
+# run's own fields (nor the workflow run that created it).
+RUN_COUNT_COLUMNS: Final = tuple(
+    column.name
+    for column in _runs.columns
+    if column.name not in {*field_names(Run), "workflow_run_id"}
 )
-
-
-def _run(row: Any) -> Run:
-    return Run(
-        id=int(row.id),
-        bank=row.bank,
-        statement_date=row.statement_date,
-        source=row.source,
-        trigger=row.trigger,
-        requested_by=row.requested_by,
-        workflow_id=row.workflow_id,
-        import_id=row.import_id,
-        status=row.status,
-        counts={name: int(getattr(row, name)) for name in RUN_COUNT_COLUMNS},
-        error=row.error,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
-
-
-_GET_RUN: Final = "SELECT * FROM reconciliations WHERE id = :id"
-_GET_RUN_FOR_UPDATE: Final = _GET_RUN + " FOR UPDATE"
+# What a Run is read from: its fields, the totals as one object (json, not
+# jsonb: its keys keep the columns' order).
+_RUN: Final = (
+    *(_runs.c[name] for name in field_names(Run) if name != "counts"),
+    func.json_build_object(
+        *chain.from_iterable((literal(name, Text), _runs.c[name]) for name in RUN_COUNT_COLUMNS),
+        type_=JSON,
+    ).label("counts"),
+)
+# Any row: SQLAlchemy's Row is what it maps (the mapper reads its columns).
+_run: Final[Callable[[Any], Run]] = row_mapper(Run)
 
 
 async def get_run(conn: AsyncConnection, run_id: int, *, for_update: bool = False) -> Run:
-    sql = _GET_RUN_FOR_UPDATE if for_update else _GET_RUN
-    row = (await conn.execute(text(sql), {"id": run_id})).one_or_none()
+    query = select(*_RUN).where(_runs.c.id == run_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).one_or_none()
     if row is None:
         raise NotFoundError(f"no reconciliation {run_id}")
     return _run(row)
@@ -95,19 +82,14 @@ async def list_runs(
     limit: int = 50,
 ) -> list[Run]:
     assert 1 <= limit <= 500
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT * FROM reconciliations"
-                " WHERE (CAST(:bank AS text) IS NULL OR bank = :bank)"
-                " AND (CAST(:day AS date) IS NULL OR statement_date = :day)"
-                " AND (CAST(:before AS bigint) IS NULL OR id < :before)"
-                " ORDER BY id DESC LIMIT :limit"
-            ),
-            {"bank": bank, "day": statement_date, "before": before_id, "limit": limit},
-        )
-    ).all()
-    return [_run(r) for r in rows]
+    query = select(*_RUN).order_by(_runs.c.id.desc()).limit(limit)
+    if bank is not None:
+        query = query.where(_runs.c.bank == bank)
+    if statement_date is not None:
+        query = query.where(_runs.c.statement_date == statement_date)
+    if before_id is not None:
+        query = query.where(_runs.c.id < before_id)
+    return [_run(row) for row in await conn.execute(query)]
 
 
 def _check_run_fields(bank: str, source: str, trigger: str) -> None:
@@ -136,41 +118,38 @@ async def create_run(
     while that reconciliation runs joins it), or the one of this workflow run
     (an activity retried). Returns the run and whether it was created."""
     _check_run_fields(bank, source, trigger)
+    new = (
+        insert(_runs)
+        .values(
+            bank=bank,
+            statement_date=statement_date,
+            source=source,
+            trigger=trigger,
+            requested_by=requested_by[:REQUESTED_BY_CHARS_MAX],
+            workflow_id=workflow_id,
+            workflow_run_id=workflow_run_id,
+            import_id=import_id,
+            started_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(*_RUN)
+    )
+    existing = (
+        select(*_RUN)
+        .where(
+            (_runs.c.workflow_run_id == workflow_run_id)
+            | ((_runs.c.workflow_id == workflow_id) & (_runs.c.status == "running"))
+        )
+        .order_by(_runs.c.id)
+        .limit(1)
+    )
     for _ in range(3):  # the running one may finish between insert and read
-        row = (
-            await conn.execute(
-                text(
-                    "INSERT INTO reconciliations (bank, statement_date, source, trigger,"
-                    " requested_by, workflow_id, workflow_run_id, import_id, started_at)"
-                    " VALUES (:bank, :day, :source, :trigger, :by, :wid, :rid, :import_id, :now)"
-                    " ON CONFLICT DO NOTHING RETURNING *"
-                ),
-                {
-                    "bank": bank,
-                    "day": statement_date,
-                    "source": source,
-                    "trigger": trigger,
-                    "by": requested_by[:200],
-                    "wid": workflow_id,
-                    "rid": workflow_run_id,
-                    "import_id": import_id,
-                    "now": now,
-                },
-            )
-        ).one_or_none()
+        row = (await conn.execute(new)).one_or_none()
         if row is not None:
             return _run(row), True
-        existing = (
-            await conn.execute(
-                text(
-                    "SELECT * FROM reconciliations WHERE workflow_run_id = :rid"
-                    " OR (workflow_id = :wid AND status = 'running') ORDER BY id LIMIT 1"
-                ),
-                {"rid": workflow_run_id, "wid": workflow_id},
-            )
-        ).one_or_none()
-        if existing is not None:
-            return _run(existing), False
+        row = (await conn.execute(existing)).one_or_none()
+        if row is not None:
+            return _run(row), False
     raise ConflictError(f"could not create or join a reconciliation for {workflow_id}")
 
 
@@ -178,29 +157,25 @@ async def set_workflow(
     conn: AsyncConnection, run_id: int, workflow_id: str, workflow_run_id: str | None = None
 ) -> None:
     await conn.execute(
-        text(
-            "UPDATE reconciliations SET workflow_id = :wid,"
-            " workflow_run_id = coalesce(workflow_run_id, :rid) WHERE id = :id"
-        ),
-        {"id": run_id, "wid": workflow_id, "rid": workflow_run_id},
+        update(_runs)
+        .where(_runs.c.id == run_id)
+        .values(
+            workflow_id=workflow_id,
+            workflow_run_id=func.coalesce(_runs.c.workflow_run_id, workflow_run_id),
+        )
     )
 
 
 async def attach_import(conn: AsyncConnection, run_id: int, import_id: int) -> None:
-    await conn.execute(
-        text("UPDATE reconciliations SET import_id = :import_id WHERE id = :id"),
-        {"id": run_id, "import_id": import_id},
-    )
+    await conn.execute(update(_runs).where(_runs.c.id == run_id).values(import_id=import_id))
 
 
 async def fail_run(conn: AsyncConnection, run_id: int, error: str, now: datetime) -> Run:
     """Mark a run failed (a finished run stays as it is)."""
     await conn.execute(
-        text(
-            "UPDATE reconciliations SET status = 'failed', error = :error, finished_at = :now"
-            " WHERE id = :id AND status = 'running'"
-        ),
-        {"id": run_id, "error": error[:ERROR_CHARS_MAX], "now": now},
+        update(_runs)
+        .where(_runs.c.id == run_id, _runs.c.status == "running")
+        .values(status="failed", error=error[:ERROR_CHARS_MAX], finished_at=now)
     )
     return await get_run(conn, run_id)
 
@@ -219,25 +194,9 @@ class StatementImport:
     loaded_at: datetime | None
 
 
-def _import(row: Any) -> StatementImport:
-    return StatementImport(
-        id=int(row.id),
-        bank=row.bank,
-        statement_date=row.statement_date,
-        source=row.source,
-        format=row.format,
-        content_sha256=row.content_sha256,
-        size_bytes=int(row.size_bytes),
-        lines=int(row.lines),
-        new_lines=int(row.new_lines),
-        loaded_at=row.loaded_at,
-    )
-
-
-_IMPORT_COLUMNS: Final = (
-    "id, bank, statement_date, source, format, content_sha256, size_bytes, lines, new_lines,"
-    " loaded_at"
-)
+_imports: Final = t.statement_imports
+_IMPORT: Final = tuple(_imports.c[name] for name in field_names(StatementImport))
+_import: Final[Callable[[Any], StatementImport]] = row_mapper(StatementImport)
 
 
 async def register_import(
@@ -257,50 +216,37 @@ async def register_import(
     the same import). Returns it and whether it is new."""
     if fmt not in FORMATS:
         raise ValidationError("format", f"must be one of {', '.join(FORMATS)}")
-    row = (
-        await conn.execute(
-            text(
-                "INSERT INTO statement_imports (bank, statement_date, source, format,"  # noqa: S608
-                " content_sha256, data, size_bytes, lines, uploaded_by, created_at)"
-                " VALUES (:bank, :day, :source, :fmt, :sha, :data, :size, :lines, :by, :now)"
-                " ON CONFLICT (bank, statement_date, content_sha256) DO NOTHING"
-                f" RETURNING {_IMPORT_COLUMNS}"
-            ),
-            {
-                "bank": bank,
-                "day": statement_date,
-                "source": source,
-                "fmt": fmt,
-                "sha": content_sha256,
-                "data": data,
-                "size": len(data) if data is not None else 0,
-                "lines": lines,
-                "by": uploaded_by[:200],
-                "now": now,
-            },
+    new = (
+        insert(_imports)
+        .values(
+            bank=bank,
+            statement_date=statement_date,
+            source=source,
+            format=fmt,
+            content_sha256=content_sha256,
+            data=data,
+            size_bytes=len(data) if data is not None else 0,
+            lines=lines,
+            uploaded_by=uploaded_by[:REQUESTED_BY_CHARS_MAX],
+            created_at=now,
         )
-    ).one_or_none()
+        .on_conflict_do_nothing(index_elements=["bank", "statement_date", "content_sha256"])
+        .returning(*_IMPORT)
+    )
+    row = (await conn.execute(new)).one_or_none()
     if row is not None:
         return _import(row), True
-    existing = (
-        await conn.execute(
-            text(
-                f"SELECT {_IMPORT_COLUMNS} FROM statement_imports"  # noqa: S608
-                " WHERE bank = :bank AND statement_date = :day AND content_sha256 = :sha"
-            ),
-            {"bank": bank, "day": statement_date, "sha": content_sha256},
-        )
-    ).one()
-    return _import(existing), False
+    existing = select(*_IMPORT).where(
+        _imports.c.bank == bank,
+        _imports.c.statement_date == statement_date,
+        _imports.c.content_sha256 == content_sha256,
+    )
+    return _import((await conn.execute(existing)).one()), False
 
 
 async def get_import(conn: AsyncConnection, import_id: int) -> StatementImport:
-    row = (
-        await conn.execute(
-            text(f"SELECT {_IMPORT_COLUMNS} FROM statement_imports WHERE id = :id"),  # noqa: S608
-            {"id": import_id},
-        )
-    ).one_or_none()
+    query = select(*_IMPORT).where(_imports.c.id == import_id)
+    row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise NotFoundError(f"no statement import {import_id}")
     return _import(row)
@@ -308,11 +254,8 @@ async def get_import(conn: AsyncConnection, import_id: int) -> StatementImport:
 
 async def import_data(conn: AsyncConnection, import_id: int) -> bytes:
     """The uploaded file of an import."""
-    data = (
-        await conn.execute(
-            text("SELECT data FROM statement_imports WHERE id = :id"), {"id": import_id}
-        )
-    ).scalar_one_or_none()
+    query = select(_imports.c.data).where(_imports.c.id == import_id)
+    data = (await conn.execute(query)).scalar_one_or_none()
     if data is None:
         raise NotFoundError(f"statement import {import_id} has no stored file")
     return bytes(data)

@@ -25,6 +25,14 @@ from ledger.core.postings import (
 from ledger.payments import lifecycle as pay
 from ledger.reconciliation import payment_checks as checks
 from ledger.reconciliation import rules
+from ledger.reconciliation.discrepancies import (
+    DiscrepancyFilter,
+    get_discrepancy,
+    list_discrepancies,
+    note_request,
+)
+from ledger.reconciliation.followup import finish_run
+from ledger.reconciliation.runs import RUN_COUNT_COLUMNS
 from tests.support.ledger import make_fine
 from tests.support.recon import (
     BANK,
@@ -372,15 +380,9 @@ async def test_only_the_discrepancies_that_resolved_themselves_are_closed(
     }
 
 
-async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the_statistics(
-    engine: AsyncEngine,
-) -> None:
-    """A VACUUM that runs while a load's lines are still uncommitted counts
-    no tuples over their pages, and the planner then believes
-    ``statement_lines`` empty however many lines it holds. ``auto_resolve``
-    must still look lines up by index, per open discrepancy: a scan of all
-    the lines as the outer side of a join, matched against every open
-    discrepancy, ran for hours at a million lines (bench/recon.py)."""
+async def _lines_the_planner_believes_gone(engine: AsyncEngine) -> None:
+    """Paid fines, their lines and a duplicate discrepancy for each line,
+    then what a VACUUM during a load leaves: no tuples on the lines' pages."""
     async with engine.begin() as conn:
         run, statement_import = await open_run(conn, [])
         # A ledger of paid fines, larger than the lines (as in service).
@@ -433,6 +435,18 @@ async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the
         await conn.execute(
             text("UPDATE pg_class SET reltuples = 0 WHERE oid = 'statement_lines'::regclass")
         )
+
+
+async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the_statistics(
+    engine: AsyncEngine,
+) -> None:
+    """A VACUUM that runs while a load's lines are still uncommitted counts
+    no tuples over their pages, and the planner then believes
+    ``statement_lines`` empty however many lines it holds. ``auto_resolve``
+    must still look lines up by index, per open discrepancy: a scan of all
+    the lines as the outer side of a join, matched against every open
+    discrepancy, ran for hours at a million lines (bench/recon.py)."""
+    await _lines_the_planner_believes_gone(engine)
     async with engine.connect() as conn:
         plan = (
             await conn.execute(
@@ -485,3 +499,40 @@ async def test_a_file_naming_one_reference_twice_is_refused_whole(engine: AsyncE
     async with engine.connect() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM statement_lines"))).scalar_one()
     assert count == 0
+
+
+async def test_runs_discrepancies_and_rules_read_back_as_written(engine: AsyncEngine) -> None:
+    """One mapper per table: a finished run's totals in their columns'
+    order, a discrepancy with the requests noted on it, a bank's own rule
+    over the ``*`` one, rules in name order."""
+    run, _summary = await reconcile(engine, [line(12_345, "CHUYEN TIEN")])
+    async with engine.begin() as conn:
+        finished = await finish_run(conn, run.id, NOW)
+        [found], _next = await list_discrepancies(
+            conn, DiscrepancyFilter(bank=BANK, kind="unknown", status="open")
+        )
+        for approval_id in (7, 8):
+            await note_request(conn, found.id, {"approval_id": approval_id}, NOW)
+        noted = await get_discrepancy(conn, found.id)
+        await rules.set_rule(conn, BANK, "decision_number", amount_tolerance_vnd=500)
+        in_force = await rules.load_rules(conn, BANK)
+        elsewhere = await rules.load_rules(conn, "otherbank")
+    assert list(finished.counts) == list(RUN_COUNT_COLUMNS)
+    assert all(type(value) is int for value in finished.counts.values())
+    assert (finished.status, finished.counts["lines"], finished.counts["unknown"]) == (
+        "completed",
+        1,
+        1,
+    )
+    assert [r["approval_id"] for r in noted.detail["requests"]] == [7, 8]
+    assert (noted.bank_ref, noted.line_class, noted.in_suspense) == (
+        found.bank_ref,
+        "unknown",
+        True,
+    )
+    assert list(in_force) == sorted(rules.RULES)
+    assert (in_force["decision_number"].bank, in_force["decision_number"].amount_tolerance_vnd) == (
+        BANK,
+        500,
+    )
+    assert elsewhere["decision_number"].bank == "*"
