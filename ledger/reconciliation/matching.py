@@ -114,6 +114,11 @@ _REST_DDL: Final = """
 CREATE TEMP TABLE recon_rest ON COMMIT DROP AS
 SELECT *, NULL::uuid AS ref_payment FROM recon_staging WITH NO DATA
 """
+# The columns a load writes of a line (steps 2 and 6).
+_LINE_COLUMNS: Final = Sql("""
+        import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
+        direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
+        source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action""")
 FAST: Final = Sql(
     ":fast AND s.credit AND pr.settles_fine AND abs(s.amount_vnd - pr.amount_vnd) <= :tol_bank_ref"
 )
@@ -126,10 +131,7 @@ WITH rest AS (
      WHERE NOT coalesce({fast}, false)
     RETURNING 1
 ), fast AS (
-    INSERT INTO statement_lines (
-        import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
-        direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
-        source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
+    INSERT INTO statement_lines ({line_columns})
     SELECT :import_id, :rid, :bank, s.bank_ref, :statement_date, s.booked_at, s.amount_vnd,
            'credit', s.counterparty, s.content, s.content_key, s.content_ref,
            s.end_to_end_ref, s.raw, s.source_line, 'bank_ref', pr.id, pr.fine_id,
@@ -142,7 +144,7 @@ WITH rest AS (
 SELECT f.lines, f.amount_vnd, (SELECT count(*) FROM rest) AS rest_lines
   FROM (SELECT count(*) AS lines, coalesce(sum(amount_vnd), 0) AS amount_vnd FROM fast) AS f
 """
-_SPLIT_SQL: Final = fill(_SPLIT_TEMPLATE, fast=FAST)
+_SPLIT_SQL: Final = fill(_SPLIT_TEMPLATE, fast=FAST, line_columns=_LINE_COLUMNS)
 
 # 3. The other lines linked to payments by the enabled rules, in priority
 # order. Only what the next steps read is kept: the last step writes each
@@ -255,7 +257,7 @@ SELECT t.pos, t.bank_ref, t.booked_at, t.credit, t.amount_vnd, t.payer_known, t.
 # every line that is neither matched nor healed opens its discrepancy in the
 # same statement (from the rows just written: no second pass over the table;
 # and no ON CONFLICT, as no discrepancy can name a line written just now).
-_INSERT_SQL: Final = """
+_INSERT_TEMPLATE: Final = """
 WITH heal AS (
     SELECT pos,
            row_number() OVER (
@@ -283,10 +285,7 @@ WITH heal AS (
       FROM recon_staged st
       LEFT JOIN heal h ON h.pos = st.pos
 ), inserted AS (
-    INSERT INTO statement_lines (
-        import_id, reconciliation_id, bank, bank_ref, statement_date, booked_at, amount_vnd,
-        direction, counterparty, content, content_key, content_ref, end_to_end_ref, raw,
-        source_line, rule, payment_id, fine_id, class, decided_at, in_suspense, action)
+    INSERT INTO statement_lines ({line_columns})
     SELECT :import_id, :rid, :bank, d.bank_ref, :statement_date, d.booked_at, d.amount_vnd,
            CASE WHEN d.credit THEN 'credit' ELSE 'debit' END, s.counterparty, s.content,
            s.content_key, s.content_ref, s.end_to_end_ref, s.raw, s.source_line,
@@ -321,6 +320,7 @@ SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_
        in_suspense, (SELECT count(*) FROM opened) AS opened
   FROM inserted GROUP BY class, direction, in_suspense
 """
+_INSERT_SQL: Final = fill(_INSERT_TEMPLATE, line_columns=_LINE_COLUMNS)
 
 
 @dataclass(frozen=True)

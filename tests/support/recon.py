@@ -119,6 +119,15 @@ async def open_run(
     return run, statement_import
 
 
+async def run_and_import(
+    engine: AsyncEngine, lines: list[StatementLine]
+) -> tuple[runs.Run, runs.StatementImport]:
+    """``open_run`` committed, as the activity does before the load (so a
+    helper connection sees the run)."""
+    async with engine.begin() as conn:
+        return await open_run(conn, lines)
+
+
 async def reconcile(
     engine: AsyncEngine,
     lines: list[StatementLine],

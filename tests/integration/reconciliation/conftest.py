@@ -49,6 +49,22 @@ class ReconStack:
         run: dict[str, Any] = await eventually(done, timeout_seconds, f"reconciliation {run_id}")
         return run
 
+    async def receipted(self, number: str) -> dict[str, Any] | None:
+        """The fine, once it is paid with a receipt (for ``eventually``)."""
+        fine: dict[str, Any] = await self.saga.fine(number)
+        return fine if fine["status"] == "paid" and fine["receipt"] else None
+
+    async def discrepancy_audit(self) -> list[tuple[str, str]]:
+        """(action, discrepancy id) of every audit record about a discrepancy."""
+        async with self.saga.engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT action, subject_id FROM audit_log"
+                    " WHERE subject_type = 'discrepancy' ORDER BY id"
+                )
+            )
+            return [(row.action, row.subject_id) for row in rows]
+
 
 def _random_start() -> int:
     return 1_000_000 + secrets.randbelow(90_000_000)

@@ -30,18 +30,20 @@ from ledger.reconciliation.lines import own_row
 from ledger.reconciliation.load import MatchSummary, load_and_match
 from ledger.reconciliation.tuning import LoadPoint, LoadTuning
 from tests.support.ledger import make_fine
-from tests.support.recon import DAY, NOW, line, new_payment, open_run, reconcile, snapshot
+from tests.support.recon import (
+    DAY,
+    NOW,
+    line,
+    new_payment,
+    reconcile,
+    run_and_import,
+    snapshot,
+)
 
 # The split path from one line on.
 SPLIT = LoadTuning(parallel_lines_min=1)
 # What a test does at a load point: (point, "main" or "helper", connection).
 OnPoint = Callable[[LoadPoint, str, AsyncConnection], Awaitable[None]]
-
-
-async def run_and_import(engine: AsyncEngine, lines: list[Any]) -> tuple[Any, Any]:
-    # As the activity does: the run and the import committed before the load.
-    async with engine.begin() as conn:
-        return await open_run(conn, lines)
 
 
 async def booked_lines(
