@@ -19,14 +19,17 @@ import hashlib
 import re
 from typing import Final
 
+from domain.content import (
+    REFERENCE_BODY_LENGTH,
+    REFERENCE_PREFIX,
+    content_key,
+    is_payment_reference,
+    payment_references,
+    reference_check_char,
+)
 from domain.text import strip_diacritics
 
 TRANSFER_CONTENT_LENGTH_MAX_DEFAULT: Final = 50
-REFERENCE_PREFIX: Final = "TF"
-_REFERENCE_BODY_LENGTH: Final = 10
-REFERENCE_LENGTH: Final = len(REFERENCE_PREFIX) + _REFERENCE_BODY_LENGTH + 1
-_B32: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_NOT_ALNUM_RE: Final = re.compile(r"[^A-Za-z0-9]+")
 _NOT_ALNUM_SPACE_RE: Final = re.compile(r"[^A-Za-z0-9 ]+")
 _SPACES_RE: Final = re.compile(r"\s+")
 # Printable ASCII minus characters that some bank apps refuse in QR content.
@@ -46,8 +49,8 @@ def bank_transfer_content(text: str, length_max: int = TRANSFER_CONTENT_LENGTH_M
 
 def alnum_key(text: str) -> str:
     """Upper-case ASCII letters and digits only: the form in which two
-    spellings of the same content compare equal."""
-    return _NOT_ALNUM_RE.sub("", strip_diacritics(text)).upper()
+    spellings of the same content compare equal (``domain.content``)."""
+    return content_key(text)
 
 
 def decision_number_key(decision_number: str) -> str:
@@ -72,41 +75,19 @@ def mentions_decision(content: str, decision_number: str) -> bool:
     )
 
 
-def _check_char(body: str) -> str:
-    total = sum((i + 1) * _B32.index(c) for i, c in enumerate(body))
-    return _B32[total % len(_B32)]
-
-
 def payment_reference(idempotency_key: str) -> str:
     """Our short reference for a payment, derived from its idempotency key:
     ``TF`` + 10 base32 characters + 1 check character (13 in all). It survives
     any bank mangling because it is upper-case letters and digits only."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).digest()
-    body = base64.b32encode(digest).decode("ascii")[:_REFERENCE_BODY_LENGTH]
-    return REFERENCE_PREFIX + body + _check_char(body)
-
-
-def is_payment_reference(candidate: str) -> bool:
-    if len(candidate) != REFERENCE_LENGTH or not candidate.startswith(REFERENCE_PREFIX):
-        return False
-    body = candidate[len(REFERENCE_PREFIX) : -1]
-    if any(c not in _B32 for c in body):
-        return False
-    return candidate[-1] == _check_char(body)
+    body = base64.b32encode(digest).decode("ascii")[:REFERENCE_BODY_LENGTH]
+    return REFERENCE_PREFIX + body + reference_check_char(body)
 
 
 def find_payment_references(content: str) -> list[str]:
     """Every valid payment reference in ``content`` (in order, no repeats),
     found even when the bank deleted the spaces around it."""
-    key = alnum_key(content)
-    found: list[str] = []
-    start = key.find(REFERENCE_PREFIX)
-    while start != -1:
-        candidate = key[start : start + REFERENCE_LENGTH]
-        if is_payment_reference(candidate) and candidate not in found:
-            found.append(candidate)
-        start = key.find(REFERENCE_PREFIX, start + 1)
-    return found
+    return payment_references(alnum_key(content))
 
 
 def qr_transfer_content(reference: str, decision_number: str) -> str:

@@ -61,7 +61,10 @@ from bank_adapters.types import Direction, StatementLine
 from bench.common import DOC, parser, print_json, write_section
 from ledger.core.postings import ensure_bank_accounts
 from ledger.migrations import upgrade_to_head
+from ledger.reconciliation import lines as recon_lines
 from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs
+from ledger.reconciliation.tuning import DEFAULT_TUNING, LINES_PER_STATEMENT_MAX, LoadTuning
 from reconciler.devstack import postgres as embedded
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.process import ManagedProcess
@@ -167,11 +170,11 @@ async def store_only_seconds(engine: AsyncEngine, lines: list[StatementLine]) ->
     async with engine.begin() as conn:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        copy_sql = f"COPY bench_store ({recon.STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
+        copy_sql = f"COPY bench_store ({recon_lines.STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
         async with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            copy.set_types(recon.STAGING_TYPES)
+            copy.set_types(recon_lines.STAGING_TYPES)
             for pos, line in enumerate(lines):
-                await copy.write_row(recon.staging_row(pos, line))
+                await copy.write_row(recon_lines.staging_row(pos, line))
     seconds = time.perf_counter() - started
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE bench_store"))
@@ -210,7 +213,13 @@ async def load_history(engine: AsyncEngine, n: int, days: int) -> None:
         await conn.execute(text("VACUUM (ANALYZE) statement_lines"))
 
 
-async def one_size(pg: PostgresInfo, n: int, repeats: int, history_days: int = 0) -> dict[str, Any]:
+async def one_size(
+    pg: PostgresInfo,
+    n: int,
+    repeats: int,
+    history_days: int = 0,
+    tuning: LoadTuning = DEFAULT_TUNING,
+) -> dict[str, Any]:
     name = f"recon_bench_{n}"
     with psycopg.connect(pg.libpq_url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -227,7 +236,7 @@ async def one_size(pg: PostgresInfo, n: int, repeats: int, history_days: int = 0
         for attempt in range(repeats):
             if attempt:
                 await undo_load(engine, keep_history=history_days > 0)
-            loads.append(await timed_load(engine, lines, attempt))
+            loads.append(await timed_load(engine, lines, attempt, tuning))
             print(f"  {n:,} lines, load {attempt + 1} of {repeats}: {loads[-1].seconds:.2f} s")
         # The last load stays: the suspense entries and the re-run follow it.
         last = loads[-1]
@@ -240,7 +249,9 @@ async def one_size(pg: PostgresInfo, n: int, repeats: int, history_days: int = 0
         baseline = await store_only_seconds(engine, lines)
         started = time.perf_counter()
         async with engine.begin() as conn:
-            again = await recon.load_and_match(conn, last.run, last.statement_import, lines, NOW)
+            again = await recon.load_and_match(
+                conn, last.run, last.statement_import, lines, NOW, tuning=tuning
+            )
         rerun_seconds = time.perf_counter() - started
         assert again.new_lines == 0
     finally:
@@ -269,11 +280,13 @@ class Load:
     seconds: float
     stages: dict[str, float]
     summary: recon.MatchSummary
-    run: recon.Run
-    statement_import: recon.StatementImport
+    run: runs.Run
+    statement_import: runs.StatementImport
 
 
-async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: int) -> Load:
+async def timed_load(
+    engine: AsyncEngine, lines: list[StatementLine], attempt: int, tuning: LoadTuning
+) -> Load:
     """One timed ``load_and_match`` of the whole statement, as a new import
     (opened as the activity opens it, by the tests' helper)."""
     async with engine.begin() as conn:
@@ -285,7 +298,7 @@ async def timed_load(engine: AsyncEngine, lines: list[StatementLine], attempt: i
     started = time.perf_counter()
     async with engine.begin() as conn:
         summary = await recon.load_and_match(
-            conn, run, statement_import, lines, NOW, timings=stages
+            conn, run, statement_import, lines, NOW, timings=stages, tuning=tuning
         )
     seconds = time.perf_counter() - started
     # helper_*: the second connection's stages, while the main one works
@@ -533,6 +546,7 @@ async def main_async(
     settings: list[str],
     repeats: int,
     history_days: int = 0,
+    tuning: LoadTuning = DEFAULT_TUNING,
 ) -> None:
     results = []
     with cluster(shared_buffers, settings) as pg:
@@ -540,7 +554,7 @@ async def main_async(
             shown = conn.execute("SHOW shared_buffers").fetchone()
         print(f"shared_buffers {shown[0] if shown else '?'}")
         for n in sizes:
-            result = await one_size(pg, n, repeats, history_days)
+            result = await one_size(pg, n, repeats, history_days, tuning)
             print_json(result)
             results.append(result)
     parse_100k = parse_seconds(100_000)
@@ -577,8 +591,9 @@ def main() -> None:
     )
     args = command.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    tuning = DEFAULT_TUNING
     if args.one_connection:
-        recon.PARALLEL_LINES_MIN = recon.LINES_PER_STATEMENT_MAX + 1  # type: ignore[misc]
+        tuning = LoadTuning(parallel_lines_min=LINES_PER_STATEMENT_MAX + 1)
         args.no_write = True
     if not 1 <= args.repeats <= 9:
         command.error(f"--repeats must be 1 to 9, not {args.repeats}")
@@ -594,6 +609,7 @@ def main() -> None:
             args.set,
             args.repeats,
             args.history_days,
+            tuning,
         )
     )
 

@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.statements import DEFAULT_LIMITS, StatementLimits
-from ledger.reconciliation.load import MatchPolicy
+from ledger.reconciliation.payment_checks import MatchPolicy
 from reconciler.settings import Settings
 from reconciler.wiring import saga_config
 from workflows.reconciliation.activities import ReconciliationActivities, ReconDeps

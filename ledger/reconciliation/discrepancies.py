@@ -13,17 +13,20 @@ Functions run in the caller's transaction; the caller commits.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import ARRAY, Text, cast, false, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.business_time import VIETNAM_TZ_NAME
 from domain.formats import is_account
 from domain.keys import suspense_key
+from ledger.core import tables as t
 from ledger.core.approvals import (
     Approval,
     get_approval,
@@ -40,12 +43,20 @@ from ledger.core.postings import (
     post_entry,
     reverse_entry,
 )
+from ledger.core.rows import field_names, row_mapper
 from ledger.fines import get_fine
-from ledger.reconciliation.load import DISCREPANCY_KINDS
 
+DISCREPANCY_KINDS: Final = (
+    "duplicate",
+    "missing_at_bank",
+    "amount_mismatch",
+    "unknown",
+    "in_doubt_too_long",
+)
 DISCREPANCY_STATUSES: Final = ("open", "resolved", "dismissed")
 PAGE_SIZE_MAX: Final = 500
 RESOLUTION_CHARS_MAX: Final = 2_000
+ACTOR_CHARS_MAX: Final = 200
 SYSTEM_APPROVAL: Final = "system:approval"
 
 
@@ -87,40 +98,21 @@ class Discrepancy:
         return self.status == "open"
 
 
-_SELECT: Final = """
-SELECT d.*, f.decision_number, l.bank_ref AS line_bank_ref, l.class AS line_class,
-       coalesce(l.in_suspense, false) AS in_suspense
-  FROM discrepancies d
-  LEFT JOIN statement_lines l ON l.id = d.statement_line_id
-  LEFT JOIN fines f ON f.id = d.fine_id
-"""
-
-
-def _discrepancy(row: Any) -> Discrepancy:
-    return Discrepancy(
-        id=int(row.id),
-        reconciliation_id=(
-            int(row.reconciliation_id) if row.reconciliation_id is not None else None
-        ),
-        bank=row.bank,
-        statement_date=row.statement_date,
-        kind=row.kind,
-        statement_line_id=row.statement_line_id,
-        payment_id=row.payment_id,
-        fine_id=row.fine_id,
-        decision_number=row.decision_number,
-        amount_vnd=int(row.amount_vnd),
-        status=row.status,
-        detail=dict(row.detail),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        resolved_at=row.resolved_at,
-        resolved_by=row.resolved_by,
-        resolution=row.resolution,
-        bank_ref=row.line_bank_ref or row.detail.get("bank_ref"),
-        line_class=row.line_class,
-        in_suspense=bool(row.in_suspense),
-    )
+_d: Final = t.discrepancies
+_l: Final = t.statement_lines
+_f: Final = t.fines
+# A discrepancy with what its line and its fine say (the fields that are not
+# the table's own).
+_DISCREPANCY: Final = select(
+    *(_d.c[name] for name in field_names(Discrepancy) if name in _d.c),
+    _f.c.decision_number,
+    func.coalesce(func.nullif(_l.c.bank_ref, ""), _d.c.detail["bank_ref"].astext).label("bank_ref"),
+    _l.c["class"].label("line_class"),
+    func.coalesce(_l.c.in_suspense, false()).label("in_suspense"),
+).select_from(
+    _d.outerjoin(_l, _l.c.id == _d.c.statement_line_id).outerjoin(_f, _f.c.id == _d.c.fine_id)
+)
+_discrepancy: Final[Callable[[Any], Discrepancy]] = row_mapper(Discrepancy)
 
 
 # The statement date of a saga-raised discrepancy is the Vietnamese business
@@ -166,13 +158,10 @@ async def open_in_doubt_discrepancy(
 async def get_discrepancy(
     conn: AsyncConnection, discrepancy_id: int, *, for_update: bool = False
 ) -> Discrepancy:
+    query = _DISCREPANCY.where(_d.c.id == discrepancy_id)
     if for_update:
-        await conn.execute(
-            text("SELECT 1 FROM discrepancies WHERE id = :id FOR UPDATE"), {"id": discrepancy_id}
-        )
-    row = (
-        await conn.execute(text(_SELECT + " WHERE d.id = :id"), {"id": discrepancy_id})
-    ).one_or_none()
+        query = query.with_for_update(of=_d)
+    row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise NotFoundError(f"no discrepancy {discrepancy_id}")
     return _discrepancy(row)
@@ -204,28 +193,19 @@ async def list_discrepancies(
     next page (``None`` when this is the last)."""
     if not 1 <= limit <= PAGE_SIZE_MAX:
         raise ValidationError("limit", f"must be between 1 and {PAGE_SIZE_MAX}")
-    rows = (
-        await conn.execute(
-            text(
-                _SELECT + " WHERE (CAST(:bank AS text) IS NULL OR d.bank = :bank)"
-                " AND (CAST(:kind AS text) IS NULL OR d.kind = :kind)"
-                " AND (CAST(:status AS text) IS NULL OR d.status = :status)"
-                " AND (CAST(:rid AS bigint) IS NULL OR d.reconciliation_id = :rid)"
-                " AND (CAST(:day AS date) IS NULL OR d.statement_date = :day)"
-                " AND (CAST(:before AS bigint) IS NULL OR d.id < :before)"
-                " ORDER BY d.id DESC LIMIT :limit"
-            ),
-            {
-                "bank": where.bank,
-                "kind": where.kind,
-                "status": where.status,
-                "rid": where.reconciliation_id,
-                "day": where.statement_date,
-                "before": before_id,
-                "limit": limit + 1,
-            },
-        )
-    ).all()
+    query = _DISCREPANCY.order_by(_d.c.id.desc()).limit(limit + 1)
+    for column, value in (
+        (_d.c.bank, where.bank),
+        (_d.c.kind, where.kind),
+        (_d.c.status, where.status),
+        (_d.c.reconciliation_id, where.reconciliation_id),
+        (_d.c.statement_date, where.statement_date),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if before_id is not None:
+        query = query.where(_d.c.id < before_id)
+    rows = (await conn.execute(query)).all()
     page = [_discrepancy(r) for r in rows[:limit]]
     return page, (page[-1].id if len(rows) > limit else None)
 
@@ -254,17 +234,15 @@ async def close_discrepancy(
     if not current.open:
         raise DiscrepancyClosedError(f"discrepancy {discrepancy_id} is already {current.status}")
     await conn.execute(
-        text(
-            "UPDATE discrepancies SET status = :status, resolved_at = :now, updated_at = :now,"
-            " resolved_by = :actor, resolution = :resolution WHERE id = :id"
-        ),
-        {
-            "id": discrepancy_id,
-            "status": status,
-            "now": now,
-            "actor": actor[:200],
-            "resolution": resolution,
-        },
+        update(_d)
+        .where(_d.c.id == discrepancy_id)
+        .values(
+            status=status,
+            resolved_at=now,
+            updated_at=now,
+            resolved_by=actor[:ACTOR_CHARS_MAX],
+            resolution=resolution,
+        )
     )
     return await get_discrepancy(conn, discrepancy_id)
 
@@ -277,14 +255,15 @@ async def note_request(
 ) -> None:
     """Remember on the discrepancy what was requested for it (approval id,
     action, who), newest last."""
+    noted = func.coalesce(_d.c.detail["requests"], cast(literal("[]", Text), JSONB))
+    appended = noted.op("||")(cast(literal(_json([request]), Text), JSONB))
     await conn.execute(
-        text(
-            "UPDATE discrepancies SET updated_at = :now,"
-            " detail = jsonb_set(detail, '{requests}',"
-            " coalesce(detail -> 'requests', '[]'::jsonb) || CAST(:request AS jsonb))"
-            " WHERE id = :id"
-        ),
-        {"id": discrepancy_id, "now": now, "request": _json(request)},
+        update(_d)
+        .where(_d.c.id == discrepancy_id)
+        .values(
+            updated_at=now,
+            detail=func.jsonb_set(_d.c.detail, cast(["requests"], ARRAY(Text)), appended),
+        )
     )
 
 
@@ -294,14 +273,11 @@ def _json(value: Any) -> str:
 
 async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
     """Open discrepancies by (bank, kind), for the gauge."""
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT bank, kind, count(*) AS n FROM discrepancies WHERE status = 'open'"
-                " GROUP BY bank, kind"
-            )
-        )
-    ).all()
+    rows = await conn.execute(
+        select(_d.c.bank, _d.c.kind, func.count().label("n"))
+        .where(_d.c.status == "open")
+        .group_by(_d.c.bank, _d.c.kind)
+    )
     return {(r.bank, r.kind): int(r.n) for r in rows}
 
 
@@ -342,13 +318,12 @@ async def _held_money(conn: AsyncConnection, item: Discrepancy) -> HeldMoney:
         )
     line = (
         await conn.execute(
-            text(
-                "SELECT id, bank, bank_ref, amount_vnd, counterparty, direction, in_suspense,"
-                " action FROM statement_lines WHERE id = :id"
-            ),
-            {"id": item.statement_line_id},
+            select(
+                _l.c.id, _l.c.bank, _l.c.bank_ref, _l.c.amount_vnd, _l.c.counterparty,
+                _l.c.direction, _l.c.in_suspense, _l.c.action,
+            ).where(_l.c.id == item.statement_line_id)
         )
-    ).one()
+    ).one()  # fmt: skip
     if line.direction != "credit" or not line.in_suspense:
         reason = "is money out" if line.direction != "credit" else "is not held in suspense"
         raise DiscrepancyActionError(
@@ -385,31 +360,8 @@ async def request_refund(
         raise ValidationError(
             "payee_account", "is required (1-34 letters or digits): the statement has none"
         )
-    approval = await request_approval(
-        conn,
-        REFUND,
-        SUBJECT_TYPE,
-        str(discrepancy_id),
-        {
-            "action": REFUND,
-            "discrepancy_id": discrepancy_id,
-            "bank": held.bank,
-            "bank_ref": held.bank_ref,
-            "amount_vnd": held.amount_vnd,
-            "payee_account": payee,
-        },
-        reason,
-        actor,
-        now,
-        workflow_id=workflow_id,
-    )
-    await note_request(
-        conn,
-        discrepancy_id,
-        {"action": REFUND, "approval_id": approval.id, "by": actor, "at": now.isoformat()},
-        now,
-    )
-    return approval
+    details = {"payee_account": payee}
+    return await _ask(conn, REFUND, held, details, reason, actor, now, workflow_id)
 
 
 async def request_manual_match(
@@ -432,32 +384,48 @@ async def request_manual_match(
             f"fine {fine.decision_number} is {fine.amount_vnd} đồng but the bank received "
             f"{held.amount_vnd}: request a refund instead"
         )
+    details = {
+        "decision_key": fine.decision_key,
+        "decision_number": fine.decision_number,
+        "payer_account": held.counterparty or "unknown",
+    }
+    return await _ask(conn, MANUAL_MATCH, held, details, reason, actor, now, workflow_id)
+
+
+async def _ask(
+    conn: AsyncConnection,
+    kind: str,
+    held: HeldMoney,
+    details: dict[str, Any],
+    reason: str,
+    actor: str,
+    now: datetime,
+    workflow_id: str,
+) -> Approval:
+    """Ask a second person to approve ``kind`` for the held money (its
+    ``details`` after what every request names), and note the request on
+    the discrepancy."""
+    discrepancy_id = held.discrepancy.id
     approval = await request_approval(
         conn,
-        MANUAL_MATCH,
+        kind,
         SUBJECT_TYPE,
         str(discrepancy_id),
         {
-            "action": MANUAL_MATCH,
+            "action": kind,
             "discrepancy_id": discrepancy_id,
             "bank": held.bank,
             "bank_ref": held.bank_ref,
             "amount_vnd": held.amount_vnd,
-            "decision_key": fine.decision_key,
-            "decision_number": fine.decision_number,
-            "payer_account": held.counterparty or "unknown",
+            **details,
         },
         reason,
         actor,
         now,
         workflow_id=workflow_id,
     )
-    await note_request(
-        conn,
-        discrepancy_id,
-        {"action": MANUAL_MATCH, "approval_id": approval.id, "by": actor, "at": now.isoformat()},
-        now,
-    )
+    noted = {"action": kind, "approval_id": approval.id, "by": actor, "at": now.isoformat()}
+    await note_request(conn, discrepancy_id, noted, now)
     return approval
 
 
@@ -544,20 +512,23 @@ async def release_for_match(conn: AsyncConnection, approval_id: int, now: dateti
     approval = await approved_request(conn, approval_id)
     payload = approval.payload
     bank, bank_ref = payload["bank"], payload["bank_ref"]
+    entries = t.journal_entries
     held = (
         await conn.execute(
-            text("SELECT id FROM journal_entries WHERE idempotency_key = :key"),
-            {"key": suspense_key(bank, bank_ref)},
+            select(entries.c.id).where(entries.c.idempotency_key == suspense_key(bank, bank_ref))
         )
     ).scalar_one_or_none()
     if held is None:
         # Not posted to suspense yet: it will not be now (the payment books it).
         await conn.execute(
-            text(
-                "UPDATE statement_lines SET in_suspense = false WHERE bank = :bank"
-                " AND bank_ref = :ref AND in_suspense AND suspense_entry_id IS NULL"
-            ),
-            {"bank": bank, "ref": bank_ref},
+            update(_l)
+            .where(
+                _l.c.bank == bank,
+                _l.c.bank_ref == bank_ref,
+                _l.c.in_suspense,
+                _l.c.suspense_entry_id.is_(None),
+            )
+            .values(in_suspense=False)
         )
     else:
         await reverse_entry(

@@ -7,16 +7,19 @@ Every function runs in the caller's transaction; nothing commits here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.reconciliation.load import RUN_COUNT_COLUMNS, Run, auto_resolve, get_run
+from ledger.core import tables as t
+from ledger.core.rows import row_mapper
+from ledger.reconciliation.payment_checks import auto_resolve
+from ledger.reconciliation.runs import RUN_COUNT_COLUMNS, Run, get_run
 
 ACTION_PHASES: Final = ("heal", "duplicate")
 ACTION_BATCH_MAX: Final = 1_000
@@ -46,8 +49,10 @@ class PendingAction:
     booked: bool  # a payment already carries this bank reference
 
 
+# The columns are named as PendingAction's fields.
 _PENDING_SQL: Final = """
-SELECT l.id, l.bank, l.bank_ref, l.amount_vnd, l.counterparty, l.class, l.action,
+SELECT l.id AS line_id, l.bank, l.bank_ref, l.amount_vnd, l.counterparty,
+       l.class AS line_class, l.action,
        l.payment_id, p.status AS payment_status, p.bank_ref AS payment_bank_ref,
        l.fine_id, f.decision_key,
        EXISTS (SELECT 1 FROM payments s WHERE s.fine_id = l.fine_id AND s.settles_fine)
@@ -73,6 +78,9 @@ SELECT count(*) FROM statement_lines l
 """
 
 
+_pending_action: Final[Callable[[Any], PendingAction]] = row_mapper(PendingAction)
+
+
 def _phase_class(phase: str) -> str:
     assert phase in ACTION_PHASES, phase
     return "healed" if phase == "heal" else "duplicate"
@@ -96,25 +104,7 @@ async def pending_actions(
             },
         )
     ).all()
-    return [
-        PendingAction(
-            line_id=int(r.id),
-            bank=r.bank,
-            bank_ref=r.bank_ref,
-            amount_vnd=int(r.amount_vnd),
-            counterparty=r.counterparty,
-            line_class=r._mapping["class"],
-            action=r.action,
-            payment_id=r.payment_id,
-            payment_status=r.payment_status,
-            payment_bank_ref=r.payment_bank_ref,
-            fine_id=int(r.fine_id),
-            decision_key=r.decision_key,
-            fine_paid=bool(r.fine_paid),
-            booked=bool(r.booked),
-        )
-        for r in rows
-    ]
+    return [_pending_action(row) for row in rows]
 
 
 async def count_pending(conn: AsyncConnection, bank: str, phase: str) -> int:
@@ -129,27 +119,28 @@ async def count_pending(conn: AsyncConnection, bank: str, phase: str) -> int:
     )
 
 
+_lines: Final = t.statement_lines
+# A step not yet done is tried again (each try counted).
+_UNDONE_ACTION: Final = update(_lines).where(_lines.c.action_done_at.is_(None))
+
+
 async def mark_actions_done(conn: AsyncConnection, line_ids: Sequence[int], now: datetime) -> int:
     if not line_ids:
         return 0
     result = await conn.execute(
-        text(
-            "UPDATE statement_lines SET action_done_at = :now, action_error = NULL,"
-            " action_attempts = action_attempts + 1"
-            " WHERE id = ANY(:ids) AND action_done_at IS NULL"
-        ),
-        {"ids": list(line_ids), "now": now},
+        _UNDONE_ACTION.where(_lines.c.id.in_(list(line_ids))).values(
+            action_done_at=now, action_error=None, action_attempts=_lines.c.action_attempts + 1
+        )
     )
     return int(result.rowcount or 0)
 
 
 async def record_action_failure(conn: AsyncConnection, line_id: int, error: str) -> None:
     await conn.execute(
-        text(
-            "UPDATE statement_lines SET action_attempts = action_attempts + 1,"
-            " action_error = :error WHERE id = :id AND action_done_at IS NULL"
-        ),
-        {"id": line_id, "error": error[:ACTION_ERROR_CHARS_MAX]},
+        _UNDONE_ACTION.where(_lines.c.id == line_id).values(
+            action_attempts=_lines.c.action_attempts + 1,
+            action_error=error[:ACTION_ERROR_CHARS_MAX],
+        )
     )
 
 
@@ -195,13 +186,10 @@ async def finish_run(conn: AsyncConnection, run_id: int, now: datetime) -> Run:
     run = await get_run(conn, run_id, for_update=True)
     await auto_resolve(conn, run.bank, now)
     counts = await run_counts(conn, run)
-    sets = ", ".join(f"{name} = :{name}" for name in RUN_COUNT_COLUMNS)
     await conn.execute(
-        text(
-            f"UPDATE reconciliations SET {sets}, status = 'completed', finished_at = :now,"  # noqa: S608
-            " error = NULL WHERE id = :id"
-        ),
-        {**counts, "id": run_id, "now": now},
+        update(t.reconciliations)
+        .where(t.reconciliations.c.id == run_id)
+        .values(**counts, status="completed", finished_at=now, error=None)
     )
     return await get_run(conn, run_id)
 

@@ -157,30 +157,41 @@ def _row(pdf: FPDF, widths: Sequence[float], cells: Sequence[str], *, bold: bool
     pdf.ln(5.5)
 
 
-def _classes(pdf: FPDF, report: RunReport) -> None:
+def _table(
+    pdf: FPDF,
+    title: str,
+    widths: Sequence[float],
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    total: Sequence[str] | None = None,
+) -> None:
     pdf.set_font(FAMILY, "B", 10)
-    pdf.cell(0, 7, "Kết quả theo dòng sao kê", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    widths = (60.0, 30.0, 50.0)
-    _row(pdf, widths, ("Phân loại", "Số dòng", "Số tiền"), bold=True)
-    total_lines = total_amount = 0
-    for name, label in CLASS_LABELS.items():
-        lines, amount = report.by_class.get(name, (0, 0))
-        total_lines += lines
-        total_amount += amount
-        _row(pdf, widths, (label, str(lines), format_amount_vnd(amount)))
-    _row(pdf, widths, ("Tổng", str(total_lines), format_amount_vnd(total_amount)), bold=True)
+    pdf.cell(0, 7, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _row(pdf, widths, header, bold=True)
+    for cells in rows:
+        _row(pdf, widths, cells)
+    if total is not None:
+        _row(pdf, widths, total, bold=True)
     pdf.ln(3)
+
+
+def _classes(pdf: FPDF, report: RunReport) -> None:
+    counted = [(label, *report.by_class.get(name, (0, 0))) for name, label in CLASS_LABELS.items()]
+    rows = [(label, str(lines), format_amount_vnd(amount)) for label, lines, amount in counted]
+    total_lines = sum(lines for _, lines, _ in counted)
+    total_amount = sum(amount for _, _, amount in counted)
+    total = ("Tổng", str(total_lines), format_amount_vnd(total_amount))
+    header = ("Phân loại", "Số dòng", "Số tiền")
+    _table(pdf, "Kết quả theo dòng sao kê", (60.0, 30.0, 50.0), header, rows, total)
 
 
 def _discrepancy_kinds(pdf: FPDF, report: RunReport) -> None:
-    pdf.set_font(FAMILY, "B", 10)
-    pdf.cell(0, 7, "Chênh lệch cần xử lý", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    widths = (60.0, 30.0, 30.0)
-    _row(pdf, widths, ("Loại", "Chưa xử lý", "Tổng"), bold=True)
+    rows = []
     for kind, label in KIND_LABELS.items():
         still_open, total = report.by_discrepancy.get(kind, (0, 0))
-        _row(pdf, widths, (label, str(still_open), str(total)))
-    pdf.ln(3)
+        rows.append((label, str(still_open), str(total)))
+    header = ("Loại", "Chưa xử lý", "Tổng")
+    _table(pdf, "Chênh lệch cần xử lý", (60.0, 30.0, 30.0), header, rows)
 
 
 def _discrepancy_table(pdf: FPDF, rows: Sequence[Mapping[str, Any]], report: RunReport) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.reconciliation import discrepancies as disc
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs as recon
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -31,11 +31,14 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bank_adapters.types import StatementFormat, StatementParseError
+from domain.business_time import business_date
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import discrepancies as disc
 from ledger.reconciliation import followup as follow
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs as recon
+from ledger.reconciliation.matching import LINE_CLASSES
 from ledger.reconciliation.report import csv_header, csv_rows, render_report_pdf
+from ledger.reconciliation.rules import load_rules
 from reconciler.api import discrepancy_actions
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
@@ -81,7 +84,7 @@ def _bank(request: web.Request, value: object, field: str = "bank") -> str:
 
 def _statement_date(value: object, now: datetime, field: str = "statement_date") -> date:
     day = parse_date(value, field)
-    today = recon.vietnam_today(now)
+    today = business_date(now)
     if day > today:
         raise ValidationError(field, "is in the future (Vietnam time)")
     if day < today - timedelta(days=STATEMENT_AGE_DAYS_MAX):
@@ -234,8 +237,8 @@ SELECT l.id, l.bank_ref, l.booked_at, l.direction, l.amount_vnd, l.class, l.rule
 async def list_lines(request: web.Request) -> web.Response:
     require(request, "recon:read")
     line_class = request.query.get("class") or None
-    if line_class is not None and line_class not in recon.LINE_CLASSES:
-        raise ValidationError("class", f"must be one of {', '.join(recon.LINE_CLASSES)}")
+    if line_class is not None and line_class not in LINE_CLASSES:
+        raise ValidationError("class", f"must be one of {', '.join(LINE_CLASSES)}")
     limit = page_limit(request, PAGE_SIZE_MAX)
     after = cursor_after(request)
     async with request.app[ENGINE].connect() as conn:
@@ -377,7 +380,7 @@ async def list_rules(request: web.Request) -> web.Response:
     require(request, "recon:read")
     bank = _bank(request, request.query.get("bank"))
     async with request.app[ENGINE].connect() as conn:
-        rules = await recon.load_rules(conn, bank)
+        rules = await load_rules(conn, bank)
     return json_response(
         {
             "bank": bank,

@@ -188,7 +188,7 @@ def recon_show(reconciliation_id: int) -> None:
     settings = _settings()
 
     async def go() -> dict[str, Any]:
-        from ledger.reconciliation.load import get_run
+        from ledger.reconciliation.runs import get_run
         from reconciler.api.recon_views import run_json
         from reconciler.db import create_engine
 
@@ -250,7 +250,7 @@ def recon_rules(
     async def go() -> list[dict[str, Any]]:
         from dataclasses import asdict
 
-        from ledger.reconciliation import load as rc
+        from ledger.reconciliation import rules as rc
         from reconciler.db import create_engine
 
         engine = create_engine(settings)

@@ -17,6 +17,11 @@ from ledger import payments as pay
 from ledger.core.postings import ensure_bank_accounts
 from ledger.fines import Fine
 from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs
+from ledger.reconciliation.lines import lines_sha256
+from ledger.reconciliation.payment_checks import MatchPolicy
+from ledger.reconciliation.suspense import post_suspense_batch
+from ledger.reconciliation.tuning import DEFAULT_TUNING, LoadTuning
 
 BANK = "hnbank"
 # 10:00 in Vietnam on the statement date.
@@ -88,11 +93,11 @@ async def open_run(
     day: date = DAY,
     now: datetime = NOW,
     sha: str | None = None,
-) -> tuple[recon.Run, recon.StatementImport]:
+) -> tuple[runs.Run, runs.StatementImport]:
     """A run and its statement import, as the activity opens them before the
     load (in ``conn``'s transaction)."""
     await ensure_bank_accounts(conn, [bank])
-    run, _ = await recon.create_run(
+    run, _ = await runs.create_run(
         conn,
         bank=bank,
         statement_date=day,
@@ -101,17 +106,26 @@ async def open_run(
         requested_by="test",
         now=now,
     )
-    statement_import, _ = await recon.register_import(
+    statement_import, _ = await runs.register_import(
         conn,
         bank=bank,
         statement_date=day,
         source="fetch",
         fmt="csv",
-        content_sha256=sha or recon.lines_sha256(lines),
+        content_sha256=sha or lines_sha256(lines),
         lines=len(lines),
         now=now,
     )
     return run, statement_import
+
+
+async def run_and_import(
+    engine: AsyncEngine, lines: list[StatementLine]
+) -> tuple[runs.Run, runs.StatementImport]:
+    """``open_run`` committed, as the activity does before the load (so a
+    helper connection sees the run)."""
+    async with engine.begin() as conn:
+        return await open_run(conn, lines)
 
 
 async def reconcile(
@@ -121,13 +135,16 @@ async def reconcile(
     bank: str = BANK,
     day: date = DAY,
     now: datetime = NOW,
-    policy: recon.MatchPolicy | None = None,
+    policy: MatchPolicy | None = None,
     sha: str | None = None,
-) -> tuple[recon.Run, recon.MatchSummary]:
+    tuning: LoadTuning = DEFAULT_TUNING,
+) -> tuple[runs.Run, recon.MatchSummary]:
+    """Open a run and load ``lines`` in one transaction, then book the
+    suspense entries (as the workflow does, after the load)."""
     async with engine.begin() as conn:
         run, statement_import = await open_run(conn, lines, bank=bank, day=day, now=now, sha=sha)
         summary = await recon.load_and_match(
-            conn, run, statement_import, lines, now, policy or recon.MatchPolicy()
+            conn, run, statement_import, lines, now, policy or MatchPolicy(), tuning=tuning
         )
     await post_suspense(engine, bank)
     return run, summary
@@ -138,7 +155,7 @@ async def post_suspense(engine: AsyncEngine, bank: str = BANK) -> int:
     posted = 0
     while True:
         async with engine.begin() as conn:
-            batch = await recon.post_suspense_batch(conn, bank, limit=3)
+            batch = await post_suspense_batch(conn, bank, limit=3)
         posted += batch.entries
         if batch.lines == 0:
             return posted

@@ -27,8 +27,8 @@ from temporalio.worker import Worker
 
 from bank_adapters.simulators.admin import SimulatorAdmin
 from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN, SimulatorHandle
+from domain.business_time import business_date
 from ledger.core.postings import ensure_bank_accounts
-from ledger.reconciliation.load import vietnam_today
 from reconciler.api.app import create_app
 from reconciler.recon_wiring import recon_activities
 from reconciler.settings import Settings
@@ -194,7 +194,7 @@ class SagaStack:
     async def reconcile(self, bank: str) -> tuple[dict[str, Any], str]:
         """Reconcile today's statement of ``bank`` over the API (the worker
         must be a full one); the finished run and its workflow id."""
-        today = vietnam_today(datetime.now(UTC)).isoformat()
+        today = business_date(datetime.now(UTC)).isoformat()
         status, started = await self.call(
             "POST", "/api/v1/reconciliations", json={"bank": bank, "statement_date": today}
         )

@@ -34,7 +34,11 @@ from ledger import payments as pay
 from ledger.core import approvals as ap
 from ledger.reconciliation import discrepancies as disc
 from ledger.reconciliation import followup as follow
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs as recon
+from ledger.reconciliation.lines import lines_sha256
+from ledger.reconciliation.load import load_and_match
+from ledger.reconciliation.payment_checks import MatchPolicy
+from ledger.reconciliation.suspense import post_suspense_batch
 from observability.metrics import reconciliation_discrepancies, reconciliation_lines_total
 from workflows.payment import types as wt
 from workflows.payment.activities import RefundNotConfirmedError, utc_now
@@ -67,7 +71,7 @@ class ReconDeps:
     adapters: Mapping[str, BankAdapter]
     client: Client
     saga: SagaConfig
-    policy: recon.MatchPolicy = field(default_factory=recon.MatchPolicy)
+    policy: MatchPolicy = field(default_factory=MatchPolicy)
     statement_limits: StatementLimits = DEFAULT_LIMITS
     actions_concurrency: int = ACTIONS_CONCURRENCY_DEFAULT
     clock: Callable[[], datetime] = utc_now
@@ -107,7 +111,7 @@ async def refresh_discrepancy_gauges(engine: AsyncEngine, banks: Sequence[str]) 
     async with engine.connect() as conn:
         counts = await disc.open_counts(conn)
     for bank in sorted(set(banks) | {b for b, _ in counts}):
-        for kind in recon.DISCREPANCY_KINDS:
+        for kind in disc.DISCREPANCY_KINDS:
             reconciliation_discrepancies.labels(bank, kind).set(counts.get((bank, kind), 0))
 
 
@@ -117,7 +121,7 @@ async def post_suspense(engine: AsyncEngine, bank: str) -> int:
     posted = 0
     for _ in range(SUSPENSE_BATCHES_MAX):
         async with engine.begin() as conn:
-            batch = await recon.post_suspense_batch(conn, bank, SUSPENSE_BATCH)
+            batch = await post_suspense_batch(conn, bank, SUSPENSE_BATCH)
         posted += batch.entries
         if batch.lines < SUSPENSE_BATCH:
             break
@@ -162,7 +166,7 @@ class ReconciliationActivities:
     async def _fetch(self, run: recon.Run) -> tuple[recon.StatementImport, Sequence[StatementLine]]:
         statement = await self._adapter(run.bank).fetch_statement(run.statement_date)
         lines = statement.lines
-        digest = await asyncio.to_thread(recon.lines_sha256, lines)
+        digest = await asyncio.to_thread(lines_sha256, lines)
         async with self._engine.begin() as conn:
             statement_import, _ = await recon.register_import(
                 conn,
@@ -207,7 +211,7 @@ class ReconciliationActivities:
             statement_import, lines = await self._fetch(run)
         async with self._engine.begin() as conn:
             await recon.attach_import(conn, run.id, statement_import.id)
-            summary = await recon.load_and_match(
+            summary = await load_and_match(
                 conn, run, statement_import, lines, self._now(), self._deps.policy
             )
         await post_suspense(self._engine, run.bank)

@@ -36,7 +36,7 @@ from bank_adapters.statements import StatementLimits, parse_statement
 from bank_adapters.types import StatementFormat
 from domain.business_time import VIETNAM_TZ_NAME
 from ledger.core.errors import ValidationError
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import runs as recon
 from workflows.payment.client import SagaConfig
 from workflows.reconciliation import types as rt
 from workflows.reconciliation.workflow import (

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.reconciliation.load import vietnam_today
+from domain.business_time import business_date
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.recon_wiring import recon_activities
 from reconciler.wiring import build_adapters
@@ -28,7 +28,7 @@ class ReconStack:
 
     @property
     def today(self) -> date:
-        return vietnam_today(datetime.now(UTC))
+        return business_date(datetime.now(UTC))
 
     async def reconcile(self, bank: str, day: date | None = None) -> dict[str, Any]:
         """Start a reconciliation over the API and wait for it to finish."""
@@ -48,6 +48,22 @@ class ReconStack:
 
         run: dict[str, Any] = await eventually(done, timeout_seconds, f"reconciliation {run_id}")
         return run
+
+    async def receipted(self, number: str) -> dict[str, Any] | None:
+        """The fine, once it is paid with a receipt (for ``eventually``)."""
+        fine: dict[str, Any] = await self.saga.fine(number)
+        return fine if fine["status"] == "paid" and fine["receipt"] else None
+
+    async def discrepancy_audit(self) -> list[tuple[str, str]]:
+        """(action, discrepancy id) of every audit record about a discrepancy."""
+        async with self.saga.engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT action, subject_id FROM audit_log"
+                    " WHERE subject_type = 'discrepancy' ORDER BY id"
+                )
+            )
+            return [(row.action, row.subject_id) for row in rows]
 
 
 def _random_start() -> int:

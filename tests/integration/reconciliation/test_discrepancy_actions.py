@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
-
 from ledger.core.postings import balances, posting_sums
 from tests.integration.reconciliation.conftest import ReconStack
 from tests.support.api import make_token
@@ -112,29 +110,14 @@ async def test_an_approved_manual_match_pays_the_fine_with_a_receipt(
     assert status == 202, body
     await _decide(stack, body["approval"]["id"], "approve")
 
-    async def receipted() -> dict[str, Any] | None:
-        fine = await stack.saga.fine(number)
-        return fine if fine["status"] == "paid" and fine["receipt"] else None
-
-    await eventually(receipted, 60, "the fine to be paid")
+    await eventually(lambda: stack.receipted(number), 60, "the fine to be paid")
     item = await _discrepancy(stack, found["id"])
     assert (item["status"], item["actions"]) == ("resolved", [])
     assert await _suspense(stack) == 0
-    async with stack.saga.engine.connect() as conn:
-        audited = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT action FROM audit_log WHERE subject_type = 'discrepancy'"
-                        " AND subject_id = :id ORDER BY id"
-                    ),
-                    {"id": str(found["id"])},
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert list(audited) == ["discrepancy.manual_match_done"]
+    audited = [
+        action for action, about in await stack.discrepancy_audit() if about == str(found["id"])
+    ]
+    assert audited == ["discrepancy.manual_match_done"]
 
 
 async def test_a_rejected_request_moves_nothing(recon_stack: ReconStack) -> None:

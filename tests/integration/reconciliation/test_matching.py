@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bank_adapters.types import Direction
 from ledger import payments as pay
+from ledger.core.errors import ValidationError
 from ledger.core.postings import (
     EntryRequest,
     Posting,
@@ -22,7 +23,16 @@ from ledger.core.postings import (
     post_entry,
     posting_sums,
 )
-from ledger.reconciliation import load as recon
+from ledger.reconciliation import payment_checks as checks
+from ledger.reconciliation import rules
+from ledger.reconciliation.discrepancies import (
+    DiscrepancyFilter,
+    get_discrepancy,
+    list_discrepancies,
+    note_request,
+)
+from ledger.reconciliation.followup import finish_run
+from ledger.reconciliation.runs import RUN_COUNT_COLUMNS
 from tests.support.ledger import make_fine
 from tests.support.recon import (
     BANK,
@@ -68,8 +78,8 @@ async def test_our_key_echoed_by_the_bank_matches(engine: AsyncEngine) -> None:
 async def _rules_only(engine: AsyncEngine, *keep: str) -> str:
     """Switch every rule off for the bank but ``keep`` (rules are data)."""
     async with engine.begin() as conn:
-        for rule in recon.RULES:
-            await recon.set_rule(conn, BANK, rule, enabled=rule in keep)
+        for rule in rules.RULES:
+            await rules.set_rule(conn, BANK, rule, enabled=rule in keep)
     return keep[0]
 
 
@@ -205,7 +215,7 @@ async def test_a_tolerance_is_data_and_never_moves_money_automatically(
 ) -> None:
     await make_fine(engine, "1012/QĐ-XPHC", 500_000)
     async with engine.begin() as conn:
-        await recon.set_rule(conn, BANK, "decision_number", amount_tolerance_vnd=10_000)
+        await rules.set_rule(conn, BANK, "decision_number", amount_tolerance_vnd=10_000)
     await reconcile(engine, [line(495_000, "1012/QD-XPHC", ref="FT12")])
     row = (await lines_by_ref(engine))["FT12"]
     # Identified within tolerance, but not the fine's amount: finance decides.
@@ -310,7 +320,7 @@ async def test_a_payment_the_bank_does_not_have_is_missing_until_its_line_arrive
     # The bank books it late: the next statement has it, the discrepancy closes.
     await reconcile(engine, [line(500_000, ref="FT18")], now=NOW + timedelta(hours=1))
     [closed] = [d for d in await discrepancies(engine) if d.kind == "missing_at_bank"]
-    assert (closed.status, closed.resolved_by) == ("resolved", recon.SYSTEM_ACTOR)
+    assert (closed.status, closed.resolved_by) == ("resolved", checks.SYSTEM_ACTOR)
 
 
 async def test_a_payment_debited_within_the_grace_period_is_not_missing_yet(
@@ -318,14 +328,14 @@ async def test_a_payment_debited_within_the_grace_period_is_not_missing_yet(
 ) -> None:
     fine = await make_fine(engine, "1019/QĐ-XPHC", 500_000)
     await new_payment(engine, fine, "succeeded", now=NOW - timedelta(minutes=5))
-    await reconcile(engine, [], policy=recon.MatchPolicy(missing_grace_seconds=1800))
+    await reconcile(engine, [], policy=checks.MatchPolicy(missing_grace_seconds=1800))
     assert await discrepancies(engine) == []
 
 
 async def test_a_payment_in_doubt_too_long_opens_a_discrepancy(engine: AsyncEngine) -> None:
     fine = await make_fine(engine, "1020/QĐ-XPHC", 500_000)
     payment = await new_payment(engine, fine, "verifying", now=NOW - timedelta(hours=3))
-    await reconcile(engine, [], policy=recon.MatchPolicy(in_doubt_seconds=3600))
+    await reconcile(engine, [], policy=checks.MatchPolicy(in_doubt_seconds=3600))
     [found] = await discrepancies(engine)
     assert (found.kind, found.payment_id, found.status) == ("in_doubt_too_long", payment.id, "open")
 
@@ -334,7 +344,7 @@ async def test_only_the_discrepancies_that_resolved_themselves_are_closed(
     engine: AsyncEngine,
 ) -> None:
     """One of each kind that closes itself, next to one of each that does not."""
-    policy = recon.MatchPolicy(in_doubt_seconds=3600, missing_grace_seconds=1800)
+    policy = checks.MatchPolicy(in_doubt_seconds=3600, missing_grace_seconds=1800)
     earlier = NOW - timedelta(hours=3)
     fines = [await make_fine(engine, f"{1040 + i}/QĐ-XPHC", 500_000) for i in range(4)]
     doubts = [await new_payment(engine, f, "verifying", now=earlier) for f in fines[:2]]
@@ -370,15 +380,9 @@ async def test_only_the_discrepancies_that_resolved_themselves_are_closed(
     }
 
 
-async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the_statistics(
-    engine: AsyncEngine,
-) -> None:
-    """A VACUUM that runs while a load's lines are still uncommitted counts
-    no tuples over their pages, and the planner then believes
-    ``statement_lines`` empty however many lines it holds. ``auto_resolve``
-    must still look lines up by index, per open discrepancy: a scan of all
-    the lines as the outer side of a join, matched against every open
-    discrepancy, ran for hours at a million lines (bench/recon.py)."""
+async def _lines_the_planner_believes_gone(engine: AsyncEngine) -> None:
+    """Paid fines, their lines and a duplicate discrepancy for each line,
+    then what a VACUUM during a load leaves: no tuples on the lines' pages."""
     async with engine.begin() as conn:
         run, statement_import = await open_run(conn, [])
         # A ledger of paid fines, larger than the lines (as in service).
@@ -431,11 +435,23 @@ async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the
         await conn.execute(
             text("UPDATE pg_class SET reltuples = 0 WHERE oid = 'statement_lines'::regclass")
         )
+
+
+async def test_closing_what_resolved_itself_looks_lines_up_by_index_whatever_the_statistics(
+    engine: AsyncEngine,
+) -> None:
+    """A VACUUM that runs while a load's lines are still uncommitted counts
+    no tuples over their pages, and the planner then believes
+    ``statement_lines`` empty however many lines it holds. ``auto_resolve``
+    must still look lines up by index, per open discrepancy: a scan of all
+    the lines as the outer side of a join, matched against every open
+    discrepancy, ran for hours at a million lines (bench/recon.py)."""
+    await _lines_the_planner_believes_gone(engine)
     async with engine.connect() as conn:
         plan = (
             await conn.execute(
-                text("EXPLAIN (FORMAT JSON) " + recon.AUTO_RESOLVE_SQL),
-                {"bank": BANK, "now": NOW, "actor": recon.SYSTEM_ACTOR},
+                text("EXPLAIN (FORMAT JSON) " + checks.AUTO_RESOLVE_SQL),
+                {"bank": BANK, "now": NOW, "actor": checks.SYSTEM_ACTOR},
             )
         ).scalar_one()
 
@@ -478,8 +494,45 @@ async def test_reimporting_the_same_statement_changes_nothing(engine: AsyncEngin
 
 async def test_a_file_naming_one_reference_twice_is_refused_whole(engine: AsyncEngine) -> None:
     ref = bank_ref()
-    with pytest.raises(recon.ValidationError, match="appears twice"):
+    with pytest.raises(ValidationError, match="appears twice"):
         await reconcile(engine, [line(1_000, ref=ref), line(2_000, ref=ref)])
     async with engine.connect() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM statement_lines"))).scalar_one()
     assert count == 0
+
+
+async def test_runs_discrepancies_and_rules_read_back_as_written(engine: AsyncEngine) -> None:
+    """One mapper per table: a finished run's totals in their columns'
+    order, a discrepancy with the requests noted on it, a bank's own rule
+    over the ``*`` one, rules in name order."""
+    run, _summary = await reconcile(engine, [line(12_345, "CHUYEN TIEN")])
+    async with engine.begin() as conn:
+        finished = await finish_run(conn, run.id, NOW)
+        [found], _next = await list_discrepancies(
+            conn, DiscrepancyFilter(bank=BANK, kind="unknown", status="open")
+        )
+        for approval_id in (7, 8):
+            await note_request(conn, found.id, {"approval_id": approval_id}, NOW)
+        noted = await get_discrepancy(conn, found.id)
+        await rules.set_rule(conn, BANK, "decision_number", amount_tolerance_vnd=500)
+        in_force = await rules.load_rules(conn, BANK)
+        elsewhere = await rules.load_rules(conn, "otherbank")
+    assert list(finished.counts) == list(RUN_COUNT_COLUMNS)
+    assert all(type(value) is int for value in finished.counts.values())
+    assert (finished.status, finished.counts["lines"], finished.counts["unknown"]) == (
+        "completed",
+        1,
+        1,
+    )
+    assert [r["approval_id"] for r in noted.detail["requests"]] == [7, 8]
+    assert (noted.bank_ref, noted.line_class, noted.in_suspense) == (
+        found.bank_ref,
+        "unknown",
+        True,
+    )
+    assert list(in_force) == sorted(rules.RULES)
+    assert (in_force["decision_number"].bank, in_force["decision_number"].amount_tolerance_vnd) == (
+        BANK,
+        500,
+    )
+    assert elsewhere["decision_number"].bank == "*"

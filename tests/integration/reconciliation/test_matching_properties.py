@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,9 +29,10 @@ from ledger import payments as pay
 from ledger.core.postings import balances, bank_clearing_account, posting_sums
 from ledger.fines import Fine
 from ledger.reconciliation import load as recon
+from ledger.reconciliation.matching import LINE_CLASSES
+from ledger.reconciliation.tuning import LINES_PER_STATEMENT_MAX, LoadTuning
 from reconciler.devstack.postgres import PostgresInfo
 from tests.conftest import _create_db_from_template, _drop_db
-from tests.integration.reconciliation.test_parallel_load import run_and_import
 from tests.support.ledger import make_fine
 from tests.support.recon import (
     BANK,
@@ -42,6 +42,7 @@ from tests.support.recon import (
     post_suspense,
     qr_content,
     reconcile,
+    run_and_import,
     snapshot,
 )
 
@@ -177,74 +178,70 @@ async def test_every_line_is_classified_once_totals_reconcile_and_a_rerun_is_a_n
     picks: list[tuple[str, int, int, int]],
     parallel: bool,
 ) -> None:
-    threshold = 1 if parallel else recon.LINES_PER_STATEMENT_MAX + 1
-    with mock.patch.object(recon, "PARALLEL_LINES_MIN", threshold):
-        await _every_line_once(pg_server, pg_template, ledger, picks, parallel=parallel)
-
-
-async def _every_line_once(
-    pg_server: PostgresInfo,
-    pg_template: str,
-    ledger: list[tuple[str, int]],
-    picks: list[tuple[str, int, int, int]],
-    *,
-    parallel: bool,
-) -> None:
+    threshold = 1 if parallel else LINES_PER_STATEMENT_MAX + 1
     async with fresh_engine(pg_server, pg_template) as engine:
         world = await build_ledger(engine, [s for s, _ in ledger], [a for _, a in ledger])
         lines = build_lines(world, picks)
-        if parallel:
-            # As the activity does (run and import committed before the
-            # load), so the helper connection sees the run.
-            run, statement_import = await run_and_import(engine, lines)
-            async with engine.begin() as conn:
-                summary = await recon.load_and_match(conn, run, statement_import, lines, NOW)
-            await post_suspense(engine)
-        else:
-            _run, summary = await reconcile(engine, lines)
+        await _every_line_once(engine, world, lines, LoadTuning(parallel_lines_min=threshold))
 
-        # Exactly one class per line, and the totals add up.
-        assert summary.new_lines == len(lines)
-        assert sum(summary.classes.values()) == len(lines)
-        assert set(summary.classes) <= set(recon.LINE_CLASSES)
-        assert sum(summary.amounts_vnd.values()) == sum(x.amount_vnd for x in lines)
-        async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT * FROM statement_lines"))).all()
-            found = (await conn.execute(text("SELECT * FROM discrepancies"))).all()
-            held = await balances(conn, ["suspense", bank_clearing_account(BANK)])
-            assert await balances(conn) == await posting_sums(conn)
-        assert Counter(r.bank_ref for r in rows) == Counter(x.bank_ref for x in lines)
-        by_class = Counter(r._mapping["class"] for r in rows)
-        assert dict(by_class) == summary.classes
 
-        # Everything neither matched nor healed is a discrepancy, once.
-        line_discrepancies = Counter(d.statement_line_id for d in found if d.statement_line_id)
-        for row in rows:
-            wanted = 0 if row._mapping["class"] in ("matched", "healed") else 1
-            assert line_discrepancies[row.id] == wanted, row
+async def _every_line_once(
+    engine: AsyncEngine, world: World, lines: list[StatementLine], tuning: LoadTuning
+) -> None:
+    if tuning.parallel_lines_min == 1:
+        # As the activity does (run and import committed before the
+        # load), so the helper connection sees the run.
+        run, statement_import = await run_and_import(engine, lines)
+        async with engine.begin() as conn:
+            summary = await recon.load_and_match(
+                conn, run, statement_import, lines, NOW, tuning=tuning
+            )
+        await post_suspense(engine)
+    else:
+        _run, summary = await reconcile(engine, lines, tuning=tuning)
 
-        # Money nobody booked is in suspense, and only that money.
-        sent = {x.bank_ref: _signed(x) for x in lines}
-        suspense = sum(sent[r.bank_ref] for r in rows if r.in_suspense)
-        assert held.get("suspense", 0) == -suspense
-        assert all(not (r.in_suspense and r.action) for r in rows)
+    # Exactly one class per line, and the totals add up.
+    assert summary.new_lines == len(lines)
+    assert sum(summary.classes.values()) == len(lines)
+    assert set(summary.classes) <= set(LINE_CLASSES)
+    assert sum(summary.amounts_vnd.values()) == sum(x.amount_vnd for x in lines)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT * FROM statement_lines"))).all()
+        found = (await conn.execute(text("SELECT * FROM discrepancies"))).all()
+        held = await balances(conn, ["suspense", bank_clearing_account(BANK)])
+        assert await balances(conn) == await posting_sums(conn)
+    assert Counter(r.bank_ref for r in rows) == Counter(x.bank_ref for x in lines)
+    by_class = Counter(r._mapping["class"] for r in rows)
+    assert dict(by_class) == summary.classes
 
-        # A fine is healed at most once, and never when it was already paid.
-        healed = Counter(r.fine_id for r in rows if r._mapping["class"] == "healed")
-        assert all(n == 1 for n in healed.values())
-        assert not set(healed) & world.paid_before
+    # Everything neither matched nor healed is a discrepancy, once.
+    line_discrepancies = Counter(d.statement_line_id for d in found if d.statement_line_id)
+    for row in rows:
+        wanted = 0 if row._mapping["class"] in ("matched", "healed") else 1
+        assert line_discrepancies[row.id] == wanted, row
 
-        # Lines of payments booked with their bank reference, for the same
-        # amount, are matched when the payment settles its fine.
-        settling = {p.bank_ref: p for ps in world.payments.values() for p in ps if p.settles_fine}
-        for row in rows:
-            payment = settling.get(row.bank_ref)
-            if payment is not None and payment.amount_vnd == row.amount_vnd:
-                assert row._mapping["class"] == "matched", row
+    # Money nobody booked is in suspense, and only that money.
+    sent = {x.bank_ref: _signed(x) for x in lines}
+    suspense = sum(sent[r.bank_ref] for r in rows if r.in_suspense)
+    assert held.get("suspense", 0) == -suspense
+    assert all(not (r.in_suspense and r.action) for r in rows)
 
-        # A second run of the same statement, or of the same lines in another
-        # file, writes nothing at all.
-        before = await snapshot(engine)
-        await reconcile(engine, lines)
-        await reconcile(engine, list(reversed(lines)), sha="e" * 64)
-        assert await snapshot(engine) == before
+    # A fine is healed at most once, and never when it was already paid.
+    healed = Counter(r.fine_id for r in rows if r._mapping["class"] == "healed")
+    assert all(n == 1 for n in healed.values())
+    assert not set(healed) & world.paid_before
+
+    # Lines of payments booked with their bank reference, for the same
+    # amount, are matched when the payment settles its fine.
+    settling = {p.bank_ref: p for ps in world.payments.values() for p in ps if p.settles_fine}
+    for row in rows:
+        payment = settling.get(row.bank_ref)
+        if payment is not None and payment.amount_vnd == row.amount_vnd:
+            assert row._mapping["class"] == "matched", row
+
+    # A second run of the same statement, or of the same lines in another
+    # file, writes nothing at all.
+    before = await snapshot(engine)
+    await reconcile(engine, lines, tuning=tuning)
+    await reconcile(engine, list(reversed(lines)), sha="e" * 64, tuning=tuning)
+    assert await snapshot(engine) == before

@@ -153,18 +153,7 @@ async def test_discrepancies_page_filter_and_dismiss(recon_stack: ReconStack) ->
         "GET", "/api/v1/discrepancies", params={"status": "dismissed"}
     )
     assert [d["id"] for d in page["items"]] == [first["id"]]
-    async with stack.saga.engine.connect() as conn:
-        audited = (
-            await conn.execute(
-                text(
-                    "SELECT action, subject_id FROM audit_log"
-                    " WHERE subject_type = 'discrepancy' ORDER BY id"
-                )
-            )
-        ).all()
-    assert [(a.action, a.subject_id) for a in audited] == [
-        ("discrepancy.dismissed", str(first["id"]))
-    ]
+    assert await stack.discrepancy_audit() == [("discrepancy.dismissed", str(first["id"]))]
     status, body = await stack.saga.call("GET", "/api/v1/discrepancies", params={"limit": "501"})
     assert (status, body["error"]["field"]) == (400, "limit")
 

@@ -33,11 +33,6 @@ async def _fine_payments(stack: ReconStack, number: str) -> list[Any]:
         )
 
 
-async def _receipted(stack: ReconStack, number: str) -> dict[str, Any] | None:
-    fine = await stack.saga.fine(number)
-    return fine if fine["status"] == "paid" and fine["receipt"] else None
-
-
 async def test_a_citizen_transfer_we_never_heard_of_pays_the_fine_once_and_a_second_is_refunded(
     recon_stack: ReconStack,
 ) -> None:
@@ -49,7 +44,7 @@ async def test_a_citizen_transfer_we_never_heard_of_pays_the_fine_once_and_a_sec
     run = await stack.reconcile("hnbank")
     assert run["status"] == "completed", run
     assert (run["healed"], run["matched"], run["discrepancies_open"]) == (1, 0, 0)
-    fine = await eventually(lambda: _receipted(stack, number), 60, "the fine to be receipted")
+    fine = await eventually(lambda: stack.receipted(number), 60, "the fine to be receipted")
     [paid] = await _fine_payments(stack, number)
     assert (paid.channel, paid.bank_ref, paid.settles_fine) == (
         "reconciliation",

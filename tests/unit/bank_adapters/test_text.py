@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bank_adapters.text import (
-    REFERENCE_LENGTH,
     alnum_key,
     bank_transfer_content,
     decision_number_key,
@@ -18,6 +17,7 @@ from bank_adapters.text import (
     qr_transfer_content,
     strip_diacritics,
 )
+from domain.content import REFERENCE_LENGTH
 from tests.unit.bank_adapters.strategies import FUZZ
 
 keys = st.from_regex(r"[A-Za-z0-9._:\-]{1,100}", fullmatch=True)
