@@ -22,31 +22,18 @@ from bank_adapters.simulators.common import (
     read_json_object,
 )
 from bank_adapters.simulators.faults import FaultMode, FaultSpecError, parse_fault
-from bank_adapters.simulators.store import Account, FaultRow, Movement, NewMovement
+from bank_adapters.simulators.money import Content, Keys, book_credit, new_movement
+from bank_adapters.simulators.store import Account, FaultRow, Movement
 from bank_adapters.text import bank_transfer_content
 from domain.formats import ACCOUNT_RE
 
 
 def record_transfer(core: SimCore, payer_account: str, amount_vnd: int, content: str) -> Movement:
     """A citizen's own transfer to our account: booked at once."""
+    kept = bank_transfer_content(content, core.config.transfer_content_length_max)
+    new = new_movement("transfer", Keys(), payer_account, amount_vnd, Content(content, kept))
     with core.store.transaction():
-        movement = core.store.insert(
-            NewMovement(
-                kind="transfer",
-                idempotency_key=None,
-                dedupe_key=None,
-                request_hash=None,
-                amount_vnd=amount_vnd,
-                direction="C",
-                counterparty=payer_account,
-                content_raw=content,
-                content=bank_transfer_content(content, core.config.transfer_content_length_max),
-                status="succeeded",
-            ),
-            core.now(),
-        )
-        core.store.add_balance(payer_account, -amount_vnd)
-    return movement
+        return book_credit(core, new, core.now())
 
 
 _admin_routes = web.RouteTableDef()
