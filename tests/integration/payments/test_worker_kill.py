@@ -139,14 +139,8 @@ async def debits_with_key(stack: SagaStack, bank: str, key: str) -> list[dict[st
 
 async def receipts_of(engine: AsyncEngine, payment_id: str) -> int:
     async with engine.connect() as conn:
-        return int(
-            (
-                await conn.execute(
-                    text("SELECT count(*) FROM receipts WHERE payment_id = :id"),
-                    {"id": payment_id},
-                )
-            ).scalar_one()
-        )
+        sql = text("SELECT count(*) FROM receipts WHERE payment_id = :id")
+        return int(await conn.scalar(sql, {"id": payment_id}))
 
 
 async def test_worker_killed_mid_saga_finishes_each_payment_once(
