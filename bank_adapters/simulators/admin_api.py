@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -126,7 +127,7 @@ async def put_account(request: web.Request) -> web.Response:
         raise json_error(400, "invalid_request", "settle_delay_seconds must be in 0..3600")
     with core.store.transaction():
         core.store.put_account(Account(account, balance, blocked, float(delay)))
-    return web.json_response({"account": _account_json(core.store.account(account))})
+    return web.json_response({"account": asdict(core.store.account(account))})
 
 
 @_admin_routes.get("/accounts/{account}")
@@ -135,7 +136,7 @@ async def get_account(request: web.Request) -> web.Response:
     account = request.match_info["account"]
     if not ACCOUNT_RE.fullmatch(account):
         raise json_error(400, "invalid_request", "account must be 1-34 letters or digits")
-    return web.json_response({"account": _account_json(core.store.account(account))})
+    return web.json_response({"account": asdict(core.store.account(account))})
 
 
 @_admin_routes.post("/transfers")
@@ -165,13 +166,4 @@ def _fault_json(fault: FaultRow) -> dict[str, Any]:
         "probability": fault.probability,
         "until": fault.until,
         **fault.params,
-    }
-
-
-def _account_json(account: Account) -> dict[str, Any]:
-    return {
-        "account": account.account,
-        "balance_vnd": account.balance_vnd,
-        "blocked": account.blocked,
-        "settle_delay_seconds": account.settle_delay_seconds,
     }
