@@ -7,20 +7,17 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, FailureError
 
 from bank_adapters.webhooks import sign_webhook
 from ledger.core.postings import balances, posting_sums
-from reconciler.devstack.temporal import TemporalInfo
-from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
+from tests.support.stack import PAYER, SagaStack, StackWith, eventually
 from workflows.payment.external_debit import workflow_id_for as external_workflow_id
 
 # A saga step that cannot succeed stops at its first attempt; one retried
@@ -101,17 +98,9 @@ def _steps_stopped(activity: str, error: str) -> float:
 
 
 @pytest.fixture
-async def full_stack(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> AsyncIterator[SagaStack]:
+async def full_stack(stack_with: StackWith) -> AsyncIterator[SagaStack]:
     """A stack whose worker also reconciles (as the production worker does)."""
-    async with saga_stack(
-        tmp_path, engine, db_url, temporal_server.address, task_queue, full_worker=True
-    ) as s:
+    async with stack_with(full_worker=True) as s:
         yield s
 
 

@@ -32,8 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.core.postings import balances, posting_sums
 from reconciler.devstack.process import log_tail
-from reconciler.devstack.temporal import TemporalInfo
-from tests.support.stack import SagaStack, eventually, fast_settings, saga_stack
+from tests.support.stack import SagaStack, StackWith, eventually, fast_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STOP_SECONDS_MAX = 20.0
@@ -144,16 +143,9 @@ async def receipts_of(engine: AsyncEngine, payment_id: str) -> int:
 
 
 async def test_worker_killed_mid_saga_finishes_each_payment_once(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-    workers: list[WorkerProcesses],
+    tmp_path: Path, stack_with: StackWith, workers: list[WorkerProcesses]
 ) -> None:
-    async with saga_stack(
-        tmp_path, engine, db_url, temporal_server.address, task_queue, start_worker=False
-    ) as stack:
+    async with stack_with(start_worker=False) as stack:
         procs = WorkerProcesses(worker_env(stack), tmp_path / "worker.log")
         workers.append(procs)
         first = procs.start()
