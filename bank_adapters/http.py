@@ -34,6 +34,7 @@ import aiohttp
 
 from bank_adapters.breaker import CircuitBreaker
 from bank_adapters.types import (
+    BankResult,
     BankUnavailableError,
     Declined,
     HealthStatus,
@@ -52,6 +53,8 @@ from domain.formats import BANK_ID_RE
 from observability import metrics
 
 RESPONSE_BYTES_MAX_DEFAULT: Final = 256 * 1024
+# Statuses by which a bank refuses a money request before doing anything.
+REFUSED_STATUSES: Final = frozenset({400, 401, 403, 413, 415})
 CIRCUIT_OPEN_DETAIL: Final = "circuit breaker open: not sent"
 
 R = TypeVar("R", bound=StatusResult)
@@ -344,6 +347,17 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def money_result(reply: HttpReply, answered: Callable[[HttpReply], BankResult]) -> BankResult:
+    """A money call's reply: 200/201 is the bank's answer (read by ``answered``),
+    a refusal status a decline; after any other status the outcome is unknown."""
+    if reply.status in (200, 201):
+        return answered(reply)
+    if reply.status in REFUSED_STATUSES:
+        code = error_code(reply.body) or f"http_{reply.status}"
+        return Declined(f"the bank refused the request (HTTP {reply.status}, {code})", code)
+    return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
 
 
 def error_code(body: bytes) -> str:

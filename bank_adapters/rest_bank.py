@@ -33,7 +33,7 @@ import aiohttp
 
 from bank_adapters.base import AdapterOptions, HttpAdapter
 from bank_adapters.breaker import CircuitBreaker
-from bank_adapters.http import HttpReply, error_code, json_object, optional_str
+from bank_adapters.http import HttpReply, error_code, json_object, money_result, optional_str
 from bank_adapters.statements.camt053 import parse_camt053
 from bank_adapters.types import (
     BankResult,
@@ -56,7 +56,6 @@ from bank_adapters.wire import (
 )
 
 PROTOCOL: Final = "rest"
-_REFUSED_STATUSES: Final = frozenset({400, 401, 403, 413, 415})
 
 
 def map_rest_status(
@@ -95,15 +94,6 @@ def _result_from_body(reply: HttpReply, key: str, ref_field: str) -> BankResult:
         optional_str(body.get("reason_code")),
         optional_str(body.get("reason")),
     )
-
-
-def _money_result(reply: HttpReply, key: str, ref_field: str) -> BankResult:
-    if reply.status in (200, 201):
-        return _result_from_body(reply, key, ref_field)
-    if reply.status in _REFUSED_STATUSES:
-        code = error_code(reply.body) or f"http_{reply.status}"
-        return Declined(f"the bank refused the request (HTTP {reply.status}, {code})", code)
-    return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
 
 
 def _status_result(reply: HttpReply, key: str, ref_field: str) -> StatusResult:
@@ -171,7 +161,7 @@ class RestBankAdapter(HttpAdapter):
             operation,
             "POST",
             path,
-            lambda reply: _money_result(reply, key, ref_field),
+            lambda reply: money_result(reply, lambda r: _result_from_body(r, key, ref_field)),
             headers={IDEMPOTENCY_KEY_HEADER: key},
             json_body=body,
         )

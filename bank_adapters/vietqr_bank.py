@@ -48,10 +48,10 @@ from bank_adapters.http import (
     NoAnswerError,
     error_code,
     json_object,
+    money_result,
     optional_str,
 )
-from bank_adapters.statements.csv import parse_csv_statement
-from bank_adapters.statements.mt940 import parse_mt940
+from bank_adapters.statements import parse_statement
 from bank_adapters.text import find_payment_references, payment_reference, qr_transfer_content
 from bank_adapters.types import (
     BankResult,
@@ -60,7 +60,6 @@ from bank_adapters.types import (
     InvalidRequestError,
     NotFound,
     OutcomeUnknown,
-    ParsedStatement,
     Pending,
     RefundRequest,
     Statement,
@@ -79,7 +78,6 @@ from bank_adapters.wire import (
 )
 
 PROTOCOL: Final = "vietqr"
-_REFUSED_STATUSES: Final = frozenset({400, 401, 403, 413, 415})
 _HISTORY_SLACK: Final = timedelta(minutes=5)
 
 
@@ -124,15 +122,6 @@ def _body_result(reply: HttpReply) -> BankResult:
     return map_iso8583(
         code, optional_str(body.get("transaction_id")), optional_str(body.get("message"))
     )
-
-
-def _money_result(reply: HttpReply) -> BankResult:
-    if reply.status in (200, 201):
-        return _body_result(reply)
-    if reply.status in _REFUSED_STATUSES:
-        code = error_code(reply.body) or f"http_{reply.status}"
-        return Declined(f"the bank refused the request (HTTP {reply.status}, {code})", code)
-    return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
 
 
 def _utc_now() -> datetime:
@@ -258,7 +247,12 @@ class VietQRBankAdapter(HttpAdapter):
         self, operation: str, path: str, key: str, body: dict[str, Any]
     ) -> BankResult:
         return await self._http.exchange(
-            operation, "POST", path, _money_result, headers={REQUEST_ID_HEADER: key}, json_body=body
+            operation,
+            "POST",
+            path,
+            lambda r: money_result(r, _body_result),
+            headers={REQUEST_ID_HEADER: key},
+            json_body=body,
         )
 
     async def get_status(self, idempotency_key: str) -> StatusResult:
@@ -336,21 +330,11 @@ class VietQRBankAdapter(HttpAdapter):
         )
 
     async def fetch_statement(self, statement_date: date) -> Statement:
-        fmt = self._options.statement_format
+        fmt, limits = self._options.statement_format, self._options.statement_limits
         return await self._http.statement(
             statement_date,
             f"{VIETQR_STATEMENTS_PATH}/{statement_date.isoformat()}",
-            lambda data: self._parse(data, fmt),
-            bytes_max=self._options.statement_limits.bytes_max,
+            lambda data: parse_statement(data, fmt, limits=limits),
+            bytes_max=limits.bytes_max,
             params={"format": fmt.value},
         )
-
-    def _parse(self, data: bytes, fmt: StatementFormat) -> ParsedStatement:
-        limits = self._options.statement_limits
-        match fmt:
-            case StatementFormat.MT940:
-                return parse_mt940(data, limits=limits)
-            case StatementFormat.CSV:
-                return parse_csv_statement(data, limits=limits)
-            case StatementFormat.CAMT053:
-                raise AssertionError("refused in __init__")

@@ -33,7 +33,7 @@ from bank_adapters.rest_bank import RestBankAdapter
 from bank_adapters.text import find_payment_references, payment_reference
 from bank_adapters.types import DebitRequest, Succeeded
 from bank_adapters.vietqr_bank import VietQRBankAdapter
-from bench.common import parser, report, simulator_process
+from bench.common import Section, parser, report, simulator_process
 
 PAYER = "0123456789"
 Call = Callable[[int], Awaitable[None]]
@@ -202,17 +202,10 @@ def _table(results: dict[str, dict[str, dict[str, float]]], calls: int, rounds: 
 
 
 def main() -> None:
-    command = parser(None)
-    command.add_argument("--calls", type=int, default=200)
-    command.add_argument("--rounds", type=int, default=5)
-    args = command.parse_args()
-    report(
-        asyncio.run(run(args.calls, args.rounds)),
-        write=not args.no_write,
-        name="adapters",
-        title="Bank adapter call overhead",
-        body=lambda results: _table(results, args.calls, args.rounds),
-    )
+    args = parser(None, calls=200, rounds=5).parse_args()
+    title = "Bank adapter call overhead"
+    results = asyncio.run(run(args.calls, args.rounds))
+    report(results, args, Section("adapters", title, lambda r: _table(r, args.calls, args.rounds)))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import structlog
 
@@ -130,19 +131,39 @@ def run_logged(prefix: str, main: Callable[[Path], Coroutine[Any, Any, T]]) -> T
             stream.close()
 
 
-def parser(description: str | None) -> argparse.ArgumentParser:
-    """A benchmark's command line, with the ``--no-write`` every one has."""
+def parser(description: str | None, **defaults: float | str) -> argparse.ArgumentParser:
+    """A benchmark's command line: the ``--no-write`` every one has, and an
+    option ``--some-name`` for each ``some_name=default`` (of its type)."""
     result = argparse.ArgumentParser(description=description)
     result.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    for name, default in defaults.items():
+        result.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     return result
 
 
-def report(result: T, *, write: bool, name: str, title: str, body: Callable[[T], str]) -> None:
-    """Print the result as JSON; with ``write``, also its section of
-    docs/benchmarks.md (``body`` renders it)."""
+@dataclass(frozen=True)
+class Section(Generic[T]):
+    """A benchmark's section of docs/benchmarks.md: its marker, its title,
+    and how a result reads there."""
+
+    name: str
+    title: str
+    body: Callable[[T], str]
+
+
+def report(result: T, args: argparse.Namespace, section: Section[T]) -> None:
+    """Print the result as JSON; unless ``--no-write``, also write its
+    section of docs/benchmarks.md."""
     print_json(result)
-    if write:
-        write_section(name, title, body(result))
+    if not args.no_write:
+        write_section(section.name, section.title, section.body(result))
+
+
+def report_logged(
+    args: argparse.Namespace, section: Section[T], main: Callable[[Path], Coroutine[Any, Any, T]]
+) -> None:
+    """``report`` what ``main`` returns, run by ``run_logged``."""
+    report(run_logged(f"bench-{section.name}-", main), args, section)
 
 
 def machine() -> str:

@@ -30,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import parser, postgres, report, summary_ms
+from bench.common import Section, parser, postgres, report, summary_ms
 from ledger.access import create_token
 from ledger.core.postings import (
     EntryRequest,
     Posting,
     balances,
+    bank_clearing_account,
     ensure_account,
     post_entry,
     posting_sums,
@@ -67,7 +68,7 @@ async def bench_entries(engine: AsyncEngine, entries: int) -> dict[str, Any]:
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE bench_baseline (id bigint PRIMARY KEY, v bigint)"))
         for bank in ("sgbank", "hnbank"):
-            await ensure_account(conn, f"bank:{bank}:clearing", bank, "asset")
+            await ensure_account(conn, bank_clearing_account(bank), bank, "asset")
 
     async def baseline(i: int) -> None:
         async with engine.begin() as conn:
@@ -81,7 +82,10 @@ async def bench_entries(engine: AsyncEngine, entries: int) -> dict[str, Any]:
         return EntryRequest(
             idempotency_key=f"bench:{i}",
             kind="fine_payment",
-            postings=(Posting(f"bank:{bank}:clearing", amount), Posting("fines-revenue", -amount)),
+            postings=(
+                Posting(bank_clearing_account(bank), amount),
+                Posting("fines-revenue", -amount),
+            ),
         )
 
     async def post(i: int) -> None:
@@ -229,16 +233,10 @@ async def main_async(entries: int, seconds: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    command = parser(__doc__)
-    command.add_argument("--entries", type=int, default=5_000)
-    command.add_argument("--seconds", type=float, default=10.0)
-    args = command.parse_args()
+    args = parser(__doc__, entries=5_000, seconds=10.0).parse_args()
+    title = "Ledger: journal entries and fine lookup (bench/ledger.py)"
     report(
-        asyncio.run(main_async(args.entries, args.seconds)),
-        write=not args.no_write,
-        name="ledger",
-        title="Ledger: journal entries and fine lookup (bench/ledger.py)",
-        body=_body,
+        asyncio.run(main_async(args.entries, args.seconds)), args, Section("ledger", title, _body)
     )
 
 

@@ -56,7 +56,7 @@ from temporalio.client import Client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bank_adapters.simulators.admin import SimulatorAdmin
-from bench.common import parser, percentile, report, run_logged
+from bench.common import Section, parser, percentile, report_logged
 from bench.saga_support import (
     CpuMeter,
     Seeded,
@@ -121,24 +121,15 @@ async def _until(what: str, seconds_max: float, probe: Any) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
+@dataclass
 class Outage:
-    def __init__(
-        self,
-        client: Client,
-        engine: AsyncEngine,
-        config: SagaConfig,
-        sim: Sim,
-        admin: SimulatorAdmin,
-        payments: int,
-        meter: CpuMeter,
-    ) -> None:
-        self.meter = meter
-        self.client = client
-        self.engine = engine
-        self.config = config
-        self.sim = sim
-        self.admin = admin
-        self.payments = payments
+    client: Client
+    engine: AsyncEngine
+    config: SagaConfig
+    sim: Sim
+    admin: SimulatorAdmin
+    payments: int
+    meter: CpuMeter
 
     async def _start_all(self, seeded: list[Seeded]) -> None:
         queue: asyncio.Queue[Seeded] = asyncio.Queue()
@@ -345,21 +336,16 @@ Load average (1, 5, 15 min) at the end: {r["load_average"]}.
 
 
 def main() -> None:
-    command = parser(__doc__)
-    command.add_argument("--payments", type=int, default=500)
-    command.add_argument("--outage-seconds", type=float, default=70.0)
+    command = parser(__doc__, payments=500, outage_seconds=70.0)
     command.add_argument("--bank", choices=("rest", "vietqr"), default="vietqr")
     command.add_argument("--skip-unwoken", action="store_true", help="only the woken run")
     args = command.parse_args()
     if not (1 <= args.payments <= 2_000 and 5 <= args.outage_seconds <= 600):
         command.error("bounds: 1..2000 payments, 5..600 s of outage")
-    report(
-        run_logged("bench-outage-", lambda tmp: run(args, tmp)),
-        write=not args.no_write,
-        name="outage_recovery",
-        title="Recovery after a bank link outage (bench/outage_recovery.py)",
-        body=_body,
+    section = Section(
+        "outage_recovery", "Recovery after a bank link outage (bench/outage_recovery.py)", _body
     )
+    report_logged(args, section, lambda tmp: run(args, tmp))
 
 
 if __name__ == "__main__":

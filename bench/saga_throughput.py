@@ -45,8 +45,8 @@ from temporalio.client import Client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bank_adapters.simulators.admin import SimulatorAdmin
-from bench.bare_saga import BareInput, BareSagaWorkflow
-from bench.common import ROOT, parser, report, run_logged
+from bench.bare_saga import STEPS, BareInput, BareSagaWorkflow
+from bench.common import ROOT, Section, parser, report_logged
 from bench.saga_support import (
     CpuMeter,
     Seeded,
@@ -142,8 +142,8 @@ class Bench:
             handle = await self.client.start_workflow(
                 BareSagaWorkflow.run, BareInput(saga_id), id=saga_id, task_queue=self.bare_queue
             )
-            result = await handle.result()
-            assert result.steps == 4, result
+            steps = await handle.result()
+            assert steps == STEPS, steps
 
         return await self._timed("bare", sagas, one, warm_up=round_number < 0)
 
@@ -362,10 +362,7 @@ Load average (1, 5, 15 min) at the end: {r["load_average"]}.
 
 
 def main() -> None:
-    command = parser(__doc__)
-    command.add_argument("--sagas", type=int, default=200)
-    command.add_argument("--rounds", type=int, default=6)
-    command.add_argument("--concurrency", type=int, default=32)
+    command = parser(__doc__, sagas=200, rounds=6, concurrency=32)
     command.add_argument(
         "--worker-processes",
         type=lambda text: [int(n) for n in text.split(",")],
@@ -382,13 +379,12 @@ def main() -> None:
         and len(args.worker_processes) <= 3
     ):
         command.error("bounds: 1..2000 sagas, 1..10 rounds, 1..256 in flight, 1..4 workers")
-    report(
-        run_logged("bench-saga-", lambda tmp: run(args, tmp)),
-        write=not args.no_write,
-        name="saga_throughput",
-        title="Payment saga throughput vs a bare saga (bench/saga_throughput.py)",
-        body=_body,
+    section = Section(
+        "saga_throughput",
+        "Payment saga throughput vs a bare saga (bench/saga_throughput.py)",
+        _body,
     )
+    report_logged(args, section, lambda tmp: run(args, tmp))
 
 
 if __name__ == "__main__":

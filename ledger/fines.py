@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import decision_numbers as dn
 from ledger.core import tables as t
-from ledger.core.checks import check_amount
+from ledger.core.checks import check_amount, check_object
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
 from ledger.core.rows import columns, one_row, row_mapper
 from ledger.payments.model import LIVE_STATUSES
@@ -52,11 +52,7 @@ class FineInput:
     @classmethod
     def from_json(cls, body: Any, max_amount_vnd: int) -> FineInput:
         """Validate an API body; every problem names its field."""
-        if not isinstance(body, dict):
-            raise ValidationError("body", "must be a JSON object")
-        unknown = sorted(set(body) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValidationError(unknown[0], "is not a known field")
+        body = check_object(body, cls.__dataclass_fields__)
         amount = check_amount("amount_vnd", body.get("amount_vnd"), max_amount_vnd)
         fields: dict[str, str] = {}
         for name in ("decision_number", "violator_name", "plate", "issuing_unit", "violation"):

@@ -1,5 +1,6 @@
-"""What every workflow shares: the step policies (timeouts and retries) and
-the two ways of running one step, remote or local.
+"""What every workflow shares: the step policies (timeouts and retries),
+the two ways of running one step, remote or local, and what a workflow
+waiting for an approval exposes (``ApprovalWaiting``).
 
 A step is an activity method (``PaymentActivities.send_debit``), passed by
 reference so mypy checks its argument and result types; the activity's
@@ -23,6 +24,8 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+from workflows.disputes.types import DECISION_SIGNAL, ApprovalDecision
 
 S = TypeVar("S")
 A = TypeVar("A")
@@ -104,3 +107,21 @@ async def local(step: Callable[[S, A], Awaitable[R]], arg: A, policy: StepPolicy
         retry_policy=policy.retry,
         local_retry_threshold=LOCAL_RETRY_THRESHOLD,
     )
+
+
+class ApprovalWaiting:
+    """The base of a workflow that waits for a second person's decision: the
+    ``decision`` signal only wakes it (it re-reads the approval), and the
+    ``state`` query says what it is doing."""
+
+    def __init__(self) -> None:
+        self._woken = False
+        self._state = "waiting for approval"
+
+    @workflow.signal(name=DECISION_SIGNAL)
+    def decision(self, decision: ApprovalDecision) -> None:
+        self._woken = True
+
+    @workflow.query(name="state")
+    def state(self) -> str:
+        return self._state

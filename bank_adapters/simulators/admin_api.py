@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -22,31 +23,18 @@ from bank_adapters.simulators.common import (
     read_json_object,
 )
 from bank_adapters.simulators.faults import FaultMode, FaultSpecError, parse_fault
-from bank_adapters.simulators.store import Account, FaultRow, Movement, NewMovement
+from bank_adapters.simulators.money import Content, Keys, book_credit, new_movement
+from bank_adapters.simulators.store import Account, FaultRow, Movement
 from bank_adapters.text import bank_transfer_content
 from domain.formats import ACCOUNT_RE
 
 
 def record_transfer(core: SimCore, payer_account: str, amount_vnd: int, content: str) -> Movement:
     """A citizen's own transfer to our account: booked at once."""
+    kept = bank_transfer_content(content, core.config.transfer_content_length_max)
+    new = new_movement("transfer", Keys(), payer_account, amount_vnd, Content(content, kept))
     with core.store.transaction():
-        movement = core.store.insert(
-            NewMovement(
-                kind="transfer",
-                idempotency_key=None,
-                dedupe_key=None,
-                request_hash=None,
-                amount_vnd=amount_vnd,
-                direction="C",
-                counterparty=payer_account,
-                content_raw=content,
-                content=bank_transfer_content(content, core.config.transfer_content_length_max),
-                status="succeeded",
-            ),
-            core.now(),
-        )
-        core.store.add_balance(payer_account, -amount_vnd)
-    return movement
+        return book_credit(core, new, core.now())
 
 
 _admin_routes = web.RouteTableDef()
@@ -139,7 +127,7 @@ async def put_account(request: web.Request) -> web.Response:
         raise json_error(400, "invalid_request", "settle_delay_seconds must be in 0..3600")
     with core.store.transaction():
         core.store.put_account(Account(account, balance, blocked, float(delay)))
-    return web.json_response({"account": _account_json(core.store.account(account))})
+    return web.json_response({"account": asdict(core.store.account(account))})
 
 
 @_admin_routes.get("/accounts/{account}")
@@ -148,7 +136,7 @@ async def get_account(request: web.Request) -> web.Response:
     account = request.match_info["account"]
     if not ACCOUNT_RE.fullmatch(account):
         raise json_error(400, "invalid_request", "account must be 1-34 letters or digits")
-    return web.json_response({"account": _account_json(core.store.account(account))})
+    return web.json_response({"account": asdict(core.store.account(account))})
 
 
 @_admin_routes.post("/transfers")
@@ -178,13 +166,4 @@ def _fault_json(fault: FaultRow) -> dict[str, Any]:
         "probability": fault.probability,
         "until": fault.until,
         **fault.params,
-    }
-
-
-def _account_json(account: Account) -> dict[str, Any]:
-    return {
-        "account": account.account,
-        "balance_vnd": account.balance_vnd,
-        "blocked": account.blocked,
-        "settle_delay_seconds": account.settle_delay_seconds,
     }

@@ -1,7 +1,7 @@
 """What both simulated banks share: their configuration and state, the fault
-middleware and scaffold of the bank port, statement assembly, request
-validation, idempotent replay and the payer's verdict. Each protocol module
-keeps only its wire format and its own codes; the admin API is
+middleware and scaffold of the bank port, statement assembly and request
+validation; what they do with a money request is ``money``. Each protocol
+module keeps only its wire format and its own codes; the admin API is
 ``admin_api``.
 
 The admin API (a separate port, which stays up while the bank port is
@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -40,13 +39,7 @@ from aiohttp import web
 
 from bank_adapters.simulators.faults import FaultMode, flap_down
 from bank_adapters.simulators.render import SimLine, day_bounds_utc
-from bank_adapters.simulators.store import (
-    Account,
-    FaultRow,
-    Movement,
-    NewMovement,
-    SimStore,
-)
+from bank_adapters.simulators.store import FaultRow, Movement, SimStore
 from bank_adapters.wire import HEALTH_PATH
 from domain.business_time import VIETNAM_TZ
 from domain.formats import ACCOUNT_RE, IDEMPOTENCY_KEY_RE
@@ -80,26 +73,19 @@ class SimConfig:
             raise ValueError("a webhook URL needs a webhook secret")
 
 
+@dataclass(eq=False)
 class SimCore:
     """The state both ports share: configuration, store, faults, clock."""
 
-    def __init__(
-        self,
-        config: SimConfig,
-        store: SimStore,
-        stopping: asyncio.Event,
-        apply_link: Callable[[], Awaitable[None]],
-        wake_webhooks: Callable[[], None],
-    ) -> None:
-        self.config = config
-        self.store = store
-        self.stopping = stopping
-        self.apply_link = apply_link
-        self.wake_webhooks = wake_webhooks
-        self.link_up = True
-        self.url = ""
-        # Set by the protocol: what to do when a pending movement is booked.
-        self.settled_hook: Callable[[Movement], None] = lambda movement: None
+    config: SimConfig
+    store: SimStore
+    stopping: asyncio.Event
+    apply_link: Callable[[], Awaitable[None]]
+    wake_webhooks: Callable[[], None]
+    link_up: bool = True
+    url: str = ""
+    # Set by the protocol: what to do when a pending movement is booked.
+    settled_hook: Callable[[Movement], None] = lambda movement: None
 
     @staticmethod
     def now() -> datetime:
@@ -324,76 +310,6 @@ def bank_application(core: SimCore, routes: list[web.RouteDef]) -> web.Applicati
     app[CORE_KEY] = core
     app.add_routes([*routes, web.get(HEALTH_PATH, health)])
     return app
-
-
-# --- what both protocols do with a request ------------------------------------------
-
-
-def request_hash(fields: dict[str, Any]) -> str:
-    """What a replay is compared with: the same key with another hash is a conflict."""
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
-def replayed(
-    core: SimCore,
-    kind: str,
-    key: str,
-    request_hash: str,
-    answer: Callable[[Movement], dict[str, Any]],
-    conflict: tuple[str, str],
-) -> web.Response | None:
-    """The first answer again if ``key`` was seen with the same request; a
-    422 with the bank's own ``conflict`` (code, message) if with another."""
-    existing = core.store.by_dedupe(kind, key)
-    if existing is None:
-        return None
-    if existing.request_hash != request_hash:
-        raise json_error(422, *conflict)
-    return web.json_response(answer(existing), status=200)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The bank's decision on a payer's debit, in its own reason codes."""
-
-    status: str
-    reason_code: str | None = None
-    reason: str | None = None
-    settles_at: datetime | None = None
-
-
-def payer_verdict(
-    account: Account,
-    amount_vnd: int,
-    now: datetime,
-    *,
-    blocked: tuple[str, str],
-    short_of_funds: tuple[str, str],
-) -> Verdict:
-    """A blocked account or a short balance declines (with the bank's
-    (code, reason)); an account with a settle delay is booked later."""
-    if account.blocked:
-        return Verdict("declined", *blocked)
-    if account.balance_vnd < amount_vnd:
-        return Verdict("declined", *short_of_funds)
-    if account.settle_delay_seconds > 0:
-        return Verdict("pending", settles_at=now + timedelta(seconds=account.settle_delay_seconds))
-    return Verdict("succeeded")
-
-
-def book_debit(core: SimCore, new: NewMovement, now: datetime) -> tuple[Movement, Movement | None]:
-    """Record a payer's debit (in the caller's transaction) and, when the
-    ``duplicate_debit`` fault fires on a success, the bank's bug: a second
-    booking of the same debit, answered once."""
-    store = core.store
-    movement = store.insert(new, now)
-    if new.status != "declined":
-        store.add_balance(new.counterparty, -new.amount_vnd)
-    if new.status != "succeeded" or core.fire(FaultMode.DUPLICATE_DEBIT) is None:
-        return movement, None
-    duplicate = store.insert(replace(new, duplicate_of=movement.id, request_hash=None), now)
-    store.add_balance(new.counterparty, -new.amount_vnd)
-    return movement, duplicate
 
 
 async def health(request: web.Request) -> web.Response:

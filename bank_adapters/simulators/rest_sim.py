@@ -19,20 +19,26 @@ from bank_adapters.simulators.common import (
     CORE_KEY,
     SimCore,
     bank_application,
-    book_debit,
     field_account,
     field_amount,
     field_str,
-    header_key,
     json_error,
+)
+from bank_adapters.simulators.money import (
+    SUCCEEDED,
+    Content,
+    Keys,
+    MoneyRequest,
+    Verdict,
+    book_debit,
+    book_refund,
+    new_movement,
     payer_verdict,
-    read_json_object,
     replayed,
     request_hash,
-    require_vnd,
 )
 from bank_adapters.simulators.render import render_camt053
-from bank_adapters.simulators.store import Movement, NewMovement
+from bank_adapters.simulators.store import Movement, SimStore
 from bank_adapters.wire import (
     IDEMPOTENCY_KEY_HEADER,
     REST_DEBITS_PATH,
@@ -90,11 +96,8 @@ def _replay(core: SimCore, kind: str, key: str, digest: str) -> web.Response | N
 
 
 async def create_debit(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    store = core.store
-    key = header_key(request, IDEMPOTENCY_KEY_HEADER)
-    body = await read_json_object(request)
-    require_vnd(body)
+    money = await MoneyRequest.read(request, IDEMPOTENCY_KEY_HEADER)
+    core, key, body = money.core, money.key, money.body
     amount = field_amount(body, "amount")
     debtor = field_account(body, "debtor_account")
     reference = field_str(body, "reference", length_max=64)
@@ -105,28 +108,16 @@ async def create_debit(request: web.Request) -> web.Response:
         return replay
     now = core.now()
     content = f"{reference} {description}".strip()[:_CONTENT_LENGTH_MAX]
-    with store.transaction():
+    with core.store.transaction():
         verdict = payer_verdict(
-            store.account(debtor),
+            core.store.account(debtor),
             amount,
             now,
             blocked=(RestReason.ACCOUNT_BLOCKED.value, "account blocked"),
             short_of_funds=(RestReason.INSUFFICIENT_FUNDS.value, "insufficient funds"),
         )
-        new = NewMovement(
-            kind="debit",
-            idempotency_key=key,
-            dedupe_key=key,
-            request_hash=digest,
-            amount_vnd=amount,
-            direction="C",
-            counterparty=debtor,
-            content_raw=content,
-            content=content,
-            status=verdict.status,
-            reason_code=verdict.reason_code,
-            reason=verdict.reason,
-            settles_at=verdict.settles_at,
+        new = new_movement(
+            "debit", Keys(key, key, digest), debtor, amount, Content(content, content), verdict
         )
         movement, duplicate = book_debit(core, new, now)
         enqueue_webhook(core, movement)
@@ -137,14 +128,8 @@ async def create_debit(request: web.Request) -> web.Response:
     return web.json_response(_answer(movement), status=201)
 
 
-async def create_refund(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    store = core.store
-    key = header_key(request, IDEMPOTENCY_KEY_HEADER)
-    body = await read_json_object(request)
-    require_vnd(body)
-    amount = field_amount(body, "amount")
-    reason_text = field_str(body, "reason", length_max=140, required=False)
+def _original_reference(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The debit a refund is of: by our idempotency key or by the bank's id."""
     original_key = body.get("original_idempotency_key")
     original_ref = body.get("original_debit_id")
     for name, value in (
@@ -159,48 +144,51 @@ async def create_refund(request: web.Request) -> web.Response:
         raise json_error(
             400, "invalid_request", "original_idempotency_key or original_debit_id required"
         )
+    return original_key, original_ref
+
+
+def _refund_verdict(store: SimStore, original: Movement | None, amount: int) -> Verdict:
+    if original is None or original.status != "succeeded" or original.direction != "C":
+        return Verdict("declined", RestReason.NOT_FOUND.value, "original debit not found")
+    if store.refunded_vnd(original.id) + amount > original.amount_vnd:
+        return Verdict(
+            "declined",
+            RestReason.AMOUNT_EXCEEDS_ORIGINAL.value,
+            "refund exceeds what is left of the debit",
+        )
+    return SUCCEEDED
+
+
+async def create_refund(request: web.Request) -> web.Response:
+    money = await MoneyRequest.read(request, IDEMPOTENCY_KEY_HEADER)
+    core, key, body = money.core, money.key, money.body
+    amount = field_amount(body, "amount")
+    reason_text = field_str(body, "reason", length_max=140, required=False)
+    original_key, original_ref = _original_reference(body)
     digest = request_hash({"a": amount, "k": original_key, "r": original_ref})
     replay = _replay(core, "refund", key, digest)
     if replay is not None:
         return replay
     now = core.now()
+    store = core.store
     with store.transaction():
         original = (
             store.by_dedupe("debit", original_key)
             if original_key is not None
             else store.by_bank_ref(str(original_ref))
         )
-        status, code, reason = "succeeded", None, None
-        if original is None or original.status != "succeeded" or original.direction != "C":
-            status, code, reason = "declined", RestReason.NOT_FOUND, "original debit not found"
-        elif store.refunded_vnd(original.id) + amount > original.amount_vnd:
-            status, code, reason = (
-                "declined",
-                RestReason.AMOUNT_EXCEEDS_ORIGINAL,
-                "refund exceeds what is left of the debit",
-            )
         payee = original.counterparty if original is not None else ""
-        content = f"HOAN TIEN {original.bank_ref if original else ''} {reason_text}"
-        movement = store.insert(
-            NewMovement(
-                kind="refund",
-                idempotency_key=key,
-                dedupe_key=key,
-                request_hash=digest,
-                amount_vnd=amount,
-                direction="D",
-                counterparty=payee,
-                content_raw=content.strip(),
-                content=content.strip()[:_CONTENT_LENGTH_MAX],
-                status=status,
-                reason_code=code.value if code else None,
-                reason=reason,
-                original_id=original.id if original is not None else None,
-            ),
-            now,
+        content = f"HOAN TIEN {original.bank_ref if original else ''} {reason_text}".strip()
+        new = new_movement(
+            "refund",
+            Keys(key, key, digest),
+            payee,
+            amount,
+            Content(content, content[:_CONTENT_LENGTH_MAX]),
+            _refund_verdict(store, original, amount),
+            original_id=original.id if original is not None else None,
         )
-        if status == "succeeded":
-            store.add_balance(payee, amount)
+        movement = book_refund(core, new, now)
         enqueue_webhook(core, movement)
     core.wake_webhooks()
     return web.json_response(_answer(movement), status=201)

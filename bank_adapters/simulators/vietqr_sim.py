@@ -21,20 +21,25 @@ from bank_adapters.simulators.common import (
     CORE_KEY,
     SimCore,
     bank_application,
-    book_debit,
     field_account,
     field_amount,
     field_str,
-    header_key,
     json_error,
-    payer_verdict,
     read_json_object,
+)
+from bank_adapters.simulators.money import (
+    Content,
+    Keys,
+    MoneyRequest,
+    book_debit,
+    book_refund,
+    new_movement,
+    payer_verdict,
     replayed,
     request_hash,
-    require_vnd,
 )
 from bank_adapters.simulators.render import render_csv, render_mt940
-from bank_adapters.simulators.store import Movement, NewMovement
+from bank_adapters.simulators.store import Movement
 from bank_adapters.text import bank_transfer_content
 from bank_adapters.vietqr_payload import VietQRPayloadError, parse_vietqr_payload
 from bank_adapters.wire import (
@@ -132,32 +137,19 @@ async def qr_payment(request: web.Request) -> web.Response:
             blocked=_declined(Iso8583Response.RESTRICTED_ACCOUNT),
             short_of_funds=_declined(Iso8583Response.INSUFFICIENT_FUNDS),
         )
-        new = NewMovement(
-            kind="debit",
-            idempotency_key=trace,
-            dedupe_key=dedupe_key,
-            request_hash=digest,
-            amount_vnd=transfer.amount_vnd,
-            direction="C",
-            counterparty=payer,
-            content_raw=transfer.content,
-            content=bank_transfer_content(transfer.content, config.transfer_content_length_max),
-            status=verdict.status,
-            reason_code=verdict.reason_code,
-            reason=verdict.reason,
-            settles_at=verdict.settles_at,
+        content = Content(
+            transfer.content,
+            bank_transfer_content(transfer.content, config.transfer_content_length_max),
         )
+        keys = Keys(trace, dedupe_key, digest)
+        new = new_movement("debit", keys, payer, transfer.amount_vnd, content, verdict)
         movement, _ = book_debit(core, new, now)
     return web.json_response(_answer(movement), status=201)
 
 
 async def outgoing_transfer(request: web.Request) -> web.Response:
-    core = request.app[CORE_KEY]
-    store = core.store
-    config = core.config
-    key = header_key(request, REQUEST_ID_HEADER)
-    body = await read_json_object(request)
-    require_vnd(body)
+    money = await MoneyRequest.read(request, REQUEST_ID_HEADER)
+    core, key, body = money.core, money.key, money.body
     payee = field_account(body, "to_account")
     amount = field_amount(body, "amount")
     content = field_str(body, "content", length_max=210, required=False)
@@ -165,23 +157,10 @@ async def outgoing_transfer(request: web.Request) -> web.Response:
     replay = _replay(core, "refund", key, digest)
     if replay is not None:
         return replay
-    with store.transaction():
-        movement = store.insert(
-            NewMovement(
-                kind="refund",
-                idempotency_key=key,
-                dedupe_key=key,
-                request_hash=digest,
-                amount_vnd=amount,
-                direction="D",
-                counterparty=payee,
-                content_raw=content,
-                content=bank_transfer_content(content, config.transfer_content_length_max),
-                status="succeeded",
-            ),
-            core.now(),
-        )
-        store.add_balance(payee, amount)
+    kept = bank_transfer_content(content, core.config.transfer_content_length_max)
+    with core.store.transaction():
+        new = new_movement("refund", Keys(key, key, digest), payee, amount, Content(content, kept))
+        movement = book_refund(core, new, core.now())
     return web.json_response(_answer(movement), status=201)
 
 

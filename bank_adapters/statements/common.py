@@ -60,6 +60,16 @@ def check_size(fmt: StatementFormat, data: bytes, limits: StatementLimits) -> No
         raise StatementParseError(fmt, "file", "empty")
 
 
+def decoded_text(fmt: StatementFormat, data: bytes, limits: StatementLimits) -> str:
+    """A text statement's bytes as text (UTF-8, a BOM dropped), once its size is checked."""
+    check_size(fmt, data, limits)
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise StatementParseError(fmt, f"line {line}", "not UTF-8 text") from None
+
+
 def parse_whole_vnd(fmt: StatementFormat, where: str, text: str) -> int:
     """``"500000"``, ``"500000,"``, ``"500000.00"`` → 500000. VND has no
     minor unit, so a non-zero fraction is an error, never rounded."""

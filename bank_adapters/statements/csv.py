@@ -24,10 +24,10 @@ from bank_adapters.statements.common import (
     StatementLimits,
     check_amount,
     check_bank_ref,
-    check_size,
     check_text,
     check_unique_refs,
     clip_raw,
+    decoded_text,
     to_utc,
 )
 from bank_adapters.types import (
@@ -49,12 +49,7 @@ def parse_csv_statement(
 ) -> ParsedStatement:
     """Parse one CSV statement; raises ``StatementParseError`` (nothing else).
     CSV carries no account and no balances."""
-    check_size(_FMT, data, limits)
-    try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise StatementParseError(_FMT, f"line {line}", "not UTF-8 text") from None
+    text = decoded_text(_FMT, data, limits)
     # newline="" keeps quoted line breaks inside fields, as the csv module wants.
     physical = list(io.StringIO(text, newline=""))
     reader = csv.reader(physical, strict=True)

@@ -50,10 +50,10 @@ from bank_adapters.statements.common import (
     check_amount,
     check_balances,
     check_bank_ref,
-    check_size,
     check_text,
     check_unique_refs,
     clip_raw,
+    decoded_text,
     derived_bank_ref,
     parse_whole_vnd,
     vietnam_day_start_utc,
@@ -108,12 +108,7 @@ class _Block:
 
 def parse_mt940(data: bytes, *, limits: StatementLimits = DEFAULT_LIMITS) -> ParsedStatement:
     """Parse one MT940 file; raises ``StatementParseError`` (nothing else)."""
-    check_size(_FMT, data, limits)
-    try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise StatementParseError(_FMT, f"line {line}", "not UTF-8 text") from None
+    text = decoded_text(_FMT, data, limits)
     fields = tokenize(text)
     blocks: list[_Block] = []
     entries = 0

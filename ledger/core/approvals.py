@@ -18,7 +18,8 @@ polls (``list_approvals(status="approved", kind=...)``) or sets
 ``workflow_id`` when requesting, and the API's approve/reject endpoints then
 signal that workflow ``decision`` with the approval id (the workflow must
 re-read the approval here: the database, not the signal, is the truth).
-Either way it records the outcome with ``mark_executed`` / ``mark_failed``.
+Either way it records the outcome with ``finish``: ``mark_executed`` and
+``mark_failed`` are its two outcomes.
 
 Lock order: callers that also lock their subject's row (a dispute, a
 discrepancy) lock it *before* calling ``decide`` / ``request_approval``,
@@ -27,11 +28,12 @@ because those append to the audit log (a global lock held until commit).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -294,14 +296,17 @@ async def expire(
     return await _move(conn, approval_id, actor, now, values, detail)
 
 
-async def _finish(
+async def finish(
     conn: AsyncConnection,
     approval_id: int,
-    status: ApprovalStatus,
     result: dict[str, Any],
     now: datetime,
     actor: str,
+    *,
+    status: Literal[ApprovalStatus.EXECUTED, ApprovalStatus.FAILED],
 ) -> Approval:
+    """Record that an approved request was carried out (``EXECUTED``) or
+    could not be (``FAILED``), with its ``result``; idempotent."""
     current = await get_approval(conn, approval_id, for_update=True)
     if current.status == status:
         return current
@@ -313,26 +318,8 @@ async def _finish(
     return await _move(conn, approval_id, actor, now, values, {"result": result})
 
 
-async def mark_executed(
-    conn: AsyncConnection,
-    approval_id: int,
-    result: dict[str, Any],
-    now: datetime,
-    actor: str,
-) -> Approval:
-    """Record that an approved request was carried out (idempotent)."""
-    return await _finish(conn, approval_id, ApprovalStatus.EXECUTED, result, now, actor)
-
-
-async def mark_failed(
-    conn: AsyncConnection,
-    approval_id: int,
-    result: dict[str, Any],
-    now: datetime,
-    actor: str,
-) -> Approval:
-    """Record that an approved request could not be carried out (idempotent)."""
-    return await _finish(conn, approval_id, ApprovalStatus.FAILED, result, now, actor)
+mark_executed: Final = functools.partial(finish, status=ApprovalStatus.EXECUTED)
+mark_failed: Final = functools.partial(finish, status=ApprovalStatus.FAILED)
 
 
 async def list_approvals(

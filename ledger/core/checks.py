@@ -4,12 +4,23 @@ says what would be right."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Collection, Iterable
+from typing import Any, Final
 
 from ledger.core.errors import ValidationError
 
 REASON_CHARS_MAX: Final = 2_000
+
+
+def check_object(body: object, known: Collection[str]) -> dict[str, Any]:
+    """A JSON object with no field but the ``known`` ones (the first unknown
+    one, in sorted order, is named)."""
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field")
+    return body
 
 
 def check_amount(field: str, value: object, max_amount_vnd: int) -> int:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from domain.formats import ACCOUNT_LENGTH_MAX, ACCOUNT_RE, BANK_REF_RE
-from ledger.core.checks import check_amount, check_reason
+from ledger.core.checks import check_amount, check_object, check_reason
 from ledger.core.errors import ValidationError
 from ledger.fines import normalise_decision_number
 
@@ -70,11 +70,7 @@ class DisputeInput:
         cls, body: object, banks: list[str], max_amount_vnd: int, now: datetime
     ) -> DisputeInput:
         """Validate an API body; every problem names its field."""
-        if not isinstance(body, dict):
-            raise ValidationError("body", "must be a JSON object")
-        unknown = sorted(set(body) - _FIELDS)
-        if unknown:
-            raise ValidationError(unknown[0], "is not a known field")
+        body = check_object(body, _FIELDS)
         number = body.get("decision_number")
         if not isinstance(number, str):
             raise ValidationError("decision_number", "is required (e.g. 01234/QĐ-XPHC)")

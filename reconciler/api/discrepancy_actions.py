@@ -15,6 +15,7 @@ asks can never approve (``ledger.core.approvals``).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ from temporalio.service import RPCError
 
 from ledger.core.approvals import Approval
 from ledger.core.audit import append_audit
+from ledger.core.checks import check_choice, check_object
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import discrepancies as disc
 from reconciler.api.auth import require
@@ -45,14 +47,8 @@ _FIELDS: Final = frozenset({"action", "reason", "payee_account", "decision_numbe
 
 
 def _body(body: object) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValidationError("body", "must be a JSON object")
-    unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
-    action = body.get("action")
-    if action not in ACTIONS:
-        raise ValidationError("action", f"must be one of {', '.join(ACTIONS)}")
+    body = check_object(body, _FIELDS)
+    check_choice("action", body.get("action"), ACTIONS)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("reason", "is required: say why")
@@ -104,33 +100,20 @@ async def request_action(
     settings = request.app[SETTINGS]
     now = datetime.now(UTC)
     workflow_id = workflow_id_for(discrepancy_id)
+    if body["action"] == "request_refund":
+        payee = body.get("payee_account")
+        if payee is not None and not isinstance(payee, str):
+            raise ValidationError("payee_account", "must be a string")
+        ask = functools.partial(disc.request_refund, payee_account=payee)
+    else:
+        number = body.get("decision_number")
+        if not isinstance(number, str) or not number.strip():
+            raise ValidationError("decision_number", "is required for a manual match")
+        ask = functools.partial(disc.request_manual_match, decision_number=number)
     async with request.app[ENGINE].begin() as conn:
-        if body["action"] == "request_refund":
-            payee = body.get("payee_account")
-            if payee is not None and not isinstance(payee, str):
-                raise ValidationError("payee_account", "must be a string")
-            approval = await disc.request_refund(
-                conn,
-                discrepancy_id,
-                actor,
-                body["reason"],
-                now,
-                payee_account=payee,
-                workflow_id=workflow_id,
-            )
-        else:
-            number = body.get("decision_number")
-            if not isinstance(number, str) or not number.strip():
-                raise ValidationError("decision_number", "is required for a manual match")
-            approval = await disc.request_manual_match(
-                conn,
-                discrepancy_id,
-                actor,
-                body["reason"],
-                now,
-                decision_number=number,
-                workflow_id=workflow_id,
-            )
+        approval = await ask(
+            conn, discrepancy_id, actor, body["reason"], now, workflow_id=workflow_id
+        )
         item = await disc.get_discrepancy(conn, discrepancy_id)
     started = await _start_waiting(request, discrepancy_id, approval, settings)
     log.info(

@@ -31,6 +31,7 @@ from domain.formats import ACCOUNT_RE, BANK_REF_RE
 from ledger import disputes as ds
 from ledger.core import approvals as ap
 from ledger.core.audit import AuditEntry, append_audit
+from ledger.core.checks import check_choice, check_object
 from ledger.core.errors import ValidationError
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
@@ -236,13 +237,8 @@ async def get_dispute(request: web.Request) -> web.Response:
 
 
 def _resolution_body(body: object) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValidationError("body", "must be a JSON object")
-    unknown = sorted(set(body) - _RESOLUTION_FIELDS)
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
-    if body.get("action") not in ds.ACTIONS:
-        raise ValidationError("action", f"must be one of {', '.join(ds.ACTIONS)}")
+    body = check_object(body, _RESOLUTION_FIELDS)
+    check_choice("action", body.get("action"), ds.ACTIONS)
     for name, pattern in (("bank_ref", BANK_REF_RE), ("payer_account", ACCOUNT_RE)):
         value = body.get(name)
         if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):

@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 
 from domain.formats import is_account
 from ledger import payments as pay
+from ledger.core.checks import check_object
 from ledger.core.errors import ValidationError
 from ledger.fines import get_fine
 from reconciler.api.auth import require
@@ -29,11 +30,7 @@ RECOVERY_WAIT_SECONDS = 20.0
 
 
 def _payment_body(body: object, banks: list[str]) -> tuple[str, str]:
-    if not isinstance(body, dict):
-        raise ValidationError("body", "must be a JSON object")
-    unknown = sorted(set(body) - {"bank", "payer_account"})
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
+    body = check_object(body, {"bank", "payer_account"})
     bank = body.get("bank")
     if not isinstance(bank, str) or bank not in banks:
         raise ValidationError("bank", f"must be one of: {', '.join(sorted(banks)) or '(none)'}")

@@ -32,6 +32,7 @@ from sqlalchemy import text
 
 from bank_adapters.types import StatementFormat, StatementParseError
 from domain.business_time import business_date
+from ledger.core.checks import check_object
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import discrepancies as disc
 from ledger.reconciliation import followup as follow
@@ -105,11 +106,7 @@ async def _temporal(request: web.Request) -> Any:
 async def create_reconciliation(request: web.Request) -> web.Response:
     principal = require(request, "recon:write")
     body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ValidationError("body", "must be a JSON object")
-    unknown = sorted(set(body) - _BODY_FIELDS)
-    if unknown:
-        raise ValidationError(unknown[0], "is not a known field")
+    body = check_object(body, _BODY_FIELDS)
     now = datetime.now(UTC)
     bank = _bank(request, body.get("bank"))
     day = _statement_date(body.get("statement_date"), now)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -8,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reconciler.devstack.temporal import TemporalInfo
-from tests.support.stack import SagaStack, saga_stack
+from tests.support.stack import SagaStack, StackWith, saga_stack
 
 
 @pytest.fixture
@@ -19,15 +20,21 @@ def stack_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def stack(
+def stack_with(
     tmp_path: Path,
     engine: AsyncEngine,
     db_url: str,
     temporal_server: TemporalInfo,
     task_queue: str,
-    stack_overrides: dict[str, Any],
-) -> AsyncIterator[SagaStack]:
-    async with saga_stack(
-        tmp_path, engine, db_url, temporal_server.address, task_queue, **stack_overrides
-    ) as s:
+) -> StackWith:
+    """``saga_stack`` on this test's directory, database, Temporal server and
+    task queue; call it with the stack's own options."""
+    return functools.partial(
+        saga_stack, tmp_path, engine, db_url, temporal_server.address, task_queue
+    )
+
+
+@pytest.fixture
+async def stack(stack_with: StackWith, stack_overrides: dict[str, Any]) -> AsyncIterator[SagaStack]:
+    async with stack_with(**stack_overrides) as s:
         yield s

@@ -230,6 +230,11 @@ async def eventually(
     raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {what}")
 
 
+# ``saga_stack`` with a test's directory, database, Temporal server and task
+# queue already given (the ``stack_with`` fixture); called with the options.
+StackWith = Callable[..., contextlib.AbstractAsyncContextManager["SagaStack"]]
+
+
 def quote(number: str) -> str:
     return urllib.parse.quote(number, safe="")
 

@@ -29,7 +29,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.common import BANK_WAIT, LEDGER_STEP, remote
+    from workflows.common import BANK_WAIT, LEDGER_STEP, ApprovalWaiting, remote
     from workflows.disputes import types as dt
     from workflows.disputes.activities import DisputeActivities as Steps
     from workflows.payment.external_debit import ExternalDebitWorkflow
@@ -49,19 +49,7 @@ def workflow_id_for(dispute_id: int) -> str:
 
 
 @workflow.defn(name="Dispute")
-class DisputeWorkflow:
-    def __init__(self) -> None:
-        self._woken = False
-        self._state = "waiting for approval"
-
-    @workflow.signal(name=dt.DECISION_SIGNAL)
-    def decision(self, decision: dt.ApprovalDecision) -> None:
-        self._woken = True
-
-    @workflow.query(name="state")
-    def state(self) -> str:
-        return self._state
-
+class DisputeWorkflow(ApprovalWaiting):
     @workflow.run
     async def run(self, inp: dt.DisputeWorkflowInput) -> dt.DisputeOutcome:
         ref = dt.DisputeRef(inp.dispute_id, inp.approval_id)

@@ -54,7 +54,7 @@ async def start_payment(
         task_queue=config.task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         start_signal="payment_requested",
-        start_signal_args=[wt.PaymentRequested(str(payment_id))],
+        start_signal_args=[wt.PaymentRef(str(payment_id))],
     )
 
 
@@ -96,7 +96,7 @@ async def start_link_recovery(
     recovery of the bank already running (it does one more pass)."""
     handle = await client.start_workflow(
         LinkRecoveryWorkflow.run,
-        wt.LinkRecoveryInput(bank),
+        wt.BankRef(bank),
         id=recovery_workflow_id(bank),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

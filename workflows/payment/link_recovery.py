@@ -29,7 +29,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from workflows.common import StepPolicy, backoff, remote
     from workflows.payment.recovery_activities import LinkRecoveryActivities
-    from workflows.payment.types import LinkRecoveryInput, RecoverBankInput, RecoveryReport
+    from workflows.payment.types import BankRef, RecoveryReport
 
 WORKFLOW_ID_PREFIX = "link-recovery/"
 # Passes per run: a pass per recovery event that arrived while one ran,
@@ -60,15 +60,13 @@ class LinkRecoveryWorkflow:
         self._again = True
 
     @workflow.run
-    async def run(self, inp: LinkRecoveryInput) -> RecoveryReport:
+    async def run(self, inp: BankRef) -> RecoveryReport:
         total = RecoveryReport(inp.bank)
         for _ in range(PASSES_MAX):
             # The start signal (or an event during the last pass) asks for
             # this pass; what arrives during it asks for the next.
             self._again = False
-            report = await remote(
-                LinkRecoveryActivities.recover_bank, RecoverBankInput(inp.bank), RECOVER
-            )
+            report = await remote(LinkRecoveryActivities.recover_bank, inp, RECOVER)
             total.add(report)
             if not self._again:
                 break

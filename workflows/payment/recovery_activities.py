@@ -24,7 +24,7 @@ from domain.outcomes import SettleOutcome
 from ledger import payments as pay
 from workflows.payment import types as wt
 from workflows.payment.activities import PaymentActivities
-from workflows.payment.types import OutcomeKind, RecoverBankInput, RecoveryReport
+from workflows.payment.types import BankRef, OutcomeKind, RecoveryReport
 from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
 
 log = structlog.get_logger(__name__)
@@ -56,7 +56,7 @@ class LinkRecoveryActivities:
         self._concurrency = concurrency
 
     @activity.defn(name="recovery.recover_bank")
-    async def recover_bank(self, inp: RecoverBankInput) -> RecoveryReport:
+    async def recover_bank(self, inp: BankRef) -> RecoveryReport:
         async with self._reads.connect() as conn:
             in_doubt = await pay.payments_in_doubt(conn, inp.bank, limit=RECOVERY_PAYMENTS_MAX)
         outcomes: Counter[str] = Counter()

@@ -89,11 +89,6 @@ class BankUpdate:
 
 
 @dataclass(frozen=True)
-class PaymentRequested:
-    payment_id: str
-
-
-@dataclass(frozen=True)
 class SendDebitInput:
     payment_id: str
     resend: bool = False
@@ -103,6 +98,9 @@ class SendDebitInput:
 
 @dataclass(frozen=True)
 class PaymentRef:
+    """A payment, by id: the ``payment_requested`` signal, and the argument
+    or answer of steps about one payment."""
+
     payment_id: str
 
 
@@ -184,12 +182,9 @@ class DoubleDebitInput:
 
 
 @dataclass(frozen=True)
-class LinkRecoveryInput:
-    bank: str
+class BankRef:
+    """A bank, by id: the link recovery's input and its pass's argument."""
 
-
-@dataclass(frozen=True)
-class RecoverBankInput:
     bank: str
 
 

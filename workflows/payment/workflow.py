@@ -79,7 +79,7 @@ class FinePaymentWorkflow:
         self._link_back = True
 
     @workflow.signal(name="payment_requested")
-    def payment_requested(self, request: wt.PaymentRequested) -> None:
+    def payment_requested(self, request: wt.PaymentRef) -> None:
         if request.payment_id not in self._queued and len(self._queued) < MAX_QUEUED_UPDATES:
             self._queued.append(request.payment_id)
 

@@ -19,8 +19,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.common import BANK_WAIT, LEDGER_STEP, remote
-    from workflows.disputes.types import DECISION_SIGNAL, ApprovalDecision
+    from workflows.common import BANK_WAIT, LEDGER_STEP, ApprovalWaiting, remote
     from workflows.reconciliation import types as rt
     from workflows.reconciliation.activities import ReconciliationActivities as Steps
 
@@ -33,19 +32,7 @@ def workflow_id_for(discrepancy_id: int) -> str:
 
 
 @workflow.defn(name="DiscrepancyAction")
-class DiscrepancyActionWorkflow:
-    def __init__(self) -> None:
-        self._woken = False
-        self._state = "waiting for approval"
-
-    @workflow.signal(name=DECISION_SIGNAL)
-    def decision(self, decision: ApprovalDecision) -> None:
-        self._woken = True
-
-    @workflow.query(name="state")
-    def state(self) -> str:
-        return self._state
-
+class DiscrepancyActionWorkflow(ApprovalWaiting):
     @workflow.run
     async def run(self, inp: rt.DiscrepancyActionInput) -> rt.DiscrepancyActionResult:
         ref = rt.ApprovalRef(inp.discrepancy_id, inp.approval_id)

@@ -93,6 +93,14 @@ async def _open(api: Api, who: dict[str, str], **changes: Any) -> dict[str, Any]
     return dict(body)
 
 
+async def _resolve(
+    api: Api, dispute: dict[str, Any], who: dict[str, str], action: str, reason: str
+) -> Any:
+    """Ask for ``dispute``'s resolution by ``action``: (status, body)."""
+    path = f"/api/v1/disputes/{dispute['id']}/resolutions"
+    return await _json(api, "POST", path, who, json={"action": action, "reason": reason})
+
+
 async def _both_decisions_refused(
     api: Api, approval_id: int, who: dict[str, str], status: int, code: str
 ) -> None:
@@ -209,13 +217,7 @@ async def test_maker_checker_same_person_is_403_even_for_admin(
     api: Api, who: dict[str, dict[str, str]], engine: AsyncEngine
 ) -> None:
     dispute = await _open(api, who["admin"], amount_vnd=500_000, payer_account="123456789")
-    status, body = await _json(
-        api,
-        "POST",
-        f"/api/v1/disputes/{dispute['id']}/resolutions",
-        who["admin"],
-        json={"action": "refund", "reason": "wrong amount debited"},
-    )
+    status, body = await _resolve(api, dispute, who["admin"], "refund", "wrong amount debited")
     assert status == 202, body
     approval_id = body["approval"]["id"]
     await _both_decisions_refused(api, approval_id, who["admin"], 403, "same_approver")
@@ -250,15 +252,10 @@ async def test_maker_checker_same_person_is_403_even_for_admin(
 @pytest.mark.usefixtures("fine")
 async def test_rejections(api: Api, who: dict[str, dict[str, str]]) -> None:
     dispute = await _open(api, who["finance"])
-    path = f"/api/v1/disputes/{dispute['id']}/resolutions"
-    status, body = await _json(
-        api, "POST", path, who["finance"], json={"action": "confirm", "reason": "seen"}
-    )
+    status, body = await _resolve(api, dispute, who["finance"], "confirm", "seen")
     approval_id = body["approval"]["id"]
     # Asking again while it waits is the same request.
-    status, again = await _json(
-        api, "POST", path, who["finance-2"], json={"action": "confirm", "reason": "seen too"}
-    )
+    status, again = await _resolve(api, dispute, who["finance-2"], "confirm", "seen too")
     assert status == 202
     assert again["approval"]["id"] == approval_id
     status, body = await _json(
@@ -277,20 +274,13 @@ async def test_rejections(api: Api, who: dict[str, dict[str, str]]) -> None:
     status, body = await _json(api, "GET", f"/api/v1/disputes/{dispute['id']}", who["officer"])
     assert body["status"] == "open"
     # Finance closes it without money moving: a reason is required.
+    path = f"/api/v1/disputes/{dispute['id']}/resolutions"
     status, body = await _json(api, "POST", path, who["finance"], json={"action": "reject"})
     assert status == 400
-    status, body = await _json(
-        api,
-        "POST",
-        path,
-        who["finance"],
-        json={"action": "reject", "reason": "nothing was debited"},
-    )
+    status, body = await _resolve(api, dispute, who["finance"], "reject", "nothing was debited")
     assert status == 200, body
     assert body["dispute"]["status"] == "rejected"
-    status, body = await _json(
-        api, "POST", path, who["finance"], json={"action": "confirm", "reason": "changed my mind"}
-    )
+    status, body = await _resolve(api, dispute, who["finance"], "confirm", "changed my mind")
     assert status == 409
     status, listed = await _json(api, "GET", "/api/v1/disputes?status=rejected", who["approver"])
     assert [d["id"] for d in listed["disputes"]] == [dispute["id"]]
@@ -301,25 +291,14 @@ async def test_confirm_needs_the_fines_amount_and_refund_a_payee(
     api: Api, who: dict[str, dict[str, str]], engine: AsyncEngine
 ) -> None:
     dispute = await _open(api, who["finance"], amount_vnd=500_000, payer_account=None)
-    path = f"/api/v1/disputes/{dispute['id']}/resolutions"
-    status, body = await _json(
-        api, "POST", path, who["finance"], json={"action": "confirm", "reason": "debited"}
-    )
+    status, body = await _resolve(api, dispute, who["finance"], "confirm", "debited")
     assert status == 409
     assert "refund" in body["error"]["message"]
-    status, body = await _json(
-        api, "POST", path, who["finance"], json={"action": "refund", "reason": "wrong amount"}
-    )
+    status, body = await _resolve(api, dispute, who["finance"], "refund", "wrong amount")
     assert status == 400
     assert body["error"]["field"] == "payer_account"
     unknown_payer = await _open(api, who["finance"], bank_ref="SG-REF-0002", payer_account=None)
-    status, body = await _json(
-        api,
-        "POST",
-        f"/api/v1/disputes/{unknown_payer['id']}/resolutions",
-        who["finance"],
-        json={"action": "confirm", "reason": "debited"},
-    )
+    status, body = await _resolve(api, unknown_payer, who["finance"], "confirm", "debited")
     assert status == 400
     assert body["error"]["field"] == "payer_account"
     async with engine.connect() as conn:

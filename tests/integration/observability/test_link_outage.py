@@ -5,18 +5,15 @@ metrics, and on recovery wakes the payment left in doubt by the outage."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.outages import PostgresOutageStore
 from observability.prober import LinkProber, ProberConfig
-from reconciler.devstack.temporal import TemporalInfo
 from reconciler.prober import health_check
-from tests.support.stack import SagaStack, eventually, saga_stack
+from tests.support.stack import SagaStack, eventually
 from workflows.payment.client import wake_bank
 
 BANK = "hnbank"  # no webhooks: only a status check can settle its payments
@@ -27,30 +24,15 @@ def _sample(name: str, bank: str) -> float:
 
 
 @pytest.fixture
-async def slow_polling_stack(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> AsyncIterator[SagaStack]:
+def stack_overrides() -> dict[str, Any]:
     # Polling so slow that only the link-recovery wake can settle in time.
-    async with saga_stack(
-        tmp_path,
-        engine,
-        db_url,
-        temporal_server.address,
-        task_queue,
-        verify_poll_interval_seconds_initial=120.0,
-        verify_poll_interval_seconds_max=600.0,
-    ) as stack:
-        yield stack
+    return {
+        "verify_poll_interval_seconds_initial": 120.0,
+        "verify_poll_interval_seconds_max": 600.0,
+    }
 
 
-async def test_outage_is_seen_recorded_and_recovery_wakes_payments(
-    slow_polling_stack: SagaStack,
-) -> None:
-    stack = slow_polling_stack
+async def test_outage_is_seen_recorded_and_recovery_wakes_payments(stack: SagaStack) -> None:
     woken: list[str] = []
 
     async def on_recovery(bank: str) -> None:
@@ -113,10 +95,9 @@ async def test_outage_is_seen_recorded_and_recovery_wakes_payments(
         await asyncio.wait_for(task, 10)
 
 
-async def test_flapping_link_opens_no_outage_per_flap(slow_polling_stack: SagaStack) -> None:
+async def test_flapping_link_opens_no_outage_per_flap(stack: SagaStack) -> None:
     """The simulator's link flaps faster than the hysteresis: at most one
     outage, never one per flap."""
-    stack = slow_polling_stack
     adapters = stack.activities._adapters
     prober = LinkProber(
         {BANK: health_check(adapters[BANK])},

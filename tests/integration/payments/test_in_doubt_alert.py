@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
+from tests.support import db
 from tests.support.stack import SagaStack, eventually
 
 BANK = "hnbank"  # VietQR: no webhooks; only status checks resolve a payment
@@ -47,16 +47,12 @@ async def test_in_doubt_too_long_opens_one_discrepancy_and_keeps_verifying(
     assert found["reconciliation_id"] is None, found
     # Never called failed: still verifying, and still checked with the bank.
     assert (await stack.payment(payment_id))["status"] == "verifying"
-    async with stack.engine.connect() as conn:
-        notices = (
-            await conn.execute(
-                text(
-                    "SELECT payload FROM outbox WHERE kind = 'payment_in_doubt'"
-                    " AND payload->>'payment_id' = :pid"
-                ),
-                {"pid": payment_id},
-            )
-        ).all()
+    notices = await db.rows(
+        stack.engine,
+        "SELECT payload FROM outbox WHERE kind = 'payment_in_doubt'"
+        " AND payload->>'payment_id' = :pid",
+        pid=payment_id,
+    )
     assert [n.payload["discrepancy_id"] for n in notices] == [found["id"]]
 
     await stack.admins[BANK].clear_faults()

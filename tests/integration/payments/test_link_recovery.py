@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from reconciler.cli.main import main
+from tests.support import db
 from tests.support.stack import SagaStack, eventually
 from workflows.payment.link_recovery import workflow_id_for as recovery_workflow_id
 from workflows.payment.recovery_activities import CAUSE
@@ -94,13 +95,11 @@ async def test_recovery_settles_in_bulk_then_wakes_each_workflow(stack: SagaStac
     assert sorted(m["idempotency_key"] for m in debits if m["idempotency_key"] in ours) == sorted(
         ours
     )
-    async with stack.engine.connect() as conn:
-        receipts = (
-            await conn.execute(
-                text("SELECT count(*) FROM receipts WHERE payment_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": [pid for _, pid in made]},
-            )
-        ).scalar_one()
+    receipts = await db.value(
+        stack.engine,
+        "SELECT count(*) FROM receipts WHERE payment_id = ANY(CAST(:ids AS uuid[]))",
+        ids=[pid for _, pid in made],
+    )
     assert receipts == PAYMENTS
 
 
@@ -136,16 +135,12 @@ async def test_concurrent_events_settle_each_payment_once(stack: SagaStack) -> N
     assert first["recovery_workflow_id"] == second["recovery_workflow_id"]
     for _, payment_id in made:
         await stack.wait_payment(payment_id, {"succeeded"})
-    async with stack.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT payment_id, count(*) AS n FROM receipts"
-                    " WHERE payment_id = ANY(CAST(:ids AS uuid[])) GROUP BY payment_id"
-                ),
-                {"ids": [pid for _, pid in made]},
-            )
-        ).all()
+    rows = await db.rows(
+        stack.engine,
+        "SELECT payment_id, count(*) AS n FROM receipts"
+        " WHERE payment_id = ANY(CAST(:ids AS uuid[])) GROUP BY payment_id",
+        ids=[pid for _, pid in made],
+    )
     assert sorted(int(r.n) for r in rows) == [1] * PAYMENTS
 
     async def closed() -> bool:

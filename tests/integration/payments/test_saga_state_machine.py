@@ -52,7 +52,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bank_adapters.base import AdapterOptions, BreakerConfig, Timeouts
@@ -60,6 +59,7 @@ from bank_adapters.factory import build_adapter
 from ledger.core.postings import balances, bank_clearing_account, posting_sums
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.wiring import load_signer
+from tests.support import db
 from tests.support.stack import BANKS, PAYER, SagaStack, saga_stack
 from workflows.payment.activities import PaymentActivities, PaymentDeps
 
@@ -196,11 +196,6 @@ def harness(
 # --- reading the ground truth and the books -----------------------------------------
 
 
-async def _rows(stack: SagaStack, sql: str) -> list[Any]:
-    async with stack.engine.connect() as conn:
-        return list((await conn.execute(text(sql))).all())
-
-
 async def _movements(stack: SagaStack) -> dict[str, list[dict[str, Any]]]:
     return {bank: await stack.bank_movements(bank) for bank in BANKS}
 
@@ -215,8 +210,8 @@ async def declined_after_debit(stack: SagaStack) -> list[str]:
         for m in rows
         if m["kind"] == "debit" and m["status"] in ("succeeded", "pending")
     }
-    declined = await _rows(
-        stack, "SELECT id, bank, debit_key FROM payments WHERE status = 'declined'"
+    declined = await db.rows(
+        stack.engine, "SELECT id, bank, debit_key FROM payments WHERE status = 'declined'"
     )
     return [
         f"payment {p.id} is declined but {p.bank} debited {p.debit_key}"
@@ -239,19 +234,19 @@ async def _debits_end_once(stack: SagaStack) -> list[str]:
     """Invariant 1 against the banks' record."""
     problems: list[str] = []
     moved = await _movements(stack)
-    payments = await _rows(
-        stack,
+    payments = await db.rows(
+        stack.engine,
         "SELECT id, bank, status, settles_fine, bank_ref, fine_id, debit_key FROM payments"
         " WHERE bank_ref IS NOT NULL",
     )
     by_key: defaultdict[str, list[str]] = defaultdict(list)
-    for p in await _rows(stack, "SELECT id, status, bank_ref, debit_key FROM payments"):
+    for p in await db.rows(stack.engine, "SELECT id, status, bank_ref, debit_key FROM payments"):
         by_key[p.debit_key].append(f"{p.id} {p.status} ref {p.bank_ref}")
     by_ref: defaultdict[tuple[str, str], list[Any]] = defaultdict(list)
     for p in payments:
         by_ref[(p.bank, p.bank_ref)].append(p)
     receipts = Counter(
-        str(r.payment_id) for r in await _rows(stack, "SELECT payment_id FROM receipts")
+        str(r.payment_id) for r in await db.rows(stack.engine, "SELECT payment_id FROM receipts")
     )
     for bank, rows in moved.items():
         refunds = Counter(
@@ -334,13 +329,14 @@ async def _unknown_never_declined(stack: SagaStack) -> list[str]:
     }
     payments = {
         p.id: p
-        for p in await _rows(
-            stack, "SELECT id, bank, debit_key, status, decline_reason FROM payments"
+        for p in await db.rows(
+            stack.engine, "SELECT id, bank, debit_key, status, decline_reason FROM payments"
         )
     }
     history: defaultdict[Any, list[Any]] = defaultdict(list)
-    for e in await _rows(
-        stack, "SELECT payment_id, from_status, to_status, cause FROM payment_events ORDER BY id"
+    for e in await db.rows(
+        stack.engine,
+        "SELECT payment_id, from_status, to_status, cause FROM payment_events ORDER BY id",
     ):
         history[e.payment_id].append(e)
     for payment_id, events in history.items():
@@ -370,8 +366,8 @@ async def _books_balance(stack: SagaStack) -> list[str]:
     """Invariant 3."""
     problems = [
         f"journal entry {r.entry_id} sums to {r.total}"
-        for r in await _rows(
-            stack,
+        for r in await db.rows(
+            stack.engine,
             "SELECT entry_id, sum(amount_vnd) AS total FROM postings GROUP BY entry_id"
             " HAVING sum(amount_vnd) <> 0",
         )
@@ -389,11 +385,11 @@ async def _receipts_gapless(stack: SagaStack) -> list[str]:
     """Invariant 4."""
     problems: list[str] = []
     numbers: defaultdict[str, list[int]] = defaultdict(list)
-    for r in await _rows(stack, "SELECT series, number FROM receipts"):
+    for r in await db.rows(stack.engine, "SELECT series, number FROM receipts"):
         numbers[r.series].append(int(r.number))
     counters = {
         r.series: int(r.last_number)
-        for r in await _rows(stack, "SELECT series, last_number FROM receipt_series")
+        for r in await db.rows(stack.engine, "SELECT series, last_number FROM receipt_series")
     }
     for series, got in numbers.items():
         if sorted(got) != list(range(1, len(got) + 1)):
@@ -423,8 +419,8 @@ async def quiesce(stack: SagaStack) -> None:
             next_wake = time.monotonic() + 2.0
         busy = [
             f"payment {r.id} {r.status}"
-            for r in await _rows(
-                stack,
+            for r in await db.rows(
+                stack.engine,
                 "SELECT id, status FROM payments WHERE status IN ('initiated', 'verifying')"
                 " OR (status = 'succeeded' AND NOT settles_fine)",
             )

@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import payments as pay
@@ -20,6 +19,7 @@ from ledger.core.postings import balances, posting_sums
 from ledger.fines import Fine
 from ledger.receipts.issue import issue_receipt_once, verify_receipts
 from ledger.receipts.signing import ReceiptSigner, verify_signature
+from tests.support import db
 from tests.support.ledger import ensure_bank_accounts, make_fine
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
@@ -49,11 +49,6 @@ async def _two_debits(engine: AsyncEngine, cause: str) -> tuple[pay.Payment, pay
             conn, fine, "sgbank", "B-2", 800_000, "111", NOW, cause
         )
     return first, second
-
-
-async def _count(engine: AsyncEngine, sql: str, **params: object) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(text(sql), params)).scalar_one())
 
 
 async def test_books_settles_and_receipts_once(engine: AsyncEngine) -> None:
@@ -94,11 +89,11 @@ async def test_books_settles_and_receipts_once(engine: AsyncEngine) -> None:
     assert chain.ok
     pid = str(payment.id)
     assert (
-        await _count(engine, "SELECT count(*) FROM receipts WHERE payment_id = :p", p=payment.id)
+        await db.value(engine, "SELECT count(*) FROM receipts WHERE payment_id = :p", p=payment.id)
         == 1
     )
     assert (
-        await _count(
+        await db.value(
             engine,
             "SELECT count(*) FROM audit_log WHERE subject_id = :p AND action = 'payment.settled'",
             p=pid,
@@ -106,7 +101,7 @@ async def test_books_settles_and_receipts_once(engine: AsyncEngine) -> None:
         == 1
     )
     assert (
-        await _count(
+        await db.value(
             engine,
             "SELECT count(*) FROM journal_entries WHERE idempotency_key = :k",
             k=f"pay:{pid}",
@@ -124,9 +119,9 @@ async def test_a_second_debit_of_the_fine_gets_no_receipt(engine: AsyncEngine) -
     assert (await _settle(engine, second, "B-2")).outcome is pay.SettleOutcome.DUPLICATE
     async with engine.connect() as conn:
         assert await balances(conn, ["refunds-payable"]) == {"refunds-payable": -800_000}
-    assert await _count(engine, "SELECT count(*) FROM receipts") == 1
+    assert await db.value(engine, "SELECT count(*) FROM receipts") == 1
     assert (
-        await _count(
+        await db.value(
             engine,
             "SELECT count(*) FROM audit_log WHERE action = 'payment.duplicate' AND subject_id = :p",
             p=str(second.id),
@@ -140,7 +135,7 @@ async def test_concurrent_debits_of_one_fine_make_one_receipt(engine: AsyncEngin
     done = await asyncio.gather(_settle(engine, first, "B-1"), _settle(engine, second, "B-2"))
     assert sorted(d.outcome.value for d in done) == ["duplicate", "settled"]
     assert [d.receipt is not None for d in done].count(True) == 1
-    assert await _count(engine, "SELECT count(*) FROM receipts") == 1
+    assert await db.value(engine, "SELECT count(*) FROM receipts") == 1
 
 
 async def test_a_payment_settled_by_the_two_step_path_gets_its_receipt(
@@ -162,9 +157,10 @@ async def test_a_payment_settled_by_the_two_step_path_gets_its_receipt(
     kept = await _settle(engine, receipted, "B-2")
     assert not kept.receipt_issued_now
     assert kept.receipt == existing
-    assert await _count(engine, "SELECT count(*) FROM receipts") == 2
+    assert await db.value(engine, "SELECT count(*) FROM receipts") == 2
     assert (
-        await _count(engine, "SELECT count(*) FROM audit_log WHERE action = 'payment.settled'") == 2
+        await db.value(engine, "SELECT count(*) FROM audit_log WHERE action = 'payment.settled'")
+        == 2
     )
 
 

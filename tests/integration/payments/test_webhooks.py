@@ -7,20 +7,17 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, FailureError
 
 from bank_adapters.webhooks import sign_webhook
 from ledger.core.postings import balances, posting_sums
-from reconciler.devstack.temporal import TemporalInfo
-from tests.support.stack import PAYER, SagaStack, eventually, saga_stack
+from tests.support import db
+from tests.support.stack import PAYER, SagaStack, StackWith, eventually
 from workflows.payment.external_debit import workflow_id_for as external_workflow_id
 
 # A saga step that cannot succeed stops at its first attempt; one retried
@@ -28,17 +25,12 @@ from workflows.payment.external_debit import workflow_id_for as external_workflo
 STOP_SECONDS_MAX = 15.0
 
 
-async def _count(stack: SagaStack, sql: str) -> int:
-    async with stack.engine.connect() as conn:
-        return int((await conn.execute(text(sql))).scalar_one())
-
-
 async def _snapshot(stack: SagaStack) -> tuple[int, int, int, int]:
     return (
-        await _count(stack, "SELECT count(*) FROM payments"),
-        await _count(stack, "SELECT count(*) FROM payment_events"),
-        await _count(stack, "SELECT count(*) FROM journal_entries"),
-        await _count(stack, "SELECT count(*) FROM receipts"),
+        await db.value(stack.engine, "SELECT count(*) FROM payments"),
+        await db.value(stack.engine, "SELECT count(*) FROM payment_events"),
+        await db.value(stack.engine, "SELECT count(*) FROM journal_entries"),
+        await db.value(stack.engine, "SELECT count(*) FROM receipts"),
     )
 
 
@@ -101,17 +93,9 @@ def _steps_stopped(activity: str, error: str) -> float:
 
 
 @pytest.fixture
-async def full_stack(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-) -> AsyncIterator[SagaStack]:
+async def full_stack(stack_with: StackWith) -> AsyncIterator[SagaStack]:
     """A stack whose worker also reconciles (as the production worker does)."""
-    async with saga_stack(
-        tmp_path, engine, db_url, temporal_server.address, task_queue, full_worker=True
-    ) as s:
+    async with stack_with(full_worker=True) as s:
         yield s
 
 
@@ -146,7 +130,7 @@ async def test_duplicate_debit_by_the_bank_gives_one_receipt_and_one_refund(
         return got == {"refunds-payable": 0}
 
     await eventually(booked, 10, "the refund to be booked")
-    assert await _count(stack, "SELECT count(*) FROM receipts") == 1
+    assert await db.value(stack.engine, "SELECT count(*) FROM receipts") == 1
     async with stack.engine.connect() as conn:
         assert await balances(conn) == await posting_sums(conn)
 
@@ -221,7 +205,7 @@ async def test_late_and_duplicate_webhooks_change_nothing_after_the_fact(
     assert status == 200
     assert answer["status"] == "duplicate"
     assert await _snapshot(stack) == after_late
-    assert await _count(stack, "SELECT count(*) FROM receipts") == 1
+    assert await db.value(stack.engine, "SELECT count(*) FROM receipts") == 1
     assert len(await stack.bank_movements(bank, "debit")) == 1
 
 
@@ -273,7 +257,7 @@ async def test_a_second_debit_at_another_amount_stops_at_once_and_reaches_financ
     )
     fine = await stack.fine(number)
     assert [p["payment_id"] for p in fine["payments"]] == [paid["payment_id"]], fine
-    assert await _count(stack, "SELECT count(*) FROM receipts") == 1
+    assert await db.value(stack.engine, "SELECT count(*) FROM receipts") == 1
 
     run, _ = await stack.reconcile(bank)
     assert (run["status"], run["amount_mismatches"]) == ("completed", 1), run

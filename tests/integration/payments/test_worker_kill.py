@@ -27,13 +27,11 @@ from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.core.postings import balances, posting_sums
 from reconciler.devstack.process import log_tail
-from reconciler.devstack.temporal import TemporalInfo
-from tests.support.stack import SagaStack, eventually, fast_settings, saga_stack
+from tests.support import db
+from tests.support.stack import SagaStack, StackWith, eventually, fast_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STOP_SECONDS_MAX = 20.0
@@ -137,29 +135,10 @@ async def debits_with_key(stack: SagaStack, bank: str, key: str) -> list[dict[st
     return [m for m in await stack.bank_movements(bank, "debit") if m["idempotency_key"] == key]
 
 
-async def receipts_of(engine: AsyncEngine, payment_id: str) -> int:
-    async with engine.connect() as conn:
-        return int(
-            (
-                await conn.execute(
-                    text("SELECT count(*) FROM receipts WHERE payment_id = :id"),
-                    {"id": payment_id},
-                )
-            ).scalar_one()
-        )
-
-
 async def test_worker_killed_mid_saga_finishes_each_payment_once(
-    tmp_path: Path,
-    engine: AsyncEngine,
-    db_url: str,
-    temporal_server: TemporalInfo,
-    task_queue: str,
-    workers: list[WorkerProcesses],
+    tmp_path: Path, stack_with: StackWith, workers: list[WorkerProcesses]
 ) -> None:
-    async with saga_stack(
-        tmp_path, engine, db_url, temporal_server.address, task_queue, start_worker=False
-    ) as stack:
+    async with stack_with(start_worker=False) as stack:
         procs = WorkerProcesses(worker_env(stack), tmp_path / "worker.log")
         workers.append(procs)
         first = procs.start()
@@ -208,7 +187,8 @@ async def test_worker_killed_mid_saga_finishes_each_payment_once(
             debits = await debits_with_key(stack, bank, debit_key(payment["payment_id"]))
             assert [d["status"] for d in debits] == ["succeeded"], debits
             assert debits[0]["bank_ref"] == payment["bank_ref"]
-            assert await receipts_of(stack.engine, payment["payment_id"]) == 1
+            sql = "SELECT count(*) FROM receipts WHERE payment_id = :id"
+            assert await db.value(stack.engine, sql, id=payment["payment_id"]) == 1
             assert await stack.bank_movements(bank, "refund") == []
         for number in (rest_fine, qr_fine):
             assert (await stack.fine(number))["status"] == "paid"

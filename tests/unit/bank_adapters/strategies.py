@@ -1,16 +1,18 @@
-"""Hypothesis strategies and settings shared by the bank adapter tests."""
+"""Hypothesis strategies and settings shared by the bank adapter tests, and
+the checks every statement parser's tests make."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from bank_adapters.simulators.render import SimLine
 from bank_adapters.text import bank_transfer_content
-from bank_adapters.types import StatementParseError
+from bank_adapters.types import Direction, StatementLine, StatementParseError
 from domain.business_time import VIETNAM_TZ
 
 # Sized so that all parser properties together stay within a few seconds.
@@ -115,3 +117,39 @@ def only_clean_refusals(parse: Callable[[bytes], object], data: bytes) -> None:
 def damaged(files: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
     """A file from ``files``, damaged by ``mutations``."""
     return files.flatmap(mutations)
+
+
+def assert_refused(parse: Callable[[bytes], object], data: bytes, where: str, reason: str) -> None:
+    """``parse`` refuses ``data`` with a ``StatementParseError`` at ``where``
+    whose reason contains ``reason``."""
+    with pytest.raises(StatementParseError) as caught:
+        parse(data)
+    assert caught.value.where == where
+    assert reason in caught.value.reason
+
+
+_COLUMNS = ("bank_ref", "booked_at", "amount_vnd", "direction", "counterparty", "content")
+
+
+def read_rows(lines: Iterable[StatementLine], *more: str) -> list[tuple[object, ...]]:
+    """Parsed lines as rows of what every format carries, and the ``more`` columns."""
+    return [tuple(getattr(line, name) for name in (*_COLUMNS, *more)) for line in lines]
+
+
+def sim_rows(
+    lines: Iterable[SimLine], *more: str, booked_at: datetime | None = None
+) -> list[tuple[object, ...]]:
+    """The rows a parser should read from the simulator's ``lines``
+    (``booked_at`` for a format that carries the booking date only)."""
+    return [
+        (
+            line.bank_ref,
+            booked_at or line.booked_at,
+            line.amount_vnd,
+            Direction.CREDIT if line.direction == "C" else Direction.DEBIT,
+            line.counterparty,
+            line.content,
+            *(getattr(line, name) for name in more),
+        )
+        for line in lines
+    ]

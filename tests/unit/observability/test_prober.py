@@ -127,6 +127,18 @@ def make_prober(
     )
 
 
+def failing_recoveries(
+    bank: str, clock: FakeClock, failures: int, **config: float
+) -> tuple[FakeHealth, Recoveries, LinkProber]:
+    """``bank``'s link failing, and a prober whose recovery callback fails
+    ``failures`` times before it works."""
+    health = FakeHealth(result=False)
+    recoveries = Recoveries(failures_left=failures)
+    store = InMemoryOutageStore()
+    prober = make_prober({bank: health}, store, clock, on_recovery=recoveries, **config)
+    return health, recoveries, prober
+
+
 async def rounds(prober: LinkProber, clock: FakeClock, n: int = 1) -> None:
     for _ in range(n):
         await prober.probe_once()
@@ -378,15 +390,7 @@ async def test_queued_writes_are_bounded_by_merging_outages(bank: str, clock: Fa
 async def test_failing_recovery_callback_is_retried_then_given_up(
     bank: str, clock: FakeClock
 ) -> None:
-    health = FakeHealth(result=False)
-    recoveries = Recoveries(failures_left=10)
-    prober = make_prober(
-        {bank: health},
-        InMemoryOutageStore(),
-        clock,
-        on_recovery=recoveries,
-        recovery_attempts_max=3,
-    )
+    health, recoveries, prober = failing_recoveries(bank, clock, 10, recovery_attempts_max=3)
     await rounds(prober, clock, 3)
     health.result = True
     await rounds(prober, clock, 10)
@@ -395,15 +399,8 @@ async def test_failing_recovery_callback_is_retried_then_given_up(
 
 
 async def test_recovery_retry_stops_when_the_link_drops_again(bank: str, clock: FakeClock) -> None:
-    health = FakeHealth(result=False)
-    recoveries = Recoveries(failures_left=1)
-    prober = make_prober(
-        {bank: health},
-        InMemoryOutageStore(),
-        clock,
-        on_recovery=recoveries,
-        failures_to_down=1,
-        successes_to_up=1,
+    health, recoveries, prober = failing_recoveries(
+        bank, clock, 1, failures_to_down=1, successes_to_up=1
     )
     await rounds(prober, clock)
     health.result = True
