@@ -213,5 +213,5 @@ Every figure here was produced by a script in `bench/`, with the command shown
 above it. The machine is noisy (2 cores shared with everything else), so where
 possible a benchmark runs a baseline in the same process and reports a ratio.
 No timing threshold is asserted by any unit test; the targets are from
-DESIGN §5.
+the performance targets (docs/benchmarks.md).
 """

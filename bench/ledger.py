@@ -1,4 +1,4 @@
-"""Ledger benchmarks (DESIGN §5):
+"""Ledger benchmarks (docs/benchmarks.md, performance targets):
 
 1. balanced, idempotent journal entries posted per second (target ≥ 1,000/s),
    against a baseline of one bare INSERT per transaction at the same

@@ -1,4 +1,4 @@
-"""Recovery after a bank link outage (DESIGN §5: 500 payments in doubt → all
+"""Recovery after a bank link outage (performance target: 500 payments in doubt → all
 receipted ≤ 10 s after the link is back; the seed story's citizen waited
 about an hour).
 

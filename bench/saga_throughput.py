@@ -1,4 +1,4 @@
-"""Payment saga throughput against a bare Temporal saga (DESIGN §5: real /
+"""Payment saga throughput against a bare Temporal saga (performance target: real /
 bare ≥ 0.8).
 
 Real: ``FinePaymentWorkflow`` started with ``workflows.payment.client.start_payment``

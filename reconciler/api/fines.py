@@ -21,7 +21,7 @@ from reconciler.api.keys import ENGINE, READER, SETTINGS
 from reconciler.api.reads import driver_sql
 from reconciler.api.views import fine_view_json, json_response
 
-# The lookup is the API's hottest path (DESIGN §5): it runs on the driver.
+# The lookup is the API's hottest path (docs/benchmarks.md): it runs on the driver.
 _FINE_VIEW_SQL: Final = driver_sql(FINE_VIEW_QUERY)
 
 

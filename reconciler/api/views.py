@@ -1,4 +1,4 @@
-"""JSON shapes of the API's resources (DESIGN §6)."""
+"""JSON shapes of the API's resources (docs/interfaces.md)."""
 
 from __future__ import annotations
 

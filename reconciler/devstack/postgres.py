@@ -10,6 +10,7 @@ import pwd
 import signal
 import stat
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,12 +84,16 @@ class EmbeddedPostgres(Component):
         port: int | None = None,
         database: str = "reconciler",
         durable: bool = True,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """``settings``: server settings (``name: value``) over the defaults
+        below, e.g. a benchmark's larger ``shared_buffers``."""
         self.data_dir = data_dir.resolve()
         self.log_path = log_path
         self.port = port or free_port()
         self.database = database
         self.durable = durable
+        self.settings = dict(settings or {})
         self.os_user = _ensure_os_user()
         self._proc: ManagedProcess | None = None
 
@@ -195,6 +200,9 @@ class EmbeddedPostgres(Component):
                 "-c",
                 "full_page_writes=off",
             ]
+        for name, value in self.settings.items():
+            # A later -c wins: these override the defaults above.
+            argv += ["-c", f"{name}={value}"]
         self._proc = ManagedProcess(
             "postgres",
             argv,

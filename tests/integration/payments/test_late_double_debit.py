@@ -1,5 +1,5 @@
 """A second booking the bank notifies while the payment is finishing is booked
-and refunded by the same run, not dropped (DESIGN §4 invariant 1).
+and refunded by the same run, not dropped (invariant 1 of docs/invariants.md).
 
 The webhook path signals the payment's workflow while the payment is still
 live in the ledger; the signal can land after the workflow took its first

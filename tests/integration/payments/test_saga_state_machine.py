@@ -5,7 +5,7 @@ pay), pay a fine again, inject the simulators' faults (lost response,
 timeout after the debit, HTTP 500 after the debit, link down, duplicate
 debit) and recover (clear faults, the link-recovered wake-up). After each
 run the system is quiesced (faults cleared, banks woken, every payment final
-and every duplicate refunded, no workflow running) and DESIGN §4 invariants
+and every duplicate refunded, no workflow running) and the invariants (docs/invariants.md)
 1-4 are checked against the simulators' own record of every debit and
 refund (GET /debits), the ground truth:
 

@@ -1,6 +1,6 @@
 """Settlement and receipt in one transaction (``settle_with_receipt``, the
 saga's step since the ``settle-with-receipt`` patch), on the real embedded
-PostgreSQL: exactly one receipt per settling debit (DESIGN §4 invariant 1),
+PostgreSQL: exactly one receipt per settling debit (invariant 1 of docs/invariants.md),
 idempotent, with its history rows and audit entry."""
 
 from __future__ import annotations

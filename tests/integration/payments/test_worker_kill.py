@@ -1,4 +1,4 @@
-"""kill -9 of the worker in the middle of a saga (DESIGN §4 invariant 5).
+"""kill -9 of the worker in the middle of a saga (invariant 5 of docs/invariants.md).
 
 The worker runs as a real process (``python -m reconciler worker``, settings
 from ``RECONCILER_*``); the API and both simulators run in the test

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from bench import recon as bench
@@ -17,21 +15,19 @@ from bench import recon as bench
         (["--repeats", "0"], "--repeats must be 1 to 9, not 0"),
     ],
 )
-def test_a_bad_option_is_refused_and_nothing_runs(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    argv: list[str],
-    message: str,
+def test_a_bad_option_is_refused(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    started: list[Any] = []
-
-    async def run(*args: Any) -> None:
-        started.append(args)
-
-    monkeypatch.setattr(bench, "main_async", run)
-    monkeypatch.setattr("sys.argv", ["bench/recon.py", *argv])
     with pytest.raises(SystemExit) as refused:
-        bench.main()
+        bench.parse_options(argv)
     assert refused.value.code == 2
     assert message in capsys.readouterr().err
-    assert started == []
+
+
+def test_print_only_runs_write_nothing() -> None:
+    assert bench.parse_options([]).write
+    assert not bench.parse_options(["--no-write"]).write
+    assert not bench.parse_options(["--history-days", "2"]).write
+    one = bench.parse_options(["--one-connection"])
+    assert not one.write
+    assert one.tuning.parallel_lines_min > bench.LINES_PER_STATEMENT_MAX
