@@ -1,4 +1,4 @@
-"""The composition root's shared pieces: banks, signing key, Temporal client."""
+"""The composition root's shared pieces: banks, receipt keys, Temporal client."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ from temporalio.client import Client
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.factory import build_adapter
-from ledger.receipts.signing import ReceiptSigner, load_or_create_signing_key
+from ledger.receipts.keyring import (
+    ensure_keyring,
+    keyring_verifier,
+    load_keyring_signer,
+    verifier_for,
+)
+from ledger.receipts.signing import (
+    LEGACY_DEV_KEY_FILENAME,
+    ReceiptSigner,
+    ReceiptVerifier,
+    SigningKeyError,
+)
 from reconciler.settings import Settings
 from workflows.payment import types as wt
 from workflows.payment.client import SagaConfig
@@ -30,15 +41,53 @@ def build_adapters(settings: Settings, session: aiohttp.ClientSession) -> Mappin
     }
 
 
-def signing_key_path(settings: Settings) -> Path:
-    return settings.receipt_signing_key_path or settings.data_dir / "receipt-signing-key.pem"
+def keys_dir(settings: Settings) -> Path | None:
+    """The receipt keyring directory: configured, or the dev data dir's own
+    (created on first use, adopting a key of the time before keyrings)."""
+    if settings.receipt_keys_dir is not None:
+        return settings.receipt_keys_dir
+    if settings.env != "dev":
+        return None
+    directory = settings.data_dir / "receipt-keys"
+    ensure_keyring(directory, adopt=settings.data_dir / LEGACY_DEV_KEY_FILENAME)
+    return directory
 
 
 def load_signer(settings: Settings) -> ReceiptSigner:
-    """Production: the key from settings. Dev: generated once in the data dir."""
-    if settings.receipt_signing_key_b64:
-        return ReceiptSigner.from_base64(settings.receipt_signing_key_b64)
-    return load_or_create_signing_key(signing_key_path(settings))
+    """The worker's current private key. Production never makes one up: the
+    seed (RECONCILER_RECEIPT_SIGNING_KEY_B64) or a keyring directory must be
+    configured, and the key must be among the public keys the API is given."""
+    if settings.receipt_signing_key_b64 is not None:
+        signer = ReceiptSigner.from_base64(settings.receipt_signing_key_b64.get_secret_value())
+    else:
+        directory = keys_dir(settings)
+        if directory is None:
+            raise SigningKeyError(
+                "no receipt signing key: set RECONCILER_RECEIPT_SIGNING_KEY_B64 (see "
+                "`reconciler keys rotate --print-env`) or RECONCILER_RECEIPT_KEYS_DIR"
+            )
+        signer = load_keyring_signer(directory)
+    published = settings.receipt_public_keys
+    if published and signer.key_id not in verifier_for(published).key_ids:
+        raise SigningKeyError(
+            f"the receipt signing key {signer.key_id} is not among "
+            "RECONCILER_RECEIPT_PUBLIC_KEYS: every receipt it signs would look forged"
+        )
+    return signer
+
+
+def load_verifier(settings: Settings) -> ReceiptVerifier:
+    """Public keys only (the API's and `receipts verify`'s): the configured
+    list (current and retired keys), or the keyring directory's."""
+    if settings.receipt_public_keys:
+        return verifier_for(settings.receipt_public_keys)
+    directory = keys_dir(settings)
+    if directory is None:
+        raise SigningKeyError(
+            "no receipt public keys: set RECONCILER_RECEIPT_PUBLIC_KEYS (current and "
+            "retired keys) or RECONCILER_RECEIPT_KEYS_DIR"
+        )
+    return keyring_verifier(directory)
 
 
 def saga_config(settings: Settings) -> SagaConfig:

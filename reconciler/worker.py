@@ -150,6 +150,8 @@ def housekeeping(
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    # Production never makes a key up: no configured key, no start.
+    signer = load_signer(settings)
     engine = create_engine(settings, pre_ping=False)
     stop = stop or asyncio.Event()
     metrics_server = MetricsServer(settings.api_host, settings.worker_metrics_port)
@@ -164,7 +166,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 PaymentDeps(
                     engine=engine,
                     adapters=adapters,
-                    signer=load_signer(settings),
+                    signer=signer,
                     public_base_url=settings.public_base_url,
                 )
             )

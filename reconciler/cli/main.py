@@ -12,15 +12,15 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.context import load_settings, refused_at_start
+from reconciler.cli.keys import keys
 from reconciler.cli.recon import recon
 from reconciler.logs import configure_logging
 from reconciler.settings import Settings
 
 
 def _settings() -> Settings:
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
+    return load_settings()
 
 
 @click.group()
@@ -29,6 +29,7 @@ def main() -> None:
 
 
 main.add_command(recon)
+main.add_command(keys)
 
 
 @main.command()
@@ -70,8 +71,10 @@ def api(host: str | None, port: int | None) -> None:
     from reconciler.api.app import create_app
 
     settings = _settings()
+    with refused_at_start():
+        app = create_app(settings)
     web.run_app(
-        create_app(settings),
+        app,
         host=host or settings.api_host,
         port=port if port is not None else settings.api_port,
         access_log=None,
@@ -163,7 +166,8 @@ def worker() -> None:
     from reconciler.worker import run_worker
 
     settings = _settings()
-    _run_until_signalled(lambda stop: run_worker(settings, stop))
+    with refused_at_start():
+        _run_until_signalled(lambda stop: run_worker(settings, stop))
 
 
 @main.group()
@@ -175,16 +179,21 @@ def receipts() -> None:
 def receipts_verify() -> None:
     """Check every stored receipt's signature and every series for gaps."""
     from ledger.receipts.issue import verify_receipts
+    from ledger.receipts.signing import SigningKeyError
     from reconciler.db import create_engine
-    from reconciler.wiring import load_signer
+    from reconciler.wiring import load_verifier
 
     settings = _settings()
+    try:
+        verifier = load_verifier(settings)
+    except SigningKeyError as err:
+        raise click.ClickException(str(err)) from err
 
     async def run() -> str:
         engine = create_engine(settings)
         try:
             async with engine.connect() as conn:
-                report = await verify_receipts(conn, load_signer(settings).verifier())
+                report = await verify_receipts(conn, verifier)
         finally:
             await engine.dispose()
         lines = [f"checked {report.checked} receipts in {report.series_checked} series"]
@@ -309,7 +318,8 @@ def prober() -> None:
     from reconciler.prober import run_prober
 
     settings = _settings()
-    _run_until_signalled(lambda stop: run_prober(settings, stop))
+    with refused_at_start():
+        _run_until_signalled(lambda stop: run_prober(settings, stop))
 
 
 @main.command()

@@ -184,6 +184,7 @@ class DevStack:
         env.update(
             {
                 "RECONCILER_DATABASE_URL": self.postgres.info.url(),
+                "RECONCILER_ENV": "dev",
                 "RECONCILER_TEMPORAL_ADDRESS": self.temporal.info.address,
                 "RECONCILER_DATA_DIR": str(self.data_dir),
                 "RECONCILER_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.api_port}",
