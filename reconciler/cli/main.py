@@ -53,11 +53,22 @@ def dev(data_dir: Path, api_port: int | None) -> None:
 
 @main.command()
 def migrate() -> None:
-    """Migrate the database (RECONCILER_DATABASE_URL) to the latest schema."""
-    from ledger.migrations import current_revision, upgrade_to_head
+    """Migrate the database (RECONCILER_DATABASE_URL, as its owner) to the
+    latest schema, and give the app's role (RECONCILER_DB_APP_ROLE) its
+    privileges and its password (RECONCILER_DB_APP_PASSWORD, when set)."""
+    from ledger.migrations import current_revision, set_role_password, upgrade_to_head
 
     settings = _settings()
-    upgrade_to_head(settings.database_url)
+    upgrade_to_head(settings.database_url, settings.db_app_role)
+    if settings.db_app_password is not None:
+        try:
+            set_role_password(
+                settings.database_url,
+                settings.db_app_role,
+                settings.db_app_password.get_secret_value(),
+            )
+        except ValueError as err:
+            raise click.ClickException(f"RECONCILER_DB_APP_PASSWORD: {err}") from err
     click.echo(f"database at revision {current_revision(settings.database_url)}")
 
 

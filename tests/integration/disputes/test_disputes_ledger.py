@@ -182,9 +182,10 @@ async def test_a_debit_already_in_suspense_is_refunded_out_of_it(engine: AsyncEn
     assert cached["suspense"] == cached["bank:sgbank:clearing"] == 0
 
 
-def test_cli_audit_verify_lists_the_broken_rows(db_url: str) -> None:
+def test_cli_audit_verify_lists_the_broken_rows(db_url: str, owner_db_url: str) -> None:
     async def setup(tamper: bool) -> None:
-        engine = create_async_engine(db_url)
+        # Tampering needs the owner's rights (the app's role cannot disable triggers).
+        engine = create_async_engine(owner_db_url if tamper else db_url)
         try:
             if tamper:
                 async with engine.begin() as conn:

@@ -235,14 +235,16 @@ async def test_record_copy_counts_and_keeps_the_number(
     ],
 )
 async def test_receipts_are_immutable_in_the_database(
-    engine: AsyncEngine, signer: ReceiptSigner, change: str
+    engine: AsyncEngine, owner_engine: AsyncEngine, signer: ReceiptSigner, change: str
 ) -> None:
+    """The trigger holds even for the owner (the app's role has no such
+    privilege at all: tests/integration/ledger/test_app_role.py)."""
     await issue(engine, await paid_fine(engine), signer)
     with pytest.raises(DBAPIError, match="receipts are immutable"):
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text(f"UPDATE receipts SET {change}"))
     with pytest.raises(DBAPIError, match="cannot be deleted"):
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text("DELETE FROM receipts"))
 
 
@@ -270,7 +272,9 @@ async def test_pdf_of_an_issued_receipt(engine: AsyncEngine, signer: ReceiptSign
         assert expected in text_, expected
 
 
-async def test_verify_receipts_finds_tampering(engine: AsyncEngine, signer: ReceiptSigner) -> None:
+async def test_verify_receipts_finds_tampering(
+    engine: AsyncEngine, owner_engine: AsyncEngine, signer: ReceiptSigner
+) -> None:
     issued = [await issue(engine, await paid_fine(engine), signer) for _ in range(4)]
     async with engine.connect() as conn:
         report = await verify_receipts(conn, signer.verifier(), page_size=3)
@@ -278,7 +282,7 @@ async def test_verify_receipts_finds_tampering(engine: AsyncEngine, signer: Rece
     assert (report.checked, report.ok, report.series_checked) == (4, 4, 1)
 
     forged_payload = {**issued[0].payload, "amount_vnd": 150_000}
-    async with engine.begin() as conn:
+    async with owner_engine.begin() as conn:  # an intruder with the owner's rights
         await conn.execute(text("ALTER TABLE receipts DISABLE TRIGGER receipts_immutable"))
         # 1: amount changed in both forms, signature left: the signature fails.
         await conn.execute(
