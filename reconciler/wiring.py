@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -105,3 +108,32 @@ def saga_config(settings: Settings) -> SagaConfig:
 
 async def connect_temporal(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+AUDIT_KEY_FILE = "audit-key"
+
+
+def audit_key(settings: Settings, *, create: bool = False) -> bytes | None:
+    """The key that anchors the audit chain (never in the database).
+
+    Production: RECONCILER_AUDIT_KEY or nothing. Dev: that, or a key kept in
+    DATA_DIR/audit-key, made (``create``) by the first process that anchors.
+    """
+    if settings.audit_key is not None:
+        return settings.audit_key.get_secret_value().encode("utf-8")
+    if settings.env != "dev":
+        return None
+    path = settings.data_dir / AUDIT_KEY_FILE
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{AUDIT_KEY_FILE}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        # Another process made one meanwhile: theirs stands.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        tmp.unlink(missing_ok=True)
+    return path.read_bytes().strip()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.audit_commands import audit
 from reconciler.cli.context import load_settings, refused_at_start
 from reconciler.cli.keys import keys
 from reconciler.cli.recon import recon
@@ -30,6 +31,7 @@ def main() -> None:
 
 main.add_command(recon)
 main.add_command(keys)
+main.add_command(audit)
 
 
 @main.command()
@@ -215,24 +217,6 @@ def receipts_verify() -> None:
         return "\n".join([*lines, "all receipts verify"])
 
     click.echo(_run_domain(run))
-
-
-@main.group()
-def audit() -> None:
-    """The hash-chained audit log."""
-
-
-@audit.command("verify")
-@click.option("--page-size", type=click.IntRange(1, 10_000), default=1_000, show_default=True)
-def audit_verify(page_size: int) -> None:
-    """Recompute the audit chain; exit 1 listing every changed, deleted or
-    reordered row."""
-    from reconciler.cli.audit import audit_verify as run
-
-    ok, lines = asyncio.run(run(_settings(), page_size))
-    if not ok:
-        raise click.ClickException("\n".join(lines))
-    click.echo("\n".join(lines))
 
 
 @main.group()

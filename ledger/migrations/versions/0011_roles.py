@@ -1,4 +1,4 @@
-"""The app's own database role: DML only.
+"""The app's own database role (DML only), and the audit chain's anchors.
 
 The migrations run as the database owner; the app (api, worker, prober)
 connects as ``app_role`` (``reconciler_app`` unless ``upgrade_to_head`` is
@@ -30,9 +30,29 @@ DEFAULT_APP_ROLE = "reconciler_app"
 _ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Rows that are never changed or removed once written (receipts: but their
 # copy counter and last copy time).
-APPEND_ONLY = ("journal_entries", "postings", "audit_log", "receipts")
+APPEND_ONLY = ("journal_entries", "postings", "audit_log", "audit_anchors", "receipts")
 # The only table whose rows the app deletes (expired webhook nonces).
 DELETABLE = ("webhook_nonces",)
+
+ANCHORS = r"""
+-- A keyed MAC over the audit chain's head, written now and then by the worker
+-- (ledger.core.audit_anchor). The key is never in the database: someone who
+-- rewrites the log and recomputes its plain SHA-256 chain cannot make these
+-- match again.
+CREATE TABLE audit_anchors (
+    id           bigserial PRIMARY KEY,
+    row_id       bigint NOT NULL CHECK (row_id > 0),
+    row_hash     text NOT NULL CHECK (row_hash ~ '^[0-9a-f]{64}$'),
+    key_id       text NOT NULL CHECK (key_id ~ '^[0-9a-f]{16}$'),
+    mac          text NOT NULL CHECK (mac ~ '^[0-9a-f]{64}$'),
+    anchored_at  timestamptz NOT NULL
+);
+CREATE INDEX audit_anchors_row ON audit_anchors (row_id);
+CREATE TRIGGER audit_anchors_immutable BEFORE UPDATE OR DELETE ON audit_anchors
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER audit_anchors_no_truncate BEFORE TRUNCATE ON audit_anchors
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+"""
 
 
 def _role() -> str:
@@ -86,9 +106,11 @@ def _fill(template: str, role: str) -> str:
 
 
 def upgrade() -> None:
+    op.execute(ANCHORS)
     op.execute(_fill(GRANTS, _role()))
 
 
 def downgrade() -> None:
     # The role itself stays: it is cluster-wide, other databases may use it.
     op.execute(_fill(REVOKES, _role()))
+    op.execute("DROP TABLE audit_anchors")
