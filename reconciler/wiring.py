@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 from temporalio.client import Client
+from temporalio.service import TLSConfig
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.factory import build_adapter
@@ -106,8 +107,49 @@ def saga_config(settings: Settings) -> SagaConfig:
     )
 
 
+TLS_FILE_BYTES_MAX = 64 * 1024
+
+
+def temporal_tls(settings: Settings) -> TLSConfig | bool:
+    """Mutual TLS to Temporal from the RECONCILER_TEMPORAL_TLS_* files, or
+    False (plain gRPC: the embedded dev server). Read once, at start."""
+    paths = {
+        "RECONCILER_TEMPORAL_TLS_CA_PATH": settings.temporal_tls_ca_path,
+        "RECONCILER_TEMPORAL_TLS_CERT_PATH": settings.temporal_tls_cert_path,
+        "RECONCILER_TEMPORAL_TLS_KEY_PATH": settings.temporal_tls_key_path,
+    }
+    if not any(paths.values()):
+        return False
+    pem: dict[str, bytes] = {}
+    for name, path in paths.items():
+        if path is None:
+            raise TemporalTLSError(f"{name} is not set (mutual TLS needs all three files)")
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(TLS_FILE_BYTES_MAX + 1)
+        except OSError as err:
+            raise TemporalTLSError(f"{name}: cannot read {path}: {err}") from err
+        if len(data) > TLS_FILE_BYTES_MAX or b"-----BEGIN " not in data:
+            raise TemporalTLSError(f"{name}: {path} is not a PEM file")
+        pem[name] = data
+    return TLSConfig(
+        server_root_ca_cert=pem["RECONCILER_TEMPORAL_TLS_CA_PATH"],
+        client_cert=pem["RECONCILER_TEMPORAL_TLS_CERT_PATH"],
+        client_private_key=pem["RECONCILER_TEMPORAL_TLS_KEY_PATH"],
+        domain=settings.temporal_tls_server_name,
+    )
+
+
+class TemporalTLSError(Exception):
+    """The Temporal TLS settings name files that cannot be used."""
+
+
 async def connect_temporal(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=temporal_tls(settings),
+    )
 
 
 AUDIT_KEY_FILE = "audit-key"

@@ -37,11 +37,12 @@ def load_settings() -> Settings:
 
 @contextlib.contextmanager
 def refused_at_start() -> Iterator[None]:
-    """A service that cannot start for want of a key says which, in one
-    line, instead of a traceback."""
+    """A service that cannot start for want of a key or a certificate says
+    which, in one line, instead of a traceback."""
     from ledger.receipts.signing import SigningKeyError
+    from reconciler.wiring import TemporalTLSError
 
     try:
         yield
-    except SigningKeyError as err:
+    except (SigningKeyError, TemporalTLSError) as err:
         raise click.ClickException(str(err)) from None

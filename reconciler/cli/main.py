@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.audit_commands import audit
+from reconciler.cli.certs import certs
 from reconciler.cli.context import load_settings, refused_at_start
 from reconciler.cli.keys import keys
 from reconciler.cli.recon import recon
@@ -32,6 +33,7 @@ def main() -> None:
 main.add_command(recon)
 main.add_command(keys)
 main.add_command(audit)
+main.add_command(certs)
 
 
 @main.command()
