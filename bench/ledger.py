@@ -176,6 +176,7 @@ async def bench_lookup(db_url: str, engine: AsyncEngine, seconds: float) -> dict
         "RECONCILER_BANKS": json.dumps({"sgbank": {"protocol": "rest", "url": dead_bank}}),
         "RECONCILER_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "RECONCILER_LOG_LEVEL": "warning",
+        "RECONCILER_ENV": "dev",
     }
     with tempfile.TemporaryDirectory() as tmp:
         env["RECONCILER_DATA_DIR"] = tmp

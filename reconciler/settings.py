@@ -2,6 +2,16 @@
 
 Settings are built once in the composition root (the CLI) and passed down;
 nothing below ``reconciler`` reads the environment.
+
+``RECONCILER_ENV`` is the deployment mode: ``production`` (the default, what
+``reconciler api|worker|prober`` run as) or ``dev`` (set by ``reconciler dev``
+and the test stacks). In production every secret that is set must be at least
+``SECRET_BYTES_MIN`` bytes long and must not be a value this repository ever
+published (``reconciler.secret_rules``); keys are never generated on the fly.
+A secret is any setting typed ``SecretStr`` or named ``*_secret``, ``*_key``,
+``*_password`` or ``*_token``, every bank's webhook secret, and the password
+in ``RECONCILER_DATABASE_URL``: declare a new secret that way and the check
+covers it.
 """
 
 from __future__ import annotations
@@ -9,12 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.money import AMOUNT_VND_MAX
+from reconciler.secret_rules import production_secret_problems
 
 MAX_AMOUNT_VND_DEFAULT = 1_000_000_000
+Environment = Literal["production", "dev"]
+# A PostgreSQL role name we can quote without surprises.
+DB_ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 
 
 class BankSettings(BaseModel):
@@ -32,6 +46,8 @@ class BankSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECONCILER_", env_nested_delimiter="__")
 
+    env: Environment = "production"
+
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/reconciler"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     temporal_address: str = "127.0.0.1:7233"
@@ -47,8 +63,33 @@ class Settings(BaseSettings):
     max_amount_vnd: int = Field(default=MAX_AMOUNT_VND_DEFAULT, ge=1, le=AMOUNT_VND_MAX)
 
     data_dir: Path = Path(".data")
-    receipt_signing_key_path: Path | None = None
-    receipt_signing_key_b64: str | None = None
+    # Receipt keys (ledger.receipts.keyring). The worker signs with the private
+    # seed of the current key; the API verifies with public keys only (the
+    # current one and every retired one, base64url, a JSON list). Or both from
+    # a keyring directory (`reconciler keys rotate --dir`); dev: DATA_DIR/receipt-keys.
+    receipt_signing_key_b64: SecretStr | None = None
+    receipt_public_keys: list[str] = Field(default_factory=list, max_length=100)
+    receipt_keys_dir: Path | None = None
+    # The key of the citizen's signed PDF link (HMAC with an expiry).
+    receipt_link_key: SecretStr | None = None
+    # HMAC key anchoring the audit chain (ledger.core.audit_anchor); the worker
+    # anchors the head this often. Never stored in the database.
+    audit_key: SecretStr | None = None
+    audit_anchor_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+
+    # The role the app (api, worker, prober) connects as: DML only, created and
+    # granted by the migrations, which run as the database owner. `reconciler
+    # migrate` sets its password when RECONCILER_DB_APP_PASSWORD is given.
+    db_app_role: str = Field(default="reconciler_app", pattern=DB_ROLE_PATTERN)
+    db_app_password: SecretStr | None = None
+
+    # Temporal over mutual TLS: the CA that signed the server's certificate,
+    # our client certificate and key (PEM files), and the name the server's
+    # certificate carries. All unset: plain gRPC (the embedded dev server).
+    temporal_tls_ca_path: Path | None = None
+    temporal_tls_cert_path: Path | None = None
+    temporal_tls_key_path: Path | None = None
+    temporal_tls_server_name: str | None = Field(default=None, max_length=253)
 
     banks: dict[str, BankSettings] = Field(default_factory=dict)
 
@@ -99,3 +140,18 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        """Production refuses published and short secrets, naming the setting."""
+        if self.env == "production":
+            problems = production_secret_problems(self)
+            if problems:
+                raise ValueError("; ".join(problems))
+        tls = (self.temporal_tls_ca_path, self.temporal_tls_cert_path, self.temporal_tls_key_path)
+        if any(tls) and not all(tls):
+            raise ValueError(
+                "RECONCILER_TEMPORAL_TLS_CA_PATH, _CERT_PATH and _KEY_PATH go together "
+                "(mutual TLS needs all three)"
+            )
+        return self

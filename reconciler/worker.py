@@ -21,6 +21,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from ledger.core.postings import ensure_bank_accounts
 from ledger.payments import in_doubt_summary
+from ledger.receipts.signing import SigningKeyError
 from observability.metrics import (
     payments_in_doubt,
     payments_in_doubt_oldest_seconds,
@@ -28,10 +29,17 @@ from observability.metrics import (
 )
 from observability.metrics_server import MetricsServer
 from reconciler import recon_wiring
+from reconciler.audit_anchoring import anchor_audit_head
 from reconciler.db import create_engine
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
-from reconciler.wiring import build_adapters, connect_temporal, load_signer, saga_config
+from reconciler.wiring import (
+    audit_key,
+    build_adapters,
+    connect_temporal,
+    load_signer,
+    saga_config,
+)
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.disputes.workflow import DisputeWorkflow
 from workflows.interceptors import ActivityInterceptor
@@ -139,7 +147,14 @@ def housekeeping(
             timedelta(seconds=settings.sweeper_interval_seconds),
         )
 
+    key = audit_key(settings, create=True)
+    assert key is not None, "run_worker checks the audit key first"
     return [
+        _every(
+            "audit-anchor",
+            settings.audit_anchor_interval_seconds,
+            lambda: anchor_audit_head(engine, key),
+        ),
         _every("sweeper", settings.sweeper_interval_seconds, sweep),
         _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url)),
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),
@@ -150,6 +165,10 @@ def housekeeping(
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    # Production never makes keys up: both must be configured, or no start.
+    signer = load_signer(settings)
+    if audit_key(settings, create=True) is None:
+        raise SigningKeyError("no audit key: set RECONCILER_AUDIT_KEY (openssl rand -base64 32)")
     engine = create_engine(settings, pre_ping=False)
     stop = stop or asyncio.Event()
     metrics_server = MetricsServer(settings.api_host, settings.worker_metrics_port)
@@ -164,7 +183,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 PaymentDeps(
                     engine=engine,
                     adapters=adapters,
-                    signer=load_signer(settings),
+                    signer=signer,
                     public_base_url=settings.public_base_url,
                 )
             )

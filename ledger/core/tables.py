@@ -229,6 +229,18 @@ audit_head = Table(
     Column("last_hash", Text, nullable=False),
 )
 
+# A keyed MAC over the chain's head, now and then (0011, ledger.core.audit_anchor).
+audit_anchors = Table(
+    "audit_anchors",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("row_id", BigInteger, nullable=False),
+    Column("row_hash", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Column("anchored_at", DateTime(timezone=True), nullable=False),
+)
+
 approvals = Table(
     "approvals",
     metadata,

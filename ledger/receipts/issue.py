@@ -13,6 +13,12 @@ concurrent issuers cannot deadlock each other.
 The signed payload is stored twice: as ``payload`` (jsonb, for queries) and
 as ``payload_canonical`` (the exact signed text). ``verify_receipts`` checks
 that both agree and that the signature holds.
+
+The payload names its signing key (``kid``), so a verifier holding the current
+and retired public keys picks the right one. Receipts issued before the kid
+was signed in carry none: they are checked under the row's ``key_id``, which
+every receipt has stored since the first schema (it is the same fingerprint,
+and a signature cannot be made to verify under another key).
 """
 
 from __future__ import annotations
@@ -366,7 +372,7 @@ async def issue_new_receipt(
         series = await _claim_series(conn, facts.issuing_unit, year)
         number = int((await conn.execute(_NEXT_NUMBER, {"series": series})).scalar_one())
     assert number >= 1
-    payload = _payload(facts, series, number, issued_at)
+    payload = _payload(facts, series, number, issued_at, signer.key_id)
     canonical = canonical_json(payload)
     receipt = Receipt(
         series=series,
@@ -396,9 +402,12 @@ async def issue_new_receipt(
     return receipt
 
 
-def _payload(facts: ReceiptFacts, series: str, number: int, issued_at: datetime) -> dict[str, Any]:
-    """What the receipt says, and what is signed."""
+def _payload(
+    facts: ReceiptFacts, series: str, number: int, issued_at: datetime, kid: str
+) -> dict[str, Any]:
+    """What the receipt says, and what is signed (with the key that signs it)."""
     return {
+        "kid": kid,
         "series": series,
         "number": number,
         "issued_at": issued_at.isoformat(),
@@ -488,6 +497,8 @@ def receipt_problems(receipt: Receipt, verifier: ReceiptVerifier) -> tuple[str, 
             "payment_id": str(receipt.payment_id),
             "issued_at": receipt.issued_at.astimezone(UTC).isoformat(),
         }
+        if "kid" in signed:
+            expected["kid"] = receipt.key_id
         differing = sorted(k for k, v in expected.items() if signed.get(k) != v)
         if differing:
             problems.append(f"signed payload does not match the row: {', '.join(differing)}")

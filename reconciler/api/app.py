@@ -30,7 +30,7 @@ from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine, create_read_engine
 from reconciler.settings import Settings
-from reconciler.wiring import load_signer, saga_config
+from reconciler.wiring import load_verifier, saga_config, temporal_tls
 
 log = structlog.get_logger(__name__)
 
@@ -90,9 +90,10 @@ def create_app(
         settings.temporal_address,
         settings.temporal_namespace,
         settings.temporal_connect_timeout_seconds,
+        tls=temporal_tls(settings),
     )
     app[SAGA] = saga_config(settings)
-    app[VERIFIER] = verifier or load_signer(settings).verifier()
+    app[VERIFIER] = verifier or load_verifier(settings)
     app[TOKEN_CACHE] = token_cache if token_cache is not None else TokenCache()
 
     async def database(app: web.Application) -> AsyncIterator[None]:

@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol
 
 import structlog
 
+from ledger.migrations import DEFAULT_APP_ROLE as APP_ROLE
 from reconciler.devstack.ports import free_port
 from reconciler.devstack.postgres import EmbeddedPostgres
 from reconciler.devstack.process import ComponentFailedError, ManagedProcess
@@ -183,7 +184,10 @@ class DevStack:
         env = dict(os.environ)
         env.update(
             {
-                "RECONCILER_DATABASE_URL": self.postgres.info.url(),
+                # The services connect as the app's role (DML only); the
+                # migrations ran as the superuser.
+                "RECONCILER_DATABASE_URL": self.postgres.info.as_user(APP_ROLE).url(),
+                "RECONCILER_ENV": "dev",
                 "RECONCILER_TEMPORAL_ADDRESS": self.temporal.info.address,
                 "RECONCILER_DATA_DIR": str(self.data_dir),
                 "RECONCILER_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.api_port}",

@@ -33,7 +33,8 @@ async def make_token(engine: AsyncEngine, role: str, name: str | None = None) ->
 async def api_client(
     engine: AsyncEngine, db_url: str, **overrides: object
 ) -> AsyncIterator[TestClient[object, object]]:
-    settings = Settings(database_url=db_url, **overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {"env": "dev", "database_url": db_url, **overrides}
+    settings = Settings(**values)  # type: ignore[arg-type]
     app = create_app(settings, engine=engine)
     async with TestClient(TestServer(app)) as client:
         yield client

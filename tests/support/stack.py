@@ -263,6 +263,7 @@ async def saga_stack(
         stack.callback(api_socket.close)
         sims = await _start_simulators(stack, tmp_path, api_url, secret)
         settings = Settings(
+            env="dev",
             database_url=db_url,
             temporal_address=temporal_address,
             task_queue=task_queue,

@@ -63,6 +63,7 @@ async def api(engine: AsyncEngine, db_url: str) -> AsyncIterator[Api]:
     # A bank nobody listens on: the evidence must say so, not fail.
     down = f"http://127.0.0.1:{free_port()}"
     settings = Settings(
+        env="dev",
         database_url=db_url,
         banks={"sgbank": {"protocol": "rest", "url": down}},  # type: ignore[dict-item]
         evidence_bank_timeout_seconds=2.0,

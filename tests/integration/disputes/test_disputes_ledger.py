@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -182,9 +183,12 @@ async def test_a_debit_already_in_suspense_is_refunded_out_of_it(engine: AsyncEn
     assert cached["suspense"] == cached["bank:sgbank:clearing"] == 0
 
 
-def test_cli_audit_verify_lists_the_broken_rows(db_url: str) -> None:
+def test_cli_audit_verify_lists_the_broken_rows(
+    db_url: str, owner_db_url: str, tmp_path: Path
+) -> None:
     async def setup(tamper: bool) -> None:
-        engine = create_async_engine(db_url)
+        # Tampering needs the owner's rights (the app's role cannot disable triggers).
+        engine = create_async_engine(owner_db_url if tamper else db_url)
         try:
             if tamper:
                 async with engine.begin() as conn:
@@ -202,7 +206,12 @@ def test_cli_audit_verify_lists_the_broken_rows(db_url: str) -> None:
 
     asyncio.run(setup(tamper=False))
     runner = CliRunner()
-    env = {"RECONCILER_DATABASE_URL": db_url, "RECONCILER_LOG_LEVEL": "warning"}
+    env = {
+        "RECONCILER_DATABASE_URL": db_url,
+        "RECONCILER_LOG_LEVEL": "warning",
+        "RECONCILER_ENV": "dev",
+        "RECONCILER_DATA_DIR": str(tmp_path),
+    }
     intact = runner.invoke(main, ["audit", "verify"], env=env)
     assert intact.exit_code == 0, intact.output
     assert "checked 3 audit rows" in intact.output

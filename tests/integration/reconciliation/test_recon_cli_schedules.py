@@ -79,6 +79,7 @@ async def test_reconciler_recon_run_with_a_file(recon_stack: ReconStack, tmp_pat
         "RECONCILER_TASK_QUEUE": saga.settings.task_queue,
         "RECONCILER_BANKS": json.dumps({b: s.model_dump() for b, s in saga.settings.banks.items()}),
         "RECONCILER_LOG_LEVEL": "warning",
+        "RECONCILER_ENV": "dev",
     }
     args = [
         "recon",
