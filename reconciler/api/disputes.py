@@ -30,11 +30,11 @@ from bank_adapters.base import BankAdapter
 from domain.formats import ACCOUNT_RE, BANK_REF_RE
 from ledger import disputes as ds
 from ledger.core import approvals as ap
-from ledger.core.audit import AuditEntry, append_audit
-from ledger.core.checks import check_choice, check_object
+from ledger.core.audit import AuditEntry
+from ledger.core.checks import check_choice, check_object, check_reason
 from ledger.core.errors import ValidationError
 from reconciler.api.auth import require
-from reconciler.api.errors import ApiError, read_json
+from reconciler.api.errors import read_json
 from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
 from reconciler.api.params import page_limit, path_id, query_after_id
 from reconciler.api.views import json_response, payment_view_json
@@ -211,8 +211,8 @@ async def create_dispute(request: web.Request) -> web.Response:
         await read_json(request), list(settings.banks), settings.max_amount_vnd, now
     )
     async with request.app[ENGINE].begin() as conn:
-        dispute = await ds.open_dispute(conn, inp, principal.name, now)
-    log.info("dispute.opened", dispute_id=dispute.id, bank=dispute.bank, by=principal.name)
+        dispute = await ds.open_dispute(conn, inp, principal.actor, now)
+    log.info("dispute.opened", dispute_id=dispute.id, bank=dispute.bank, by=principal.actor)
     return json_response(await _evidence(request, dispute.id), status=201)
 
 
@@ -257,14 +257,14 @@ async def resolve_dispute(request: web.Request) -> web.Response:
         raise ValidationError("reason", "is required: say why")
     async with request.app[ENGINE].begin() as conn:
         if action == "reject":
-            dispute = await ds.reject_dispute(conn, dispute_id, reason, principal.name, now)
+            dispute = await ds.reject_dispute(conn, dispute_id, reason, principal.actor, now)
             return json_response({"dispute": dispute_json(dispute), "approval": None})
         dispute, approval = await ds.request_resolution(
             conn,
             dispute_id,
             action,
             reason,
-            principal.name,
+            principal.actor,
             now,
             bank_ref=body.get("bank_ref"),
             payer_account=body.get("payer_account"),
@@ -337,31 +337,29 @@ async def get_approval(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
+    """The decision of a person, never the requester (nor through a
+    credential the requester issued them). Every check comes before any
+    write: a refused decision leaves no trace but a log line."""
     principal = require(request, "approvals:decide")
     approval_id = path_id(request, "approval_id")
     body: Any = await read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise ValidationError("body", 'may only hold {"reason": "..."}')
+    check_reason("reason", body.get("reason"), required=not approve)
     now = datetime.now(UTC)
-    engine = request.app[ENGINE]
     try:
-        async with engine.begin() as conn:
+        async with request.app[ENGINE].begin() as conn:
+            # No lock here: who asked never changes, and the dispute row must be
+            # locked before the approval (ledger.core.approvals, lock order).
+            current = await ap.get_approval(conn, approval_id)
+            ap.check_not_requester(current, principal.actor, principal.vouched_by)
             approval = await ds.decide_approval(
-                conn, approval_id, approve, principal.name, body.get("reason"), now
+                conn, approval_id, approve, principal.actor, body.get("reason"), now
             )
-    except ap.SameApproverError as err:
-        async with engine.begin() as conn:
-            await append_audit(
-                conn,
-                actor=principal.name,
-                action="approval.self_decision_refused",
-                subject_type="approval",
-                subject_id=str(approval_id),
-                now=now,
-                detail={"approve": approve, "role": principal.role},
-            )
-        raise ApiError(403, err.code, err.message) from None
-    signalled = await _deliver(request, approval, principal.name)
+    except ap.SameApproverError:
+        log.warning("approval.self_decision_refused", approval_id=approval_id, by=principal.actor)
+        raise
+    signalled = await _deliver(request, approval, principal.actor)
     return json_response({**approval_json(approval), "workflow_signalled": signalled})
 
 

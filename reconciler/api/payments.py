@@ -53,7 +53,7 @@ async def create_payment(request: web.Request) -> web.Response:
     async with request.app[ENGINE].begin() as conn:
         fine = await get_fine(conn, decision_number)
         client_key = pay.ClientKey(
-            principal.name,
+            principal.actor,
             key,
             pay.request_hash(
                 {"decision_key": fine.decision_key, "bank": bank, "payer_account": account}
