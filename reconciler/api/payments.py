@@ -15,7 +15,7 @@ from ledger import payments as pay
 from ledger.core.checks import check_object
 from ledger.core.errors import ValidationError
 from ledger.fines import get_fine
-from reconciler.api.auth import require
+from reconciler.api.auth import check_unit, require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.params import path_uuid
@@ -97,10 +97,11 @@ async def _start(request: web.Request, payment: pay.Payment) -> None:
 
 
 async def get_payment(request: web.Request) -> web.Response:
-    require(request, "payments:read")
+    principal = require(request, "payments:read")
     payment_id = path_uuid(request, "payment_id", "a payment id")
     async with request.app[ENGINE].connect() as conn:
         view = await pay.payment_view(conn, payment_id)
+    check_unit(principal, view.payment.issuing_unit, f"no payment {payment_id}")
     return json_response(payment_view_json(request.app[SETTINGS].public_base_url, view))
 
 
