@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     # A refund or manual match of a discrepancy waits this long for approval.
     recon_approval_timeout_seconds: float = Field(default=3 * 86400.0, gt=0, le=30 * 86400)
 
+    # Staff identity (ledger/access): login tokens, API tokens, lock-out and
+    # the API's in-memory login throttle (per client address and per name).
+    login_token_hours: float = Field(default=8.0, gt=0, le=24)
+    login_lock_failures: int = Field(default=10, ge=1, le=1000)
+    login_lock_window_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    login_lock_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    login_throttle_window_seconds: float = Field(default=300.0, gt=0, le=86400)
+    login_failures_per_address: int = Field(default=30, ge=1, le=10_000)
+    login_failures_per_username: int = Field(default=5, ge=1, le=10_000)
+    argon2_concurrency: int = Field(default=2, ge=1, le=64)
+
     # Where "receipt issued" notices go (the portal); unset: logged only.
     notify_url: str | None = None
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -80,17 +80,6 @@ fines = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("name", Text, nullable=False, unique=True),
-    Column("token_hash", Text, nullable=False, unique=True),
-    Column("role", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True)),
-)
-
 users = Table(
     "users",
     metadata,
@@ -101,6 +90,61 @@ users = Table(
     Column("role", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("disabled_at", DateTime(timezone=True)),
+    # --- 0008: unit scope, lock-out, who set the password
+    Column("units", ARRAY(Text), nullable=False),
+    Column("failed_logins", Integer, nullable=False),
+    Column("failed_since", DateTime(timezone=True)),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("created_by", Text),
+    Column("password_set_at", DateTime(timezone=True)),
+    Column("password_set_by", Text),
+)
+
+# --- 0008: service accounts, owned and expiring tokens, console sessions ----
+
+service_accounts = Table(
+    "service_accounts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+# Owned by exactly one of a user or a service account; the role is the owner's.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("user_id", BigInteger, ForeignKey("users.id")),
+    Column("service_account_id", BigInteger, ForeignKey("service_accounts.id")),
+    Column("kind", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_by", Text),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("id_hash", Text, nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("csrf_secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("idle_timeout_seconds", Integer, nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("client", Text, nullable=False),
 )
 
 payments = Table(

@@ -12,20 +12,24 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.access import PasswordChecker
 from ledger.receipts.signing import ReceiptVerifier
 from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
 from reconciler.api import (
     disputes,
     fines,
+    identity,
     operations,
     payments,
     receipts,
     reconciliations,
+    staff,
     webhooks,
 )
 from reconciler.api.auth import TOKEN_CACHE, TokenCache, auth_middleware
 from reconciler.api.errors import Handler, error_middleware, error_response
 from reconciler.api.keys import ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
+from reconciler.api.login_throttle import LOGIN_THROTTLE, FailureWindow, LoginThrottle
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine, create_read_engine
@@ -95,6 +99,12 @@ def create_app(
     app[SAGA] = saga_config(settings)
     app[VERIFIER] = verifier or load_verifier(settings)
     app[TOKEN_CACHE] = token_cache if token_cache is not None else TokenCache()
+    app[identity.PASSWORDS] = PasswordChecker(settings.argon2_concurrency)
+    window = settings.login_throttle_window_seconds
+    app[LOGIN_THROTTLE] = LoginThrottle(
+        FailureWindow(settings.login_failures_per_address, window),
+        FailureWindow(settings.login_failures_per_username, window),
+    )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         owned = engine is None
@@ -118,4 +128,6 @@ def create_app(
     operations.add_routes(app)
     disputes.add_routes(app)
     reconciliations.add_routes(app)
+    identity.add_routes(app)
+    staff.add_routes(app)
     return app

@@ -84,10 +84,10 @@ async def post_action(request: web.Request) -> web.Response:
     discrepancy_id = path_id(request, "discrepancy_id")
     body = _body(await read_json(request))
     if body["action"] == "dismiss":
-        item = await dismiss(request, discrepancy_id, principal.name, body["reason"])
-        log.info("discrepancy.dismissed", discrepancy_id=discrepancy_id, by=principal.name)
+        item = await dismiss(request, discrepancy_id, principal.actor, body["reason"])
+        log.info("discrepancy.dismissed", discrepancy_id=discrepancy_id, by=principal.actor)
         return json_response({"discrepancy": discrepancy_json(item), "approval": None})
-    item, approval = await request_action(request, discrepancy_id, principal.name, body)
+    item, approval = await request_action(request, discrepancy_id, principal.actor, body)
     return json_response({"discrepancy": discrepancy_json(item), "approval": approval}, status=202)
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ledger.core.errors import (
     ConflictError,
+    ForbiddenError,
     IdempotencyConflictError,
     LedgerError,
     NotFoundError,
@@ -23,6 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STATUS_BY_ERROR: Final[tuple[tuple[type[LedgerError], int], ...]] = (
     (ValidationError, 400),
+    (ForbiddenError, 403),
     (NotFoundError, 404),
     (IdempotencyConflictError, 422),
     (ConflictError, 409),

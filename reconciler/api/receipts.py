@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from ledger.access import Principal
+from ledger.core.audit import append_audit
 from ledger.core.errors import NotFoundError, ValidationError
 from ledger.receipts.issue import Receipt, get_receipt, receipt_problems, record_copy, verify_url
 from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time, render_receipt_pdf
-from reconciler.api.auth import require
+from reconciler.api.auth import check_unit, require
 from reconciler.api.keys import ENGINE, SETTINGS, VERIFIER
 from reconciler.api.params import path_number
 from reconciler.api.views import full_receipt_json, json_response
@@ -28,24 +30,34 @@ def _series_number(request: web.Request) -> tuple[str, int]:
     return series, number
 
 
-async def _receipt(request: web.Request) -> Receipt:
+def _missing(series: str, number: int) -> str:
+    return f"no receipt {series}/{number}"
+
+
+async def _receipt(request: web.Request, principal: Principal) -> Receipt:
+    """The receipt, if it exists and is of a unit the caller sees (else 404)."""
     series, number = _series_number(request)
     async with request.app[ENGINE].connect() as conn:
         receipt = await get_receipt(conn, series, number)
     if receipt is None:
-        raise NotFoundError(f"no receipt {series}/{number}")
+        raise NotFoundError(_missing(series, number))
+    check_unit(principal, _unit(receipt), _missing(series, number))
     return receipt
 
 
+def _unit(receipt: Receipt) -> str:
+    return str(receipt.payload.get("issuing_unit", ""))
+
+
 async def receipt_json(request: web.Request) -> web.Response:
-    require(request, "payments:read")
-    receipt = await _receipt(request)
+    principal = require(request, "payments:read")
+    receipt = await _receipt(request, principal)
     return json_response(full_receipt_json(request.app[SETTINGS].public_base_url, receipt))
 
 
 async def receipt_pdf(request: web.Request) -> web.Response:
-    require(request, "payments:read")
-    receipt = await _receipt(request)
+    principal = require(request, "payments:read")
+    receipt = await _receipt(request, principal)
     url = verify_url(
         request.app[SETTINGS].public_base_url, receipt.series, receipt.number, receipt.signature
     )
@@ -60,11 +72,24 @@ async def receipt_pdf(request: web.Request) -> web.Response:
 
 
 async def reissue(request: web.Request) -> web.Response:
-    """A reprint: the same receipt and number, one more copy counted."""
-    require(request, "receipts:read")
+    """A reprint: the same receipt and number, one more copy counted, and an
+    audit row naming who printed which copy."""
+    principal = require(request, "receipts:reissue")
     series, number = _series_number(request)
+    now = datetime.now(UTC)
     async with request.app[ENGINE].begin() as conn:
-        receipt = await record_copy(conn, series, number, datetime.now(UTC))
+        receipt = await record_copy(conn, series, number, now)
+        # Out of scope: the copy is rolled back with this transaction.
+        check_unit(principal, _unit(receipt), _missing(series, number))
+        await append_audit(
+            conn,
+            actor=principal.actor,
+            action="receipt.reissued",
+            subject_type="receipt",
+            subject_id=f"{receipt.series}/{receipt.number}",
+            now=now,
+            detail={"copy": receipt.copies, "payment_id": str(receipt.payment_id)},
+        )
     return json_response(full_receipt_json(request.app[SETTINGS].public_base_url, receipt))
 
 

@@ -119,7 +119,7 @@ async def create_reconciliation(request: web.Request) -> web.Response:
             bank,
             day,
             trigger="api",
-            requested_by=principal.name,
+            requested_by=principal.actor,
             now=now,
         )
     except WorkflowServiceUnavailableError as err:
@@ -160,7 +160,7 @@ async def upload_statement(request: web.Request) -> web.Response:
             fmt=fmt,
             data=bytes(data),
             trigger="upload",
-            requested_by=principal.name,
+            requested_by=principal.actor,
             limits=statement_limits(settings),
             now=now,
         )

@@ -15,6 +15,7 @@ import click
 from reconciler.cli.audit_commands import audit
 from reconciler.cli.certs import certs
 from reconciler.cli.context import load_settings, refused_at_start
+from reconciler.cli.identity import tokens, users
 from reconciler.cli.keys import keys
 from reconciler.cli.recon import recon
 from reconciler.logs import configure_logging
@@ -34,6 +35,8 @@ main.add_command(recon)
 main.add_command(keys)
 main.add_command(audit)
 main.add_command(certs)
+main.add_command(users)
+main.add_command(tokens)
 
 
 @main.command()
@@ -95,71 +98,6 @@ def api(host: str | None, port: int | None) -> None:
         access_log=None,
         print=None,
     )
-
-
-@main.group()
-def tokens() -> None:
-    """API tokens."""
-
-
-@tokens.command("create")
-@click.argument("name")
-@click.option(
-    "--role",
-    type=click.Choice(["portal", "officer", "finance", "approver", "operator", "admin"]),
-    required=True,
-)
-def tokens_create(name: str, role: str) -> None:
-    """Create an API token and print it (shown only once)."""
-    from ledger.access import create_token
-
-    settings = _settings()
-
-    async def run() -> str:
-        from reconciler.db import create_engine
-
-        engine = create_engine(settings)
-        try:
-            async with engine.begin() as conn:
-                return await create_token(conn, name, role)
-        finally:
-            await engine.dispose()
-
-    click.echo(_run_domain(run))
-
-
-@main.group()
-def users() -> None:
-    """Staff users of the console."""
-
-
-@users.command("create")
-@click.argument("username")
-@click.option(
-    "--role",
-    type=click.Choice(["officer", "finance", "approver", "operator", "admin"]),
-    required=True,
-)
-@click.option("--full-name", default="")
-@click.password_option(envvar="RECONCILER_NEW_USER_PASSWORD")
-def users_create(username: str, role: str, full_name: str, password: str) -> None:
-    """Create a staff user (password prompted, or RECONCILER_NEW_USER_PASSWORD)."""
-    from ledger.access import create_user
-
-    settings = _settings()
-
-    async def run() -> str:
-        from reconciler.db import create_engine
-
-        engine = create_engine(settings)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, username, password, role, full_name)
-        finally:
-            await engine.dispose()
-        return f"user {username} created with role {role}"
-
-    click.echo(_run_domain(run))
 
 
 def _run_domain(make: object) -> str:

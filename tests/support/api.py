@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ledger.access import create_token
+from ledger.access import (
+    Owner,
+    PasswordChecker,
+    TokenKind,
+    create_user,
+    ensure_service_account,
+    issue_token,
+    user_owner,
+)
+from ledger.core.errors import NotFoundError
 from reconciler.api.app import create_app
 from reconciler.settings import Settings
 
@@ -24,9 +34,80 @@ FINE: dict[str, Any] = {
 }
 
 
-async def make_token(engine: AsyncEngine, role: str, name: str | None = None) -> str:
+# Not an argon2 hash: a user made by ``make_token`` holds a token but cannot log in.
+NO_PASSWORD = "!no-login"
+
+
+async def make_token(
+    engine: AsyncEngine, role: str, name: str | None = None, *, units: tuple[str, ...] = ()
+) -> str:
+    """An API token of the person ``name`` (default ``test-<role>``) with
+    ``role``, the user made if new; ``portal``: of the service account
+    ``name``. Two calls with one name are one person with two tokens."""
+    owner_name = name or f"test-{role}"
+    if role == "portal":
+        return await make_service_token(engine, owner_name, role)
+    now = datetime.now(UTC)
     async with engine.begin() as conn:
-        return await create_token(conn, name or f"test-{role}", role)
+        try:
+            owner = await user_owner(conn, owner_name)
+        except NotFoundError:
+            await create_user(
+                conn,
+                username=owner_name,
+                password_hash=NO_PASSWORD,
+                role=role,
+                actor="test:setup",
+                now=now,
+                units=list(units),
+            )
+            owner = await user_owner(conn, owner_name)
+        assert owner.role == role, f"{owner_name} is already a {owner.role}"
+        return await _day_token(conn, owner, owner_name, now)
+
+
+async def _day_token(conn: AsyncConnection, owner: Owner, created_by: str, now: datetime) -> str:
+    token, _ = await issue_token(
+        conn,
+        owner,
+        kind=TokenKind.API,
+        name=f"{owner.name}-token",
+        lifetime=timedelta(days=1),
+        created_by=created_by,
+        now=now,
+    )
+    return token
+
+
+async def make_service_token(engine: AsyncEngine, name: str, role: str) -> str:
+    """An API token of the service account ``name`` (made if new) with ``role``."""
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        owner = await ensure_service_account(conn, name, role, "test:setup", now)
+        return await _day_token(conn, owner, "test:setup", now)
+
+
+async def make_user(
+    engine: AsyncEngine,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    units: tuple[str, ...] = (),
+    actor: str | None = None,
+) -> None:
+    """A user who logs in with ``password`` (set by ``actor``: themself by default)."""
+    password_hash = await PasswordChecker(1).hash(password)
+    async with engine.begin() as conn:
+        await create_user(
+            conn,
+            username=username,
+            password_hash=password_hash,
+            role=role,
+            actor=actor or username,
+            now=datetime.now(UTC),
+            units=list(units),
+        )
 
 
 @asynccontextmanager

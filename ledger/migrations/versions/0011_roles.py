@@ -6,7 +6,7 @@ told otherwise by RECONCILER_DB_APP_ROLE). It may read and write rows, never
 change the schema: no DDL, no ``ALTER TABLE ... DISABLE TRIGGER`` (only an
 owner or a superuser can), no TRUNCATE, no UPDATE or DELETE on the
 append-only tables, and DELETE only where the app forgets rows by design
-(expired webhook nonces). Its password is set by ``reconciler migrate``
+(expired webhook nonces, ended sessions and login tokens). Its password is set by ``reconciler migrate``
 (``ledger.migrations.set_role_password``), never written here.
 
 Tables created by later migrations get SELECT, INSERT, UPDATE, DELETE for
@@ -14,7 +14,7 @@ the app by default privileges: a later append-only table must REVOKE what it
 does not allow (and be added to APPEND_ONLY below for the record).
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 """
 
 import re
@@ -22,7 +22,7 @@ import re
 from alembic import context, op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -31,8 +31,9 @@ _ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Rows that are never changed or removed once written (receipts: but their
 # copy counter and last copy time).
 APPEND_ONLY = ("journal_entries", "postings", "audit_log", "audit_anchors", "receipts")
-# The only table whose rows the app deletes (expired webhook nonces).
-DELETABLE = ("webhook_nonces",)
+# The only tables whose rows the app deletes: expired webhook nonces, and
+# login sessions and login tokens long past their expiry (ledger.access).
+DELETABLE = ("webhook_nonces", "sessions", "api_tokens")
 
 ANCHORS = r"""
 -- A keyed MAC over the audit chain's head, written now and then by the worker
