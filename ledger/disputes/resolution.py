@@ -42,6 +42,7 @@ from ledger.disputes.record import (
     set_status,
     workflow_id_for,
 )
+from ledger.reconciliation.discrepancies import check_decider
 
 
 def _check_confirm(dispute: Dispute, payment: pay.Payment | None, payer: str | None) -> None:
@@ -202,6 +203,9 @@ async def decide_approval(
     approved confirm/refund is executing, a rejected one leaves the dispute
     open again. Any other kind of approval is only decided here."""
     peek = await ap.get_approval(conn, approval_id)
+    # Whoever uploaded a statement line can no more approve a request about
+    # it than the requester can.
+    check_decider(peek, decided_by)
     dispute = None
     if peek.subject_type == SUBJECT_TYPE:
         dispute = await get_dispute(conn, int(peek.subject_id), for_update=True)

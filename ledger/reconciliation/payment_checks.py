@@ -47,7 +47,8 @@ SELECT :rid, :bank, :statement_date, 'missing_at_bank', p.id, p.fine_id, p.amoun
            AND p.debited_at >= :day_start AND p.debited_at < :cutoff
            {not_staged}) AS p
  WHERE NOT EXISTS (
-        SELECT 1 FROM statement_lines l WHERE l.bank = p.bank AND l.bank_ref = p.bank_ref
+        SELECT 1 FROM statement_lines l
+         WHERE l.bank = p.bank AND l.bank_ref = p.bank_ref AND NOT l.uploaded
         {per_row})
 ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 """
@@ -87,6 +88,12 @@ SELECT :rid, :bank, :statement_date, 'in_doubt_too_long', p.id, p.fine_id, p.amo
 ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 """
 
+# Only the bank's own lines show what the bank has: an uploaded line (a
+# claim) neither hides a missing debit nor closes its discrepancy, and a
+# claim's discrepancy is closed once the bank's own statement has a line
+# under its reference (that line is the one that acts). ``NOT l.uploaded``
+# is the predicate of the unique index on the bank's lines: the same lookups.
+#
 # Per open discrepancy, a lookup or two by index: each EXISTS is a subplan of
 # its own (``OFFSET 0``), run with the discrepancy's ids as parameters, so the
 # planner can only look them up by unique index, whatever the statistics say.
@@ -103,12 +110,20 @@ UPDATE discrepancies d
        resolution = CASE d.kind
            WHEN 'missing_at_bank' THEN 'the bank''s statement now has the debit'
            WHEN 'in_doubt_too_long' THEN 'the payment is no longer in doubt'
+           WHEN 'unconfirmed' THEN 'the bank''s own statement has this reference: its line'
+                                   || ' is the one that counts'
            ELSE 'the duplicate debit was refunded automatically' END
  WHERE d.bank = :bank AND d.status = 'open' AND (
        (d.kind = 'missing_at_bank' AND EXISTS (
             SELECT 1 FROM payments p
-              JOIN statement_lines l ON l.bank = p.bank AND l.bank_ref = p.bank_ref
+              JOIN statement_lines l
+                ON l.bank = p.bank AND l.bank_ref = p.bank_ref AND NOT l.uploaded
              WHERE p.id = d.payment_id OFFSET 0))
+    OR (d.kind = 'unconfirmed' AND EXISTS (
+            SELECT 1 FROM statement_lines c
+              JOIN statement_lines l
+                ON l.bank = c.bank AND l.bank_ref = c.bank_ref AND NOT l.uploaded
+             WHERE c.id = d.statement_line_id OFFSET 0))
     OR (d.kind = 'in_doubt_too_long' AND EXISTS (
             SELECT 1 FROM payments p
              WHERE p.id = d.payment_id AND p.status NOT IN ('initiated', 'verifying')

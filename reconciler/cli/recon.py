@@ -105,6 +105,7 @@ async def _reconcile(
     wait: bool,
     timeout_seconds: int,
 ) -> dict[str, Any]:
+    import getpass
     from dataclasses import asdict
     from datetime import UTC, datetime
 
@@ -129,7 +130,8 @@ async def _reconcile(
                 fmt=StatementFormat(fmt),
                 data=data,
                 trigger="cli",
-                requested_by="cli",
+                # The uploader, as the audit log names them: whoever runs this.
+                requested_by=f"cli:{getpass.getuser()}",
                 limits=statement_limits(settings),
                 now=now,
             )
