@@ -19,11 +19,10 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Text, cast, false, func, literal, select, text, update
+from sqlalchemy import ARRAY, Text, cast, false, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.business_time import VIETNAM_TZ_NAME
 from domain.formats import is_account
 from domain.keys import suspense_key
 from ledger.core import tables as t
@@ -117,46 +116,6 @@ _DISCREPANCY: Final = select(
     _d.outerjoin(_l, _l.c.id == _d.c.statement_line_id).outerjoin(_f, _f.c.id == _d.c.fine_id)
 )
 _discrepancy: Final[Callable[[Any], Discrepancy]] = row_mapper(Discrepancy)
-
-
-# The statement date of a saga-raised discrepancy is the Vietnamese business
-# day the payment began: the day whose statement should have settled it.
-_IN_DOUBT_FROM_SAGA: Final = """
-INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
-                           amount_vnd, detail, created_at, updated_at)
-SELECT NULL, p.bank, (p.created_at AT TIME ZONE :tz)::date, 'in_doubt_too_long',
-       p.id, p.fine_id, p.amount_vnd,
-       jsonb_build_object('status', p.status, 'since', p.created_at, 'channel', p.channel,
-                          'verifying_for_seconds', CAST(:seconds AS bigint),
-                          'raised_by', 'payment saga'),
-       :now, :now
-  FROM payments p
- WHERE p.id = :payment_id AND p.status IN ('initiated', 'verifying')
-ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
-RETURNING id
-"""
-
-
-async def open_in_doubt_discrepancy(
-    conn: AsyncConnection, payment_id: UUID, verifying_for_seconds: int, now: datetime
-) -> int | None:
-    """The payment saga's 'in doubt too long' discrepancy for finance (the
-    payment keeps being verified). Idempotent: one per payment, shared with
-    the one a reconciliation run opens; none once the payment is decided.
-    Returns the id of the discrepancy opened now, if any. It resolves itself
-    when a later reconciliation of the bank finds the payment decided."""
-    opened = (
-        await conn.execute(
-            text(_IN_DOUBT_FROM_SAGA),
-            {
-                "payment_id": payment_id,
-                "seconds": verifying_for_seconds,
-                "now": now,
-                "tz": VIETNAM_TZ_NAME,
-            },
-        )
-    ).scalar_one_or_none()
-    return int(opened) if opened is not None else None
 
 
 async def get_discrepancy(
