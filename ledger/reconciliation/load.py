@@ -34,7 +34,10 @@ What it is (exactly one class per line):
   one is recorded and refunded by the external-debit workflow, anything else
   goes to finance;
 * ``amount_mismatch``: identified, but the amount differs beyond tolerance;
-* ``unknown``: nothing identifies it.
+* ``unknown``: nothing identifies it;
+* ``unconfirmed``: a line of a file a person uploaded that would be any of
+  the above but ``matched``: a claim, which acts on nothing and holds no
+  money until the bank confirms it (``claims``).
 
 Every line that is neither matched nor healed opens one discrepancy. Money the
 ledger has not booked and no saga step will book (unknown, mismatched,

@@ -106,6 +106,14 @@ ALTER TABLE discrepancies DROP CONSTRAINT discrepancies_kind_check;
 ALTER TABLE discrepancies ADD CONSTRAINT discrepancies_kind_check CHECK (kind IN
     ('duplicate', 'missing_at_bank', 'amount_mismatch', 'unknown', 'in_doubt_too_long'));
 ALTER TABLE reconciliations DROP COLUMN unconfirmed;
+-- An uploaded file whose hash is a fetched statement's of the same day cannot
+-- keep it under the old constraint: its recorded hash is made distinct.
+UPDATE statement_imports u
+   SET content_sha256 = encode(sha256(convert_to(u.content_sha256 || '-upload', 'UTF8')), 'hex')
+ WHERE u.source = 'upload' AND EXISTS (
+       SELECT 1 FROM statement_imports f
+        WHERE f.source = 'fetch' AND f.bank = u.bank AND f.statement_date = u.statement_date
+          AND f.content_sha256 = u.content_sha256);
 ALTER TABLE statement_imports DROP CONSTRAINT statement_imports_one_per_content;
 ALTER TABLE statement_imports ADD CONSTRAINT statement_imports_bank_statement_date_content_sha256_key
     UNIQUE (bank, statement_date, content_sha256);
