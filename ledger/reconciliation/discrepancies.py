@@ -44,7 +44,8 @@ from ledger.core.postings import (
     reverse_entry,
 )
 from ledger.core.rows import field_names, row_mapper
-from ledger.fines import get_fine
+from ledger.fines import fine_status, get_fine
+from ledger.payments import UNKNOWN_PAYER
 
 DISCREPANCY_KINDS: Final = (
     "duplicate",
@@ -365,10 +366,15 @@ async def request_manual_match(
             f"fine {fine.decision_number} is {fine.amount_vnd} đồng but the bank received "
             f"{held.amount_vnd}: request a refund instead"
         )
+    if held.uploaded_by is not None and await fine_status(conn, fine.id) != "unpaid":
+        raise DiscrepancyActionError(
+            f"fine {fine.decision_number} is not unpaid: an uploaded line matched to it would "
+            "be a second payment to send back, and an uploaded file never moves money out"
+        )
     details: dict[str, Any] = {
         "decision_key": fine.decision_key,
         "decision_number": fine.decision_number,
-        "payer_account": (held.uploaded_by is None and held.counterparty) or "unknown",
+        "payer_account": (held.uploaded_by is None and held.counterparty) or UNKNOWN_PAYER,
     }
     if held.uploaded_by is not None:
         details["uploaded_by"] = held.uploaded_by

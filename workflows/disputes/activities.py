@@ -39,8 +39,6 @@ from workflows.payment.types import OutcomeKind
 log = structlog.get_logger(__name__)
 
 ACTOR: Final = "system:dispute"
-# The payer of a debit whose statement line names no account.
-UNKNOWN_PAYER: Final = "unknown"
 
 
 class StillPendingError(Exception):
@@ -210,7 +208,7 @@ class DisputeActivities:
                 bank_ref=bank_ref,
                 decision_key=dispute.decision_key,
                 amount_vnd=record.amount_vnd,
-                payer_account=record.payer_account or UNKNOWN_PAYER,
+                payer_account=record.payer_account or pay.UNKNOWN_PAYER,
                 cause=f"dispute {dispute.id}: debit confirmed by finance "
                 f"({approval.requested_by}, approved by {approval.decided_by}); "
                 f"the bank's record: {record.source}",

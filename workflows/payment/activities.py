@@ -298,6 +298,7 @@ class PaymentActivities:
             )
         if payment.status != "succeeded" or payment.settles_fine or payment.bank_ref is None:
             raise InvalidTransitionError(f"payment {payment.id} is not a refundable duplicate")
+        unknown_payer = payment.payer_account == pay.UNKNOWN_PAYER
         request = bt.RefundRequest(
             idempotency_key=f"rf-{payment.id.hex}",
             amount_vnd=payment.amount_vnd,
@@ -306,9 +307,24 @@ class PaymentActivities:
                 payment.debit_key if payment.channel in pay.DRIVEN_CHANNELS else None
             ),
             original_bank_ref=payment.bank_ref,
-            payee_account=payment.payer_account,
+            # No account is made up: the bank refunds its own debit, or the
+            # refund waits for finance (below).
+            payee_account=None if unknown_payer else payment.payer_account,
         )
-        outcome = to_outcome(await self._adapter(payment.bank).refund(request))
+        try:
+            outcome = to_outcome(await self._adapter(payment.bank).refund(request))
+        except bt.InvalidRequestError as err:
+            if not unknown_payer:
+                raise
+            async with self._engine.begin() as conn:
+                await pay.note_event(
+                    conn,
+                    payment.id,
+                    f"refund not sent: no record of the bank's names the payer ({err}); "
+                    "finance must act",
+                    self._now(),
+                )
+            return wt.RefundResult(False, wt.BankOutcome(Kind.DECLINED, reason=str(err)))
         if outcome.kind == Kind.SUCCEEDED:
             async with self._engine.begin() as conn:
                 changed = await pay.mark_refunded(

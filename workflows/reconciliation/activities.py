@@ -53,7 +53,6 @@ from workflows.reconciliation import types as rt
 log = structlog.get_logger(__name__)
 
 ACTIONS_CONCURRENCY_DEFAULT: Final = 16
-UNKNOWN_PAYER: Final = "unknown"
 SUSPENSE_BATCH: Final = 500
 # A million unidentified lines at most per load; the rest waits for the next.
 SUSPENSE_BATCHES_MAX: Final = 2_000
@@ -79,7 +78,7 @@ class ReconDeps:
 
 def payer_account(counterparty: str) -> str:
     """The payer as a bank account a refund can go to, or ``unknown``."""
-    return counterparty if is_account(counterparty) else UNKNOWN_PAYER
+    return counterparty if is_account(counterparty) else pay.UNKNOWN_PAYER
 
 
 def _result(run: recon.Run) -> rt.ReconciliationResult:

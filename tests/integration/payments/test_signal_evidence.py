@@ -20,12 +20,16 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bank_adapters.webhooks import sign_webhook
+from domain.outcomes import SettleOutcome
+from ledger import payments as pay
+from ledger.fines import get_fine
 from reconciler.api.app import create_app
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.devstack.ports import free_port
@@ -191,3 +195,32 @@ async def test_a_webhook_that_could_not_be_delivered_keeps_its_nonce(
     # Taken once: the same delivery a third time is a replay.
     status, answer = await _post(stack, body, headers)
     assert (status, answer["error"]["code"]) == (401, "webhook_replayed_nonce")
+
+
+async def test_a_duplicate_with_no_known_payer_is_never_sent_to_a_made_up_account(
+    stack: SagaStack,
+) -> None:
+    """A debit booked with the payer unknown (an uploaded line matched by
+    approval, a statement line naming no account) that turns out to be a
+    second payment of a paid fine: its refund is not sent to the
+    placeholder 'unknown' as if it were an account; finance is told."""
+    number = await stack.new_fine(640_000)
+    _status, started = await stack.pay(number, "hnbank")
+    await stack.wait_payment(started["payment_id"], {"succeeded"})
+    async with stack.engine.begin() as conn:
+        fine = await get_fine(conn, number)
+        duplicate, _ = await pay.record_external_debit(
+            conn, fine, "hnbank", "PAPER-0002", 640_000, pay.UNKNOWN_PAYER,
+            datetime.now(UTC), "matched by hand from an uploaded line",
+        )  # fmt: skip
+    activities = stack.activities
+    settled = await activities.settle_with_receipt(
+        wt.SettleInput(str(duplicate.id), "PAPER-0002", "test")
+    )
+    assert settled.outcome == SettleOutcome.DUPLICATE
+    refund = await activities.refund(wt.PaymentRef(str(duplicate.id)))
+    assert refund.done is False
+    assert await stack.bank_movements("hnbank", "refund") == []
+    after = await stack.payment(str(duplicate.id))
+    assert after["status"] == "succeeded"
+    assert "finance must act" in after["history"][-1]["cause"]

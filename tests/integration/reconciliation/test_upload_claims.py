@@ -208,3 +208,16 @@ async def test_a_claim_is_matched_only_on_someone_elses_approval(recon_stack: Re
     # The file's account is never where money could go back to.
     assert tuple(payment) == (450_000, "PAPER00001", "unknown")
     assert await stack.saga.bank_movements("hnbank") == []
+    # Another uploaded line for the now paid fine: matching it would make a
+    # second payment to send back; refused, as a refund of it would be.
+    again = await _upload(stack, _csv([("PAPER00002", 450_000, PAYER, "nop lai")]), uploader)
+    await stack.wait_run(again["reconciliation_id"])
+    _status, page = await stack.saga.call(
+        "GET", "/api/v1/discrepancies", params={"status": "open", "kind": "unconfirmed"}
+    )
+    [second] = page["items"]
+    status, body = await _act(
+        stack, second["id"], colleague, action="request_manual_match", reason=reason,
+        decision_number=number,
+    )  # fmt: skip
+    assert (status, body["error"]["code"]) == (409, "discrepancy_action_refused"), body
