@@ -241,6 +241,23 @@ bank_outages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Verified bank webhooks, once per event (migration 0009; append-only).
+bank_events = Table(
+    "bank_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("bank", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("bank_ref", Text),
+    Column("status", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 webhook_nonces = Table(
     "webhook_nonces",
     metadata,
@@ -329,6 +346,19 @@ disputes = Table(
     Column("result", JSONB),
 )
 
+# What was last gathered from the bank about a dispute (migration 0009).
+dispute_evidence = Table(
+    "dispute_evidence",
+    metadata,
+    Column("dispute_id", BigInteger, ForeignKey("disputes.id"), primary_key=True),
+    Column("gathered_at", DateTime(timezone=True), nullable=False),
+    Column("gathered_by", Text, nullable=False),
+    Column("bank_reachable", Boolean),
+    Column("bank_note", Text, nullable=False),
+    Column("checks", JSONB, nullable=False),
+    Column("debit", JSONB),
+)
+
 # --- reconciliation (0005) ---------------------------------------------------
 # 0005 also adds generated, indexed match keys to two tables above, left out
 # of their descriptions here because nothing writes them:
@@ -388,6 +418,8 @@ reconciliations = Table(
     Column("error", Text),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    # Uploaded lines waiting for the bank's word (migration 0009).
+    Column("unconfirmed", Integer, nullable=False),
 )
 
 statement_lines = Table(
@@ -420,6 +452,8 @@ statement_lines = Table(
     Column("action_done_at", DateTime(timezone=True)),
     Column("action_attempts", Integer, nullable=False),
     Column("action_error", Text),
+    # From a file a person uploaded: a claim, never acted on (migration 0009).
+    Column("uploaded", Boolean, nullable=False),
 )
 
 recon_match_rules = Table(

@@ -33,6 +33,7 @@ CLASS_LABELS: Final = {
     "duplicate": "Nộp trùng",
     "amount_mismatch": "Sai số tiền",
     "unknown": "Không xác định",
+    "unconfirmed": "Tải lên, chờ ngân hàng xác nhận",
 }
 KIND_LABELS: Final = {
     "duplicate": "Nộp trùng",
@@ -40,6 +41,7 @@ KIND_LABELS: Final = {
     "amount_mismatch": "Sai số tiền",
     "unknown": "Không xác định",
     "in_doubt_too_long": "Chờ xác minh quá lâu",
+    "unconfirmed": "Tải lên, chờ ngân hàng xác nhận",
 }
 STATUS_LABELS: Final = {
     "running": "Đang chạy",

@@ -1,9 +1,13 @@
 """Disputes and maker-checker approvals over the JSON API.
 
 * ``POST /api/v1/disputes`` (finance, officer): record a complaint; answers
-  201 with the dispute and the evidence gathered for it.
+  201 with the dispute and the evidence gathered for it (the bank asked now,
+  its answers kept).
 * ``GET /api/v1/disputes`` and ``GET /api/v1/disputes/{id}`` (with evidence
-  and history).
+  and history): the ledger only, never a bank (the bank's side as last
+  gathered, with when).
+* ``POST /api/v1/disputes/{id}/evidence/refresh`` (finance, officer): ask the
+  bank again now, keep and answer the evidence.
 * ``POST /api/v1/disputes/{id}/resolutions`` (finance): ``reject`` closes it
   at once; ``confirm`` / ``refund`` request an approval and start the
   DisputeWorkflow that waits for it.
@@ -46,7 +50,7 @@ from reconciler.settings import Settings
 from reconciler.wiring import build_adapters
 from workflows.disputes import types as dt
 from workflows.disputes.client import DisputePolicy, deliver_decision, start_dispute
-from workflows.disputes.evidence import Evidence, gather_evidence
+from workflows.disputes.evidence import Evidence, gather_evidence, stored_evidence
 
 log = structlog.get_logger(__name__)
 
@@ -167,10 +171,13 @@ def evidence_json(base_url: str, evidence: Evidence) -> dict[str, Any]:
                 "class": line.line_class,
                 "payment_id": str(line.payment_id) if line.payment_id else None,
                 "matched_by": line.matched_by,
+                "uploaded": line.uploaded,
             }
             for line in ledger.statement_lines
         ],
         "bank": {
+            "gathered_at": _iso(evidence.gathered_at),
+            "debit": evidence.debit.to_json() if evidence.debit is not None else None,
             "reachable": evidence.bank_reachable,
             "note": evidence.bank_note,
             "checks": [
@@ -190,14 +197,21 @@ def evidence_json(base_url: str, evidence: Evidence) -> dict[str, Any]:
 # --- helpers ---------------------------------------------------------------------
 
 
-async def _evidence(request: web.Request, dispute_id: int) -> dict[str, Any]:
+async def _evidence(request: web.Request, dispute_id: int, asked_by: str | None) -> dict[str, Any]:
+    """The dispute with its evidence: the bank asked now by ``asked_by`` (and
+    its answers kept), or, with None, as last gathered (no bank is called)."""
     settings = request.app[SETTINGS]
-    dispute, evidence = await gather_evidence(
-        request.app[ENGINE],
-        request.app[BANKS].adapters,
-        dispute_id,
-        settings.evidence_bank_timeout_seconds,
-    )
+    if asked_by is None:
+        dispute, evidence = await stored_evidence(request.app[ENGINE], dispute_id)
+    else:
+        dispute, evidence = await gather_evidence(
+            request.app[ENGINE],
+            request.app[BANKS].adapters,
+            dispute_id,
+            settings.evidence_bank_timeout_seconds,
+            gathered_by=asked_by,
+            now=datetime.now(UTC),
+        )
     return {
         **dispute_json(dispute),
         "evidence": evidence_json(settings.public_base_url, evidence),
@@ -220,7 +234,14 @@ async def create_dispute(request: web.Request) -> web.Response:
             check_unit(principal, fine.issuing_unit, missing_fine_message(inp.decision_number))
         dispute = await ds.open_dispute(conn, inp, principal.actor, now)
     log.info("dispute.opened", dispute_id=dispute.id, bank=dispute.bank, by=principal.actor)
-    return json_response(await _evidence(request, dispute.id), status=201)
+    return json_response(await _evidence(request, dispute.id, principal.actor), status=201)
+
+
+async def refresh_evidence(request: web.Request) -> web.Response:
+    principal = require(request, "disputes:open")
+    dispute_id = path_id(request, "dispute_id")
+    await _check_dispute_scope(request, principal, dispute_id)
+    return json_response(await _evidence(request, dispute_id, principal.actor))
 
 
 async def list_disputes(request: web.Request) -> web.Response:
@@ -259,7 +280,7 @@ async def get_dispute(request: web.Request) -> web.Response:
     principal = require(request, "disputes:read")
     dispute_id = path_id(request, "dispute_id")
     await _check_dispute_scope(request, principal, dispute_id)
-    body = await _evidence(request, dispute_id)
+    body = await _evidence(request, dispute_id, None)
     async with request.app[ENGINE].connect() as conn:
         approvals = await ap.list_approvals(
             conn, subject_type="dispute", subject_id=str(dispute_id), limit=PAGE_SIZE_MAX
@@ -444,6 +465,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/disputes", create_dispute)
     app.router.add_get("/api/v1/disputes", list_disputes)
     app.router.add_get("/api/v1/disputes/{dispute_id}", get_dispute)
+    app.router.add_post("/api/v1/disputes/{dispute_id}/evidence/refresh", refresh_evidence)
     app.router.add_post("/api/v1/disputes/{dispute_id}/resolutions", resolve_dispute)
     app.router.add_get("/api/v1/approvals", list_approvals)
     app.router.add_get("/api/v1/approvals/{approval_id}", get_approval)

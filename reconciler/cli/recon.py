@@ -130,6 +130,7 @@ async def _reconcile(
                 fmt=StatementFormat(fmt),
                 data=data,
                 trigger="cli",
+                # The uploader, as the audit log names them: whoever runs this.
                 requested_by=cli_actor(),
                 limits=statement_limits(settings),
                 now=now,

@@ -14,7 +14,7 @@ the app by default privileges: a later append-only table must REVOKE what it
 does not allow (and be added to APPEND_ONLY below for the record).
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 """
 
 import re
@@ -22,7 +22,7 @@ import re
 from alembic import context, op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -30,7 +30,14 @@ DEFAULT_APP_ROLE = "reconciler_app"
 _ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Rows that are never changed or removed once written (receipts: but their
 # copy counter and last copy time).
-APPEND_ONLY = ("journal_entries", "postings", "audit_log", "audit_anchors", "receipts")
+APPEND_ONLY = (
+    "journal_entries",
+    "postings",
+    "audit_log",
+    "audit_anchors",
+    "receipts",
+    "bank_events",
+)
 # The only tables whose rows the app deletes: expired webhook nonces, and
 # login sessions and login tokens long past their expiry (ledger.access).
 DELETABLE = ("webhook_nonces", "sessions", "api_tokens")

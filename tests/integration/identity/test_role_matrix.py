@@ -49,6 +49,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/disputes"): "disputes:open",
     ("GET", "/api/v1/disputes"): "disputes:read",
     ("GET", "/api/v1/disputes/{dispute_id}"): "disputes:read",
+    ("POST", "/api/v1/disputes/{dispute_id}/evidence/refresh"): "disputes:open",
     ("POST", "/api/v1/disputes/{dispute_id}/resolutions"): "disputes:resolve",
     ("GET", "/api/v1/approvals"): "approvals:read",
     ("GET", "/api/v1/approvals/{approval_id}"): "approvals:read",

@@ -22,6 +22,8 @@ from ledger.core.approvals import OPEN_STATUSES, ApprovalKind, ApprovalStatus
 from ledger.core.postings import AccountKind, SystemAccount
 from ledger.fines import FINE_STATUS_SQL, FineStatus
 from ledger.payments.views import IN_DOUBT_SUMMARY_SQL, NEXT_LIVE_SQL
+from ledger.reconciliation.discrepancies import DISCREPANCY_KINDS
+from ledger.reconciliation.matching import LINE_CLASSES
 
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
 # ``column = ANY (ARRAY['a'::text, ...])``: how PostgreSQL prints ``column IN (...)``.
@@ -149,3 +151,9 @@ async def test_the_migrations_create_the_system_accounts(engine: AsyncEngine) ->
     async with engine.connect() as conn:
         codes = (await conn.execute(text("SELECT code FROM accounts"))).scalars().all()
     assert set(codes) == _values(SystemAccount)
+
+
+async def test_discrepancy_kinds_and_line_classes_are_the_codes(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await _column_check(conn, "discrepancies", "kind") == set(DISCREPANCY_KINDS)
+        assert await _column_check(conn, "statement_lines", "class") == set(LINE_CLASSES)
