@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # The HTTP edge (reconciler/api/edge.py, docs/security.md): a body must
+    # have arrived this long after its headers (a statement upload: the
+    # second figure); an idle or half-sent connection is closed after the
+    # third; public pages allow this many requests a minute per client
+    # address, in bursts of so many, remembering so many addresses.
+    body_read_seconds: float = Field(default=20.0, gt=0, le=300)
+    upload_read_seconds: float = Field(default=120.0, gt=0, le=1800)
+    http_idle_seconds: float = Field(default=30.0, gt=0, le=3600)
+    public_rate_per_minute: int = Field(default=30, ge=1, le=100_000)
+    public_rate_burst: int = Field(default=10, ge=1, le=10_000)
+    rate_limit_clients_max: int = Field(default=10_000, ge=1, le=1_000_000)
     max_amount_vnd: int = Field(default=MAX_AMOUNT_VND_DEFAULT, ge=1, le=AMOUNT_VND_MAX)
 
     data_dir: Path = Path(".data")

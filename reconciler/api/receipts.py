@@ -9,27 +9,23 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ledger.core.errors import NotFoundError, ValidationError
+from ledger.core.errors import NotFoundError
 from ledger.receipts.issue import Receipt, get_receipt, receipt_problems, record_copy, verify_url
 from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time, render_receipt_pdf
 from reconciler.api.auth import require
 from reconciler.api.keys import ENGINE, SETTINGS, VERIFIER
-from reconciler.api.params import path_number
+from reconciler.api.params import path_number, path_series
 from reconciler.api.views import full_receipt_json, json_response
 
 NUMBER_MAX = 10**9
 
 
-def _series_number(request: web.Request) -> tuple[str, int]:
-    series = request.match_info["series"]
-    number = path_number(request, "number", 1, NUMBER_MAX - 1)
-    if len(series) > 40:
-        raise ValidationError("series", "is longer than 40 characters")
-    return series, number
+def series_number(request: web.Request) -> tuple[str, int]:
+    return path_series(request), path_number(request, "number", 1, NUMBER_MAX - 1)
 
 
 async def _receipt(request: web.Request) -> Receipt:
-    series, number = _series_number(request)
+    series, number = series_number(request)
     async with request.app[ENGINE].connect() as conn:
         receipt = await get_receipt(conn, series, number)
     if receipt is None:
@@ -45,7 +41,10 @@ async def receipt_json(request: web.Request) -> web.Response:
 
 async def receipt_pdf(request: web.Request) -> web.Response:
     require(request, "payments:read")
-    receipt = await _receipt(request)
+    return await pdf_response(request, await _receipt(request))
+
+
+async def pdf_response(request: web.Request, receipt: Receipt) -> web.Response:
     url = verify_url(
         request.app[SETTINGS].public_base_url, receipt.series, receipt.number, receipt.signature
     )
@@ -62,7 +61,7 @@ async def receipt_pdf(request: web.Request) -> web.Response:
 async def reissue(request: web.Request) -> web.Response:
     """A reprint: the same receipt and number, one more copy counted."""
     require(request, "receipts:read")
-    series, number = _series_number(request)
+    series, number = series_number(request)
     async with request.app[ENGINE].begin() as conn:
         receipt = await record_copy(conn, series, number, datetime.now(UTC))
     return json_response(full_receipt_json(request.app[SETTINGS].public_base_url, receipt))
@@ -104,7 +103,7 @@ def _page(
 
 async def verify_page(request: web.Request) -> web.Response:
     """Public: anyone who scans the QR code learns whether the paper is genuine."""
-    series, number = _series_number(request)
+    series, number = series_number(request)
     token = request.query.get("s", "")
     async with request.app[ENGINE].connect() as conn:
         receipt = await get_receipt(conn, series, number)
