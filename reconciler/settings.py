@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.money import AMOUNT_VND_MAX
 
 MAX_AMOUNT_VND_DEFAULT = 1_000_000_000
+CITIZEN_LINK_SECRET_CHARS_MIN = 32
 
 
 class BankSettings(BaseModel):
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
     public_rate_per_minute: int = Field(default=30, ge=1, le=100_000)
     public_rate_burst: int = Field(default=10, ge=1, le=10_000)
     rate_limit_clients_max: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Key of the citizens' signed PDF links (HMAC-SHA256; at least 32
+    # characters). Unset: a random key per API process, so links die with
+    # it, and the worker's notices carry none.
+    citizen_link_secret: str = ""
+    citizen_link_ttl_seconds: int = Field(default=30 * 86400, ge=60, le=366 * 86400)
     max_amount_vnd: int = Field(default=MAX_AMOUNT_VND_DEFAULT, ge=1, le=AMOUNT_VND_MAX)
 
     data_dir: Path = Path(".data")
@@ -110,3 +116,10 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+
+    @field_validator("citizen_link_secret")
+    @classmethod
+    def _link_secret_long_enough(cls, value: str) -> str:
+        if value and len(value) < CITIZEN_LINK_SECRET_CHARS_MIN:
+            raise ValueError(f"must be at least {CITIZEN_LINK_SECRET_CHARS_MIN} characters")
+        return value

@@ -20,6 +20,7 @@ from reconciler.api import (
     fines,
     operations,
     payments,
+    public,
     receipts,
     reconciliations,
     webhooks,
@@ -34,11 +35,12 @@ from reconciler.api.edge import (
     screen_middleware,
 )
 from reconciler.api.errors import Handler, error_middleware, error_response
-from reconciler.api.keys import ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
+from reconciler.api.keys import CITIZEN_LINKS, ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
 from reconciler.api.limits import RATE_LIMITS, Rate, RateLimits
 from reconciler.api.problems import CLIENT_CLOSED
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
+from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine, create_read_engine
 from reconciler.settings import Settings
 from reconciler.wiring import load_signer, saga_config
@@ -100,6 +102,14 @@ def _edge(app: web.Application, settings: Settings, rules: BodyRules) -> None:
         Rate(settings.public_rate_per_minute, settings.public_rate_burst),
         clients_max=settings.rate_limit_clients_max,
     )
+    if not settings.citizen_link_secret:
+        log.warning(
+            "api.citizen_links_ephemeral",
+            hint="set RECONCILER_CITIZEN_LINK_SECRET: signed PDF links die with this process",
+        )
+    app[CITIZEN_LINKS] = CitizenLinks.from_secret(
+        settings.citizen_link_secret, settings.public_base_url, settings.citizen_link_ttl_seconds
+    )
     app.on_response_prepare.append(neutral_server_header)
 
 
@@ -154,6 +164,7 @@ def create_app(
     fines.add_routes(app)
     payments.add_routes(app)
     receipts.add_routes(app)
+    public.add_routes(app)
     webhooks.add_routes(app)
     operations.add_routes(app)
     disputes.add_routes(app)

@@ -37,10 +37,12 @@ from tests.support.stack import SagaStack, StackWith
 from tests.support.webhook_events import refund_event, signed_headers
 
 EXAMPLES_PER_ROUTE = 10
+LINK_SECRET = "citizen-link-secret-for-the-sweep-0123456789"
 OVERRIDES: dict[str, Any] = {
     "body_read_seconds": 2.0,
     "public_rate_per_minute": 100_000,
     "public_rate_burst": 10_000,
+    "citizen_link_secret": LINK_SECRET,
 }
 HOSTILE_TEXT = [
     "\x00",
