@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from typing import Final
 
 import aiohttp
-import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.core import outbox
 from reconciler.citizen_links import CitizenLinks
+from reconciler.logs import uncached_logger
 
-log = structlog.get_logger(__name__)
+log = uncached_logger(__name__)
 
 SEND_TIMEOUT_SECONDS = 10
 _SECRET_QUERY_RE: Final = re.compile(r"([?&](?:s|sig|token)=)[^&#\s]*")

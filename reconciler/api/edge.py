@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-import structlog
 from aiohttp import web
 
 from reconciler.api.auth import PRINCIPAL
@@ -22,8 +21,9 @@ from reconciler.api.bodies import refuse_declared_length
 from reconciler.api.errors import Handler
 from reconciler.api.params import screen_request
 from reconciler.api.problems import CLIENT_CLOSED, REQUEST_ID
+from reconciler.logs import uncached_logger
 
-log = structlog.get_logger("reconciler.api.access")
+log = uncached_logger("reconciler.api.access")
 
 # What the Server header says instead of aiohttp's name and version.
 SERVER_NAME: Final = "reconciler"

@@ -12,7 +12,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, NoReturn
 
-import structlog
 from aiohttp import web
 
 from ledger.core.errors import (
@@ -24,10 +23,11 @@ from ledger.core.errors import (
 )
 from reconciler.api.bodies import read_json
 from reconciler.api.problems import REQUEST_ID, ApiError
+from reconciler.logs import uncached_logger
 
 __all__ = ["ApiError", "Handler", "error_middleware", "error_response", "read_json"]
 
-log = structlog.get_logger(__name__)
+log = uncached_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -29,14 +29,14 @@ import json
 import signal
 from typing import Any, Final
 
-import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 
 from reconciler.api.edge import SERVER_NAME
+from reconciler.logs import uncached_logger
 
-log = structlog.get_logger(__name__)
+log = uncached_logger(__name__)
 
 _CODES: Final = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large"}
 

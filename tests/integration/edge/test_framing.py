@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
-from structlog.testing import capture_logs
 
 from reconciler.api.keys import ENGINE
 from tests.support.api import EdgeApp, edge_app, make_token
+from tests.support.logs import all_logs
 from tests.support.raw_http import Answer, exchange, request_bytes
 from tests.support.snapshot import snapshot
 from tests.support.webhook_events import refund_event, signed_headers
@@ -33,7 +33,7 @@ async def api(engine: AsyncEngine, db_url: str) -> AsyncIterator[EdgeApp]:
 
 @pytest.fixture
 def logs() -> Iterator[list[dict[str, Any]]]:
-    with capture_logs() as captured:
+    with all_logs() as captured:
         yield captured
 
 

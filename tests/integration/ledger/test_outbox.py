@@ -16,11 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from structlog.testing import capture_logs
 
 from ledger.core import outbox
 from reconciler.citizen_links import CitizenLinks
 from reconciler.outbox import dispatch_once
+from tests.support.logs import all_logs
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
 
@@ -136,7 +136,7 @@ async def test_a_logged_notice_carries_no_token_or_signature(engine: AsyncEngine
     it must not be able to open the citizen's receipt."""
     await _enqueue(engine, "logged", series="A-2026", number=3, verify_url=VERIFY_URL)
     async with aiohttp.ClientSession() as session:
-        with capture_logs() as logs:
+        with all_logs() as logs:
             assert await dispatch_once(engine, session, None, LINKS) == 1
     (notice,) = [e for e in logs if e["event"] == "outbox.notice"]
     assert notice["verify_url"] == "https://bienlai.example.vn/verify/A-2026/3?s=<redacted>"
