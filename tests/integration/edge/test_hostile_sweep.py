@@ -16,6 +16,7 @@ so nothing changes the ledger behind the requests' backs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import re
@@ -26,6 +27,7 @@ from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from temporalio.service import RPCError
 
 from domain.business_time import business_date
 from reconciler.wiring import load_signer
@@ -455,14 +457,37 @@ async def test_no_route_answers_a_hostile_request_with_a_5xx_or_a_change(
     stack_with: StackWith, db_url: str
 ) -> None:
     async with stack_with(start_worker=False, **OVERRIDES) as stack:
-        target = await seed(stack)
-        routes = sorted(
-            {(r.method, r.resource.canonical) for r in stack.app.router.routes() if r.resource}
-        )
-        libpq_url = db_url.replace("postgresql+psycopg://", "postgresql://")
-        await asyncio.to_thread(sweep, routes, target, libpq_url)
+        try:
+            target = await seed(stack)
+            routes = sorted(
+                {(r.method, r.resource.canonical) for r in stack.app.router.routes() if r.resource}
+            )
+            libpq_url = db_url.replace("postgresql+psycopg://", "postgresql://")
+            await asyncio.to_thread(sweep, routes, target, libpq_url)
+        finally:
+            await _stop_workflows(stack)
     # The sweep reached every route, and refused most of what it sent.
     assert len(routes) >= 50
     assert target.answers > 20 * len(routes)
     assert target.refused_unchanged > target.answers // 2
     assert not [s for s in target.statuses if s >= 500]
+
+
+async def _stop_workflows(stack: SagaStack) -> None:
+    """The workflows the accepted requests started (payments, disputes,
+    reconciliations) wait for a worker that never comes; their ids are
+    business keys other tests use on the same Temporal server, so they
+    must not outlive this test."""
+    query = f"TaskQueue = '{stack.settings.task_queue}' AND ExecutionStatus = 'Running'"
+    quiet = 0  # the list may lag a start: done after two empty ones in a row
+    for _ in range(100):
+        running = [w async for w in stack.client.list_workflows(query)]
+        quiet = 0 if running else quiet + 1
+        if quiet == 2:
+            return
+        for execution in running:
+            handle = stack.client.get_workflow_handle(execution.id, run_id=execution.run_id)
+            with contextlib.suppress(RPCError):
+                await handle.terminate("the hostile-input sweep is over")
+        await asyncio.sleep(0.2)
+    raise AssertionError("workflows started by the sweep are still running")
