@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.money import AMOUNT_VND_MAX
@@ -29,6 +29,7 @@ MAX_AMOUNT_VND_DEFAULT = 1_000_000_000
 Environment = Literal["production", "dev"]
 # A PostgreSQL role name we can quote without surprises.
 DB_ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+RECEIPT_LINK_KEY_CHARS_MIN = 32
 
 
 class BankSettings(BaseModel):
@@ -60,6 +61,18 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # The HTTP edge (reconciler/api/edge.py, docs/security.md): a body must
+    # have arrived this long after its headers (a statement upload: the
+    # second figure); an idle or half-sent connection is closed after the
+    # third; public pages allow this many requests a minute per client
+    # address, in bursts of so many, remembering so many addresses.
+    body_read_seconds: float = Field(default=20.0, gt=0, le=300)
+    upload_read_seconds: float = Field(default=120.0, gt=0, le=1800)
+    http_idle_seconds: float = Field(default=30.0, gt=0, le=3600)
+    public_rate_per_minute: int = Field(default=30, ge=1, le=100_000)
+    public_rate_burst: int = Field(default=10, ge=1, le=10_000)
+    rate_limit_clients_max: int = Field(default=10_000, ge=1, le=1_000_000)
+    citizen_link_ttl_seconds: int = Field(default=30 * 86400, ge=60, le=366 * 86400)
     max_amount_vnd: int = Field(default=MAX_AMOUNT_VND_DEFAULT, ge=1, le=AMOUNT_VND_MAX)
 
     data_dir: Path = Path(".data")
@@ -70,7 +83,9 @@ class Settings(BaseSettings):
     receipt_signing_key_b64: SecretStr | None = None
     receipt_public_keys: list[str] = Field(default_factory=list, max_length=100)
     receipt_keys_dir: Path | None = None
-    # The key of the citizen's signed PDF link (HMAC with an expiry).
+    # Key of the citizens' signed PDF links (HMAC-SHA256 with an expiry; at
+    # least 32 characters). Unset: a random key per API process, so links
+    # die with it, and the worker's notices carry none.
     receipt_link_key: SecretStr | None = None
     # HMAC key anchoring the audit chain (ledger.core.audit_anchor); the worker
     # anchors the head this often. Never stored in the database.
@@ -166,3 +181,14 @@ class Settings(BaseSettings):
                 "(mutual TLS needs all three)"
             )
         return self
+
+    @field_validator("receipt_link_key")
+    @classmethod
+    def _link_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value()) < RECEIPT_LINK_KEY_CHARS_MIN:
+            raise ValueError(f"must be at least {RECEIPT_LINK_KEY_CHARS_MIN} characters")
+        return value
+
+    def receipt_link_secret(self) -> str:
+        """The link key's text; empty when unset (a random key per process)."""
+        return self.receipt_link_key.get_secret_value() if self.receipt_link_key else ""

@@ -30,6 +30,7 @@ from observability.metrics import (
 from observability.metrics_server import MetricsServer
 from reconciler import recon_wiring
 from reconciler.audit_anchoring import anchor_audit_head
+from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
@@ -138,6 +139,17 @@ def housekeeping(
     session: aiohttp.ClientSession,
     config: SagaConfig,
 ) -> list[Coroutine[Any, Any, None]]:
+    # Without a configured key a link would check nowhere: notices carry none.
+    links = (
+        CitizenLinks.from_secret(
+            settings.receipt_link_secret(),
+            settings.public_base_url,
+            settings.citizen_link_ttl_seconds,
+        )
+        if settings.receipt_link_key
+        else None
+    )
+
     async def sweep() -> None:
         await sweep_unstarted(
             client,
@@ -156,7 +168,7 @@ def housekeeping(
             lambda: anchor_audit_head(engine, key),
         ),
         _every("sweeper", settings.sweeper_interval_seconds, sweep),
-        _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url)),
+        _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url, links)),
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),
         _every(
             "recon-gauges", 30.0, lambda: refresh_discrepancy_gauges(engine, list(settings.banks))

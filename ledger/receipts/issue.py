@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.business_time import business_date
+from domain.formats import RECEIPT_SERIES_RE
 from domain.text import strip_diacritics
 from ledger.core.errors import ConflictError, LedgerError, NotFoundError
 from ledger.core.rows import columns, row_mapper
@@ -52,7 +53,6 @@ VERIFY_TOKEN_CHARS = 22
 VERIFY_PAGE_SIZE = 500
 VERIFY_BAD_LIST_MAX = 1000
 _UNIT_HASH_CHARS = 6
-_SERIES_RE = re.compile(r"^[A-Z0-9-]{1,40}$")
 _WORD_RE = re.compile(r"[A-Za-z0-9]+")
 
 
@@ -185,7 +185,7 @@ def series_code(issuing_unit: str, year: int, *, disambiguate: bool = False) -> 
     if disambiguate:
         code = f"{code[: UNIT_CODE_CHARS_MAX - _UNIT_HASH_CHARS - 1]}-{_unit_hash(issuing_unit)}"
     series = f"{code}-{year}"
-    assert _SERIES_RE.match(series), series
+    assert RECEIPT_SERIES_RE.fullmatch(series), series
     return series
 
 
@@ -236,7 +236,7 @@ def verify_url(base_url: str, series: str, number: int, signature: str) -> str:
     stored receipt: a forged paper with a real series and number but another
     signature does not match.
     """
-    assert _SERIES_RE.match(series), series
+    assert RECEIPT_SERIES_RE.fullmatch(series), series
     assert number > 0
     return f"{base_url.rstrip('/')}/verify/{series}/{number}?s={verify_token(signature)}"
 

@@ -84,20 +84,22 @@ def migrate() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None)
 def api(host: str | None, port: int | None) -> None:
     """Serve the JSON API, public pages and /metrics."""
-    from aiohttp import web
-
     from reconciler.api.app import create_app
+    from reconciler.api.server import serve
 
     settings = _settings()
     with refused_at_start():
         app = create_app(settings)
-    web.run_app(
-        app,
-        host=host or settings.api_host,
-        port=port if port is not None else settings.api_port,
-        access_log=None,
-        print=None,
-    )
+
+    async def run() -> None:
+        await serve(
+            app,
+            host or settings.api_host,
+            port if port is not None else settings.api_port,
+            settings.http_idle_seconds,
+        )
+
+    asyncio.run(run())
 
 
 def _run_domain(make: object) -> str:

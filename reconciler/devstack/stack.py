@@ -112,6 +112,7 @@ class StackState:
     api_token: str = ""
     passwords: dict[str, str] = field(default_factory=dict)
     webhook_secrets: dict[str, str] = field(default_factory=dict)
+    citizen_link_secret: str = ""
 
     @classmethod
     def load(cls, path: Path) -> StackState:
@@ -122,22 +123,39 @@ class StackState:
             api_token=raw.get("api_token", ""),
             passwords=dict(raw.get("passwords", {})),
             webhook_secrets=dict(raw.get("webhook_secrets", {})),
+            citizen_link_secret=str(raw.get("citizen_link_secret", "")),
         )
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
+        write_private(
+            path,
             json.dumps(
                 {
                     "api_token": self.api_token,
                     "passwords": self.passwords,
                     "webhook_secrets": self.webhook_secrets,
+                    "citizen_link_secret": self.citizen_link_secret,
                 },
                 indent=2,
-            )
+            ),
         )
-        tmp.chmod(0o600)
-        tmp.replace(path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only from the
+    first byte: the file is created with mode 0600 (never written first and
+    restricted after, when another user could open it in between), then
+    renamed over ``path``. A temporary file left by a crash is removed
+    first, since opening it again would keep its old mode."""
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)  # the umask can only have removed bits
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    tmp.replace(path)
 
 
 def python_cli() -> list[str]:
@@ -222,6 +240,7 @@ class DevStack:
         sims, banks_env = self._simulators(state, api_url)
         env = self.base_env()
         env["RECONCILER_BANKS"] = json.dumps(banks_env)
+        env["RECONCILER_RECEIPT_LINK_KEY"] = state.citizen_link_secret
         worker_port, prober_port = free_port(), free_port()
         env["RECONCILER_WORKER_METRICS_PORT"] = str(worker_port)
         env["RECONCILER_PROBER_METRICS_PORT"] = str(prober_port)
@@ -337,10 +356,8 @@ class DevStack:
             "banks": self.info.get("banks", {}),
             "logs_dir": str(self.logs),
         }
-        tmp = self.dev_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False))
-        tmp.chmod(0o600)
-        tmp.replace(self.dev_json)
+        # It holds the token and every password.
+        write_private(self.dev_json, json.dumps(info, indent=2, ensure_ascii=False))
 
     def _print_summary(self, state: StackState) -> None:
         print("\nReconciler dev stack is up.", flush=True)
@@ -400,6 +417,7 @@ class DevStack:
     def _ensure_secrets(self, state: StackState) -> None:
         for role in DEMO_ROLES:
             state.passwords.setdefault(role, secrets.token_urlsafe(9))
+        state.citizen_link_secret = state.citizen_link_secret or secrets.token_urlsafe(32)
         state.save(self.state_path)
 
     def _run(self, state: StackState) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,7 +22,9 @@ from ledger.access import (
     user_owner,
 )
 from ledger.core.errors import NotFoundError
+from ledger.receipts.signing import ReceiptVerifier
 from reconciler.api.app import create_app
+from reconciler.api.server import EdgeRunner
 from reconciler.settings import Settings
 
 # A valid fine as the portal registers it.
@@ -119,3 +123,41 @@ async def api_client(
     app = create_app(settings, engine=engine)
     async with TestClient(TestServer(app)) as client:
         yield client
+
+
+@dataclass(frozen=True)
+class EdgeApp:
+    """The app served by the production edge (``reconciler.api.server``)."""
+
+    app: web.Application
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def edge_app(
+    engine: AsyncEngine,
+    db_url: str,
+    *,
+    verifier: ReceiptVerifier | None = None,
+    routes: Callable[[web.Application], None] | None = None,
+    **overrides: object,
+) -> AsyncIterator[EdgeApp]:
+    """``create_app`` on ``EdgeRunner`` at a free port; ``routes`` may add a
+    test's own routes before the app starts."""
+    values: dict[str, object] = {"env": "dev", "database_url": db_url, **overrides}
+    settings = Settings(**values)  # type: ignore[arg-type]
+    app = create_app(settings, engine=engine, verifier=verifier)
+    if routes is not None:
+        routes(app)
+    runner = EdgeRunner(app, idle_seconds=settings.http_idle_seconds)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield EdgeApp(app, runner.addresses[0][1])
+    finally:
+        await runner.cleanup()

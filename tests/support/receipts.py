@@ -1,5 +1,5 @@
-"""Fines, succeeded payments and receipts written straight into a test
-database, for the receipt tests."""
+"""Receipts in a test database without the saga: a fine, its succeeded
+settling payment (rows written directly), and the receipt issued for it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ledger.receipts.issue import Receipt, issue_receipt
 from ledger.receipts.signing import ReceiptSigner
 
 UNIT = "Đội CSGT số 1 - Công an quận Hoàn Kiếm"
+SERIES = "DCSGTS1CAQHK-2025"
 NOW = datetime(2025, 3, 1, 2, 3, 4, 567_890, tzinfo=UTC)
 _seq = itertools.count(1)
 

@@ -28,9 +28,7 @@ from ledger.receipts.issue import (
 )
 from ledger.receipts.pdf import render_receipt_pdf
 from ledger.receipts.signing import ReceiptSigner, verify_signature
-from tests.support.receipts import NOW, UNIT, add_fine, add_payment, issue, paid_fine
-
-SERIES = "DCSGTS1CAQHK-2025"
+from tests.support.receipts import NOW, SERIES, UNIT, add_fine, add_payment, issue, paid_fine
 
 
 @pytest.fixture(scope="module")
