@@ -72,7 +72,7 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
             status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
             client=request.remote,
-            principal=principal.name if principal is not None else None,
+            principal=principal.actor if principal is not None else None,
             request_id=request_id,
         )
 
