@@ -50,12 +50,17 @@ main.add_command(tokens)
 @click.option(
     "--api-port", type=click.IntRange(1, 65535), default=None, help="Default: a free port."
 )
-def dev(data_dir: Path, api_port: int | None) -> None:
+@click.option(
+    "--no-restart",
+    is_flag=True,
+    help="Stop the whole stack when a part dies, instead of restarting it (for debugging).",
+)
+def dev(data_dir: Path, api_port: int | None, no_restart: bool) -> None:
     """Run the whole service on the embedded stack, in the foreground."""
     from reconciler.devstack.stack import DevStack
 
     configure_logging("warning")
-    sys.exit(DevStack(data_dir, api_port).run())
+    sys.exit(DevStack(data_dir, api_port, restart=not no_restart).run())
 
 
 @main.command()

@@ -2,8 +2,10 @@
 
 Infrastructure (PostgreSQL, Temporal) starts first, then migrations and demo
 data, then the service processes. Each component has a log under
-``DIR/logs``; if one fails to start or dies, everything stops and the message
-names it and its log. ``DIR/dev.json`` is written only once everything
+``DIR/logs``; if one fails to start, everything stops and the message names
+it and its log. One that dies later is restarted by the supervisor
+(``reconciler.devstack.supervisor``) up to a cap, or, with ``--no-restart``,
+everything stops. ``DIR/dev.json`` is written only once everything
 answers, and removed on the way out (its URLs die with the stack).
 """
 
@@ -16,10 +18,9 @@ import os
 import secrets
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -29,7 +30,10 @@ import structlog
 from ledger.migrations import DEFAULT_APP_ROLE as APP_ROLE
 from reconciler.devstack.ports import free_port
 from reconciler.devstack.postgres import EmbeddedPostgres
+from reconciler.devstack.process import Component as ProcessComponent
 from reconciler.devstack.process import ComponentFailedError, ManagedProcess
+from reconciler.devstack.restarts import RestartPolicy
+from reconciler.devstack.supervisor import Supervisor
 from reconciler.devstack.temporal import TemporalDevServer
 
 log = structlog.get_logger(__name__)
@@ -48,6 +52,9 @@ class Component(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def alive(self) -> bool: ...
+    def returncode(self) -> int | None: ...
+    @property
+    def pid(self) -> int | None: ...
     @property
     def log_path(self) -> Path: ...
 
@@ -85,23 +92,40 @@ class ServiceComponent:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.alive()
 
+    def returncode(self) -> int | None:
+        return self._proc.returncode() if self._proc else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
 
 @dataclass
 class InfraComponent:
+    """PostgreSQL or Temporal: a ``process.Component`` under a name."""
+
     name: str
-    log_path: Path
-    _start: Callable[[], object]
-    _stop: Callable[[], None]
-    _alive: Callable[[], bool]
+    server: ProcessComponent
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.log_path
 
     def start(self) -> None:
-        self._start()
+        self.server.start()
 
     def stop(self) -> None:
-        self._stop()
+        self.server.stop()
 
     def alive(self) -> bool:
-        return self._alive()
+        return self.server.alive()
+
+    def returncode(self) -> int | None:
+        return self.server.returncode()
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
 
 
 @dataclass
@@ -184,8 +208,12 @@ class _Stop(Exception):
 
 
 class DevStack:
-    def __init__(self, data_dir: Path, api_port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, api_port: int | None = None, *, restart: bool = True
+    ) -> None:
         self.data_dir = data_dir.resolve()
+        self.restart_policy = RestartPolicy() if restart else None
+        self.supervisor: Supervisor | None = None
         self.logs = self.data_dir / "logs"
         self.api_port = api_port or free_port()
         self.dev_json = self.data_dir / "dev.json"
@@ -217,20 +245,8 @@ class DevStack:
 
     def infrastructure(self) -> list[Component]:
         return [
-            InfraComponent(
-                "postgres",
-                self.postgres.log_path,
-                self.postgres.start,
-                self.postgres.stop,
-                self.postgres.alive,
-            ),
-            InfraComponent(
-                "temporal",
-                self.temporal.log_path,
-                self.temporal.start,
-                self.temporal.stop,
-                self.temporal.alive,
-            ),
+            InfraComponent("postgres", self.postgres),
+            InfraComponent("temporal", self.temporal),
         ]
 
     def services(self, state: StackState) -> list[Component]:
@@ -355,6 +371,11 @@ class DevStack:
             ],
             "banks": self.info.get("banks", {}),
             "logs_dir": str(self.logs),
+            # Added with the restarting supervisor: what runs now, and how
+            # often each part was restarted.
+            "restart": self.restart_policy is not None,
+            "pids": {c.name: c.pid for c in self.started},
+            "restarts": self.supervisor.restarts() if self.supervisor else {},
         }
         # It holds the token and every password.
         write_private(self.dev_json, json.dumps(info, indent=2, ensure_ascii=False))
@@ -372,6 +393,8 @@ class DevStack:
         for role in DEMO_ROLES:
             print(f"    demo-{role:<9} password {state.passwords[role]}")
         print(f"  Written to {self.dev_json}. Logs in {self.logs}. Ctrl-C stops everything.")
+        if self.restart_policy is None:
+            print("  --no-restart: the first part that dies stops the whole stack.")
         sys.stdout.flush()
 
     def stop_all(self) -> None:
@@ -427,12 +450,11 @@ class DevStack:
         self._prepare_data(state)
         for component in self.services(state):
             self._start(component)
+        self.supervisor = Supervisor(
+            list(self.started),
+            self.restart_policy,
+            on_restart=lambda: self._write_dev_json(state),
+        )
         self._write_dev_json(state)
         self._print_summary(state)
-        while True:
-            for component in self.started:
-                if not component.alive():
-                    raise ComponentFailedError(
-                        component.name, "stopped unexpectedly", component.log_path
-                    )
-            time.sleep(0.5)
+        self.supervisor.watch()
