@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Final
@@ -37,13 +38,14 @@ from reconciler.api.edge import (
     route_template,
     screen_middleware,
 )
-from reconciler.api.errors import Handler, error_middleware, error_response
+from reconciler.api.errors import Handler, error_middleware
 from reconciler.api.keys import CITIZEN_LINKS, ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
 from reconciler.api.limits import RATE_LIMITS, Rate, RateLimits
 from reconciler.api.login_throttle import LOGIN_THROTTLE, FailureWindow, LoginThrottle
 from reconciler.api.problems import CLIENT_CLOSED
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
+from reconciler.api.unavailable import RETRY_AFTER_SECONDS
 from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine, create_read_engine
 from reconciler.settings import Settings
@@ -70,14 +72,40 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
+# A readiness probe must answer before its caller gives up on it.
+READY_CHECK_SECONDS: Final = 3.0
+
+
+async def _database_ok(request: web.Request) -> bool:
     try:
-        async with request.app[ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except (OSError, SQLAlchemyError) as err:
-        log.warning("readyz.database_unavailable", error=str(err))
-        return error_response(503, "not_ready", f"database unavailable: {type(err).__name__}")
-    return web.json_response({"status": "ready", "database": "ok"})
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            async with request.app[ENGINE].connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except (OSError, SQLAlchemyError, TimeoutError) as err:
+        log.warning("readyz.database_unavailable", error=f"{type(err).__name__}: {err}")
+        return False
+    return True
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 while the database answers: fine lookups, receipts and reports
+    need nothing else, so the API stays in a balancer's rotation while
+    Temporal is down, and says so (``"temporal": "unavailable"``). 503
+    (with ``Retry-After``) when the database is down, naming it."""
+    database, temporal = await asyncio.gather(
+        _database_ok(request), request.app[TEMPORAL].healthy()
+    )
+    parts = {
+        "database": "ok" if database else "unavailable",
+        "temporal": "ok" if temporal else "unavailable",
+    }
+    if database:
+        return web.json_response({"status": "ready", **parts})
+    # "error" as every other 4xx/5xx has it, the parts beside it.
+    error = {"code": "not_ready", "message": "database unavailable"}
+    response = web.json_response({"status": "not_ready", **parts, "error": error}, status=503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -1,0 +1,111 @@
+"""The API with PostgreSQL or Temporal out of reach: 503 with ``Retry-After``
+naming the missing part (not a 500 a client cannot tell from a bug),
+lookups that need only the database still answered while Temporal is down,
+and a payment taken then started once Temporal is back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from reconciler.api.unavailable import RETRY_AFTER_SECONDS
+from reconciler.devstack.ports import free_port
+from reconciler.wiring import saga_config
+from tests.support.api import FINE, api_client
+from tests.support.stack import SagaStack, quote
+from workflows.payment.client import sweep_unstarted
+
+pytestmark = pytest.mark.integration
+
+
+async def _unavailable(resp: Any, code: str) -> dict[str, Any]:
+    assert resp.status == 503, await resp.text()
+    assert resp.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    body: dict[str, Any] = await resp.json()
+    assert body["error"]["code"] == code, body
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/fines/01234%2Fqd-xphc", None),
+        ("POST", "/api/v1/fines", FINE),
+        ("GET", "/api/v1/payments/7f1c2a4e-0000-4000-8000-000000000000", None),
+    ],
+)
+async def test_database_down_is_503_naming_it(
+    db_url: str, method: str, path: str, body: Any
+) -> None:
+    # Nothing listens on that port: every connection is refused.
+    port = free_port()
+    dead = create_async_engine(f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{port}/none")
+    try:
+        async with api_client(dead, db_url) as client:
+            resp = await client.request(
+                method, path, json=body, headers={"Authorization": "Bearer rk_anything"}
+            )
+            answer = await _unavailable(resp, "database_unavailable")
+            # The driver's text (host, port, user, password) stays in our log.
+            text = str(answer)
+            assert str(port) not in text
+            assert "hunter2" not in text
+            assert "postgres" not in text
+
+            ready = await client.get("/readyz")
+            assert ready.status == 503
+            assert ready.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+            status = await ready.json()
+            assert status["status"] == "not_ready"
+            assert status["database"] == "unavailable"
+            assert status["error"]["code"] == "not_ready"
+    finally:
+        await dead.dispose()
+
+
+async def test_a_payment_taken_while_temporal_is_down_starts_when_it_returns(
+    stack: SagaStack, api_without_temporal: TestClient[Any, Any]
+) -> None:
+    client, headers = api_without_temporal, stack.headers
+    ready = await client.get("/readyz")
+    # Lookups need only the database: the API stays ready, and says what is missing.
+    assert ready.status == 200
+    assert await ready.json() == {"status": "ready", "database": "ok", "temporal": "unavailable"}
+    number = await stack.new_fine(640_000)
+    fine = await client.get(f"/api/v1/fines/{quote(number)}", headers=headers)
+    assert (fine.status, (await fine.json())["status"]) == (200, "unpaid")
+
+    # Taking the payment needs only the database: recorded, 202.
+    taken = await client.post(
+        f"/api/v1/fines/{quote(number)}/payments",
+        json={"bank": "sgbank", "payer_account": "123456789"},
+        headers={**headers, "Idempotency-Key": "degraded-1"},
+    )
+    assert taken.status == 202, await taken.text()
+    payment_id = (await taken.json())["payment_id"]
+    view = await client.get(f"/api/v1/payments/{payment_id}", headers=headers)
+    assert (view.status, (await view.json())["status"]) == (200, "initiated")
+    # What cannot proceed without Temporal says so, with when to try again.
+    recovery = await client.post("/api/v1/banks/sgbank/link-recovered", headers=headers)
+    await _unavailable(recovery, "temporal_unavailable")
+
+    # Temporal is back (the stack's own client): the sweeper starts it.
+    started = await sweep_unstarted(
+        stack.client,
+        stack.engine,
+        saga_config(stack.settings),
+        datetime.now(UTC),
+        older_than=timedelta(0),
+    )
+    assert started >= 1
+    done = await stack.wait_payment(payment_id, {"succeeded"})
+    assert done["receipt"], done
+
+
+async def test_readyz_is_ready_with_both_parts_up(stack: SagaStack) -> None:
+    status, body = await stack.call("GET", "/readyz")
+    assert (status, body) == (200, {"status": "ready", "database": "ok", "temporal": "ok"})
