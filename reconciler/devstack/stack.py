@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, TypeAlias
 
 import structlog
 
@@ -33,7 +33,7 @@ from reconciler.devstack.postgres import EmbeddedPostgres
 from reconciler.devstack.process import Component as ProcessComponent
 from reconciler.devstack.process import ComponentFailedError, ManagedProcess
 from reconciler.devstack.restarts import RestartPolicy
-from reconciler.devstack.supervisor import Supervisor
+from reconciler.devstack.supervisor import Supervisor, Watched
 from reconciler.devstack.temporal import TemporalDevServer
 
 log = structlog.get_logger(__name__)
@@ -46,17 +46,8 @@ SIM_ACCOUNT_NUMBER = "0011001234567"
 SIM_BANK_BIN = "970499"
 
 
-class Component(Protocol):
-    name: str
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def alive(self) -> bool: ...
-    def returncode(self) -> int | None: ...
-    @property
-    def pid(self) -> int | None: ...
-    @property
-    def log_path(self) -> Path: ...
+# What the stack runs and the supervisor watches.
+Component: TypeAlias = Watched
 
 
 def http_ok(url: str, timeout_seconds: float = 1.0) -> bool:

@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from tests.support.dev_cli import (
 WAIT_SECONDS = 90
 # In the order the issue names them; infrastructure last, so a service's
 # restart is shown against a running database and Temporal first.
-KILLED = ("worker", "api", "prober", "temporal", "postgres")
+KILLED = ("worker", "api", "sim-sgbank", "prober", "temporal", "postgres")
 
 
 def _wait_for_restart(
@@ -114,47 +115,54 @@ def test_each_killed_part_is_restarted_and_payments_complete(tmp_path: Path) -> 
     assert proc.returncode == 0, console(data_dir)
 
 
-def test_past_the_cap_it_gives_up_and_stops_everything(tmp_path: Path) -> None:
-    data_dir = tmp_path / "stack"
-    proc = start_dev(data_dir)
+def _run_until_it_stops(
+    data_dir: Path, kill: Callable[[subprocess.Popen[bytes], dict[str, Any]], None], *extra: str
+) -> None:
+    """Start the stack, ``kill(proc, dev.json)``, then wait for ``reconciler
+    dev`` to stop by itself: exit 1, dev.json gone, no child left behind."""
+    proc = start_dev(data_dir, *extra)
     children: list[psutil.Process] = []
     try:
         info = wait_for_dev_json(proc, data_dir)
         children = descendants(proc.pid)
+        kill(proc, info)
+        proc.wait(timeout=WAIT_SECONDS)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 1, console(data_dir)
+    assert not (data_dir / "dev.json").exists()
+    _gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"left running: {[(p.pid, p.name()) for p in alive]}"
+
+
+def test_past_the_cap_it_gives_up_and_stops_everything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "stack"
+
+    def kill_prober_six_times(proc: subprocess.Popen[bytes], info: dict[str, Any]) -> None:
         # The cap is 5 restarts a minute; the sixth death is one too many.
         for _ in range(5):
             old_pid = info["pids"]["prober"]
             os.kill(old_pid, signal.SIGKILL)
             info = _wait_for_restart(proc, data_dir, "prober", old_pid)
         os.kill(info["pids"]["prober"], signal.SIGKILL)
-        proc.wait(timeout=WAIT_SECONDS)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-    assert proc.returncode == 1
+
+    _run_until_it_stops(data_dir, kill_prober_six_times)
     out = console(data_dir)
     assert "GIVING UP on prober" in out
     assert "prober: gave up after 5 restarts within 60 s (last: killed by SIGKILL)" in out
     assert out.count("prober restarted") == 5
-    assert not (data_dir / "dev.json").exists()
-    _gone, alive = psutil.wait_procs(children, timeout=30)
-    assert not alive, f"left running: {[(p.pid, p.name()) for p in alive]}"
 
 
 def test_no_restart_stops_the_stack_on_the_first_death(tmp_path: Path) -> None:
     data_dir = tmp_path / "stack"
-    proc = start_dev(data_dir, "--no-restart")
-    try:
-        info = wait_for_dev_json(proc, data_dir)
+
+    def kill_worker(_proc: subprocess.Popen[bytes], info: dict[str, Any]) -> None:
         assert info["restart"] is False
         os.kill(info["pids"]["worker"], signal.SIGKILL)
-        proc.wait(timeout=WAIT_SECONDS)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-    assert proc.returncode == 1
+
+    _run_until_it_stops(data_dir, kill_worker, "--no-restart")
     out = console(data_dir)
     assert "worker: stopped unexpectedly (killed by SIGKILL)" in out
     assert "restarted" not in out
