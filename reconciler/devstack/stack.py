@@ -194,8 +194,10 @@ def _exclusive(data_dir: Path) -> Iterator[IO[str]]:
         lock_file.close()
 
 
-class _Stop(Exception):
-    """Raised from the signal handler to unwind into the clean shutdown."""
+class _Stop(BaseException):
+    """Raised from the signal handler to unwind into the clean shutdown; a
+    BaseException (as KeyboardInterrupt is) so that no ``except Exception``
+    on the way, such as the supervisor's around a restart, swallows it."""
 
 
 class DevStack:

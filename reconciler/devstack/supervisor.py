@@ -113,7 +113,10 @@ class Supervisor:
         component.stop()  # reaps it and whatever of its process group is left
         try:
             component.start()
-        except ComponentFailedError as err:
+        # Whatever a start raises (not ready in time, a port still taken, the
+        # database refusing its first query) is one failed attempt: the part
+        # is tried again within the same cap, so this never loops for ever.
+        except Exception as err:
             component.stop()  # alive but not ready counts as dead: try again
             first_line = str(err).splitlines()[0] if str(err) else repr(err)
             self._say(component, f"{name} restart attempt {attempt} failed: {first_line}")
