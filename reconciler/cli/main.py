@@ -55,12 +55,31 @@ main.add_command(tokens)
     is_flag=True,
     help="Stop the whole stack when a part dies, instead of restarting it (for debugging).",
 )
-def dev(data_dir: Path, api_port: int | None, no_restart: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Worker processes, all on the same task queue.",
+)
+@click.option(
+    "--api-procs",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="API processes, on --api-port and then free ports (dev.json: api_urls).",
+)
+def dev(
+    data_dir: Path, api_port: int | None, no_restart: bool, workers: int, api_procs: int
+) -> None:
     """Run the whole service on the embedded stack, in the foreground."""
     from reconciler.devstack.stack import DevStack
 
     configure_logging("warning")
-    sys.exit(DevStack(data_dir, api_port, restart=not no_restart).run())
+    stack = DevStack(
+        data_dir, api_port, restart=not no_restart, workers=workers, api_procs=api_procs
+    )
+    sys.exit(stack.run())
 
 
 @main.command()

@@ -44,10 +44,18 @@ DEMO_ROLES = ("officer", "finance", "approver", "operator", "admin")
 DEV_BANKS = {"sgbank": "rest", "hnbank": "vietqr"}
 SIM_ACCOUNT_NUMBER = "0011001234567"
 SIM_BANK_BIN = "970499"
+# Several workers or API processes on one machine: a few show scale-out;
+# more would only fight for its cores.
+MAX_PROCS = 8
 
 
 # What the stack runs and the supervisor watches.
 Component: TypeAlias = Watched
+
+
+def _numbered(kind: str, count: int) -> list[str]:
+    """``worker``, ``worker-2``, ...: the first keeps the name it always had."""
+    return [kind if n == 1 else f"{kind}-{n}" for n in range(1, count + 1)]
 
 
 def http_ok(url: str, timeout_seconds: float = 1.0) -> bool:
@@ -202,8 +210,17 @@ class _Stop(BaseException):
 
 class DevStack:
     def __init__(
-        self, data_dir: Path, api_port: int | None = None, *, restart: bool = True
+        self,
+        data_dir: Path,
+        api_port: int | None = None,
+        *,
+        restart: bool = True,
+        workers: int = 1,
+        api_procs: int = 1,
     ) -> None:
+        if not (1 <= workers <= MAX_PROCS and 1 <= api_procs <= MAX_PROCS):
+            raise ValueError(f"workers and api_procs: 1..{MAX_PROCS} each")
+        self.workers, self.api_procs = workers, api_procs
         self.data_dir = data_dir.resolve()
         self.restart_policy = RestartPolicy() if restart else None
         self.supervisor: Supervisor | None = None
@@ -243,50 +260,55 @@ class DevStack:
         ]
 
     def services(self, state: StackState) -> list[Component]:
-        """The service processes, in start order: bank simulators, API,
-        worker, prober. A new process is one more entry here."""
+        """The service processes, in start order: bank simulators, API(s),
+        worker(s), prober. A new process is one more entry here."""
         api_url = f"http://127.0.0.1:{self.api_port}"
         sims, banks_env = self._simulators(state, api_url)
         env = self.base_env()
         env["RECONCILER_BANKS"] = json.dumps(banks_env)
         env["RECONCILER_RECEIPT_LINK_KEY"] = state.citizen_link_secret
-        worker_port, prober_port = free_port(), free_port()
-        env["RECONCILER_WORKER_METRICS_PORT"] = str(worker_port)
+        worker_ports = [free_port() for _ in range(self.workers)]
+        prober_port = free_port()
+        env["RECONCILER_WORKER_METRICS_PORT"] = str(worker_ports[0])
         env["RECONCILER_PROBER_METRICS_PORT"] = str(prober_port)
-        services: list[Component] = [
-            *sims,
-            ServiceComponent(
-                "api",
-                [*python_cli(), "api", "--port", str(self.api_port)],
-                env,
-                self.logs / "api.log",
-                ready_url=f"{api_url}/readyz",
-            ),
-            ServiceComponent(
-                "worker",
-                [*python_cli(), "worker"],
-                env,
-                self.logs / "worker.log",
-                ready_url=f"http://127.0.0.1:{worker_port}/healthz",
-            ),
+        api_ports = [self.api_port, *(free_port() for _ in range(self.api_procs - 1))]
+        metrics_urls: dict[str, str] = {}
+        services: list[Component] = [*sims]
+        for name, port in zip(_numbered("api", self.api_procs), api_ports, strict=True):
+            argv = [*python_cli(), "api", "--port", str(port)]
+            url = f"http://127.0.0.1:{port}"
+            services.append(
+                ServiceComponent(name, argv, env, self.logs / f"{name}.log", f"{url}/readyz")
+            )
+            metrics_urls[name] = f"{url}/metrics"
+        for name, port in zip(_numbered("worker", self.workers), worker_ports, strict=True):
+            own = {**env, "RECONCILER_WORKER_METRICS_PORT": str(port)}
+            url = f"http://127.0.0.1:{port}"
+            argv = [*python_cli(), "worker"]
+            services.append(
+                ServiceComponent(name, argv, own, self.logs / f"{name}.log", f"{url}/healthz")
+            )
+            metrics_urls[name] = f"{url}/metrics"
+        prober_url = f"http://127.0.0.1:{prober_port}"
+        services.append(
             ServiceComponent(
                 "prober",
                 [*python_cli(), "prober"],
                 env,
                 self.logs / "prober.log",
-                ready_url=f"http://127.0.0.1:{prober_port}/healthz",
-            ),
-        ]
+                ready_url=f"{prober_url}/healthz",
+            )
+        )
+        metrics_urls["prober"] = f"{prober_url}/metrics"
         self.info.update(
             {
                 "api_url": api_url,
+                # Every API process, the first being api_url (added with
+                # --api-procs; each behaves the same, any may be used).
+                "api_urls": [f"http://127.0.0.1:{port}" for port in api_ports],
                 "console_url": f"{api_url}/console/",
                 "metrics_url": f"{api_url}/metrics",
-                "metrics_urls": {
-                    "api": f"{api_url}/metrics",
-                    "worker": f"http://127.0.0.1:{worker_port}/metrics",
-                    "prober": f"http://127.0.0.1:{prober_port}/metrics",
-                },
+                "metrics_urls": metrics_urls,
                 "banks": {
                     bank: {"url": b["url"], "admin_url": b["admin_url"], "protocol": b["protocol"]}
                     for bank, b in banks_env.items()
@@ -376,6 +398,8 @@ class DevStack:
     def _print_summary(self, state: StackState) -> None:
         print("\nReconciler dev stack is up.", flush=True)
         print(f"  API:        {self.info['api_url']}  (token: {state.api_token})")
+        for url in self.info["api_urls"][1:]:
+            print(f"              {url}  (another API process, same service)")
         print(f"  Console:    {self.info['console_url']}")
         print(f"  Metrics:    {self.info['metrics_url']}")
         print(f"  Temporal:   {self.temporal.info.address}")

@@ -115,6 +115,31 @@ def test_each_killed_part_is_restarted_and_payments_complete(tmp_path: Path) -> 
     assert proc.returncode == 0, console(data_dir)
 
 
+def test_several_workers_and_api_processes_serve_together(tmp_path: Path) -> None:
+    data_dir = tmp_path / "stack"
+    proc = start_dev(data_dir, "--workers", "2", "--api-procs", "2")
+    try:
+        info = wait_for_dev_json(proc, data_dir)
+        assert set(info["pids"]) >= {"api", "api-2", "worker", "worker-2", "prober"}
+        assert info["api_urls"][0] == info["api_url"]
+        assert len(info["api_urls"]) == len(set(info["api_urls"])) == 2
+        assert {"worker", "worker-2", "api", "api-2"} <= set(info["metrics_urls"])
+        # Each API process takes payments; with the first worker killed, the
+        # second one carries the saga while the first comes back.
+        second_api = {**info, "api_url": info["api_urls"][1]}
+        first = _pay_and_get_receipt(second_api, "sgbank")
+        old_pid = info["pids"]["worker"]
+        os.kill(old_pid, signal.SIGKILL)
+        second = _pay_and_get_receipt(info, "hnbank")
+        info = _wait_for_restart(proc, data_dir, "worker", old_pid)
+        assert info["pids"]["worker-2"] is not None
+        assert (first["series"], first["number"]) != (second["series"], second["number"])
+    finally:
+        if proc.poll() is None:
+            stop_and_check_no_orphans(proc, descendants(proc.pid), signal.SIGTERM)
+    assert proc.returncode == 0, console(data_dir)
+
+
 def _run_until_it_stops(
     data_dir: Path, kill: Callable[[subprocess.Popen[bytes], dict[str, Any]], None], *extra: str
 ) -> None:
