@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,6 +40,10 @@ main.add_command(users)
 main.add_command(tokens)
 
 
+# How many processes of one kind the dev stack may run (its MAX_PROCS).
+_PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_default": True}
+
+
 @main.command()
 @click.option(
     "--data-dir",
@@ -55,18 +60,10 @@ main.add_command(tokens)
     is_flag=True,
     help="Stop the whole stack when a part dies, instead of restarting it (for debugging).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 8),
-    default=1,
-    show_default=True,
-    help="Worker processes, all on the same task queue.",
-)
+@click.option("--workers", **_PROCS, help="Worker processes, all on the same task queue.")
 @click.option(
     "--api-procs",
-    type=click.IntRange(1, 8),
-    default=1,
-    show_default=True,
+    **_PROCS,
     help="API processes, on --api-port and then free ports (dev.json: api_urls).",
 )
 def dev(
