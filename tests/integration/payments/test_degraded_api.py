@@ -6,20 +6,24 @@ and a payment taken then started once Temporal is back."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from reconciler.api.unavailable import RETRY_AFTER_SECONDS
 from reconciler.devstack.ports import free_port
+from reconciler.devstack.temporal import TemporalDevServer
 from reconciler.wiring import saga_config
-from tests.support.api import FINE, api_client
+from tests.support.api import FINE, api_client, make_token
 from tests.support.stack import SagaStack, quote
 from workflows.payment.client import sweep_unstarted
 
 pytestmark = pytest.mark.integration
+
+BANKS = {"sgbank": {"protocol": "rest", "url": "http://127.0.0.1:9", "webhook_secret": "s"}}
 
 
 async def _unavailable(resp: Any, code: str) -> dict[str, Any]:
@@ -109,3 +113,38 @@ async def test_a_payment_taken_while_temporal_is_down_starts_when_it_returns(
 async def test_readyz_is_ready_with_both_parts_up(stack: SagaStack) -> None:
     status, body = await stack.call("GET", "/readyz")
     assert (status, body) == (200, {"status": "ready", "database": "ok", "temporal": "ok"})
+
+
+async def test_temporal_dying_after_the_api_connected_is_503_naming_it(
+    tmp_path: Path, engine: AsyncEngine, db_url: str
+) -> None:
+    """The API's client was connected when Temporal died: its calls fail
+    with UNAVAILABLE, which is a 503 too, and readiness notices."""
+    server = TemporalDevServer(None, tmp_path / "temporal.log")
+    server.start()
+    try:
+        async with api_client(
+            engine,
+            db_url,
+            banks=BANKS,
+            temporal_address=server.info.address,
+            temporal_connect_timeout_seconds=2,
+        ) as client:
+            ready = await client.get("/readyz")
+            assert (await ready.json())["temporal"] == "ok"
+            operator = {"Authorization": f"Bearer {await make_token(engine, 'operator')}"}
+            server.stop()
+            recovery = await client.post("/api/v1/banks/sgbank/link-recovered", headers=operator)
+            await _unavailable(recovery, "temporal_unavailable")
+            ready = await client.get("/readyz")
+            assert ready.status == 200
+            assert await ready.json() == {
+                "status": "ready",
+                "database": "ok",
+                "temporal": "unavailable",
+            }
+            # Lookups go on.
+            fine = await client.get("/api/v1/fines/01234%2Fqd-xphc", headers=operator)
+            assert fine.status == 404
+    finally:
+        server.stop()
