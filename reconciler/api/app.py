@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Final
@@ -10,8 +9,6 @@ from typing import Final
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.access import PasswordChecker
@@ -43,9 +40,9 @@ from reconciler.api.keys import CITIZEN_LINKS, ENGINE, READER, SAGA, SETTINGS, T
 from reconciler.api.limits import RATE_LIMITS, Rate, RateLimits
 from reconciler.api.login_throttle import LOGIN_THROTTLE, FailureWindow, LoginThrottle
 from reconciler.api.problems import CLIENT_CLOSED
+from reconciler.api.readiness import READINESS, Readiness, readyz
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
-from reconciler.api.unavailable import RETRY_AFTER_SECONDS
 from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine, create_read_engine
 from reconciler.settings import Settings
@@ -70,42 +67,6 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
-
-
-# A readiness probe must answer before its caller gives up on it.
-READY_CHECK_SECONDS: Final = 3.0
-
-
-async def _database_ok(request: web.Request) -> bool:
-    try:
-        async with asyncio.timeout(READY_CHECK_SECONDS):
-            async with request.app[ENGINE].connect() as conn:
-                await conn.execute(text("SELECT 1"))
-    except (OSError, SQLAlchemyError, TimeoutError) as err:
-        log.warning("readyz.database_unavailable", error=f"{type(err).__name__}: {err}")
-        return False
-    return True
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """200 while the database answers: fine lookups, receipts and reports
-    need nothing else, so the API stays in a balancer's rotation while
-    Temporal is down, and says so (``"temporal": "unavailable"``). 503
-    (with ``Retry-After``) when the database is down, naming it."""
-    database, temporal = await asyncio.gather(
-        _database_ok(request), request.app[TEMPORAL].healthy()
-    )
-    parts = {
-        "database": "ok" if database else "unavailable",
-        "temporal": "ok" if temporal else "unavailable",
-    }
-    if database:
-        return web.json_response({"status": "ready", **parts})
-    # "error" as every other 4xx/5xx has it, the parts beside it.
-    error = {"code": "not_ready", "message": "database unavailable"}
-    response = web.json_response({"status": "not_ready", **parts, "error": error}, status=503)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -152,10 +113,11 @@ def create_app(
     temporal: TemporalLink | None = None,
     verifier: ReceiptVerifier | None = None,
     token_cache: TokenCache | None = None,
+    readiness: Readiness | None = None,
 ) -> web.Application:
     """Build the app. ``engine`` is injected by tests; otherwise one is created
     from settings and disposed with the app. ``token_cache`` lets a test drive
-    the cache's clock."""
+    the cache's clock, ``readiness`` that of ``/readyz``'s."""
     rules = body_rules(settings)
     app = web.Application(
         client_max_size=rules.bytes_max,
@@ -178,6 +140,7 @@ def create_app(
     app[SAGA] = saga_config(settings)
     app[VERIFIER] = verifier or load_verifier(settings)
     app[TOKEN_CACHE] = token_cache if token_cache is not None else TokenCache()
+    app[READINESS] = readiness if readiness is not None else Readiness()
     app[identity.PASSWORDS] = PasswordChecker(settings.argon2_concurrency)
     window = settings.login_throttle_window_seconds
     app[LOGIN_THROTTLE] = LoginThrottle(
