@@ -9,8 +9,6 @@ from typing import Final
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.access import PasswordChecker
@@ -37,11 +35,12 @@ from reconciler.api.edge import (
     route_template,
     screen_middleware,
 )
-from reconciler.api.errors import Handler, error_middleware, error_response
+from reconciler.api.errors import Handler, error_middleware
 from reconciler.api.keys import CITIZEN_LINKS, ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
 from reconciler.api.limits import RATE_LIMITS, Rate, RateLimits
 from reconciler.api.login_throttle import LOGIN_THROTTLE, FailureWindow, LoginThrottle
 from reconciler.api.problems import CLIENT_CLOSED
+from reconciler.api.readiness import READINESS, Readiness, readyz
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.citizen_links import CitizenLinks
@@ -68,16 +67,6 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    try:
-        async with request.app[ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except (OSError, SQLAlchemyError) as err:
-        log.warning("readyz.database_unavailable", error=str(err))
-        return error_response(503, "not_ready", f"database unavailable: {type(err).__name__}")
-    return web.json_response({"status": "ready", "database": "ok"})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -124,10 +113,11 @@ def create_app(
     temporal: TemporalLink | None = None,
     verifier: ReceiptVerifier | None = None,
     token_cache: TokenCache | None = None,
+    readiness: Readiness | None = None,
 ) -> web.Application:
     """Build the app. ``engine`` is injected by tests; otherwise one is created
     from settings and disposed with the app. ``token_cache`` lets a test drive
-    the cache's clock."""
+    the cache's clock, ``readiness`` that of ``/readyz``'s."""
     rules = body_rules(settings)
     app = web.Application(
         client_max_size=rules.bytes_max,
@@ -150,6 +140,7 @@ def create_app(
     app[SAGA] = saga_config(settings)
     app[VERIFIER] = verifier or load_verifier(settings)
     app[TOKEN_CACHE] = token_cache if token_cache is not None else TokenCache()
+    app[READINESS] = readiness if readiness is not None else Readiness()
     app[identity.PASSWORDS] = PasswordChecker(settings.argon2_concurrency)
     window = settings.login_throttle_window_seconds
     app[LOGIN_THROTTLE] = LoginThrottle(

@@ -3,7 +3,10 @@
 Every 4xx and 5xx the app answers is ``{"error": {"code", "message"}}``;
 an exception nobody expected is a 500 whose body holds only a request id
 (the log line with the traceback carries the same id), never the
-exception's text, which may quote what the client sent.
+exception's text, which may quote what the client sent. PostgreSQL or
+Temporal out of reach is a 503 with ``Retry-After`` naming the missing part
+(``database_unavailable``, ``temporal_unavailable``), so a client can tell an
+outage it should wait out from a bug.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from ledger.core.errors import (
 )
 from reconciler.api.bodies import read_json
 from reconciler.api.problems import REQUEST_ID, ApiError
+from reconciler.api.unavailable import (
+    RETRY_AFTER_SECONDS,
+    database_unavailable,
+    temporal_unavailable,
+)
 from reconciler.logs import uncached_logger
 
 __all__ = ["ApiError", "Handler", "error_middleware", "error_response", "read_json"]
@@ -70,6 +78,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as err:
         response = error_response(err.status, err.code, err.message)
+        if err.status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         response.headers.update(err.headers)
         if err.status in _CLOSING_STATUSES or err.code == "bad_body":
             response.force_close()
@@ -88,7 +98,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(err.status, "http_error")
         message = err.text if err.text and not err.text.startswith(str(err.status)) else err.reason
         return error_response(err.status, code, message or err.reason)
-    except Exception:
+    except Exception as err:
+        if outage := _outage(err):
+            code, message = outage
+            log.warning("http.dependency_unavailable", code=code, error=str(err))
+            return unavailable_response(code, message)
         request_id = request.get(REQUEST_ID, "-")
         log.exception("http.unhandled_error", request_id=request_id, method=request.method)
         return error_response(
@@ -97,6 +111,30 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "something went wrong on our side; quote the request id if you report it",
             request_id=request_id,
         )
+
+
+def unavailable_response(code: str, message: str) -> web.Response:
+    response = error_response(503, code, message)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _outage(err: BaseException) -> tuple[str, str] | None:
+    """(code, message) of a 503 when ``err``, or what it was raised from,
+    says a part is down."""
+    seen: BaseException | None = err
+    for _ in range(5):  # a short chain of causes; never loops on a cycle
+        if seen is None:
+            return None
+        if database_unavailable(seen):
+            return "database_unavailable", "the database is unavailable; try again shortly"
+        if temporal_unavailable(seen):
+            return (
+                "temporal_unavailable",
+                "the workflow service is unavailable; try again shortly",
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def bad_request(field: str, message: str) -> NoReturn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
@@ -54,3 +55,19 @@ class TemporalLink:
                 log.warning("temporal.unavailable", address=self._address, error=str(err))
                 return None
             return self._client
+
+    async def healthy(self) -> bool:
+        """Whether the frontend answers now (a connected client alone says
+        nothing: the server may have died since)."""
+        client = await self.client()
+        if client is None:
+            return False
+        timeout = self._connect_timeout_seconds
+        try:
+            return await asyncio.wait_for(
+                client.service_client.check_health(timeout=timedelta(seconds=timeout)),
+                timeout + 1,
+            )
+        except (RPCError, OSError, TimeoutError, RuntimeError) as err:
+            log.warning("temporal.unhealthy", address=self._address, error=str(err))
+            return False

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,6 +40,10 @@ main.add_command(users)
 main.add_command(tokens)
 
 
+# How many processes of one kind the dev stack may run (its MAX_PROCS).
+_PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_default": True}
+
+
 @main.command()
 @click.option(
     "--data-dir",
@@ -50,12 +55,28 @@ main.add_command(tokens)
 @click.option(
     "--api-port", type=click.IntRange(1, 65535), default=None, help="Default: a free port."
 )
-def dev(data_dir: Path, api_port: int | None) -> None:
+@click.option(
+    "--no-restart",
+    is_flag=True,
+    help="Stop the whole stack when a part dies, instead of restarting it (for debugging).",
+)
+@click.option("--workers", **_PROCS, help="Worker processes, all on the same task queue.")
+@click.option(
+    "--api-procs",
+    **_PROCS,
+    help="API processes, on --api-port and then free ports (dev.json: api_urls).",
+)
+def dev(
+    data_dir: Path, api_port: int | None, no_restart: bool, workers: int, api_procs: int
+) -> None:
     """Run the whole service on the embedded stack, in the foreground."""
     from reconciler.devstack.stack import DevStack
 
     configure_logging("warning")
-    sys.exit(DevStack(data_dir, api_port).run())
+    stack = DevStack(
+        data_dir, api_port, restart=not no_restart, workers=workers, api_procs=api_procs
+    )
+    sys.exit(stack.run())
 
 
 @main.command()

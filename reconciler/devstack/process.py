@@ -142,7 +142,11 @@ class Component:
     """A server the dev stack runs as one ``ManagedProcess`` (set by ``start``)."""
 
     stop_timeout_seconds: float = 20.0
+    log_path: Path
     _proc: ManagedProcess | None = None
+
+    def start(self) -> object:
+        raise NotImplementedError
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.alive()
@@ -150,6 +154,9 @@ class Component:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def returncode(self) -> int | None:
+        return self._proc.returncode() if self._proc else None
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -2,8 +2,10 @@
 
 Infrastructure (PostgreSQL, Temporal) starts first, then migrations and demo
 data, then the service processes. Each component has a log under
-``DIR/logs``; if one fails to start or dies, everything stops and the message
-names it and its log. ``DIR/dev.json`` is written only once everything
+``DIR/logs``; if one fails to start, everything stops and the message names
+it and its log. One that dies later is restarted by the supervisor
+(``reconciler.devstack.supervisor``) up to a cap, or, with ``--no-restart``,
+everything stops. ``DIR/dev.json`` is written only once everything
 answers, and removed on the way out (its URLs die with the stack).
 """
 
@@ -16,20 +18,22 @@ import os
 import secrets
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, TypeAlias
 
 import structlog
 
 from ledger.migrations import DEFAULT_APP_ROLE as APP_ROLE
 from reconciler.devstack.ports import free_port
 from reconciler.devstack.postgres import EmbeddedPostgres
+from reconciler.devstack.process import Component as ProcessComponent
 from reconciler.devstack.process import ComponentFailedError, ManagedProcess
+from reconciler.devstack.restarts import RestartPolicy
+from reconciler.devstack.supervisor import Supervisor, Watched
 from reconciler.devstack.temporal import TemporalDevServer
 
 log = structlog.get_logger(__name__)
@@ -40,16 +44,18 @@ DEMO_ROLES = ("officer", "finance", "approver", "operator", "admin")
 DEV_BANKS = {"sgbank": "rest", "hnbank": "vietqr"}
 SIM_ACCOUNT_NUMBER = "0011001234567"
 SIM_BANK_BIN = "970499"
+# Several workers or API processes on one machine: a few show scale-out;
+# more would only fight for its cores.
+MAX_PROCS = 8
 
 
-class Component(Protocol):
-    name: str
+# What the stack runs and the supervisor watches.
+Component: TypeAlias = Watched
 
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def alive(self) -> bool: ...
-    @property
-    def log_path(self) -> Path: ...
+
+def _numbered(kind: str, count: int) -> list[str]:
+    """``worker``, ``worker-2``, ...: the first keeps the name it always had."""
+    return [kind if n == 1 else f"{kind}-{n}" for n in range(1, count + 1)]
 
 
 def http_ok(url: str, timeout_seconds: float = 1.0) -> bool:
@@ -85,23 +91,40 @@ class ServiceComponent:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.alive()
 
+    def returncode(self) -> int | None:
+        return self._proc.returncode() if self._proc else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
 
 @dataclass
 class InfraComponent:
+    """PostgreSQL or Temporal: a ``process.Component`` under a name."""
+
     name: str
-    log_path: Path
-    _start: Callable[[], object]
-    _stop: Callable[[], None]
-    _alive: Callable[[], bool]
+    server: ProcessComponent
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.log_path
 
     def start(self) -> None:
-        self._start()
+        self.server.start()
 
     def stop(self) -> None:
-        self._stop()
+        self.server.stop()
 
     def alive(self) -> bool:
-        return self._alive()
+        return self.server.alive()
+
+    def returncode(self) -> int | None:
+        return self.server.returncode()
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
 
 
 @dataclass
@@ -179,13 +202,28 @@ def _exclusive(data_dir: Path) -> Iterator[IO[str]]:
         lock_file.close()
 
 
-class _Stop(Exception):
-    """Raised from the signal handler to unwind into the clean shutdown."""
+class _Stop(BaseException):
+    """Raised from the signal handler to unwind into the clean shutdown; a
+    BaseException (as KeyboardInterrupt is) so that no ``except Exception``
+    on the way, such as the supervisor's around a restart, swallows it."""
 
 
 class DevStack:
-    def __init__(self, data_dir: Path, api_port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        api_port: int | None = None,
+        *,
+        restart: bool = True,
+        workers: int = 1,
+        api_procs: int = 1,
+    ) -> None:
+        if not (1 <= workers <= MAX_PROCS and 1 <= api_procs <= MAX_PROCS):
+            raise ValueError(f"workers and api_procs: 1..{MAX_PROCS} each")
+        self.workers, self.api_procs = workers, api_procs
         self.data_dir = data_dir.resolve()
+        self.restart_policy = RestartPolicy() if restart else None
+        self.supervisor: Supervisor | None = None
         self.logs = self.data_dir / "logs"
         self.api_port = api_port or free_port()
         self.dev_json = self.data_dir / "dev.json"
@@ -217,67 +255,60 @@ class DevStack:
 
     def infrastructure(self) -> list[Component]:
         return [
-            InfraComponent(
-                "postgres",
-                self.postgres.log_path,
-                self.postgres.start,
-                self.postgres.stop,
-                self.postgres.alive,
-            ),
-            InfraComponent(
-                "temporal",
-                self.temporal.log_path,
-                self.temporal.start,
-                self.temporal.stop,
-                self.temporal.alive,
-            ),
+            InfraComponent("postgres", self.postgres),
+            InfraComponent("temporal", self.temporal),
         ]
 
     def services(self, state: StackState) -> list[Component]:
-        """The service processes, in start order: bank simulators, API,
-        worker, prober. A new process is one more entry here."""
+        """The service processes, in start order: bank simulators, API(s),
+        worker(s), prober. A new process is one more entry here."""
         api_url = f"http://127.0.0.1:{self.api_port}"
         sims, banks_env = self._simulators(state, api_url)
         env = self.base_env()
         env["RECONCILER_BANKS"] = json.dumps(banks_env)
         env["RECONCILER_RECEIPT_LINK_KEY"] = state.citizen_link_secret
-        worker_port, prober_port = free_port(), free_port()
-        env["RECONCILER_WORKER_METRICS_PORT"] = str(worker_port)
+        worker_ports = [free_port() for _ in range(self.workers)]
+        prober_port = free_port()
+        env["RECONCILER_WORKER_METRICS_PORT"] = str(worker_ports[0])
         env["RECONCILER_PROBER_METRICS_PORT"] = str(prober_port)
-        services: list[Component] = [
-            *sims,
-            ServiceComponent(
-                "api",
-                [*python_cli(), "api", "--port", str(self.api_port)],
-                env,
-                self.logs / "api.log",
-                ready_url=f"{api_url}/readyz",
-            ),
-            ServiceComponent(
-                "worker",
-                [*python_cli(), "worker"],
-                env,
-                self.logs / "worker.log",
-                ready_url=f"http://127.0.0.1:{worker_port}/healthz",
-            ),
+        api_ports = [self.api_port, *(free_port() for _ in range(self.api_procs - 1))]
+        metrics_urls: dict[str, str] = {}
+        services: list[Component] = [*sims]
+        for name, port in zip(_numbered("api", self.api_procs), api_ports, strict=True):
+            argv = [*python_cli(), "api", "--port", str(port)]
+            url = f"http://127.0.0.1:{port}"
+            services.append(
+                ServiceComponent(name, argv, env, self.logs / f"{name}.log", f"{url}/readyz")
+            )
+            metrics_urls[name] = f"{url}/metrics"
+        for name, port in zip(_numbered("worker", self.workers), worker_ports, strict=True):
+            own = {**env, "RECONCILER_WORKER_METRICS_PORT": str(port)}
+            url = f"http://127.0.0.1:{port}"
+            argv = [*python_cli(), "worker"]
+            services.append(
+                ServiceComponent(name, argv, own, self.logs / f"{name}.log", f"{url}/healthz")
+            )
+            metrics_urls[name] = f"{url}/metrics"
+        prober_url = f"http://127.0.0.1:{prober_port}"
+        services.append(
             ServiceComponent(
                 "prober",
                 [*python_cli(), "prober"],
                 env,
                 self.logs / "prober.log",
-                ready_url=f"http://127.0.0.1:{prober_port}/healthz",
-            ),
-        ]
+                ready_url=f"{prober_url}/healthz",
+            )
+        )
+        metrics_urls["prober"] = f"{prober_url}/metrics"
         self.info.update(
             {
                 "api_url": api_url,
+                # Every API process, the first being api_url (added with
+                # --api-procs; each behaves the same, any may be used).
+                "api_urls": [f"http://127.0.0.1:{port}" for port in api_ports],
                 "console_url": f"{api_url}/console/",
                 "metrics_url": f"{api_url}/metrics",
-                "metrics_urls": {
-                    "api": f"{api_url}/metrics",
-                    "worker": f"http://127.0.0.1:{worker_port}/metrics",
-                    "prober": f"http://127.0.0.1:{prober_port}/metrics",
-                },
+                "metrics_urls": metrics_urls,
                 "banks": {
                     bank: {"url": b["url"], "admin_url": b["admin_url"], "protocol": b["protocol"]}
                     for bank, b in banks_env.items()
@@ -355,6 +386,11 @@ class DevStack:
             ],
             "banks": self.info.get("banks", {}),
             "logs_dir": str(self.logs),
+            # Added with the restarting supervisor: what runs now, and how
+            # often each part was restarted.
+            "restart": self.restart_policy is not None,
+            "pids": {c.name: c.pid for c in self.started},
+            "restarts": self.supervisor.restarts() if self.supervisor else {},
         }
         # It holds the token and every password.
         write_private(self.dev_json, json.dumps(info, indent=2, ensure_ascii=False))
@@ -362,6 +398,8 @@ class DevStack:
     def _print_summary(self, state: StackState) -> None:
         print("\nReconciler dev stack is up.", flush=True)
         print(f"  API:        {self.info['api_url']}  (token: {state.api_token})")
+        for url in self.info["api_urls"][1:]:
+            print(f"              {url}  (another API process, same service)")
         print(f"  Console:    {self.info['console_url']}")
         print(f"  Metrics:    {self.info['metrics_url']}")
         print(f"  Temporal:   {self.temporal.info.address}")
@@ -372,6 +410,8 @@ class DevStack:
         for role in DEMO_ROLES:
             print(f"    demo-{role:<9} password {state.passwords[role]}")
         print(f"  Written to {self.dev_json}. Logs in {self.logs}. Ctrl-C stops everything.")
+        if self.restart_policy is None:
+            print("  --no-restart: the first part that dies stops the whole stack.")
         sys.stdout.flush()
 
     def stop_all(self) -> None:
@@ -427,12 +467,11 @@ class DevStack:
         self._prepare_data(state)
         for component in self.services(state):
             self._start(component)
+        self.supervisor = Supervisor(
+            list(self.started),
+            self.restart_policy,
+            on_restart=lambda: self._write_dev_json(state),
+        )
         self._write_dev_json(state)
         self._print_summary(state)
-        while True:
-            for component in self.started:
-                if not component.alive():
-                    raise ComponentFailedError(
-                        component.name, "stopped unexpectedly", component.log_path
-                    )
-            time.sleep(0.5)
+        self.supervisor.watch()

@@ -19,20 +19,15 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from bank_adapters.webhooks import sign_webhook
 from domain.outcomes import SettleOutcome
 from ledger import payments as pay
 from ledger.fines import get_fine
-from reconciler.api.app import create_app
-from reconciler.api.temporal_link import TemporalLink
-from reconciler.devstack.ports import free_port
 from tests.support import db
 from tests.support.stack import PAYER, SagaStack, eventually
 from workflows.payment import types as wt
@@ -166,15 +161,6 @@ async def test_a_webhook_with_another_amount_does_not_settle(stack: SagaStack) -
     await stack.admins[BANK].clear_faults()
     final = await stack.wait_payment(payment["payment_id"], {"succeeded"})
     assert (final["bank_ref"], final["amount_vnd"]) == (debit["bank_ref"], debit["amount_vnd"])
-
-
-@pytest.fixture
-async def api_without_temporal(stack: SagaStack) -> AsyncIterator[TestClient[Any, Any]]:
-    """The same API and database, with the workflow service unreachable."""
-    unreachable = TemporalLink(f"127.0.0.1:{free_port()}", "default", connect_timeout_seconds=1)
-    app = create_app(stack.settings, engine=stack.engine, temporal=unreachable)
-    async with TestClient(TestServer(app)) as client:
-        yield client
 
 
 async def test_a_webhook_that_could_not_be_delivered_keeps_its_nonce(
