@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # A refund or manual match of a discrepancy waits this long for approval.
     recon_approval_timeout_seconds: float = Field(default=3 * 86400.0, gt=0, le=30 * 86400)
 
+    # Alertmanager's bearer secret for the service's alert receiver
+    # (POST /ops/alerts/webhook); empty: the receiver refuses every delivery.
+    alert_webhook_token: str = ""
+    # The worker's Temporal SDK metrics (the SDK's own Prometheus exporter).
+    worker_sdk_metrics_port: int = Field(default=9103, ge=0, le=65535)
+
     # Where "receipt issued" notices go (the portal); unset: logged only.
     notify_url: str | None = None
 

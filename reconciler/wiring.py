@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiohttp
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from bank_adapters.base import BankAdapter
 from bank_adapters.factory import build_adapter
@@ -54,5 +55,8 @@ def saga_config(settings: Settings) -> SagaConfig:
     )
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """``runtime``: the worker's, which exports the SDK's metrics."""
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime
+    )

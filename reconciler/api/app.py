@@ -13,8 +13,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.receipts.signing import ReceiptVerifier
-from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
+from observability.metrics import (
+    http_request_duration_seconds,
+    http_requests_total,
+    process_heartbeat_timestamp_seconds,
+)
 from reconciler.api import (
+    alerts,
     disputes,
     fines,
     operations,
@@ -29,10 +34,18 @@ from reconciler.api.keys import ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFI
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine, create_read_engine
+from reconciler.ops_gauges import check_postgres
 from reconciler.settings import Settings
 from reconciler.wiring import load_signer, saga_config
 
 log = structlog.get_logger(__name__)
+
+
+def _route_template(request: web.Request) -> str:
+    """The route's template (``/api/v1/fines/{decision_number}``), never the
+    path itself: label values stay bounded by the routes the app has."""
+    route = request.match_info.route.resource
+    return route.canonical if route is not None else "unmatched"
 
 
 @web.middleware
@@ -46,9 +59,22 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = err.status
         raise
     finally:
-        route = request.match_info.route.resource
-        template = route.canonical if route is not None else "unmatched"
-        http_requests_total.labels(template, request.method, f"{status // 100}xx").inc()
+        http_requests_total.labels(
+            _route_template(request), request.method, f"{status // 100}xx"
+        ).inc()
+
+
+@web.middleware
+async def latency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Time every request by route template and method, whatever its status
+    (the lookup SLO of alerts.yml reads this histogram)."""
+    started = time.perf_counter()
+    try:
+        return await handler(request)
+    finally:
+        http_request_duration_seconds.labels(_route_template(request), request.method).observe(
+            time.perf_counter() - started
+        )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -67,6 +93,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     process_heartbeat_timestamp_seconds.labels("api").set(time.time())
+    await check_postgres(request.app[ENGINE], "api")
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -83,7 +110,7 @@ def create_app(
     the cache's clock."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[latency_middleware, metrics_middleware, error_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
     app[TEMPORAL] = temporal or TemporalLink(
@@ -117,4 +144,5 @@ def create_app(
     operations.add_routes(app)
     disputes.add_routes(app)
     reconciliations.add_routes(app)
+    alerts.add_routes(app)
     return app

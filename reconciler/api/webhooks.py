@@ -22,6 +22,7 @@ from bank_adapters.webhooks import (
 )
 from ledger import payments as pay
 from ledger.nonces import PgNonceStore
+from observability.metrics import webhook_requests_total
 from reconciler.api.errors import ApiError
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.views import json_response
@@ -38,9 +39,12 @@ async def bank_webhook(request: web.Request) -> web.Response:
     bank = request.match_info["bank"]
     bank_settings = request.app[SETTINGS].banks.get(bank)
     if bank_settings is None or not bank_settings.webhook_secret:
+        # Never the path's value as a label: a stranger would choose it.
+        webhook_requests_total.labels("unknown", "unknown_bank").inc()
         raise ApiError(404, "not_found", f"no webhooks are configured for bank {bank!r}")
     body = await request.content.read(WEBHOOK_BODY_BYTES_MAX + 1)
     if len(body) > WEBHOOK_BODY_BYTES_MAX:
+        webhook_requests_total.labels(bank, "malformed").inc()
         raise ApiError(413, "body_too_large", f"webhook body over {WEBHOOK_BODY_BYTES_MAX} bytes")
     engine = request.app[ENGINE]
     try:
@@ -54,11 +58,25 @@ async def bank_webhook(request: web.Request) -> web.Response:
     except WebhookRejected as err:
         status = 400 if err.code == "malformed_body" else 401
         log.warning("webhook.rejected", bank=bank, code=err.code, reason=err.reason)
+        webhook_requests_total.labels(bank, webhook_result(err.code)).inc()
         raise ApiError(status, f"webhook_{err.code}", err.reason) from None
     except NonceStoreFullError as err:
         raise ApiError(503, "busy", str(err)) from None
+    webhook_requests_total.labels(bank, "accepted").inc()
     outcome = await _deliver(request, bank, event)
     return json_response({"status": outcome})
+
+
+def webhook_result(code: str) -> str:
+    """A rejection's code (``bank_adapters.webhooks``) as the metric's bounded
+    ``result``: a signature, a time, a reused nonce, or anything else malformed."""
+    if code == "bad_signature":
+        return "bad_signature"
+    if code in ("stale_timestamp", "bad_timestamp"):
+        return "stale"
+    if code == "replayed_nonce":
+        return "replayed"
+    return "malformed"
 
 
 async def _deliver(request: web.Request, bank: str, event: WebhookEvent) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.backup import backup_command, restore_command
 from reconciler.cli.recon import recon
 from reconciler.logs import configure_logging
 from reconciler.settings import Settings
@@ -29,6 +30,8 @@ def main() -> None:
 
 
 main.add_command(recon)
+main.add_command(backup_command)
+main.add_command(restore_command)
 
 
 @main.command()
