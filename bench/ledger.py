@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Section, parser, postgres, report, summary_ms
-from ledger.access import create_token
+from ledger.access import TokenKind, create_user, issue_token, user_owner
 from ledger.core.postings import (
     EntryRequest,
     Posting,
@@ -133,7 +134,26 @@ async def _seed_fines(engine: AsyncEngine) -> str:
                     violation="Vượt đèn đỏ",
                 ),
             )
-        return await create_token(conn, "bench", "officer")
+        # A unit-scoped officer: the lookup then makes its scope comparison.
+        await create_user(
+            conn,
+            username="bench-officer",
+            password_hash="!no-login",  # not an argon2 hash: no login
+            role="officer",
+            actor="bench",
+            now=datetime.now(UTC),
+            units=["Phòng CSGT Hà Nội"],
+        )
+        token, _ = await issue_token(
+            conn,
+            await user_owner(conn, "bench-officer"),
+            kind=TokenKind.API,
+            name="bench",
+            lifetime=timedelta(days=1),
+            created_by="bench",
+            now=datetime.now(UTC),
+        )
+        return token
 
 
 async def _steady_load(
@@ -176,6 +196,7 @@ async def bench_lookup(db_url: str, engine: AsyncEngine, seconds: float) -> dict
         "RECONCILER_BANKS": json.dumps({"sgbank": {"protocol": "rest", "url": dead_bank}}),
         "RECONCILER_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "RECONCILER_LOG_LEVEL": "warning",
+        "RECONCILER_ENV": "dev",
     }
     with tempfile.TemporaryDirectory() as tmp:
         env["RECONCILER_DATA_DIR"] = tmp

@@ -122,6 +122,7 @@ async def worker_process(
         "RECONCILER_WORKER_METRICS_PORT": "0",
         "RECONCILER_LOG_LEVEL": "info",
         "RECONCILER_LOG_FORMAT": "json",
+        "RECONCILER_ENV": "dev",
     }
     with (data_dir / "worker.stderr.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(

@@ -13,6 +13,11 @@ VIETNAM_TZ: Final = ZoneInfo(VIETNAM_TZ_NAME)
 # uses the fixed offset (no time zone database inside the sandbox); the test
 # of this module checks that the two agree.
 VIETNAM_UTC_OFFSET: Final = timedelta(hours=7)
+# The dates any business fact of this service can carry. Outside them a date
+# is a typing error or an attack: year 1 or 9999 cannot even be moved to
+# another time zone (``OverflowError``).
+DATE_MIN: Final = date(2000, 1, 1)
+DATE_MAX: Final = date(2099, 12, 31)
 
 
 def business_date(at: datetime) -> date:

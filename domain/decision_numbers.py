@@ -13,6 +13,11 @@ import unicodedata
 from typing import Final
 
 DECISION_NUMBER_LENGTH_MAX: Final = 64
+# The typed form is stored too (``fines.decision_number``, at most 64
+# characters in the database): bound it, not only the key. A key drops
+# combining marks, so "a" with 100 accents has a one-letter key but a
+# 101-character typed form.
+DECISION_NUMBER_TYPED_LENGTH_MAX: Final = DECISION_NUMBER_LENGTH_MAX
 _ALLOWED_KEY: Final = re.compile(r"[0-9a-z][0-9a-z/._ -]*")
 _SPACES: Final = re.compile(r"\s+")
 _SPACE_AROUND_SEPARATOR: Final = re.compile(r"\s*([/\-.])\s*")
@@ -32,7 +37,14 @@ def normalise_decision_number(raw: object) -> str:
     """
     if not isinstance(raw, str):
         raise DecisionNumberError("must be a string")
+    too_long = f"is longer than {DECISION_NUMBER_TYPED_LENGTH_MAX} characters"
+    # A cheap bound before normalising a huge string: NFC composes only a
+    # few code points into one.
+    if len(raw) > 8 * DECISION_NUMBER_TYPED_LENGTH_MAX:
+        raise DecisionNumberError(too_long)
     value = unicodedata.normalize("NFC", raw).strip()
+    if len(value) > DECISION_NUMBER_TYPED_LENGTH_MAX:
+        raise DecisionNumberError(too_long)
     value = value.replace("Đ", "D").replace("đ", "d")
     value = "".join(
         ch for ch in unicodedata.normalize("NFKD", value) if not unicodedata.combining(ch)

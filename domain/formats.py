@@ -22,6 +22,8 @@ IDEMPOTENCY_KEY_RE: Final = re.compile(
 # A bank's own reference for a movement: the same closed alphabet.
 BANK_REF_LENGTH_MAX: Final = 100
 BANK_REF_RE: Final = re.compile(rf"[A-Za-z0-9._:\-]{{1,{BANK_REF_LENGTH_MAX}}}", re.ASCII)
+# A receipt series: an issuing unit's code and the year, "DCSGTS1CAQHK-2025".
+RECEIPT_SERIES_RE: Final = re.compile(r"[A-Z0-9-]{1,40}", re.ASCII)
 # Our name for a bank (configuration, metric labels, URL paths).
 BANK_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}", re.ASCII)
 

@@ -134,6 +134,11 @@ async def register_fine(conn: AsyncConnection, fine: FineInput) -> tuple[Fine, R
     return existing, RegisterOutcome.EXISTS
 
 
+def missing_fine_message(decision_number: str) -> str:
+    """What a lookup of a fine that does not exist (for the caller) says."""
+    return f"no fine with decision number {decision_number.strip()!r}"
+
+
 async def get_fine(
     conn: AsyncConnection, decision_number: str, *, for_update: bool = False
 ) -> Fine:
@@ -141,8 +146,7 @@ async def get_fine(
     query = select(*_FINE_COLUMNS).where(t.fines.c.decision_key == key)
     if for_update:
         query = query.with_for_update()
-    missing = f"no fine with decision number {decision_number.strip()!r}"
-    return await one_row(conn, query, _fine, missing)
+    return await one_row(conn, query, _fine, missing_fine_message(decision_number))
 
 
 class FineStatus(StrEnum):
@@ -233,7 +237,7 @@ def fine_view_from_rows(rows: Sequence[Any], decision_number: str) -> FineView:
     """The view from the rows of ``FINE_VIEW_QUERY`` (attribute access by
     column name: SQLAlchemy rows or the driver's named tuples)."""
     if not rows:
-        raise NotFoundError(f"no fine with decision number {decision_number.strip()!r}")
+        raise NotFoundError(missing_fine_message(decision_number))
     payments = tuple(_payment_summary(r) for r in rows if r.p_payment_id is not None)
     receipts = [_receipt_ref(r) for r in rows if r.r_series is not None]
     # Only the payment that settles the fine is ever receipted.

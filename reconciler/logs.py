@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -29,3 +30,13 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def uncached_logger(name: str) -> Any:
+    """A logger bound from the configuration in force at each call, never
+    cached on its first use (as ``get_logger``'s are once logging is
+    configured). For the lines tests read (the access log, the edge's
+    errors, the outbox's notices): a cached logger keeps the processors of
+    its first use and escapes ``structlog.testing.capture_logs``. Binding
+    per call costs a few microseconds a line."""
+    return structlog.wrap_logger(None, cache_logger_on_first_use=False, logger_factory_args=(name,))

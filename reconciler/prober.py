@@ -17,7 +17,7 @@ from observability.prober import HealthCheck, LinkProber, ProberConfig
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine
 from reconciler.settings import Settings
-from reconciler.wiring import build_adapters
+from reconciler.wiring import build_adapters, temporal_tls
 from workflows.payment.client import start_link_recovery
 
 log = structlog.get_logger(__name__)
@@ -36,7 +36,9 @@ async def run_prober(settings: Settings, stop: asyncio.Event | None = None) -> N
         raise SystemExit("no banks configured (RECONCILER_BANKS): nothing to probe")
     stop = stop or asyncio.Event()
     engine = create_engine(settings)
-    temporal = TemporalLink(settings.temporal_address, settings.temporal_namespace)
+    temporal = TemporalLink(
+        settings.temporal_address, settings.temporal_namespace, tls=temporal_tls(settings)
+    )
     metrics_server = MetricsServer(settings.api_host, settings.prober_metrics_port)
     await metrics_server.start()
 

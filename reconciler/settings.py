@@ -2,6 +2,16 @@
 
 Settings are built once in the composition root (the CLI) and passed down;
 nothing below ``reconciler`` reads the environment.
+
+``RECONCILER_ENV`` is the deployment mode: ``production`` (the default, what
+``reconciler api|worker|prober`` run as) or ``dev`` (set by ``reconciler dev``
+and the test stacks). In production every secret that is set must be at least
+``SECRET_BYTES_MIN`` bytes long and must not be a value this repository ever
+published (``reconciler.secret_rules``); keys are never generated on the fly.
+A secret is any setting typed ``SecretStr`` or named ``*_secret``, ``*_key``,
+``*_password`` or ``*_token``, every bank's webhook secret, and the password
+in ``RECONCILER_DATABASE_URL``: declare a new secret that way and the check
+covers it.
 """
 
 from __future__ import annotations
@@ -9,12 +19,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.money import AMOUNT_VND_MAX
+from reconciler.secret_rules import GENERATE_HINT, production_secret_problems
 
 MAX_AMOUNT_VND_DEFAULT = 1_000_000_000
+Environment = Literal["production", "dev"]
+# A PostgreSQL role name we can quote without surprises.
+DB_ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+RECEIPT_LINK_KEY_CHARS_MIN = 32
 
 
 class BankSettings(BaseModel):
@@ -32,6 +47,8 @@ class BankSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECONCILER_", env_nested_delimiter="__")
 
+    env: Environment = "production"
+
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/reconciler"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     temporal_address: str = "127.0.0.1:7233"
@@ -44,11 +61,50 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # The HTTP edge (reconciler/api/edge.py, docs/security.md): a body must
+    # have arrived this long after its headers (a statement upload: the
+    # second figure); an idle or half-sent connection is closed after the
+    # third; public pages allow this many requests a minute per client
+    # address, in bursts of so many, remembering so many addresses.
+    body_read_seconds: float = Field(default=20.0, gt=0, le=300)
+    upload_read_seconds: float = Field(default=120.0, gt=0, le=1800)
+    http_idle_seconds: float = Field(default=30.0, gt=0, le=3600)
+    public_rate_per_minute: int = Field(default=30, ge=1, le=100_000)
+    public_rate_burst: int = Field(default=10, ge=1, le=10_000)
+    rate_limit_clients_max: int = Field(default=10_000, ge=1, le=1_000_000)
+    citizen_link_ttl_seconds: int = Field(default=30 * 86400, ge=60, le=366 * 86400)
     max_amount_vnd: int = Field(default=MAX_AMOUNT_VND_DEFAULT, ge=1, le=AMOUNT_VND_MAX)
 
     data_dir: Path = Path(".data")
-    receipt_signing_key_path: Path | None = None
-    receipt_signing_key_b64: str | None = None
+    # Receipt keys (ledger.receipts.keyring). The worker signs with the private
+    # seed of the current key; the API verifies with public keys only (the
+    # current one and every retired one, base64url, a JSON list). Or both from
+    # a keyring directory (`reconciler keys rotate --dir`); dev: DATA_DIR/receipt-keys.
+    receipt_signing_key_b64: SecretStr | None = None
+    receipt_public_keys: list[str] = Field(default_factory=list, max_length=100)
+    receipt_keys_dir: Path | None = None
+    # Key of the citizens' signed PDF links (HMAC-SHA256 with an expiry; at
+    # least 32 characters). Unset: a random key per API process, so links
+    # die with it, and the worker's notices carry none.
+    receipt_link_key: SecretStr | None = None
+    # HMAC key anchoring the audit chain (ledger.core.audit_anchor); the worker
+    # anchors the head this often. Never stored in the database.
+    audit_key: SecretStr | None = None
+    audit_anchor_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+
+    # The role the app (api, worker, prober) connects as: DML only, created and
+    # granted by the migrations, which run as the database owner. `reconciler
+    # migrate` sets its password when RECONCILER_DB_APP_PASSWORD is given.
+    db_app_role: str = Field(default="reconciler_app", pattern=DB_ROLE_PATTERN)
+    db_app_password: SecretStr | None = None
+
+    # Temporal over mutual TLS: the CA that signed the server's certificate,
+    # our client certificate and key (PEM files), and the name the server's
+    # certificate carries. All unset: plain gRPC (the embedded dev server).
+    temporal_tls_ca_path: Path | None = None
+    temporal_tls_cert_path: Path | None = None
+    temporal_tls_key_path: Path | None = None
+    temporal_tls_server_name: str | None = Field(default=None, max_length=253)
 
     banks: dict[str, BankSettings] = Field(default_factory=dict)
 
@@ -94,9 +150,20 @@ class Settings(BaseSettings):
     # A refund or manual match of a discrepancy waits this long for approval.
     recon_approval_timeout_seconds: float = Field(default=3 * 86400.0, gt=0, le=30 * 86400)
 
+    # Staff identity (ledger/access): login tokens, API tokens, lock-out and
+    # the API's in-memory login throttle (per client address and per name).
+    login_token_hours: float = Field(default=8.0, gt=0, le=24)
+    login_lock_failures: int = Field(default=10, ge=1, le=1000)
+    login_lock_window_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    login_lock_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    login_throttle_window_seconds: float = Field(default=300.0, gt=0, le=86400)
+    login_failures_per_address: int = Field(default=30, ge=1, le=10_000)
+    login_failures_per_username: int = Field(default=5, ge=1, le=10_000)
+    argon2_concurrency: int = Field(default=2, ge=1, le=64)
+
     # Alertmanager's bearer secret for the service's alert receiver
     # (POST /ops/alerts/webhook); empty: the receiver refuses every delivery.
-    alert_webhook_token: str = ""
+    alert_webhook_token: SecretStr | None = None
     # The worker's Temporal SDK metrics (the SDK's own Prometheus exporter).
     worker_sdk_metrics_port: int = Field(default=9103, ge=0, le=65535)
 
@@ -105,3 +172,34 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        """Production refuses published and short secrets, naming the setting."""
+        if self.env == "production":
+            problems = production_secret_problems(self)
+            if problems:
+                raise ValueError("; ".join(problems))
+        tls = (self.temporal_tls_ca_path, self.temporal_tls_cert_path, self.temporal_tls_key_path)
+        if any(tls) and not all(tls):
+            raise ValueError(
+                "RECONCILER_TEMPORAL_TLS_CA_PATH, _CERT_PATH and _KEY_PATH go together "
+                "(mutual TLS needs all three)"
+            )
+        return self
+
+    @field_validator("receipt_link_key")
+    @classmethod
+    def _link_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value()) < RECEIPT_LINK_KEY_CHARS_MIN:
+            # Named as the operator sets it, with how to make one (the
+            # production check, which says so, never runs after this).
+            raise ValueError(
+                f"RECONCILER_RECEIPT_LINK_KEY must be at least {RECEIPT_LINK_KEY_CHARS_MIN}"
+                f" characters ({GENERATE_HINT})"
+            )
+        return value
+
+    def receipt_link_secret(self) -> str:
+        """The link key's text; empty when unset (a random key per process)."""
+        return self.receipt_link_key.get_secret_value() if self.receipt_link_key else ""

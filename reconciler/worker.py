@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from ledger.core.postings import ensure_bank_accounts
 from ledger.payments import in_doubt_summary
+from ledger.receipts.signing import SigningKeyError
 from observability.metrics import (
     payments_in_doubt,
     payments_in_doubt_oldest_seconds,
@@ -29,11 +30,19 @@ from observability.metrics import (
 )
 from observability.metrics_server import MetricsServer
 from reconciler import recon_wiring
+from reconciler.audit_anchoring import anchor_audit_head
+from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine
 from reconciler.ops_gauges import refresh_backlog, refresh_ledger_gauges
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
-from reconciler.wiring import build_adapters, connect_temporal, load_signer, saga_config
+from reconciler.wiring import (
+    audit_key,
+    build_adapters,
+    connect_temporal,
+    load_signer,
+    saga_config,
+)
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.disputes.workflow import DisputeWorkflow
 from workflows.interceptors import ActivityInterceptor
@@ -149,6 +158,17 @@ def housekeeping(
     session: aiohttp.ClientSession,
     config: SagaConfig,
 ) -> list[Coroutine[Any, Any, None]]:
+    # Without a configured key a link would check nowhere: notices carry none.
+    links = (
+        CitizenLinks.from_secret(
+            settings.receipt_link_secret(),
+            settings.public_base_url,
+            settings.citizen_link_ttl_seconds,
+        )
+        if settings.receipt_link_key
+        else None
+    )
+
     async def sweep() -> None:
         await sweep_unstarted(
             client,
@@ -158,9 +178,16 @@ def housekeeping(
             timedelta(seconds=settings.sweeper_interval_seconds),
         )
 
+    key = audit_key(settings, create=True)
+    assert key is not None, "run_worker checks the audit key first"
     return [
+        _every(
+            "audit-anchor",
+            settings.audit_anchor_interval_seconds,
+            lambda: anchor_audit_head(engine, key),
+        ),
         _every("sweeper", settings.sweeper_interval_seconds, sweep),
-        _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url)),
+        _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url, links)),
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),
         _every(
             "recon-gauges", 30.0, lambda: refresh_discrepancy_gauges(engine, list(settings.banks))
@@ -171,6 +198,10 @@ def housekeeping(
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    # Production never makes keys up: both must be configured, or no start.
+    signer = load_signer(settings)
+    if audit_key(settings, create=True) is None:
+        raise SigningKeyError("no audit key: set RECONCILER_AUDIT_KEY (openssl rand -base64 32)")
     engine = create_engine(settings, pre_ping=False)
     stop = stop or asyncio.Event()
     metrics_server = MetricsServer(settings.api_host, settings.worker_metrics_port)
@@ -185,7 +216,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 PaymentDeps(
                     engine=engine,
                     adapters=adapters,
-                    signer=load_signer(settings),
+                    signer=signer,
                     public_base_url=settings.public_base_url,
                 )
             )

@@ -4,10 +4,17 @@ dev server per test session, started lazily by the tests that need them.
 Isolation: every database test gets its own database cloned from a migrated
 template (``CREATE DATABASE ... TEMPLATE``, a few ms); every Temporal test gets
 its own task queue.
+
+Roles: the migrations run as the superuser (the owner), and ``db_url`` and
+``engine`` connect as the app's role (DML only, revision 0011), as the service
+does: the whole suite runs the app without DDL or trigger rights. A test that
+plays an intruder with the owner's rights asks for ``owner_db_url`` or
+``owner_engine``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -20,6 +27,7 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ledger.migrations import DEFAULT_APP_ROLE
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from reconciler.devstack.temporal import TemporalDevServer, TemporalInfo
 
@@ -87,22 +95,47 @@ def _drop_db(pg_server: PostgresInfo, name: str) -> None:
 
 
 @pytest.fixture
-def db_url(pg_server: PostgresInfo, pg_template: str) -> Iterator[str]:
-    """SQLAlchemy URL (psycopg driver) of a fresh, migrated database."""
+def test_db(pg_server: PostgresInfo, pg_template: str) -> Iterator[str]:
+    """The name of a fresh, migrated database, dropped after the test."""
     name = _create_db_from_template(pg_server, pg_template)
     try:
-        yield pg_server.url(name)
+        yield name
     finally:
         _drop_db(pg_server, name)
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_async_engine(db_url, pool_size=5, max_overflow=5)
+def db_url(pg_server: PostgresInfo, test_db: str) -> str:
+    """SQLAlchemy URL (psycopg driver) of a fresh, migrated database, as the
+    app's role."""
+    return pg_server.as_user(DEFAULT_APP_ROLE).url(test_db)
+
+
+@pytest.fixture
+def owner_db_url(pg_server: PostgresInfo, test_db: str) -> str:
+    """The same database as ``db_url``, as its owner (DDL, triggers)."""
+    return pg_server.url(test_db)
+
+
+@contextlib.asynccontextmanager
+async def _engine(url: str, pool_size: int) -> AsyncIterator[AsyncEngine]:
+    eng = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
     try:
         yield eng
     finally:
         await eng.dispose()
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    async with _engine(db_url, 5) as eng:
+        yield eng
+
+
+@pytest.fixture
+async def owner_engine(owner_db_url: str) -> AsyncIterator[AsyncEngine]:
+    async with _engine(owner_db_url, 2) as eng:
+        yield eng
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +153,18 @@ def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:12]}"
 
 
-INFRA_FIXTURES = frozenset({"pg_server", "pg_template", "db_url", "engine", "temporal_server"})
+INFRA_FIXTURES = frozenset(
+    {
+        "pg_server",
+        "pg_template",
+        "test_db",
+        "db_url",
+        "owner_db_url",
+        "engine",
+        "owner_engine",
+        "temporal_server",
+    }
+)
 _TIER_DIRS = {"integration": "integration", "e2e": "integration"}
 
 

@@ -7,11 +7,16 @@ Lifecycle::
              ├─> rejected  └─> failed
              └─> expired
 
-Whoever requested an approval can never decide it (``SameApproverError``,
-checked here and by a database constraint). A second request for the same
-kind and subject while one is open (pending or approved) returns the open one.
-Every step appends to the audit log in the caller's transaction; the caller
-commits.
+Requester and decider are people: their usernames (``ledger.core.actors``),
+never a token's name, so one person holding two tokens is still one person
+and an admin is too. A service account or the system can neither request nor
+decide (``PersonRequiredError``). Whoever requested an approval can never
+decide it (``SameApproverError``, checked here and by a database
+constraint). A decision's reason is checked before anything else, and a
+refused decision writes nothing, not even an audit row. A second request for
+the same kind and subject while one is open (pending or approved) returns
+the open one. Every step appends to the audit log in the caller's
+transaction; the caller commits.
 
 Who executes an approved request is up to the requester's module: it either
 polls (``list_approvals(status="approved", kind=...)``) or sets
@@ -40,9 +45,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import tables as t
+from ledger.core.actors import require_person_actor
 from ledger.core.audit import append_audit, check_json_value
 from ledger.core.checks import check_choice, check_limit, check_reason
-from ledger.core.errors import ConflictError, LedgerError, ValidationError
+from ledger.core.errors import ConflictError, ForbiddenError, ValidationError
 from ledger.core.paging import LIST_LIMIT_MAX, keyset_page
 from ledger.core.rows import columns, one_row, row_mapper
 
@@ -73,7 +79,7 @@ SUBJECT_TYPE: Final = "approval"
 SYSTEM_TIMEOUT: Final = "system:timeout"
 
 
-class SameApproverError(LedgerError):
+class SameApproverError(ForbiddenError):
     """The person who requested an approval tried to decide it (HTTP 403)."""
 
     code = "same_approver"
@@ -201,6 +207,7 @@ def _check_request(kind: str, reason: str, requested_by: str, payload: dict[str,
         raise ValidationError("payload", str(err)) from None
     if len(json.dumps(payload).encode()) > PAYLOAD_BYTES_MAX:
         raise ValidationError("payload", f"is larger than {PAYLOAD_BYTES_MAX} bytes")
+    require_person_actor("requested_by", requested_by)
     return reason
 
 
@@ -260,18 +267,17 @@ async def decide(
     reason: str | None,
     now: datetime,
 ) -> Approval:
-    """Approve or reject a pending request. The requester can never decide
-    (``SameApproverError``); a decided, expired or executed request is
-    refused (``ApprovalNotPendingError``). A rejection needs a reason."""
+    """Approve or reject a pending request. The reason is checked first (a
+    rejection needs one); only a person decides (``PersonRequiredError``);
+    the requester never does (``SameApproverError``); a decided, expired or
+    executed request is refused (``ApprovalNotPendingError``). A refusal
+    writes nothing."""
+    text_reason = check_reason("reason", reason, required=not approve)
+    require_person_actor("decided_by", decided_by)
     current = await get_approval(conn, approval_id, for_update=True)
-    if decided_by == current.requested_by:
-        raise SameApproverError(
-            f"approval {approval_id} was requested by {decided_by}; "
-            "a different person must approve or reject it"
-        )
+    check_not_requester(current, decided_by)
     if current.status != ApprovalStatus.PENDING:
         raise ApprovalNotPendingError(f"approval {approval_id} is already {current.status}")
-    text_reason = check_reason("reason", reason, required=not approve)
     status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
     values = {
         "status": status,
@@ -281,6 +287,22 @@ async def decide(
     }
     detail = {"requested_by": current.requested_by, "reason": text_reason}
     return await _move(conn, approval_id, decided_by, now, values, detail)
+
+
+def check_not_requester(approval: Approval, decider: str, vouched_by: str | None = None) -> None:
+    """``SameApproverError`` if ``decider`` asked for ``approval``, or decides
+    with a credential the requester issued them (``vouched_by``: an admin who
+    reset their password cannot approve through them)."""
+    if decider == approval.requested_by:
+        raise SameApproverError(
+            f"approval {approval.id} was requested by {decider}; "
+            "a different person must approve or reject it"
+        )
+    if vouched_by is not None and vouched_by == approval.requested_by:
+        raise SameApproverError(
+            f"approval {approval.id} was requested by {vouched_by}, who issued the "
+            "credential you use (set your own password first): another person must decide"
+        )
 
 
 async def expire(

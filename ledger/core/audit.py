@@ -10,7 +10,10 @@ are strictly ordered under concurrency and ids have no gaps.
 The database refuses UPDATE, DELETE and TRUNCATE on the log and any insert
 that does not continue the chain at the head. ``verify_audit_chain``
 recomputes the chain and names every row that was changed, deleted or moved
-by someone who got around those triggers.
+by someone who got around those triggers. The chain is plain SHA-256, which
+whoever can write the database can recompute after a rewrite: the worker
+therefore anchors the head with a keyed MAC (``ledger.core.audit_anchor``),
+the key never being in the database.
 
 Lock order: the head is a global lock held until commit, so append last in a
 transaction (after every other row lock it takes); a transaction that takes
@@ -285,20 +288,27 @@ async def _read_head(conn: AsyncConnection) -> tuple[int, str]:
 
 
 async def verify_audit_chain(
-    conn: AsyncConnection, *, page_size: int = PAGE_SIZE_DEFAULT
+    conn: AsyncConnection,
+    *,
+    page_size: int = PAGE_SIZE_DEFAULT,
+    after: tuple[int, str] = (0, GENESIS_HASH),
 ) -> AuditReport:
     """Recompute the chain from the first row to the head, in pages (memory
     is bounded by the page size). Finds rows whose content was changed,
     deleted rows (id gaps, a missing tail), rows moved out of order, and a
     head that does not match the last row. Rows appended while this runs are
-    left for the next run."""
+    left for the next run.
+
+    ``after``: start past this row (id, hash) instead of the genesis, for a
+    check of only the rows since a trusted point (an anchor, see
+    ``ledger.core.audit_anchor``)."""
     assert 1 <= page_size <= PAGE_SIZE_MAX, page_size
     problems = _Problems()
     head_id, head_hash = await _read_head(conn)
     if head_id < 0:
         problems.add(0, HEAD, "the audit head row is missing")
     recent = _RecentHashes(2 * page_size)
-    prev_id, prev_hash, checked = 0, GENESIS_HASH, 0
+    (prev_id, prev_hash), checked = after, 0
     while True:
         rows = [
             _entry(r)

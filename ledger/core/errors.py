@@ -1,6 +1,6 @@
 """Typed operating errors of the ledger; the API maps them to HTTP at its edge
-(``reconciler.api.errors``: invalid input 400, not found 404, a reused
-idempotency key 422, other conflicts 409, anything else 500)."""
+(``reconciler.api.errors``: invalid input 400, not allowed 403, not found
+404, a reused idempotency key 422, other conflicts 409, anything else 500)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ class ValidationError(LedgerError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class ForbiddenError(LedgerError):
+    """Whoever asks may not do this, whatever they send: the requester of an
+    approval deciding it, a service account requesting one (HTTP 403)."""
+
+    code = "forbidden"
+    non_retryable = True
 
 
 class NotFoundError(LedgerError):

@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -80,17 +80,6 @@ fines = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("name", Text, nullable=False, unique=True),
-    Column("token_hash", Text, nullable=False, unique=True),
-    Column("role", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True)),
-)
-
 users = Table(
     "users",
     metadata,
@@ -101,6 +90,61 @@ users = Table(
     Column("role", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("disabled_at", DateTime(timezone=True)),
+    # --- 0008: unit scope, lock-out, who set the password
+    Column("units", ARRAY(Text), nullable=False),
+    Column("failed_logins", Integer, nullable=False),
+    Column("failed_since", DateTime(timezone=True)),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("created_by", Text),
+    Column("password_set_at", DateTime(timezone=True)),
+    Column("password_set_by", Text),
+)
+
+# --- 0008: service accounts, owned and expiring tokens, console sessions ----
+
+service_accounts = Table(
+    "service_accounts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+# Owned by exactly one of a user or a service account; the role is the owner's.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("user_id", BigInteger, ForeignKey("users.id")),
+    Column("service_account_id", BigInteger, ForeignKey("service_accounts.id")),
+    Column("kind", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_by", Text),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("id_hash", Text, nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("csrf_secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("idle_timeout_seconds", Integer, nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("client", Text, nullable=False),
 )
 
 payments = Table(
@@ -197,6 +241,23 @@ bank_outages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Verified bank webhooks, once per event (migration 0009; append-only).
+bank_events = Table(
+    "bank_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("bank", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("bank_ref", Text),
+    Column("status", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 webhook_nonces = Table(
     "webhook_nonces",
     metadata,
@@ -227,6 +288,18 @@ audit_head = Table(
     Column("singleton", Boolean, primary_key=True),
     Column("last_id", BigInteger, nullable=False),
     Column("last_hash", Text, nullable=False),
+)
+
+# A keyed MAC over the chain's head, now and then (0011, ledger.core.audit_anchor).
+audit_anchors = Table(
+    "audit_anchors",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("row_id", BigInteger, nullable=False),
+    Column("row_hash", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Column("anchored_at", DateTime(timezone=True), nullable=False),
 )
 
 approvals = Table(
@@ -271,6 +344,19 @@ disputes = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Column("payment_id", Uuid, ForeignKey("payments.id")),
     Column("result", JSONB),
+)
+
+# What was last gathered from the bank about a dispute (migration 0009).
+dispute_evidence = Table(
+    "dispute_evidence",
+    metadata,
+    Column("dispute_id", BigInteger, ForeignKey("disputes.id"), primary_key=True),
+    Column("gathered_at", DateTime(timezone=True), nullable=False),
+    Column("gathered_by", Text, nullable=False),
+    Column("bank_reachable", Boolean),
+    Column("bank_note", Text, nullable=False),
+    Column("checks", JSONB, nullable=False),
+    Column("debit", JSONB),
 )
 
 # --- reconciliation (0005) ---------------------------------------------------
@@ -332,6 +418,8 @@ reconciliations = Table(
     Column("error", Text),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    # Uploaded lines waiting for the bank's word (migration 0009).
+    Column("unconfirmed", Integer, nullable=False),
 )
 
 statement_lines = Table(
@@ -364,6 +452,8 @@ statement_lines = Table(
     Column("action_done_at", DateTime(timezone=True)),
     Column("action_attempts", Integer, nullable=False),
     Column("action_error", Text),
+    # From a file a person uploaded: a claim, never acted on (migration 0009).
+    Column("uploaded", Boolean, nullable=False),
 )
 
 recon_match_rules = Table(

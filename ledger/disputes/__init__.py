@@ -12,9 +12,23 @@ the modules behind it are an arrangement by concern that may change:
 - ``resolution``: confirm or refund with a second person's approval, and
   the outcome of carrying it out (the lifecycle is drawn there);
 - ``suspense``: refunding a debit no payment books, releasing suspense;
-- ``evidence``: what the ledger knows about the complaint.
+- ``evidence``: what the ledger knows about the complaint;
+- ``bank_record``: the bank's own record of the debit (amounts and accounts
+  come from it, never from what was typed), and what was last gathered
+  from the bank.
 """
 
+from ledger.disputes.bank_record import (
+    BankAmountDiffersError,
+    DebitRecord,
+    StoredEvidence,
+    check_amount,
+    debit_record,
+    ledger_debit_record,
+    store_debit_record,
+    store_evidence,
+    stored_evidence,
+)
 from ledger.disputes.evidence import (
     LedgerEvidence,
     StatementLineEvidence,
@@ -45,16 +59,14 @@ from ledger.disputes.resolution import (
     fail,
     request_resolution,
 )
-from ledger.disputes.suspense import (
-    book_unrecorded_refund,
-    check_unbooked_refund,
-    release_suspense,
-)
+from ledger.disputes.suspense import book_unrecorded_refund, release_suspense
 
 __all__ = [
     "ACTIONS",
     "DISPUTE_STATUSES",
     "FINAL_STATUSES",
+    "BankAmountDiffersError",
+    "DebitRecord",
     "Dispute",
     "DisputeAction",
     "DisputeInput",
@@ -62,14 +74,17 @@ __all__ = [
     "DisputeStatus",
     "LedgerEvidence",
     "StatementLineEvidence",
+    "StoredEvidence",
     "book_unrecorded_refund",
-    "check_unbooked_refund",
+    "check_amount",
     "complete",
+    "debit_record",
     "decide_approval",
     "expire_approval",
     "fail",
     "get_dispute",
     "history",
+    "ledger_debit_record",
     "ledger_evidence",
     "list_disputes",
     "open_dispute",
@@ -78,5 +93,8 @@ __all__ = [
     "reject_dispute",
     "release_suspense",
     "request_resolution",
+    "store_debit_record",
+    "store_evidence",
+    "stored_evidence",
     "workflow_id_for",
 ]

@@ -39,6 +39,8 @@ class StatementLineEvidence:
     line_class: str | None
     payment_id: UUID | None
     matched_by: str  # "bank_ref" | "fine" | "decision_and_amount"
+    # From a file a person uploaded (a claim), not the bank's own statement.
+    uploaded: bool
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ _LINES_SQL: Final = text(
            sl.counterparty, sl.content, sl.class AS line_class, sl.payment_id,
            CASE WHEN sl.bank = :bank AND sl.bank_ref = :bank_ref THEN 'bank_ref'
                 WHEN sl.fine_id = :fine_id THEN 'fine'
-                ELSE 'decision_and_amount' END AS matched_by
+                ELSE 'decision_and_amount' END AS matched_by,
+           sl.uploaded
       FROM statement_lines sl
      WHERE (sl.bank = :bank AND sl.bank_ref = :bank_ref)
         OR sl.fine_id = :fine_id

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from domain.business_time import DATE_MAX, DATE_MIN
 from domain.formats import ACCOUNT_LENGTH_MAX, ACCOUNT_RE, BANK_REF_RE
 from ledger.core.checks import check_amount, check_object, check_reason
 from ledger.core.errors import ValidationError
@@ -49,6 +50,8 @@ def parse_time(value: object, field: str, now: datetime) -> datetime:
         raise ValidationError(field, "must be an ISO 8601 time with a timezone") from None
     if moment.tzinfo is None:
         raise ValidationError(field, "needs a timezone, e.g. 2026-03-01T09:30:00+07:00")
+    if not DATE_MIN <= moment.date() <= DATE_MAX:
+        raise ValidationError(field, f"must be between {DATE_MIN} and {DATE_MAX}")
     moment = moment.astimezone(UTC)
     if moment > now + OCCURRED_FUTURE_SLACK:
         raise ValidationError(field, "is in the future")

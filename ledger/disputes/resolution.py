@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger import payments as pay
 from ledger.core import approvals as ap
 from ledger.core.errors import ValidationError
+from ledger.disputes.bank_record import check_amount, known_debit_record
 from ledger.disputes.evidence import payment_for_debit
 from ledger.disputes.record import (
     APPROVAL_KIND,
@@ -42,30 +43,19 @@ from ledger.disputes.record import (
     set_status,
     workflow_id_for,
 )
+from ledger.reconciliation.discrepancies import check_decider
 
 
-def _check_confirm(dispute: Dispute, payment: pay.Payment | None, payer: str | None) -> None:
-    if dispute.amount_vnd != dispute.fine_amount_vnd:
+def _check_confirm(dispute: Dispute, amount_vnd: int) -> None:
+    if amount_vnd != dispute.fine_amount_vnd:
         raise DisputeStateError(
-            f"the debit of {dispute.amount_vnd} đồng does not match the fine's "
+            f"the debit of {amount_vnd} đồng does not match the fine's "
             f"{dispute.fine_amount_vnd} đồng, so it cannot pay the fine: refund it"
         )
-    if payment is None and payer is None:
-        raise ValidationError(
-            "payer_account",
-            "is needed to book a debit the ledger has no record of "
-            "(should it be a duplicate, it is refunded to this account)",
-        )
 
 
-def _check_refund(
-    dispute: Dispute, payment: pay.Payment | None, bank_ref: str, payer: str | None
-) -> None:
+def _check_refund(dispute: Dispute, payment: pay.Payment | None, bank_ref: str) -> None:
     if payment is None:
-        if payer is None:
-            raise ValidationError(
-                "payer_account", "is needed to refund a debit the ledger has no record of"
-            )
         return
     if payment.settles_fine:
         raise DisputeStateError(
@@ -80,27 +70,42 @@ def _check_refund(
         )
 
 
-async def _check_resolution(
-    conn: AsyncConnection, dispute: Dispute, action: str, bank_ref: str, payer: str | None
-) -> None:
-    """Refuse a request that could not be carried out, before anyone approves it."""
+async def _bank_side(
+    conn: AsyncConnection, dispute: Dispute, action: str, bank_ref: str
+) -> tuple[int, str | None]:
+    """Refuse a request that could not be carried out, before anyone approves
+    it; the amount and payer the request names: the bank's, when the ledger
+    knows its record (a booked payment, or the bank's statement line), else
+    the complaint's amount and no payer (the workflow asks the bank before
+    anything moves, and moves nothing on another amount)."""
     payment = await payment_for_debit(conn, dispute.bank, bank_ref)
     if payment is not None and payment.fine_id != dispute.fine_id:
         raise DisputeStateError(
             f"{dispute.bank} debit {bank_ref} paid fine {payment.decision_number}, "
             f"not {dispute.decision_number}"
         )
-    if action == DisputeAction.CONFIRM:
-        _check_confirm(dispute, payment, payer)
+    amount, payer = dispute.amount_vnd, None
+    if payment is not None:
+        amount, payer = payment.amount_vnd, payment.payer_account
     else:
-        _check_refund(dispute, payment, bank_ref, payer)
+        record = await known_debit_record(conn, dispute, bank_ref)
+        if record is not None:
+            check_amount(dispute, record)
+            amount, payer = record.amount_vnd, record.payer_account
+    if action == DisputeAction.CONFIRM:
+        _check_confirm(dispute, amount)
+    else:
+        _check_refund(dispute, payment, bank_ref)
+    return amount, payer
 
 
 def _debit_of(
     dispute: Dispute, action: str, bank_ref: str | None, payer_account: str | None
 ) -> tuple[str, str | None]:
-    """The bank reference and payer of the debit to resolve: as given, or as
-    the complaint said; given ones must not contradict the complaint."""
+    """The bank reference of the debit to resolve (as given, or as the
+    complaint said), and the payer account typed (kept as the complaint's
+    word only: money goes where the bank says); given ones must not
+    contradict the complaint."""
     for name, given, known in (
         ("bank_ref", bank_ref, dispute.bank_ref),
         ("payer_account", payer_account, dispute.payer_account),
@@ -137,14 +142,15 @@ async def request_resolution(
             return dispute, current
     if dispute.status != DisputeStatus.OPEN:
         raise DisputeStateError(f"dispute {dispute_id} is {dispute.status}, not open")
-    ref, payer = _debit_of(dispute, action, bank_ref, payer_account)
-    await _check_resolution(conn, dispute, action, ref, payer)
+    ref, typed_payer = _debit_of(dispute, action, bank_ref, payer_account)
+    amount, payer = await _bank_side(conn, dispute, action, ref)
     payload = {
         "action": action,
         "bank": dispute.bank,
         "bank_ref": ref,
-        "amount_vnd": dispute.amount_vnd,
+        "amount_vnd": amount,
         "decision_number": dispute.decision_number,
+        # The bank's (None: not known yet; the workflow asks the bank).
         "payer_account": payer,
     }
     approval = await ap.request_approval(
@@ -165,7 +171,7 @@ async def request_resolution(
         now,
         approval_id=approval.id,
         bank_ref=ref,
-        payer_account=payer,
+        payer_account=typed_payer,
     )
     detail = {"action": action, "approval_id": approval.id, "reason": approval.reason}
     await audit_dispute(conn, dispute_id, "resolution_requested", requested_by, now, detail)
@@ -202,6 +208,9 @@ async def decide_approval(
     approved confirm/refund is executing, a rejected one leaves the dispute
     open again. Any other kind of approval is only decided here."""
     peek = await ap.get_approval(conn, approval_id)
+    # Whoever uploaded a statement line can no more approve a request about
+    # it than the requester can.
+    check_decider(peek, decided_by)
     dispute = None
     if peek.subject_type == SUBJECT_TYPE:
         dispute = await get_dispute(conn, int(peek.subject_id), for_update=True)

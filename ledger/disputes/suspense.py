@@ -22,7 +22,7 @@ from ledger.core.postings import (
     post_entry,
     reverse_entry,
 )
-from ledger.disputes.record import Dispute, DisputeStateError, audit_dispute
+from ledger.disputes.record import Dispute, audit_dispute
 
 _SUSPENSE_ENTRY: Final = (
     select(t.journal_entries.c.id, t.postings.c.amount_vnd)
@@ -44,20 +44,14 @@ async def _suspense_entry(
     return (int(row.id), int(row.amount_vnd)) if row is not None else None
 
 
-async def check_unbooked_refund(conn: AsyncConnection, dispute: Dispute) -> None:
-    """Before refunding a debit the ledger has no payment for: if
-    reconciliation already holds it in suspense, it must be this amount."""
-    assert dispute.bank_ref is not None
-    held = await _suspense_entry(conn, dispute.bank, dispute.bank_ref)
-    if held is not None and held[1] != dispute.amount_vnd:
-        raise DisputeStateError(
-            f"the statement shows {held[1]} đồng for {dispute.bank} debit {dispute.bank_ref}, "
-            f"not {dispute.amount_vnd}: the refund was not sent"
-        )
-
-
 async def book_unrecorded_refund(
-    conn: AsyncConnection, dispute: Dispute, refund_ref: str, now: datetime, actor: str
+    conn: AsyncConnection,
+    dispute: Dispute,
+    refund_ref: str,
+    now: datetime,
+    actor: str,
+    *,
+    amount_vnd: int,
 ) -> None:
     """Book the refund of a bank debit no payment books: the debit is held in
     suspense (as reconciliation does with money nobody identified; if it did
@@ -66,7 +60,7 @@ async def book_unrecorded_refund(
     assert dispute.bank_ref is not None
     clearing = bank_clearing_account(dispute.bank)
     suspense = SystemAccount.SUSPENSE
-    amount = dispute.amount_vnd
+    amount = amount_vnd  # the bank's record's (``bank_record``)
     meta = {"bank": dispute.bank, "bank_ref": dispute.bank_ref, "dispute_id": dispute.id}
     await post_entry(
         conn,

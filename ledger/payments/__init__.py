@@ -10,16 +10,20 @@ the modules behind it are an arrangement by concern that may change:
 - ``transitions``: the moves that book no money;
 - ``settle``: settlement (with the receipt) and the refund of a duplicate;
 - ``external``: debits the bank made outside a live payment of ours;
-- ``views``: a payment with its history, the payments in doubt.
+- ``views``: a payment with its history, the payments in doubt;
+- ``bank_events``: the bank's own word held in the ledger (verified
+  webhooks, fetched statement lines), which a signalled outcome needs.
 """
 
 from domain.outcomes import SettleOutcome
+from ledger.payments.bank_events import BankEvent, bank_said, record_bank_event
 from ledger.payments.create import create_payment
 from ledger.payments.external import AmountMismatchError, record_external_debit
 from ledger.payments.model import (
     DRIVEN_CHANNELS,
     LIVE_STATUSES,
     TRANSITIONS,
+    UNKNOWN_PAYER,
     ClientKey,
     Payment,
     PaymentChannel,
@@ -49,7 +53,9 @@ __all__ = [
     "DRIVEN_CHANNELS",
     "LIVE_STATUSES",
     "TRANSITIONS",
+    "UNKNOWN_PAYER",
     "AmountMismatchError",
+    "BankEvent",
     "ClientKey",
     "InDoubt",
     "Payment",
@@ -59,6 +65,7 @@ __all__ = [
     "PaymentView",
     "SettleOutcome",
     "Settlement",
+    "bank_said",
     "create_payment",
     "debit_key_for",
     "find_payment_by_debit_key",
@@ -69,6 +76,7 @@ __all__ = [
     "note_event",
     "payment_view",
     "payments_in_doubt",
+    "record_bank_event",
     "record_external_debit",
     "request_hash",
     "settle_payment",

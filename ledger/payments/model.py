@@ -48,6 +48,10 @@ LIVE_STATUSES: Final = (PaymentStatus.INITIATED, PaymentStatus.VERIFYING)
 # The channels whose payments a saga drives (one live per fine at a time);
 # the others record a debit the bank already made.
 DRIVEN_CHANNELS: Final = (PaymentChannel.PORTAL, PaymentChannel.COUNTER)
+# The payer of a debit no record of the bank's names an account for (an
+# uploaded line, a statement line without one). Never an account money is
+# sent to: a refund of such a debit goes by the bank's own reference only.
+UNKNOWN_PAYER: Final = "unknown"
 TRANSITIONS: Final[dict[str, frozenset[PaymentStatus]]] = {
     PaymentStatus.INITIATED: frozenset(
         {PaymentStatus.VERIFYING, PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED}

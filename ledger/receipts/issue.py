@@ -13,6 +13,12 @@ concurrent issuers cannot deadlock each other.
 The signed payload is stored twice: as ``payload`` (jsonb, for queries) and
 as ``payload_canonical`` (the exact signed text). ``verify_receipts`` checks
 that both agree and that the signature holds.
+
+The payload names its signing key (``kid``), so a verifier holding the current
+and retired public keys picks the right one. Receipts issued before the kid
+was signed in carry none: they are checked under the row's ``key_id``, which
+every receipt has stored since the first schema (it is the same fingerprint,
+and a signature cannot be made to verify under another key).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.business_time import business_date
+from domain.formats import RECEIPT_SERIES_RE
 from domain.text import strip_diacritics
 from ledger.core.errors import ConflictError, LedgerError, NotFoundError
 from ledger.core.rows import columns, row_mapper
@@ -46,7 +53,6 @@ VERIFY_TOKEN_CHARS = 22
 VERIFY_PAGE_SIZE = 500
 VERIFY_BAD_LIST_MAX = 1000
 _UNIT_HASH_CHARS = 6
-_SERIES_RE = re.compile(r"^[A-Z0-9-]{1,40}$")
 _WORD_RE = re.compile(r"[A-Za-z0-9]+")
 
 
@@ -179,7 +185,7 @@ def series_code(issuing_unit: str, year: int, *, disambiguate: bool = False) -> 
     if disambiguate:
         code = f"{code[: UNIT_CODE_CHARS_MAX - _UNIT_HASH_CHARS - 1]}-{_unit_hash(issuing_unit)}"
     series = f"{code}-{year}"
-    assert _SERIES_RE.match(series), series
+    assert RECEIPT_SERIES_RE.fullmatch(series), series
     return series
 
 
@@ -230,7 +236,7 @@ def verify_url(base_url: str, series: str, number: int, signature: str) -> str:
     stored receipt: a forged paper with a real series and number but another
     signature does not match.
     """
-    assert _SERIES_RE.match(series), series
+    assert RECEIPT_SERIES_RE.fullmatch(series), series
     assert number > 0
     return f"{base_url.rstrip('/')}/verify/{series}/{number}?s={verify_token(signature)}"
 
@@ -366,7 +372,7 @@ async def issue_new_receipt(
         series = await _claim_series(conn, facts.issuing_unit, year)
         number = int((await conn.execute(_NEXT_NUMBER, {"series": series})).scalar_one())
     assert number >= 1
-    payload = _payload(facts, series, number, issued_at)
+    payload = _payload(facts, series, number, issued_at, signer.key_id)
     canonical = canonical_json(payload)
     receipt = Receipt(
         series=series,
@@ -396,9 +402,12 @@ async def issue_new_receipt(
     return receipt
 
 
-def _payload(facts: ReceiptFacts, series: str, number: int, issued_at: datetime) -> dict[str, Any]:
-    """What the receipt says, and what is signed."""
+def _payload(
+    facts: ReceiptFacts, series: str, number: int, issued_at: datetime, kid: str
+) -> dict[str, Any]:
+    """What the receipt says, and what is signed (with the key that signs it)."""
     return {
+        "kid": kid,
         "series": series,
         "number": number,
         "issued_at": issued_at.isoformat(),
@@ -488,6 +497,8 @@ def receipt_problems(receipt: Receipt, verifier: ReceiptVerifier) -> tuple[str, 
             "payment_id": str(receipt.payment_id),
             "issued_at": receipt.issued_at.astimezone(UTC).isoformat(),
         }
+        if "kid" in signed:
+            expected["kid"] = receipt.key_id
         differing = sorted(k for k, v in expected.items() if signed.get(k) != v)
         if differing:
             problems.append(f"signed payload does not match the row: {', '.join(differing)}")

@@ -5,17 +5,16 @@ A receipt is signed over the UTF-8 bytes of its canonical payload (see
 as unpadded base64url, so they fit in URLs and QR codes; decoding accepts
 either base64 alphabet, with or without padding.
 
-Where the key comes from (the composition root decides, see
-``reconciler.settings``):
+Where keys come from (the composition root decides, see
+``reconciler.wiring``): the worker signs with the current private key, either
+``ReceiptSigner.from_base64(settings.receipt_signing_key_b64)`` (the 32-byte
+Ed25519 seed, from a secret store) or a keyring directory
+(``ledger.receipts.keyring``); the API verifies with public keys only.
 
-- production: ``ReceiptSigner.from_base64(settings.receipt_signing_key_b64)``,
-  the 32-byte Ed25519 private seed, e.g. from a secret store;
-- development: ``load_or_create_signing_key(data_dir / DEV_KEY_FILENAME)``
-  generates a key once (PEM PKCS#8, mode 0600) and loads it on later runs.
-
-The ``key_id`` stored with every receipt is a short fingerprint of the
-public key, so receipts signed before a key rotation remain verifiable by a
-``ReceiptVerifier`` that holds the old public keys as well.
+The key id (``kid``) signed into every receipt and stored with it is a short
+fingerprint of the public key, so receipts signed before a key rotation
+remain verifiable by a ``ReceiptVerifier`` that holds the retired public keys
+as well.
 """
 
 from __future__ import annotations
@@ -34,7 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-DEV_KEY_FILENAME = "receipt-signing-key.pem"
+# Where dev data dirs kept their one key before keyrings (adopted by them).
+LEGACY_DEV_KEY_FILENAME = "receipt-signing-key.pem"
 SEED_BYTES = 32
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -194,6 +194,11 @@ def load_or_create_signing_key(path: Path) -> ReceiptSigner:
     return _load_key_file(path)
 
 
+def load_signing_key(path: Path) -> ReceiptSigner:
+    """Load the key file at ``path``; a missing file is an error, never a new key."""
+    return _load_key_file(path)
+
+
 def _create_key_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
@@ -215,6 +220,19 @@ def _create_key_file(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def read_key_file(path: Path, bytes_max: int, what: str) -> bytes:
+    """A key file's bytes, at most ``bytes_max`` read; ``SigningKeyError``
+    naming ``what`` and the path if unreadable or larger."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(bytes_max + 1)
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read {what} {path}: {exc}") from exc
+    if len(data) > bytes_max:
+        raise SigningKeyError(f"{what} {path} is too large")
+    return data
+
+
 def _load_key_file(path: Path) -> ReceiptSigner:
     try:
         mode = path.stat().st_mode
@@ -223,12 +241,9 @@ def _load_key_file(path: Path) -> ReceiptSigner:
                 f"receipt signing key {path} is accessible by group/others "
                 f"(mode {stat.filemode(mode)}); run: chmod 600 {path}"
             )
-        with path.open("rb") as handle:
-            pem = handle.read(_KEY_FILE_BYTES_MAX + 1)
     except OSError as exc:
         raise SigningKeyError(f"cannot read receipt signing key {path}: {exc}") from exc
-    if len(pem) > _KEY_FILE_BYTES_MAX:
-        raise SigningKeyError(f"receipt signing key {path} is too large to be a key")
+    pem = read_key_file(path, _KEY_FILE_BYTES_MAX, "receipt signing key")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:

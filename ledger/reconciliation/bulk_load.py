@@ -37,6 +37,7 @@ from ledger.reconciliation.lines import (
     clean_text,
 )
 from ledger.reconciliation.matching import (
+    BANKS_OWN,
     DROP_KNOWN_TEMPLATE,
     FAST,
     Group,
@@ -45,7 +46,7 @@ from ledger.reconciliation.matching import (
     classify_rest,
     group_of,
 )
-from ledger.reconciliation.sql_template import EMPTY, Sql, fill, identifier
+from ledger.reconciliation.sql_template import Sql, fill, identifier
 from ledger.reconciliation.tuning import (
     TEMP_BUFFERS,
     WORK_MEM,
@@ -65,11 +66,15 @@ from ledger.reconciliation.tuning import (
 # savepoint and looks among all of the bank's lines (``load_and_match``).
 KNOWN_NEAR_DAYS: Final = 1
 KNOWN_LINE_CONSTRAINT: Final = "statement_lines_bank_bank_ref_key"
-_DROP_KNOWN_KEYS_SQL: Final = fill(DROP_KNOWN_TEMPLATE, table=identifier("recon_keys"), near=EMPTY)
+# Only the bank's own statements take this path (an uploaded file is loaded
+# by the small one), so only the bank's own lines count as known.
+_DROP_KNOWN_KEYS_SQL: Final = fill(
+    DROP_KNOWN_TEMPLATE, table=identifier("recon_keys"), near=BANKS_OWN
+)
 _DROP_KNOWN_NEAR_SQL: Final = fill(
     DROP_KNOWN_TEMPLATE,
     table=identifier("recon_keys"),
-    near=Sql("\n       AND x.statement_date BETWEEN :known_from AND :known_to"),
+    near=Sql(f"{BANKS_OWN.text}\n       AND x.statement_date BETWEEN :known_from AND :known_to"),
 )
 
 # 2b. A big statement (at least PARALLEL_LINES_MIN lines) is split before

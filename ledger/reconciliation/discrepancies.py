@@ -19,16 +19,16 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Text, cast, false, func, literal, select, text, update
+from sqlalchemy import ARRAY, Text, cast, false, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.business_time import VIETNAM_TZ_NAME
 from domain.formats import is_account
 from domain.keys import suspense_key
 from ledger.core import tables as t
 from ledger.core.approvals import (
     Approval,
+    SameApproverError,
     get_approval,
     mark_executed,
     mark_failed,
@@ -44,7 +44,8 @@ from ledger.core.postings import (
     reverse_entry,
 )
 from ledger.core.rows import field_names, row_mapper
-from ledger.fines import get_fine
+from ledger.fines import fine_status, get_fine
+from ledger.payments import UNKNOWN_PAYER
 
 DISCREPANCY_KINDS: Final = (
     "duplicate",
@@ -52,6 +53,9 @@ DISCREPANCY_KINDS: Final = (
     "amount_mismatch",
     "unknown",
     "in_doubt_too_long",
+    # An uploaded line that would move or hold money: waits for the bank's
+    # word or a second person's approval (``ledger.reconciliation.claims``).
+    "unconfirmed",
 )
 DISCREPANCY_STATUSES: Final = ("open", "resolved", "dismissed")
 PAGE_SIZE_MAX: Final = 500
@@ -113,46 +117,6 @@ _DISCREPANCY: Final = select(
     _d.outerjoin(_l, _l.c.id == _d.c.statement_line_id).outerjoin(_f, _f.c.id == _d.c.fine_id)
 )
 _discrepancy: Final[Callable[[Any], Discrepancy]] = row_mapper(Discrepancy)
-
-
-# The statement date of a saga-raised discrepancy is the Vietnamese business
-# day the payment began: the day whose statement should have settled it.
-_IN_DOUBT_FROM_SAGA: Final = """
-INSERT INTO discrepancies (reconciliation_id, bank, statement_date, kind, payment_id, fine_id,
-                           amount_vnd, detail, created_at, updated_at)
-SELECT NULL, p.bank, (p.created_at AT TIME ZONE :tz)::date, 'in_doubt_too_long',
-       p.id, p.fine_id, p.amount_vnd,
-       jsonb_build_object('status', p.status, 'since', p.created_at, 'channel', p.channel,
-                          'verifying_for_seconds', CAST(:seconds AS bigint),
-                          'raised_by', 'payment saga'),
-       :now, :now
-  FROM payments p
- WHERE p.id = :payment_id AND p.status IN ('initiated', 'verifying')
-ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
-RETURNING id
-"""
-
-
-async def open_in_doubt_discrepancy(
-    conn: AsyncConnection, payment_id: UUID, verifying_for_seconds: int, now: datetime
-) -> int | None:
-    """The payment saga's 'in doubt too long' discrepancy for finance (the
-    payment keeps being verified). Idempotent: one per payment, shared with
-    the one a reconciliation run opens; none once the payment is decided.
-    Returns the id of the discrepancy opened now, if any. It resolves itself
-    when a later reconciliation of the bank finds the payment decided."""
-    opened = (
-        await conn.execute(
-            text(_IN_DOUBT_FROM_SAGA),
-            {
-                "payment_id": payment_id,
-                "seconds": verifying_for_seconds,
-                "now": now,
-                "tz": VIETNAM_TZ_NAME,
-            },
-        )
-    ).scalar_one_or_none()
-    return int(opened) if opened is not None else None
 
 
 async def get_discrepancy(
@@ -297,8 +261,9 @@ class DiscrepancyActionError(ConflictError):
 
 @dataclass(frozen=True)
 class HeldMoney:
-    """A statement line's money that sits in suspense: what a refund or a
-    manual match moves."""
+    """A statement line's money a refund or a manual match would move: held
+    in suspense (the bank's own line), or only claimed (an uploaded line,
+    ``uploaded_by`` the person who uploaded it)."""
 
     discrepancy: Discrepancy
     line_id: int
@@ -307,24 +272,30 @@ class HeldMoney:
     amount_vnd: int
     counterparty: str
     suspense_entry_key: str
+    uploaded_by: str | None = None
 
 
-async def _held_money(conn: AsyncConnection, item: Discrepancy) -> HeldMoney:
+_HELD_LINE: Final = select(
+    _l.c.id, _l.c.bank, _l.c.bank_ref, _l.c.amount_vnd, _l.c.counterparty, _l.c.direction,
+    _l.c.in_suspense, _l.c.action, _l.c.uploaded, t.statement_imports.c.uploaded_by,
+).join(t.statement_imports, t.statement_imports.c.id == _l.c.import_id)  # fmt: skip
+
+
+async def _held_money(conn: AsyncConnection, item: Discrepancy, *, refund: bool) -> HeldMoney:
     if not item.open:
         raise DiscrepancyClosedError(f"discrepancy {item.id} is already {item.status}")
     if item.statement_line_id is None:
         raise DiscrepancyActionError(
             f"discrepancy {item.id} ({item.kind}) has no statement line: no money to move"
         )
-    line = (
-        await conn.execute(
-            select(
-                _l.c.id, _l.c.bank, _l.c.bank_ref, _l.c.amount_vnd, _l.c.counterparty,
-                _l.c.direction, _l.c.in_suspense, _l.c.action,
-            ).where(_l.c.id == item.statement_line_id)
+    line = (await conn.execute(_HELD_LINE.where(_l.c.id == item.statement_line_id))).one()
+    if line.uploaded and refund:
+        raise DiscrepancyActionError(
+            f"statement line {line.bank_ref} was uploaded by {line.uploaded_by}, not given by "
+            "the bank: a refund needs the bank's own record of the debit (reconcile the "
+            "bank's statement of that day)"
         )
-    ).one()  # fmt: skip
-    if line.direction != "credit" or not line.in_suspense:
+    if line.direction != "credit" or not (line.in_suspense or line.uploaded):
         reason = "is money out" if line.direction != "credit" else "is not held in suspense"
         raise DiscrepancyActionError(
             f"statement line {line.bank_ref} {reason}"
@@ -338,6 +309,7 @@ async def _held_money(conn: AsyncConnection, item: Discrepancy) -> HeldMoney:
         amount_vnd=int(line.amount_vnd),
         counterparty=line.counterparty,
         suspense_entry_key=suspense_key(line.bank, line.bank_ref),
+        uploaded_by=line.uploaded_by if line.uploaded else None,
     )
 
 
@@ -352,13 +324,21 @@ async def request_refund(
     workflow_id: str,
 ) -> Approval:
     """Ask a second person to approve sending the line's money back to the
-    payer (default: the statement's counterparty)."""
+    payer: the account the bank's statement names, never another one (a
+    typed ``payee_account`` must be that one)."""
     item = await get_discrepancy(conn, discrepancy_id, for_update=True)
-    held = await _held_money(conn, item)
-    payee = payee_account or held.counterparty
+    held = await _held_money(conn, item, refund=True)
+    payee = held.counterparty
     if not is_account(payee):
+        raise DiscrepancyActionError(
+            f"the bank's statement names no account for {held.bank_ref} "
+            f"({payee or 'no counterparty'!r}): the money cannot be sent back from here"
+        )
+    if payee_account is not None and payee_account != payee:
         raise ValidationError(
-            "payee_account", "is required (1-34 letters or digits): the statement has none"
+            "payee_account",
+            f"is {payee_account!r} but the bank's statement says the money came from "
+            f"{payee!r}: a refund goes back to that account only",
         )
     details = {"payee_account": payee}
     return await _ask(conn, REFUND, held, details, reason, actor, now, workflow_id)
@@ -375,21 +355,41 @@ async def request_manual_match(
     workflow_id: str,
 ) -> Approval:
     """Ask a second person to approve booking the line's money as the payment
-    of a fine (a receipt if the fine is unpaid, else a refund)."""
+    of a fine (a receipt if the fine is unpaid, else a refund). An uploaded
+    line's payer is not known (a file never names where money goes), and
+    the person who uploaded it can never approve (``check_decider``)."""
     item = await get_discrepancy(conn, discrepancy_id, for_update=True)
-    held = await _held_money(conn, item)
+    held = await _held_money(conn, item, refund=False)
     fine = await get_fine(conn, decision_number)
     if fine.amount_vnd != held.amount_vnd:
         raise DiscrepancyActionError(
             f"fine {fine.decision_number} is {fine.amount_vnd} đồng but the bank received "
             f"{held.amount_vnd}: request a refund instead"
         )
-    details = {
+    if held.uploaded_by is not None and await fine_status(conn, fine.id) != "unpaid":
+        raise DiscrepancyActionError(
+            f"fine {fine.decision_number} is not unpaid: an uploaded line matched to it would "
+            "be a second payment to send back, and an uploaded file never moves money out"
+        )
+    details: dict[str, Any] = {
         "decision_key": fine.decision_key,
         "decision_number": fine.decision_number,
-        "payer_account": held.counterparty or "unknown",
+        "payer_account": (held.uploaded_by is None and held.counterparty) or UNKNOWN_PAYER,
     }
+    if held.uploaded_by is not None:
+        details["uploaded_by"] = held.uploaded_by
     return await _ask(conn, MANUAL_MATCH, held, details, reason, actor, now, workflow_id)
+
+
+def check_decider(approval: Approval, decided_by: str) -> None:
+    """The person who uploaded the line a request is about can never approve
+    it, as the requester cannot (``approvals``): a claim needs someone else's
+    word. Raised before the decision is recorded."""
+    if approval.subject_type == SUBJECT_TYPE and approval.payload.get("uploaded_by") == decided_by:
+        raise SameApproverError(
+            f"{decided_by} uploaded the statement line approval {approval.id} is about: "
+            "someone else must decide"
+        )
 
 
 async def _ask(

@@ -155,6 +155,7 @@ SELECT count(*) AS lines,
        count(*) FILTER (WHERE class = 'amount_mismatch') AS amount_mismatches,
        count(*) FILTER (WHERE class = 'unknown') AS unknown,
        count(*) FILTER (WHERE action IS NOT NULL AND action_done_at IS NULL) AS actions_pending,
+       count(*) FILTER (WHERE class = 'unconfirmed') AS unconfirmed,
        coalesce(sum(amount_vnd) FILTER (WHERE direction = 'credit'), 0) AS credit_total_vnd,
        coalesce(sum(amount_vnd) FILTER (WHERE direction = 'debit'), 0) AS debit_total_vnd
   FROM statement_lines

@@ -34,7 +34,10 @@ What it is (exactly one class per line):
   one is recorded and refunded by the external-debit workflow, anything else
   goes to finance;
 * ``amount_mismatch``: identified, but the amount differs beyond tolerance;
-* ``unknown``: nothing identifies it.
+* ``unknown``: nothing identifies it;
+* ``unconfirmed``: a line of a file a person uploaded that would be any of
+  the above but ``matched``: a claim, which acts on nothing and holds no
+  money until the bank confirms it (``claims``).
 
 Every line that is neither matched nor healed opens one discrepancy. Money the
 ledger has not booked and no saga step will book (unknown, mismatched,
@@ -66,6 +69,9 @@ the measurements):
   connections, binary COPY of rows formatted in Python);
 * ``payment_checks``: payments missing at the bank or in doubt too long, and
   what resolved itself;
+* ``claims``: an uploaded file's lines that would move or hold money, made
+  claims waiting for the bank's word (an upload's own step, after its lines
+  are written; the bank's statements never take it);
 * ``suspense``: the suspense entries of unidentified money, after the load;
 * ``runs``: runs and statement imports;
 * ``tuning``: session settings, thresholds and the stopwatch.
@@ -86,6 +92,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.postings import bank_clearing_account, ensure_account
 from ledger.reconciliation.bulk_load import KNOWN_LINE_CONSTRAINT, SplitLoad, load_big
+from ledger.reconciliation.claims import Claims, claim_upload, reclassify
 from ledger.reconciliation.lines import (
     LineLike,
     copy_into_staging,
@@ -200,6 +207,7 @@ async def load_and_match(
             match_statements(await load_rules(conn, bank)),
             write_params(run, statement_import.id, now),
             probe,
+            uploaded=statement_import.source == "upload",
         )
         loaded = await _load_lines(conn, job, lines, look, tuning, watch)
     missing = loaded.missing_at_bank
@@ -261,12 +269,16 @@ async def _load_lines(
     watch: Stopwatch,
 ) -> _Loaded:
     """Write the statement's new lines, classified, by the path its size
-    takes, and mark the import loaded."""
-    if len(lines) < tuning.parallel_lines_min or not job.statements.params["fast"]:
+    takes, and mark the import loaded. An uploaded file always takes the
+    one-connection path: its lines are made claims (``claims``) before
+    anything else can see them."""
+    small = len(lines) < tuning.parallel_lines_min or not job.statements.params["fast"]
+    if small or job.uploaded:
         await copy_into_staging(conn, lines, tuning.lines_per_statement_max)
         watch.lap("copy")
         written = await match_and_insert(conn, job, watch)
-        summary = await _record_load(conn, job.write, len(lines), written)
+        claims = await claim_upload(conn, job.write) if job.uploaded else None
+        summary = await _record_load(conn, job.write, len(lines), written, claims)
         return _Loaded(summary, staged="recon_staging")
     split = SplitLoad(
         conn,
@@ -290,15 +302,22 @@ async def _load_lines(
 
 
 async def _record_load(
-    conn: AsyncConnection, write: Mapping[str, Any], lines_in_file: int, written: Written
+    conn: AsyncConnection,
+    write: Mapping[str, Any],
+    lines_in_file: int,
+    written: Written,
+    claims: Claims | None = None,
 ) -> MatchSummary:
-    """The import marked loaded, and what the load wrote."""
+    """The import marked loaded, and what the load wrote (an upload's
+    claimed lines as ``unconfirmed``, nothing of it in suspense)."""
     classes: dict[str, int] = {}
     amounts: dict[str, int] = {}
     for line_class, direction, count, amount_vnd, _in_suspense in written.groups:
         classes[line_class] = classes.get(line_class, 0) + count
         key = f"{line_class}:{direction}"
         amounts[key] = amounts.get(key, 0) + amount_vnd
+    if claims is not None:
+        classes, amounts = reclassify(classes, amounts, claims)
     new_lines = sum(classes.values())
     await conn.execute(
         text(
@@ -312,6 +331,6 @@ async def _record_load(
         new_lines=new_lines,
         classes=classes,
         amounts_vnd=amounts,
-        suspense_lines=sum(g[2] for g in written.groups if g[4]),
-        discrepancies_opened=written.discrepancies_opened,
+        suspense_lines=0 if claims is not None else sum(g[2] for g in written.groups if g[4]),
+        discrepancies_opened=written.discrepancies_opened + (claims.opened if claims else 0),
     )

@@ -29,7 +29,15 @@ from ledger.reconciliation.tuning import (
     set_local,
 )
 
-LINE_CLASSES: Final = ("matched", "healed", "duplicate", "amount_mismatch", "unknown")
+LINE_CLASSES: Final = (
+    "matched",
+    "healed",
+    "duplicate",
+    "amount_mismatch",
+    "unknown",
+    # An uploaded line that would act or hold money (``claims``).
+    "unconfirmed",
+)
 DECISION_WINDOW_CHARS: Final = 6  # the index fines_decision_anchor is on left(.., 6)
 
 # A pipeline of temporary tables, each analysed, so the planner sees true
@@ -85,8 +93,11 @@ _REFUND_ENTRY: Final = """CASE WHEN NOT s.credit THEN
 # committed by a helper connection whose main transaction then failed (the
 # main one marks the import loaded): it is this load's line all the same, so
 # it is counted in this load's summary. ``table`` holds the statement's
-# lines (or keys), ``near`` narrows the look to some statement dates
-# (``bulk_load``).
+# lines (or keys), ``near`` narrows the look (to some statement dates in
+# ``bulk_load``; to the bank's own lines for a statement the bank gave us, so
+# that a line a person uploaded under the same reference, a claim, never
+# hides the bank's own: the partial unique index on (bank, bank_ref) of the
+# bank's lines has the same predicate, so the lookup is the one it was).
 DROP_KNOWN_TEMPLATE: Final = """
 WITH dropped AS (
     DELETE FROM {table} s
@@ -100,7 +111,15 @@ SELECT class AS class_, direction, count(*) AS lines, sum(amount_vnd) AS amount_
                     WHERE i.id = dropped.import_id AND i.loaded_at IS NOT NULL)
  GROUP BY class, direction, in_suspense
 """
-_DROP_KNOWN_SQL: Final = fill(DROP_KNOWN_TEMPLATE, table=identifier("recon_staging"), near=EMPTY)
+BANKS_OWN: Final = Sql("\n       AND NOT x.uploaded")
+_DROP_KNOWN_SQL: Final = fill(
+    DROP_KNOWN_TEMPLATE, table=identifier("recon_staging"), near=BANKS_OWN
+)
+# An uploaded file: a line known in any way (the bank's, or uploaded before)
+# is not loaded again.
+_DROP_ANY_KNOWN_SQL: Final = fill(
+    DROP_KNOWN_TEMPLATE, table=identifier("recon_staging"), near=EMPTY
+)
 
 # 2. Every line joined to the payment booked with its bank reference. A
 # credit that books a payment settling its fine, for the same amount (within
@@ -433,13 +452,16 @@ class MatchJob:
     statements: MatchStatements
     write: dict[str, Any]  # the statement's fields of every line (``write_params``)
     probe: Probe
+    # A file a person uploaded, not the bank's own statement (``claims``).
+    uploaded: bool = False
 
 
 async def match_and_insert(conn: AsyncConnection, job: MatchJob, watch: Stopwatch) -> Written:
     """Steps 1-6 over the staging table, on this connection: every new line
     written, classified, with its discrepancy."""
     await set_local(conn, "work_mem", WORK_MEM)
-    result = await conn.execute(text(_DROP_KNOWN_SQL), job.write)
+    drop_known = _DROP_ANY_KNOWN_SQL if job.uploaded else _DROP_KNOWN_SQL
+    result = await conn.execute(text(drop_known), job.write)
     groups = [group_of(row) for row in result.all()]
     watch.lap("drop_known")
     await conn.execute(text(_REST_DDL))

@@ -47,7 +47,8 @@ SELECT :rid, :bank, :statement_date, 'missing_at_bank', p.id, p.fine_id, p.amoun
            AND p.debited_at >= :day_start AND p.debited_at < :cutoff
            {not_staged}) AS p
  WHERE NOT EXISTS (
-        SELECT 1 FROM statement_lines l WHERE l.bank = p.bank AND l.bank_ref = p.bank_ref
+        SELECT 1 FROM statement_lines l
+         WHERE l.bank = p.bank AND l.bank_ref = p.bank_ref AND NOT l.uploaded
         {per_row})
 ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 """
@@ -87,15 +88,22 @@ SELECT :rid, :bank, :statement_date, 'in_doubt_too_long', p.id, p.fine_id, p.amo
 ON CONFLICT (kind, payment_id) WHERE statement_line_id IS NULL DO NOTHING
 """
 
-# Per open discrepancy, a lookup or two by index: each EXISTS is a subplan of
-# its own (``OFFSET 0``), run with the discrepancy's ids as parameters, so the
-# planner can only look them up by unique index, whatever the statistics say.
-# Not joins: after a VACUUM that ran while a load's rows were still
-# uncommitted, the planner believes ``statement_lines`` empty (no tuples over
-# its pages) and would scan all its lines, once, as the outer side of a
-# nested loop, matching each against every open discrepancy (a million lines
-# times twenty thousand discrepancies: hours). Hashed instead, a subplan
-# would join every payment of the bank to every line ever loaded.
+# Only the bank's own lines show what the bank has: an uploaded line (a
+# claim) neither hides a missing debit nor closes its discrepancy, and a
+# claim's discrepancy is closed once the bank's own statement has a line
+# under its reference (that line is the one that acts). ``NOT l.uploaded``
+# is the predicate of the unique index on the bank's lines: the same lookups.
+#
+# Per open discrepancy, a lookup or two by index, and no join: each EXISTS
+# is a subplan of its own (``OFFSET 0``) run with the discrepancy's ids as
+# parameters, and the reference it looks for is a scalar subquery on those
+# ids alone (an InitPlan of the subplan), so the line or payment under that
+# reference can only be found by its unique index's key, whatever the
+# statistics say. With a join inside the EXISTS, the planner may merge-join
+# the one payment against a whole-index scan of ``statement_lines`` when it
+# believes that table empty, as it does after a VACUUM that ran while a
+# load's rows were still uncommitted (no tuples over its pages): a million
+# lines read per discrepancy, twenty thousand discrepancies, hours.
 AUTO_RESOLVE_SQL: Final = """
 UPDATE discrepancies d
    SET status = 'resolved', resolved_at = :now, updated_at = :now,
@@ -103,20 +111,32 @@ UPDATE discrepancies d
        resolution = CASE d.kind
            WHEN 'missing_at_bank' THEN 'the bank''s statement now has the debit'
            WHEN 'in_doubt_too_long' THEN 'the payment is no longer in doubt'
+           WHEN 'unconfirmed' THEN 'the bank''s own statement has this reference: its line'
+                                   || ' is the one that counts'
            ELSE 'the duplicate debit was refunded automatically' END
  WHERE d.bank = :bank AND d.status = 'open' AND (
        (d.kind = 'missing_at_bank' AND EXISTS (
-            SELECT 1 FROM payments p
-              JOIN statement_lines l ON l.bank = p.bank AND l.bank_ref = p.bank_ref
-             WHERE p.id = d.payment_id OFFSET 0))
+            SELECT 1 FROM statement_lines l
+             WHERE l.bank = d.bank AND NOT l.uploaded
+               AND l.bank_ref = (SELECT p.bank_ref FROM payments p
+                                  WHERE p.id = d.payment_id AND p.bank = d.bank)
+            OFFSET 0))
+    OR (d.kind = 'unconfirmed' AND EXISTS (
+            SELECT 1 FROM statement_lines l
+             WHERE l.bank = d.bank AND NOT l.uploaded
+               AND l.bank_ref = (SELECT c.bank_ref FROM statement_lines c
+                                  WHERE c.id = d.statement_line_id AND c.bank = d.bank)
+            OFFSET 0))
     OR (d.kind = 'in_doubt_too_long' AND EXISTS (
             SELECT 1 FROM payments p
              WHERE p.id = d.payment_id AND p.status NOT IN ('initiated', 'verifying')
             OFFSET 0))
     OR (d.kind = 'duplicate' AND EXISTS (
-            SELECT 1 FROM statement_lines l
-              JOIN payments q ON q.bank = l.bank AND q.bank_ref = l.bank_ref
-             WHERE l.id = d.statement_line_id AND q.status = 'refunded' OFFSET 0)))
+            SELECT 1 FROM payments q
+             WHERE q.bank = d.bank AND q.status = 'refunded'
+               AND q.bank_ref = (SELECT l.bank_ref FROM statement_lines l
+                                  WHERE l.id = d.statement_line_id AND l.bank = d.bank)
+            OFFSET 0)))
 """
 
 

@@ -18,6 +18,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from domain.business_time import VIETNAM_TZ
+from domain.text import spreadsheet_safe
 from ledger.receipts.fonts import find_dejavu_sans
 from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time
 from ledger.reconciliation.followup import REPORT_COLUMNS, RunReport
@@ -33,6 +34,7 @@ CLASS_LABELS: Final = {
     "duplicate": "Nộp trùng",
     "amount_mismatch": "Sai số tiền",
     "unknown": "Không xác định",
+    "unconfirmed": "Tải lên, chờ ngân hàng xác nhận",
 }
 KIND_LABELS: Final = {
     "duplicate": "Nộp trùng",
@@ -40,6 +42,7 @@ KIND_LABELS: Final = {
     "amount_mismatch": "Sai số tiền",
     "unknown": "Không xác định",
     "in_doubt_too_long": "Chờ xác minh quá lâu",
+    "unconfirmed": "Tải lên, chờ ngân hàng xác nhận",
 }
 STATUS_LABELS: Final = {
     "running": "Đang chạy",
@@ -61,15 +64,9 @@ def _csv_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.astimezone(VIETNAM_TZ).isoformat()
-    text = str(value)
-    # A cell that a spreadsheet would run as a formula is quoted as text.
-    if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    return text.lstrip("-").isdigit()
+    # Statement text comes from outside (a payer's transfer note): a cell a
+    # spreadsheet would run as a formula is quoted as text.
+    return spreadsheet_safe(str(value))
 
 
 def csv_header() -> str:

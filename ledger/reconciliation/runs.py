@@ -212,8 +212,9 @@ async def register_import(
     data: bytes | None = None,
     uploaded_by: str = "",
 ) -> tuple[StatementImport, bool]:
-    """Record a statement file (the same content for the same bank and date is
-    the same import). Returns it and whether it is new."""
+    """Record a statement file (the same content for the same bank, date and
+    source is the same import: an uploaded file never passes for a fetched
+    statement). Returns it and whether it is new."""
     if fmt not in FORMATS:
         raise ValidationError("format", f"must be one of {', '.join(FORMATS)}")
     new = (
@@ -230,7 +231,9 @@ async def register_import(
             uploaded_by=uploaded_by[:REQUESTED_BY_CHARS_MAX],
             created_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["bank", "statement_date", "content_sha256"])
+        .on_conflict_do_nothing(
+            index_elements=["bank", "statement_date", "source", "content_sha256"]
+        )
         .returning(*_IMPORT)
     )
     row = (await conn.execute(new)).one_or_none()
@@ -239,6 +242,7 @@ async def register_import(
     existing = select(*_IMPORT).where(
         _imports.c.bank == bank,
         _imports.c.statement_date == statement_date,
+        _imports.c.source == source,
         _imports.c.content_sha256 == content_sha256,
     )
     return _import((await conn.execute(existing)).one()), False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Final
 
 import structlog
 from aiohttp import web
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.access import PasswordChecker
 from ledger.receipts.signing import ReceiptVerifier
 from observability.metrics import (
     http_request_duration_seconds,
@@ -22,59 +24,60 @@ from reconciler.api import (
     alerts,
     disputes,
     fines,
+    identity,
     operations,
     payments,
+    public,
     receipts,
     reconciliations,
+    staff,
     webhooks,
 )
 from reconciler.api.auth import TOKEN_CACHE, TokenCache, auth_middleware
+from reconciler.api.bodies import BODY_RULES, BodyRule, BodyRules
+from reconciler.api.edge import (
+    access_log_middleware,
+    neutral_server_header,
+    observed,
+    route_template,
+    screen_middleware,
+)
 from reconciler.api.errors import Handler, error_middleware, error_response
-from reconciler.api.keys import ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
+from reconciler.api.keys import CITIZEN_LINKS, ENGINE, READER, SAGA, SETTINGS, TEMPORAL, VERIFIER
+from reconciler.api.limits import RATE_LIMITS, Rate, RateLimits
+from reconciler.api.login_throttle import LOGIN_THROTTLE, FailureWindow, LoginThrottle
+from reconciler.api.problems import CLIENT_CLOSED
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
+from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine, create_read_engine
 from reconciler.ops_gauges import check_postgres
 from reconciler.settings import Settings
-from reconciler.wiring import load_signer, saga_config
+from reconciler.wiring import load_verifier, saga_config, temporal_tls
 
 log = structlog.get_logger(__name__)
 
 
-def _route_template(request: web.Request) -> str:
-    """The route's template (``/api/v1/fines/{decision_number}``), never the
-    path itself: label values stay bounded by the routes the app has."""
-    route = request.match_info.route.resource
-    return route.canonical if route is not None else "unmatched"
+# The status label of a request whose client hung up before the answer:
+# not a failure of ours, so not a 5xx.
+CLIENT_CLOSED_LABEL: Final = "client_closed"
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as err:
-        status = err.status
-        raise
-    finally:
-        http_requests_total.labels(
-            _route_template(request), request.method, f"{status // 100}xx"
-        ).inc()
-
-
-@web.middleware
-async def latency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Time every request by route template and method, whatever its status
-    (the lookup SLO of alerts.yml reads this histogram)."""
+    """Count every request by route template, method and status class, and
+    time it (the lookup SLO of alerts.yml reads the histogram)."""
     started = time.perf_counter()
-    try:
-        return await handler(request)
-    finally:
-        http_request_duration_seconds.labels(_route_template(request), request.method).observe(
+
+    def done(status: int) -> None:
+        route = route_template(request)
+        label = CLIENT_CLOSED_LABEL if status == CLIENT_CLOSED else f"{status // 100}xx"
+        http_requests_total.labels(route, request.method, label).inc()
+        http_request_duration_seconds.labels(route, request.method).observe(
             time.perf_counter() - started
         )
+
+    return await observed(request, handler, done)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -97,6 +100,39 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def body_rules(settings: Settings) -> BodyRules:
+    """How big each route's body may be, and how long it may take to arrive."""
+    return BodyRules(
+        default=BodyRule(settings.max_body_bytes, settings.body_read_seconds),
+        by_route={
+            "/api/v1/statements": BodyRule(
+                settings.recon_upload_bytes_max, settings.upload_read_seconds
+            ),
+            "/webhooks/{bank}": BodyRule(
+                webhooks.WEBHOOK_BODY_BYTES_MAX, settings.body_read_seconds
+            ),
+            alerts.WEBHOOK_PATH: alerts.body_rule(settings.body_read_seconds),
+        },
+    )
+
+
+def _edge(app: web.Application, settings: Settings, rules: BodyRules) -> None:
+    app[BODY_RULES] = rules
+    app[RATE_LIMITS] = RateLimits(
+        Rate(settings.public_rate_per_minute, settings.public_rate_burst),
+        clients_max=settings.rate_limit_clients_max,
+    )
+    if not settings.receipt_link_key:
+        log.warning(
+            "api.citizen_links_ephemeral",
+            hint="set RECONCILER_RECEIPT_LINK_KEY: signed PDF links die with this process",
+        )
+    app[CITIZEN_LINKS] = CitizenLinks.from_secret(
+        settings.receipt_link_secret(), settings.public_base_url, settings.citizen_link_ttl_seconds
+    )
+    app.on_response_prepare.append(neutral_server_header)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -108,19 +144,34 @@ def create_app(
     """Build the app. ``engine`` is injected by tests; otherwise one is created
     from settings and disposed with the app. ``token_cache`` lets a test drive
     the cache's clock."""
+    rules = body_rules(settings)
     app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[latency_middleware, metrics_middleware, error_middleware, auth_middleware],
+        client_max_size=rules.bytes_max,
+        middlewares=[
+            access_log_middleware,
+            metrics_middleware,
+            error_middleware,
+            screen_middleware,
+            auth_middleware,
+        ],
     )
+    _edge(app, settings, rules)
     app[SETTINGS] = settings
     app[TEMPORAL] = temporal or TemporalLink(
         settings.temporal_address,
         settings.temporal_namespace,
         settings.temporal_connect_timeout_seconds,
+        tls=temporal_tls(settings),
     )
     app[SAGA] = saga_config(settings)
-    app[VERIFIER] = verifier or load_signer(settings).verifier()
+    app[VERIFIER] = verifier or load_verifier(settings)
     app[TOKEN_CACHE] = token_cache if token_cache is not None else TokenCache()
+    app[identity.PASSWORDS] = PasswordChecker(settings.argon2_concurrency)
+    window = settings.login_throttle_window_seconds
+    app[LOGIN_THROTTLE] = LoginThrottle(
+        FailureWindow(settings.login_failures_per_address, window),
+        FailureWindow(settings.login_failures_per_username, window),
+    )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         owned = engine is None
@@ -140,9 +191,12 @@ def create_app(
     fines.add_routes(app)
     payments.add_routes(app)
     receipts.add_routes(app)
+    public.add_routes(app)
     webhooks.add_routes(app)
     operations.add_routes(app)
     disputes.add_routes(app)
     reconciliations.add_routes(app)
+    identity.add_routes(app)
+    staff.add_routes(app)
     alerts.add_routes(app)
     return app

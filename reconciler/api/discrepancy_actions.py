@@ -7,10 +7,15 @@
   takes it out of suspense;
 * ``request_manual_match`` ``{decision_number}`` (finance): asks for approval
   to book the money as the payment of that fine (receipt, or refund if the
-  fine turns out paid); once approved, a workflow does it.
+  fine turns out paid); once approved, a workflow does it;
+* ``confirm_with_bank`` (finance; an ``unconfirmed`` line, uploaded by a
+  person): fetches the bank's own statement of that day and reconciles it;
+  if the bank has the line, the bank's line acts (with the bank's amount and
+  account) and the claim closes (202 with the reconciliation).
 
 The request is recorded (approval + audit) before anything moves; whoever
-asks can never approve (``ledger.core.approvals``).
+asks can never approve (``ledger.core.approvals``), nor can whoever uploaded
+the line. A refund goes only to the account the bank's statement names.
 """
 
 from __future__ import annotations
@@ -31,18 +36,19 @@ from ledger.core.checks import check_choice, check_object
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import discrepancies as disc
 from reconciler.api.auth import require
-from reconciler.api.errors import read_json
-from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
+from reconciler.api.errors import ApiError, read_json
+from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.params import path_id
-from reconciler.api.recon_views import discrepancy_json
+from reconciler.api.recon_views import discrepancy_json, run_json
 from reconciler.api.views import json_response
 from reconciler.settings import Settings
 from workflows.reconciliation import types as rt
+from workflows.reconciliation.client import WorkflowServiceUnavailableError, start_reconciliation
 from workflows.reconciliation.discrepancy import DiscrepancyActionWorkflow, workflow_id_for
 
 log = structlog.get_logger(__name__)
 
-ACTIONS: Final = ("dismiss", "request_refund", "request_manual_match")
+ACTIONS: Final = ("dismiss", "request_refund", "request_manual_match", "confirm_with_bank")
 _FIELDS: Final = frozenset({"action", "reason", "payee_account", "decision_number"})
 
 
@@ -84,10 +90,12 @@ async def post_action(request: web.Request) -> web.Response:
     discrepancy_id = path_id(request, "discrepancy_id")
     body = _body(await read_json(request))
     if body["action"] == "dismiss":
-        item = await dismiss(request, discrepancy_id, principal.name, body["reason"])
-        log.info("discrepancy.dismissed", discrepancy_id=discrepancy_id, by=principal.name)
+        item = await dismiss(request, discrepancy_id, principal.actor, body["reason"])
+        log.info("discrepancy.dismissed", discrepancy_id=discrepancy_id, by=principal.actor)
         return json_response({"discrepancy": discrepancy_json(item), "approval": None})
-    item, approval = await request_action(request, discrepancy_id, principal.name, body)
+    if body["action"] == "confirm_with_bank":
+        return await confirm_with_bank(request, discrepancy_id, principal.actor)
+    item, approval = await request_action(request, discrepancy_id, principal.actor, body)
     return json_response({"discrepancy": discrepancy_json(item), "approval": approval}, status=202)
 
 
@@ -158,3 +166,45 @@ async def _start_waiting(
         log.warning("discrepancy.workflow_deferred", discrepancy_id=discrepancy_id, error=str(err))
         return False
     return True
+
+
+async def confirm_with_bank(request: web.Request, discrepancy_id: int, actor: str) -> web.Response:
+    """Ask the bank: reconcile its own statement of the claimed line's day.
+    What the bank has acts as the bank says; the claim closes by itself
+    when the bank's statement has its reference (or stays open if not)."""
+    async with request.app[ENGINE].connect() as conn:
+        item = await disc.get_discrepancy(conn, discrepancy_id)
+    if not item.open:
+        raise disc.DiscrepancyClosedError(f"discrepancy {discrepancy_id} is already {item.status}")
+    if item.kind != "unconfirmed":
+        raise disc.DiscrepancyActionError(
+            f"discrepancy {discrepancy_id} ({item.kind}) already comes from the bank's statement"
+        )
+    client = await request.app[TEMPORAL].client()
+    if client is None:
+        raise ApiError(503, "temporal_unavailable", "the workflow service is unavailable; retry")
+    try:
+        run, started = await start_reconciliation(
+            client,
+            request.app[ENGINE],
+            request.app[SAGA],
+            item.bank,
+            item.statement_date,
+            trigger="api",
+            requested_by=actor,
+            now=datetime.now(UTC),
+        )
+    except WorkflowServiceUnavailableError as err:
+        raise ApiError(503, "temporal_unavailable", str(err)) from err
+    log.info("discrepancy.confirm_with_bank", discrepancy_id=discrepancy_id, run=run.id, by=actor)
+    return json_response(
+        {
+            "discrepancy": discrepancy_json(item),
+            "approval": None,
+            "reconciliation": {
+                **run_json(request.app[SETTINGS].public_base_url, run),
+                "joined_running": not started,
+            },
+        },
+        status=202,
+    )

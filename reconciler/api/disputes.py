@@ -1,9 +1,13 @@
 """Disputes and maker-checker approvals over the JSON API.
 
 * ``POST /api/v1/disputes`` (finance, officer): record a complaint; answers
-  201 with the dispute and the evidence gathered for it.
+  201 with the dispute and the evidence gathered for it (the bank asked now,
+  its answers kept).
 * ``GET /api/v1/disputes`` and ``GET /api/v1/disputes/{id}`` (with evidence
-  and history).
+  and history): the ledger only, never a bank (the bank's side as last
+  gathered, with when).
+* ``POST /api/v1/disputes/{id}/evidence/refresh`` (finance, officer): ask the
+  bank again now, keep and answer the evidence.
 * ``POST /api/v1/disputes/{id}/resolutions`` (finance): ``reject`` closes it
   at once; ``confirm`` / ``refund`` request an approval and start the
   DisputeWorkflow that waits for it.
@@ -24,17 +28,21 @@ from typing import Any, Final, Protocol, TypeVar
 import aiohttp
 import structlog
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
 from domain.formats import ACCOUNT_RE, BANK_REF_RE
 from ledger import disputes as ds
+from ledger.access import Principal
+from ledger.access.scope import fine_units
 from ledger.core import approvals as ap
-from ledger.core.audit import AuditEntry, append_audit
-from ledger.core.checks import check_choice, check_object
+from ledger.core.audit import AuditEntry
+from ledger.core.checks import check_choice, check_object, check_reason
 from ledger.core.errors import ValidationError
-from reconciler.api.auth import require
-from reconciler.api.errors import ApiError, read_json
+from ledger.fines import get_fine, missing_fine_message
+from reconciler.api.auth import check_unit, require
+from reconciler.api.errors import read_json
 from reconciler.api.keys import ENGINE, SETTINGS, TEMPORAL
 from reconciler.api.params import page_limit, path_id, query_after_id
 from reconciler.api.views import json_response, payment_view_json
@@ -42,7 +50,7 @@ from reconciler.settings import Settings
 from reconciler.wiring import build_adapters
 from workflows.disputes import types as dt
 from workflows.disputes.client import DisputePolicy, deliver_decision, start_dispute
-from workflows.disputes.evidence import Evidence, gather_evidence
+from workflows.disputes.evidence import Evidence, gather_evidence, stored_evidence
 
 log = structlog.get_logger(__name__)
 
@@ -163,10 +171,13 @@ def evidence_json(base_url: str, evidence: Evidence) -> dict[str, Any]:
                 "class": line.line_class,
                 "payment_id": str(line.payment_id) if line.payment_id else None,
                 "matched_by": line.matched_by,
+                "uploaded": line.uploaded,
             }
             for line in ledger.statement_lines
         ],
         "bank": {
+            "gathered_at": _iso(evidence.gathered_at),
+            "debit": evidence.debit.to_json() if evidence.debit is not None else None,
             "reachable": evidence.bank_reachable,
             "note": evidence.bank_note,
             "checks": [
@@ -186,14 +197,21 @@ def evidence_json(base_url: str, evidence: Evidence) -> dict[str, Any]:
 # --- helpers ---------------------------------------------------------------------
 
 
-async def _evidence(request: web.Request, dispute_id: int) -> dict[str, Any]:
+async def _evidence(request: web.Request, dispute_id: int, asked_by: str | None) -> dict[str, Any]:
+    """The dispute with its evidence: the bank asked now by ``asked_by`` (and
+    its answers kept), or, with None, as last gathered (no bank is called)."""
     settings = request.app[SETTINGS]
-    dispute, evidence = await gather_evidence(
-        request.app[ENGINE],
-        request.app[BANKS].adapters,
-        dispute_id,
-        settings.evidence_bank_timeout_seconds,
-    )
+    if asked_by is None:
+        dispute, evidence = await stored_evidence(request.app[ENGINE], dispute_id)
+    else:
+        dispute, evidence = await gather_evidence(
+            request.app[ENGINE],
+            request.app[BANKS].adapters,
+            dispute_id,
+            settings.evidence_bank_timeout_seconds,
+            gathered_by=asked_by,
+            now=datetime.now(UTC),
+        )
     return {
         **dispute_json(dispute),
         "evidence": evidence_json(settings.public_base_url, evidence),
@@ -211,21 +229,58 @@ async def create_dispute(request: web.Request) -> web.Response:
         await read_json(request), list(settings.banks), settings.max_amount_vnd, now
     )
     async with request.app[ENGINE].begin() as conn:
-        dispute = await ds.open_dispute(conn, inp, principal.name, now)
-    log.info("dispute.opened", dispute_id=dispute.id, bank=dispute.bank, by=principal.name)
-    return json_response(await _evidence(request, dispute.id), status=201)
+        if principal.units:
+            fine = await get_fine(conn, inp.decision_number)
+            check_unit(principal, fine.issuing_unit, missing_fine_message(inp.decision_number))
+        dispute = await ds.open_dispute(conn, inp, principal.actor, now)
+    log.info("dispute.opened", dispute_id=dispute.id, bank=dispute.bank, by=principal.actor)
+    return json_response(await _evidence(request, dispute.id, principal.actor), status=201)
+
+
+async def refresh_evidence(request: web.Request) -> web.Response:
+    principal = require(request, "disputes:open")
+    dispute_id = path_id(request, "dispute_id")
+    await _check_dispute_scope(request, principal, dispute_id)
+    return json_response(await _evidence(request, dispute_id, principal.actor))
 
 
 async def list_disputes(request: web.Request) -> web.Response:
-    require(request, "disputes:read")
+    principal = require(request, "disputes:read")
     filters = ("status", "bank", "decision_number")
-    return await _page(request, "disputes", ds.list_disputes, filters, dispute_json)
+    return await _page(
+        request, "disputes", ds.list_disputes, filters, dispute_json, _in_scope(principal)
+    )
+
+
+def _in_scope(
+    principal: Principal,
+) -> Callable[[AsyncConnection, Sequence[ds.Dispute]], Awaitable[list[ds.Dispute]]] | None:
+    """For a unit-scoped caller: the disputes of a page whose fines are theirs."""
+    if not principal.units:
+        return None
+
+    async def keep(conn: AsyncConnection, rows: Sequence[ds.Dispute]) -> list[ds.Dispute]:
+        units = await fine_units(conn, {d.fine_id for d in rows})
+        return [d for d in rows if principal.sees_unit(units[d.fine_id])]
+
+    return keep
+
+
+async def _check_dispute_scope(request: web.Request, principal: Principal, dispute_id: int) -> None:
+    """A dispute of a fine outside the caller's units is not found (404)."""
+    if not principal.units:
+        return
+    async with request.app[ENGINE].connect() as conn:
+        dispute = await ds.get_dispute(conn, dispute_id)
+        units = await fine_units(conn, {dispute.fine_id})
+    check_unit(principal, units[dispute.fine_id], f"no dispute {dispute_id}")
 
 
 async def get_dispute(request: web.Request) -> web.Response:
-    require(request, "disputes:read")
+    principal = require(request, "disputes:read")
     dispute_id = path_id(request, "dispute_id")
-    body = await _evidence(request, dispute_id)
+    await _check_dispute_scope(request, principal, dispute_id)
+    body = await _evidence(request, dispute_id, None)
     async with request.app[ENGINE].connect() as conn:
         approvals = await ap.list_approvals(
             conn, subject_type="dispute", subject_id=str(dispute_id), limit=PAGE_SIZE_MAX
@@ -255,16 +310,17 @@ async def resolve_dispute(request: web.Request) -> web.Response:
     reason = body.get("reason")
     if not isinstance(reason, str):
         raise ValidationError("reason", "is required: say why")
+    await _check_dispute_scope(request, principal, dispute_id)
     async with request.app[ENGINE].begin() as conn:
         if action == "reject":
-            dispute = await ds.reject_dispute(conn, dispute_id, reason, principal.name, now)
+            dispute = await ds.reject_dispute(conn, dispute_id, reason, principal.actor, now)
             return json_response({"dispute": dispute_json(dispute), "approval": None})
         dispute, approval = await ds.request_resolution(
             conn,
             dispute_id,
             action,
             reason,
-            principal.name,
+            principal.actor,
             now,
             bank_ref=body.get("bank_ref"),
             payer_account=body.get("payer_account"),
@@ -310,9 +366,12 @@ async def _page(
     list_rows: Callable[..., Awaitable[Sequence[T]]],
     filters: tuple[str, ...],
     to_json: Callable[[T], dict[str, Any]],
+    keep: Callable[[AsyncConnection, Sequence[T]], Awaitable[list[T]]] | None = None,
 ) -> web.Response:
     """One page of a listing in id order: the ``filters`` from the query,
-    ``after_id`` and ``limit``; ``next_after_id`` is null on the last page."""
+    ``after_id`` and ``limit``; ``next_after_id`` is null on the last page.
+    ``keep`` narrows a page to what the caller may see: the page may then
+    hold fewer rows than ``limit`` while ``next_after_id`` goes on."""
     limit = page_limit(request, PAGE_SIZE_MAX)
     async with request.app[ENGINE].connect() as conn:
         rows = await list_rows(
@@ -321,9 +380,10 @@ async def _page(
             after_id=query_after_id(request),
             limit=limit,
         )
+        shown = await keep(conn, rows) if keep is not None else rows
     return json_response(
         {
-            name: [to_json(r) for r in rows],
+            name: [to_json(r) for r in shown],
             "next_after_id": rows[-1].id if len(rows) == limit else None,
         }
     )
@@ -337,31 +397,29 @@ async def get_approval(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
+    """The decision of a person, never the requester (nor through a
+    credential the requester issued them). Every check comes before any
+    write: a refused decision leaves no trace but a log line."""
     principal = require(request, "approvals:decide")
     approval_id = path_id(request, "approval_id")
     body: Any = await read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise ValidationError("body", 'may only hold {"reason": "..."}')
+    check_reason("reason", body.get("reason"), required=not approve)
     now = datetime.now(UTC)
-    engine = request.app[ENGINE]
     try:
-        async with engine.begin() as conn:
+        async with request.app[ENGINE].begin() as conn:
+            # No lock here: who asked never changes, and the dispute row must be
+            # locked before the approval (ledger.core.approvals, lock order).
+            current = await ap.get_approval(conn, approval_id)
+            ap.check_not_requester(current, principal.actor, principal.vouched_by)
             approval = await ds.decide_approval(
-                conn, approval_id, approve, principal.name, body.get("reason"), now
+                conn, approval_id, approve, principal.actor, body.get("reason"), now
             )
-    except ap.SameApproverError as err:
-        async with engine.begin() as conn:
-            await append_audit(
-                conn,
-                actor=principal.name,
-                action="approval.self_decision_refused",
-                subject_type="approval",
-                subject_id=str(approval_id),
-                now=now,
-                detail={"approve": approve, "role": principal.role},
-            )
-        raise ApiError(403, err.code, err.message) from None
-    signalled = await _deliver(request, approval, principal.name)
+    except ap.SameApproverError:
+        log.warning("approval.self_decision_refused", approval_id=approval_id, by=principal.actor)
+        raise
+    signalled = await _deliver(request, approval, principal.actor)
     return json_response({**approval_json(approval), "workflow_signalled": signalled})
 
 
@@ -407,6 +465,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/disputes", create_dispute)
     app.router.add_get("/api/v1/disputes", list_disputes)
     app.router.add_get("/api/v1/disputes/{dispute_id}", get_dispute)
+    app.router.add_post("/api/v1/disputes/{dispute_id}/evidence/refresh", refresh_evidence)
     app.router.add_post("/api/v1/disputes/{dispute_id}/resolutions", resolve_dispute)
     app.router.add_get("/api/v1/approvals", list_approvals)
     app.router.add_get("/api/v1/approvals/{approval_id}", get_approval)

@@ -1,4 +1,10 @@
-"""Domain errors become JSON HTTP errors here, at the edge, and nowhere else."""
+"""Domain errors become JSON HTTP errors here, at the edge, and nowhere else.
+
+Every 4xx and 5xx the app answers is ``{"error": {"code", "message"}}``;
+an exception nobody expected is a 500 whose body holds only a request id
+(the log line with the traceback carries the same id), never the
+exception's text, which may quote what the client sent.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +12,33 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, NoReturn
 
-import structlog
 from aiohttp import web
 
 from ledger.core.errors import (
     ConflictError,
+    ForbiddenError,
     IdempotencyConflictError,
     LedgerError,
     NotFoundError,
     ValidationError,
 )
+from reconciler.api.bodies import read_json
+from reconciler.api.problems import REQUEST_ID, ApiError
+from reconciler.logs import uncached_logger
 
-log = structlog.get_logger(__name__)
+__all__ = ["ApiError", "Handler", "error_middleware", "error_response", "read_json"]
+
+log = uncached_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STATUS_BY_ERROR: Final[tuple[tuple[type[LedgerError], int], ...]] = (
     (ValidationError, 400),
+    (ForbiddenError, 403),
     (NotFoundError, 404),
     (IdempotencyConflictError, 422),
     (ConflictError, 409),
 )
-
-
-class ApiError(Exception):
-    """An error raised by a handler with its HTTP status and stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -54,9 +56,12 @@ _HTTP_CODES: Final = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
 }
+# After these the rest of the body is not worth reading: close the connection.
+_CLOSING_STATUSES: Final = frozenset({408, 413})
 
 
 @web.middleware
@@ -64,7 +69,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
-        return error_response(err.status, err.code, err.message)
+        response = error_response(err.status, err.code, err.message)
+        response.headers.update(err.headers)
+        if err.status in _CLOSING_STATUSES or err.code == "bad_body":
+            response.force_close()
+        return response
     except LedgerError as err:
         for kind, status in _STATUS_BY_ERROR:
             if isinstance(err, kind):
@@ -79,22 +88,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(err.status, "http_error")
         message = err.text if err.text and not err.text.startswith(str(err.status)) else err.reason
         return error_response(err.status, code, message or err.reason)
+    except Exception:
+        request_id = request.get(REQUEST_ID, "-")
+        log.exception("http.unhandled_error", request_id=request_id, method=request.method)
+        return error_response(
+            500,
+            "internal_error",
+            "something went wrong on our side; quote the request id if you report it",
+            request_id=request_id,
+        )
 
 
 def bad_request(field: str, message: str) -> NoReturn:
     raise ValidationError(field, message)
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400 that says what is wrong with it."""
-    if request.content_type not in ("application/json", ""):
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    raw = await request.read()
-    if not raw:
-        bad_request("body", "is empty; send a JSON object")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        bad_request("body", "is not UTF-8")
-    except json.JSONDecodeError as err:
-        bad_request("body", f"is not valid JSON (line {err.lineno}, column {err.colno})")

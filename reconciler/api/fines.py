@@ -13,9 +13,10 @@ from ledger.fines import (
     fine_view,
     fine_view_from_rows,
     fine_view_params,
+    missing_fine_message,
     register_fine,
 )
-from reconciler.api.auth import require
+from reconciler.api.auth import check_unit, require
 from reconciler.api.errors import read_json
 from reconciler.api.keys import ENGINE, READER, SETTINGS
 from reconciler.api.reads import driver_sql
@@ -37,10 +38,12 @@ async def create_fine(request: web.Request) -> web.Response:
 
 
 async def get_fine(request: web.Request) -> web.Response:
-    require(request, "fines:read")
+    principal = require(request, "fines:read")
     decision_number = request.match_info["decision_number"]
     rows = await request.app[READER].fetch(_FINE_VIEW_SQL, fine_view_params(decision_number))
     view = fine_view_from_rows(rows, decision_number)
+    # Unit scope: one comparison after the read; another unit's fine is a 404.
+    check_unit(principal, view.fine.issuing_unit, missing_fine_message(decision_number))
     return json_response(fine_view_json(request.app[SETTINGS].public_base_url, view))
 
 

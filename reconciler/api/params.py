@@ -7,6 +7,15 @@ more digits than the bound has (``int`` of a 5,000-digit string costs time and
 then raises). A date is ``YYYY-MM-DD`` in ASCII between ``DATE_MIN`` and
 ``DATE_MAX`` (``date.fromisoformat`` also reads ``20240101`` and week dates).
 
+Before any handler runs, ``screen_request`` refuses (400 naming it) a path
+or query parameter over ``PARAM_CHARS_MAX`` characters or holding a
+character ``domain.text.unsafe_character`` refuses (NUL, controls, line
+breaks, zero-width and bidirectional-override characters; a non-UTF-8
+``%xx`` reads as U+FFFD, which is allowed and simply matches nothing), and a
+header the service reads (``Authorization``, ``Idempotency-Key``, the
+webhook's) that is not printable ASCII: a non-UTF-8 byte in a header
+arrives as a lone surrogate, which cannot be hashed or stored.
+
 A bad value raises ``ValidationError`` naming the parameter, which the error
 middleware answers with 400 ``{"error": {"code", "message", "field"}}``. An
 empty query value counts as absent (a form sends ``cursor=`` for "none").
@@ -21,14 +30,57 @@ from uuid import UUID
 
 from aiohttp import web
 
+from bank_adapters.wire import (
+    WEBHOOK_NONCE_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER,
+)
+from domain.business_time import DATE_MAX, DATE_MIN
+from domain.formats import RECEIPT_SERIES_RE
+from domain.text import unsafe_character
 from ledger.core.errors import ValidationError
+from reconciler.api.problems import ApiError
 
 ID_MAX: Final = 10**18 - 1
 PAGE_SIZE_DEFAULT: Final = 50
-DATE_MIN: Final = date(2000, 1, 1)
-DATE_MAX: Final = date(2099, 12, 31)
 _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _UUID_LENGTH_MAX: Final = len("urn:uuid:") + 36
+# Longer than any id, date, decision number or token a route takes.
+PARAM_CHARS_MAX: Final = 500
+_ASCII_HEADERS: Final = (
+    "Idempotency-Key",
+    WEBHOOK_NONCE_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER,
+)
+
+
+def screen_request(request: web.Request) -> None:
+    """Refuse what no route accepts (see the module's docstring)."""
+    authorization = request.headers.get("Authorization")
+    if authorization is not None and not _printable_ascii(authorization):
+        raise ApiError(401, "unauthorized", "the Authorization header must be printable ASCII")
+    for name in _ASCII_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not _printable_ascii(value):
+            raise ValidationError(name, "header must be printable ASCII")
+    for source in (request.match_info, request.query):
+        for name, value in source.items():
+            _screen_param(name, value)
+
+
+def _printable_ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def _screen_param(name: str, value: str) -> None:
+    if len(name) > PARAM_CHARS_MAX or unsafe_character(name) is not None:
+        raise ValidationError("query", "has a parameter name that is too long or unprintable")
+    if len(value) > PARAM_CHARS_MAX:
+        raise ValidationError(name, f"is longer than {PARAM_CHARS_MAX} characters")
+    bad = unsafe_character(value)
+    if bad is not None:
+        raise ValidationError(name, f"holds the character {bad}, which it may not hold")
 
 
 def whole_number(raw: str, name: str, low: int, high: int) -> int:
@@ -49,6 +101,14 @@ def path_id(request: web.Request, name: str) -> int:
 
 def path_number(request: web.Request, name: str, low: int, high: int) -> int:
     return whole_number(request.match_info[name], name, low, high)
+
+
+def path_series(request: web.Request, name: str = "series") -> str:
+    """A receipt series from the path: ``[A-Z0-9-]{1,40}``."""
+    series = request.match_info[name]
+    if not RECEIPT_SERIES_RE.fullmatch(series):
+        raise ValidationError(name, "must be 1-40 capital letters, digits or '-'")
+    return series
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -12,10 +12,11 @@ from temporalio.service import RPCError
 
 from domain.formats import is_account
 from ledger import payments as pay
+from ledger.core.audit import append_audit
 from ledger.core.checks import check_object
 from ledger.core.errors import ValidationError
 from ledger.fines import get_fine
-from reconciler.api.auth import require
+from reconciler.api.auth import check_unit, require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.params import path_uuid
@@ -53,7 +54,7 @@ async def create_payment(request: web.Request) -> web.Response:
     async with request.app[ENGINE].begin() as conn:
         fine = await get_fine(conn, decision_number)
         client_key = pay.ClientKey(
-            principal.name,
+            principal.actor,
             key,
             pay.request_hash(
                 {"decision_key": fine.decision_key, "bank": bank, "payer_account": account}
@@ -97,10 +98,11 @@ async def _start(request: web.Request, payment: pay.Payment) -> None:
 
 
 async def get_payment(request: web.Request) -> web.Response:
-    require(request, "payments:read")
+    principal = require(request, "payments:read")
     payment_id = path_uuid(request, "payment_id", "a payment id")
     async with request.app[ENGINE].connect() as conn:
         view = await pay.payment_view(conn, payment_id)
+    check_unit(principal, view.payment.issuing_unit, f"no payment {payment_id}")
     return json_response(payment_view_json(request.app[SETTINGS].public_base_url, view))
 
 
@@ -110,7 +112,7 @@ async def link_recovered(request: web.Request) -> web.Response:
     of the bank re-checks. Answers with the report when the recovery ends
     within ``RECOVERY_WAIT_SECONDS`` (200), else 202 with its workflow id
     (it goes on; Temporal owns it)."""
-    require(request, "ops:write")
+    principal = require(request, "ops:write")
     bank = request.match_info["bank"]
     if bank not in request.app[SETTINGS].banks:
         raise ApiError(404, "not_found", f"no bank {bank!r} is configured")
@@ -118,6 +120,17 @@ async def link_recovered(request: web.Request) -> web.Response:
     if client is None:
         raise ApiError(503, "temporal_unavailable", "the workflow service is unavailable")
     handle = await start_link_recovery(client, request.app[SAGA].task_queue, bank)
+    # A person's hand on money: what it settles is receipted in bulk.
+    async with request.app[ENGINE].begin() as conn:
+        await append_audit(
+            conn,
+            actor=principal.actor,
+            action="bank.link_recovery_requested",
+            subject_type="bank",
+            subject_id=bank,
+            now=datetime.now(UTC),
+            detail={"workflow_id": handle.id},
+        )
     try:
         report = await asyncio.wait_for(handle.result(), RECOVERY_WAIT_SECONDS)
     except TimeoutError:

@@ -41,6 +41,10 @@ def allowed_actions(item: disc.Discrepancy) -> list[str]:
         return []
     actions = ["dismiss"]
     money_in = item.statement_line_id is not None and item.detail.get("direction") == "credit"
+    if item.kind == "unconfirmed":
+        # An uploaded line: the bank's statement confirms it (or a second
+        # person matches it); it is never refunded on the file's word.
+        return ["confirm_with_bank", *(["request_manual_match"] if money_in else []), *actions]
     if money_in and not item.detail.get("automatic_action"):
         actions.insert(0, "request_refund")
         if item.kind in ("unknown", "amount_mismatch", "duplicate"):

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -42,6 +43,7 @@ from ledger.reconciliation.report import csv_header, csv_rows, render_report_pdf
 from ledger.reconciliation.rules import load_rules
 from reconciler.api import discrepancy_actions
 from reconciler.api.auth import require
+from reconciler.api.bodies import read_body
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
 from reconciler.api.params import (
@@ -119,7 +121,7 @@ async def create_reconciliation(request: web.Request) -> web.Response:
             bank,
             day,
             trigger="api",
-            requested_by=principal.name,
+            requested_by=principal.actor,
             now=now,
         )
     except WorkflowServiceUnavailableError as err:
@@ -139,14 +141,7 @@ async def upload_statement(request: web.Request) -> web.Response:
         fmt = StatementFormat(request.query.get("format", ""))
     except ValueError:
         raise ValidationError("format", "must be camt053, mt940 or csv") from None
-    limit = settings.recon_upload_bytes_max
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "body_too_large", f"a statement file may be at most {limit} bytes")
-    data = bytearray()
-    async for chunk in request.content.iter_chunked(256 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise ApiError(413, "body_too_large", f"a statement file may be at most {limit} bytes")
+    data = await read_body(request)  # the route's cap: recon_upload_bytes_max
     if not data:
         raise ValidationError("body", "is empty; send the statement file as the body")
     client = await _temporal(request)
@@ -158,9 +153,9 @@ async def upload_statement(request: web.Request) -> web.Response:
             bank=bank,
             statement_date=day,
             fmt=fmt,
-            data=bytes(data),
+            data=data,
             trigger="upload",
-            requested_by=principal.name,
+            requested_by=principal.actor,
             limits=statement_limits(settings),
             now=now,
         )
@@ -328,7 +323,8 @@ async def report_pdf(request: web.Request) -> web.Response:
         rows = await follow.discrepancy_rows(
             conn, report.run.bank, report.run.statement_date, limit=1_000
         )
-    pdf = render_report_pdf(report, rows, generated_at=datetime.now(UTC))
+    # PDF layout is CPU work (up to PDF_ROWS_MAX rows): off the event loop.
+    pdf = await asyncio.to_thread(render_report_pdf, report, rows, generated_at=datetime.now(UTC))
     return web.Response(
         body=pdf,
         content_type="application/pdf",

@@ -12,7 +12,7 @@ import time
 
 import structlog
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 
 log = structlog.get_logger(__name__)
 
@@ -26,8 +26,10 @@ class TemporalLink:
         address: str,
         namespace: str,
         connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
+        tls: TLSConfig | bool = False,
     ) -> None:
         self._connect_timeout_seconds = connect_timeout_seconds
+        self._tls = tls
         self._address = address
         self._namespace = namespace
         self._client: Client | None = None
@@ -44,7 +46,7 @@ class TemporalLink:
                 return None
             try:
                 self._client = await asyncio.wait_for(
-                    Client.connect(self._address, namespace=self._namespace),
+                    Client.connect(self._address, namespace=self._namespace, tls=self._tls),
                     self._connect_timeout_seconds,
                 )
             except (RPCError, OSError, TimeoutError, RuntimeError) as err:

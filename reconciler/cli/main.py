@@ -12,16 +12,19 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.audit_commands import audit
 from reconciler.cli.backup import backup_command, restore_command
+from reconciler.cli.certs import certs
+from reconciler.cli.context import load_settings, refused_at_start
+from reconciler.cli.identity import tokens, users
+from reconciler.cli.keys import keys
 from reconciler.cli.recon import recon
 from reconciler.logs import configure_logging
 from reconciler.settings import Settings
 
 
 def _settings() -> Settings:
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
+    return load_settings()
 
 
 @click.group()
@@ -32,6 +35,11 @@ def main() -> None:
 main.add_command(recon)
 main.add_command(backup_command)
 main.add_command(restore_command)
+main.add_command(keys)
+main.add_command(audit)
+main.add_command(certs)
+main.add_command(users)
+main.add_command(tokens)
 
 
 @main.command()
@@ -55,11 +63,22 @@ def dev(data_dir: Path, api_port: int | None) -> None:
 
 @main.command()
 def migrate() -> None:
-    """Migrate the database (RECONCILER_DATABASE_URL) to the latest schema."""
-    from ledger.migrations import current_revision, upgrade_to_head
+    """Migrate the database (RECONCILER_DATABASE_URL, as its owner) to the
+    latest schema, and give the app's role (RECONCILER_DB_APP_ROLE) its
+    privileges and its password (RECONCILER_DB_APP_PASSWORD, when set)."""
+    from ledger.migrations import current_revision, set_role_password, upgrade_to_head
 
     settings = _settings()
-    upgrade_to_head(settings.database_url)
+    upgrade_to_head(settings.database_url, settings.db_app_role)
+    if settings.db_app_password is not None:
+        try:
+            set_role_password(
+                settings.database_url,
+                settings.db_app_role,
+                settings.db_app_password.get_secret_value(),
+            )
+        except ValueError as err:
+            raise click.ClickException(f"RECONCILER_DB_APP_PASSWORD: {err}") from err
     click.echo(f"database at revision {current_revision(settings.database_url)}")
 
 
@@ -68,83 +87,22 @@ def migrate() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None)
 def api(host: str | None, port: int | None) -> None:
     """Serve the JSON API, public pages and /metrics."""
-    from aiohttp import web
-
     from reconciler.api.app import create_app
+    from reconciler.api.server import serve
 
     settings = _settings()
-    web.run_app(
-        create_app(settings),
-        host=host or settings.api_host,
-        port=port if port is not None else settings.api_port,
-        access_log=None,
-        print=None,
-    )
+    with refused_at_start():
+        app = create_app(settings)
 
+    async def run() -> None:
+        await serve(
+            app,
+            host or settings.api_host,
+            port if port is not None else settings.api_port,
+            settings.http_idle_seconds,
+        )
 
-@main.group()
-def tokens() -> None:
-    """API tokens."""
-
-
-@tokens.command("create")
-@click.argument("name")
-@click.option(
-    "--role",
-    type=click.Choice(["portal", "officer", "finance", "approver", "operator", "admin"]),
-    required=True,
-)
-def tokens_create(name: str, role: str) -> None:
-    """Create an API token and print it (shown only once)."""
-    from ledger.access import create_token
-
-    settings = _settings()
-
-    async def run() -> str:
-        from reconciler.db import create_engine
-
-        engine = create_engine(settings)
-        try:
-            async with engine.begin() as conn:
-                return await create_token(conn, name, role)
-        finally:
-            await engine.dispose()
-
-    click.echo(_run_domain(run))
-
-
-@main.group()
-def users() -> None:
-    """Staff users of the console."""
-
-
-@users.command("create")
-@click.argument("username")
-@click.option(
-    "--role",
-    type=click.Choice(["officer", "finance", "approver", "operator", "admin"]),
-    required=True,
-)
-@click.option("--full-name", default="")
-@click.password_option(envvar="RECONCILER_NEW_USER_PASSWORD")
-def users_create(username: str, role: str, full_name: str, password: str) -> None:
-    """Create a staff user (password prompted, or RECONCILER_NEW_USER_PASSWORD)."""
-    from ledger.access import create_user
-
-    settings = _settings()
-
-    async def run() -> str:
-        from reconciler.db import create_engine
-
-        engine = create_engine(settings)
-        try:
-            async with engine.begin() as conn:
-                await create_user(conn, username, password, role, full_name)
-        finally:
-            await engine.dispose()
-        return f"user {username} created with role {role}"
-
-    click.echo(_run_domain(run))
+    asyncio.run(run())
 
 
 def _run_domain(make: object) -> str:
@@ -166,7 +124,8 @@ def worker() -> None:
     from reconciler.worker import run_worker
 
     settings = _settings()
-    _run_until_signalled(lambda stop: run_worker(settings, stop))
+    with refused_at_start():
+        _run_until_signalled(lambda stop: run_worker(settings, stop))
 
 
 @main.group()
@@ -178,16 +137,21 @@ def receipts() -> None:
 def receipts_verify() -> None:
     """Check every stored receipt's signature and every series for gaps."""
     from ledger.receipts.issue import verify_receipts
+    from ledger.receipts.signing import SigningKeyError
     from reconciler.db import create_engine
-    from reconciler.wiring import load_signer
+    from reconciler.wiring import load_verifier
 
     settings = _settings()
+    try:
+        verifier = load_verifier(settings)
+    except SigningKeyError as err:
+        raise click.ClickException(str(err)) from err
 
     async def run() -> str:
         engine = create_engine(settings)
         try:
             async with engine.connect() as conn:
-                report = await verify_receipts(conn, load_signer(settings).verifier())
+                report = await verify_receipts(conn, verifier)
         finally:
             await engine.dispose()
         lines = [f"checked {report.checked} receipts in {report.series_checked} series"]
@@ -198,24 +162,6 @@ def receipts_verify() -> None:
         return "\n".join([*lines, "all receipts verify"])
 
     click.echo(_run_domain(run))
-
-
-@main.group()
-def audit() -> None:
-    """The hash-chained audit log."""
-
-
-@audit.command("verify")
-@click.option("--page-size", type=click.IntRange(1, 10_000), default=1_000, show_default=True)
-def audit_verify(page_size: int) -> None:
-    """Recompute the audit chain; exit 1 listing every changed, deleted or
-    reordered row."""
-    from reconciler.cli.audit import audit_verify as run
-
-    ok, lines = asyncio.run(run(_settings(), page_size))
-    if not ok:
-        raise click.ClickException("\n".join(lines))
-    click.echo("\n".join(lines))
 
 
 @main.group()
@@ -312,7 +258,8 @@ def prober() -> None:
     from reconciler.prober import run_prober
 
     settings = _settings()
-    _run_until_signalled(lambda stop: run_prober(settings, stop))
+    with refused_at_start():
+        _run_until_signalled(lambda stop: run_prober(settings, stop))
 
 
 @main.command()

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from reconciler.cli.identity import cli_actor
 from reconciler.logs import configure_logging
 from reconciler.settings import Settings
 
@@ -129,7 +130,8 @@ async def _reconcile(
                 fmt=StatementFormat(fmt),
                 data=data,
                 trigger="cli",
-                requested_by="cli",
+                # The uploader, as the audit log names them: whoever runs this.
+                requested_by=cli_actor(),
                 limits=statement_limits(settings),
                 now=now,
             )
@@ -142,7 +144,7 @@ async def _reconcile(
                 bank,
                 day,
                 trigger="cli",
-                requested_by="cli",
+                requested_by=cli_actor(),
                 now=now,
             )
         summary: dict[str, Any] = {"reconciliation_id": run.id, "workflow_id": run.workflow_id}

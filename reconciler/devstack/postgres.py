@@ -4,6 +4,7 @@ loopback only."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import pwd
@@ -67,6 +68,11 @@ class PostgresInfo:
     port: int
     user: str
     database: str
+
+    def as_user(self, user: str) -> PostgresInfo:
+        """The same server and database, as another role (the app's: the
+        cluster trusts loopback connections, so no password is needed)."""
+        return dataclasses.replace(self, user=user)
 
     def url(self, database: str | None = None, driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://{self.user}@{self.host}:{self.port}/{database or self.database}"

@@ -1,17 +1,33 @@
 """Demo users (one per role), an API token and demo fines for the dev stack.
 
-Idempotent: a second run on the same data leaves everything as it is.
+The users log in with ``POST /api/v1/auth/login`` (their passwords are in
+``dev.json``). ``dev.json``'s ``api_token`` is a long-lived API token of the
+``demo-admin`` user: whatever it does is recorded as done by ``demo-admin``,
+so demo-admin cannot also approve what it requested (log in as
+``demo-approver`` for that).
+
+Idempotent: a second run on the same data leaves everything as it is (a
+token that expired or was revoked is replaced).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ledger.access import create_token, create_user, principal_for_token
+from ledger.access import (
+    PasswordChecker,
+    TokenKind,
+    api_token_lifetime,
+    create_user,
+    issue_token,
+    lookup_token,
+    user_owner,
+)
 from ledger.core import tables as t
 from ledger.fines import FineInput, register_fine
 
@@ -26,35 +42,46 @@ DEMO_FINES = (
     ("01238/QĐ-XPHC", 6_000_000, "Hoàng Văn Em", "30K-999.88", "Điều khiển xe có nồng độ cồn"),
 )
 DEMO_UNIT = "Phòng Cảnh sát giao thông Hà Nội"
-DEMO_TOKEN_NAME = "dev-portal"  # noqa: S105 -- a token name, not a token
+DEMO_TOKEN_NAME = "dev-api"  # noqa: S105 -- a token name, not a token
+DEMO_TOKEN_OWNER = "demo-admin"  # noqa: S105 -- a username, not a password
+SEED_ACTOR = "system:devstack"
 
 
 async def _seed(database_url: str, state: StackState) -> None:
     engine = create_async_engine(database_url)
+    checker = PasswordChecker(1)
+    now = datetime.now(UTC)
     try:
         async with engine.begin() as conn:
             for role, password in state.passwords.items():
+                username = f"demo-{role}"
                 exists = (
-                    await conn.execute(
-                        select(t.users.c.id).where(t.users.c.username == f"demo-{role}")
-                    )
+                    await conn.execute(select(t.users.c.id).where(t.users.c.username == username))
                 ).first()
                 if exists is None:
                     await create_user(
-                        conn, f"demo-{role}", password, role, full_name=f"Demo {role}"
+                        conn,
+                        username=username,
+                        password_hash=await checker.hash(password),
+                        role=role,
+                        actor=SEED_ACTOR,
+                        now=now,
+                        full_name=f"Demo {role}",
                     )
             token_ok = (
                 bool(state.api_token)
-                and (await principal_for_token(conn, state.api_token)) is not None
+                and (await lookup_token(conn, state.api_token, now)) is not None
             )
             if not token_ok:
-                name = DEMO_TOKEN_NAME
-                taken = (
-                    await conn.execute(select(t.api_tokens.c.id).where(t.api_tokens.c.name == name))
-                ).first()
-                if taken is not None:
-                    name = f"{DEMO_TOKEN_NAME}-{taken.id}"
-                state.api_token = await create_token(conn, name, "admin")
+                state.api_token, _ = await issue_token(
+                    conn,
+                    await user_owner(conn, DEMO_TOKEN_OWNER),
+                    kind=TokenKind.API,
+                    name=DEMO_TOKEN_NAME,
+                    lifetime=api_token_lifetime(None),
+                    created_by=SEED_ACTOR,
+                    now=now,
+                )
             for number, amount, name, plate, violation in DEMO_FINES:
                 await register_fine(
                     conn,

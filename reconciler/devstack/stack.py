@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol
 
 import structlog
 
+from ledger.migrations import DEFAULT_APP_ROLE as APP_ROLE
 from reconciler.devstack.ports import free_port
 from reconciler.devstack.postgres import EmbeddedPostgres
 from reconciler.devstack.process import ComponentFailedError, ManagedProcess
@@ -111,6 +112,7 @@ class StackState:
     api_token: str = ""
     passwords: dict[str, str] = field(default_factory=dict)
     webhook_secrets: dict[str, str] = field(default_factory=dict)
+    citizen_link_secret: str = ""
 
     @classmethod
     def load(cls, path: Path) -> StackState:
@@ -121,22 +123,39 @@ class StackState:
             api_token=raw.get("api_token", ""),
             passwords=dict(raw.get("passwords", {})),
             webhook_secrets=dict(raw.get("webhook_secrets", {})),
+            citizen_link_secret=str(raw.get("citizen_link_secret", "")),
         )
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
+        write_private(
+            path,
             json.dumps(
                 {
                     "api_token": self.api_token,
                     "passwords": self.passwords,
                     "webhook_secrets": self.webhook_secrets,
+                    "citizen_link_secret": self.citizen_link_secret,
                 },
                 indent=2,
-            )
+            ),
         )
-        tmp.chmod(0o600)
-        tmp.replace(path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only from the
+    first byte: the file is created with mode 0600 (never written first and
+    restricted after, when another user could open it in between), then
+    renamed over ``path``. A temporary file left by a crash is removed
+    first, since opening it again would keep its old mode."""
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)  # the umask can only have removed bits
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    tmp.replace(path)
 
 
 def python_cli() -> list[str]:
@@ -183,7 +202,10 @@ class DevStack:
         env = dict(os.environ)
         env.update(
             {
-                "RECONCILER_DATABASE_URL": self.postgres.info.url(),
+                # The services connect as the app's role (DML only); the
+                # migrations ran as the superuser.
+                "RECONCILER_DATABASE_URL": self.postgres.info.as_user(APP_ROLE).url(),
+                "RECONCILER_ENV": "dev",
                 "RECONCILER_TEMPORAL_ADDRESS": self.temporal.info.address,
                 "RECONCILER_DATA_DIR": str(self.data_dir),
                 "RECONCILER_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.api_port}",
@@ -218,6 +240,7 @@ class DevStack:
         sims, banks_env = self._simulators(state, api_url)
         env = self.base_env()
         env["RECONCILER_BANKS"] = json.dumps(banks_env)
+        env["RECONCILER_RECEIPT_LINK_KEY"] = state.citizen_link_secret
         worker_port, prober_port = free_port(), free_port()
         env["RECONCILER_WORKER_METRICS_PORT"] = str(worker_port)
         env["RECONCILER_PROBER_METRICS_PORT"] = str(prober_port)
@@ -333,10 +356,8 @@ class DevStack:
             "banks": self.info.get("banks", {}),
             "logs_dir": str(self.logs),
         }
-        tmp = self.dev_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False))
-        tmp.chmod(0o600)
-        tmp.replace(self.dev_json)
+        # It holds the token and every password.
+        write_private(self.dev_json, json.dumps(info, indent=2, ensure_ascii=False))
 
     def _print_summary(self, state: StackState) -> None:
         print("\nReconciler dev stack is up.", flush=True)
@@ -396,6 +417,7 @@ class DevStack:
     def _ensure_secrets(self, state: StackState) -> None:
         for role in DEMO_ROLES:
             state.passwords.setdefault(role, secrets.token_urlsafe(9))
+        state.citizen_link_secret = state.citizen_link_secret or secrets.token_urlsafe(32)
         state.save(self.state_path)
 
     def _run(self, state: StackState) -> int:

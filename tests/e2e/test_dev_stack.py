@@ -48,13 +48,16 @@ def _descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
-def _api(info: dict[str, Any], method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def _api(
+    info: dict[str, Any], method: str, path: str, body: Any = None, token: str | None = None
+) -> tuple[int, Any]:
+    """(status, JSON) of a call with ``token`` (default: dev.json's ``api_token``)."""
     request = urllib.request.Request(
         info["api_url"] + path,
         method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={
-            "Authorization": f"Bearer {info['api_token']}",
+            "Authorization": f"Bearer {token or info['api_token']}",
             "Content-Type": "application/json",
         },
     )
@@ -90,6 +93,14 @@ def test_dev_stack_starts_serves_stops_and_reuses_data(tmp_path: Path) -> None:
         status, body = _api(info, "GET", "/api/v1/fines/01234%2Fqd-xphc")
         assert status == 200
         assert body["status"] == "unpaid"
+        # dev.json's token is demo-admin's; its users log in as themselves.
+        assert _api(info, "GET", "/api/v1/auth/me")[1]["actor"] == "demo-admin"
+        approver = next(u for u in info["users"] if u["role"] == "approver")
+        credentials = {"username": approver["username"], "password": approver["password"]}
+        status, session = _api(info, "POST", "/api/v1/auth/login", credentials)
+        assert status == 200, session
+        status, me = _api(info, "GET", "/api/v1/auth/me", token=session["token"])
+        assert (status, me["actor"], me["role"]) == (200, "demo-approver", "approver")
         fine = {
             "decision_number": "777/QĐ-XPHC",
             "amount_vnd": 1_200_000,

@@ -30,6 +30,7 @@ from bank_adapters.simulators.server import SIM_ACCOUNT_NUMBER, SIM_BANK_BIN, Si
 from domain.business_time import business_date
 from ledger.core.postings import ensure_bank_accounts
 from reconciler.api.app import create_app
+from reconciler.api.server import EdgeRunner
 from reconciler.recon_wiring import recon_activities
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, load_signer
@@ -72,6 +73,7 @@ class SagaStack:
     sims: dict[str, SimulatorHandle]
     admins: dict[str, SimulatorAdmin]
     api_url: str
+    app: web.Application
     token: str
     activities: PaymentActivities
     # Set for a stack whose worker runs every activity the production worker
@@ -263,6 +265,7 @@ async def saga_stack(
         stack.callback(api_socket.close)
         sims = await _start_simulators(stack, tmp_path, api_url, secret)
         settings = Settings(
+            env="dev",
             database_url=db_url,
             temporal_address=temporal_address,
             task_queue=task_queue,
@@ -275,7 +278,10 @@ async def saga_stack(
             await ensure_bank_accounts(conn, list(BANKS))
         session = await stack.enter_async_context(aiohttp.ClientSession())
         client = await Client.connect(temporal_address)
-        runner = web.AppRunner(create_app(settings, engine=engine), access_log=None)
+        # The production edge (reconciler.api.server), not aiohttp's default.
+        runner = EdgeRunner(
+            create_app(settings, engine=engine), idle_seconds=settings.http_idle_seconds
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, api_socket).start()
@@ -287,6 +293,7 @@ async def saga_stack(
             sims=sims,
             admins={b: SimulatorAdmin(session, s.admin_url) for b, s in sims.items()},
             api_url=api_url,
+            app=runner.app,
             token=await make_token(engine, "admin"),
             activities=PaymentActivities(
                 PaymentDeps(

@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from bank_adapters.base import BankAdapter
-from bank_adapters.types import RefundRequest
+from bank_adapters.types import BankAdapterError, BankUnavailableError, RefundRequest
 from ledger import disputes as ds
 from ledger import payments as pay
 from ledger.core import approvals as ap
@@ -30,6 +30,7 @@ from ledger.core.audit import append_audit
 from ledger.fines import get_fine
 from ledger.receipts.issue import get_receipt_for_payment
 from workflows.disputes import types as dt
+from workflows.disputes.evidence import find_bank_debit
 from workflows.disputes.types import ConfirmMode, Resolution
 from workflows.payment import types as wt
 from workflows.payment.activities import to_outcome, utc_now
@@ -147,11 +148,49 @@ class DisputeActivities:
 
     # -- confirm ------------------------------------------------------------------
 
+    async def _bank_record(
+        self, dispute: ds.Dispute, approval: ap.Approval, bank_ref: str
+    ) -> tuple[ds.DebitRecord | None, str]:
+        """The bank's own record of a debit the ledger never booked, for the
+        approved amount; else why not (nothing moves then). A bank that does
+        not answer is asked again (the step is retried)."""
+        try:
+            record = await find_bank_debit(
+                self._engine, self._adapter(dispute.bank), dispute, bank_ref, self._now()
+            )
+        except BankUnavailableError as err:
+            raise StillPendingError(f"the bank's record of debit {bank_ref}: {err}") from err
+        except BankAdapterError as err:
+            return None, f"the bank's statement could not be read: {err}"
+        if record is None:
+            return None, (
+                f"the bank has no record of {dispute.bank} debit {bank_ref} on its statements "
+                "around the complaint's date: nothing moved"
+            )
+        async with self._engine.begin() as conn:
+            await ds.store_debit_record(conn, dispute.id, record, ACTOR, self._now())
+        approved = int(approval.payload["amount_vnd"])
+        if record.amount_vnd != approved:
+            return None, (
+                f"the request says {approved} đồng but the bank's record of debit {bank_ref} "
+                f"({record.source}) says {record.amount_vnd} đồng: nothing moved"
+            )
+        return record, ""
+
     @activity.defn(name="dispute.plan_confirm")
     async def plan_confirm(self, ref: dt.DisputeRef) -> dt.ConfirmPlan:
+        async with self._engine.connect() as conn:
+            dispute, approval = await self._approved(conn, ref, done_ok=False)
+            bank_ref = str(approval.payload["bank_ref"])
+            booked = await ds.payment_for_debit(conn, dispute.bank, bank_ref)
+        record = None
+        if booked is None:
+            # Booked with the bank's amount and payer, whatever was typed.
+            record, problem = await self._bank_record(dispute, approval, bank_ref)
+            if record is None:
+                return dt.ConfirmPlan(ConfirmMode.FAILED, reason=problem)
         async with self._engine.begin() as conn:
             dispute, approval = await self._approved(conn, ref, for_update=True, done_ok=False)
-            bank_ref = str(approval.payload["bank_ref"])
             existing = await ds.payment_for_debit(conn, dispute.bank, bank_ref)
             if existing is not None and existing.fine_id != dispute.fine_id:
                 return dt.ConfirmPlan(
@@ -162,34 +201,30 @@ class DisputeActivities:
             live = await _live_payment_at(conn, dispute)
             if existing is None and live is not None:
                 return dt.ConfirmPlan(ConfirmMode.WAIT_LIVE, str(live))
-            payer = approval.payload.get("payer_account")
-            if not payer:
-                return dt.ConfirmPlan(ConfirmMode.FAILED, reason="the debited account is not known")
-            cause = (
-                f"dispute {dispute.id}: debit confirmed by finance "
-                f"({approval.requested_by}, approved by {approval.decided_by})"
+            if record is None:  # booked by the payment meanwhile, then undone
+                return dt.ConfirmPlan(ConfirmMode.FAILED, reason="the debit changed; look again")
+            external = wt.ExternalDebitInput(
+                bank=dispute.bank,
+                bank_ref=bank_ref,
+                decision_key=dispute.decision_key,
+                amount_vnd=record.amount_vnd,
+                payer_account=record.payer_account or pay.UNKNOWN_PAYER,
+                cause=f"dispute {dispute.id}: debit confirmed by finance "
+                f"({approval.requested_by}, approved by {approval.decided_by}); "
+                f"the bank's record: {record.source}",
             )
-            fine = await get_fine(conn, dispute.decision_key)
             payment, _ = await pay.record_external_debit(
                 conn,
-                fine,
-                dispute.bank,
+                await get_fine(conn, dispute.decision_key),
+                external.bank,
                 bank_ref,
-                dispute.amount_vnd,
-                str(payer),
+                external.amount_vnd,
+                external.payer_account,
                 self._now(),
-                cause,
+                external.cause,
                 channel="dispute",
                 actor=ACTOR,
             )
-        external = wt.ExternalDebitInput(
-            bank=dispute.bank,
-            bank_ref=bank_ref,
-            decision_key=dispute.decision_key,
-            amount_vnd=dispute.amount_vnd,
-            payer_account=str(payer),
-            cause=cause,
-        )
         return dt.ConfirmPlan(ConfirmMode.EXTERNAL, str(payment.id), external)
 
     @activity.defn(name="dispute.await_payment")
@@ -264,14 +299,15 @@ class DisputeActivities:
                 return await self._already(dispute, approval)
             bank_ref = str(approval.payload["bank_ref"])
             payment = await ds.payment_for_debit(conn, dispute.bank, bank_ref)
-            problem: str | None = None
-            if payment is None:
-                try:
-                    await ds.check_unbooked_refund(conn, dispute)
-                except ds.DisputeStateError as err:
-                    problem = err.message
-        if problem is not None:
-            return await self.fail(dt.FailInput(ref.dispute_id, ref.approval_id, problem))
+        record = None
+        if payment is None:
+            # Sent back as the bank has it: its amount, to its payer.
+            record, problem = await self._bank_record(dispute, approval, bank_ref)
+            if record is not None and record.payer_account is None:
+                problem = f"the bank's record names no account to refund to ({record.source})"
+                record = None
+            if record is None:
+                return await self.fail(dt.FailInput(ref.dispute_id, ref.approval_id, problem))
         if payment is not None and (
             payment.settles_fine or payment.status not in ("succeeded", "refunded")
         ):
@@ -282,7 +318,7 @@ class DisputeActivities:
                     f"payment {payment.id} is {payment.status}: not refundable",
                 )
             )
-        request = _refund_request(dispute, approval, payment)
+        request = _refund_request(dispute, payment, record)
         if payment is None or payment.status != "refunded":
             outcome = to_outcome(await self._adapter(dispute.bank).refund(request))
             log.info("dispute.refund_sent", dispute_id=dispute.id, outcome=outcome.kind)
@@ -299,10 +335,10 @@ class DisputeActivities:
             refund_ref = outcome.bank_ref or request.idempotency_key
         else:
             refund_ref = request.idempotency_key
-        return await self._book_refund(ref, payment, refund_ref)
+        return await self._book_refund(ref, payment, refund_ref, request.amount_vnd)
 
     async def _book_refund(
-        self, ref: dt.DisputeRef, payment: pay.Payment | None, refund_ref: str
+        self, ref: dt.DisputeRef, payment: pay.Payment | None, refund_ref: str, amount_vnd: int
     ) -> dt.DisputeOutcome:
         now = self._now()
         async with self._engine.begin() as conn:
@@ -310,7 +346,9 @@ class DisputeActivities:
             if payment is not None:
                 await pay.mark_refunded(conn, payment.id, refund_ref, now, actor=ACTOR)
             else:
-                await ds.book_unrecorded_refund(conn, dispute, refund_ref, now, ACTOR)
+                await ds.book_unrecorded_refund(
+                    conn, dispute, refund_ref, now, ACTOR, amount_vnd=amount_vnd
+                )
             result = {"bank_ref": dispute.bank_ref, "refund_ref": refund_ref}
             await ds.complete(
                 conn,
@@ -348,8 +386,10 @@ class DisputeActivities:
 
 
 def _refund_request(
-    dispute: ds.Dispute, approval: ap.Approval, payment: pay.Payment | None
+    dispute: ds.Dispute, payment: pay.Payment | None, record: ds.DebitRecord | None
 ) -> RefundRequest:
+    """The refund as the bank booked the debit: a payment's own amount and
+    payer, or the bank's record's; never what was typed."""
     reason = f"Hoan tien khieu nai {dispute.id} QD {dispute.decision_number}"[:120]
     if payment is not None:
         return RefundRequest(
@@ -362,13 +402,13 @@ def _refund_request(
             original_bank_ref=payment.bank_ref,
             payee_account=payment.payer_account,
         )
-    payer = approval.payload.get("payer_account")
+    assert record is not None, "a debit the ledger never booked is refunded as the bank has it"
     return RefundRequest(
         idempotency_key=ds.refund_key_for(dispute.id),
-        amount_vnd=dispute.amount_vnd,
+        amount_vnd=record.amount_vnd,
         reason=reason,
-        original_bank_ref=str(approval.payload["bank_ref"]),
-        payee_account=str(payer) if payer else None,
+        original_bank_ref=record.bank_ref,
+        payee_account=record.payer_account,
     )
 
 

@@ -1,21 +1,30 @@
-"""Evidence for a dispute: what the ledger holds, plus a live status check of
-each of the fine's payments at its bank, each bounded in time.
+"""Evidence for a dispute: what the ledger holds, plus what the bank says.
 
-A bank that is down or slow is reported as such ("unreachable", "no answer
-within N s"); it never makes the evidence fail, because finance needs the
-ledger's part most when the bank link is down.
+The bank's side is gathered on purpose, never by reading a dispute: when it
+is opened, on request (``POST /api/v1/disputes/{id}/evidence/refresh``) and
+by its workflow (the bank's record of the debit, ``find_bank_debit``); it is
+kept in the ledger (``dispute_evidence``), and a dispute's page reads only
+that (``stored_evidence``), so it answers while every bank is down.
+
+Gathering is a live status check of each of the fine's payments at its
+bank, each bounded in time. A bank that is down or slow is reported as such
+("unreachable", "no answer within N s"); it never makes the evidence fail,
+because finance needs the ledger's part most when the bank link is down.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bank_adapters.base import BankAdapter
+from bank_adapters.types import Direction, StatementNotAvailableError
+from domain.business_time import business_date
 from ledger import disputes as ds
 from ledger import payments as pay
 from workflows.payment.activities import to_outcome
@@ -26,6 +35,8 @@ TIMEOUT: Final = "timeout"
 NOT_ASKED: Final = "not_asked"
 NOT_CONFIGURED: Final = "not_configured"
 _UNREACHABLE: Final = (OutcomeKind.LINK_DOWN, TIMEOUT)
+# The statements searched for a debit: the complaint's business day first.
+STATEMENT_DAYS: Final = (0, -1, 1)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,10 @@ class Evidence:
     bank_checks: tuple[BankCheck, ...]
     bank_reachable: bool | None  # None: nothing was asked of the dispute's bank
     bank_note: str
+    # When the bank's side was gathered (None: never), and the bank's own
+    # record of the disputed debit, if one was found.
+    gathered_at: datetime | None = None
+    debit: ds.DebitRecord | None = None
 
 
 async def _check(
@@ -91,9 +106,95 @@ async def gather_evidence(
     adapters: Mapping[str, BankAdapter],
     dispute_id: int,
     timeout_seconds: float,
+    *,
+    gathered_by: str,
+    now: datetime,
 ) -> tuple[ds.Dispute, Evidence]:
-    """The ledger's evidence (one read) and, outside any transaction, a live
-    status check of up to ``CHECKS_MAX`` payments, concurrently."""
+    """Ask the bank now and keep its answers: the ledger's evidence (one
+    read), a live status check of up to ``CHECKS_MAX`` payments, outside any
+    transaction and concurrently, then stored for the dispute's page."""
+    dispute, evidence = await _ask_bank(engine, adapters, dispute_id, timeout_seconds)
+    checks = [asdict(check) for check in evidence.bank_checks]
+    async with engine.begin() as conn:
+        await ds.store_evidence(
+            conn,
+            dispute_id,
+            gathered_by=gathered_by,
+            now=now,
+            bank_reachable=evidence.bank_reachable,
+            bank_note=evidence.bank_note,
+            checks=checks,
+        )
+        stored = await ds.stored_evidence(conn, dispute_id)
+    debit = stored.debit if stored is not None else None
+    return dispute, replace(evidence, gathered_at=now, debit=debit)
+
+
+async def stored_evidence(engine: AsyncEngine, dispute_id: int) -> tuple[ds.Dispute, Evidence]:
+    """The dispute with the ledger's evidence and the bank's side as last
+    gathered: reads the ledger only, never a bank."""
+    async with engine.connect() as conn:
+        dispute = await ds.get_dispute(conn, dispute_id)
+        ledger = await ds.ledger_evidence(conn, dispute)
+        stored = await ds.stored_evidence(conn, dispute_id)
+    if stored is None:
+        return dispute, Evidence(ledger, (), None, "nothing was asked of the bank yet")
+    checks = tuple(BankCheck(**check) for check in stored.checks)
+    return dispute, Evidence(
+        ledger,
+        checks,
+        stored.bank_reachable,
+        stored.bank_note,
+        gathered_at=stored.gathered_at,
+        debit=stored.debit,
+    )
+
+
+async def find_bank_debit(
+    engine: AsyncEngine,
+    adapter: BankAdapter,
+    dispute: ds.Dispute,
+    bank_ref: str,
+    now: datetime,
+) -> ds.DebitRecord | None:
+    """The bank's own record of a debit the ledger never booked: a statement
+    line of the bank's the ledger holds, else the line of a statement fetched
+    now from the bank, for the complaint's day and the days either side (a
+    debit is booked on the statement of its own business day). Raises the
+    adapter's ``BankUnavailableError`` when the bank does not answer."""
+    async with engine.connect() as conn:
+        found = await ds.ledger_debit_record(conn, dispute.bank, bank_ref)
+    if found is not None:
+        return found
+    occurred, today = business_date(dispute.occurred_at), business_date(now)
+    for offset in STATEMENT_DAYS:
+        day = occurred + timedelta(days=offset)
+        if day > today:
+            continue
+        try:
+            statement = await adapter.fetch_statement(day)
+        except StatementNotAvailableError:
+            continue
+        for line in statement.lines:
+            if line.bank_ref == bank_ref and line.direction == Direction.CREDIT:
+                source = f"the bank's statement of {day}, fetched at {now:%Y-%m-%d %H:%M} UTC"
+                return ds.debit_record(
+                    dispute.bank,
+                    bank_ref,
+                    line.amount_vnd,
+                    line.counterparty,
+                    line.booked_at,
+                    source,
+                )
+    return None
+
+
+async def _ask_bank(
+    engine: AsyncEngine,
+    adapters: Mapping[str, BankAdapter],
+    dispute_id: int,
+    timeout_seconds: float,
+) -> tuple[ds.Dispute, Evidence]:
     async with engine.connect() as conn:
         dispute = await ds.get_dispute(conn, dispute_id)
         ledger = await ds.ledger_evidence(conn, dispute)

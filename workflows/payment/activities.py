@@ -28,7 +28,7 @@ from ledger.core.errors import InvalidTransitionError
 from ledger.fines import get_fine
 from ledger.receipts.issue import Receipt, verify_url
 from ledger.receipts.signing import ReceiptSigner
-from ledger.reconciliation.discrepancies import open_in_doubt_discrepancy
+from ledger.reconciliation.raised import open_in_doubt_discrepancy
 from observability.metrics import (
     PAYMENT_REASONS,
     payments_total,
@@ -172,6 +172,40 @@ class PaymentActivities:
         )
         return outcome
 
+    @activity.defn(name="payment.confirm_update")
+    async def confirm_update(self, inp: wt.SignalledOutcome) -> wt.BankOutcome:
+        """The bank's word on a success or decline that came by signal: the
+        ledger's (a verified webhook, a fetched statement line), or, with
+        none there, the bank's answer now. Anyone who can reach Temporal can
+        send the signal; only the bank can make it count."""
+        payment = await self._payment(inp.payment_id)
+        if not payment.live:
+            return _already_final(payment)
+        async with self._reads.connect() as conn:
+            if await pay.bank_said(conn, payment, inp.kind, inp.bank_ref):
+                return wt.BankOutcome(inp.kind, bank_ref=inp.bank_ref, reason=inp.reason)
+        outcome = to_outcome(await self._adapter(payment.bank).get_status(payment.debit_key))
+        log.warning(
+            "payment.signal_unconfirmed",
+            payment_id=inp.payment_id,
+            signalled=inp.kind,
+            bank_ref=inp.bank_ref,
+            bank_answered=outcome.kind,
+        )
+        detail = {
+            "signalled": inp.kind,
+            "signalled_bank_ref": inp.bank_ref,
+            "bank_answered": outcome.kind,
+            "bank_ref": outcome.bank_ref,
+        }
+        cause = (
+            f"{inp.kind} came by signal with no verified bank event behind it: "
+            f"asked the bank, it answered {outcome.kind}"
+        )
+        async with self._reads.connect() as conn:
+            await pay.note_event(conn, payment.id, cause, self._now(), detail)
+        return outcome
+
     async def _confirm_link(self, bank: str, adapter: BankAdapter) -> None:
         """The prober saw the bank's link come back and woke every payment in
         doubt. Our breaker for that bank is likely still open from the
@@ -270,6 +304,7 @@ class PaymentActivities:
             )
         if payment.status != "succeeded" or payment.settles_fine or payment.bank_ref is None:
             raise InvalidTransitionError(f"payment {payment.id} is not a refundable duplicate")
+        unknown_payer = payment.payer_account == pay.UNKNOWN_PAYER
         request = bt.RefundRequest(
             idempotency_key=f"rf-{payment.id.hex}",
             amount_vnd=payment.amount_vnd,
@@ -278,9 +313,24 @@ class PaymentActivities:
                 payment.debit_key if payment.channel in pay.DRIVEN_CHANNELS else None
             ),
             original_bank_ref=payment.bank_ref,
-            payee_account=payment.payer_account,
+            # No account is made up: the bank refunds its own debit, or the
+            # refund waits for finance (below).
+            payee_account=None if unknown_payer else payment.payer_account,
         )
-        outcome = to_outcome(await self._adapter(payment.bank).refund(request))
+        try:
+            outcome = to_outcome(await self._adapter(payment.bank).refund(request))
+        except bt.InvalidRequestError as err:
+            if not unknown_payer:
+                raise
+            async with self._engine.begin() as conn:
+                await pay.note_event(
+                    conn,
+                    payment.id,
+                    f"refund not sent: no record of the bank's names the payer ({err}); "
+                    "finance must act",
+                    self._now(),
+                )
+            return wt.RefundResult(False, wt.BankOutcome(Kind.DECLINED, reason=str(err)))
         if outcome.kind == Kind.SUCCEEDED:
             async with self._engine.begin() as conn:
                 changed = await pay.mark_refunded(
@@ -370,8 +420,19 @@ class PaymentActivities:
 
     @activity.defn(name="payment.record_double_debit")
     async def record_double_debit(self, inp: wt.DoubleDebitInput) -> wt.PaymentRef:
+        """Record the second booking as a payment to refund, if the ledger
+        holds the bank's word for it (a verified webhook under our key with
+        that reference); else nothing (empty id): a booking only signalled
+        is never refunded."""
         async with self._engine.begin() as conn:
             original = await pay.get_payment(conn, UUID(inp.payment_id))
+            if not await pay.bank_said(conn, original, Kind.SUCCEEDED, inp.bank_ref):
+                log.warning(
+                    "payment.double_debit_unconfirmed",
+                    payment_id=inp.payment_id,
+                    bank_ref=inp.bank_ref,
+                )
+                return wt.PaymentRef("")
             fine = await get_fine(conn, original.decision_key)
             payment, _ = await pay.record_external_debit(
                 conn,
@@ -389,6 +450,7 @@ class PaymentActivities:
         return [
             self.send_debit,
             self.check_status,
+            self.confirm_update,
             self.decline,
             self.settle_with_receipt,
             self.refund,

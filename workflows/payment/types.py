@@ -91,6 +91,18 @@ class BankUpdate:
 
 
 @dataclass(frozen=True)
+class SignalledOutcome:
+    """A success or decline that reached a payment's workflow by signal:
+    settled on only if the ledger holds the bank's word for it, else the
+    bank is asked (``payment.confirm_update``)."""
+
+    payment_id: str
+    kind: OutcomeKind
+    bank_ref: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class SendDebitInput:
     payment_id: str
     resend: bool = False

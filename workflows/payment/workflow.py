@@ -126,7 +126,9 @@ class FinePaymentWorkflow:
             await self._sleep_or_wake(payment_id, policy.link_down_retry_seconds)
             update = self._take_update(payment_id)
             if update is not None:
-                return update
+                outcome = await self._confirmed(payment_id, update)
+                if outcome.kind in (Kind.SUCCEEDED, Kind.DECLINED, Kind.ALREADY_FINAL):
+                    return outcome
             outcome = await self._send(payment_id, resend=True, verifying=False)
         return outcome
 
@@ -141,14 +143,17 @@ class FinePaymentWorkflow:
         for _ in range(policy.polls_before_continue_as_new):
             woken = await self._sleep_or_wake(payment_id, interval)
             update = self._take_update(payment_id)
-            if update is not None and update.kind in (Kind.SUCCEEDED, Kind.DECLINED):
-                return update
-            after_recovery, self._link_back = self._link_back, False
-            outcome = await local(
-                Steps.check_status,
-                wt.StatusCheckInput(payment_id, after_link_recovery=after_recovery),
-                BANK_CALL,
-            )
+            if update is not None:
+                # Instead of this round's status check: the same step when
+                # the ledger has no word of the bank's for the update.
+                outcome = await self._confirmed(payment_id, update)
+            else:
+                after_recovery, self._link_back = self._link_back, False
+                outcome = await local(
+                    Steps.check_status,
+                    wt.StatusCheckInput(payment_id, after_link_recovery=after_recovery),
+                    BANK_CALL,
+                )
             if outcome.kind == Kind.NOT_FOUND:
                 # The bank never got it: resend with the same key (it dedups).
                 outcome = await self._send(payment_id, resend=True, verifying=True)
@@ -190,6 +195,14 @@ class FinePaymentWorkflow:
             return False
         return True
 
+    async def _confirmed(self, payment_id: str, update: wt.BankOutcome) -> wt.BankOutcome:
+        """A signalled success or decline, as the bank has it: settled on
+        only when the ledger holds the verified webhook it came from (or a
+        statement line of the bank's), else the bank is asked. A signal is
+        anyone's who can reach Temporal; this keeps it a wake-up call."""
+        signalled = wt.SignalledOutcome(payment_id, update.kind, update.bank_ref, update.reason)
+        return await local(Steps.confirm_update, signalled, BANK_CALL)
+
     def _take_update(self, payment_id: str) -> wt.BankOutcome | None:
         """The most decisive queued webhook update for this payment; other
         successes (another bank ref) are kept as possible double debits."""
@@ -228,6 +241,8 @@ class FinePaymentWorkflow:
                 duplicate = await local(
                     Steps.record_double_debit, wt.DoubleDebitInput(payment_id, ref), LEDGER_STEP
                 )
+                if not duplicate.payment_id:
+                    continue  # only signalled: no word of the bank's for it
                 await settle_and_receipt(
                     duplicate.payment_id, ref, f"bank debited payment {payment_id} twice"
                 )

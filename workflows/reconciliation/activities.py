@@ -53,7 +53,6 @@ from workflows.reconciliation import types as rt
 log = structlog.get_logger(__name__)
 
 ACTIONS_CONCURRENCY_DEFAULT: Final = 16
-UNKNOWN_PAYER: Final = "unknown"
 SUSPENSE_BATCH: Final = 500
 # A million unidentified lines at most per load; the rest waits for the next.
 SUSPENSE_BATCHES_MAX: Final = 2_000
@@ -79,7 +78,7 @@ class ReconDeps:
 
 def payer_account(counterparty: str) -> str:
     """The payer as a bank account a refund can go to, or ``unknown``."""
-    return counterparty if is_account(counterparty) else UNKNOWN_PAYER
+    return counterparty if is_account(counterparty) else pay.UNKNOWN_PAYER
 
 
 def _result(run: recon.Run) -> rt.ReconciliationResult:
@@ -102,6 +101,7 @@ def _result(run: recon.Run) -> rt.ReconciliationResult:
         discrepancies_open=c["discrepancies_open"],
         actions_pending=c["actions_pending"],
         error=run.error,
+        unconfirmed=c["unconfirmed"],
     )
 
 
@@ -241,6 +241,7 @@ class ReconciliationActivities:
             + summary.missing_at_bank_opened
             + summary.in_doubt_opened,
             already_loaded=summary.already_loaded,
+            unconfirmed=c.get("unconfirmed", 0),
         )
 
     @activity.defn(name="recon.act")
@@ -394,6 +395,16 @@ class ReconciliationActivities:
         then take it out of suspense."""
         async with self._engine.connect() as conn:
             approval = await disc.approved_request(conn, inp.approval_id)
+            item = await disc.get_discrepancy(conn, inp.discrepancy_id)
+        if approval.status == "approved" and not item.open:
+            # Closed meanwhile: an uploaded line the bank's own statement has
+            # now (its line acts, with the bank's amount), or dismissed.
+            reason = f"discrepancy {item.id} was {item.status} meanwhile: {item.resolution}"
+            async with self._engine.begin() as conn:
+                await disc.record_failure(conn, approval.id, reason, self._now())
+            return rt.DiscrepancyActionResult(
+                inp.discrepancy_id, inp.approval_id, rt.ActionOutcome.FAILED, reason
+            )
         payload = approval.payload
         await start_external_debit(
             self._deps.client,

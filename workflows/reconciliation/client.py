@@ -37,6 +37,7 @@ from bank_adapters.types import StatementFormat
 from domain.business_time import VIETNAM_TZ_NAME
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import runs as recon
+from ledger.reconciliation.claims import audit_upload
 from workflows.payment.client import SagaConfig
 from workflows.reconciliation import types as rt
 from workflows.reconciliation.workflow import (
@@ -168,9 +169,11 @@ async def import_statement(
     limits: StatementLimits,
     now: datetime,
 ) -> UploadOutcome:
-    """Reconcile an uploaded statement file. The file is parsed first: a bad
-    one raises ``StatementParseError`` (naming the line or element) and
-    nothing is stored."""
+    """Reconcile an uploaded statement file: a claim, whose lines that would
+    move money wait for the bank's word (``ledger.reconciliation.claims``).
+    The file is parsed first: a bad one raises ``StatementParseError``
+    (naming the line or element) and nothing is stored. The upload is in the
+    audit log with ``requested_by`` (the uploader) and the file's SHA-256."""
     if len(data) > limits.bytes_max:
         raise ValidationError("file", f"is larger than {limits.bytes_max} bytes")
     parsed = await asyncio.to_thread(parse_statement, data, fmt, limits=limits)
@@ -201,6 +204,9 @@ async def import_statement(
         workflow_id = upload_workflow_id_for(run.id)
         await recon.set_workflow(conn, run.id, workflow_id)
         run = replace(run, workflow_id=workflow_id)
+        await audit_upload(
+            conn, statement_import, run, requested_by, already_imported=not new, now=now
+        )
     await _start(client, engine, config, run, workflow_id)
     return UploadOutcome(
         run=run,

@@ -70,6 +70,7 @@ class LoadResult:
     unknown: int = 0
     discrepancies_opened: int = 0
     already_loaded: bool = False
+    unconfirmed: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class ReconciliationResult:
     discrepancies_open: int = 0
     actions_pending: int = 0
     error: str | None = None
+    # Uploaded lines waiting for the bank's word (``ledger.reconciliation.claims``).
+    unconfirmed: int = 0
 
 
 @dataclass(frozen=True)

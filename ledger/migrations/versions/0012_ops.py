@@ -4,14 +4,19 @@ One row per alert (Alertmanager's fingerprint), updated as it fires again or
 resolves; bounded by ``ledger.ops_alerts.ROWS_MAX`` (the oldest resolved
 ones go first).
 
+Grants nothing: 0011's default privileges give the app role SELECT, INSERT,
+UPDATE and DELETE on this table, which is what it needs (an alert is updated
+as it resolves, and the oldest rows are trimmed), so it is in neither of
+0011's lists (APPEND_ONLY, DELETABLE).
+
 Revision ID: 0012
-Revises: 0007
+Revises: 0011
 """
 
 from alembic import op
 
 revision = "0012"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

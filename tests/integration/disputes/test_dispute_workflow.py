@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -289,7 +290,115 @@ async def test_evidence_says_when_the_bank_is_down(dispute_stack: StackFactory) 
         assert payment["payment_id"] == started["payment_id"]
         assert payment["history"][-1]["to_status"] == "succeeded"
         await stack.admins[bank].clear_faults()
+        status, body = await _call(
+            stack, "POST", f"/api/v1/disputes/{opened['id']}/evidence/refresh", who["fin"]
+        )
+        assert status == 200, body
         live = (await _dispute(stack, who["fin"], opened["id"]))["evidence"]["bank"]
+        assert live == body["evidence"]["bank"]
         assert live["reachable"] is True
         assert live["checks"][0]["outcome"] == "succeeded"
         assert live["checks"][0]["bank_ref"] == paid["bank_ref"]
+
+
+STAFF_ACCOUNT = "770077007700"
+
+
+async def _staff_complaint(
+    stack: SagaStack, who: Who, number: str, amount_vnd: int, bank_ref: str
+) -> dict[str, Any]:
+    """A complaint typed by staff with their own account as the payer's."""
+    complaint = {
+        "decision_number": number,
+        "bank": "hnbank",
+        "amount_vnd": amount_vnd,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "description": "Hoàn tiền cho người nộp",
+        "bank_ref": bank_ref,
+        "payer_account": STAFF_ACCOUNT,
+    }
+    status, body = await _call(stack, "POST", "/api/v1/disputes", who, json=complaint)
+    assert status == 201, body
+    return dict(body)
+
+
+async def test_a_typed_amount_and_account_move_no_money(dispute_stack: StackFactory) -> None:
+    """Staff type 10,000,000 đ and their own account for a 1,234,000 đ debit
+    the ledger never booked: approved, the refund is refused naming both
+    amounts, and nothing reaches the bank. Typed with the right amount, the
+    money goes back to the account the bank's statement names, not theirs."""
+    async with dispute_stack() as stack:
+        who, number = await _begin(stack)
+        transfer = await stack.admins["hnbank"].transfer(PAYER, 1_234_000, "NOP PHAT")
+        ref = transfer["bank_ref"]
+        opened = await _staff_complaint(stack, who["fin"], number, 10_000_000, ref)
+        approval_id = await _request(stack, who["fin"], opened["id"], "refund")
+        status, body = await _decide(stack, who["appr"], approval_id, "approve")
+        assert status == 200, body
+        outcome = await _outcome(stack, opened["id"])
+        assert outcome.outcome == dt.Resolution.FAILED, outcome
+        assert "10000000" in outcome.detail, outcome.detail
+        assert "1234000" in outcome.detail, outcome.detail
+        assert await stack.bank_movements("hnbank", "refund") == []
+        dispute = await _dispute(stack, who["fin"], opened["id"])
+        assert dispute["status"] == "open"
+        # The bank's record, found by the workflow, is kept with the dispute.
+        assert dispute["evidence"]["bank"]["debit"]["amount_vnd"] == 1_234_000
+        # Asked again, the request itself is refused now, naming both amounts.
+        path = f"/api/v1/disputes/{opened['id']}/resolutions"
+        again = {"action": "refund", "reason": "hoàn tiền"}
+        status, body = await _call(stack, "POST", path, who["fin2"], json=again)
+        assert (status, body["error"]["code"]) == (409, "bank_amount_differs"), body
+        assert "10000000" in body["error"]["message"]
+        assert "1234000" in body["error"]["message"]
+        reject = {"action": "reject", "reason": "số tiền sai"}
+        status, body = await _call(stack, "POST", path, who["fin"], json=reject)
+        assert status == 200, body
+
+        # The right amount, still with the staff member's account typed.
+        second = await _staff_complaint(stack, who["fin"], number, 1_234_000, ref)
+        approval_id = await _request(stack, who["fin"], second["id"], "refund")
+        await _decide(stack, who["appr"], approval_id, "approve")
+        assert (await _outcome(stack, second["id"])).outcome == dt.Resolution.REFUNDED
+        [refund] = await stack.bank_movements("hnbank", "refund")
+        assert (refund["amount_vnd"], refund["counterparty"]) == (1_234_000, PAYER)
+        await _assert_books_and_audit(stack.engine)
+
+
+def _bank_requests(bank: str) -> float:
+    """Requests this process sent to ``bank``, whatever the operation and
+    outcome (``bank_request_duration_seconds``, counted by every adapter)."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "bank_request_duration_seconds"
+        for sample in metric.samples
+        if sample.name.endswith("_count") and sample.labels.get("bank") == bank
+    )
+
+
+async def test_reading_a_dispute_never_calls_the_bank(dispute_stack: StackFactory) -> None:
+    async with dispute_stack(evidence_bank_timeout_seconds=2.0) as stack:
+        who, number = await _begin(stack)
+        bank = "sgbank"
+        _status, started = await stack.pay(number, bank)
+        await stack.wait_payment(started["payment_id"], {"succeeded"})
+        opened = await _open(stack, who["fin"], number, bank, FINE_VND, None)
+        gathered = opened["evidence"]["bank"]
+        assert (gathered["reachable"], gathered["checks"][0]["outcome"]) == (True, "succeeded")
+        await stack.admins[bank].add_fault("link_down", seconds=60)
+        asked = _bank_requests(bank)
+        for _ in range(3):
+            dispute = await _dispute(stack, who["fin"], opened["id"])
+            # The bank's side as gathered when the dispute was opened.
+            assert dispute["evidence"]["bank"] == gathered
+        assert _bank_requests(bank) == asked
+        # Asked on purpose, the bank's state now is gathered and kept.
+        status, body = await _call(
+            stack, "POST", f"/api/v1/disputes/{opened['id']}/evidence/refresh", who["fin"]
+        )
+        assert status == 200, body
+        assert body["evidence"]["bank"]["reachable"] is False
+        assert _bank_requests(bank) > asked
+        dispute = await _dispute(stack, who["fin"], opened["id"])
+        assert dispute["evidence"]["bank"] == body["evidence"]["bank"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -46,16 +47,22 @@ def _complaint(**changes: object) -> ds.DisputeInput:
 
 
 async def _statement_line(
-    engine: AsyncEngine, bank_ref: str, amount_vnd: int, content: str, booked_at: datetime
+    engine: AsyncEngine,
+    bank_ref: str,
+    amount_vnd: int,
+    content: str,
+    booked_at: datetime,
+    counterparty: str = "",
 ) -> None:
-    """A loaded, classified statement line as reconciliation leaves it."""
+    """A line of a statement fetched from the bank, loaded and classified as
+    reconciliation leaves it."""
     day = booked_at.date()
     async with engine.begin() as conn:
         import_id = (
             await conn.execute(
                 text(
                     "INSERT INTO statement_imports (bank, statement_date, source, format, "
-                    "content_sha256) VALUES ('sgbank', :d, 'upload', 'csv', :h) RETURNING id"
+                    "content_sha256) VALUES ('sgbank', :d, 'fetch', 'csv', :h) RETURNING id"
                 ),
                 {"d": day, "h": secrets.token_hex(32)},
             )
@@ -64,7 +71,7 @@ async def _statement_line(
             await conn.execute(
                 text(
                     "INSERT INTO reconciliations (bank, statement_date, source, trigger) "
-                    "VALUES ('sgbank', :d, 'upload', 'upload') RETURNING id"
+                    "VALUES ('sgbank', :d, 'fetch', 'api') RETURNING id"
                 ),
                 {"d": day},
             )
@@ -72,11 +79,13 @@ async def _statement_line(
         await conn.execute(
             text(
                 "INSERT INTO statement_lines (import_id, reconciliation_id, bank, bank_ref, "
-                "statement_date, booked_at, amount_vnd, direction, content, content_key, "
-                "class, decided_at) VALUES (:i, :run, 'sgbank', :r, :d, :t, :a, 'credit', :c, "
-                "upper(regexp_replace(:c, '[^0-9A-Za-z]+', '', 'g')), 'unknown', now())"
+                "statement_date, booked_at, amount_vnd, direction, counterparty, content, "
+                "content_key, class, decided_at) VALUES (:i, :run, 'sgbank', :r, :d, :t, :a, "
+                "'credit', :p, :c, upper(regexp_replace(:c, '[^0-9A-Za-z]+', '', 'g')), "
+                "'unknown', now())"
             ),
             {
+                "p": counterparty,
                 "i": import_id,
                 "run": run_id,
                 "r": bank_ref,
@@ -155,7 +164,9 @@ async def test_refund_of_an_unbooked_debit_balances(engine: AsyncEngine) -> None
     async with engine.begin() as conn:
         dispute = await ds.open_dispute(conn, _complaint(amount_vnd=500_000), "fin", NOW)
         for _ in range(2):  # idempotent
-            await ds.book_unrecorded_refund(conn, dispute, "RF1", NOW, "system:x")
+            await ds.book_unrecorded_refund(
+                conn, dispute, "RF1", NOW, "system:x", amount_vnd=500_000
+            )
         kinds = (await conn.execute(text("SELECT kind FROM journal_entries ORDER BY id"))).all()
         cached = await balances(conn)
         assert cached == await posting_sums(conn)
@@ -163,28 +174,42 @@ async def test_refund_of_an_unbooked_debit_balances(engine: AsyncEngine) -> None
     assert cached["suspense"] == cached["bank:sgbank:clearing"] == 0
 
 
-async def test_a_debit_already_in_suspense_is_refunded_out_of_it(engine: AsyncEngine) -> None:
-    """Reconciliation put the unidentified debit in suspense first: the
-    refund reuses that entry; an amount that differs stops the refund."""
+async def test_a_debit_on_the_banks_statement_is_refunded_as_the_bank_has_it(
+    engine: AsyncEngine,
+) -> None:
+    """Reconciliation loaded the bank's line and put the debit in suspense: a
+    typed amount that differs is refused naming both; the request names the
+    bank's amount and payer, and the refund reuses the suspense entry."""
     await make_fine(engine)
+    await _statement_line(engine, "FT1", 500_000, "CHUYEN KHOAN", NOW, counterparty="555666")
     await _held_in_suspense(engine, "FT1", 500_000)
     async with engine.begin() as conn:
         wrong = await ds.open_dispute(conn, _complaint(amount_vnd=400_000), "fin", NOW)
-        with pytest.raises(ds.DisputeStateError, match="500000"):
-            await ds.check_unbooked_refund(conn, wrong)
+    with pytest.raises(ds.BankAmountDiffersError, match=r"400000 .*500000"):
+        async with engine.begin() as conn:
+            await ds.request_resolution(conn, wrong.id, "refund", "typed", "fin", NOW)
+    async with engine.begin() as conn:
         await ds.reject_dispute(conn, wrong.id, "wrong amount", "fin", NOW)
         right = await ds.open_dispute(conn, _complaint(amount_vnd=500_000), "fin", NOW)
-        await ds.check_unbooked_refund(conn, right)
-        await ds.book_unrecorded_refund(conn, right, "RF1", NOW, "system:x")
+        _, approval = await ds.request_resolution(conn, right.id, "refund", "seen", "fin", NOW)
+        # The bank's payer, not the complaint's typed 123456789.
+        assert (approval.payload["amount_vnd"], approval.payload["payer_account"]) == (
+            500_000,
+            "555666",
+        )
+        await ds.book_unrecorded_refund(conn, right, "RF1", NOW, "system:x", amount_vnd=500_000)
         count = (await conn.execute(text("SELECT count(*) FROM journal_entries"))).scalar_one()
         cached = await balances(conn)
     assert count == 2
     assert cached["suspense"] == cached["bank:sgbank:clearing"] == 0
 
 
-def test_cli_audit_verify_lists_the_broken_rows(db_url: str) -> None:
+def test_cli_audit_verify_lists_the_broken_rows(
+    db_url: str, owner_db_url: str, tmp_path: Path
+) -> None:
     async def setup(tamper: bool) -> None:
-        engine = create_async_engine(db_url)
+        # Tampering needs the owner's rights (the app's role cannot disable triggers).
+        engine = create_async_engine(owner_db_url if tamper else db_url)
         try:
             if tamper:
                 async with engine.begin() as conn:
@@ -202,7 +227,12 @@ def test_cli_audit_verify_lists_the_broken_rows(db_url: str) -> None:
 
     asyncio.run(setup(tamper=False))
     runner = CliRunner()
-    env = {"RECONCILER_DATABASE_URL": db_url, "RECONCILER_LOG_LEVEL": "warning"}
+    env = {
+        "RECONCILER_DATABASE_URL": db_url,
+        "RECONCILER_LOG_LEVEL": "warning",
+        "RECONCILER_ENV": "dev",
+        "RECONCILER_DATA_DIR": str(tmp_path),
+    }
     intact = runner.invoke(main, ["audit", "verify"], env=env)
     assert intact.exit_code == 0, intact.output
     assert "checked 3 audit rows" in intact.output

@@ -110,18 +110,23 @@ async def test_a_rolled_back_append_leaves_no_gap(engine: AsyncEngine) -> None:
         f"'{GENESIS_HASH}', '{GENESIS_HASH}')",
     ],
 )
-async def test_the_database_refuses_changes(engine: AsyncEngine, statement: str) -> None:
+async def test_the_database_refuses_changes(
+    engine: AsyncEngine, owner_engine: AsyncEngine, statement: str
+) -> None:
+    """The triggers hold even for the owner (the app's role has no such
+    privilege at all: tests/integration/ledger/test_app_role.py)."""
     await _append_n(engine, 2)
     with pytest.raises(DBAPIError):
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text(statement))
     assert (await _verify(engine)).ok
 
 
-async def test_changed_detail_is_found(engine: AsyncEngine) -> None:
+async def test_changed_detail_is_found(engine: AsyncEngine, owner_engine: AsyncEngine) -> None:
     await _append_n(engine, 6)
     await _tamper(
-        engine, """UPDATE audit_log SET detail = jsonb_set(detail, '{n}', '99') WHERE id = 3"""
+        owner_engine,
+        """UPDATE audit_log SET detail = jsonb_set(detail, '{n}', '99') WHERE id = 3""",
     )
     report = await _verify(engine, page_size=2)
     assert not report.ok
@@ -129,27 +134,31 @@ async def test_changed_detail_is_found(engine: AsyncEngine) -> None:
     assert "row 3" in report.problems[0].message
 
 
-async def test_changed_and_rehashed_row_breaks_the_next_link(engine: AsyncEngine) -> None:
+async def test_changed_and_rehashed_row_breaks_the_next_link(
+    engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
     await _append_n(engine, 5)
-    await _tamper(engine, "UPDATE audit_log SET hash = repeat('a', 64) WHERE id = 2")
+    await _tamper(owner_engine, "UPDATE audit_log SET hash = repeat('a', 64) WHERE id = 2")
     report = await _verify(engine)
     assert (CHANGED, 2) in _found(report)
     assert (BROKEN_LINK, 3) in _found(report)
 
 
 @pytest.mark.parametrize(("deleted", "expected"), [(1, 1), (4, 4), (6, 6)])
-async def test_deleted_row_is_found(engine: AsyncEngine, deleted: int, expected: int) -> None:
+async def test_deleted_row_is_found(
+    engine: AsyncEngine, owner_engine: AsyncEngine, deleted: int, expected: int
+) -> None:
     await _append_n(engine, 6)
-    await _tamper(engine, f"DELETE FROM audit_log WHERE id = {deleted}")
+    await _tamper(owner_engine, f"DELETE FROM audit_log WHERE id = {deleted}")
     report = await _verify(engine, page_size=2)
     assert _found(report) == {(MISSING, expected)}
     assert "missing" in report.problems[0].message
 
 
-async def test_swapped_rows_are_found(engine: AsyncEngine) -> None:
+async def test_swapped_rows_are_found(engine: AsyncEngine, owner_engine: AsyncEngine) -> None:
     await _append_n(engine, 6)
     await _tamper(
-        engine,
+        owner_engine,
         "UPDATE audit_log SET id = id + 1000 WHERE id IN (3, 4)",
         "UPDATE audit_log SET id = CASE id WHEN 1003 THEN 4 ELSE 3 END WHERE id > 1000",
     )
@@ -159,13 +168,15 @@ async def test_swapped_rows_are_found(engine: AsyncEngine) -> None:
     assert {row for _kind, row in found} <= {3, 4, 5}
 
 
-async def test_head_mismatch_and_rows_past_the_head_are_found(engine: AsyncEngine) -> None:
+async def test_head_mismatch_and_rows_past_the_head_are_found(
+    engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
     await _append_n(engine, 3)
-    await _tamper(engine, "UPDATE audit_head SET last_hash = repeat('b', 64)")
+    await _tamper(owner_engine, "UPDATE audit_head SET last_hash = repeat('b', 64)")
     assert _found(await _verify(engine)) == {(HEAD, 3)}
 
     await _tamper(
-        engine,
+        owner_engine,
         "UPDATE audit_head SET last_hash = (SELECT hash FROM audit_log WHERE id = 3)",
         "INSERT INTO audit_log SELECT 4, at, actor, action, subject_type, subject_id, detail, "
         "hash, hash FROM audit_log WHERE id = 3",

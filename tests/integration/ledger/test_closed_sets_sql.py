@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger import disputes as ds
 from ledger import payments as pay
-from ledger.access import Role
+from ledger.access import SERVICE_ROLES, STAFF_ROLES, Role, TokenKind
 from ledger.core.approvals import OPEN_STATUSES, ApprovalKind, ApprovalStatus
 from ledger.core.postings import AccountKind, SystemAccount
 from ledger.fines import FINE_STATUS_SQL, FineStatus
 from ledger.payments.views import IN_DOUBT_SUMMARY_SQL, NEXT_LIVE_SQL
+from ledger.reconciliation.discrepancies import DISCREPANCY_KINDS
+from ledger.reconciliation.matching import LINE_CLASSES
 
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
 # ``column = ANY (ARRAY['a'::text, ...])``: how PostgreSQL prints ``column IN (...)``.
@@ -78,7 +80,7 @@ async def _index_lists(
         ("approvals", "status", ApprovalStatus),
         ("disputes", "status", ds.DisputeStatus),
         ("disputes", "resolution", ds.DisputeAction),
-        ("api_tokens", "role", Role),
+        ("api_tokens", "kind", TokenKind),
     ],
 )
 async def test_check_constraints_allow_exactly_the_enum(
@@ -91,6 +93,14 @@ async def test_check_constraints_allow_exactly_the_enum(
 async def test_staff_are_every_role_but_the_portal(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         assert await _column_check(conn, "users", "role") == _values(Role) - {Role.PORTAL}
+        assert await _column_check(conn, "users", "role") == set(STAFF_ROLES)
+
+
+async def test_services_never_approve_nor_administer(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        allowed = await _column_check(conn, "service_accounts", "role")
+    assert allowed == set(SERVICE_ROLES)
+    assert not allowed & {Role.APPROVER, Role.ADMIN}
 
 
 async def test_partial_indexes_name_the_live_statuses_and_driven_channels(
@@ -141,3 +151,9 @@ async def test_the_migrations_create_the_system_accounts(engine: AsyncEngine) ->
     async with engine.connect() as conn:
         codes = (await conn.execute(text("SELECT code FROM accounts"))).scalars().all()
     assert set(codes) == _values(SystemAccount)
+
+
+async def test_discrepancy_kinds_and_line_classes_are_the_codes(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await _column_check(conn, "discrepancies", "kind") == set(DISCREPANCY_KINDS)
+        assert await _column_check(conn, "statement_lines", "class") == set(LINE_CLASSES)

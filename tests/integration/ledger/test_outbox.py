@@ -4,6 +4,8 @@ number of times; the dispatcher posts it to the notify URL."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.core import outbox
+from reconciler.citizen_links import CitizenLinks
 from reconciler.outbox import dispatch_once
+from tests.support.logs import all_logs
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
 
@@ -121,3 +125,37 @@ async def test_the_dispatcher_posts_each_notice_once(
         assert await dispatch_once(engine, session, url) == 0
     assert received == [{"kind": "receipt_issued", "id": "delivered", "data": {"number": 7}}]
     assert await _rows(engine) == [("delivered", 1, True, None), ("refused", 2, False, "HTTP 503")]
+
+
+LINKS = CitizenLinks.from_secret("k" * 40, "https://bienlai.example.vn", 3600)
+VERIFY_URL = "https://bienlai.example.vn/verify/A-2026/3?s=QRTOKEN1234567890abcd"
+
+
+async def test_a_logged_notice_carries_no_token_or_signature(engine: AsyncEngine) -> None:
+    """No notify URL: the notice goes to the log, where an operator reading
+    it must not be able to open the citizen's receipt."""
+    await _enqueue(engine, "logged", series="A-2026", number=3, verify_url=VERIFY_URL)
+    async with aiohttp.ClientSession() as session:
+        with all_logs() as logs:
+            assert await dispatch_once(engine, session, None, LINKS) == 1
+    (notice,) = [e for e in logs if e["event"] == "outbox.notice"]
+    assert notice["verify_url"] == "https://bienlai.example.vn/verify/A-2026/3?s=<redacted>"
+    assert notice["pdf_url"].endswith("&sig=<redacted>")
+    assert "QRTOKEN" not in repr(logs)
+
+
+async def test_a_receipt_notice_carries_the_citizens_signed_link(
+    engine: AsyncEngine, notify_server: tuple[TestServer, list[dict[str, Any]]]
+) -> None:
+    server, received = notify_server
+    await _enqueue(engine, "with-link", series="A-2026", number=3, verify_url=VERIFY_URL)
+    async with aiohttp.ClientSession() as session:
+        assert await dispatch_once(engine, session, str(server.make_url("/notify")), LINKS) == 1
+    data = received[0]["data"]
+    assert data["verify_url"] == VERIFY_URL  # the portal gets it whole
+    link = re.fullmatch(
+        r"https://bienlai\.example\.vn/receipts/A-2026/3\.pdf\?exp=(\d+)&sig=([\w-]+)",
+        data["pdf_url"],
+    )
+    assert link is not None
+    assert LINKS.holds("A-2026", 3, link.group(1), link.group(2), time.time())

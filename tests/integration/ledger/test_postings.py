@@ -131,12 +131,16 @@ async def test_database_refuses_unbalanced_raw_sql(engine: AsyncEngine) -> None:
         "INSERT INTO account_balance_shards SELECT id, 3, 5 FROM accounts LIMIT 1",
     ],
 )
-async def test_ledger_rows_are_immutable(engine: AsyncEngine, statement: str) -> None:
+async def test_ledger_rows_are_immutable(
+    engine: AsyncEngine, owner_engine: AsyncEngine, statement: str
+) -> None:
+    """The triggers hold even for the owner (the app's role has no such
+    privilege at all: tests/integration/ledger/test_app_role.py)."""
     await _setup_accounts(engine)
     async with engine.begin() as conn:
         await post_entry(conn, _payment_entry("pay-1", 700_000))
     with pytest.raises(DBAPIError, match=r"not allowed|only through postings"):
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text(statement))
     async with engine.connect() as conn:
         assert (await balances(conn))["fines-revenue"] == -700_000

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.compose import REQUIRED_VARIABLES, compose_config
+
 REPO = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = REPO / "observability" / "prometheus"
 TOOL_TIMEOUT_SECONDS = 120
@@ -53,6 +55,9 @@ def test_promtool_test_rules() -> None:
     assert "SUCCESS" in result.stdout
 
 
-def test_docker_compose_config() -> None:
-    result = run_tool("docker-compose", "-f", str(REPO / "docker-compose.yml"), "config", "-q")
+def test_docker_compose_config(tmp_path: Path) -> None:
+    """With every required variable set (tests/integration/observability/
+    test_compose_secrets.py: and with one missing)."""
+    result = compose_config(tmp_path, REQUIRED_VARIABLES)
+    assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""

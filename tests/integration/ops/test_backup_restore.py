@@ -18,9 +18,12 @@ from tests.support.stack import SagaStack, StackWith, quote
 BANK = "sgbank"
 
 
-async def _cli(stack: SagaStack, *args: str) -> Result:
+async def _cli(stack: SagaStack, *args: str, owner_url: str | None = None) -> Result:
+    """A command as an operator runs it: backup and restore as the database's
+    owner (``owner_url``), the checks as the app's own role."""
     env = {
-        "RECONCILER_DATABASE_URL": stack.settings.database_url,
+        "RECONCILER_ENV": "dev",
+        "RECONCILER_DATABASE_URL": owner_url or stack.settings.database_url,
         "RECONCILER_DATA_DIR": str(stack.settings.data_dir),
     }
     return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
@@ -38,13 +41,13 @@ async def _count(stack: SagaStack, table: str) -> int:
 
 
 async def test_restore_returns_to_the_backup_and_reconciliation_finds_the_rest(
-    stack_with: StackWith, tmp_path: Path
+    stack_with: StackWith, tmp_path: Path, owner_db_url: str
 ) -> None:
     async with stack_with(full_worker=True) as stack:
         before = await stack.new_fine()
         assert (await _paid(stack, before))["status"] == "paid"
         dump = tmp_path / "backups" / "ledger.dump"
-        made = await _cli(stack, "backup", "--out", str(dump))
+        made = await _cli(stack, "backup", "--out", str(dump), owner_url=owner_db_url)
         assert made.exit_code == 0, made.output
         assert dump.is_file()
         assert dump.with_name(dump.name + ".json").is_file()
@@ -56,10 +59,12 @@ async def test_restore_returns_to_the_backup_and_reconciliation_finds_the_rest(
         assert await _count(stack, "receipts") == receipts_at_backup + 1
 
         await stack.stop_worker()
-        refused = await _cli(stack, "restore", "--from", str(dump))
+        refused = await _cli(stack, "restore", "--from", str(dump), owner_url=owner_db_url)
         assert refused.exit_code != 0
         assert "--yes" in refused.output
-        restored = await _cli(stack, "restore", "--from", str(dump), "--yes")
+        restored = await _cli(
+            stack, "restore", "--from", str(dump), "--yes", owner_url=owner_db_url
+        )
         assert restored.exit_code == 0, restored.output
         await stack.engine.dispose()  # its sessions were ended by the restore
 
@@ -86,21 +91,23 @@ async def test_restore_returns_to_the_backup_and_reconciliation_finds_the_rest(
 
 
 async def test_a_changed_dump_is_refused_and_nothing_changes(
-    stack_with: StackWith, tmp_path: Path
+    stack_with: StackWith, tmp_path: Path, owner_db_url: str
 ) -> None:
     async with stack_with(start_worker=False) as stack:
         number = await stack.new_fine()
         dump = tmp_path / "ledger.dump"
-        assert (await _cli(stack, "backup", "--out", str(dump))).exit_code == 0
+        assert (
+            await _cli(stack, "backup", "--out", str(dump), owner_url=owner_db_url)
+        ).exit_code == 0
         # A second backup never overwrites the first.
-        again = await _cli(stack, "backup", "--out", str(dump))
+        again = await _cli(stack, "backup", "--out", str(dump), owner_url=owner_db_url)
         assert again.exit_code != 0
         assert "exists" in again.output
         fines_now = await _count(stack, "fines")
         data = bytearray(dump.read_bytes())
         data[len(data) // 2] ^= 0xFF
         dump.write_bytes(bytes(data))
-        result = await _cli(stack, "restore", "--from", str(dump), "--yes")
+        result = await _cli(stack, "restore", "--from", str(dump), "--yes", owner_url=owner_db_url)
         assert result.exit_code != 0
         assert "does not match its manifest" in result.output
         assert await _count(stack, "fines") == fines_now

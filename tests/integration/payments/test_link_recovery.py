@@ -159,6 +159,7 @@ def _cli_env(stack: SagaStack) -> dict[str, str]:
             {b: s.model_dump() for b, s in stack.settings.banks.items()}
         ),
         "RECONCILER_LOG_LEVEL": "warning",
+        "RECONCILER_ENV": "dev",
     }
 
 

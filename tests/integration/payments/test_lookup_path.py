@@ -42,7 +42,7 @@ class FakeClock:
 async def _client(
     engine: AsyncEngine, db_url: str, cache: TokenCache | None = None
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(Settings(database_url=db_url), engine=engine, token_cache=cache)
+    app = create_app(Settings(env="dev", database_url=db_url), engine=engine, token_cache=cache)
     async with TestClient(TestServer(app)) as client:
         yield client
 

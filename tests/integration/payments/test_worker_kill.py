@@ -56,6 +56,7 @@ def worker_env(stack: SagaStack) -> dict[str, str]:
             "RECONCILER_WORKER_METRICS_PORT": "0",
             "RECONCILER_DB_POOL_SIZE": "5",
             "RECONCILER_LOG_FORMAT": "console",
+            "RECONCILER_ENV": "dev",
         }
     )
     env.update({f"RECONCILER_{k.upper()}": str(v) for k, v in fast_settings().items()})

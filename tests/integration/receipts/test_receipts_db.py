@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -13,10 +12,9 @@ import pypdf
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger.receipts.issue import (
-    Receipt,
     ReceiptNotAllowed,
     ReceiptNotFound,
     canonical_json,
@@ -30,84 +28,12 @@ from ledger.receipts.issue import (
 )
 from ledger.receipts.pdf import render_receipt_pdf
 from ledger.receipts.signing import ReceiptSigner, verify_signature
-
-UNIT = "Đội CSGT số 1 - Công an quận Hoàn Kiếm"
-SERIES = "DCSGTS1CAQHK-2025"
-NOW = datetime(2025, 3, 1, 2, 3, 4, 567_890, tzinfo=UTC)
-_seq = itertools.count(1)
+from tests.support.receipts import NOW, SERIES, UNIT, add_fine, add_payment, issue, paid_fine
 
 
 @pytest.fixture(scope="module")
 def signer() -> ReceiptSigner:
     return ReceiptSigner.generate()
-
-
-async def add_fine(
-    conn: AsyncConnection, *, unit: str = UNIT, amount_vnd: int = 1_500_000
-) -> tuple[int, str]:
-    n = next(_seq)
-    decision = f"{n:04d}/QĐ-XPHC"
-    fine_id = (
-        await conn.execute(
-            text(
-                "INSERT INTO fines (decision_number, decision_key, amount_vnd, violator_name,"
-                " plate, issuing_unit, violation) VALUES (:d, :k, :a, :v, :p, :u, :viol)"
-                " RETURNING id"
-            ),
-            {
-                "d": decision,
-                "k": f"{n:04d}/QD-XPHC",
-                "a": amount_vnd,
-                "v": "Nguyễn Văn Đức",
-                "p": f"29A-{n:03d}.45",
-                "u": unit,
-                "viol": "Vượt đèn đỏ",
-            },
-        )
-    ).scalar_one()
-    return fine_id, decision
-
-
-async def add_payment(
-    conn: AsyncConnection,
-    fine_id: int,
-    *,
-    status: str = "succeeded",
-    settles: bool = True,
-    amount_vnd: int = 1_500_000,
-) -> UUID:
-    payment_id = uuid.uuid4()
-    await conn.execute(
-        text(
-            "INSERT INTO payments (id, fine_id, bank, payer_account, amount_vnd, status,"
-            " debit_key, settles_fine, bank_ref) VALUES (:id, :f, 'vcb', '0011001234567', :a,"
-            " :s, :dk, :settles, :ref)"
-        ),
-        {
-            "id": payment_id,
-            "f": fine_id,
-            "a": amount_vnd,
-            "s": status,
-            "dk": f"debit-{payment_id}",
-            "settles": settles,
-            "ref": None if status in {"initiated", "verifying"} else f"FT{payment_id.hex[:12]}",
-        },
-    )
-    return payment_id
-
-
-async def paid_fine(engine: AsyncEngine, *, unit: str = UNIT, amount_vnd: int = 1_500_000) -> UUID:
-    """A fine and its succeeded, settling payment, committed."""
-    async with engine.begin() as conn:
-        fine_id, _ = await add_fine(conn, unit=unit, amount_vnd=amount_vnd)
-        return await add_payment(conn, fine_id, amount_vnd=amount_vnd)
-
-
-async def issue(
-    engine: AsyncEngine, payment_id: UUID, signer: ReceiptSigner, now: datetime = NOW
-) -> Receipt:
-    async with engine.begin() as conn:
-        return await issue_receipt(conn, payment_id, signer, now)
 
 
 async def test_issue_is_idempotent(engine: AsyncEngine, signer: ReceiptSigner) -> None:
@@ -131,6 +57,7 @@ async def test_payload_is_signed_and_complete(engine: AsyncEngine, signer: Recei
         payment_id = await add_payment(conn, fine_id, amount_vnd=1_250_000)
         receipt = await issue_receipt(conn, payment_id, signer, NOW)
     assert receipt.payload == {
+        "kid": signer.key_id,
         "series": SERIES,
         "number": 1,
         "issued_at": "2025-03-01T02:03:04+00:00",
@@ -306,14 +233,16 @@ async def test_record_copy_counts_and_keeps_the_number(
     ],
 )
 async def test_receipts_are_immutable_in_the_database(
-    engine: AsyncEngine, signer: ReceiptSigner, change: str
+    engine: AsyncEngine, owner_engine: AsyncEngine, signer: ReceiptSigner, change: str
 ) -> None:
+    """The trigger holds even for the owner (the app's role has no such
+    privilege at all: tests/integration/ledger/test_app_role.py)."""
     await issue(engine, await paid_fine(engine), signer)
     with pytest.raises(DBAPIError, match="receipts are immutable"):
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text(f"UPDATE receipts SET {change}"))
     with pytest.raises(DBAPIError, match="cannot be deleted"):
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text("DELETE FROM receipts"))
 
 
@@ -341,7 +270,9 @@ async def test_pdf_of_an_issued_receipt(engine: AsyncEngine, signer: ReceiptSign
         assert expected in text_, expected
 
 
-async def test_verify_receipts_finds_tampering(engine: AsyncEngine, signer: ReceiptSigner) -> None:
+async def test_verify_receipts_finds_tampering(
+    engine: AsyncEngine, owner_engine: AsyncEngine, signer: ReceiptSigner
+) -> None:
     issued = [await issue(engine, await paid_fine(engine), signer) for _ in range(4)]
     async with engine.connect() as conn:
         report = await verify_receipts(conn, signer.verifier(), page_size=3)
@@ -349,7 +280,7 @@ async def test_verify_receipts_finds_tampering(engine: AsyncEngine, signer: Rece
     assert (report.checked, report.ok, report.series_checked) == (4, 4, 1)
 
     forged_payload = {**issued[0].payload, "amount_vnd": 150_000}
-    async with engine.begin() as conn:
+    async with owner_engine.begin() as conn:  # an intruder with the owner's rights
         await conn.execute(text("ALTER TABLE receipts DISABLE TRIGGER receipts_immutable"))
         # 1: amount changed in both forms, signature left: the signature fails.
         await conn.execute(

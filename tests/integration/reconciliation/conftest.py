@@ -93,7 +93,7 @@ async def recon_stack(
             # Workflow ids carry discrepancy ids (discrepancy/<id>), and the
             # Temporal server is shared by every test of the session.
             await conn.execute(
-                text(f"ALTER SEQUENCE discrepancies_id_seq RESTART WITH {_random_start()}")
+                text("SELECT setval('discrepancies_id_seq', :n, false)"), {"n": _random_start()}
             )
         activities = recon_activities(
             stack.settings, engine, build_adapters(stack.settings, stack.session), stack.client

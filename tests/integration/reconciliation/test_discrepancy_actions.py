@@ -55,6 +55,14 @@ async def test_an_approved_refund_sends_the_money_back_and_out_of_suspense(
     stack = recon_stack
     found = await _one_unknown(stack, 123_000, "chuyen tien nham")
     assert await _suspense(stack) == -123_000
+    # Money goes back only to the account the bank's statement names.
+    status, body = await stack.saga.call(
+        "POST",
+        f"/api/v1/discrepancies/{found['id']}/actions",
+        json={"action": "request_refund", "reason": "hoàn", "payee_account": "990011223344"},
+    )
+    assert (status, body["error"]["field"]) == (400, "payee_account"), body
+    assert PAYER in body["error"]["message"]
     status, body = await stack.saga.call(
         "POST",
         f"/api/v1/discrepancies/{found['id']}/actions",

@@ -61,9 +61,17 @@ async def test_an_uploaded_statement_is_reconciled_and_a_reupload_adds_nothing(
     assert (started["file_lines"], started["already_imported"]) == (4, False)
     run = await stack.wait_run(started["reconciliation_id"])
     assert run["status"] == "completed", run
-    assert (run["lines"], run["healed"], run["duplicates"], run["unknown"]) == (4, 1, 1, 2)
+    # Matched as usual, but a file is a claim: nothing it says moves money
+    # or holds it until the bank confirms (test_upload_claims.py).
+    assert (run["lines"], run["healed"], run["duplicates"], run["unknown"]) == (4, 0, 0, 0)
+    assert (run["unconfirmed"], run["discrepancies_open"]) == (4, 4)
     assert run["credit_total_vnd"] == 677_000
     assert run["debit_total_vnd"] == 11_000
+    status, page = await stack.saga.call("GET", "/api/v1/discrepancies")
+    would_be = {d["bank_ref"]: d["detail"]["would_be"] for d in page["items"]}
+    assert would_be == {"UP1": "healed", "UP2": "unknown", "UP3": "duplicate", "UP4": "unknown"}
+    assert (await stack.saga.fine(number))["status"] == "unpaid"
+    assert await _count(stack, "journal_entries") == 0
 
     status, again = await _upload(stack, data)
     assert (status, again["already_imported"]) == (202, True)
@@ -104,21 +112,21 @@ async def test_discrepancies_page_filter_and_dismiss(recon_stack: ReconStack) ->
     _status, started = await _upload(stack, data)
     run = await stack.wait_run(started["reconciliation_id"])
     assert run["discrepancies_open"] == 5
-    labels = {"bank": "hnbank", "kind": "unknown"}
+    labels = {"bank": "hnbank", "kind": "unconfirmed"}
     # The finish activity sets the gauge just after it commits the run's
     # status, which is what wait_run saw: the gauge may lag by a moment.
     await eventually(
         lambda: REGISTRY.get_sample_value("reconciliation_discrepancies", labels) == 5,
         10,
-        "the discrepancy gauge to count the run's five unknown lines",
+        "the discrepancy gauge to count the run's five uploaded lines",
     )
-    lines = {"bank": "hnbank", "result": "unknown"}
+    lines = {"bank": "hnbank", "result": "unconfirmed"}
     assert (REGISTRY.get_sample_value("reconciliation_lines_total", lines) or 0) >= 5
 
     seen: list[int] = []
     cursor: str | None = None
     for _ in range(5):
-        params = {"kind": "unknown", "status": "open", "limit": "2"}
+        params = {"kind": "unconfirmed", "status": "open", "limit": "2"}
         if cursor:
             params["cursor"] = cursor
         status, page = await stack.saga.call("GET", "/api/v1/discrepancies", params=params)
@@ -129,8 +137,16 @@ async def test_discrepancies_page_filter_and_dismiss(recon_stack: ReconStack) ->
             break
     assert len(seen) == len(set(seen)) == 5
     first = page["items"][-1]
-    assert first["actions"] == ["request_refund", "request_manual_match", "dismiss"]
-    assert first["in_suspense"] is True
+    # An uploaded line is never refunded on the file's word, nor held.
+    assert first["actions"] == ["confirm_with_bank", "request_manual_match", "dismiss"]
+    assert first["in_suspense"] is False
+    status, body = await stack.saga.call(
+        "POST",
+        f"/api/v1/discrepancies/{first['id']}/actions",
+        json={"action": "request_refund", "reason": "trả lại"},
+    )
+    assert (status, body["error"]["code"]) == (409, "discrepancy_action_refused")
+    assert "uploaded" in body["error"]["message"]
 
     status, body = await stack.saga.call(
         "POST",
@@ -171,9 +187,12 @@ async def test_reports_as_csv_and_pdf(recon_stack: ReconStack) -> None:
         assert response.headers["Content-Type"].startswith("text/csv")
         body = (await response.read()).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))
-    assert [(r["bank_ref"], r["class"]) for r in rows] == [("R1", "healed"), ("R2", "unknown")]
+    assert [(r["bank_ref"], r["class"]) for r in rows] == [
+        ("R1", "unconfirmed"),
+        ("R2", "unconfirmed"),
+    ]
     assert rows[1]["content"] == "'=cmd|calc"  # not a formula in a spreadsheet
-    assert rows[1]["discrepancy_kind"] == "unknown"
+    assert rows[1]["discrepancy_kind"] == "unconfirmed"
     async with stack.saga.session.get(
         run["report_pdf_url"], headers=stack.saga.headers
     ) as response:

@@ -79,6 +79,7 @@ async def test_reconciler_recon_run_with_a_file(recon_stack: ReconStack, tmp_pat
         "RECONCILER_TASK_QUEUE": saga.settings.task_queue,
         "RECONCILER_BANKS": json.dumps({b: s.model_dump() for b, s in saga.settings.banks.items()}),
         "RECONCILER_LOG_LEVEL": "warning",
+        "RECONCILER_ENV": "dev",
     }
     args = [
         "recon",
@@ -97,10 +98,19 @@ async def test_reconciler_recon_run_with_a_file(recon_stack: ReconStack, tmp_pat
     result = await asyncio.to_thread(CliRunner().invoke, main, args, env=env)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert (summary["status"], summary["lines"], summary["healed"]) == ("completed", 1, 1)
+    # A file is a claim: the line that would pay the fine waits for the bank.
+    assert (summary["status"], summary["lines"], summary["healed"]) == ("completed", 1, 0)
+    assert summary["unconfirmed"] == 1
     assert summary["workflow_id"] == f"reconciliation-upload/{summary['reconciliation_id']}"
     shown = await asyncio.to_thread(
         CliRunner().invoke, main, ["recon", "show", str(summary["reconciliation_id"])], env=env
     )
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.output)["healed"] == 1
+    assert json.loads(shown.output)["unconfirmed"] == 1
+    async with saga.engine.connect() as conn:
+        uploader = (
+            await conn.execute(
+                text("SELECT actor FROM audit_log WHERE action = 'statement.uploaded'")
+            )
+        ).scalar_one()
+    assert uploader.startswith("cli:")

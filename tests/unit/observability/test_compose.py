@@ -28,9 +28,31 @@ STATEFUL = {
 }
 
 
+# ${VAR:?message}: required, docker-compose refuses to start without it.
+REQUIRED = re.compile(r"\$\{(\w+):\?([^}]*)\}")
+ANY_VARIABLE = re.compile(r"\$\{?(\w+)")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|KEY|PWD|TOKEN")
+# File paths, not secrets, though their names say KEY.
+KEY_FILE = re.compile(r"^/etc/[\w/.-]+\.pem$")
+
+
 def _interpolate(value: str) -> str:
-    """Compose's ${VAR:-default}, with every variable unset."""
-    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+    """Compose's ${VAR:-default} and ${VAR:?message}, every variable unset
+    (a required one reads as <VAR>)."""
+    value = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+    return REQUIRED.sub(lambda found: f"<{found.group(1)}>", value)
+
+
+def volumes(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of each volume, short or long syntax."""
+    found = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found.append((_interpolate(str(volume["source"])), str(volume["target"])))
+        else:
+            source, target = str(volume).split(":")[:2]
+            found.append((source, target))
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +151,9 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any], services: dict[st
     declared = set(compose["volumes"])
     for name, target in STATEFUL.items():
         named = [
-            v.split(":")[0]
-            for v in services[name].get("volumes", [])
-            if v.split(":")[1] == target and not v.startswith(".")
+            source
+            for source, mounted_at in volumes(services[name])
+            if mounted_at == target and not source.startswith((".", "$"))
         ]
         assert named, f"{name}: {target} is not on a volume"
         assert named[0] in declared, f"{name}: {named[0]} is not a declared named volume"
@@ -139,8 +161,7 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any], services: dict[st
 
 def test_bind_mounts_exist_in_the_repository(services: dict[str, Any]) -> None:
     for name, service in services.items():
-        for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+        for source, _target in volumes(service):
             if source.startswith("."):
                 assert (REPO / source).exists(), f"{name}: {source} missing"
 
@@ -194,9 +215,11 @@ def test_banks_setting_names_both_simulators(services: dict[str, Any]) -> None:
             assert split.hostname == simulator
             assert str(split.port) == command[command.index(flag) + 1]
         assert command[command.index("--bank") + 1] == bank
-    webhook_command = services["sim-rest"]["command"]
-    secret = _interpolate(webhook_command[webhook_command.index("--webhook-secret") + 1])
-    assert secret == parsed["sgbank"].webhook_secret
+    # The simulator signs with what the API checks (from the environment:
+    # a command line is visible to `ps`).
+    assert "--webhook-secret" not in services["sim-rest"]["command"]
+    secret = env(services["sim-rest"])["RECONCILER_SIM_WEBHOOK_SECRET"]
+    assert secret == parsed["sgbank"].webhook_secret == "<SGBANK_WEBHOOK_SECRET>"
 
 
 @pytest.mark.parametrize(
@@ -225,15 +248,132 @@ def test_published_ports_are_loopback_only(services: dict[str, Any]) -> None:
             assert str(mapping).startswith("127.0.0.1:"), f"{name}: {mapping}"
 
 
-def test_secrets_are_dev_placeholders(services: dict[str, Any]) -> None:
-    values: list[str] = []
-    for service in services.values():
+def _secret_values(services: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, raw value) of everything in the file that carries a secret."""
+    found: list[tuple[str, str]] = []
+    for name, service in services.items():
         for key, value in service.get("environment", {}).items():
-            if re.search(r"PASSWORD|SECRET|PWD", key):
-                values.append(str(value))
-        command = service.get("command", [])
-        values += [command[i + 1] for i, arg in enumerate(command) if "secret" in arg]
-        values += re.findall(r'"webhook_secret": "([^"]*)"', str(service.get("environment")))
-    assert len(values) >= 5
-    for value in values:
-        assert "dev-only" in _interpolate(value), value
+            if SECRET_NAME.search(key) and not KEY_FILE.match(str(value)):
+                found.append((f"{name}.{key}", str(value)))
+        found += [
+            (f"{name}.webhook_secret", v)
+            for v in re.findall(r'"webhook_secret": "([^"]*)"', str(service.get("environment")))
+        ]
+    return found
+
+
+def test_no_secret_has_a_default(services: dict[str, Any]) -> None:
+    """Every secret is a required variable: unset, docker-compose refuses to
+    start and says what to set (the stack used to start with published
+    defaults, and anyone knowing the webhook one could sign a callback)."""
+    values = _secret_values(services)
+    assert len(values) >= 10
+    for where, value in values:
+        required = REQUIRED.findall(value)
+        assert required, f"{where} is not a required variable: {value}"
+        for variable, message in required:
+            assert SECRET_NAME.search(variable), where
+            assert len(message.strip()) >= 10, f"{where}: say what to set for {variable}"
+    text = (REPO / "docker-compose.yml").read_text()
+    for variable in set(ANY_VARIABLE.findall(text)):
+        if SECRET_NAME.search(variable):
+            assert not re.search(rf"\$\{{{variable}:?-", text), f"{variable} has a default"
+
+
+def test_env_example_names_every_required_variable_and_no_secret() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    required = {variable for variable, _ in REQUIRED.findall(text)}
+    assert required >= {
+        "POSTGRES_PASSWORD",
+        "APP_DB_PASSWORD",
+        "SGBANK_WEBHOOK_SECRET",
+        "GRAFANA_ADMIN_PASSWORD",
+        "RECEIPT_SIGNING_KEY",
+        "RECEIPT_PUBLIC_KEYS",
+        "RECEIPT_LINK_KEY",
+        "AUDIT_KEY",
+        "ALERT_WEBHOOK_TOKEN",
+        "TLS_DIR",
+    }
+    example = dict(
+        line.split("=", 1)
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(example) == required
+    # Empty, so that copying the file unchanged still refuses to start.
+    assert all(value == "" for value in example.values())
+
+
+def test_the_app_runs_in_production_as_its_own_database_role(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES - {"migrate"}:
+        settings = env(services[name])
+        assert settings["RECONCILER_ENV"] == "production"
+        assert urlsplit(settings["RECONCILER_DATABASE_URL"]).username == "reconciler_app", name
+    migrate = env(services["migrate"])
+    assert urlsplit(migrate["RECONCILER_DATABASE_URL"]).username == "reconciler"
+    assert migrate["RECONCILER_DB_APP_ROLE"] == "reconciler_app"
+    assert migrate["RECONCILER_DB_APP_PASSWORD"] == "<APP_DB_PASSWORD>"
+    assert urlsplit(env(services["api"])["RECONCILER_DATABASE_URL"]).password == "<APP_DB_PASSWORD>"
+
+
+def test_the_private_receipt_key_is_in_the_worker_only(services: dict[str, Any]) -> None:
+    holders = [
+        name
+        for name, service in services.items()
+        if "RECONCILER_RECEIPT_SIGNING_KEY_B64" in service.get("environment", {})
+    ]
+    assert holders == ["worker"]
+    assert env(services["api"])["RECONCILER_RECEIPT_PUBLIC_KEYS"] == "<RECEIPT_PUBLIC_KEYS>"
+    assert env(services["worker"])["RECONCILER_AUDIT_KEY"] == "<AUDIT_KEY>"
+    assert "RECONCILER_AUDIT_KEY" not in services["api"]["environment"]
+
+
+def test_temporal_requires_client_certificates(services: dict[str, Any]) -> None:
+    settings = env(services["temporal"])
+    assert settings["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    mounted = dict((target, source) for source, target in volumes(services["temporal"]))
+    assert mounted["/etc/temporal/tls"] == "<TLS_DIR>/temporal"
+    for variable in (
+        "TEMPORAL_TLS_SERVER_CERT",
+        "TEMPORAL_TLS_SERVER_KEY",
+        "TEMPORAL_TLS_SERVER_CA_CERT",
+        "TEMPORAL_TLS_FRONTEND_CERT",
+        "TEMPORAL_TLS_FRONTEND_KEY",
+        "TEMPORAL_TLS_CLIENT1_CA_CERT",
+    ):
+        assert settings[variable].startswith("/etc/temporal/tls/"), variable
+    assert settings["TEMPORAL_TLS_FRONTEND_SERVER_NAME"] == "temporal"
+    # Its own CLI (namespace setup, health check) presents a certificate too.
+    assert settings["TEMPORAL_TLS_CERT"].startswith("/etc/temporal/tls/")
+    assert "tctl" not in " ".join(services["temporal"]["healthcheck"]["test"])
+
+
+def test_no_plain_temporal_port_reaches_the_host(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for mapping in service.get("ports", []):
+            if str(mapping).endswith(":7233"):
+                assert name == "temporal"
+                assert env(service)["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+
+
+def test_the_temporal_ui_is_read_only_with_its_own_certificate(services: dict[str, Any]) -> None:
+    ui = services["temporal-ui"]
+    settings = env(ui)
+    assert settings["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
+    assert settings["TEMPORAL_TLS_ENABLE_HOST_VERIFICATION"] == "true"
+    mounted = dict((target, source) for source, target in volumes(ui))
+    assert mounted["/etc/temporal-ui/tls"] == "<TLS_DIR>/temporal-ui"
+    for variable in ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"):
+        assert settings[variable].startswith("/etc/temporal-ui/tls/"), variable
+
+
+def test_app_processes_reach_temporal_over_mutual_tls(services: dict[str, Any]) -> None:
+    for name in ("api", "worker", "prober"):
+        settings = env(services[name])
+        mounted = dict((target, source) for source, target in volumes(services[name]))
+        assert mounted["/etc/reconciler/tls"] == "<TLS_DIR>/app", name
+        for variable in ("CA", "CERT", "KEY"):
+            path = settings[f"RECONCILER_TEMPORAL_TLS_{variable}_PATH"]
+            assert path.startswith("/etc/reconciler/tls/"), (name, variable)
+        assert settings["RECONCILER_TEMPORAL_TLS_SERVER_NAME"] == "temporal"

@@ -5,6 +5,7 @@ allowed actions."""
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from dataclasses import replace
@@ -165,6 +166,15 @@ def test_csv_report_keeps_formulas_out_of_spreadsheets() -> None:
     assert len(cells) == len(REPORT_COLUMNS)
     assert "'=HYPERLINK(1)" in body
     assert "true" in cells
+
+
+def test_csv_report_quotes_a_leading_tab_or_carriage_return() -> None:
+    """Spreadsheets skip a leading tab or CR before looking for a formula."""
+    for content in ("\t=cmd|' /C calc'!A0", "\r=1+1", "\t+1", "-2+3"):
+        row = next(csv.reader(io.StringIO(csv_rows([{"record": "line", "content": content}]))))
+        assert row[REPORT_COLUMNS.index("content")] == "'" + content
+    row = next(csv.reader(io.StringIO(csv_rows([{"record": "line", "amount_vnd": -5}]))))
+    assert row[REPORT_COLUMNS.index("amount_vnd")] == "-5"
 
 
 def _run() -> runs.Run:

@@ -1,0 +1,187 @@
+"""Every route of the app against every role: the answer follows the one
+permission table (``reconciler.api.auth.PERMISSIONS``). Without a token a
+protected route is 401; a role without the route's permission gets 403;
+with it, the request reaches the handler (a 2xx, or a 4xx about the request
+itself: these go with empty bodies and ids that exist nowhere). A service
+account holding a role still gets 403 for what only a person may do.
+
+``ROUTES`` names each route's permission; a route added to the app without
+an entry here fails the test, so the table and the app cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Final
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger.access import SERVICE_ROLES
+from reconciler.api.auth import PERMISSIONS, PERSON_ONLY
+from tests.integration.identity.conftest import Api
+from tests.support.api import make_service_token, make_token
+
+PUBLIC: Final = "public"  # no token at all
+SIGNED_IN: Final = "signed-in"  # any token, person or service
+PERSON: Final = "person"  # any person's token
+# Alertmanager's shared secret, never an API token: every token is 401.
+ALERT_SECRET: Final = "alert-secret"
+
+ROUTES: Final[dict[tuple[str, str], str]] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/verify/{series}/{number}"): PUBLIC,
+    ("GET", "/receipts/{series}/{number}.pdf"): PUBLIC,
+    ("POST", "/webhooks/{bank}"): PUBLIC,
+    ("POST", "/ops/alerts/webhook"): ALERT_SECRET,
+    ("GET", "/api/v1/alerts"): "ops:read",
+    ("POST", "/api/v1/auth/login"): PUBLIC,
+    ("POST", "/api/v1/auth/logout"): SIGNED_IN,
+    ("GET", "/api/v1/auth/me"): SIGNED_IN,
+    ("POST", "/api/v1/auth/password"): PERSON,
+    ("POST", "/api/v1/fines"): "fines:write",
+    ("GET", "/api/v1/fines/{decision_number}"): "fines:read",
+    ("POST", "/api/v1/fines/{decision_number}/payments"): "payments:write",
+    ("GET", "/api/v1/payments/{payment_id}"): "payments:read",
+    ("POST", "/api/v1/banks/{bank}/link-recovered"): "ops:write",
+    ("GET", "/api/v1/receipts/{series}/{number}"): "payments:read",
+    ("GET", "/api/v1/receipts/{series}/{number}/pdf"): "payments:read",
+    ("POST", "/api/v1/receipts/{series}/{number}/reissue"): "receipts:reissue",
+    ("GET", "/api/v1/outages"): "ops:read",
+    ("POST", "/api/v1/disputes"): "disputes:open",
+    ("GET", "/api/v1/disputes"): "disputes:read",
+    ("GET", "/api/v1/disputes/{dispute_id}"): "disputes:read",
+    ("POST", "/api/v1/disputes/{dispute_id}/evidence/refresh"): "disputes:open",
+    ("POST", "/api/v1/disputes/{dispute_id}/resolutions"): "disputes:resolve",
+    ("GET", "/api/v1/approvals"): "approvals:read",
+    ("GET", "/api/v1/approvals/{approval_id}"): "approvals:read",
+    ("POST", "/api/v1/approvals/{approval_id}/approve"): "approvals:decide",
+    ("POST", "/api/v1/approvals/{approval_id}/reject"): "approvals:decide",
+    ("POST", "/api/v1/reconciliations"): "recon:write",
+    ("GET", "/api/v1/reconciliations"): "recon:read",
+    ("GET", "/api/v1/reconciliations/{reconciliation_id}"): "recon:read",
+    ("GET", "/api/v1/reconciliations/{reconciliation_id}/lines"): "recon:read",
+    ("GET", "/api/v1/reconciliations/{reconciliation_id}/report.csv"): "recon:read",
+    ("GET", "/api/v1/reconciliations/{reconciliation_id}/report.pdf"): "recon:read",
+    ("POST", "/api/v1/statements"): "recon:write",
+    ("GET", "/api/v1/discrepancies"): "recon:read",
+    ("GET", "/api/v1/discrepancies/{discrepancy_id}"): "recon:read",
+    ("POST", "/api/v1/discrepancies/{discrepancy_id}/actions"): "recon:write",
+    ("GET", "/api/v1/reconciliation-rules"): "recon:read",
+    ("GET", "/api/v1/tokens"): "tokens:own",
+    ("POST", "/api/v1/tokens"): "tokens:manage",
+    ("DELETE", "/api/v1/tokens/{token_id}"): "tokens:own",
+    ("GET", "/api/v1/users"): "users:manage",
+    ("POST", "/api/v1/users"): "users:manage",
+    ("GET", "/api/v1/users/{username}"): "users:manage",
+    ("POST", "/api/v1/users/{username}/disable"): "users:manage",
+    ("POST", "/api/v1/users/{username}/enable"): "users:manage",
+    ("POST", "/api/v1/users/{username}/unlock"): "users:manage",
+    ("POST", "/api/v1/users/{username}/password"): "users:manage",
+}
+
+# Ids and names that exist nowhere: a permitted request is then answered by
+# its handler (404, 400...), never by the role check.
+SAMPLES: Final = {
+    "decision_number": quote("00000/QĐ-XPHC", safe=""),
+    "payment_id": str(uuid.UUID(int=7)),
+    "bank": "nobank",
+    "series": "AA-2026",
+    "number": "1",
+    "username": "nobody",
+}
+
+
+def _path(template: str) -> str:
+    for name, sample in SAMPLES.items():
+        template = template.replace("{" + name + "}", sample)
+    while "{" in template:  # every other parameter is a numeric id
+        start = template.index("{")
+        template = template[:start] + "999999" + template[template.index("}") + 1 :]
+    return template
+
+
+def _routes(app: web.Application) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.router.routes():
+        resource = route.resource
+        assert resource is not None
+        if route.method != "HEAD":  # aiohttp's automatic HEAD of each GET
+            found.add((route.method, resource.canonical))
+    return found
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """The alert receiver enabled (without a secret it refuses all with 503)."""
+    return {"alert_webhook_token": "alert-secret-of-the-role-matrix-0123456789"}
+
+
+def _allowed(requirement: str, role: str, person: bool) -> bool:
+    if requirement == ALERT_SECRET:
+        return False
+    if requirement in (PUBLIC, SIGNED_IN):
+        return True
+    if requirement == PERSON:
+        return person
+    return requirement in PERMISSIONS[role] and (person or requirement not in PERSON_ONLY)
+
+
+async def _principals(engine: AsyncEngine) -> list[tuple[str, str, bool]]:
+    """(label, token, is a person) for every staff role and service role."""
+    found = []
+    for role in PERMISSIONS:
+        if role != "portal":
+            found.append((f"person {role}", await make_token(engine, role, f"m-{role}"), True))
+    for role in SERVICE_ROLES:
+        token = await make_service_token(engine, f"svc-{role}", role)
+        found.append((f"service {role}", token, False))
+    return found
+
+
+async def _send(api: Api, method: str, path: str, token: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    json_body: Any = {} if method == "POST" else None
+    resp = await api.request(method, path, headers=headers, json=json_body)
+    body = await resp.json() if resp.content_type == "application/json" else None
+    return resp.status, body
+
+
+async def test_every_route_against_every_role(api: Api, engine: AsyncEngine) -> None:
+    assert _routes(api.app) == set(ROUTES), "add each new route to ROUTES"
+    principals = await _principals(engine)
+    checked = 0
+    for (method, template), requirement in sorted(ROUTES.items()):
+        path = _path(template)
+        status, body = await _send(api, method, path, None)
+        if requirement == PUBLIC:
+            assert (status, (body or {}).get("error", {}).get("code")) != (401, "unauthorized")
+            assert status < 500, (method, template, status, body)
+            continue
+        assert (status, body["error"]["code"]) == (401, "unauthorized"), (method, template)
+        for label, held, person in principals:
+            # The logout revokes what it is sent: it gets a token of its own.
+            token = await _fresh(engine, label) if template.endswith("/logout") else held
+            status, body = await _send(api, method, path, token)
+            where = (method, template, label, status, body)
+            if requirement == ALERT_SECRET:
+                assert (status, body["error"]["code"]) == (401, "unauthorized"), where
+            elif _allowed(requirement, label.split()[1], person):
+                assert status < 500, where
+                assert status not in (401, 403), where
+            else:
+                assert status == 403, where
+                assert body["error"]["code"] in ("forbidden", "person_required"), where
+            checked += 1
+    assert checked == sum(r != PUBLIC for r in ROUTES.values()) * len(principals)
+
+
+async def _fresh(engine: AsyncEngine, label: str) -> str:
+    kind, role = label.split()
+    if kind == "person":
+        return await make_token(engine, role, f"m-{role}")
+    return await make_service_token(engine, f"svc-{role}", role)
