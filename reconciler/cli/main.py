@@ -19,6 +19,7 @@ from reconciler.cli.context import load_settings, refused_at_start
 from reconciler.cli.identity import tokens, users
 from reconciler.cli.keys import keys
 from reconciler.cli.recon import recon
+from reconciler.cli.report import report
 from reconciler.logs import configure_logging
 from reconciler.settings import Settings
 
@@ -33,6 +34,7 @@ def main() -> None:
 
 
 main.add_command(recon)
+main.add_command(report)
 main.add_command(backup_command)
 main.add_command(restore_command)
 main.add_command(keys)

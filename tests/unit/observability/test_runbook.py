@@ -30,6 +30,7 @@ PROCEDURES: Final = (
     "An audit chain break",
     "Token revocation",
     "Deploy, migrate, roll back",
+    "Monthly uptime report per bank",
 )
 # A code span that is something to run: a CLI, a compose command, SQL, or a
 # call of the API.

@@ -1,0 +1,156 @@
+"""``reconciler report uptime``: each bank link's availability in a month,
+from the outage records the link prober wrote (``bank_outages``), against an
+availability target, with the error budget left: the monthly figure the
+banks' SLA talks need.
+
+The month is Vietnam's calendar month. A month not over yet is measured up
+to now (its budget is still the whole month's). Read-only: it runs as the
+app's own database role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import math
+import re
+from datetime import UTC, date, datetime
+from typing import Final
+
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.business_time import DATE_MAX, DATE_MIN, business_day_start
+from domain.formats import BANK_ID_RE
+from observability.outages import RECENT_LIMIT_MAX
+from observability.uptime import DEFAULT_TARGET_PERCENT, Uptime, uptime
+from reconciler.cli.context import load_settings
+
+_MONTH: Final = re.compile(r"(\d{4})-(0[1-9]|1[0-2])", re.ASCII)
+COLUMNS: Final = (
+    "bank",
+    "month",
+    "period_start",
+    "period_end",
+    "measured_until",
+    "outages",
+    "minutes_down",
+    "availability_percent",
+    "target_percent",
+    "budget_minutes",
+    "budget_left_minutes",
+)
+
+
+def month_period(month: str) -> tuple[datetime, datetime]:
+    """The UTC start and end of a ``YYYY-MM`` business month."""
+    found = _MONTH.fullmatch(month)
+    if found is None:
+        raise click.BadParameter(f"{month!r} is not a month written YYYY-MM", param_hint="--month")
+    first = date(int(found.group(1)), int(found.group(2)), 1)
+    if not DATE_MIN <= first <= DATE_MAX:
+        raise click.BadParameter(
+            f"must be between {DATE_MIN:%Y-%m} and {DATE_MAX:%Y-%m}", param_hint="--month"
+        )
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return business_day_start(first), business_day_start(following)
+
+
+def _row(month: str, report: Uptime) -> list[str]:
+    return [
+        report.bank,
+        month,
+        report.period_start.isoformat(),
+        report.period_end.isoformat(),
+        report.measured_until.isoformat(),
+        str(report.outages),
+        f"{report.seconds_down / 60:.2f}",
+        f"{report.availability_percent:.3f}",
+        f"{report.target_percent:g}",
+        f"{report.budget_seconds / 60:.2f}",
+        f"{report.budget_left_seconds / 60:.2f}",
+    ]
+
+
+def render(month: str, reports: list[Uptime], fmt: str) -> str:
+    rows = [_row(month, report) for report in reports]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerows([list(COLUMNS), *rows])
+        return out.getvalue().rstrip("\n")
+    lines = [f"bank link availability in {month} (Vietnam time)"]
+    for report in reports:
+        left = report.budget_left_seconds / 60
+        verdict = "within target" if left >= 0 else "TARGET MISSED"
+        lines.append(
+            f"{report.bank}: {report.outages} outage(s), {report.seconds_down / 60:.2f} min down, "
+            f"{report.availability_percent:.3f}% up (target {report.target_percent:g}%); "
+            f"budget {report.budget_seconds / 60:.2f} min, {left:.2f} min left: {verdict}"
+        )
+    return "\n".join(lines)
+
+
+async def _reports(
+    engine: AsyncEngine, banks: list[str], start: datetime, end: datetime, target: float
+) -> list[Uptime]:
+    from ledger.outages import PostgresOutageStore
+
+    outages = await PostgresOutageStore(engine).overlapping(start, end, limit=RECENT_LIMIT_MAX)
+    if len(outages) >= RECENT_LIMIT_MAX:
+        raise click.ClickException(
+            f"{RECENT_LIMIT_MAX} or more outages in the month: more than this report reads"
+        )
+    now = datetime.now(UTC)
+    names = banks or sorted({o.bank for o in outages})
+    return [uptime(bank, outages, start, end, now, target) for bank in names]
+
+
+@click.group()
+def report() -> None:
+    """Reports for operators and the banks' SLA talks."""
+
+
+@report.command("uptime")
+@click.option("--month", required=True, help="The month, YYYY-MM (Vietnam's calendar).")
+@click.option(
+    "--bank",
+    "banks",
+    multiple=True,
+    help="A bank id (repeat for more). Default: every configured bank, and any with an outage.",
+)
+@click.option(
+    "--target",
+    type=click.FloatRange(0, 100, min_open=True, max_open=True),
+    default=DEFAULT_TARGET_PERCENT,
+    show_default=True,
+    help="The availability target in percent.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text")
+def uptime_command(month: str, banks: tuple[str, ...], target: float, fmt: str) -> None:
+    """Each bank link's availability in a month, from the outage records."""
+    if not math.isfinite(target):
+        raise click.BadParameter("must be a number", param_hint="--target")
+    start, end = month_period(month)
+    for bank in banks:
+        if not BANK_ID_RE.fullmatch(bank):
+            raise click.BadParameter(f"{bank!r} is not a bank id", param_hint="--bank")
+    settings = load_settings()
+
+    async def run() -> list[Uptime]:
+        from reconciler.db import create_engine
+
+        engine = create_engine(settings)
+        try:
+            reports = await _reports(engine, list(banks), start, end, target)
+        finally:
+            await engine.dispose()
+        if banks:
+            return reports
+        configured = set(settings.banks) - {r.bank for r in reports}
+        now = datetime.now(UTC)
+        extra = [uptime(b, [], start, end, now, target) for b in sorted(configured)]
+        return sorted([*reports, *extra], key=lambda r: r.bank)
+
+    click.echo(render(month, asyncio.run(run()), fmt))

@@ -1,0 +1,96 @@
+"""``reconciler report uptime`` on the real database: outages written by the
+prober's own store, the month's numbers checked against them; bad arguments
+refused naming the option."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger.outages import PostgresOutageStore
+from reconciler.cli.main import main
+
+# September 2026 in Vietnam: 30 days, 43,200 minutes; 99.5% allows 216.
+START = datetime(2026, 8, 31, 17, tzinfo=UTC)
+END = datetime(2026, 9, 30, 17, tzinfo=UTC)
+
+
+async def _cli(db_url: str, *args: str) -> Result:
+    env = {"RECONCILER_ENV": "dev", "RECONCILER_DATABASE_URL": db_url, "RECONCILER_BANKS": "{}"}
+    return await asyncio.to_thread(CliRunner().invoke, main, ["report", "uptime", *args], env=env)
+
+
+async def _outage(store: PostgresOutageStore, bank: str, start: datetime, minutes: int) -> None:
+    await store.open_outage(bank, start, "link probe failed")
+    await store.close_outage(bank, start + timedelta(minutes=minutes))
+
+
+async def _september(engine: AsyncEngine) -> None:
+    store = PostgresOutageStore(engine)
+    await _outage(store, "sgbank", START - timedelta(minutes=30), 50)  # 20 min in September
+    await _outage(store, "sgbank", START + timedelta(days=2, hours=9), 45)
+    await _outage(store, "sgbank", END - timedelta(minutes=10), 70)  # 10 min in September
+    await _outage(store, "sgbank", END + timedelta(days=4), 600)  # October
+    await _outage(store, "hnbank", START + timedelta(days=9), 240)  # over the budget
+
+
+async def test_the_months_numbers_follow_the_outage_records(
+    engine: AsyncEngine, db_url: str
+) -> None:
+    await _september(engine)
+    result = await _cli(db_url, "--month", "2026-09", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = {row["bank"]: row for row in csv.DictReader(io.StringIO(result.output))}
+    assert sorted(rows) == ["hnbank", "sgbank"]
+    sg, hn = rows["sgbank"], rows["hnbank"]
+    assert (sg["period_start"], sg["period_end"]) == (START.isoformat(), END.isoformat())
+    assert (sg["outages"], sg["minutes_down"], sg["budget_minutes"]) == ("3", "75.00", "216.00")
+    assert sg["availability_percent"] == f"{100 * (1 - 75 / 43200):.3f}"  # 99.826
+    assert sg["budget_left_minutes"] == "141.00"
+    assert (hn["outages"], hn["minutes_down"], hn["budget_left_minutes"]) == (
+        "1",
+        "240.00",
+        "-24.00",
+    )
+
+    text = await _cli(db_url, "--month", "2026-09", "--bank", "hnbank", "--target", "99")
+    assert text.exit_code == 0, text.output
+    assert "hnbank: 1 outage(s), 240.00 min down" in text.output
+    assert "budget 432.00 min, 192.00 min left: within target" in text.output
+    assert "sgbank" not in text.output
+
+    october = await _cli(db_url, "--month", "2026-10", "--bank", "sgbank", "--format", "csv")
+    # The 60 minutes crossing in, and the 600; 31 days allow 223.2.
+    assert ",2,660.00,98.522,99.5,223.20,-436.80" in october.output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--month", "2026-13"], "--month"),
+        (["--month", "2026-1"], "--month"),
+        (["--month", "\uff12\uff10\uff12\uff16-09"], "--month"),  # full-width digits
+        (["--month", "1999-12"], "--month"),
+        (["--month", "2026-09'; DROP TABLE bank_outages; --"], "--month"),
+        (["--month", "2026-09", "--bank", "SG BANK"], "--bank"),
+        (["--month", "2026-09", "--target", "100"], "--target"),
+        (["--month", "2026-09", "--target", "nan"], "--target"),
+        (["--month", "2026-09", "--format", "pdf"], "--format"),
+    ],
+)
+async def test_bad_arguments_are_refused_naming_the_option(
+    engine: AsyncEngine, db_url: str, args: list[str], named: str
+) -> None:
+    await _september(engine)
+    result = await _cli(db_url, *args)
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert "Traceback" not in result.output
+    still = await PostgresOutageStore(engine).recent(limit=10)
+    assert len(still) == 5
