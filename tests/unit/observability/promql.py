@@ -32,6 +32,8 @@ STANDARD_METRICS = frozenset(
         "process_max_fds",
         "process_start_time_seconds",
         "python_info",
+        # Prometheus's own series of its alert rules' states.
+        "ALERTS",
     }
 )
 # The worker's Temporal SDK metrics (its own Prometheus exporter, names as

@@ -107,6 +107,16 @@ def test_every_query_names_only_known_metrics(dashboard: dict[str, Any]) -> None
         ("timeseries", r"histogram_quantile\(.*receipt_lag_seconds_bucket", "receipt lag"),
         (None, r"reconciliation_discrepancies", "discrepancies"),
         ("state-timeline", r"circuit_breaker_state", "circuit breaker state"),
+        (
+            "timeseries",
+            r"http_request_duration_seconds_bucket\{route=\"/api/v1/fines/",
+            "lookup SLO",
+        ),
+        (None, r"\bpostgres_up\b", "PostgreSQL health"),
+        (None, r"outbox_dead_letters", "outbox dead letters"),
+        (None, r"temporal_task_queue_backlog", "task-queue backlog"),
+        (None, r"reconciliation_last_success_timestamp_seconds", "last reconciliation"),
+        (None, r"ALERTS\{alertstate=\"firing\"", "firing alerts"),
     ],
 )
 def test_required_panel(
@@ -123,3 +133,23 @@ def test_provider_path_is_where_compose_mounts_the_dashboards() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"./observability/grafana/dashboards:{entry['options']['path']}:ro" in mounts
+
+
+def test_outages_and_critical_alerts_are_annotated(dashboard: dict[str, Any]) -> None:
+    exprs = [a.get("expr", "") for a in dashboard["annotations"]["list"] if a.get("enable")]
+    assert any("bank_outages_total" in e for e in exprs), "outages opened"
+    assert any(re.search(r'ALERTS\{.*severity="critical"', e) for e in exprs), "critical alerts"
+
+
+def test_links_lead_to_the_temporal_ui_and_the_alerts(dashboard: dict[str, Any]) -> None:
+    """The ports are those docker-compose.yml publishes."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    published = {
+        name: [str(port).rsplit(":", 2)[-2] for port in service.get("ports", [])]
+        for name, service in compose["services"].items()
+    }
+    urls = [link["url"] for link in dashboard["links"]]
+    for service in ("temporal-ui", "prometheus", "alertmanager"):
+        [port] = published[service]
+        assert any(url.startswith(f"http://127.0.0.1:{port}") for url in urls), service
+    assert all(link["targetBlank"] for link in dashboard["links"])
