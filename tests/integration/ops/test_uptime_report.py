@@ -1,6 +1,7 @@
 """``reconciler report uptime`` on the real database: outages written by the
-prober's own store, the month's numbers checked against them; bad arguments
-refused naming the option."""
+prober's own store, the month's numbers checked against them; a real outage
+of a simulator's link, seen by the real prober, in this month's report; bad
+arguments refused naming the option."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.business_time import business_date
 from ledger.outages import PostgresOutageStore
+from observability.prober import LinkProber, ProberConfig
 from reconciler.cli.main import main
+from reconciler.prober import health_check
+from tests.support.stack import SagaStack, eventually
 
 # September 2026 in Vietnam: 30 days, 43,200 minutes; 99.5% allows 216.
 START = datetime(2026, 8, 31, 17, tzinfo=UTC)
@@ -68,6 +73,42 @@ async def test_the_months_numbers_follow_the_outage_records(
     october = await _cli(db_url, "--month", "2026-10", "--bank", "sgbank", "--format", "csv")
     # The 60 minutes crossing in, and the 600; 31 days allow 223.2.
     assert ",2,660.00,98.522,99.5,223.20,-436.80" in october.output
+
+
+async def test_a_simulators_outage_is_in_this_months_report(stack: SagaStack) -> None:
+    bank = "hnbank"
+    store = PostgresOutageStore(stack.engine)
+    prober = LinkProber(
+        {name: health_check(adapter) for name, adapter in stack.activities._adapters.items()},
+        store,
+        config=ProberConfig(interval_seconds=0.2, failures_to_down=2, successes_to_up=2),
+    )
+    task = asyncio.create_task(prober.run())
+    try:
+        await stack.admins[bank].add_fault("link_down")
+        await eventually(store.open_outages, 10, "the outage to be opened")
+        await stack.admins[bank].clear_faults()
+
+        async def closed() -> bool:
+            return not await store.open_outages()
+
+        await eventually(closed, 10, "the outage to be closed")
+    finally:
+        prober.stop()
+        await task
+    [outage] = await store.recent(limit=10, bank=bank)
+    assert outage.duration_seconds is not None
+    assert outage.duration_seconds > 0
+    month = business_date(outage.started_at).strftime("%Y-%m")
+    result = await _cli(
+        stack.settings.database_url, "--month", month, "--bank", bank, "--format", "csv"
+    )
+    assert result.exit_code == 0, result.output
+    [row] = csv.DictReader(io.StringIO(result.output))
+    minutes = outage.duration_seconds / 60
+    assert (row["bank"], row["outages"]) == (bank, "1")
+    assert row["minutes_down"] == f"{minutes:.2f}"
+    assert row["budget_left_minutes"] == f"{float(row['budget_minutes']) - minutes:.2f}"
 
 
 @pytest.mark.parametrize(
