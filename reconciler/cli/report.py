@@ -16,16 +16,19 @@ import io
 import math
 import re
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.business_time import DATE_MAX, DATE_MIN, business_day_start
 from domain.formats import BANK_ID_RE
-from observability.outages import RECENT_LIMIT_MAX
+from observability.outages import RECENT_LIMIT_MAX, Outage
 from observability.uptime import DEFAULT_TARGET_PERCENT, Uptime, uptime
 from reconciler.cli.context import load_settings
+
+if TYPE_CHECKING:
+    from ledger.outages import HeldPayment
 
 _MONTH: Final = re.compile(r"(\d{4})-(0[1-9]|1[0-2])", re.ASCII)
 COLUMNS: Final = (
@@ -41,6 +44,21 @@ COLUMNS: Final = (
     "budget_minutes",
     "budget_left_minutes",
 )
+
+
+OUTAGE_COLUMNS: Final = (
+    "bank",
+    "outage_id",
+    "started_at",
+    "ended_at",
+    "minutes",
+    "payments_in_doubt",
+    "receipted",
+    "still_in_doubt",
+    "slowest_receipt_after_recovery_seconds",
+)
+# More payments than this held in doubt in one month is not a report to cut.
+HELD_MAX: Final = 10_000
 
 
 def month_period(month: str) -> tuple[datetime, datetime]:
@@ -76,10 +94,7 @@ def _row(month: str, report: Uptime) -> list[str]:
 def render(month: str, reports: list[Uptime], fmt: str) -> str:
     rows = [_row(month, report) for report in reports]
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerows([list(COLUMNS), *rows])
-        return out.getvalue().rstrip("\n")
+        return _csv(COLUMNS, rows)
     lines = [f"bank link availability in {month} (Vietnam time)"]
     for report in reports:
         left = report.budget_left_seconds / 60
@@ -107,6 +122,58 @@ async def _reports(
     return [uptime(bank, outages, start, end, now, target) for bank in names]
 
 
+def outage_rows(outages: list[Outage], held: list[HeldPayment], now: datetime) -> list[list[str]]:
+    """One row per outage: its length, the payments it held in doubt, how
+    many have their receipt, and the slowest receipt after the recovery."""
+    rows = []
+    for outage in outages:
+        mine = [h for h in held if h.outage_id == outage.id]
+        receipted = [h.receipted_at for h in mine if h.receipted_at is not None]
+        ended = outage.ended_at
+        slowest = (
+            f"{max(max((r - ended).total_seconds(), 0.0) for r in receipted):.1f}"
+            if receipted and ended is not None
+            else ""
+        )
+        rows.append(
+            [
+                outage.bank,
+                str(outage.id),
+                outage.started_at.isoformat(),
+                ended.isoformat() if ended else "",
+                f"{((ended or now) - outage.started_at).total_seconds() / 60:.2f}",
+                str(len(mine)),
+                str(len(receipted)),
+                str(len(mine) - len(receipted)),
+                slowest,
+            ]
+        )
+    return rows
+
+
+async def _outage_rows(
+    engine: AsyncEngine, banks: list[str], start: datetime, end: datetime
+) -> list[list[str]]:
+    from ledger.outages import PostgresOutageStore, held_payments
+
+    rows: list[list[str]] = []
+    for bank in banks:
+        outages = await PostgresOutageStore(engine).overlapping(
+            start, end, bank=bank, limit=RECENT_LIMIT_MAX
+        )
+        held = await held_payments(engine, bank, start, end, HELD_MAX)
+        if len(outages) >= RECENT_LIMIT_MAX or len(held) >= HELD_MAX:
+            raise click.ClickException(f"{bank}: more outages or held payments than this reads")
+        rows += outage_rows(outages, held, datetime.now(UTC))
+    return rows
+
+
+def _csv(header: tuple[str, ...], rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([list(header), *rows])
+    return out.getvalue().rstrip("\n")
+
+
 @click.group()
 def report() -> None:
     """Reports for operators and the banks' SLA talks."""
@@ -128,7 +195,15 @@ def report() -> None:
     help="The availability target in percent.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text")
-def uptime_command(month: str, banks: tuple[str, ...], target: float, fmt: str) -> None:
+@click.option(
+    "--outages",
+    "per_outage",
+    is_flag=True,
+    help="CSV, one row per outage: the payments it held in doubt and their receipts.",
+)
+def uptime_command(
+    month: str, banks: tuple[str, ...], target: float, fmt: str, per_outage: bool
+) -> None:
     """Each bank link's availability in a month, from the outage records."""
     if not math.isfinite(target):
         raise click.BadParameter("must be a number", param_hint="--target")
@@ -153,4 +228,18 @@ def uptime_command(month: str, banks: tuple[str, ...], target: float, fmt: str) 
         extra = [uptime(b, [], start, end, now, target) for b in sorted(configured)]
         return sorted([*reports, *extra], key=lambda r: r.bank)
 
-    click.echo(render(month, asyncio.run(run()), fmt))
+    reports = asyncio.run(run())
+    if not per_outage:
+        click.echo(render(month, reports, fmt))
+        return
+
+    async def detail() -> list[list[str]]:
+        from reconciler.db import create_engine
+
+        engine = create_engine(settings)
+        try:
+            return await _outage_rows(engine, [r.bank for r in reports], start, end)
+        finally:
+            await engine.dispose()
+
+    click.echo(_csv(OUTAGE_COLUMNS, asyncio.run(detail())))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.business_time import business_date
@@ -20,6 +21,7 @@ from observability.prober import LinkProber, ProberConfig
 from reconciler.cli.main import main
 from reconciler.prober import health_check
 from tests.support.stack import SagaStack, eventually
+from workflows.payment.client import wake_bank
 
 # September 2026 in Vietnam: 30 days, 43,200 minutes; 99.5% allows 216.
 START = datetime(2026, 8, 31, 17, tzinfo=UTC)
@@ -75,16 +77,29 @@ async def test_the_months_numbers_follow_the_outage_records(
     assert ",2,660.00,98.522,99.5,223.20,-436.80" in october.output
 
 
-async def test_a_simulators_outage_is_in_this_months_report(stack: SagaStack) -> None:
-    bank = "hnbank"
+async def _outage_with_a_payment_in_doubt(stack: SagaStack, bank: str) -> str:
+    """A payment paid before, then one in doubt (its answer lost) when the
+    link drops; the real prober sees the outage and, on recovery, wakes the
+    payment, which succeeds and gets its receipt. The in-doubt payment's id."""
     store = PostgresOutageStore(stack.engine)
+
+    async def on_recovery(name: str) -> None:
+        await wake_bank(stack.client, stack.engine, name)
+
     prober = LinkProber(
         {name: health_check(adapter) for name, adapter in stack.activities._adapters.items()},
         store,
+        on_recovery=on_recovery,
         config=ProberConfig(interval_seconds=0.2, failures_to_down=2, successes_to_up=2),
     )
     task = asyncio.create_task(prober.run())
     try:
+        _, before = await stack.pay(await stack.new_fine(), bank)
+        await stack.wait_payment(before["payment_id"], {"succeeded"}, 20)
+        await stack.admins[bank].add_fault("lost_response", seconds=60)
+        _, held = await stack.pay(await stack.new_fine(), bank)
+        await stack.wait_payment(held["payment_id"], {"verifying"}, 20)
+        await stack.admins[bank].clear_faults()
         await stack.admins[bank].add_fault("link_down")
         await eventually(store.open_outages, 10, "the outage to be opened")
         await stack.admins[bank].clear_faults()
@@ -93,22 +108,52 @@ async def test_a_simulators_outage_is_in_this_months_report(stack: SagaStack) ->
             return not await store.open_outages()
 
         await eventually(closed, 10, "the outage to be closed")
+        payment = await stack.wait_payment(held["payment_id"], {"succeeded"}, 30)
+        assert payment["receipt"] is not None
     finally:
         prober.stop()
-        await task
-    [outage] = await store.recent(limit=10, bank=bank)
+        await asyncio.wait_for(task, 10)
+    return str(held["payment_id"])
+
+
+async def _issued_at(engine: AsyncEngine, payment_id: str) -> datetime:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT issued_at FROM receipts WHERE payment_id = :id"), {"id": payment_id}
+        )
+        issued: datetime = found.scalar_one()
+    return issued.astimezone(UTC)
+
+
+async def test_a_simulators_outage_and_the_payment_it_held(stack: SagaStack) -> None:
+    bank = "hnbank"  # no webhooks: only a status check settles its payments
+    held = await _outage_with_a_payment_in_doubt(stack, bank)
+    [outage] = await PostgresOutageStore(stack.engine).recent(limit=10, bank=bank)
     assert outage.duration_seconds is not None
-    assert outage.duration_seconds > 0
+    assert outage.ended_at is not None
     month = business_date(outage.started_at).strftime("%Y-%m")
-    result = await _cli(
-        stack.settings.database_url, "--month", month, "--bank", bank, "--format", "csv"
-    )
+    url = stack.settings.database_url
+    result = await _cli(url, "--month", month, "--bank", bank, "--format", "csv")
     assert result.exit_code == 0, result.output
     [row] = csv.DictReader(io.StringIO(result.output))
     minutes = outage.duration_seconds / 60
     assert (row["bank"], row["outages"]) == (bank, "1")
     assert row["minutes_down"] == f"{minutes:.2f}"
     assert row["budget_left_minutes"] == f"{float(row['budget_minutes']) - minutes:.2f}"
+
+    # Per outage: the one payment in doubt (not the one paid before), its
+    # receipt, and how long after the recovery it came.
+    detail = await _cli(url, "--month", month, "--bank", bank, "--outages")
+    assert detail.exit_code == 0, detail.output
+    [line] = csv.DictReader(io.StringIO(detail.output))
+    after = (await _issued_at(stack.engine, held) - outage.ended_at).total_seconds()
+    assert (line["outage_id"], line["minutes"]) == (str(outage.id), f"{minutes:.2f}")
+    assert (line["payments_in_doubt"], line["receipted"], line["still_in_doubt"]) == (
+        "1",
+        "1",
+        "0",
+    )
+    assert line["slowest_receipt_after_recovery_seconds"] == f"{max(after, 0.0):.1f}"
 
 
 @pytest.mark.parametrize(
