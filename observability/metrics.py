@@ -51,7 +51,8 @@ WEBHOOK_RESULTS: Final = (
     "replayed",
     "malformed",
 )
-# The scheduled integrity checks (workflows/ops/): `receipts verify`, `audit verify`.
+# The integrity checks every worker runs (reconciler/integrity.py): `receipts verify`,
+# `audit verify`.
 INTEGRITY_CHECKS: Final = ("receipts", "audit")
 DB_POOL_STATES: Final = ("in_use", "idle", "overflow")
 PROCESSES: Final = ("api", "worker", "prober")

@@ -33,6 +33,7 @@ from reconciler import recon_wiring
 from reconciler.audit_anchoring import anchor_audit_head
 from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine
+from reconciler.integrity import run_integrity_checks
 from reconciler.ops_gauges import refresh_backlog, refresh_ledger_gauges
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
@@ -41,6 +42,7 @@ from reconciler.wiring import (
     build_adapters,
     connect_temporal,
     load_signer,
+    load_verifier,
     saga_config,
 )
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
@@ -180,6 +182,7 @@ def housekeeping(
 
     key = audit_key(settings, create=True)
     assert key is not None, "run_worker checks the audit key first"
+    verifier = load_verifier(settings)
     return [
         _every(
             "audit-anchor",
@@ -194,6 +197,11 @@ def housekeeping(
         ),
         _every("ops-gauges", 15.0, lambda: refresh_ledger_gauges(engine, list(settings.banks))),
         _every("backlog", 15.0, lambda: refresh_backlog(client, settings.task_queue)),
+        _every(
+            "integrity",
+            settings.integrity_check_interval_seconds,
+            lambda: run_integrity_checks(engine, verifier, key),
+        ),
     ]
 
 
