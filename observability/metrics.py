@@ -236,10 +236,13 @@ process_heartbeat_timestamp_seconds = Gauge(
     "Unix time of the last heartbeat of a service process (api, worker, prober).",
     ["component"],
 )
+# Labelled so that no process exports it before its worker's pollers are
+# seen (a label-less gauge would export 0 from every process: always stale).
 worker_poll_heartbeat_timestamp_seconds = Gauge(
     "worker_poll_heartbeat_timestamp_seconds",
-    "Unix time this worker last ran the scheduled heartbeat activity: its pollers "
-    "took a workflow task and an activity task from Temporal.",
+    "Unix time Temporal last saw this worker's pollers poll its task queue "
+    "(the older of its workflow and activity pollers).",
+    ["task_queue"],
 )
 temporal_task_queue_backlog = Gauge(
     "temporal_task_queue_backlog",

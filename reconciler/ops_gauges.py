@@ -14,9 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
-from temporalio.api.enums.v1 import DescribeTaskQueueMode
+from temporalio.api.enums.v1 import DescribeTaskQueueMode, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    DescribeTaskQueueResponse,
+)
 from temporalio.client import Client
 
 from ledger.ops_health import ops_snapshot
@@ -24,6 +27,10 @@ from observability import metrics as m
 
 log = structlog.get_logger(__name__)
 
+# A worker polls both: workflow tasks and activity tasks.
+POLLED_TYPES: Final = frozenset(
+    {TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY}
+)
 # A check of PostgreSQL that takes longer than this counts as down.
 POSTGRES_CHECK_SECONDS: Final = 3.0
 
@@ -78,6 +85,7 @@ async def refresh_backlog(client: Client, task_queue: str) -> None:
             task_queue=TaskQueue(name=task_queue),
             api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
             report_stats=True,
+            report_pollers=True,
         )
     )
     backlog = 0
@@ -85,3 +93,23 @@ async def refresh_backlog(client: Client, task_queue: str) -> None:
         for info in version.types_info.values():
             backlog += info.stats.approximate_backlog_count
     m.temporal_task_queue_backlog.labels(task_queue).set(backlog)
+    polled = own_poll_time(response, client.identity)
+    if polled is not None:
+        m.worker_poll_heartbeat_timestamp_seconds.labels(task_queue).set(polled)
+
+
+def own_poll_time(response: DescribeTaskQueueResponse, identity: str) -> float | None:
+    """When Temporal last saw this worker (``identity``: its client's, which
+    the worker polls with) poll, the older of its workflow and activity
+    pollers' last access; None unless both are seen. A worker whose pollers
+    are wedged stops moving it, though its process and its loops run on."""
+    latest: dict[int, float] = {}
+    for version in response.versions_info.values():
+        for kind, info in version.types_info.items():
+            for poller in info.pollers:
+                if poller.identity == identity and poller.HasField("last_access_time"):
+                    seen = poller.last_access_time.ToDatetime(tzinfo=UTC).timestamp()
+                    latest[kind] = max(latest.get(kind, 0.0), seen)
+    if not latest.keys() >= POLLED_TYPES:
+        return None
+    return min(latest[kind] for kind in POLLED_TYPES)
