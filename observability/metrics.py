@@ -58,34 +58,11 @@ DB_POOL_STATES: Final = ("in_use", "idle", "overflow")
 PROCESSES: Final = ("api", "worker", "prober")
 CIRCUIT_STATES: Final = {"closed": 0, "half_open": 1, "open": 2}
 
-_LATENCY_BUCKETS_SECONDS: Final = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
+# From 50 ms up, both latency histograms share their buckets.
+_BUCKETS_FROM_50_MS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LATENCY_BUCKETS_SECONDS: Final = (0.005, 0.01, 0.025, *_BUCKETS_FROM_50_MS, 30.0)
 # The fine lookup's target is p99 <= 20 ms: a bucket ends exactly there.
-HTTP_BUCKETS_SECONDS: Final = (
-    0.005,
-    0.01,
-    0.02,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
+HTTP_BUCKETS_SECONDS: Final = (0.005, 0.01, 0.02, *_BUCKETS_FROM_50_MS)
 _LAG_BUCKETS_SECONDS: Final = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 86400)
 
 # --- bank links -----------------------------------------------------------
