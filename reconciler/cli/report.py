@@ -16,6 +16,7 @@ import io
 import math
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import click
@@ -194,7 +195,13 @@ def report() -> None:
     show_default=True,
     help="The availability target in percent.",
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "pdf"]), default="text")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The PDF file to write (with --format pdf; never overwritten).",
+)
 @click.option(
     "--outages",
     "per_outage",
@@ -202,9 +209,15 @@ def report() -> None:
     help="CSV, one row per outage: the payments it held in doubt and their receipts.",
 )
 def uptime_command(
-    month: str, banks: tuple[str, ...], target: float, fmt: str, per_outage: bool
+    month: str, banks: tuple[str, ...], target: float, fmt: str, out: Path | None, per_outage: bool
 ) -> None:
     """Each bank link's availability in a month, from the outage records."""
+    if (fmt == "pdf") != (out is not None):
+        raise click.BadParameter(
+            "--out goes with --format pdf, and only with it", param_hint="--out"
+        )
+    if out is not None and out.exists():
+        raise click.BadParameter(f"{out} exists: choose another file", param_hint="--out")
     if not math.isfinite(target):
         raise click.BadParameter("must be a number", param_hint="--target")
     start, end = month_period(month)
@@ -229,7 +242,7 @@ def uptime_command(
         return sorted([*reports, *extra], key=lambda r: r.bank)
 
     reports = asyncio.run(run())
-    if not per_outage:
+    if not per_outage and fmt != "pdf":
         click.echo(render(month, reports, fmt))
         return
 
@@ -242,4 +255,13 @@ def uptime_command(
         finally:
             await engine.dispose()
 
-    click.echo(_csv(OUTAGE_COLUMNS, asyncio.run(detail())))
+    rows = asyncio.run(detail())
+    if out is None:
+        click.echo(_csv(OUTAGE_COLUMNS, rows))
+        return
+    from reconciler.cli.uptime_pdf import render_uptime_pdf
+
+    data = render_uptime_pdf(month, reports, rows, datetime.now(UTC))
+    with out.open("xb") as handle:  # never over another file
+        handle.write(data)
+    click.echo(f"wrote {out} ({len(data)} bytes)")

@@ -9,9 +9,11 @@ import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from pypdf import PdfReader
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -75,6 +77,25 @@ async def test_the_months_numbers_follow_the_outage_records(
     october = await _cli(db_url, "--month", "2026-10", "--bank", "sgbank", "--format", "csv")
     # The 60 minutes crossing in, and the 600; 31 days allow 223.2.
     assert ",2,660.00,98.522,99.5,223.20,-436.80" in october.output
+
+
+async def test_the_pdf_for_the_banks_says_the_same(
+    engine: AsyncEngine, db_url: str, tmp_path: Path
+) -> None:
+    await _september(engine)
+    out = tmp_path / "uptime-2026-09.pdf"
+    made = await _cli(db_url, "--month", "2026-09", "--format", "pdf", "--out", str(out))
+    assert made.exit_code == 0, made.output
+    text_ = " ".join(page.extract_text() for page in PdfReader(out).pages)
+    assert "BÁO CÁO THỜI GIAN HOẠT ĐỘNG KẾT NỐI NGÂN HÀNG" in text_
+    assert "Tháng 09/2026" in text_
+    for expected in ("sgbank", "75.00", "99.826%", "141.00", "hnbank", "240.00", "-24.00"):
+        assert expected in text_, expected
+    # Never over an existing file, and a PDF needs a file.
+    again = await _cli(db_url, "--month", "2026-09", "--format", "pdf", "--out", str(out))
+    assert again.exit_code == 2
+    assert "exists" in again.output
+    assert (await _cli(db_url, "--month", "2026-09", "--format", "pdf")).exit_code == 2
 
 
 async def _outage_with_a_payment_in_doubt(stack: SagaStack, bank: str) -> str:
