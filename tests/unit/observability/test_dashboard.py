@@ -184,6 +184,12 @@ def test_the_vietnamese_dashboard_is_the_english_one_translated() -> None:
         p["title"] for p, q in zip(panels(en), panels(vi), strict=True) if p["title"] == q["title"]
     ]
     assert not same, f"not translated: {same}"
+    untranslated = [
+        p["id"]
+        for p, q in zip(panels(en), panels(vi), strict=True)
+        if p.get("description") and p["description"] == q.get("description")
+    ]
+    assert not untranslated, f"descriptions not translated: {untranslated}"
     assert vi["title"] != en["title"]
     for doc, other in ((en, vi), (vi, en)):
         [link] = [link for link in doc["links"] if link["url"] == f"/d/{other['uid']}"]
