@@ -356,7 +356,9 @@ def money_result(reply: HttpReply, answered: Callable[[HttpReply], BankResult]) 
         return answered(reply)
     if reply.status in REFUSED_STATUSES:
         code = error_code(reply.body) or f"http_{reply.status}"
-        return Declined(f"the bank refused the request (HTTP {reply.status}, {code})", code)
+        return Declined(
+            f"the bank refused the request (HTTP {reply.status}, {code})", code, party="ours"
+        )
     return OutcomeUnknown(f"HTTP {reply.status} ({error_code(reply.body) or 'no error code'})")
 
 

@@ -53,6 +53,7 @@ from bank_adapters.wire import (
     REST_REFUNDS_PATH,
     REST_STATEMENTS_PATH,
     RestStatus,
+    decline_party,
 )
 
 PROTOCOL: Final = "rest"
@@ -76,7 +77,8 @@ def map_rest_status(
         case RestStatus.ACCEPTED_TECHNICAL | RestStatus.ACCEPTED_IN_PROCESS | RestStatus.PENDING:
             return Pending(bank_ref)
         case RestStatus.REJECTED:
-            return Declined(reason or "rejected by the bank", reason_code or "")
+            code = reason_code or ""
+            return Declined(reason or "rejected by the bank", code, decline_party(code))
 
 
 def _result_from_body(reply: HttpReply, key: str, ref_field: str) -> BankResult:

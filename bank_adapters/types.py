@@ -151,8 +151,14 @@ class Succeeded:
 
 @dataclass(frozen=True, slots=True)
 class Declined:
+    """The bank said no: nothing was debited. ``party`` says whose doing it
+    is, for the payment SLO (``observability.metrics.PAYMENT_REASONS``):
+    ``citizen`` (the payer's own account), ``bank``, or ``ours`` (the bank
+    refused a request we sent)."""
+
     reason: str
     code: str = ""
+    party: str = "bank"
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,7 @@ from bank_adapters.wire import (
     TRANSFERS_PATH,
     VIETQR_STATEMENTS_PATH,
     Iso8583Response,
+    decline_party,
 )
 
 PROTOCOL: Final = "vietqr"
@@ -101,7 +102,7 @@ def map_iso8583(code: str, transaction_id: str | None, message: str | None) -> B
             | Iso8583Response.EXCEEDS_LIMIT
             | Iso8583Response.RESTRICTED_ACCOUNT
         ):
-            return Declined(message or f"declined by the bank ({code})", code)
+            return Declined(message or f"declined by the bank ({code})", code, decline_party(code))
         case (
             Iso8583Response.LATE_RESPONSE
             | Iso8583Response.ISSUER_UNAVAILABLE

@@ -72,3 +72,27 @@ class Iso8583Response(StrEnum):
     ISSUER_UNAVAILABLE = "91"
     DUPLICATE_TRANSMISSION = "94"
     SYSTEM_MALFUNCTION = "96"
+
+
+# --- declines: whose doing ------------------------------------------------------
+
+# Codes of either protocol that decline for the payer's own account
+# (insufficient funds, blocked or restricted, no such account, over the
+# payer's limit). Every other decline is the bank's. The two sets cannot
+# collide: ISO 20022 reasons are letters and digits, ISO 8583 codes two digits.
+PAYER_DECLINE_CODES: Final = frozenset(
+    {
+        RestReason.INSUFFICIENT_FUNDS.value,
+        RestReason.ACCOUNT_BLOCKED.value,
+        RestReason.INVALID_ACCOUNT.value,
+        Iso8583Response.INVALID_ACCOUNT.value,
+        Iso8583Response.INSUFFICIENT_FUNDS.value,
+        Iso8583Response.EXCEEDS_LIMIT.value,
+        Iso8583Response.RESTRICTED_ACCOUNT.value,
+    }
+)
+
+
+def decline_party(code: str) -> str:
+    """``citizen`` for a decline of the payer's own account, else ``bank``."""
+    return "citizen" if code in PAYER_DECLINE_CODES else "bank"

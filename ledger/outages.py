@@ -12,7 +12,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,7 +22,7 @@ from ledger.core.rows import columns, row_mapper
 from ledger.core.tables import bank_outages
 from observability.outages import CAUSE_LENGTH_MAX, RECENT_LIMIT_MAX, Outage, check_utc
 
-__all__ = ["PostgresOutageStore", "bank_outages"]
+__all__ = ["HeldPayment", "PostgresOutageStore", "bank_outages", "held_payments"]
 
 _COLUMNS: Final = columns(Outage, bank_outages)
 _outage_as_stored: Final = row_mapper(Outage)
@@ -149,3 +149,55 @@ def _check_bank(bank: str) -> None:
 def _check_limit(limit: int) -> None:
     if not 1 <= limit <= RECENT_LIMIT_MAX:
         raise ValidationError("limit", f"must be between 1 and {RECENT_LIMIT_MAX}")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldPayment:
+    """A payment that was in doubt (``verifying``) during an outage of its
+    bank, and when its receipt came (None: none yet)."""
+
+    outage_id: int
+    payment_id: str
+    receipted_at: datetime | None
+
+
+# A payment is held by an outage when it entered verifying before the outage
+# ended and had not left it before the outage began.
+_HELD: Final = text(
+    """
+    SELECT o.id AS outage_id, p.id::text AS payment_id, r.issued_at AS receipted_at
+      FROM bank_outages o
+      JOIN payments p ON p.bank = o.bank
+      JOIN LATERAL (SELECT min(e.at) AS since FROM payment_events e
+                     WHERE e.payment_id = p.id AND e.to_status = 'verifying') v
+        ON v.since IS NOT NULL AND v.since < coalesce(o.ended_at, now())
+      LEFT JOIN LATERAL (SELECT min(e.at) AS until FROM payment_events e
+                          WHERE e.payment_id = p.id AND e.from_status = 'verifying'
+                            AND e.to_status <> 'verifying') l ON true
+      LEFT JOIN receipts r ON r.payment_id = p.id
+     WHERE o.bank = :bank AND o.started_at < :until
+       AND (o.ended_at IS NULL OR o.ended_at > :since)
+       AND (l.until IS NULL OR l.until > o.started_at)
+     ORDER BY o.id, p.id
+     LIMIT :limit
+    """
+)
+
+
+async def held_payments(
+    engine: AsyncEngine, bank: str, since: datetime, until: datetime, limit: int
+) -> list[HeldPayment]:
+    """The payments each of ``bank``'s outages in ``[since, until)`` held in
+    doubt, at most ``limit`` (the caller refuses to report a cut list)."""
+    _check_bank(bank)
+    params = {"bank": bank, "since": check_utc(since), "until": check_utc(until), "limit": limit}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(_HELD, params)).all()
+    return [
+        HeldPayment(
+            row.outage_id,
+            row.payment_id,
+            None if row.receipted_at is None else row.receipted_at.astimezone(UTC),
+        )
+        for row in rows
+    ]

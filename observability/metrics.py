@@ -36,22 +36,33 @@ BANK_OUTCOMES: Final = (
     "circuit_open",
 )
 PAYMENT_OUTCOMES: Final = ("succeeded", "declined", "refunded", "verifying")
+# Who a finished payment's outcome is down to: ``ok`` (it succeeded),
+# ``citizen`` (the payer's own account: insufficient funds, blocked, wrong
+# account; a citizen's second payment of a paid fine refunded), ``bank`` (the
+# bank's error or unavailability, a debit the bank booked twice) or ``ours``
+# (the bank refused a request we sent). The payment SLO leaves ``citizen`` out.
+PAYMENT_REASONS: Final = ("ok", "citizen", "bank", "ours")
+# What became of a bank webhook (reconciler/api/webhooks.py).
+WEBHOOK_RESULTS: Final = (
+    "accepted",
+    "unknown_bank",
+    "bad_signature",
+    "stale",
+    "replayed",
+    "malformed",
+)
+# The integrity checks every worker runs (reconciler/integrity.py): `receipts verify`,
+# `audit verify`.
+INTEGRITY_CHECKS: Final = ("receipts", "audit")
+DB_POOL_STATES: Final = ("in_use", "idle", "overflow")
+PROCESSES: Final = ("api", "worker", "prober")
 CIRCUIT_STATES: Final = {"closed": 0, "half_open": 1, "open": 2}
 
-_LATENCY_BUCKETS_SECONDS: Final = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
+# From 50 ms up, both latency histograms share their buckets.
+_BUCKETS_FROM_50_MS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LATENCY_BUCKETS_SECONDS: Final = (0.005, 0.01, 0.025, *_BUCKETS_FROM_50_MS, 30.0)
+# The fine lookup's target is p99 <= 20 ms: a bucket ends exactly there.
+HTTP_BUCKETS_SECONDS: Final = (0.005, 0.01, 0.02, *_BUCKETS_FROM_50_MS)
 _LAG_BUCKETS_SECONDS: Final = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 86400)
 
 # --- bank links -----------------------------------------------------------
@@ -91,8 +102,9 @@ circuit_breaker_state = Gauge(
 # --- payments and receipts --------------------------------------------------
 payments_total = Counter(
     "payments_total",
-    "Payments that reached a terminal or in-doubt state, by bank and outcome.",
-    ["bank", "outcome"],
+    "Payments that reached a terminal state, by bank, outcome and whose doing it was "
+    "(reason: ok, citizen, bank, ours).",
+    ["bank", "outcome", "reason"],
 )
 payments_in_doubt = Gauge(
     "payments_in_doubt",
@@ -119,6 +131,25 @@ refunds_total = Counter(
     ["bank"],
 )
 
+webhook_requests_total = Counter(
+    "webhook_requests_total",
+    "Bank webhooks received, by bank (or 'unknown') and what became of them "
+    "(accepted, unknown_bank, bad_signature, stale, replayed, malformed).",
+    ["bank", "result"],
+)
+outbox_pending = Gauge(
+    "outbox_pending",
+    "Outbox notices not yet delivered that still have attempts left.",
+)
+outbox_oldest_pending_seconds = Gauge(
+    "outbox_oldest_pending_seconds",
+    "Age of the oldest undelivered outbox notice with attempts left; 0 when none.",
+)
+outbox_dead_letters = Gauge(
+    "outbox_dead_letters",
+    "Outbox notices that ran out of attempts without being delivered.",
+)
+
 # --- reconciliation -----------------------------------------------------------
 reconciliation_discrepancies = Gauge(
     "reconciliation_discrepancies",
@@ -129,6 +160,43 @@ reconciliation_lines_total = Counter(
     "reconciliation_lines_total",
     "Statement lines reconciled, by bank and class.",
     ["bank", "result"],
+)
+
+reconciliation_last_success_timestamp_seconds = Gauge(
+    "reconciliation_last_success_timestamp_seconds",
+    "Unix time the last completed reconciliation run of a bank finished; 0 if none.",
+    ["bank"],
+)
+reconciliation_runs_failed = Gauge(
+    "reconciliation_runs_failed",
+    "Reconciliation runs of a bank that failed in the last 24 hours.",
+    ["bank"],
+)
+
+# --- approvals, disputes, integrity ---------------------------------------------
+approvals_pending_oldest_seconds = Gauge(
+    "approvals_pending_oldest_seconds",
+    "Age of the oldest approval waiting for a second person's decision; 0 when none.",
+)
+disputes_open_oldest_seconds = Gauge(
+    "disputes_open_oldest_seconds",
+    "Age of the oldest citizen's dispute not yet resolved; 0 when none.",
+)
+integrity_check_last_success_timestamp_seconds = Gauge(
+    "integrity_check_last_success_timestamp_seconds",
+    "Unix time a scheduled integrity check (receipts, audit) last found nothing wrong.",
+    ["check"],
+)
+integrity_check_last_failure_timestamp_seconds = Gauge(
+    "integrity_check_last_failure_timestamp_seconds",
+    "Unix time a scheduled integrity check (receipts, audit) last found a problem.",
+    ["check"],
+)
+integrity_check_problems = Gauge(
+    "integrity_check_problems",
+    "Problems the last run of an integrity check found in this process "
+    "(bad receipts and series gaps; changed or missing audit rows).",
+    ["check"],
 )
 
 # --- workflows --------------------------------------------------------------------
@@ -144,6 +212,41 @@ process_heartbeat_timestamp_seconds = Gauge(
     "reconciler_process_heartbeat_timestamp_seconds",
     "Unix time of the last heartbeat of a service process (api, worker, prober).",
     ["component"],
+)
+# Labelled so that no process exports it before its worker's pollers are
+# seen (a label-less gauge would export 0 from every process: always stale).
+worker_poll_heartbeat_timestamp_seconds = Gauge(
+    "worker_poll_heartbeat_timestamp_seconds",
+    "Unix time Temporal last saw this worker's pollers poll its task queue "
+    "(the older of its workflow and activity pollers).",
+    ["task_queue"],
+)
+temporal_task_queue_backlog = Gauge(
+    "temporal_task_queue_backlog",
+    "Temporal's approximate backlog of the worker's task queue (tasks waiting for a "
+    "worker), by task queue.",
+    ["task_queue"],
+)
+postgres_up = Gauge(
+    "postgres_up",
+    "1 if this process's last check of PostgreSQL (SELECT 1, bounded) answered, else 0.",
+    ["process"],
+)
+db_pool_connections = Gauge(
+    "db_pool_connections",
+    "Connections of this process's database pool, by state (in_use, idle, overflow).",
+    ["process", "state"],
+)
+db_pool_size = Gauge(
+    "db_pool_size",
+    "Configured size of this process's database pool (overflow comes on top).",
+    ["process"],
+)
+http_request_duration_seconds = Histogram(
+    "http_request_duration_seconds",
+    "API request latency by route template and method (every status).",
+    ["route", "method"],
+    buckets=HTTP_BUCKETS_SECONDS,
 )
 http_requests_total = Counter(
     "http_requests_total",

@@ -23,6 +23,7 @@ KNOWN_DEV_SECRETS: Final = frozenset(
         "reconciler-dev-only",
         "sgbank-webhook-dev-only",
         "admin-dev-only",
+        "alert-webhook-dev-only",
         # what people type when told to "set a secret"
         "admin",
         "changeme",

@@ -161,6 +161,15 @@ class Settings(BaseSettings):
     login_failures_per_username: int = Field(default=5, ge=1, le=10_000)
     argon2_concurrency: int = Field(default=2, ge=1, le=64)
 
+    # Alertmanager's bearer secret for the service's alert receiver
+    # (POST /ops/alerts/webhook); empty: the receiver refuses every delivery.
+    alert_webhook_token: SecretStr | None = None
+    # Every worker runs `receipts verify` and `audit verify` this often
+    # (reconciler.integrity), and at its start.
+    integrity_check_interval_seconds: float = Field(default=3600.0, ge=60, le=86400)
+    # The worker's Temporal SDK metrics (the SDK's own Prometheus exporter).
+    worker_sdk_metrics_port: int = Field(default=9103, ge=0, le=65535)
+
     # Where "receipt issued" notices go (the portal); unset: logged only.
     notify_url: str | None = None
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from bank_adapters.base import BankAdapter
@@ -144,11 +145,13 @@ class TemporalTLSError(Exception):
     """The Temporal TLS settings name files that cannot be used."""
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """``runtime``: the worker's, which exports the SDK's metrics."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         tls=temporal_tls(settings),
+        runtime=runtime,
     )
 
 

@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -32,6 +33,8 @@ from reconciler import recon_wiring
 from reconciler.audit_anchoring import anchor_audit_head
 from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine
+from reconciler.integrity import run_integrity_checks
+from reconciler.ops_gauges import refresh_backlog, refresh_ledger_gauges
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
 from reconciler.wiring import (
@@ -39,6 +42,7 @@ from reconciler.wiring import (
     build_adapters,
     connect_temporal,
     load_signer,
+    load_verifier,
     saga_config,
 )
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
@@ -71,6 +75,23 @@ WORKFLOWS: list[type] = [
 # which can hold the shutdown for its whole local retry window.
 GRACEFUL_SHUTDOWN = timedelta(seconds=15)
 HOUSEKEEPING_ERRORS = (SQLAlchemyError, OSError, RPCError, aiohttp.ClientError, TimeoutError)
+
+
+def sdk_runtime(settings: Settings) -> Runtime:
+    """A Temporal runtime whose SDK metrics (task slots, pollers,
+    schedule-to-start latency, poll failures) Prometheus scrapes on
+    ``worker_sdk_metrics_port``: seconds, and ``_total`` on counters, as
+    the rules in alerts.yml name them."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(
+                bind_address=f"{settings.api_host}:{settings.worker_sdk_metrics_port}",
+                counters_total_suffix=True,
+                unit_suffix=True,
+                durations_as_seconds=True,
+            )
+        )
+    )
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -161,6 +182,7 @@ def housekeeping(
 
     key = audit_key(settings, create=True)
     assert key is not None, "run_worker checks the audit key first"
+    verifier = load_verifier(settings)
     return [
         _every(
             "audit-anchor",
@@ -172,6 +194,13 @@ def housekeeping(
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),
         _every(
             "recon-gauges", 30.0, lambda: refresh_discrepancy_gauges(engine, list(settings.banks))
+        ),
+        _every("ops-gauges", 15.0, lambda: refresh_ledger_gauges(engine, list(settings.banks))),
+        _every("backlog", 15.0, lambda: refresh_backlog(client, settings.task_queue)),
+        _every(
+            "integrity",
+            settings.integrity_check_interval_seconds,
+            lambda: run_integrity_checks(engine, verifier, key),
         ),
     ]
 
@@ -189,7 +218,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         async with engine.begin() as conn:
             await ensure_bank_accounts(conn, list(settings.banks))
         async with aiohttp.ClientSession() as session:
-            client = await connect_temporal(settings)
+            client = await connect_temporal(settings, sdk_runtime(settings))
             adapters = build_adapters(settings, session)
             activities = PaymentActivities(
                 PaymentDeps(

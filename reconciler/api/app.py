@@ -13,8 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.access import PasswordChecker
 from ledger.receipts.signing import ReceiptVerifier
-from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
+from observability.metrics import (
+    http_request_duration_seconds,
+    http_requests_total,
+    process_heartbeat_timestamp_seconds,
+)
 from reconciler.api import (
+    alerts,
     disputes,
     fines,
     identity,
@@ -45,6 +50,7 @@ from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine, create_read_engine
+from reconciler.ops_gauges import check_postgres
 from reconciler.settings import Settings
 from reconciler.wiring import load_verifier, saga_config, temporal_tls
 
@@ -58,9 +64,17 @@ CLIENT_CLOSED_LABEL: Final = "client_closed"
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by route template, method and status class, and
+    time it (the lookup SLO of alerts.yml reads the histogram)."""
+    started = time.perf_counter()
+
     def done(status: int) -> None:
+        route = route_template(request)
         label = CLIENT_CLOSED_LABEL if status == CLIENT_CLOSED else f"{status // 100}xx"
-        http_requests_total.labels(route_template(request), request.method, label).inc()
+        http_requests_total.labels(route, request.method, label).inc()
+        http_request_duration_seconds.labels(route, request.method).observe(
+            time.perf_counter() - started
+        )
 
     return await observed(request, handler, done)
 
@@ -71,6 +85,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     process_heartbeat_timestamp_seconds.labels("api").set(time.time())
+    await check_postgres(request.app[ENGINE], "api")
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -85,6 +100,7 @@ def body_rules(settings: Settings) -> BodyRules:
             "/webhooks/{bank}": BodyRule(
                 webhooks.WEBHOOK_BODY_BYTES_MAX, settings.body_read_seconds
             ),
+            alerts.WEBHOOK_PATH: alerts.body_rule(settings.body_read_seconds),
         },
     )
 
@@ -173,4 +189,5 @@ def create_app(
     reconciliations.add_routes(app)
     identity.add_routes(app)
     staff.add_routes(app)
+    alerts.add_routes(app)
     return app

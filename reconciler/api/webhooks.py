@@ -31,6 +31,7 @@ from bank_adapters.webhooks import (
 from ledger import payments as pay
 from ledger.nonces import TxNonceStore, release_nonce
 from ledger.reconciliation.raised import open_webhook_amount_mismatch
+from observability.metrics import webhook_requests_total
 from reconciler.api.bodies import parse_json, read_body
 from reconciler.api.errors import ApiError
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
@@ -48,12 +49,18 @@ async def bank_webhook(request: web.Request) -> web.Response:
     bank = request.match_info["bank"]
     bank_settings = request.app[SETTINGS].banks.get(bank)
     if bank_settings is None or not bank_settings.webhook_secret:
+        # Never the path's value as a label: a stranger would choose it.
+        webhook_requests_total.labels("unknown", "unknown_bank").inc()
         raise ApiError(404, "not_found", f"no webhooks are configured for bank {bank!r}")
     # Whole (a callback split across TCP packets is one body), within the
     # route's cap (413, not a signature failure) and deadline; then held to
     # the strict JSON rules, so no NUL or lone surrogate reaches the database.
-    body = await read_body(request)
-    parse_json(body)
+    try:
+        body = await read_body(request)
+        parse_json(body)
+    except ApiError:
+        webhook_requests_total.labels(bank, "malformed").inc()
+        raise
     engine = request.app[ENGINE]
     now = datetime.now(UTC)
     try:
@@ -70,6 +77,7 @@ async def bank_webhook(request: web.Request) -> web.Response:
     except WebhookRejected as err:
         status = 400 if err.code == "malformed_body" else 401
         log.warning("webhook.rejected", bank=bank, code=err.code, reason=err.reason)
+        webhook_requests_total.labels(bank, webhook_result(err.code)).inc()
         raise ApiError(status, f"webhook_{err.code}", err.reason) from None
     except NonceStoreFullError as err:
         raise ApiError(503, "busy", str(err)) from None
@@ -80,7 +88,20 @@ async def bank_webhook(request: web.Request) -> web.Response:
         # refused as a replay (the event stays recorded: the same event id).
         await release_nonce(engine, bank, event.nonce)
         raise
+    webhook_requests_total.labels(bank, "accepted").inc()
     return json_response({"status": outcome})
+
+
+def webhook_result(code: str) -> str:
+    """A rejection's code (``bank_adapters.webhooks``) as the metric's bounded
+    ``result``: a signature, a time, a reused nonce, or anything else malformed."""
+    if code == "bad_signature":
+        return "bad_signature"
+    if code in ("stale_timestamp", "bad_timestamp"):
+        return "stale"
+    if code == "replayed_nonce":
+        return "replayed"
+    return "malformed"
 
 
 def _bank_event(bank: str, event: WebhookEvent) -> pay.BankEvent:

@@ -14,11 +14,13 @@ from typing import Any
 import click
 
 from reconciler.cli.audit_commands import audit
+from reconciler.cli.backup import backup_command, restore_command
 from reconciler.cli.certs import certs
 from reconciler.cli.context import load_settings, refused_at_start
 from reconciler.cli.identity import tokens, users
 from reconciler.cli.keys import keys
 from reconciler.cli.recon import recon
+from reconciler.cli.report import report
 from reconciler.logs import configure_logging
 from reconciler.settings import Settings
 
@@ -33,6 +35,9 @@ def main() -> None:
 
 
 main.add_command(recon)
+main.add_command(report)
+main.add_command(backup_command)
+main.add_command(restore_command)
 main.add_command(keys)
 main.add_command(audit)
 main.add_command(certs)

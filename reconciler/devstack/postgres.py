@@ -34,6 +34,11 @@ def _bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+def client_bin_dir() -> Path:
+    """Where the wheel's client programs are (pg_dump, pg_restore: backups)."""
+    return _bin_dir()
+
+
 def _ensure_os_user() -> str | None:
     if os.geteuid() != 0:
         return None

@@ -23,6 +23,7 @@ REQUIRED_VARIABLES = {
     "RECEIPT_PUBLIC_KEYS": '["test-public-key"]',
     "RECEIPT_LINK_KEY": "test-link-key",
     "AUDIT_KEY": "test-audit-key",
+    "ALERT_WEBHOOK_TOKEN": "test-alert-webhook-token",
     "TLS_DIR": "/srv/tls",
 }
 

@@ -29,7 +29,12 @@ from ledger.fines import get_fine
 from ledger.receipts.issue import Receipt, verify_url
 from ledger.receipts.signing import ReceiptSigner
 from ledger.reconciliation.raised import open_in_doubt_discrepancy
-from observability.metrics import payments_total, receipt_lag_seconds, receipts_issued_total
+from observability.metrics import (
+    PAYMENT_REASONS,
+    payments_total,
+    receipt_lag_seconds,
+    receipts_issued_total,
+)
 from workflows.payment import types as wt
 from workflows.payment.types import OutcomeKind as Kind
 
@@ -48,8 +53,8 @@ def to_outcome(result: bt.BankResult | bt.StatusResult) -> wt.BankOutcome:
     match result:
         case bt.Succeeded(bank_ref=ref):
             return wt.BankOutcome(Kind.SUCCEEDED, bank_ref=ref)
-        case bt.Declined(reason=reason):
-            return wt.BankOutcome(Kind.DECLINED, reason=reason)
+        case bt.Declined(reason=reason, party=party):
+            return wt.BankOutcome(Kind.DECLINED, reason=reason, party=party)
         case bt.Pending(bank_ref=ref):
             return wt.BankOutcome(Kind.PENDING, bank_ref=ref)
         case bt.OutcomeUnknown(detail=detail):
@@ -228,7 +233,8 @@ class PaymentActivities:
                 decline_reason=inp.reason[:500],
             )
         if changed:
-            payments_total.labels(payment.bank, "declined").inc()
+            party = inp.party if inp.party in PAYMENT_REASONS else "bank"
+            payments_total.labels(payment.bank, "declined", party).inc()
         return wt.Done(changed)
 
     @activity.defn(name="payment.settle_with_receipt")
@@ -247,7 +253,7 @@ class PaymentActivities:
                 # payment's, whose row we hold), so it waits for no lock.
                 await self._queue_notice(conn, done.payment, done.receipt)
         if done.payment.status in pay.LIVE_STATUSES:
-            payments_total.labels(done.payment.bank, "succeeded").inc()
+            payments_total.labels(done.payment.bank, "succeeded", "ok").inc()
         log.info(
             "payment.settled",
             payment_id=inp.payment_id,
@@ -331,7 +337,9 @@ class PaymentActivities:
                     conn, payment.id, outcome.bank_ref or request.idempotency_key, self._now()
                 )
             if changed:
-                payments_total.labels(payment.bank, "refunded").inc()
+                # A second debit of a paid fine: the ledger cannot tell a bank's
+                # double booking from a citizen paying twice, so the bank's.
+                payments_total.labels(payment.bank, "refunded", "bank").inc()
             return wt.RefundResult(True, outcome)
         if outcome.kind == Kind.DECLINED:
             async with self._engine.begin() as conn:

@@ -36,6 +36,8 @@ class BankOutcome:
     bank_ref: str | None = None
     reason: str = ""
     payment_status: str = ""
+    # A decline's party (``bank_adapters.types.Declined.party``).
+    party: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,9 @@ class StatusCheckInput:
 class DeclineInput:
     payment_id: str
     reason: str
+    # Whose doing (``observability.metrics.PAYMENT_REASONS``); a decline
+    # after the link stayed down is the bank's.
+    party: str = "bank"
 
 
 @dataclass(frozen=True)

@@ -267,7 +267,9 @@ class FinePaymentWorkflow:
         if outcome.kind == Kind.DECLINED:
             await local(
                 Steps.decline,
-                wt.DeclineInput(payment_id, outcome.reason or "declined by the bank"),
+                wt.DeclineInput(
+                    payment_id, outcome.reason or "declined by the bank", outcome.party or "bank"
+                ),
                 LEDGER_STEP,
             )
             self._state = "declined"

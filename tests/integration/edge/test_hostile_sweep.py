@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from temporalio.service import RPCError
 
 from domain.business_time import business_date
+from reconciler.api.alerts import WEBHOOK_PATH as ALERT_WEBHOOK
 from reconciler.wiring import load_signer
 from tests.support.api import FINE, make_token
 from tests.support.raw_http import Answer, exchange, request_bytes
@@ -40,7 +41,9 @@ from tests.support.webhook_events import refund_event, signed_headers
 
 EXAMPLES_PER_ROUTE = 10
 LINK_SECRET = "citizen-link-secret-for-the-sweep-0123456789"
+ALERT_SECRET = "alert-webhook-secret-for-the-sweep-0123456789"
 OVERRIDES: dict[str, Any] = {
+    "alert_webhook_token": ALERT_SECRET,
     "body_read_seconds": 2.0,
     "public_rate_per_minute": 100_000,
     "public_rate_burst": 10_000,
@@ -105,6 +108,21 @@ CONTENT_TYPES = [
     b"application/x-www-form-urlencoded",
     None,
 ]
+ALERT_DELIVERY: dict[str, Any] = {
+    "version": "4",
+    "receiver": "operators-page",
+    "status": "firing",
+    "alerts": [
+        {
+            "status": "firing",
+            "fingerprint": "5f1e",
+            "labels": {"alertname": "BankLinkDown", "severity": "critical", "bank": "sgbank"},
+            "annotations": {"summary": "Bank link sgbank is down"},
+            "startsAt": "2026-12-01T10:00:00+07:00",
+            "endsAt": "0001-01-01T00:00:00Z",
+        }
+    ],
+}
 DEEP = "[" * 10_000 + "]" * 10_000
 DEEP_OBJECT = '{"a":' * 2_000 + "1" + "}" * 2_000
 
@@ -258,9 +276,16 @@ def path_values(name: str, template: str, target: Target) -> st.SearchStrategy[s
     return st.one_of(st.sampled_from(valid), hostile_text) if valid else hostile_text
 
 
+def _bearer(template: str, target: Target) -> bytes:
+    """The credential that lets a request through: the admin's API token, or
+    Alertmanager's secret on the alert receiver (which takes no API token)."""
+    secret = ALERT_SECRET if template == ALERT_WEBHOOK else target.admin
+    return b"Bearer " + secret.encode()
+
+
 def cases(method: str, template: str, target: Target) -> st.SearchStrategy[Hostile]:
     names = re.findall(r"\{(\w+)\}", template)
-    admin = b"Bearer " + target.admin.encode()
+    admin = _bearer(template, target)
     return st.builds(
         Hostile,
         method=st.just(method),
@@ -298,7 +323,7 @@ FIELD_POISONS: list[Any] = [
 
 
 def fixed_cases(method: str, template: str, target: Target) -> list[Hostile]:
-    admin = b"Bearer " + target.admin.encode()
+    admin = _bearer(template, target)
     names = re.findall(r"\{(\w+)\}", template)
     path = {n: (target.valid.get(n) or ["1"])[0] for n in names}
     if template.endswith("/link-recovered"):
@@ -414,6 +439,7 @@ async def seed(stack: SagaStack) -> Target:
             "/api/v1/discrepancies/{discrepancy_id}/actions": {"action": "dismiss", "reason": "x"},
             "/api/v1/reconciliations": {"bank": "sgbank", "statement_date": today},
             "/webhooks/{bank}": json.loads(refund_event()),
+            ALERT_WEBHOOK: ALERT_DELIVERY,
         },
     )
 

@@ -15,6 +15,7 @@ import uuid
 from typing import Any, Final
 from urllib.parse import quote
 
+import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +27,8 @@ from tests.support.api import make_service_token, make_token
 PUBLIC: Final = "public"  # no token at all
 SIGNED_IN: Final = "signed-in"  # any token, person or service
 PERSON: Final = "person"  # any person's token
+# Alertmanager's shared secret, never an API token: every token is 401.
+ALERT_SECRET: Final = "alert-secret"
 
 ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -34,6 +37,8 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/verify/{series}/{number}"): PUBLIC,
     ("GET", "/receipts/{series}/{number}.pdf"): PUBLIC,
     ("POST", "/webhooks/{bank}"): PUBLIC,
+    ("POST", "/ops/alerts/webhook"): ALERT_SECRET,
+    ("GET", "/api/v1/alerts"): "ops:read",
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): SIGNED_IN,
     ("GET", "/api/v1/auth/me"): SIGNED_IN,
@@ -110,7 +115,15 @@ def _routes(app: web.Application) -> set[tuple[str, str]]:
     return found
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """The alert receiver enabled (without a secret it refuses all with 503)."""
+    return {"alert_webhook_token": "alert-secret-of-the-role-matrix-0123456789"}
+
+
 def _allowed(requirement: str, role: str, person: bool) -> bool:
+    if requirement == ALERT_SECRET:
+        return False
     if requirement in (PUBLIC, SIGNED_IN):
         return True
     if requirement == PERSON:
@@ -155,15 +168,16 @@ async def test_every_route_against_every_role(api: Api, engine: AsyncEngine) -> 
             token = await _fresh(engine, label) if template.endswith("/logout") else held
             status, body = await _send(api, method, path, token)
             where = (method, template, label, status, body)
-            if _allowed(requirement, label.split()[1], person):
+            if requirement == ALERT_SECRET:
+                assert (status, body["error"]["code"]) == (401, "unauthorized"), where
+            elif _allowed(requirement, label.split()[1], person):
                 assert status < 500, where
                 assert status not in (401, 403), where
             else:
                 assert status == 403, where
                 assert body["error"]["code"] in ("forbidden", "person_required"), where
             checked += 1
-    public = sum(1 for requirement in ROUTES.values() if requirement == PUBLIC)
-    assert checked == (len(ROUTES) - public) * len(principals)
+    assert checked == sum(r != PUBLIC for r in ROUTES.values()) * len(principals)
 
 
 async def _fresh(engine: AsyncEngine, label: str) -> str:

@@ -19,7 +19,7 @@ PROMETHEUS_DIR = REPO / "observability" / "prometheus"
 TOOL_TIMEOUT_SECONDS = 120
 
 
-def run_tool(*argv: str) -> subprocess.CompletedProcess[str]:
+def run_tool(*argv: str, expect_failure: bool = False) -> subprocess.CompletedProcess[str]:
     tool = shutil.which(argv[0])
     if tool is None:
         pytest.fail(f"{argv[0]} is not installed: run scripts/install-system-tools.sh")
@@ -31,6 +31,9 @@ def run_tool(*argv: str) -> subprocess.CompletedProcess[str]:
         timeout=TOOL_TIMEOUT_SECONDS,
         check=False,
     )
+    if expect_failure:
+        assert result.returncode != 0, f"{' '.join(argv)} succeeded\n{result.stdout}"
+        return result
     assert result.returncode == 0, (
         f"{' '.join(argv)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
     )

@@ -60,7 +60,7 @@ async def test_header_names_are_case_insensitive_and_statuses_map() -> None:
     body = _body(status="RJCT", reason_code="AM04", reason="insufficient funds", bank_ref=None)
     headers = {k.lower(): v for k, v in _signed(body).items()}
     event = await verify_webhook(SECRET, headers, body, NOW, InMemoryNonceStore())
-    assert event.result == Declined("insufficient funds", "AM04")
+    assert event.result == Declined("insufficient funds", "AM04", "citizen")
     body = _body(status="ACSP", type="refund.updated")
     event = await verify_webhook(SECRET, _signed(body), body, NOW, InMemoryNonceStore())
     assert (event.kind, event.result) == ("refund", Pending("FT1"))

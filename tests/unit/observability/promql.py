@@ -32,6 +32,22 @@ STANDARD_METRICS = frozenset(
         "process_max_fds",
         "process_start_time_seconds",
         "python_info",
+        # Prometheus's own series of its alert rules' states.
+        "ALERTS",
+    }
+)
+# The worker's Temporal SDK metrics (its own Prometheus exporter, names as
+# ``reconciler.worker`` configures it: seconds, ``_total`` on counters), as
+# the SDK exports them; the ones rules and panels use.
+TEMPORAL_SDK_METRICS = frozenset(
+    {
+        "temporal_activity_schedule_to_start_latency_seconds_bucket",
+        "temporal_workflow_task_schedule_to_start_latency_seconds_bucket",
+        "temporal_long_request_failure_total",
+        "temporal_worker_task_slots_available",
+        "temporal_worker_task_slots_used",
+        "temporal_num_pollers",
+        "temporal_request_failure_total",
     }
 )
 _SUFFIXES = {
@@ -57,7 +73,7 @@ def recording_rule_names() -> set[str]:
 
 
 def allowed_metric_names() -> set[str]:
-    return service_metric_names() | recording_rule_names() | STANDARD_METRICS
+    return service_metric_names() | recording_rule_names() | STANDARD_METRICS | TEMPORAL_SDK_METRICS
 
 
 def metric_names(expr: str) -> set[str]:

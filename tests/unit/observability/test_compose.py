@@ -292,6 +292,7 @@ def test_env_example_names_every_required_variable_and_no_secret() -> None:
         "RECEIPT_PUBLIC_KEYS",
         "RECEIPT_LINK_KEY",
         "AUDIT_KEY",
+        "ALERT_WEBHOOK_TOKEN",
         "TLS_DIR",
     }
     example = dict(

@@ -16,7 +16,12 @@ from reconciler.settings import Settings
 
 STRONG = secrets.token_urlsafe(32)
 # What docker-compose.yml used to start with when the environment was unset.
-OLD_COMPOSE_DEFAULTS = ("reconciler-dev-only", "sgbank-webhook-dev-only", "admin-dev-only")
+OLD_COMPOSE_DEFAULTS = (
+    "reconciler-dev-only",
+    "sgbank-webhook-dev-only",
+    "admin-dev-only",
+    "alert-webhook-dev-only",
+)
 
 
 def _bank(secret: str) -> dict[str, Any]:
@@ -45,9 +50,12 @@ def test_production_refuses_a_weak_webhook_secret(value: str) -> None:
         ("audit_key", "RECONCILER_AUDIT_KEY"),
         ("receipt_link_key", "RECONCILER_RECEIPT_LINK_KEY"),
         ("db_app_password", "RECONCILER_DB_APP_PASSWORD"),
+        ("alert_webhook_token", "RECONCILER_ALERT_WEBHOOK_TOKEN"),
     ],
 )
-@pytest.mark.parametrize("value", ["short", "sgbank-webhook-dev-only", "a" * 20 + "dev-only"])
+@pytest.mark.parametrize(
+    "value", ["short", "sgbank-webhook-dev-only", "alert-webhook-dev-only", "a" * 20 + "dev-only"]
+)
 def test_production_refuses_weak_keys_naming_them(field: str, variable: str, value: str) -> None:
     message = _refusal(**{field: value})
     assert variable in message
