@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger.access import PasswordChecker
 from ledger.receipts.signing import ReceiptVerifier
 from observability.metrics import http_requests_total, process_heartbeat_timestamp_seconds
+from reconciler import console
 from reconciler.api import (
     disputes,
     fines,
@@ -182,4 +183,5 @@ def create_app(
     reconciliations.add_routes(app)
     identity.add_routes(app)
     staff.add_routes(app)
+    console.add_routes(app)
     return app
