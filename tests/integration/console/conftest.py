@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 from aiohttp import ClientResponse
@@ -14,7 +15,11 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.receipts.issue import Receipt
+from ledger.receipts.signing import ReceiptSigner
 from tests.support.api import api_client
+from tests.support.ledger import make_fine
+from tests.support.receipts import UNIT, add_payment, issue
 
 Console = TestClient[Any, Any]
 PASSWORD = "correct horse battery"
@@ -61,3 +66,28 @@ async def log_in(console: Console, username: str, password: str = PASSWORD) -> s
     counter = await console.get("/console/counter")
     assert counter.status == 200, await counter.text()
     return csrf_of(await counter.text())
+
+
+AMOUNT = 800_000  # tests.support.ledger.make_fine's
+
+
+async def fine_with(
+    engine: AsyncEngine, number: str, status: str | None, *, unit: str = UNIT
+) -> str:
+    """A fine (``tests.support.ledger.make_fine``: plate 29A-123.45) of
+    ``unit`` and, unless None, a payment of ``status`` at bank ``vcb``;
+    returns the payment's id ('' without one)."""
+    fine = await make_fine(engine, number, AMOUNT, unit)
+    if status is None:
+        return ""
+    async with engine.begin() as conn:
+        payment_id = await add_payment(
+            conn, fine.id, status=status, settles=status == "succeeded", amount_vnd=AMOUNT
+        )
+    return str(payment_id)
+
+
+async def receipted(engine: AsyncEngine, number: str, *, unit: str = UNIT) -> Receipt:
+    """A fine paid, with its receipt."""
+    payment_id = await fine_with(engine, number, "succeeded", unit=unit)
+    return await issue(engine, UUID(payment_id), ReceiptSigner.generate())
