@@ -222,6 +222,8 @@ async def console_session(request: web.Request, raw: str) -> tuple[Principal, Se
     (None: no such session), its use noted (``touch_session``) and the
     principal set on the request, so the access log names it. The console
     (``reconciler.console``) calls this; ``/api/`` routes take tokens only."""
+    if not (raw.isascii() and raw.isprintable()):  # a non-UTF-8 byte is a lone surrogate
+        return None
     now = datetime.now(UTC)
     found = await request.app[READER].run(lambda conn: session_principal(conn, raw, now))
     if found is None:

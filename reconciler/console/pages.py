@@ -123,9 +123,9 @@ def _login_page(request: web.Request, status: int, error: str | None) -> web.Res
 
 async def login(request: web.Request) -> web.Response:
     form = await read_form(request)
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    given = (form or {}).get("csrf", "")
-    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "").encode("utf-8", "replace")
+    given = (form or {}).get("csrf", "").encode("utf-8", "replace")
+    if not expected or not hmac.compare_digest(expected, given):
         return message_page(request, 403, "csrf_title", "csrf_message")
     assert form is not None
     try:
