@@ -47,9 +47,10 @@ async def counter(request: web.Request, staff: Staff) -> web.Response:
     try:
         view = await request.app[READER].run(lambda conn: fine_view(conn, typed))
         check_unit(staff.principal, view.fine.issuing_unit, "")
-    except ValidationError as err:
-        error = texts["bad_decision"].format(reason=err.message)
-        return render(request, "counter.jinja", status=400, **{**context, "error": error})
+    except ValidationError:
+        return render(
+            request, "counter.jinja", status=400, **{**context, "error": texts["bad_decision"]}
+        )
     except NotFoundError:
         error = texts["fine_not_found"].format(number=typed)
         return render(request, "counter.jinja", status=404, **{**context, "error": error})

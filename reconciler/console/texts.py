@@ -42,7 +42,10 @@ VI: Final[dict[str, str]] = {
     ),
     "search_button": "Tra cứu",
     "fine_not_found": "Không tìm thấy quyết định số {number}.",
-    "bad_decision": "Số quyết định không hợp lệ: {reason}",
+    "bad_decision": (
+        "Số quyết định không hợp lệ: chỉ gồm chữ cái, chữ số, dấu cách và / - . "
+        "(ví dụ 01234/QĐ-XPHC), tối đa 64 ký tự."
+    ),
     "decision_number": "Số quyết định",
     "amount": "Số tiền phạt",
     "violator": "Người vi phạm",
@@ -113,7 +116,10 @@ EN: Final[dict[str, str]] = {
     ),
     "search_button": "Search",
     "fine_not_found": "No decision number {number}.",
-    "bad_decision": "Not a decision number: {reason}",
+    "bad_decision": (
+        "Not a decision number: only letters, digits, spaces and / - . "
+        "(e.g. 01234/QĐ-XPHC), at most 64 characters."
+    ),
     "decision_number": "Decision number",
     "amount": "Fine",
     "violator": "Violator",
