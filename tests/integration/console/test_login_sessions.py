@@ -178,3 +178,16 @@ async def test_english_on_request_and_remembered(console: Console) -> None:
     assert 'lang="en"' in await again.text()
     back = await console.get("/console/login?lang=vi")
     assert "Đăng nhập cán bộ" in await back.text()
+
+
+@pytest.mark.parametrize("console_overrides", [{"login_lock_failures": 2}])
+async def test_a_locked_account_says_until_when(console: Console, engine: AsyncEngine) -> None:
+    await make_user(engine, "lan.tran", "officer", PASSWORD)
+    for _ in range(2):
+        await submit_login(console, "lan.tran", "guess guess")
+    resp = await submit_login(console, "lan.tran", PASSWORD)
+    assert resp.status == 423
+    page = await resp.text()
+    assert "Tài khoản bị khóa do đăng nhập sai quá nhiều lần, đến " in page
+    assert "(giờ Việt Nam)" in page
+    assert await _session_rows(engine) == []
