@@ -3,9 +3,9 @@ and ``staff_page``, which every staff page goes through.
 
 * The session cookie (``rs_console``) holds the id of a
   ``ledger.access.sessions`` row (256 random bits, stored as SHA-256):
-  HttpOnly, SameSite=Lax, Secure when the request came over HTTPS, path
-  ``/console/``. Without a live session a staff page redirects (303) to the
-  login page.
+  HttpOnly, SameSite=Lax, Secure when the browser reaches us over HTTPS
+  (``secure_cookies``), path ``/console/``. Without a live session a
+  staff page redirects (303) to the login page.
 * Every POST form carries a CSRF token: the session's secret once logged
   in; on the login form (no session yet) a random value also set in a
   cookie (double submit). A POST without the right token answers 403 and
@@ -34,7 +34,7 @@ from ledger.core.errors import NotFoundError, ValidationError
 from reconciler.api.auth import console_session, may
 from reconciler.api.errors import Handler
 from reconciler.api.identity import attempt_login
-from reconciler.api.keys import ENGINE
+from reconciler.api.keys import ENGINE, SETTINGS
 from reconciler.console.render import format_time, language, message_page, read_form, render
 from reconciler.console.texts import TEXTS
 
@@ -55,6 +55,13 @@ class Staff:
 
 
 StaffHandler = Callable[[web.Request, Staff], Awaitable[web.StreamResponse]]
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Secure cookies when the browser reaches us over HTTPS: this request
+    came over TLS, or the public address is https (TLS ended at a reverse
+    proxy in front of the API, which itself speaks plain HTTP)."""
+    return request.secure or request.app[SETTINGS].public_base_url.startswith("https://")
 
 
 def see_other(location: str) -> web.Response:
@@ -116,7 +123,7 @@ def _login_page(request: web.Request, status: int, error: str | None) -> web.Res
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=secure_cookies(request),
     )
     return response
 
@@ -150,7 +157,7 @@ async def login(request: web.Request) -> web.Response:
         path=COOKIE_PATH,
         httponly=True,
         samesite="Lax",
-        secure=request.secure,
+        secure=secure_cookies(request),
     )
     response.del_cookie(LOGIN_CSRF_COOKIE, path=COOKIE_PATH)
     return response

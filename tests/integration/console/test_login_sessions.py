@@ -191,3 +191,23 @@ async def test_a_locked_account_says_until_when(console: Console, engine: AsyncE
     assert "Tài khoản bị khóa do đăng nhập sai quá nhiều lần, đến " in page
     assert "(giờ Việt Nam)" in page
     assert await _session_rows(engine) == []
+
+
+@pytest.mark.parametrize("console_overrides", [{"public_base_url": "https://csgt.example.vn"}])
+async def test_cookies_are_secure_behind_an_https_address(
+    console: Console, engine: AsyncEngine
+) -> None:
+    """TLS ends at the reverse proxy; the public address says HTTPS."""
+    await make_user(engine, "lan.tran", "officer", PASSWORD)
+    form = await console.get("/console/login")
+    login_cookie = form.cookies["rs_console_login"]
+    assert login_cookie["secure"]
+    # The test client speaks plain HTTP, so it would keep a Secure cookie to itself.
+    resp = await console.post(
+        "/console/login",
+        data={"csrf": csrf_of(await form.text()), "username": "lan.tran", "password": PASSWORD},
+        cookies={"rs_console_login": login_cookie.value},
+        allow_redirects=False,
+    )
+    assert resp.status == 303
+    assert resp.cookies["rs_console"]["secure"]
