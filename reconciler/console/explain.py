@@ -25,6 +25,10 @@ DISPUTE_AFTER: Final = timedelta(days=1)
 _LINES: Final[dict[Lang, dict[str, str]]] = {
     "vi": {
         "paid": "Khoản phạt đã được nộp. Biên lai đã được phát hành.",
+        "paid_no_receipt": (
+            "Khoản phạt đã được nộp. Biên lai đang được phát hành và sẽ tự động có trong ít "
+            "phút; không cần nộp lại."
+        ),
         "unpaid": "Khoản phạt chưa được nộp.",
         "pending": ("Khoản thanh toán qua ngân hàng {bank} lúc {at} đang chờ ngân hàng xác nhận."),
         "down": "Kết nối với ngân hàng {bank} bị gián đoạn từ {since}.",
@@ -45,6 +49,10 @@ _LINES: Final[dict[Lang, dict[str, str]]] = {
     },
     "en": {
         "paid": "The fine is paid. Its receipt has been issued.",
+        "paid_no_receipt": (
+            "The fine is paid. Its receipt is being issued and will appear by itself in a "
+            "few minutes; there is nothing to pay again."
+        ),
         "unpaid": "The fine is not paid.",
         "pending": "The payment through bank {bank} at {at} awaits the bank's confirmation.",
         "down": "The link to bank {bank} has been down since {since}.",
@@ -86,7 +94,9 @@ def explain(view: FineView, open_outages: list[Outage], lang: Lang) -> Explanati
     down now."""
     lines = _LINES[lang]
     if view.status == FineStatus.PAID:
-        return Explanation(view.status, (lines["paid"],))
+        # Settled and receipted are two steps: the receipt follows in moments.
+        paid = lines["paid"] if view.receipt is not None else lines["paid_no_receipt"]
+        return Explanation(view.status, (paid,))
     payment = in_doubt(view)
     if payment is None:
         return Explanation(FineStatus.UNPAID, (lines["unpaid"],))

@@ -99,3 +99,14 @@ async def test_rate_limited_per_client(console: Console, engine: AsyncEngine) ->
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) >= 1
     assert "Chưa nộp" not in await resp.text()
+
+
+async def test_paid_before_the_receipt_says_it_is_coming(
+    console: Console, engine: AsyncEngine
+) -> None:
+    await fine_with(engine, DECISION, "succeeded")  # settled, not yet receipted
+    status, page = await _page(console)
+    assert status == 200
+    assert "Đã nộp" in page
+    assert "Biên lai đang được phát hành" in page
+    assert "/receipts/" not in page
