@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -76,7 +76,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         t=texts.__getitem__,
         dong=format_dong,
         when=lambda at: format_time(at, lang),
-        path=request.path,
+        switch_url=_switch_url(request, "en" if lang == "vi" else "vi"),
         **context,
     )
     response = web.Response(
@@ -87,6 +87,12 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
             LANG_COOKIE, lang, path="/", max_age=365 * 86400, samesite="Lax", httponly=True
         )
     return response
+
+
+def _switch_url(request: web.Request, other: Lang) -> str:
+    """This page in the other language, its query (a search) kept."""
+    query = [(k, v) for k, v in request.query.items() if k != "lang"]
+    return request.path + "?" + urlencode([*query, ("lang", other)])
 
 
 def message_page(request: web.Request, status: int, title: str, message: str) -> web.Response:

@@ -65,3 +65,20 @@ def test_what_a_page_shows_is_escaped() -> None:
     assert "<b>" not in response.text
     assert response.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_language_switch_keeps_the_search() -> None:
+    request = make_mocked_request("GET", "/status?decision=01234%2FQ%C4%90&plate=29A&lang=vi")
+    page = render(
+        request,
+        "status.jinja",
+        decision="",
+        plate="",
+        error=None,
+        explanation=None,
+        view=None,
+        link=None,
+        principal=None,
+    ).text
+    assert page is not None
+    assert 'href="/status?decision=01234%2FQ%C4%90&amp;plate=29A&amp;lang=en"' in page
