@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from reconciler.console.render import format_dong, format_time, language, render
@@ -46,19 +47,23 @@ def test_language(url: str, cookie: str, lang: str) -> None:
     assert language(make_mocked_request("GET", url, headers=headers)) == lang
 
 
-def test_what_a_page_shows_is_escaped() -> None:
-    request = make_mocked_request("GET", "/status")
-    response = render(
-        request,
+def _status_page(url: str, decision: str = "", plate: str = "") -> web.Response:
+    """The status page's empty form, as the citizen's page renders it."""
+    return render(
+        make_mocked_request("GET", url),
         "status.jinja",
-        decision='"><script>alert(1)</script>',
-        plate="<b>",
+        decision=decision,
+        plate=plate,
         error=None,
         explanation=None,
         view=None,
         link=None,
         principal=None,
     )
+
+
+def test_what_a_page_shows_is_escaped() -> None:
+    response = _status_page("/status", '"><script>alert(1)</script>', "<b>")
     assert response.text is not None
     assert "<script>" not in response.text
     assert "&lt;script&gt;" in response.text
@@ -68,17 +73,6 @@ def test_what_a_page_shows_is_escaped() -> None:
 
 
 def test_the_language_switch_keeps_the_search() -> None:
-    request = make_mocked_request("GET", "/status?decision=01234%2FQ%C4%90&plate=29A&lang=vi")
-    page = render(
-        request,
-        "status.jinja",
-        decision="",
-        plate="",
-        error=None,
-        explanation=None,
-        view=None,
-        link=None,
-        principal=None,
-    ).text
+    page = _status_page("/status?decision=01234%2FQ%C4%90&plate=29A&lang=vi").text
     assert page is not None
     assert 'href="/status?decision=01234%2FQ%C4%90&amp;plate=29A&amp;lang=en"' in page
