@@ -18,6 +18,7 @@ from observability.metrics import (
     http_requests_total,
     process_heartbeat_timestamp_seconds,
 )
+from reconciler import console
 from reconciler.api import (
     alerts,
     disputes,
@@ -190,4 +191,5 @@ def create_app(
     identity.add_routes(app)
     staff.add_routes(app)
     alerts.add_routes(app)
+    console.add_routes(app)
     return app

@@ -23,6 +23,12 @@ from typing import Final
 from aiohttp import web
 
 from ledger.access import Principal, hash_token, lookup_token
+from ledger.access.sessions import (
+    TOUCH_RESOLUTION,
+    Session,
+    session_principal,
+    touch_session,
+)
 from ledger.access.tokens import needs_use_noted, note_token_used
 from ledger.core.errors import NotFoundError
 from reconciler.api.errors import ApiError, Handler
@@ -209,6 +215,25 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[PRINCIPAL] = principal
     request[TOKEN_DIGEST] = digest
     return await handler(request)
+
+
+async def console_session(request: web.Request, raw: str) -> tuple[Principal, Session] | None:
+    """The principal of a live console session whose cookie holds ``raw``
+    (None: no such session), its use noted (``touch_session``) and the
+    principal set on the request, so the access log names it. The console
+    (``reconciler.console``) calls this; ``/api/`` routes take tokens only."""
+    if not (raw.isascii() and raw.isprintable()):  # a non-UTF-8 byte is a lone surrogate
+        return None
+    now = datetime.now(UTC)
+    found = await request.app[READER].run(lambda conn: session_principal(conn, raw, now))
+    if found is None:
+        return None
+    principal, session = found
+    if now - session.last_seen_at >= TOUCH_RESOLUTION:
+        async with request.app[ENGINE].begin() as conn:
+            session = await touch_session(conn, session, now)
+    request[PRINCIPAL] = principal
+    return principal, session
 
 
 def require(request: web.Request, permission: str) -> Principal:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import structlog
 from aiohttp import web
@@ -105,32 +105,59 @@ def _refusal(status: int, code: str, message: str, wait_seconds: int, **extra: A
 # --- auth ----------------------------------------------------------------------------
 
 
-async def login(request: web.Request) -> web.Response:
-    body = check_object(await read_json(request), {"username", "password"})
-    username, password = check_credentials(body.get("username"), body.get("password"))
+def _client(request: web.Request) -> str:
+    """The User-Agent a console session notes, if printable ASCII (a
+    non-UTF-8 byte arrives as a lone surrogate, which cannot be stored)."""
+    agent = request.headers.get("User-Agent", "")[:200]
+    return agent if agent.isascii() and agent.isprintable() else ""
+
+
+async def attempt_login(
+    request: web.Request,
+    username: str,
+    password: str,
+    *,
+    issue: Literal["token", "console"] = "token",
+) -> tuple[access.LoginOutcome, int | None]:
+    """A login through the throttle (the JSON login's and the console's):
+    the outcome, or the whole seconds to wait while the address or the name
+    is throttled (then no password is checked)."""
     throttle = request.app[LOGIN_THROTTLE]
     address = request.remote or "unknown"
     name_key = username.strip().lower()[:64]
     wait = throttle.retry_after(address, name_key)
     if wait is not None:
         log.warning("auth.login_throttled", address=address, username=name_key)
-        return _refusal(
-            429, "too_many_attempts", f"too many failed logins; retry in {wait} s", wait
-        )
+        return access.LoginOutcome(), wait
     settings = request.app[SETTINGS]
-    now = datetime.now(UTC)
     outcome = await access.log_in(
         request.app[ENGINE],
         request.app[PASSWORDS],
         username,
         password,
-        now,
+        datetime.now(UTC),
         policy=lock_policy(request),
         token_hours=settings.login_token_hours,
+        issue=issue,
+        client=_client(request),
     )
-    if not outcome.ok:
+    if outcome.ok:
+        throttle.succeeded(name_key)
+    else:
         throttle.failed(address, name_key)
         log.warning("auth.login_failed", address=address, username=name_key)
+    return outcome, None
+
+
+async def login(request: web.Request) -> web.Response:
+    body = check_object(await read_json(request), {"username", "password"})
+    username, password = check_credentials(body.get("username"), body.get("password"))
+    outcome, wait = await attempt_login(request, username, password)
+    if wait is not None:
+        return _refusal(
+            429, "too_many_attempts", f"too many failed logins; retry in {wait} s", wait
+        )
+    now = datetime.now(UTC)
     if outcome.locked_until is not None:
         return _refusal(
             423,
@@ -142,7 +169,6 @@ async def login(request: web.Request) -> web.Response:
         )
     if outcome.user is None or outcome.token_info is None:
         raise ApiError(401, "invalid_credentials", "wrong username or password")
-    throttle.succeeded(name_key)
     log.info("auth.login", username=outcome.user.username, token_id=outcome.token_info.id)
     return json_response(
         {

@@ -30,7 +30,7 @@ def _missing(series: str, number: int) -> str:
     return f"no receipt {series}/{number}"
 
 
-async def _receipt(request: web.Request, principal: Principal) -> Receipt:
+async def scoped_receipt(request: web.Request, principal: Principal) -> Receipt:
     """The receipt, if it exists and is of a unit the caller sees (else 404)."""
     series, number = series_number(request)
     async with request.app[ENGINE].connect() as conn:
@@ -47,13 +47,13 @@ def _unit(receipt: Receipt) -> str:
 
 async def receipt_json(request: web.Request) -> web.Response:
     principal = require(request, "payments:read")
-    receipt = await _receipt(request, principal)
+    receipt = await scoped_receipt(request, principal)
     return json_response(full_receipt_json(request.app[SETTINGS].public_base_url, receipt))
 
 
 async def receipt_pdf(request: web.Request) -> web.Response:
     principal = require(request, "payments:read")
-    return await pdf_response(request, await _receipt(request, principal))
+    return await pdf_response(request, await scoped_receipt(request, principal))
 
 
 async def pdf_response(request: web.Request, receipt: Receipt) -> web.Response:
@@ -75,6 +75,15 @@ async def reissue(request: web.Request) -> web.Response:
     audit row naming who printed which copy."""
     principal = require(request, "receipts:reissue")
     series, number = series_number(request)
+    receipt = await reissue_copy(request, principal, series, number)
+    return json_response(full_receipt_json(request.app[SETTINGS].public_base_url, receipt))
+
+
+async def reissue_copy(
+    request: web.Request, principal: Principal, series: str, number: int
+) -> Receipt:
+    """Count one more copy of a receipt of the caller's scope and audit who
+    printed it (the JSON reissue and the console's reprint)."""
     now = datetime.now(UTC)
     async with request.app[ENGINE].begin() as conn:
         receipt = await record_copy(conn, series, number, now)
@@ -89,7 +98,7 @@ async def reissue(request: web.Request) -> web.Response:
             now=now,
             detail={"copy": receipt.copies, "payment_id": str(receipt.payment_id)},
         )
-    return json_response(full_receipt_json(request.app[SETTINGS].public_base_url, receipt))
+    return receipt
 
 
 def add_routes(app: web.Application) -> None:

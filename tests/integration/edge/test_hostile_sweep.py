@@ -40,6 +40,7 @@ from tests.support.stack import SagaStack, StackWith
 from tests.support.webhook_events import refund_event, signed_headers
 
 EXAMPLES_PER_ROUTE = 10
+HTML_PAGES = ("/console", "/status")
 LINK_SECRET = "citizen-link-secret-for-the-sweep-0123456789"
 ALERT_SECRET = "alert-webhook-secret-for-the-sweep-0123456789"
 OVERRIDES: dict[str, Any] = {
@@ -204,7 +205,13 @@ def check(
     assert 200 <= answer.status < 500, f"{where}: {answer.status} {answer.body[:500]!r}"
     assert answer.headers.get("server") == "reconciler", where
     assert t.admin.encode() not in answer.body, f"{where}: the token is echoed"
-    html_page = case.template.startswith("/verify/") and answer.status in (200, 404)
+    html_page = (case.template.startswith("/verify/") and answer.status in (200, 404)) or (
+        # The console's pages and the citizen's status page answer in HTML,
+        # refusals included (a 403 or 404 page); the edge's own refusals
+        # (400 for a hostile parameter, 413...) stay JSON.
+        case.template.startswith(HTML_PAGES)
+        and answer.headers.get("content-type", "").startswith("text/html")
+    )
     if case.method == "HEAD" and answer.status >= 400 and not html_page:
         assert answer.headers["content-type"].startswith("application/json"), where
     elif answer.status >= 400 and not html_page:

@@ -7,11 +7,17 @@ account holding a role still gets 403 for what only a person may do.
 
 ``ROUTES`` names each route's permission; a route added to the app without
 an entry here fails the test, so the table and the app cannot drift apart.
+
+The console's pages (``CONSOLE_PAGES``) take a session cookie, not a token:
+without a session (a bearer token is none) they redirect to the login page;
+with a session of each staff role they answer as the same table says, a
+refusal being a 403 HTML page; their POSTs carry the session's CSRF token.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -19,7 +25,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.access import SERVICE_ROLES
+from ledger.access import SERVICE_ROLES, get_user
+from ledger.access.sessions import create_session
 from reconciler.api.auth import PERMISSIONS, PERSON_ONLY
 from tests.integration.identity.conftest import Api
 from tests.support.api import make_service_token, make_token
@@ -82,7 +89,22 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/users/{username}/enable"): "users:manage",
     ("POST", "/api/v1/users/{username}/unlock"): "users:manage",
     ("POST", "/api/v1/users/{username}/password"): "users:manage",
+    ("GET", "/console"): PUBLIC,
+    ("GET", "/console/"): PUBLIC,
+    ("GET", "/console/login"): PUBLIC,
+    ("POST", "/console/login"): PUBLIC,
+    ("GET", "/console/static/console.css"): PUBLIC,
+    ("GET", "/status"): PUBLIC,
+    ("POST", "/console/logout"): SIGNED_IN,
+    ("GET", "/console/counter"): "fines:read",
+    ("GET", "/console/receipts/{series}/{number}.pdf"): "receipts:read",
+    ("POST", "/console/receipts/{series}/{number}/reprint"): "receipts:reissue",
 }
+CONSOLE_PAGES: Final = frozenset(
+    route
+    for route, requirement in ROUTES.items()
+    if route[1].startswith("/console/") and requirement != PUBLIC
+)
 
 # Ids and names that exist nowhere: a permitted request is then answered by
 # its handler (404, 400...), never by the role check.
@@ -156,6 +178,8 @@ async def test_every_route_against_every_role(api: Api, engine: AsyncEngine) -> 
     principals = await _principals(engine)
     checked = 0
     for (method, template), requirement in sorted(ROUTES.items()):
+        if (method, template) in CONSOLE_PAGES:
+            continue
         path = _path(template)
         status, body = await _send(api, method, path, None)
         if requirement == PUBLIC:
@@ -177,7 +201,58 @@ async def test_every_route_against_every_role(api: Api, engine: AsyncEngine) -> 
                 assert status == 403, where
                 assert body["error"]["code"] in ("forbidden", "person_required"), where
             checked += 1
-    assert checked == sum(r != PUBLIC for r in ROUTES.values()) * len(principals)
+    tested = [k for k, r in ROUTES.items() if k not in CONSOLE_PAGES and r != PUBLIC]
+    assert checked == len(tested) * len(principals)
+
+
+async def _console_session(engine: AsyncEngine, role: str) -> tuple[str, str]:
+    """(cookie value, CSRF token) of a new console session of the person
+    ``m-<role>`` (made if new)."""
+    await make_token(engine, role, f"m-{role}")
+    async with engine.begin() as conn:
+        user = await get_user(conn, f"m-{role}")
+        raw, session = await create_session(conn, user.id, user.username, datetime.now(UTC))
+    return raw, session.csrf_secret
+
+
+async def _send_page(
+    api: Api, method: str, path: str, cookie: str | None, csrf: str, token: str | None = None
+) -> tuple[int, str, str]:
+    """(status, Location, body) of a console page as a browser asks it."""
+    cookies = {"rs_console": cookie} if cookie else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = {"csrf": csrf} if method == "POST" else None
+    resp = await api.request(
+        method, path, cookies=cookies, headers=headers, data=data, allow_redirects=False
+    )
+    return resp.status, resp.headers.get("Location", ""), await resp.text()
+
+
+async def test_every_console_page_against_every_role(api: Api, engine: AsyncEngine) -> None:
+    admin = await make_token(engine, "admin", "m-admin")
+    checked = 0
+    for method, template in sorted(CONSOLE_PAGES):
+        requirement = ROUTES[(method, template)]
+        path = _path(template)
+        for token in (None, admin):  # a bearer token is not a session
+            status, location, _ = await _send_page(api, method, path, None, "", token)
+            assert (status, location) == (303, "/console/login"), (method, template)
+        for role in PERMISSIONS:
+            if role == "portal":  # a service account: it has no password, no session
+                continue
+            cookie, csrf = await _console_session(engine, role)
+            status, location, body = await _send_page(api, method, path, cookie, csrf)
+            where = (method, template, role, status, body[:300])
+            if _allowed(requirement, role, True):
+                assert status < 500, where
+                assert status != 403, where
+                # Only the logout sends a person with a live session to the login.
+                assert (location == "/console/login") == template.endswith("/logout"), where
+            else:
+                assert status == 403, where
+                assert "Không có quyền truy cập" in body, where
+            checked += 1
+    assert checked == len(CONSOLE_PAGES) * (len(PERMISSIONS) - 1)
 
 
 async def _fresh(engine: AsyncEngine, label: str) -> str:
