@@ -11,8 +11,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.e2e.test_dev_stack import _descendants, _start, _stop_and_check_no_orphans
-from tests.e2e.test_dev_stack import _wait_for_dev_json as wait_for_dev_json
+from tests.support.dev_cli import (
+    descendants,
+    start_dev,
+    stop_and_check_no_orphans,
+    wait_for_dev_json,
+)
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -25,7 +29,7 @@ def _csrf(page: str) -> str:
 
 def test_a_demo_officer_logs_in_and_finds_a_fine(tmp_path: Path) -> None:
     data_dir = tmp_path / "stack"
-    proc = _start(data_dir)
+    proc = start_dev(data_dir)
     try:
         info = wait_for_dev_json(proc, data_dir)
         browser = urllib.request.build_opener(
@@ -57,4 +61,4 @@ def test_a_demo_officer_logs_in_and_finds_a_fine(tmp_path: Path) -> None:
             assert resp.url.endswith("/console/login")
     finally:
         if proc.poll() is None:
-            _stop_and_check_no_orphans(proc, _descendants(proc.pid), signal.SIGTERM)
+            stop_and_check_no_orphans(proc, descendants(proc.pid), signal.SIGTERM)
