@@ -282,7 +282,12 @@ class DevStack:
             )
             metrics_urls[name] = f"{url}/metrics"
         for name, port in zip(_numbered("worker", self.workers), worker_ports, strict=True):
-            own = {**env, "RECONCILER_WORKER_METRICS_PORT": str(port)}
+            # Each worker's Temporal SDK exporter needs its own port too.
+            own = {
+                **env,
+                "RECONCILER_WORKER_METRICS_PORT": str(port),
+                "RECONCILER_WORKER_SDK_METRICS_PORT": str(free_port()),
+            }
             url = f"http://127.0.0.1:{port}"
             argv = [*python_cli(), "worker"]
             services.append(
