@@ -30,6 +30,7 @@ from ledger.core.errors import ValidationError
 from ledger.payments.model import PaymentStatus
 from reconciler.api.auth import require
 from reconciler.api.disputes import audit_json
+from reconciler.api.errors import ApiError
 from reconciler.api.keys import ENGINE, SETTINGS
 from reconciler.api.params import cursor_before, page_limit, parse_date
 from reconciler.api.views import json_response
@@ -178,7 +179,11 @@ async def list_receipts(request: web.Request) -> web.Response:
 
 
 async def list_audit(request: web.Request) -> web.Response:
-    require(request, "audit:read")
+    principal = require(request, "audit:read")
+    if principal.units:
+        # An audit row names an actor and a subject, not an issuing unit:
+        # it cannot be narrowed to a unit, so a unit-scoped user reads none.
+        raise ApiError(403, "unit_scoped", "the audit log is for users of every unit")
     since, until = _period(request)
     filters = ls.AuditFilters(
         actor=_text(request, "actor"),

@@ -148,6 +148,9 @@ async def test_audit_search_and_verification(api: Api, engine: AsyncEngine) -> N
     officer = await make_token(engine, "officer", "officer-an")
     status, body = await call(api, "GET", "/api/v1/audit", officer)
     assert (status, body["error"]["code"]) == (403, "forbidden")
+    scoped = await make_token(engine, "finance", "finance-unit", units=(OURS,))
+    status, body = await call(api, "GET", "/api/v1/audit?actor=user:lan", scoped)
+    assert (status, body["error"]["code"]) == (403, "unit_scoped")
 
 
 @pytest.mark.parametrize(
