@@ -24,6 +24,7 @@ from reconciler.api import (
     disputes,
     fines,
     identity,
+    lists,
     operations,
     payments,
     public,
@@ -191,5 +192,6 @@ def create_app(
     identity.add_routes(app)
     staff.add_routes(app)
     alerts.add_routes(app)
+    lists.add_routes(app)
     console.add_routes(app)
     return app

@@ -135,6 +135,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
             "disputes:open",
             "disputes:resolve",
             "approvals:read",
+            "audit:read",
             "tokens:own",
         }
     ),
@@ -147,6 +148,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
             "disputes:read",
             "approvals:read",
             "approvals:decide",
+            "audit:read",
             "tokens:own",
         }
     ),
@@ -168,6 +170,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
             "disputes:resolve",
             "approvals:read",
             "approvals:decide",
+            "audit:read",
             "tokens:own",
             "tokens:manage",
             "users:manage",
