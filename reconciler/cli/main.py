@@ -65,6 +65,13 @@ _PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_defa
     is_flag=True,
     help="Stop the whole stack when a part dies, instead of restarting it (for debugging).",
 )
+@click.option(
+    "--restart-delay",
+    type=click.FloatRange(0.05, 10.0),
+    default=0.5,
+    show_default=True,
+    help="Seconds before restarting a part that died; doubles per restart, up to 10 s.",
+)
 @click.option("--workers", **_PROCS, help="Worker processes, all on the same task queue.")
 @click.option(
     "--api-procs",
@@ -72,14 +79,24 @@ _PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_defa
     help="API processes, on --api-port and then free ports (dev.json: api_urls).",
 )
 def dev(
-    data_dir: Path, api_port: int | None, no_restart: bool, workers: int, api_procs: int
+    data_dir: Path,
+    api_port: int | None,
+    no_restart: bool,
+    restart_delay: float,
+    workers: int,
+    api_procs: int,
 ) -> None:
     """Run the whole service on the embedded stack, in the foreground."""
     from reconciler.devstack.stack import DevStack
 
     configure_logging("warning")
     stack = DevStack(
-        data_dir, api_port, restart=not no_restart, workers=workers, api_procs=api_procs
+        data_dir,
+        api_port,
+        restart=not no_restart,
+        restart_delay=restart_delay,
+        workers=workers,
+        api_procs=api_procs,
     )
     sys.exit(stack.run())
 
