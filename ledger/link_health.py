@@ -8,20 +8,32 @@ Read-only; every query is bounded by its window and a row limit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.formats import BANK_ID_RE
+from ledger.core.errors import ValidationError
 from ledger.outages import PostgresOutageStore
-from observability.outages import Outage, check_utc
+from observability.outages import CAUSE_LENGTH_MAX, Outage, check_utc
 
 # More outages than a week of even a flapping link gives (the prober needs
 # several failed probes to open one); a longer list is cut, oldest kept.
 OUTAGES_PER_WINDOW_MAX: Final = 1000
 DAY: Final = timedelta(days=1)
 WEEK: Final = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class LastProbe:
+    """The prober's last probe of a bank (``bank_link_probes``, 0016)."""
+
+    probed_at: datetime
+    ok: bool
+    latency_ms: int
+    cause: str
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class BankHealth:
     uptime_24h: float
     uptime_7d: float
     outages_7d: tuple[Outage, ...]
+    last_probe: LastProbe | None = None
 
 
 def downtime_seconds(outages: list[Outage], since: datetime, until: datetime) -> float:
@@ -69,7 +82,9 @@ def uptime(outages: list[Outage], since: datetime, until: datetime) -> float:
     return max(0.0, 1.0 - downtime_seconds(outages, since, until) / window)
 
 
-def health_of(bank: str, outages: list[Outage], now: datetime) -> BankHealth:
+def health_of(
+    bank: str, outages: list[Outage], now: datetime, last_probe: LastProbe | None = None
+) -> BankHealth:
     """``bank``'s health from its outages overlapping the last 7 days."""
     mine = [o for o in outages if o.bank == bank]
     open_ = next((o for o in mine if o.is_open), None)
@@ -80,6 +95,7 @@ def health_of(bank: str, outages: list[Outage], now: datetime) -> BankHealth:
         uptime_24h=uptime(mine, now - DAY, now),
         uptime_7d=uptime(mine, now - WEEK, now),
         outages_7d=tuple(mine),
+        last_probe=last_probe,
     )
 
 
@@ -88,7 +104,52 @@ async def banks_health(engine: AsyncEngine, banks: list[str], now: datetime) -> 
     now = check_utc(now)
     store = PostgresOutageStore(engine)
     outages = await store.overlapping(now - WEEK, now, limit=OUTAGES_PER_WINDOW_MAX)
-    return [health_of(bank, outages, now) for bank in banks]
+    async with engine.connect() as conn:
+        probes = await last_probes(conn)
+    return [health_of(bank, outages, now, probes.get(bank)) for bank in banks]
+
+
+_RECORD_PROBE: Final = text(
+    """
+    INSERT INTO bank_link_probes (bank, probed_at, ok, latency_ms, cause)
+    VALUES (:bank, :at, :ok, :latency_ms, :cause)
+    ON CONFLICT (bank) DO UPDATE
+       SET probed_at = excluded.probed_at, ok = excluded.ok,
+           latency_ms = excluded.latency_ms, cause = excluded.cause
+     WHERE bank_link_probes.probed_at <= excluded.probed_at
+    """
+)
+
+
+async def record_probe(
+    engine: AsyncEngine, bank: str, at: datetime, ok: bool, seconds: float, cause: str
+) -> None:
+    """The prober's latest probe of ``bank`` (an older one never overwrites
+    a newer: two probers, or a late write). One autocommit statement."""
+    if not BANK_ID_RE.fullmatch(bank):
+        raise ValidationError("bank", f"not a bank id: {bank!r}")
+    params = {
+        "bank": bank,
+        "at": check_utc(at),
+        "ok": ok,
+        "latency_ms": max(0, round(seconds * 1000)),
+        "cause": cause[:CAUSE_LENGTH_MAX],
+    }
+    async with engine.connect() as conn:
+        await conn.execute(_RECORD_PROBE, params)
+        await conn.commit()
+
+
+async def last_probes(conn: AsyncConnection) -> dict[str, LastProbe]:
+    rows = (
+        await conn.execute(
+            text("SELECT bank, probed_at, ok, latency_ms, cause FROM bank_link_probes")
+        )
+    ).all()
+    return {
+        r.bank: LastProbe(r.probed_at.astimezone(UTC), bool(r.ok), int(r.latency_ms), r.cause)
+        for r in rows
+    }
 
 
 @dataclass(frozen=True)

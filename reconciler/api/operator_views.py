@@ -54,6 +54,14 @@ def health_json(health: BankHealth) -> dict[str, Any]:
         "uptime_24h": round(health.uptime_24h, 6),
         "uptime_7d": round(health.uptime_7d, 6),
         "outages_7d": [outage_json(o) for o in health.outages_7d],
+        "last_probe": None
+        if (probe := health.last_probe) is None
+        else {
+            "probed_at": probe.probed_at.isoformat(),
+            "ok": probe.ok,
+            "latency_ms": probe.latency_ms,
+            "cause": probe.cause,
+        },
     }
 
 

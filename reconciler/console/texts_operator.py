@@ -18,10 +18,8 @@ VI: Final[dict[str, str]] = {
     "uptime_24h": "Thời gian hoạt động 24 giờ",
     "uptime_7d": "Thời gian hoạt động 7 ngày",
     "outages_7d": "Số lần mất kết nối (7 ngày)",
-    "latency_note": (
-        "Độ trễ của lần thăm dò gần nhất chưa được ghi lại ở máy chủ này; "
-        "xem bảng điều khiển Grafana."
-    ),
+    "last_probe": "Lần thăm dò gần nhất (độ trễ)",
+    "no_probe": "Chưa có lần thăm dò nào",
     "timeline_title": "Các lần mất kết nối trong 7 ngày qua",
     "timeline_desc": (
         "Mỗi dòng là một ngân hàng; đoạn gạch chéo màu đỏ là thời gian mất kết nối. "
@@ -121,9 +119,8 @@ EN: Final[dict[str, str]] = {
     "uptime_24h": "Uptime 24 h",
     "uptime_7d": "Uptime 7 days",
     "outages_7d": "Outages (7 days)",
-    "latency_note": (
-        "The latency of the last probe is not recorded on this server; see the Grafana dashboard."
-    ),
+    "last_probe": "Last probe (latency)",
+    "no_probe": "No probe yet",
     "timeline_title": "Outages over the last 7 days",
     "timeline_desc": (
         "One line per bank; a red hatched bar is a time its link was down. "

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger.link_health import record_probe
 from ledger.ops_alerts import ReceivedAlert, store_alerts
 from ledger.outages import PostgresOutageStore
 from tests.integration.console.conftest import Console, fine_with
@@ -152,6 +153,9 @@ async def test_the_links_board_shows_state_uptime_and_charts(
     await store.close_outage("vcb", now - timedelta(hours=24) + timedelta(hours=6))
     await store.open_outage("vcb", now - timedelta(hours=3), "connection refused")
     await _in_doubt(engine, "00531/QĐ-XPHC")
+    await record_probe(engine, "vcb", now - timedelta(seconds=5), False, 2.0, "no answer <b>")
+    # An older probe arriving late never overwrites the newer one.
+    await record_probe(engine, "vcb", now - timedelta(seconds=9), True, 0.012, "")
     await _operator(console, engine)
     resp = await console.get("/console/operator/links")
     page = await resp.text()
@@ -171,6 +175,9 @@ async def test_the_links_board_shows_state_uptime_and_charts(
     (vcb,) = body["banks"]
     assert (vcb["bank"], vcb["up"], vcb["uptime_24h"]) == ("vcb", False, 0.625)
     assert len(vcb["outages_7d"]) == 2
+    assert (vcb["last_probe"]["ok"], vcb["last_probe"]["latency_ms"]) == (False, 2000)
+    assert "✖ 2000 ms" in page
+    assert "no answer &lt;b&gt;" in page
     assert len(body["in_doubt_hourly"]) == 25
     assert body["in_doubt_hourly"][-1]["count"] >= 1  # in doubt for 2 h at the last hour
 
