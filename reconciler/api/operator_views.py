@@ -147,6 +147,14 @@ async def recheck_payment(
             "not_in_doubt",
             f"payment {payment_id} is {payment.status}: its outcome is known, nothing to re-check",
         )
+    if payment.status != "verifying":
+        # Still being sent: its workflow retries the send itself (there is
+        # no status to check until the bank took the debit).
+        raise ApiError(
+            409,
+            "not_verifying",
+            f"payment {payment_id} is still being sent to the bank: nothing to re-check yet",
+        )
     client = await request.app[TEMPORAL].client()
     if client is None:
         raise ApiError(503, "temporal_unavailable", "the workflow service is unavailable")

@@ -124,7 +124,7 @@ async def test_an_officer_sees_only_their_units_in_doubt_even_with_a_forged_filt
     assert forbidden.status == 403
 
 
-async def test_a_recheck_without_the_csrf_token_or_of_a_settled_payment_changes_nothing(
+async def test_a_recheck_without_csrf_or_of_a_payment_not_verifying_changes_nothing(
     console: Console, engine: AsyncEngine
 ) -> None:
     settled = UUID(await fine_with(engine, "00521/QĐ-XPHC", "succeeded"))
@@ -137,6 +137,13 @@ async def test_a_recheck_without_the_csrf_token_or_of_a_settled_payment_changes_
     resp = await console.post(f"/console/operator/payments/{settled}/recheck", data={"csrf": csrf})
     assert resp.status == 409
     assert "succeeded" in await resp.text()
+    # Still being sent: no status at the bank yet, no button, refused.
+    sending = UUID(await fine_with(engine, "00522/QĐ-XPHC", "initiated"))
+    page = await (await console.get("/console/operator/in-doubt")).text()
+    assert "00522/QĐ-XPHC" in page
+    assert "/recheck" not in page
+    resp = await console.post(f"/console/operator/payments/{sending}/recheck", data={"csrf": csrf})
+    assert resp.status == 409
     guessed = await console.post(
         f"/console/operator/payments/{uuid4()}/recheck", data={"csrf": csrf}
     )
