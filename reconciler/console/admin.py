@@ -4,7 +4,8 @@
 * ``GET /console/admin/users``: the users (paged by ``after_id``), a form
   to create one (role, units; the password is generated and shown once);
 * ``POST /console/admin/users``: create;
-* ``POST /console/admin/users/{username}/{disable|enable|unlock|password}``;
+* ``POST /console/admin/users/{username}/{action}``: ``disable``,
+  ``enable``, ``unlock`` or ``password`` (a reset);
 * ``GET /console/admin/users/{username}/tokens``: the person's live tokens;
 * ``POST /console/admin/tokens/{token_id}/revoke``.
 
@@ -94,6 +95,9 @@ async def create(request: web.Request, staff: Staff) -> web.Response:
     return _done(request, staff, texts["user_created"].format(username=user.username) + " " + shown)
 
 
+ACTIONS: Final = frozenset({"disable", "enable", "unlock", "password"})
+
+
 async def _change(request: web.Request, staff: Staff, action: str) -> tuple[access.User, str]:
     """Apply ``action`` to the user in the path; the password shown once
     when it is a reset."""
@@ -101,6 +105,8 @@ async def _change(request: web.Request, staff: Staff, action: str) -> tuple[acce
     actor, now = staff.principal.actor, datetime.now(UTC)
     shown = ""
     if action == "password":
+        async with request.app[ENGINE].connect() as conn:
+            await access.get_user(conn, username)  # a 404 costs no hash
         shown = generated_password()
         password_hash = await request.app[PASSWORDS].hash(shown)
     async with request.app[ENGINE].begin() as conn:
@@ -113,23 +119,22 @@ async def _change(request: web.Request, staff: Staff, action: str) -> tuple[acce
     return user, shown
 
 
-def _action(action: str) -> Any:
-    @staff_page("users:manage")
-    async def change(request: web.Request, staff: Staff) -> web.Response:
-        texts = TEXTS[language(request)]
-        try:
-            user, shown = await _change(request, staff, action)
-        except ForbiddenError as err:
-            return _done(request, staff, str(err), 403)
-        message = texts["user_changed"].format(username=user.username)
-        if shown:
-            message += " " + texts["password_shown_once"].format(
-                username=user.username, password=shown
-            )
-        return _done(request, staff, message)
-
-    change.__name__ = f"user_{action}"
-    return change
+@staff_page("users:manage")
+async def change(request: web.Request, staff: Staff) -> web.Response:
+    """``POST /console/admin/users/{username}/{action}``: one route for the
+    four actions (each route costs the role matrix and the hostile sweep)."""
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        raise NotFoundError(f"no action {action!r}")
+    texts = TEXTS[language(request)]
+    try:
+        user, shown = await _change(request, staff, action)
+    except ForbiddenError as err:
+        return _done(request, staff, str(err), 403)
+    message = texts["user_changed"].format(username=user.username)
+    if shown:
+        message += " " + texts["password_shown_once"].format(username=user.username, password=shown)
+    return _done(request, staff, message)
 
 
 @staff_page("users:manage")
@@ -157,7 +162,6 @@ async def revoke(request: web.Request, staff: Staff) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/console/admin/users", users)
     app.router.add_post("/console/admin/users", create)
-    for action in ("disable", "enable", "unlock", "password"):
-        app.router.add_post(f"/console/admin/users/{{username}}/{action}", _action(action))
+    app.router.add_post("/console/admin/users/{username}/{action}", change)
     app.router.add_get("/console/admin/users/{username}/tokens", tokens)
     app.router.add_post("/console/admin/tokens/{token_id}/revoke", revoke)

@@ -114,10 +114,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/operator/alerts"): "ops:read",
     ("GET", "/console/admin/users"): "users:manage",
     ("POST", "/console/admin/users"): "users:manage",
-    ("POST", "/console/admin/users/{username}/disable"): "users:manage",
-    ("POST", "/console/admin/users/{username}/enable"): "users:manage",
-    ("POST", "/console/admin/users/{username}/unlock"): "users:manage",
-    ("POST", "/console/admin/users/{username}/password"): "users:manage",
+    ("POST", "/console/admin/users/{username}/{action}"): "users:manage",
     ("GET", "/console/admin/users/{username}/tokens"): "users:manage",
     ("POST", "/console/admin/tokens/{token_id}/revoke"): "users:manage",
 }
