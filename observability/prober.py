@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "HealthResult",
     "LinkProber",
     "LinkStatus",
+    "ProbeCallback",
     "ProbeResult",
     "ProberConfig",
     "RecoveryCallback",
@@ -46,6 +48,9 @@ __all__ = [
 HealthResult = bool | tuple[bool, str]
 HealthCheck = Callable[[], Awaitable[HealthResult]]
 RecoveryCallback = Callable[[str], Awaitable[None]]
+# (bank, when the probe was sent, its result, how long it took in seconds):
+# the console's link board shows the last one (``ledger.link_health``).
+ProbeCallback = Callable[[str, datetime, "ProbeResult", float], Awaitable[None]]
 Clock = Callable[[], datetime]
 
 CAUSE_LENGTH_PROBE_MAX: Final = 500
@@ -162,6 +167,7 @@ class LinkProber:
         store: OutageStore,
         *,
         on_recovery: RecoveryCallback | None = None,
+        on_probe: ProbeCallback | None = None,
         config: ProberConfig | None = None,
         clock: Clock = utc_now,
         heartbeat_component: str | None = "prober",
@@ -173,6 +179,7 @@ class LinkProber:
         self._checks = dict(checks)
         self._store = store
         self._on_recovery = on_recovery
+        self._on_probe = on_probe
         self._config = config or ProberConfig()
         self._clock = clock
         self._heartbeat_component = heartbeat_component
@@ -297,12 +304,30 @@ class LinkProber:
     async def _probe_bank(self, bank: str) -> None:
         link = self._links[bank]
         at = self._clock()
+        started = time.monotonic()
         result = await self._check(bank)
+        took = time.monotonic() - started
         metrics.bank_probe_total.labels(bank, "ok" if result.ok else "fail").inc()
         self._apply(link, result, at)
         if link.recovery_pending:
             await self._call_recovery(link)
         await self._flush(link)
+        await self._report_probe(bank, at, result, took)
+
+    async def _report_probe(
+        self, bank: str, at: datetime, result: ProbeResult, took: float
+    ) -> None:
+        """Hand the probe to ``on_probe``, bounded by the store timeout; a
+        failure is logged and forgotten (the next probe reports again), so
+        it never stops probing."""
+        if self._on_probe is None:
+            return
+        try:
+            await asyncio.wait_for(
+                self._on_probe(bank, at, result, took), self._config.store_timeout_seconds
+            )
+        except Exception:
+            _log.warning("could not record the probe of bank %s", bank, exc_info=True)
 
     async def _check(self, bank: str) -> ProbeResult:
         timeout_seconds = self._config.probe_timeout_seconds

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 
 import aiohttp
 import structlog
 from temporalio.service import RPCError
 
 from bank_adapters.base import BankAdapter
+from ledger.link_health import record_probe
 from ledger.outages import PostgresOutageStore
 from observability.metrics_server import MetricsServer
-from observability.prober import HealthCheck, LinkProber, ProberConfig
+from observability.prober import HealthCheck, LinkProber, ProberConfig, ProbeResult
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.db import create_engine
 from reconciler.settings import Settings
@@ -56,6 +58,10 @@ async def run_prober(settings: Settings, stop: asyncio.Event | None = None) -> N
             raise ConnectionError(f"starting the link recovery of {bank} failed: {err}") from err
         log.info("prober.link_recovered", bank=bank, recovery_workflow_id=handle.id)
 
+    async def on_probe(bank: str, at: datetime, result: ProbeResult, seconds: float) -> None:
+        """The last probe, for the console's link board (latency)."""
+        await record_probe(engine, bank, at, result.ok, seconds, result.cause)
+
     try:
         async with aiohttp.ClientSession() as session:
             adapters = build_adapters(settings, session)
@@ -63,6 +69,7 @@ async def run_prober(settings: Settings, stop: asyncio.Event | None = None) -> N
                 {bank: health_check(adapter) for bank, adapter in adapters.items()},
                 PostgresOutageStore(engine),
                 on_recovery=on_recovery,
+                on_probe=on_probe,
                 config=ProberConfig(
                     interval_seconds=settings.probe_interval_seconds,
                     suspect_interval_seconds=min(

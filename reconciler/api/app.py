@@ -26,6 +26,7 @@ from reconciler.api import (
     identity,
     lists,
     operations,
+    operator_views,
     payments,
     public,
     receipts,
@@ -182,6 +183,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     fines.add_routes(app)
+    operator_views.add_routes(app)  # before payments: /payments/in-doubt
     payments.add_routes(app)
     receipts.add_routes(app)
     public.add_routes(app)

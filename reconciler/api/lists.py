@@ -75,11 +75,17 @@ def _bank(request: web.Request) -> str | None:
 
 
 def payment_cursor(row: ls.PaymentRow) -> str:
-    micros = (row.created_at - _EPOCH) // timedelta(microseconds=1)
-    return f"{micros}.{row.id.hex}"
+    return position_cursor(row.created_at, row.id)
 
 
-def _payment_before(request: web.Request) -> tuple[datetime, UUID] | None:
+def position_cursor(created_at: datetime, payment_id: UUID) -> str:
+    """The cursor ``payment_position`` reads back: (created_at, id)."""
+    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{payment_id.hex}"
+
+
+def payment_position(request: web.Request) -> tuple[datetime, UUID] | None:
+    """The (created_at, id) a payment list's ``cursor`` names (400 if forged)."""
     raw = request.query.get("cursor")
     if not raw:
         return None
@@ -110,7 +116,7 @@ async def _payments_page(
 ) -> web.Response:
     principal = require(request, "payments:read")
     limit = page_limit(request, ls.LISTING_LIMIT_MAX)
-    before = _payment_before(request)
+    before = payment_position(request)
     async with request.app[ENGINE].connect() as conn:
         rows = await ls.list_payments(
             conn, filters, units=principal.units, before=before, limit=limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -12,6 +13,7 @@ from temporalio.service import RPCError
 
 from domain.formats import is_account
 from ledger import payments as pay
+from ledger.access import Principal
 from ledger.core.audit import append_audit
 from ledger.core.checks import check_object
 from ledger.core.errors import ValidationError
@@ -113,7 +115,16 @@ async def link_recovered(request: web.Request) -> web.Response:
     within ``RECOVERY_WAIT_SECONDS`` (200), else 202 with its workflow id
     (it goes on; Temporal owns it)."""
     principal = require(request, "ops:write")
-    bank = request.match_info["bank"]
+    status, body = await recover_link(request, principal, request.match_info["bank"])
+    return json_response(body, status=status)
+
+
+async def recover_link(
+    request: web.Request, principal: Principal, bank: str, wait_seconds: float | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Start (or join) ``bank``'s link recovery in ``principal``'s name,
+    audited; the HTTP status and body of ``link_recovered`` (the console's
+    "wake a bank" shares it)."""
     if bank not in request.app[SETTINGS].banks:
         raise ApiError(404, "not_found", f"no bank {bank!r} is configured")
     client = await request.app[TEMPORAL].client()
@@ -131,15 +142,17 @@ async def link_recovered(request: web.Request) -> web.Response:
             now=datetime.now(UTC),
             detail={"workflow_id": handle.id},
         )
+    wait = RECOVERY_WAIT_SECONDS if wait_seconds is None else wait_seconds
     try:
-        report = await asyncio.wait_for(handle.result(), RECOVERY_WAIT_SECONDS)
+        report = await asyncio.wait_for(handle.result(), wait)
     except TimeoutError:
-        return json_response(
-            {"bank": bank, "status": "running", "recovery_workflow_id": handle.id}, status=202
-        )
-    return json_response(
-        {"bank": bank, "status": "completed", "recovery_workflow_id": handle.id, **vars(report)}
-    )
+        return 202, {"bank": bank, "status": "running", "recovery_workflow_id": handle.id}
+    return 200, {
+        "bank": bank,
+        "status": "completed",
+        "recovery_workflow_id": handle.id,
+        **vars(report),
+    }
 
 
 def add_routes(app: web.Application) -> None:

@@ -79,22 +79,29 @@ async def create_user(request: web.Request) -> web.Response:
     access.check_units(body.get("units", []), role)
     password_hash, shown = await _password_hash(request, body, username)
     now = datetime.now(UTC)
-    async with request.app[ENGINE].begin() as conn:
-        user = await access.create_user(
-            conn,
-            username=username,
-            password_hash=password_hash,
-            role=role,
-            actor=principal.actor,
-            now=now,
-            full_name=body.get("full_name", ""),
-            units=body.get("units", []),
-        )
-    log.info("user.created", username=user.username, role=user.role, by=principal.actor)
+    user = await add_user(
+        request,
+        principal.actor,
+        now,
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        full_name=body.get("full_name", ""),
+        units=body.get("units", []),
+    )
     answer = user_json(user, now)
     if shown is not None:
         answer["password"] = shown
     return json_response(answer, status=201)
+
+
+async def add_user(request: web.Request, actor: str, now: datetime, **fields: Any) -> access.User:
+    """Create a user (``access.create_user``'s fields), logged; the console's
+    admin page shares it."""
+    async with request.app[ENGINE].begin() as conn:
+        user = await access.create_user(conn, actor=actor, now=now, **fields)
+    log.info("user.created", username=user.username, role=user.role, by=actor)
+    return user
 
 
 async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:

@@ -26,6 +26,7 @@ from ledger import payments as pay
 from ledger.core import outbox
 from ledger.core.errors import InvalidTransitionError
 from ledger.fines import get_fine
+from ledger.in_doubt import STATUS_CHECK_STEP
 from ledger.receipts.issue import Receipt, verify_url
 from ledger.receipts.signing import ReceiptSigner
 from ledger.reconciliation.raised import open_in_doubt_discrepancy
@@ -170,6 +171,21 @@ class PaymentActivities:
             bank=payment.bank,
             outcome=outcome.kind,
         )
+        # The operators' in-doubt queue counts these and shows the last
+        # answer (``ledger.in_doubt``). One autocommit statement.
+        detail = {
+            "step": STATUS_CHECK_STEP,
+            "outcome": outcome.kind,
+            "detail": outcome.reason[:300],
+        }
+        async with self._reads.connect() as conn:
+            await pay.note_event(
+                conn,
+                payment.id,
+                f"status checked: bank answered {outcome.kind}",
+                self._now(),
+                detail,
+            )
         return outcome
 
     @activity.defn(name="payment.confirm_update")

@@ -77,6 +77,14 @@ async def signal_bank_update(client: Client, decision_key: str, update: wt.BankU
     await handle.signal(FinePaymentWorkflow.bank_update, update)
 
 
+async def request_recheck(client: Client, decision_key: str, payment_id: UUID) -> None:
+    """An operator's "re-check now": the fine's workflow asks the bank for
+    this payment's status at once (``FinePaymentWorkflow.recheck``). Raises
+    RPCError (NOT_FOUND) when no workflow of the fine is running."""
+    handle = client.get_workflow_handle(workflow_id_for(decision_key))
+    await handle.signal(FinePaymentWorkflow.recheck, wt.PaymentRef(str(payment_id)))
+
+
 async def wake_bank(client: Client, engine: AsyncEngine, bank: str) -> int:
     """Every in-doubt payment of ``bank`` re-checks now, each in its own
     workflow (the link-recovery event goes through ``start_link_recovery``,

@@ -78,6 +78,14 @@ class FinePaymentWorkflow:
         self._wake = True
         self._link_back = True
 
+    @workflow.signal(name="recheck")
+    def recheck(self, request: wt.PaymentRef) -> None:
+        """An operator's "re-check now": wake the verifying loop of this
+        payment for one status check at once. Moves nothing by itself; any
+        other state (sending, finishing) or payment ignores it."""
+        if request.payment_id == self._payment_id and self._state == "verifying":
+            self._wake = True
+
     @workflow.signal(name="payment_requested")
     def payment_requested(self, request: wt.PaymentRef) -> None:
         if request.payment_id not in self._queued and len(self._queued) < MAX_QUEUED_UPDATES:

@@ -59,6 +59,9 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/v1/receipts/{series}/{number}/pdf"): "payments:read",
     ("POST", "/api/v1/receipts/{series}/{number}/reissue"): "receipts:reissue",
     ("GET", "/api/v1/outages"): "ops:read",
+    ("GET", "/api/v1/banks/health"): "ops:read",
+    ("GET", "/api/v1/payments/in-doubt"): "payments:read",
+    ("POST", "/api/v1/payments/{payment_id}/recheck"): "ops:write",
     ("POST", "/api/v1/disputes"): "disputes:open",
     ("GET", "/api/v1/disputes"): "disputes:read",
     ("GET", "/api/v1/payments"): "payments:read",
@@ -104,6 +107,16 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/counter"): "fines:read",
     ("GET", "/console/receipts/{series}/{number}.pdf"): "receipts:read",
     ("POST", "/console/receipts/{series}/{number}/reprint"): "receipts:reissue",
+    ("GET", "/console/operator/links"): "ops:read",
+    ("POST", "/console/operator/banks/{bank}/wake"): "ops:write",
+    ("GET", "/console/operator/in-doubt"): "payments:read",
+    ("POST", "/console/operator/payments/{payment_id}/recheck"): "ops:write",
+    ("GET", "/console/operator/alerts"): "ops:read",
+    ("GET", "/console/admin/users"): "users:manage",
+    ("POST", "/console/admin/users"): "users:manage",
+    ("POST", "/console/admin/users/{username}/{action}"): "users:manage",
+    ("GET", "/console/admin/users/{username}/tokens"): "users:manage",
+    ("POST", "/console/admin/tokens/{token_id}/revoke"): "users:manage",
 }
 CONSOLE_PAGES: Final = frozenset(
     route

@@ -117,11 +117,39 @@ async def test_event_while_the_link_is_still_down_declines_nothing(stack: SagaSt
     await asyncio.sleep(1.0)  # the woken workflows re-check (link down) and go on waiting
     for _, payment_id in made:
         assert (await stack.payment(payment_id))["status"] == "verifying"
+    await _recheck_while_down(stack, made[0][1])
 
     await stack.admins[BANK].clear_faults()
     report = await _recover(stack)
     assert report["settled"] == 2, report
     await _workflows_closed(stack, [n for n, _ in made])
+    status, refused = await stack.call("POST", f"/api/v1/payments/{made[0][1]}/recheck")
+    assert (status, refused["error"]["code"]) == (409, "not_in_doubt")
+
+
+_STATUS_CHECKS = (
+    "SELECT count(*) FROM payment_events WHERE payment_id = :p"
+    " AND detail->>'step' = 'status_check' AND detail->>'outcome' = 'link_down'"
+)
+
+
+async def _recheck_while_down(stack: SagaStack, payment_id: str) -> None:
+    """An operator's "re-check now" (its next poll is a minute away): the
+    workflow asks the bank at once, the answer (link down) is recorded and
+    counted in the in-doubt queue, and nothing moves: still verifying."""
+    checks = await db.value(stack.engine, _STATUS_CHECKS, p=payment_id)
+    status, answer = await stack.call("POST", f"/api/v1/payments/{payment_id}/recheck")
+    assert status == 202, answer
+
+    async def asked() -> bool:
+        return bool(await db.value(stack.engine, _STATUS_CHECKS, p=payment_id) == checks + 1)
+
+    await eventually(asked, 20, "the re-check's status check")
+    assert (await stack.payment(payment_id))["status"] == "verifying"
+    status, queue = await stack.call("GET", f"/api/v1/payments/in-doubt?bank={BANK}")
+    assert status == 200, queue
+    (row,) = [p for p in queue["payments"] if p["payment_id"] == payment_id]
+    assert (row["attempts"], row["last_answer"]) == (checks + 1, "link_down")
 
 
 async def test_concurrent_events_settle_each_payment_once(stack: SagaStack) -> None:

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from observability.outages import InMemoryOutageStore, Outage
-from observability.prober import HealthResult, LinkProber, ProberConfig
+from observability.prober import HealthResult, LinkProber, ProberConfig, ProbeResult
 
 T0 = datetime(2025, 3, 3, 1, 30, tzinfo=UTC)
 STEP_SECONDS = 5.0
@@ -543,3 +543,37 @@ def test_bank_ids_are_validated() -> None:
         LinkProber({"Bad Bank": FakeHealth()}, InMemoryOutageStore())
     with pytest.raises(ValueError, match="at least one bank"):
         LinkProber({}, InMemoryOutageStore())
+
+
+async def test_each_probe_is_reported_and_a_failing_report_stops_nothing(
+    bank: str, clock: FakeClock
+) -> None:
+    """``on_probe`` gets every probe (when, result, seconds); when it fails
+    (database down) the prober goes on probing and deciding."""
+    reported: list[tuple[str, datetime, bool, str, float]] = []
+    broken = True
+
+    async def on_probe(name: str, at: datetime, result: ProbeResult, seconds: float) -> None:
+        if broken:
+            raise ConnectionError("database unavailable")
+        reported.append((name, at, result.ok, result.cause, seconds))
+
+    health = FakeHealth(result=(False, "HTTP 503"))
+    store = InMemoryOutageStore()
+    prober = LinkProber(
+        {bank: health},
+        store,
+        on_probe=on_probe,
+        config=ProberConfig(failures_to_down=3, successes_to_up=2),
+        clock=clock,
+        heartbeat_component=None,
+    )
+    await rounds(prober, clock, 3)
+    assert not prober.status()[bank].up  # the failing reports stopped nothing
+    assert len(await store.open_outages()) == 1
+    broken = False
+    at = clock.now
+    await rounds(prober, clock, 1)
+    ((name, when, ok, cause, seconds),) = reported
+    assert (name, when, ok, cause) == (bank, at, False, "HTTP 503")
+    assert seconds >= 0
