@@ -104,6 +104,11 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/counter"): "fines:read",
     ("GET", "/console/receipts/{series}/{number}.pdf"): "receipts:read",
     ("POST", "/console/receipts/{series}/{number}/reprint"): "receipts:reissue",
+    ("GET", "/console/approvals"): "approvals:read",
+    ("POST", "/console/approvals/{approval_id}/approve"): "approvals:decide",
+    ("POST", "/console/approvals/{approval_id}/reject"): "approvals:decide",
+    ("GET", "/console/disputes"): "disputes:read",
+    ("GET", "/console/disputes/{dispute_id}"): "disputes:read",
 }
 CONSOLE_PAGES: Final = frozenset(
     route
