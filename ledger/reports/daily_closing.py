@@ -55,9 +55,9 @@ WITH picked AS (
      WHERE e.created_at < :since
 ), per_entry AS (
     SELECT x.id, x.kind, x.today,
-           coalesce(max(substring(a.code FROM '^bank:(.+):clearing$')),
+           coalesce(max(substring(a.code FROM '^bank\\:(.+)\\:clearing$')),
                     x.metadata ->> 'bank') AS bank,
-           coalesce(sum(p.amount_vnd) FILTER (WHERE a.code LIKE 'bank:%:clearing'), 0)
+           coalesce(sum(p.amount_vnd) FILTER (WHERE a.code LIKE 'bank\\:%\\:clearing'), 0)
                AS clearing_vnd,
            coalesce(sum(p.amount_vnd) FILTER (WHERE a.code = 'suspense'), 0) AS suspense_vnd,
            x.metadata ->> 'payment_id' AS payment_id,

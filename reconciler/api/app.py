@@ -30,6 +30,7 @@ from reconciler.api import (
     public,
     receipts,
     reconciliations,
+    reports,
     staff,
     webhooks,
 )
@@ -193,5 +194,6 @@ def create_app(
     staff.add_routes(app)
     alerts.add_routes(app)
     lists.add_routes(app)
+    reports.add_routes(app)
     console.add_routes(app)
     return app

@@ -16,7 +16,7 @@ from typing import Final
 
 from aiohttp import web
 
-from reconciler.console import citizen, counter, finance, pages
+from reconciler.console import citizen, counter, finance, finance_reports, pages
 
 _CSS: Final = files("reconciler.console").joinpath("static", "console.css").read_bytes()
 
@@ -42,3 +42,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console/static/console.css", stylesheet)
     app.router.add_get("/status", citizen.status_page)
     finance.add_routes(app)
+    finance_reports.add_routes(app)

@@ -79,6 +79,31 @@ VI: Final[dict[str, str]] = {
     "history": "Lịch sử",
     "actor": "Người thực hiện",
     "action": "Hành động",
+    "closing_title": "Báo cáo cuối ngày",
+    "closing_day": "Ngày",
+    "download_csv": "Tải CSV",
+    "download_pdf": "Tải PDF",
+    "closing_by_unit_bank": "Theo đơn vị và ngân hàng",
+    "collected": "Đã thu",
+    "refunded": "Đã hoàn",
+    "held_in_suspense": "Đang treo (cuối ngày)",
+    "open_discrepancies": "Chênh lệch chưa xử lý",
+    "open_disputes": "Khiếu nại chưa xử lý",
+    "receipts_issued": "Biên lai đã phát hành",
+    "no_unit": "Chưa xác định đơn vị",
+    "total": "Tổng cộng",
+    "receipt_series": "Các ký hiệu biên lai",
+    "series": "Ký hiệu",
+    "first_number": "Từ số",
+    "last_number": "Đến số",
+    "gaps": "Kiểm tra số liên tục",
+    "no_gaps": "Không thiếu số",
+    "gaps_found": "Thiếu số",
+    "closing_hint": (
+        "Đã thu và đã hoàn: các bút toán trong ngày (giờ Việt Nam) trên tài khoản thanh toán "
+        "của ngân hàng. Đang treo: số dư tài khoản treo lúc cuối ngày. Chưa xử lý: tại lúc "
+        "cuối ngày."
+    ),
 }
 
 EN: Final[dict[str, str]] = {
@@ -154,4 +179,29 @@ EN: Final[dict[str, str]] = {
     "history": "History",
     "actor": "By",
     "action": "Action",
+    "closing_title": "Daily closing",
+    "closing_day": "Day",
+    "download_csv": "Download CSV",
+    "download_pdf": "Download PDF",
+    "closing_by_unit_bank": "By issuing unit and bank",
+    "collected": "Collected",
+    "refunded": "Refunded",
+    "held_in_suspense": "Held in suspense (day's end)",
+    "open_discrepancies": "Open discrepancies",
+    "open_disputes": "Open disputes",
+    "receipts_issued": "Receipts issued",
+    "no_unit": "Unit not known",
+    "total": "Total",
+    "receipt_series": "Receipt series",
+    "series": "Series",
+    "first_number": "First number",
+    "last_number": "Last number",
+    "gaps": "Numbering check",
+    "no_gaps": "No gaps",
+    "gaps_found": "Gaps",
+    "closing_hint": (
+        "Collected and refunded: the day's entries (Vietnam time) on the bank's clearing "
+        "account. Held in suspense: the suspense balance at the day's end. Open: at the "
+        "day's end."
+    ),
 }

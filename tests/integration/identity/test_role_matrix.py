@@ -94,6 +94,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/users/{username}/enable"): "users:manage",
     ("POST", "/api/v1/users/{username}/unlock"): "users:manage",
     ("POST", "/api/v1/users/{username}/password"): "users:manage",
+    ("GET", "/api/v1/reports/daily-closing"): "recon:read",
     ("GET", "/console"): PUBLIC,
     ("GET", "/console/"): PUBLIC,
     ("GET", "/console/login"): PUBLIC,
@@ -109,6 +110,9 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/console/approvals/{approval_id}/reject"): "approvals:decide",
     ("GET", "/console/disputes"): "disputes:read",
     ("GET", "/console/disputes/{dispute_id}"): "disputes:read",
+    ("GET", "/console/closing"): "recon:read",
+    ("GET", "/console/closing.csv"): "recon:read",
+    ("GET", "/console/closing.pdf"): "recon:read",
 }
 CONSOLE_PAGES: Final = frozenset(
     route
