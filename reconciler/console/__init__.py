@@ -16,7 +16,15 @@ from typing import Final
 
 from aiohttp import web
 
-from reconciler.console import citizen, counter, finance, finance_reports, pages
+from reconciler.console import (
+    citizen,
+    counter,
+    finance,
+    finance_queue,
+    finance_recon,
+    finance_reports,
+    pages,
+)
 
 _CSS: Final = files("reconciler.console").joinpath("static", "console.css").read_bytes()
 
@@ -43,3 +51,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/status", citizen.status_page)
     finance.add_routes(app)
     finance_reports.add_routes(app)
+    finance_recon.add_routes(app)
+    finance_queue.add_routes(app)
