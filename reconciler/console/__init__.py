@@ -16,15 +16,7 @@ from typing import Final
 
 from aiohttp import web
 
-from reconciler.console import (
-    citizen,
-    counter,
-    finance,
-    finance_queue,
-    finance_recon,
-    finance_reports,
-    pages,
-)
+from reconciler.console import citizen, counter, finance_pages, pages
 
 _CSS: Final = files("reconciler.console").joinpath("static", "console.css").read_bytes()
 
@@ -49,7 +41,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/console/receipts/{series}/{number}/reprint", counter.reprint)
     app.router.add_get("/console/static/console.css", stylesheet)
     app.router.add_get("/status", citizen.status_page)
-    finance.add_routes(app)
-    finance_reports.add_routes(app)
-    finance_recon.add_routes(app)
-    finance_queue.add_routes(app)
+    finance_pages.add_routes(app)

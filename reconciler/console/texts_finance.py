@@ -167,6 +167,24 @@ VI: Final[dict[str, str]] = {
     "queue_closed_message": (
         "Có mục đã được giải quyết hoặc bỏ qua nên không giao được; không có gì được thay đổi."
     ),
+    "nav_audit": "Nhật ký",
+    "audit_title": "Nhật ký kiểm toán",
+    "audit_verify": "Kiểm tra tính toàn vẹn của nhật ký",
+    "audit_subject_type": "Loại đối tượng",
+    "audit_subject_id": "Mã đối tượng",
+    "audit_from": "Từ ngày",
+    "audit_to": "Đến ngày",
+    "audit_detail": "Chi tiết",
+    "audit_unit_scoped": (
+        "Nhật ký kiểm toán chỉ dành cho người dùng không giới hạn theo đơn vị, "
+        "vì mỗi dòng nhật ký không gắn với đơn vị nào."
+    ),
+    "audit_verification_title": "Kiểm tra chuỗi nhật ký",
+    "audit_chain_ok": "Chuỗi nhật ký nguyên vẹn.",
+    "audit_rows_checked": "Đã kiểm tra {rows} dòng.",
+    "audit_chain_broken": "Chuỗi nhật ký KHÔNG nguyên vẹn.",
+    "audit_problems": "Phát hiện {count} vấn đề trong {rows} dòng đã kiểm tra.",
+    "audit_problem_kind": "Vấn đề",
 }
 
 EN: Final[dict[str, str]] = {
@@ -330,4 +348,21 @@ EN: Final[dict[str, str]] = {
     "queue_closed_message": (
         "An item is resolved or dismissed, so nothing was assigned; nothing was changed."
     ),
+    "nav_audit": "Audit log",
+    "audit_title": "Audit log",
+    "audit_verify": "Verify the log's integrity",
+    "audit_subject_type": "Subject type",
+    "audit_subject_id": "Subject id",
+    "audit_from": "From",
+    "audit_to": "To",
+    "audit_detail": "Detail",
+    "audit_unit_scoped": (
+        "The audit log is for users of every unit: an audit row names no issuing unit."
+    ),
+    "audit_verification_title": "Audit chain verification",
+    "audit_chain_ok": "The audit chain is intact.",
+    "audit_rows_checked": "{rows} rows checked.",
+    "audit_chain_broken": "The audit chain is NOT intact.",
+    "audit_problems": "{count} problems found in {rows} rows checked.",
+    "audit_problem_kind": "Problem",
 }

@@ -106,6 +106,16 @@ async def test_a_second_person_decides_through_the_form(
     assert status == "executing"
     again = await console.post(path, data={"csrf": csrf, "reason": "lần nữa"})
     assert again.status == 409
+    # The decision is in the audit log, found by its actor; the chain holds.
+    audit = await (
+        await console.get("/console/audit?actor=duyet.binh&action=approval.approved")
+    ).text()
+    assert f"approval {approval_id}" in audit
+    assert "đã kiểm tra" in audit
+    assert "<td>fin.an</td>" not in audit  # the requester's own rows are filtered out
+    verified = await (await console.get("/console/audit/verification")).text()
+    assert "Chuỗi nhật ký nguyên vẹn" in verified
+    assert (await console.get("/console/audit?from=2026-13-01")).status == 400
 
 
 async def test_disputes_with_age_overdue_deadline_and_escaped_text(
@@ -150,3 +160,9 @@ async def test_unit_scope_and_roles_that_may_not(console: Console, engine: Async
     assert refused.status == 403
     assert "Vai trò của bạn không được phép" in await refused.text()
     assert 'href="/console/approvals"' not in listing
+    # A unit-scoped finance person may not read the audit log: no unit to narrow it to.
+    await make_user(engine, "fin.scoped", "finance", PASSWORD, units=(UNIT,))
+    await log_in(console, "fin.scoped")
+    scoped = await console.get("/console/audit")
+    assert scoped.status == 403
+    assert "không gắn với đơn vị" in await scoped.text()

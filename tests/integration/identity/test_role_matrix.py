@@ -123,6 +123,8 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/discrepancies/{discrepancy_id}"): "recon:read",
     ("POST", "/console/discrepancies/{discrepancy_id}/assign"): "recon:write",
     ("POST", "/console/discrepancies/{discrepancy_id}/notes"): "recon:write",
+    ("GET", "/console/audit"): "audit:read",
+    ("GET", "/console/audit/verification"): "audit:read",
     ("GET", "/console/reconciliations"): "recon:read",
     ("POST", "/console/reconciliations"): "recon:write",
     ("POST", "/console/reconciliations/upload"): "recon:write",
