@@ -189,7 +189,8 @@ class DailyClosing:
     total: ClosingRow = field(default_factory=lambda: ClosingRow(None, None))
 
 
-_SUMMED: Final = (
+# The fields of a row that add up (the total sums them), in the report's order.
+SUMMED: Final = (
     "collected_vnd",
     "refunded_vnd",
     "suspense_vnd",
@@ -237,9 +238,9 @@ async def daily_closing(
         for key, row in sorted(rows.items(), key=lambda kv: (kv[0][0] or "\uffff", kv[0][1] or ""))
         if (unit is None or row.unit == unit)
         and (bank is None or row.bank == bank)
-        and any(getattr(row, name) for name in _SUMMED)
+        and any(getattr(row, name) for name in SUMMED)
     )
-    total = ClosingRow(None, None, **{n: sum(getattr(r, n) for r in shown) for n in _SUMMED})
+    total = ClosingRow(None, None, **{n: sum(getattr(r, n) for r in shown) for n in SUMMED})
     return DailyClosing(day, since, until, shown, await _series(conn, args, unit), total)
 
 

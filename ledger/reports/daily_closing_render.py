@@ -10,27 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
-
 from domain.text import spreadsheet_safe
-from ledger.receipts.fonts import find_dejavu_sans
 from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time
-from ledger.reconciliation.report import FAMILY, MARGIN_MM, _pair, _table
-from ledger.reports.daily_closing import ClosingRow, DailyClosing, SeriesRow
+from ledger.reconciliation.report import _pair, _table, new_document
+from ledger.reports.daily_closing import SUMMED, ClosingRow, DailyClosing, SeriesRow
 
 TITLE: Final = "BÁO CÁO CUỐI NGÀY"
 NO_UNIT: Final = "Chưa xác định đơn vị"
-ROW_COLUMNS: Final = (
-    "issuing_unit",
-    "bank",
-    "collected_vnd",
-    "refunded_vnd",
-    "suspense_vnd",
-    "open_discrepancies",
-    "open_disputes",
-    "receipts",
-)
+ROW_COLUMNS: Final = ("issuing_unit", "bank", *SUMMED)
 SERIES_COLUMNS: Final = (
     "issuing_unit",
     "series",
@@ -55,16 +42,7 @@ _PDF_WIDTHS: Final = (70.0, 25.0, 35.0, 30.0, 35.0, 27.0, 27.0, 28.0)
 
 
 def row_cells(row: ClosingRow) -> list[object]:
-    return [
-        row.unit,
-        row.bank,
-        row.collected_vnd,
-        row.refunded_vnd,
-        row.suspense_vnd,
-        row.open_discrepancies,
-        row.open_disputes,
-        row.receipts,
-    ]
+    return [row.unit, row.bank, *(getattr(row, name) for name in SUMMED)]
 
 
 def series_cells(row: SeriesRow) -> list[object]:
@@ -123,19 +101,7 @@ def render_closing_pdf(
 ) -> bytes:
     """A4 landscape: the table by unit and bank with its total, then the
     receipt series with their first and last numbers and gaps."""
-    fonts = find_dejavu_sans(font_path)
-    pdf = FPDF(orientation="L", unit="mm", format=(210.0, 297.0))
-    pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
-    pdf.set_auto_page_break(auto=True, margin=MARGIN_MM)
-    pdf.add_font(FAMILY, "", fonts.regular)
-    pdf.add_font(FAMILY, "B", fonts.bold or fonts.regular)
-    pdf.set_creation_date(generated_at)
-    pdf.set_lang("vi")
-    pdf.set_title(f"{TITLE} {report.day:%d/%m/%Y}")
-    pdf.set_creator("fine-reconciler")
-    pdf.add_page()
-    pdf.set_font(FAMILY, "B", 14)
-    pdf.cell(0, 9, TITLE, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf = new_document(TITLE, f"{report.day:%d/%m/%Y}", generated_at, font_path)
     _pair(pdf, "Ngày", f"{report.day:%d/%m/%Y}")
     _pair(pdf, "Lập báo cáo lúc", format_vietnam_time(generated_at))
     _table(
