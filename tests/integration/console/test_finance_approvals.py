@@ -7,10 +7,13 @@ text escaped; a role that may not gets the 403 page."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger import disputes as ds
+from reconciler.devstack.ports import free_port
 from tests.integration.console.conftest import PASSWORD, Console, log_in
 from tests.support.api import make_user
 from tests.support.db import value
@@ -18,6 +21,15 @@ from tests.support.ledger import make_fine
 from tests.support.receipts import UNIT
 
 OTHER_UNIT = "Đội CSGT số 9"
+
+
+@pytest.fixture
+def console_overrides() -> dict[str, Any]:
+    # No workflow service: a decision is recorded and its signal deferred
+    # (the workflow re-reads the database), never sent to a stray server.
+    return {"temporal_address": f"127.0.0.1:{free_port()}"}
+
+
 HOSTILE = "<script>alert(1)</script>"
 
 

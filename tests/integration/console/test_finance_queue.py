@@ -1,7 +1,8 @@
 """The discrepancy work queue: filters (amount, bank reference, age,
 assignee), bulk assignment all or none (a closed item, a person who may
 not work them, no CSRF token: nothing changes), audited notes escaped on
-the page, and a role that may only read gets no forms and a 403 on POST."""
+the page, and a role that may only read gets no forms (here nor on the
+reconciliation page) and a 403 on POST."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger.reconciliation import discrepancies as disc
 from reconciler.devstack.ports import free_port
 from tests.integration.console.conftest import PASSWORD, Console, log_in
-from tests.support.api import make_user
+from tests.support.api import make_token, make_user
 from tests.support.db import value
 from tests.support.recon import BANK, NOW, line, reconcile
 
@@ -38,8 +39,8 @@ async def test_filters_bulk_assignment_and_notes(console: Console, engine: Async
     ids = [int(i) for i in await _ids(engine)]
     small, big = ids
     await make_user(engine, "fin.an", "finance", PASSWORD)
-    await make_user(engine, "fin.binh", "finance", PASSWORD)
-    await make_user(engine, "an.officer", "officer", PASSWORD)
+    await make_token(engine, "finance", "fin.binh")  # people who need not log in
+    await make_token(engine, "officer", "an.officer")
     csrf = await log_in(console, "fin.an")
     page = await (await console.get(f"{PATH}?amount_min=800000")).text()
     assert f'href="{PATH}/{big}"' in page
@@ -100,3 +101,8 @@ async def test_a_reader_gets_no_forms(console: Console, engine: AsyncEngine) -> 
     assert f"{PATH}/{item}/notes" not in one
     refused = await console.post(f"{PATH}/{item}/notes", data={"csrf": csrf, "note": "x"})
     assert refused.status == 403
+    # Nor may they start or upload a reconciliation.
+    runs = await (await console.get("/console/reconciliations")).text()
+    assert "/console/reconciliations/upload" not in runs
+    fetch = {"csrf": csrf, "bank": BANK, "statement_date": "2026-11-23"}
+    assert (await console.post("/console/reconciliations", data=fetch)).status == 403
