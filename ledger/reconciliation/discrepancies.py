@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Text, cast, false, func, literal, select, update
+from sqlalchemy import ARRAY, Select, Text, cast, false, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -107,16 +107,32 @@ _l: Final = t.statement_lines
 _f: Final = t.fines
 # A discrepancy with what its line and its fine say (the fields that are not
 # the table's own).
+_BANK_REF: Final = func.coalesce(func.nullif(_l.c.bank_ref, ""), _d.c.detail["bank_ref"].astext)
 _DISCREPANCY: Final = select(
     *(_d.c[name] for name in field_names(Discrepancy) if name in _d.c),
     _f.c.decision_number,
-    func.coalesce(func.nullif(_l.c.bank_ref, ""), _d.c.detail["bank_ref"].astext).label("bank_ref"),
+    _BANK_REF.label("bank_ref"),
     _l.c["class"].label("line_class"),
     func.coalesce(_l.c.in_suspense, false()).label("in_suspense"),
 ).select_from(
     _d.outerjoin(_l, _l.c.id == _d.c.statement_line_id).outerjoin(_f, _f.c.id == _d.c.fine_id)
 )
 _discrepancy: Final[Callable[[Any], Discrepancy]] = row_mapper(Discrepancy)
+
+
+def discrepancy_query() -> Select[Any]:
+    """The select every listing of discrepancies builds on (the work queue
+    adds its own columns and filters: ``ledger.reconciliation.work_queue``)."""
+    return _DISCREPANCY
+
+
+def discrepancy_from_row(row: Any) -> Discrepancy:
+    return _discrepancy(row)
+
+
+def bank_ref_column() -> Any:
+    """The bank reference as listings show it: the line's, else the detail's."""
+    return _BANK_REF
 
 
 async def get_discrepancy(

@@ -104,6 +104,14 @@ def render_report_pdf(
 
 
 def _document(report: RunReport, generated_at: datetime, font_path: Path | None) -> FPDF:
+    run = report.run
+    subject = f"{run.bank} {run.statement_date:%d/%m/%Y}"
+    return new_document(TITLE, subject, generated_at, font_path)
+
+
+def new_document(title: str, subject: str, generated_at: datetime, font_path: Path | None) -> FPDF:
+    """An A4 landscape report in Vietnamese (DejaVu Sans), ``title`` on top
+    of its first page (the daily closing report uses it too)."""
     fonts = find_dejavu_sans(font_path)
     pdf = FPDF(orientation="L", unit="mm", format=(210.0, 297.0))
     pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
@@ -112,12 +120,11 @@ def _document(report: RunReport, generated_at: datetime, font_path: Path | None)
     pdf.add_font(FAMILY, "B", fonts.bold or fonts.regular)
     pdf.set_creation_date(generated_at)
     pdf.set_lang("vi")
-    run = report.run
-    pdf.set_title(f"{TITLE} {run.bank} {run.statement_date:%d/%m/%Y}")
+    pdf.set_title(f"{title} {subject}")
     pdf.set_creator("fine-reconciler")
     pdf.add_page()
     pdf.set_font(FAMILY, "B", 14)
-    pdf.cell(0, 9, TITLE, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 9, title, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return pdf
 
 

@@ -21,6 +21,7 @@ from observability.metrics import (
 from reconciler import console
 from reconciler.api import (
     alerts,
+    discrepancy_queue,
     disputes,
     fines,
     identity,
@@ -31,6 +32,7 @@ from reconciler.api import (
     public,
     receipts,
     reconciliations,
+    reports,
     staff,
     webhooks,
 )
@@ -52,6 +54,7 @@ from reconciler.api.readiness import READINESS, Readiness, readyz
 from reconciler.api.reads import Reader
 from reconciler.api.temporal_link import TemporalLink
 from reconciler.citizen_links import CitizenLinks
+from reconciler.console import finance_recon
 from reconciler.db import create_engine, create_read_engine
 from reconciler.ops_gauges import check_postgres
 from reconciler.settings import Settings
@@ -99,6 +102,10 @@ def body_rules(settings: Settings) -> BodyRules:
         by_route={
             "/api/v1/statements": BodyRule(
                 settings.recon_upload_bytes_max, settings.upload_read_seconds
+            ),
+            finance_recon.UPLOAD_PATH: BodyRule(
+                settings.recon_upload_bytes_max + finance_recon.UPLOAD_FRAMING_BYTES,
+                settings.upload_read_seconds,
             ),
             "/webhooks/{bank}": BodyRule(
                 webhooks.WEBHOOK_BODY_BYTES_MAX, settings.body_read_seconds
@@ -195,5 +202,7 @@ def create_app(
     staff.add_routes(app)
     alerts.add_routes(app)
     lists.add_routes(app)
+    reports.add_routes(app)
+    discrepancy_queue.add_routes(app)
     console.add_routes(app)
     return app

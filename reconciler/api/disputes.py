@@ -240,7 +240,7 @@ async def create_dispute(request: web.Request) -> web.Response:
 async def refresh_evidence(request: web.Request) -> web.Response:
     principal = require(request, "disputes:open")
     dispute_id = path_id(request, "dispute_id")
-    await _check_dispute_scope(request, principal, dispute_id)
+    await check_dispute_scope(request, principal, dispute_id)
     return json_response(await _evidence(request, dispute_id, principal.actor))
 
 
@@ -248,11 +248,11 @@ async def list_disputes(request: web.Request) -> web.Response:
     principal = require(request, "disputes:read")
     filters = ("status", "bank", "decision_number")
     return await _page(
-        request, "disputes", ds.list_disputes, filters, dispute_json, _in_scope(principal)
+        request, "disputes", ds.list_disputes, filters, dispute_json, in_scope(principal)
     )
 
 
-def _in_scope(
+def in_scope(
     principal: Principal,
 ) -> Callable[[AsyncConnection, Sequence[ds.Dispute]], Awaitable[list[ds.Dispute]]] | None:
     """For a unit-scoped caller: the disputes of a page whose fines are theirs."""
@@ -266,7 +266,7 @@ def _in_scope(
     return keep
 
 
-async def _check_dispute_scope(request: web.Request, principal: Principal, dispute_id: int) -> None:
+async def check_dispute_scope(request: web.Request, principal: Principal, dispute_id: int) -> None:
     """A dispute of a fine outside the caller's units is not found (404)."""
     if not principal.units:
         return
@@ -279,7 +279,7 @@ async def _check_dispute_scope(request: web.Request, principal: Principal, dispu
 async def get_dispute(request: web.Request) -> web.Response:
     principal = require(request, "disputes:read")
     dispute_id = path_id(request, "dispute_id")
-    await _check_dispute_scope(request, principal, dispute_id)
+    await check_dispute_scope(request, principal, dispute_id)
     body = await _evidence(request, dispute_id, None)
     async with request.app[ENGINE].connect() as conn:
         approvals = await ap.list_approvals(
@@ -310,7 +310,7 @@ async def resolve_dispute(request: web.Request) -> web.Response:
     reason = body.get("reason")
     if not isinstance(reason, str):
         raise ValidationError("reason", "is required: say why")
-    await _check_dispute_scope(request, principal, dispute_id)
+    await check_dispute_scope(request, principal, dispute_id)
     async with request.app[ENGINE].begin() as conn:
         if action == "reject":
             dispute = await ds.reject_dispute(conn, dispute_id, reason, principal.actor, now)
@@ -397,15 +397,29 @@ async def get_approval(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
-    """The decision of a person, never the requester (nor through a
-    credential the requester issued them). Every check comes before any
-    write: a refused decision leaves no trace but a log line."""
     principal = require(request, "approvals:decide")
     approval_id = path_id(request, "approval_id")
     body: Any = await read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise ValidationError("body", 'may only hold {"reason": "..."}')
-    check_reason("reason", body.get("reason"), required=not approve)
+    approval, signalled = await decide(request, principal, approval_id, approve, body.get("reason"))
+    return json_response({**approval_json(approval), "workflow_signalled": signalled})
+
+
+async def decide(
+    request: web.Request,
+    principal: Principal,
+    approval_id: int,
+    approve: bool,
+    reason: object,
+) -> tuple[ap.Approval, bool]:
+    """The decision of a person, never the requester (nor through a
+    credential the requester issued them); the JSON API and the console's
+    approvals inbox both decide here. Every check comes before any write: a
+    refused decision leaves no trace but a log line. Returns the approval
+    and whether its workflow was signalled."""
+    check_reason("reason", reason, required=not approve)
+    assert reason is None or isinstance(reason, str)
     now = datetime.now(UTC)
     try:
         async with request.app[ENGINE].begin() as conn:
@@ -414,13 +428,12 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
             current = await ap.get_approval(conn, approval_id)
             ap.check_not_requester(current, principal.actor, principal.vouched_by)
             approval = await ds.decide_approval(
-                conn, approval_id, approve, principal.actor, body.get("reason"), now
+                conn, approval_id, approve, principal.actor, reason, now
             )
     except ap.SameApproverError:
         log.warning("approval.self_decision_refused", approval_id=approval_id, by=principal.actor)
         raise
-    signalled = await _deliver(request, approval, principal.actor)
-    return json_response({**approval_json(approval), "workflow_signalled": signalled})
+    return approval, await _deliver(request, approval, principal.actor)
 
 
 async def _deliver(request: web.Request, approval: ap.Approval, decided_by: str) -> bool:

@@ -25,7 +25,8 @@ from domain.business_time import business_day_start
 from domain.decision_numbers import DecisionNumberError, normalise_decision_number
 from domain.formats import RECEIPT_SERIES_RE
 from ledger import listings as ls
-from ledger.core.audit import verify_audit_chain
+from ledger.access import Principal
+from ledger.core.audit import AuditEntry, AuditReport, verify_audit_chain
 from ledger.core.errors import ValidationError
 from ledger.payments.model import PaymentStatus
 from reconciler.api.auth import require
@@ -186,6 +187,17 @@ async def list_receipts(request: web.Request) -> web.Response:
 
 async def list_audit(request: web.Request) -> web.Response:
     principal = require(request, "audit:read")
+    rows, last = await audit_page(request, principal)
+    return json_response(
+        {"audit": [audit_json(r) for r in rows], "next_cursor": None if last is None else str(last)}
+    )
+
+
+async def audit_page(
+    request: web.Request, principal: Principal
+) -> tuple[list[AuditEntry], int | None]:
+    """A page of the audit log as the query asks (the JSON list and the
+    console's audit page), and the next page's cursor."""
     if principal.units:
         # An audit row names an actor and a subject, not an issuing unit:
         # it cannot be narrowed to a unit, so a unit-scoped user reads none.
@@ -202,21 +214,12 @@ async def list_audit(request: web.Request) -> web.Response:
     limit = page_limit(request, ls.LISTING_LIMIT_MAX)
     async with request.app[ENGINE].connect() as conn:
         rows = await ls.list_audit(conn, filters, before_id=cursor_before(request), limit=limit)
-    last = rows[-1].id if len(rows) == limit else None
-    return json_response(
-        {"audit": [audit_json(r) for r in rows], "next_cursor": None if last is None else str(last)}
-    )
+    return list(rows), rows[-1].id if len(rows) == limit else None
 
 
 async def audit_verification(request: web.Request) -> web.Response:
-    """The whole chain recomputed, as ``reconciler audit verify`` does, in
-    one snapshot (rows appended meanwhile would otherwise not match the head
-    read); paged, so memory is bounded whatever the log's length."""
     require(request, "audit:read")
-    async with request.app[ENGINE].connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
-            report = await verify_audit_chain(conn)
+    report = await verify_chain(request)
     return json_response(
         {
             "ok": report.ok,
@@ -228,6 +231,16 @@ async def audit_verification(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+async def verify_chain(request: web.Request) -> AuditReport:
+    """The whole chain recomputed, as ``reconciler audit verify`` does, in
+    one snapshot (rows appended meanwhile would otherwise not match the head
+    read); paged, so memory is bounded whatever the log's length."""
+    async with request.app[ENGINE].connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            return await verify_audit_chain(conn)
 
 
 def add_routes(app: web.Application) -> None:

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -58,6 +59,7 @@ from reconciler.api.recon_views import discrepancy_json, iso, run_json
 from reconciler.api.views import json_response
 from reconciler.recon_wiring import statement_limits
 from workflows.reconciliation.client import (
+    UploadOutcome,
     WorkflowServiceUnavailableError,
     import_statement,
     start_reconciliation,
@@ -109,9 +111,21 @@ async def create_reconciliation(request: web.Request) -> web.Response:
     principal = require(request, "recon:write")
     body = await read_json(request)
     body = check_object(body, _BODY_FIELDS)
+    run, started = await start_fetch(
+        request, principal.actor, body.get("bank"), body.get("statement_date")
+    )
+    body_out = run_json(request.app[SETTINGS].public_base_url, run)
+    return json_response({**body_out, "joined_running": not started}, status=202)
+
+
+async def start_fetch(
+    request: web.Request, actor: str, bank_value: object, day_value: object
+) -> tuple[recon.Run, bool]:
+    """Fetch a statement from the bank and reconcile it (the JSON API and
+    the console's form): the run, and whether it was started now."""
     now = datetime.now(UTC)
-    bank = _bank(request, body.get("bank"))
-    day = _statement_date(body.get("statement_date"), now)
+    bank = _bank(request, bank_value)
+    day = _statement_date(day_value, now)
     client = await _temporal(request)
     try:
         run, started = await start_reconciliation(
@@ -121,51 +135,22 @@ async def create_reconciliation(request: web.Request) -> web.Response:
             bank,
             day,
             trigger="api",
-            requested_by=principal.actor,
+            requested_by=actor,
             now=now,
         )
     except WorkflowServiceUnavailableError as err:
         raise ApiError(503, "temporal_unavailable", str(err)) from err
     log.info("reconciliation.requested", reconciliation_id=run.id, bank=bank, started=started)
-    body_out = run_json(request.app[SETTINGS].public_base_url, run)
-    return json_response({**body_out, "joined_running": not started}, status=202)
+    return run, started
 
 
 async def upload_statement(request: web.Request) -> web.Response:
     principal = require(request, "recon:write")
-    settings = request.app[SETTINGS]
-    now = datetime.now(UTC)
-    bank = _bank(request, request.query.get("bank"))
-    day = _statement_date(request.query.get("statement_date"), now)
-    try:
-        fmt = StatementFormat(request.query.get("format", ""))
-    except ValueError:
-        raise ValidationError("format", "must be camt053, mt940 or csv") from None
     data = await read_body(request)  # the route's cap: recon_upload_bytes_max
-    if not data:
-        raise ValidationError("body", "is empty; send the statement file as the body")
-    client = await _temporal(request)
-    try:
-        outcome = await import_statement(
-            client,
-            request.app[ENGINE],
-            request.app[SAGA],
-            bank=bank,
-            statement_date=day,
-            fmt=fmt,
-            data=data,
-            trigger="upload",
-            requested_by=principal.actor,
-            limits=statement_limits(settings),
-            now=now,
-        )
-    except StatementParseError as err:
-        raise ApiError(400, "invalid_statement", str(err)) from err
-    except WorkflowServiceUnavailableError as err:
-        raise ApiError(503, "temporal_unavailable", str(err)) from err
+    outcome = await import_upload(request, principal.actor, request.query, data)
     return json_response(
         {
-            **run_json(settings.public_base_url, outcome.run),
+            **run_json(request.app[SETTINGS].public_base_url, outcome.run),
             "import_id": outcome.statement_import.id,
             "file_lines": outcome.lines,
             "content_sha256": outcome.statement_import.content_sha256,
@@ -175,7 +160,43 @@ async def upload_statement(request: web.Request) -> web.Response:
     )
 
 
-async def _live_run(request: web.Request, run_id: int) -> recon.Run:
+async def import_upload(
+    request: web.Request, actor: str, fields: Mapping[str, str], data: bytes
+) -> UploadOutcome:
+    """Reconcile an uploaded statement (the JSON API and the console's
+    upload form): ``fields`` name its bank, format and statement date."""
+    settings = request.app[SETTINGS]
+    now = datetime.now(UTC)
+    bank = _bank(request, fields.get("bank"))
+    day = _statement_date(fields.get("statement_date"), now)
+    try:
+        fmt = StatementFormat(fields.get("format", ""))
+    except ValueError:
+        raise ValidationError("format", "must be camt053, mt940 or csv") from None
+    if not data:
+        raise ValidationError("body", "is empty; send the statement file as the body")
+    client = await _temporal(request)
+    try:
+        return await import_statement(
+            client,
+            request.app[ENGINE],
+            request.app[SAGA],
+            bank=bank,
+            statement_date=day,
+            fmt=fmt,
+            data=data,
+            trigger="upload",
+            requested_by=actor,
+            limits=statement_limits(settings),
+            now=now,
+        )
+    except StatementParseError as err:
+        raise ApiError(400, "invalid_statement", str(err)) from err
+    except WorkflowServiceUnavailableError as err:
+        raise ApiError(503, "temporal_unavailable", str(err)) from err
+
+
+async def live_run(request: web.Request, run_id: int) -> recon.Run:
     """The run; while it runs, with its totals so far."""
     async with request.app[ENGINE].connect() as conn:
         run = await recon.get_run(conn, run_id)
@@ -187,7 +208,7 @@ async def _live_run(request: web.Request, run_id: int) -> recon.Run:
 
 async def get_reconciliation(request: web.Request) -> web.Response:
     require(request, "recon:read")
-    run = await _live_run(request, path_id(request, "reconciliation_id"))
+    run = await live_run(request, path_id(request, "reconciliation_id"))
     return json_response(run_json(request.app[SETTINGS].public_base_url, run))
 
 
@@ -228,13 +249,20 @@ SELECT l.id, l.bank_ref, l.booked_at, l.direction, l.amount_vnd, l.class, l.rule
 
 async def list_lines(request: web.Request) -> web.Response:
     require(request, "recon:read")
+    items, next_cursor = await run_lines(request, path_id(request, "reconciliation_id"))
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+async def run_lines(request: web.Request, run_id: int) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the run's lines (``class``, ``cursor``, ``limit`` from the
+    query) and the next page's cursor."""
     line_class = request.query.get("class") or None
     if line_class is not None and line_class not in LINE_CLASSES:
         raise ValidationError("class", f"must be one of {', '.join(LINE_CLASSES)}")
     limit = page_limit(request, PAGE_SIZE_MAX)
     after = cursor_after(request)
     async with request.app[ENGINE].connect() as conn:
-        run = await recon.get_run(conn, path_id(request, "reconciliation_id"))
+        run = await recon.get_run(conn, run_id)
         rows = (
             await conn.execute(
                 text(_LINES_SQL),
@@ -268,12 +296,7 @@ async def list_lines(request: web.Request) -> web.Response:
         }
         for r in rows[:limit]
     ]
-    return json_response(
-        {
-            "items": items,
-            "next_cursor": str(items[-1]["id"]) if len(rows) > limit else None,
-        }
-    )
+    return items, str(items[-1]["id"]) if len(rows) > limit else None
 
 
 def _report_name(run: recon.Run, suffix: str) -> str:

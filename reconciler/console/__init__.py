@@ -16,7 +16,7 @@ from typing import Final
 
 from aiohttp import web
 
-from reconciler.console import admin, citizen, counter, operator, pages
+from reconciler.console import admin, citizen, counter, finance_pages, operator, pages
 
 _CSS: Final = files("reconciler.console").joinpath("static", "console.css").read_bytes()
 
@@ -43,3 +43,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/status", citizen.status_page)
     operator.add_routes(app)
     admin.add_routes(app)
+    finance_pages.add_routes(app)

@@ -55,6 +55,7 @@ class Staff:
 
 
 StaffHandler = Callable[[web.Request, Staff], Awaitable[web.StreamResponse]]
+FormReader = Callable[[web.Request], Awaitable[dict[str, str] | None]]
 
 
 def secure_cookies(request: web.Request) -> bool:
@@ -68,10 +69,13 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-def staff_page(permission: str | None) -> Callable[[StaffHandler], Handler]:
+def staff_page(
+    permission: str | None, *, read: FormReader = read_form
+) -> Callable[[StaffHandler], Handler]:
     """A page for a logged-in person whose role holds ``permission``
-    (None: any role). POST: the form must carry the session's CSRF token.
-    A bad parameter is a 400 page, something out of reach a 404 page."""
+    (None: any role). POST: the form (``read``: urlencoded unless told)
+    must carry the session's CSRF token. A bad parameter is a 400 page,
+    something out of reach a 404 page."""
 
     def wrap(handler: StaffHandler) -> Handler:
         @wraps(handler)
@@ -85,7 +89,7 @@ def staff_page(permission: str | None) -> Callable[[StaffHandler], Handler]:
                 return message_page(request, 403, "forbidden_title", "forbidden_message")
             form: dict[str, str] = {}
             if request.method == "POST":
-                posted = await read_form(request)
+                posted = await read(request)
                 if posted is None or not csrf_token_matches(session, posted.get("csrf", "")):
                     return message_page(request, 403, "csrf_title", "csrf_message")
                 form = posted

@@ -37,7 +37,8 @@ PAGE_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+        "form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
@@ -49,7 +50,8 @@ _env: Final = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.globals["may"] = may  # nav links only for roles that may use them
+# Navigation shows a page's link only to whoever may open it.
+_env.globals["may"] = may
 
 
 def format_dong(amount_vnd: int) -> str:

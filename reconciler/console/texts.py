@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from reconciler.console import texts_operator
+from reconciler.console import texts_finance, texts_operator
 
 VI: Final[dict[str, str]] = {
     "app_title": "Bảng điều khiển nộp phạt",
@@ -154,4 +154,7 @@ EN: Final[dict[str, str]] = {
     "too_many_message": "You have checked too many times. Try again in a few minutes.",
 }
 
-TEXTS: Final = {"vi": VI | texts_operator.VI, "en": EN | texts_operator.EN}
+TEXTS: Final = {
+    "vi": VI | texts_operator.VI | texts_finance.VI,
+    "en": EN | texts_operator.EN | texts_finance.EN,
+}

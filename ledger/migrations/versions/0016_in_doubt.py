@@ -12,13 +12,13 @@ Grants nothing: 0011's default privileges give the app role what it needs
 (insert and update the row of a bank).
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 """
 
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
