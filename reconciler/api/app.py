@@ -25,6 +25,7 @@ from reconciler.api import (
     fines,
     identity,
     lists,
+    openapi,
     operations,
     payments,
     public,
@@ -193,5 +194,6 @@ def create_app(
     staff.add_routes(app)
     alerts.add_routes(app)
     lists.add_routes(app)
+    openapi.add_routes(app)
     console.add_routes(app)
     return app
