@@ -177,6 +177,7 @@ def _token_paths() -> dict[str, dict[str, Any]]:
                     after_id(),
                     limit(TOKENS_PAGE_MAX),
                 ),
+                errors=(404,),
             ),
             "post": operation(
                 "A new API token of the caller or of a service account (shown once)",
