@@ -65,6 +65,12 @@ _PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_defa
     is_flag=True,
     help="Stop the whole stack when a part dies, instead of restarting it (for debugging).",
 )
+@click.option(
+    "--no-seed",
+    is_flag=True,
+    help="Only the demo users, token and five unpaid fines: no payments, "
+    "reconciliation, dispute or outage (the seed story).",
+)
 @click.option("--workers", **_PROCS, help="Worker processes, all on the same task queue.")
 @click.option(
     "--api-procs",
@@ -72,14 +78,24 @@ _PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_defa
     help="API processes, on --api-port and then free ports (dev.json: api_urls).",
 )
 def dev(
-    data_dir: Path, api_port: int | None, no_restart: bool, workers: int, api_procs: int
+    data_dir: Path,
+    api_port: int | None,
+    no_restart: bool,
+    no_seed: bool,
+    workers: int,
+    api_procs: int,
 ) -> None:
     """Run the whole service on the embedded stack, in the foreground."""
     from reconciler.devstack.stack import DevStack
 
     configure_logging("warning")
     stack = DevStack(
-        data_dir, api_port, restart=not no_restart, workers=workers, api_procs=api_procs
+        data_dir,
+        api_port,
+        restart=not no_restart,
+        workers=workers,
+        api_procs=api_procs,
+        seed=not no_seed,
     )
     sys.exit(stack.run())
 

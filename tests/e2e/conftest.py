@@ -24,7 +24,7 @@ from tests.support.dev_cli import (
 def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``dev.json`` of a running, seeded dev stack; stopped after the session."""
     data_dir: Path = tmp_path_factory.mktemp("shared-dev-stack")
-    proc = start_dev(data_dir)
+    proc = start_dev(data_dir, seed=True)
     try:
         info = wait_for_dev_json(proc, data_dir)
         info["data_dir"] = str(data_dir)
