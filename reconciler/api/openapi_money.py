@@ -27,10 +27,10 @@ from reconciler.api.openapi_parts import (
     cursor_before,
     json_body,
     limit,
+    listing,
     nullable,
     obj,
     operation,
-    page,
     path,
     query,
     ref,
@@ -313,10 +313,10 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
             )
         },
         "/api/v1/payments": {
-            "get": operation(
+            "get": listing(
                 "Payments, newest first (unit scoped)",
                 "payments:read",
-                {200: ("a page", page("payments", ref("PaymentRow")))},
+                ("payments", ref("PaymentRow")),
                 tag="payments",
                 params=(
                     query("status", {"enum": PAYMENT_STATUSES}, "only payments in this state"),
@@ -329,10 +329,10 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
             )
         },
         "/api/v1/refunds": {
-            "get": operation(
+            "get": listing(
                 "Refunded payments, newest first (unit scoped)",
                 "payments:read",
-                {200: ("a page", page("refunds", ref("PaymentRow")))},
+                ("refunds", ref("PaymentRow")),
                 tag="payments",
                 params=(bank_q, _payment_cursor(), limit(LISTING_LIMIT_MAX)),
             )
@@ -388,10 +388,10 @@ def _receipt_paths() -> dict[str, dict[str, Any]]:
             )
         },
         "/api/v1/receipts": {
-            "get": operation(
+            "get": listing(
                 "Receipts, newest first (unit scoped)",
                 "payments:read",
-                {200: ("a page", page("receipts", ref("ReceiptRow")))},
+                ("receipts", ref("ReceiptRow")),
                 tag="receipts",
                 params=(
                     query("series", SERIES, "only this series"),
@@ -417,10 +417,10 @@ def _audit_and_ops_paths() -> dict[str, dict[str, Any]]:
     )
     return {
         "/api/v1/audit": {
-            "get": operation(
+            "get": listing(
                 "The audit log, newest first (not for unit-scoped users)",
                 "audit:read",
-                {200: ("a page", page("audit", ref("AuditEntry")))},
+                ("audit", ref("AuditEntry")),
                 tag="audit",
                 params=(
                     _filter_text("actor", "who did it"),

@@ -62,25 +62,23 @@ def page(name: str, items: Schema, cursor: str = "next_cursor") -> Schema:
     return obj({name: array(items), cursor: nullable(STR if cursor == "next_cursor" else INT)})
 
 
-def path(name: str, schema: Schema, description: str) -> dict[str, Any]:
+def _parameter(where: str, name: str, schema: Schema, description: str) -> dict[str, Any]:
     return {
         "name": name,
-        "in": "path",
-        "required": True,
+        "in": where,
+        "required": where == "path",
         "schema": schema,
         "description": description,
     }
+
+
+def path(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return _parameter("path", name, schema, description)
 
 
 def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
     """An optional query parameter (an empty value counts as absent)."""
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
+    return _parameter("query", name, schema, description)
 
 
 def path_id(name: str, what: str) -> dict[str, Any]:
@@ -219,3 +217,20 @@ def error_responses() -> dict[str, Any]:
         }
         for status, why in ERROR_STATUSES.items()
     }
+
+
+def listing(
+    summary: str,
+    permission: str,
+    rows: tuple[str, Schema],
+    *,
+    tag: str,
+    params: tuple[dict[str, Any], ...],
+    cursor: str = "next_cursor",
+) -> Operation:
+    """A GET of one page of a listing: ``rows`` (their key, their schema)
+    and the next page's ``cursor``."""
+    name, item = rows
+    return operation(
+        summary, permission, {200: ("a page", page(name, item, cursor))}, tag=tag, params=params
+    )

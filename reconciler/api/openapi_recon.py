@@ -28,10 +28,10 @@ from reconciler.api.openapi_parts import (
     cursor_before,
     json_body,
     limit,
+    listing,
     nullable,
     obj,
     operation,
-    page,
     path_id,
     query,
     ref,
@@ -197,10 +197,10 @@ def _recon_paths(banks: list[str]) -> dict[str, dict[str, Any]]:
                     }
                 ),
             ),
-            "get": operation(
+            "get": listing(
                 "Reconciliation runs, newest first",
                 "recon:read",
-                {200: ("a page", page("items", ref("Run")))},
+                ("items", ref("Run")),
                 tag="reconciliation",
                 params=(
                     query("bank", {"type": "string"}, "only this bank's"),
@@ -220,10 +220,10 @@ def _recon_paths(banks: list[str]) -> dict[str, dict[str, Any]]:
             )
         },
         "/api/v1/reconciliations/{reconciliation_id}/lines": {
-            "get": operation(
+            "get": listing(
                 "A run's statement lines, in order",
                 "recon:read",
-                {200: ("a page", page("items", OBJ))},
+                ("items", OBJ),
                 tag="reconciliation",
                 params=(
                     run_id,
@@ -312,10 +312,10 @@ def _discrepancy_paths(banks: list[str]) -> dict[str, dict[str, Any]]:
     acted = obj({"discrepancy": ref("Discrepancy"), "approval": nullable(ref("Approval"))})
     return {
         "/api/v1/discrepancies": {
-            "get": operation(
+            "get": listing(
                 "The discrepancy queue, newest first",
                 "recon:read",
-                {200: ("a page", page("items", ref("Discrepancy")))},
+                ("items", ref("Discrepancy")),
                 tag="reconciliation",
                 params=(
                     query("bank", {"type": "string"}, "only this bank's"),
@@ -392,10 +392,11 @@ def _dispute_paths(banks: list[str]) -> dict[str, dict[str, Any]]:
                 body=json_body({**new_dispute, "additionalProperties": False}),
                 errors=(404, 409),
             ),
-            "get": operation(
+            "get": listing(
                 "Disputes (unit scoped)",
                 "disputes:read",
-                {200: ("a page", page("disputes", ref("Dispute"), "next_after_id"))},
+                ("disputes", ref("Dispute")),
+                cursor="next_after_id",
                 tag="disputes",
                 params=(
                     query("status", {"enum": list(DISPUTE_STATUSES)}, "only this state"),
@@ -463,10 +464,11 @@ def _approval_paths() -> dict[str, dict[str, Any]]:
     }
     return {
         "/api/v1/approvals": {
-            "get": operation(
+            "get": listing(
                 "Approvals (maker-checker)",
                 "approvals:read",
-                {200: ("a page", page("approvals", ref("Approval"), "next_after_id"))},
+                ("approvals", ref("Approval")),
+                cursor="next_after_id",
                 tag="approvals",
                 params=(
                     query("status", {"enum": list(APPROVAL_STATUSES)}, "only this state"),

@@ -92,6 +92,15 @@ def _reload_until(page: Page, text: str) -> None:
         page.reload()
 
 
+def _assert_pdf_behind(page: Page, link_text: str) -> None:
+    """The link named ``link_text`` answers a PDF (with the page's cookies)."""
+    href = page.get_by_text(link_text).get_attribute("href") or ""
+    answer = page.request.get(urllib.parse.urljoin(page.url, href))
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "application/pdf"
+    assert answer.body().startswith(b"%PDF")
+
+
 def test_the_seed_story_from_doubt_to_a_printed_receipt(
     browser: Browser, page: Page, dev_stack: dict[str, Any]
 ) -> None:
@@ -116,18 +125,11 @@ def test_the_seed_story_from_doubt_to_a_printed_receipt(
     _bring_the_link_back(info)
     _reload_until(page, "In biên lai (PDF)")
     expect(state.locator("h2")).to_have_text("Đã nộp")
-    href = page.get_by_text("In biên lai (PDF)").get_attribute("href") or ""
-    pdf = page.request.get(urllib.parse.urljoin(page.url, href))
-    assert pdf.status == 200
-    assert pdf.headers["content-type"] == "application/pdf"
-    assert pdf.body().startswith(b"%PDF")
+    _assert_pdf_behind(page, "In biên lai (PDF)")
 
     _reload_until(citizen, "Tải biên lai của bạn (PDF)")
     expect(citizen.locator("section.state h2")).to_have_text("Đã nộp")
-    link = citizen.get_by_text("Tải biên lai của bạn (PDF)").get_attribute("href") or ""
-    receipt = citizen.request.get(urllib.parse.urljoin(citizen.url, link))
-    assert receipt.status == 200
-    assert receipt.headers["content-type"] == "application/pdf"
+    _assert_pdf_behind(citizen, "Tải biên lai của bạn (PDF)")
 
     citizen.goto(_status_url(info, STORY_DECISION, "30A-000.00"))  # a wrong plate
     shown = citizen.inner_text("main")
