@@ -41,6 +41,10 @@ class BankSettings(BaseModel):
     # VietQR: our receiving account at that bank.
     account_number: str = ""
     bank_bin: str = ""
+    # How long to wait for the bank's answer once a request is sent; past
+    # it the outcome is unknown and the payment is verified, never failed.
+    # Banks differ: tune per bank from its latency (bank_request_seconds).
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
 
 
 class Settings(BaseSettings):

@@ -13,8 +13,9 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
-from bank_adapters.base import BankAdapter
+from bank_adapters.base import AdapterOptions, BankAdapter
 from bank_adapters.factory import build_adapter
+from bank_adapters.http import Timeouts
 from ledger.receipts.keyring import (
     ensure_keyring,
     keyring_verifier,
@@ -41,6 +42,7 @@ def build_adapters(settings: Settings, session: aiohttp.ClientSession) -> Mappin
             session,
             account_number=bank.account_number,
             bank_bin=bank.bank_bin,
+            options=AdapterOptions(timeouts=Timeouts(read_seconds=bank.read_timeout_seconds)),
         )
         for bank_id, bank in settings.banks.items()
     }

@@ -38,6 +38,13 @@ from reconciler.logs import uncached_logger
 
 log = uncached_logger(__name__)
 
+# After answering a request whose body it did not read (a 413 on a too-long
+# body), aiohttp keeps reading and dropping the rest for a while, so that the
+# client reads the answer instead of a reset. Its default, 10 s, lets each
+# refused upload hold a connection and read junk for 10 s; 2 s covers a
+# client finishing its write of what it already had in flight.
+LINGER_SECONDS: Final = 2.0
+
 _CODES: Final = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large"}
 
 
@@ -120,6 +127,7 @@ class EdgeRunner(web.AppRunner):
         self._handler_kwargs: dict[str, Any] = {
             "access_log": None,
             "keepalive_timeout": idle_seconds,
+            "lingering_time": LINGER_SECONDS,
         }
 
     async def _make_server(self) -> web.Server:

@@ -66,6 +66,13 @@ _PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_defa
     help="Stop the whole stack when a part dies, instead of restarting it (for debugging).",
 )
 @click.option(
+    "--restart-delay",
+    type=click.FloatRange(0.05, 10.0),
+    default=0.5,
+    show_default=True,
+    help="Seconds before restarting a part that died; doubles per restart, up to 10 s.",
+)
+@click.option(
     "--no-seed",
     is_flag=True,
     help="Only the demo users, token and five unpaid fines: no payments, "
@@ -81,6 +88,7 @@ def dev(
     data_dir: Path,
     api_port: int | None,
     no_restart: bool,
+    restart_delay: float,
     no_seed: bool,
     workers: int,
     api_procs: int,
@@ -93,6 +101,7 @@ def dev(
         data_dir,
         api_port,
         restart=not no_restart,
+        restart_delay=restart_delay,
         workers=workers,
         api_procs=api_procs,
         seed=not no_seed,

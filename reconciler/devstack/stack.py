@@ -215,6 +215,7 @@ class DevStack:
         api_port: int | None = None,
         *,
         restart: bool = True,
+        restart_delay: float = RestartPolicy.initial_delay_seconds,
         workers: int = 1,
         api_procs: int = 1,
         seed: bool = True,
@@ -224,7 +225,9 @@ class DevStack:
         self.workers, self.api_procs = workers, api_procs
         self.seed = seed
         self.data_dir = data_dir.resolve()
-        self.restart_policy = RestartPolicy() if restart else None
+        self.restart_policy = (
+            RestartPolicy(initial_delay_seconds=restart_delay) if restart else None
+        )
         self.supervisor: Supervisor | None = None
         self.logs = self.data_dir / "logs"
         self.api_port = api_port or free_port()

@@ -332,6 +332,9 @@ async def _start_simulators(
     return sims
 
 
+BANK_READ_TIMEOUT_SECONDS = 3.0
+
+
 def _bank_settings(sims: dict[str, SimulatorHandle], secret: str) -> dict[str, Any]:
     return {
         bank: {
@@ -341,6 +344,9 @@ def _bank_settings(sims: dict[str, SimulatorHandle], secret: str) -> dict[str, A
             "webhook_secret": secret if protocol == "rest" else "",
             "account_number": SIM_ACCOUNT_NUMBER,
             "bank_bin": SIM_BANK_BIN,
+            # A hung answer is cut after 3 s, not 10: the tests of unknown
+            # outcomes wait for it.
+            "read_timeout_seconds": BANK_READ_TIMEOUT_SECONDS,
         }
         for bank, protocol in BANKS.items()
     }

@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
+from pydantic import ValidationError
 
 from bank_adapters.base import AdapterOptions, BreakerConfig, Timeouts
 from bank_adapters.rest_bank import RestBankAdapter
 from bank_adapters.types import DebitRequest, LinkDown, OutcomeUnknown
+from reconciler.settings import BankSettings, Settings
+from reconciler.wiring import build_adapters
 
 OPTIONS = AdapterOptions(
     timeouts=Timeouts(connect_seconds=0.3, read_seconds=0.3, total_seconds=3.0),
@@ -115,3 +118,30 @@ async def test_dropped_connection_after_sending_is_outcome_unknown(
     result = await _debit(drops_after_request)
     assert isinstance(result, OutcomeUnknown)
     assert "ServerDisconnectedError" in result.detail
+
+
+async def test_a_banks_configured_read_timeout_is_the_adapters(silent_after_request: int) -> None:
+    """``read_timeout_seconds`` in a bank's settings reaches the adapter the
+    composition root builds: a silent bank is cut after it (0.3 s here, the
+    default being 10 s) and the outcome is unknown, never a failure."""
+    settings = Settings(
+        env="dev",
+        banks={
+            "slowbank": BankSettings(
+                protocol="rest",
+                url=f"http://127.0.0.1:{silent_after_request}",
+                read_timeout_seconds=0.3,
+            )
+        },
+    )
+    async with aiohttp.ClientSession() as session:
+        adapter = build_adapters(settings, session)["slowbank"]
+        result = await asyncio.wait_for(adapter.initiate_debit(REQUEST), timeout=5.0)
+    assert isinstance(result, OutcomeUnknown)
+    assert "SocketTimeoutError" in result.detail
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 30.5])
+def test_a_read_timeout_out_of_bounds_is_refused(seconds: float) -> None:
+    with pytest.raises(ValidationError, match="read_timeout_seconds"):
+        BankSettings(protocol="rest", url="http://127.0.0.1:9", read_timeout_seconds=seconds)
