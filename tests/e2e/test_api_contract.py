@@ -7,7 +7,9 @@ operation, and match the documented schema of its body (success or error)
 and its content type.
 
 Bounded: ``EXAMPLES`` requests per operation, derandomized so a failure
-replays exactly; the whole run stays well under 30 s.
+replays exactly. Measured on the 2-core machine: 6 examples took 11-21 s,
+and 34 s while other suites ran; 4 take 10.5 s. (Runs of 40 examples per
+operation, and of 25 negative ones, found no 5xx.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-EXAMPLES: Final = 6
+EXAMPLES: Final = 4
 CHECKS: Final = [
     not_a_server_error,
     status_code_conformance,
