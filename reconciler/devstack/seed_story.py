@@ -227,6 +227,13 @@ class Story:
             self.clear_fault(hang)
             self.clear_fault(quiet)
         self.wait_status(payment_id, {"verifying"})
+        # The story is in place once the service knows the link is down (the
+        # prober's outage): the explanation names it, "since" when.
+        _wait("the prober saw the link down", self._outage_open)
+
+    def _outage_open(self) -> bool:
+        _, body = self.api.call("GET", f"/api/v1/outages?bank={STORY_BANK}")
+        return bool(isinstance(body, dict) and body.get("open"))
 
     def _debited(self, account: str) -> bool:
         _, body = self.bank.call("GET", "/debits")
