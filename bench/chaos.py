@@ -116,7 +116,16 @@ class Stack:
         (self.data_dir / "dev.json").unlink(missing_ok=True)
         with (self.data_dir / "supervisor.out").open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "reconciler", "dev", "--data-dir", str(self.data_dir)],
+                # Without the seed story: it leaves sgbank's link down.
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciler",
+                    "dev",
+                    "--no-seed",
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "RECONCILER_ENV": "dev"},

@@ -2,7 +2,8 @@
 # Installs the Debian tools the tests use when they are missing:
 # promtool and prometheus (package prometheus), amtool and Alertmanager
 # (package prometheus-alertmanager, whose binary is prometheus-alertmanager)
-# and docker-compose (compose validation).
+# docker-compose (compose validation) and chromium (the Playwright browser
+# tests drive Debian's /usr/bin/chromium; Playwright never downloads one).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
@@ -10,6 +11,7 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0
 fi

@@ -26,6 +26,7 @@ from reconciler.api import (
     fines,
     identity,
     lists,
+    openapi,
     operations,
     operator_views,
     payments,
@@ -204,5 +205,6 @@ def create_app(
     lists.add_routes(app)
     reports.add_routes(app)
     discrepancy_queue.add_routes(app)
+    openapi.add_routes(app)
     console.add_routes(app)
     return app

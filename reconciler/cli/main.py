@@ -72,6 +72,12 @@ _PROCS: dict[str, Any] = {"type": click.IntRange(1, 8), "default": 1, "show_defa
     show_default=True,
     help="Seconds before restarting a part that died; doubles per restart, up to 10 s.",
 )
+@click.option(
+    "--no-seed",
+    is_flag=True,
+    help="Only the demo users, token and five unpaid fines: no payments, "
+    "reconciliation, dispute or outage (the seed story).",
+)
 @click.option("--workers", **_PROCS, help="Worker processes, all on the same task queue.")
 @click.option(
     "--api-procs",
@@ -83,6 +89,7 @@ def dev(
     api_port: int | None,
     no_restart: bool,
     restart_delay: float,
+    no_seed: bool,
     workers: int,
     api_procs: int,
 ) -> None:
@@ -97,6 +104,7 @@ def dev(
         restart_delay=restart_delay,
         workers=workers,
         api_procs=api_procs,
+        seed=not no_seed,
     )
     sys.exit(stack.run())
 

@@ -1,4 +1,7 @@
-"""Demo users (one per role), an API token and demo fines for the dev stack.
+"""Demo users (one per role), an API token, demo fines of two issuing units
+and an outage of ``hnbank`` yesterday, for the dev stack. What needs the
+running service (payments in every state, a reconciliation, a dispute) is
+``seed_story``, played once the stack is up.
 
 The users log in with ``POST /api/v1/auth/login`` (their passwords are in
 ``dev.json``). ``dev.json``'s ``api_token`` is a long-lived API token of the
@@ -13,7 +16,7 @@ token that expired or was revoked is replaced).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -30,6 +33,7 @@ from ledger.access import (
 )
 from ledger.core import tables as t
 from ledger.fines import FineInput, register_fine
+from ledger.outages import PostgresOutageStore
 
 if TYPE_CHECKING:
     from reconciler.devstack.stack import StackState
@@ -42,12 +46,23 @@ DEMO_FINES = (
     ("01238/QĐ-XPHC", 6_000_000, "Hoàng Văn Em", "30K-999.88", "Điều khiển xe có nồng độ cồn"),
 )
 DEMO_UNIT = "Phòng Cảnh sát giao thông Hà Nội"
+SECOND_UNIT = "Đội CSGT số 1 - Công an TP. Hồ Chí Minh"
+# The fines the seed story pays (``seed_story``), of both units.
+STORY_FINES = (
+    ("02001/QĐ-XPHC", 900_000, "Vũ Văn Giang", "29C-456.78", "Vượt đèn đỏ", DEMO_UNIT),
+    ("02002/QĐ-XPHC", 350_000, "Đặng Thị Hoa", "29D-222.33", "Không đội mũ bảo hiểm", DEMO_UNIT),
+    ("02003/QĐ-XPHC", 2_000_000, "Bùi Văn Khánh", "29A-888.99", "Chạy quá tốc độ", DEMO_UNIT),
+    ("03001/QĐ-XPHC", 1_200_000, "Ngô Thị Lan", "51G-123.45", "Đi sai làn đường", SECOND_UNIT),
+    ("03002/QĐ-XPHC", 800_000, "Đỗ Văn Minh", "51H-678.90", "Dừng xe sai quy định", SECOND_UNIT),
+    ("03003/QĐ-XPHC", 4_500_000, "Lý Thị Ngọc", "59A-246.80", "Chạy quá tốc độ", SECOND_UNIT),
+)
+PAST_OUTAGE_BANK = "hnbank"
 DEMO_TOKEN_NAME = "dev-api"  # noqa: S105 -- a token name, not a token
 DEMO_TOKEN_OWNER = "demo-admin"  # noqa: S105 -- a username, not a password
 SEED_ACTOR = "system:devstack"
 
 
-async def _seed(database_url: str, state: StackState) -> None:
+async def _seed(database_url: str, state: StackState, story: bool) -> None:
     engine = create_async_engine(database_url)
     checker = PasswordChecker(1)
     now = datetime.now(UTC)
@@ -82,7 +97,11 @@ async def _seed(database_url: str, state: StackState) -> None:
                     created_by=SEED_ACTOR,
                     now=now,
                 )
-            for number, amount, name, plate, violation in DEMO_FINES:
+            fines = [(*fine, DEMO_UNIT) for fine in DEMO_FINES]
+            for number, amount, name, plate, violation, unit in (
+                *fines,
+                *(STORY_FINES if story else ()),
+            ):
                 await register_fine(
                     conn,
                     FineInput(
@@ -90,13 +109,25 @@ async def _seed(database_url: str, state: StackState) -> None:
                         amount_vnd=amount,
                         violator_name=name,
                         plate=plate,
-                        issuing_unit=DEMO_UNIT,
+                        issuing_unit=unit,
                         violation=violation,
                     ),
                 )
+        if story:
+            await _past_outage(PostgresOutageStore(engine), now)
     finally:
         await engine.dispose()
 
 
-def seed_demo_data(database_url: str, state: StackState) -> None:
-    asyncio.run(_seed(database_url, state))
+async def _past_outage(store: PostgresOutageStore, now: datetime) -> None:
+    """``hnbank``'s link down for 42 minutes yesterday (once: not again on a restart)."""
+    if await store.recent(1, bank=PAST_OUTAGE_BANK):
+        return
+    started = now - timedelta(days=1, hours=2)
+    await store.open_outage(PAST_OUTAGE_BANK, started, "seed: connection refused")
+    await store.close_outage(PAST_OUTAGE_BANK, started + timedelta(minutes=42))
+
+
+def seed_demo_data(database_url: str, state: StackState, *, story: bool = True) -> None:
+    """Users and token always; with ``story``, the story's fines and the past outage."""
+    asyncio.run(_seed(database_url, state, story))

@@ -218,10 +218,12 @@ class DevStack:
         restart_delay: float = RestartPolicy.initial_delay_seconds,
         workers: int = 1,
         api_procs: int = 1,
+        seed: bool = True,
     ) -> None:
         if not (1 <= workers <= MAX_PROCS and 1 <= api_procs <= MAX_PROCS):
             raise ValueError(f"workers and api_procs: 1..{MAX_PROCS} each")
         self.workers, self.api_procs = workers, api_procs
+        self.seed = seed
         self.data_dir = data_dir.resolve()
         self.restart_policy = (
             RestartPolicy(initial_delay_seconds=restart_delay) if restart else None
@@ -379,8 +381,17 @@ class DevStack:
 
         print("  migrating database", flush=True)
         upgrade_to_head(self.postgres.info.url())
-        seed_demo_data(self.postgres.info.url(), state)
+        seed_demo_data(self.postgres.info.url(), state, story=self.seed)
         state.save(self.state_path)
+
+    def _play_story(self, state: StackState) -> None:
+        """The seed story through the running stack (``seed_story``)."""
+        from reconciler.devstack.seed_story import play
+
+        print("  seeding: payments in every state, a reconciliation, a dispute", flush=True)
+        info = {**self.info, "api_token": state.api_token}
+        for problem in play(info, state.passwords):
+            print(f"  seed step not done: {problem}", file=sys.stderr, flush=True)
 
     def _write_dev_json(self, state: StackState) -> None:
         info = {
@@ -475,6 +486,8 @@ class DevStack:
         self._prepare_data(state)
         for component in self.services(state):
             self._start(component)
+        if self.seed:
+            self._play_story(state)
         self.supervisor = Supervisor(
             list(self.started),
             self.restart_policy,

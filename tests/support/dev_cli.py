@@ -19,12 +19,15 @@ import pytest
 START_TIMEOUT_SECONDS = 120
 
 
-def start_dev(data_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """``reconciler dev`` on ``data_dir``; its console goes to ``supervisor.out``."""
+def start_dev(data_dir: Path, *extra: str, seed: bool = False) -> subprocess.Popen[bytes]:
+    """``reconciler dev`` on ``data_dir``; its console goes to ``supervisor.out``.
+    Without ``seed``, ``--no-seed``: the seed story takes ~10 s and leaves
+    ``sgbank``'s link down, which tests of their own payments do not want."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    flags = [*extra] if seed else ["--no-seed", *extra]
     with (data_dir / "supervisor.out").open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "dev", "--data-dir", str(data_dir), *extra],
+            [sys.executable, "-m", "reconciler", "dev", "--data-dir", str(data_dir), *flags],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "RECONCILER_ENV": "dev"},

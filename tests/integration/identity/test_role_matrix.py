@@ -49,6 +49,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): SIGNED_IN,
     ("GET", "/api/v1/auth/me"): SIGNED_IN,
+    ("GET", "/api/v1/openapi.json"): SIGNED_IN,
     ("POST", "/api/v1/auth/password"): PERSON,
     ("POST", "/api/v1/fines"): "fines:write",
     ("GET", "/api/v1/fines/{decision_number}"): "fines:read",
