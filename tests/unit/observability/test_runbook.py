@@ -24,6 +24,7 @@ PROCEDURES_HEADING: Final = "# Failures and procedures"
 PROCEDURES: Final = (
     "PostgreSQL down",
     "Backup and restore",
+    "Point-in-time restore",
     "Signing-key rotation",
     "Webhook secret rotation",
     "A receipt-number gap",
