@@ -113,7 +113,7 @@ def run_tool(argv: list[str], env: dict[str, str]) -> None:
         raise BackupError(f"{Path(argv[0]).name} failed: {result.stderr.strip()[-2000:]}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
@@ -145,7 +145,7 @@ def backup(settings: Settings, out: Path) -> Manifest:
             database=database,
             alembic_revision=current_revision(settings.database_url),
             size_bytes=partial.stat().st_size,
-            sha256=_sha256(partial),
+            sha256=sha256_file(partial),
         )
         manifest_path(out).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         partial.rename(out)
@@ -162,7 +162,7 @@ def check_dump(dump: Path) -> Manifest:
         raise BackupError(f"{manifest_path(dump)}: no readable manifest ({err})") from err
     if not dump.is_file():
         raise BackupError(f"{dump} does not exist")
-    if dump.stat().st_size != manifest.size_bytes or _sha256(dump) != manifest.sha256:
+    if dump.stat().st_size != manifest.size_bytes or sha256_file(dump) != manifest.sha256:
         raise BackupError(f"{dump} does not match its manifest (changed or truncated): refused")
     return manifest
 

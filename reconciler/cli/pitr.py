@@ -24,7 +24,6 @@ stops with "recovery ended before configured recovery target was reached").
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -39,10 +38,9 @@ from typing import Final, Literal
 import click
 import psycopg
 
-from reconciler.cli.backup import BackupError, conninfo, libpq, pg_tool, run_tool
+from reconciler.cli.backup import BackupError, conninfo, libpq, pg_tool, run_tool, sha256_file
 
 RECOVERY_TIMEOUT_SECONDS: Final = 3600
-_CHUNK: Final = 1 << 20
 _LSN: Final = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 _BEYOND_ARCHIVE: Final = "recovery ended before configured recovery target was reached"
 
@@ -130,17 +128,9 @@ def recovery_settings(target: Target, archive: Path) -> dict[str, str]:
     return settings
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _files(root: Path) -> dict[str, list[str | int]]:
     return {
-        str(p.relative_to(root)): [p.stat().st_size, _sha256(p)]
+        str(p.relative_to(root)): [p.stat().st_size, sha256_file(p)]
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.is_symlink()
     }
