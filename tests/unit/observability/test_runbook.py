@@ -25,6 +25,7 @@ PROCEDURES: Final = (
     "PostgreSQL down",
     "Backup and restore",
     "Point-in-time restore",
+    "A unit's payments, receipts, doubts or disputes",
     "Signing-key rotation",
     "Webhook secret rotation",
     "A receipt-number gap",
