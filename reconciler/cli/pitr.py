@@ -232,12 +232,16 @@ def _recover(work: Path, target: Target, archive: Path, log: Path) -> str:
     # Not durable while replaying: a crash loses only ``work``, deleted anyway,
     # and PostgreSQL then skips its fsync of every file at the start of
     # recovery (seconds); the caller syncs the finished directory instead.
+    # Archiving into the same archive: the promotion's new timeline history
+    # goes there, so the next restore picks a newer timeline instead of
+    # reusing this one's (whose segments the archive would then refuse).
     server = EmbeddedPostgres(
         work,
         log,
         database="postgres",
         durable=False,
         settings=recovery_settings(target, archive),
+        wal_archive=archive,
     )
     server_url = server.info.libpq_url("postgres")
 

@@ -133,6 +133,8 @@ async def test_restore_to_a_time_keeps_exactly_what_was_committed_before_it(
     assert done.exit_code == 0, done.output
     assert not into.with_name("restored.partial").exists()
     assert await _payments_in(into, signer) == before
+    # The new timeline is in the archive: a later restore takes the next one.
+    assert (cluster.archive / "00000002.history").is_file()
 
     # The live cluster was never touched: every payment is still there.
     async with engine.connect() as conn:
