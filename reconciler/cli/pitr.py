@@ -128,7 +128,7 @@ def recovery_settings(target: Target, archive: Path) -> dict[str, str]:
     return settings
 
 
-def _files(root: Path) -> dict[str, list[str | int]]:
+def file_list(root: Path) -> dict[str, list[str | int]]:
     return {
         str(p.relative_to(root)): [p.stat().st_size, sha256_file(p)]
         for p in sorted(root.rglob("*"))
@@ -184,7 +184,7 @@ def base_backup(database_url: str, out: Path, fmt: Format = "tar") -> BaseManife
             end_lsn=ranges[-1]["End-LSN"],
             timeline=int(ranges[-1]["Timeline"]),
             format=fmt,
-            files=_files(partial),
+            files=file_list(partial),
         )
         base_manifest_path(out).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         partial.rename(out)
@@ -206,7 +206,7 @@ def check_base(backup: Path) -> BaseManifest:
         raise BackupError(f"{backup} is not a base backup directory")
     if manifest.format not in ("tar", "plain"):
         raise BackupError(f"{path}: unknown format {manifest.format!r}")
-    if _files(backup) != manifest.files:
+    if file_list(backup) != manifest.files:
         raise BackupError(f"{backup} does not match its manifest (changed or truncated): refused")
     return manifest
 
@@ -217,9 +217,12 @@ def _unpack(backup: Path, manifest: BaseManifest, work: Path) -> None:
         return
     work.mkdir(mode=0o700)
     for name, into in (("base.tar", work), ("pg_wal.tar", work / "pg_wal")):
-        with tarfile.open(backup / name) as tar:
-            # The data filter refuses absolute paths, "..", devices.
-            tar.extractall(into, filter="data")
+        try:
+            with tarfile.open(backup / name) as tar:
+                # The data filter refuses absolute paths, "..", links out, devices.
+                tar.extractall(into, filter="data")
+        except (tarfile.TarError, OSError) as err:
+            raise BackupError(f"{backup / name}: cannot be unpacked safely ({err})") from err
     (work / "backup_manifest").unlink(missing_ok=True)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger.core.audit import verify_audit_chain
-from ledger.migrations import upgrade_to_head
+from ledger.migrations import DEFAULT_APP_ROLE, upgrade_to_head
 from ledger.receipts.issue import verify_receipts
 from ledger.receipts.signing import ReceiptSigner
 from reconciler.cli.main import main
@@ -225,3 +225,15 @@ def test_a_server_that_archives_nothing_gets_no_base_backup(
     assert "archive_mode=off" in result.output
     assert not out.exists()
     assert not out.with_name("base.partial").exists()
+
+
+def test_the_apps_own_role_cannot_take_a_base_backup(cluster: Cluster) -> None:
+    """The services' role (rows only) cannot copy the whole cluster."""
+    out = cluster.root / "by-app"
+    app_url = cluster.server.info.as_user(DEFAULT_APP_ROLE).url()
+    result = _cli(app_url, "backup", "--base", "--out", str(out))
+    assert result.exit_code != 0
+    assert "pg_basebackup failed" in result.output
+    assert not out.exists()
+    assert not out.with_name("by-app.partial").exists()
+    assert not out.with_name("by-app.json").exists()

@@ -4,14 +4,26 @@ cannot reach is refused before any work."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from reconciler.cli.backup import BackupError
-from reconciler.cli.pitr import BaseManifest, Target, check_target, parse_lsn, parse_time
+from reconciler.cli.pitr import (
+    BaseManifest,
+    Target,
+    base_manifest_path,
+    check_target,
+    file_list,
+    parse_lsn,
+    parse_time,
+    restore_base,
+)
 from reconciler.devstack.postgres import archive_command
 
 SEGMENT = "000000010000000000000003"
@@ -107,3 +119,26 @@ def test_lsns_compare_as_numbers() -> None:
 def test_a_time_without_offset_or_form_is_refused(text: str, says: str) -> None:
     with pytest.raises(BackupError, match=says):
         parse_time(text)
+
+
+def test_a_backup_whose_tar_climbs_out_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    """A base backup (and its manifest) made by someone else, whose tar
+    writes outside the new directory: refused, nothing written anywhere."""
+    backup = tmp_path / "base"
+    backup.mkdir()
+    payload = tmp_path / "payload"
+    payload.write_text("owned")
+    with tarfile.open(backup / "base.tar", "w") as tar:
+        tar.add(payload, arcname="../escaped")
+    with tarfile.open(backup / "pg_wal.tar", "w"):
+        pass
+    manifest = dataclasses.replace(MANIFEST, files=file_list(backup))
+    base_manifest_path(backup).write_text(json.dumps(dataclasses.asdict(manifest)))
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    into = tmp_path / "restored"
+    with pytest.raises(BackupError, match="cannot be unpacked safely"):
+        restore_base(backup, Target(), archive, into)
+    assert not (tmp_path / "escaped").exists()
+    assert not into.exists()
+    assert not into.with_name("restored.partial").exists()
