@@ -250,18 +250,7 @@ class EmbeddedPostgres(Component):
                 "-c",
                 "full_page_writes=off",
             ]
-        if self.wal_archive:
-            self._prepare_archive(self.wal_archive)
-            argv += [
-                "-c",
-                "archive_mode=on",
-                "-c",
-                f"archive_command={archive_command(self.wal_archive)}",
-                # A quiet database still archives its last writes within a
-                # minute: the newest point a restore can reach.
-                "-c",
-                "archive_timeout=60",
-            ]
+        argv += self._archive_args()
         for name, value in self.settings.items():
             # A later -c wins: these override the defaults above.
             argv += ["-c", f"{name}={value}"]
@@ -281,6 +270,21 @@ class EmbeddedPostgres(Component):
         self._proc.wait_until(self._accepts_connections, timeout_seconds, "accepting connections")
         self._ensure_database()
         return self.info
+
+    def _archive_args(self) -> list[str]:
+        if not self.wal_archive:
+            return []
+        self._prepare_archive(self.wal_archive)
+        return [
+            "-c",
+            "archive_mode=on",
+            "-c",
+            f"archive_command={archive_command(self.wal_archive)}",
+            # A quiet database still archives its last writes within a
+            # minute: the newest point a restore can reach.
+            "-c",
+            "archive_timeout=60",
+        ]
 
     def _prepare_archive(self, archive: Path) -> None:
         archive.mkdir(parents=True, exist_ok=True)
