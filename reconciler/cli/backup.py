@@ -268,6 +268,13 @@ def backup_command(out: Path, base: bool, fmt: str) -> None:
     default=None,
     help="With --base: the new data directory to build (never an existing one).",
 )
+@click.option(
+    "--timeline",
+    default="latest",
+    show_default=True,
+    help="With --base: latest (after an earlier point-in-time restore, its history), "
+    "current (the base backup's), or a number.",
+)
 @click.option("--yes", is_flag=True, help="Confirm: everything written after the dump is lost.")
 def restore_command(
     dump: Path | None,
@@ -277,6 +284,7 @@ def restore_command(
     to_latest: bool,
     archive: Path | None,
     into: Path | None,
+    timeline: str,
     yes: bool,
 ) -> None:
     """Restore the database from a dump, in one transaction (stop the API,
@@ -287,7 +295,7 @@ def restore_command(
     if base is not None:
         from reconciler.cli.pitr import restore_base_command
 
-        restore_base_command(base, to_time, to_lsn, to_latest, archive, into)
+        restore_base_command(base, to_time, to_lsn, to_latest, archive, into, timeline)
         return
     assert dump is not None  # one of the two, checked above
     if not yes:

@@ -61,15 +61,21 @@ class BaseManifest:
 
 @dataclass(frozen=True)
 class Target:
-    """Where to stop replaying: a time, an LSN, or (neither) the archive's end."""
+    """Where to stop replaying: a time, an LSN, or (neither) the archive's end;
+    on which timeline: ``latest`` (the newest in the archive: after an
+    earlier point-in-time restore, the restored history), ``current`` (the
+    base backup's), or a number."""
 
     time: datetime | None = None
     lsn: str | None = None
+    timeline: str = "latest"
 
     def describe(self) -> str:
         if self.time is not None:
-            return f"time {self.time.isoformat()}"
-        return f"LSN {self.lsn}" if self.lsn is not None else "the end of the archive"
+            where = f"time {self.time.isoformat()}"
+        else:
+            where = f"LSN {self.lsn}" if self.lsn is not None else "the end of the archive"
+        return where if self.timeline == "latest" else f"{where} on timeline {self.timeline}"
 
 
 def parse_lsn(text: str) -> int:
@@ -78,6 +84,16 @@ def parse_lsn(text: str) -> int:
     if match is None:
         raise BackupError(f"LSN {text!r}: expected two hex numbers, like 0/3000060")
     return (int(match[1], 16) << 32) | int(match[2], 16)
+
+
+def parse_timeline(text: str) -> str:
+    """``latest``, ``current`` or a timeline number, as PostgreSQL takes it."""
+    value = text.strip().lower()
+    if value in ("latest", "current") or (
+        value.isascii() and value.isdigit() and 0 < int(value) < 1 << 32
+    ):
+        return value if not value.isdigit() else str(int(value))
+    raise BackupError(f"--timeline {text!r}: expected latest, current or a timeline number")
 
 
 def parse_time(text: str) -> datetime:
@@ -120,6 +136,7 @@ def recovery_settings(target: Target, archive: Path) -> dict[str, str]:
     settings = {
         "restore_command": f'cp {shlex.quote(str(archive))}/"%f" "%p"',
         "recovery_target_action": "promote",
+        "recovery_target_timeline": target.timeline,
     }
     if target.time is not None:
         settings["recovery_target_time"] = target.time.isoformat(sep=" ")
@@ -307,6 +324,7 @@ def restore_base_command(
     to_latest: bool,
     archive: Path | None,
     into: Path | None,
+    timeline: str = "latest",
 ) -> None:
     """``reconciler restore --base``: check the options, restore, say what next."""
     if [to_time is not None, to_lsn is not None, to_latest].count(True) != 1:
@@ -315,7 +333,11 @@ def restore_base_command(
         raise click.UsageError("with --base give --archive (the WAL archive) and --into")
     if to_lsn is not None:
         parse_lsn(to_lsn)
-    target = Target(time=parse_time(to_time) if to_time else None, lsn=to_lsn)
+    target = Target(
+        time=parse_time(to_time) if to_time else None,
+        lsn=to_lsn,
+        timeline=parse_timeline(timeline),
+    )
     lsn, log = restore_base(base, target, archive, into)
     click.echo(
         f"recovered {base} to {target.describe()} in {into} (new timeline from LSN {lsn}; "

@@ -142,7 +142,7 @@ async def test_restore_to_a_time_keeps_exactly_what_was_committed_before_it(
     assert live >= before | after
 
     # Written but not yet archived: a target after it is beyond the archive.
-    await _pay(engine, signer, 1)
+    late = await _pay(engine, signer, 1)
     unreachable = await _server_now(engine)
     beyond = cluster.root / "beyond"
     refused = await asyncio.to_thread(
@@ -152,6 +152,16 @@ async def test_restore_to_a_time_keeps_exactly_what_was_committed_before_it(
     assert "beyond the end of the WAL archive" in refused.output
     assert not beyond.exists()
     assert not beyond.with_name("beyond.partial").exists()
+
+    # The archive's newest timeline is now the restored one, which ends at
+    # the noted time; the base backup's own (current) has everything.
+    await asyncio.to_thread(_archive_current_segment, cluster.server.info, cluster.archive)
+    whole = cluster.root / "whole"
+    done = await asyncio.to_thread(
+        _cli, url, *args, "--to-latest", "--timeline", "current", "--into", str(whole)
+    )
+    assert done.exit_code == 0, done.output
+    assert await _payments_in(whole, signer) == before | after | late
 
 
 def _restore(cluster: Cluster, into: Path, *target: str) -> Result:

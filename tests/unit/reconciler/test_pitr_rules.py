@@ -22,6 +22,7 @@ from reconciler.cli.pitr import (
     file_list,
     parse_lsn,
     parse_time,
+    parse_timeline,
     restore_base,
 )
 from reconciler.devstack.postgres import archive_command
@@ -142,3 +143,15 @@ def test_a_backup_whose_tar_climbs_out_is_refused_and_nothing_is_left(tmp_path: 
     assert not (tmp_path / "escaped").exists()
     assert not into.exists()
     assert not into.with_name("restored.partial").exists()
+
+
+def test_timelines_as_postgresql_takes_them() -> None:
+    assert [parse_timeline(t) for t in ["latest", "Current", "2", "007"]] == [
+        "latest",
+        "current",
+        "2",
+        "7",
+    ]
+    for bad in ["0", "-1", "4294967296", "two", "1; DROP", ""]:
+        with pytest.raises(BackupError, match="--timeline"):
+            parse_timeline(bad)
