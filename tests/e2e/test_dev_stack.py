@@ -5,11 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
-import psycopg
 
 from tests.support.dev_cli import (
     api_call,
@@ -18,18 +16,7 @@ from tests.support.dev_cli import (
     stop_and_check_no_orphans,
     wait_for_dev_json,
 )
-
-
-def _archives_its_wal(postgres_url: str, archive: Path) -> None:
-    """The stack's PostgreSQL archives each finished WAL segment into
-    <data dir>/wal-archive (point-in-time restore, docs/runbook.md)."""
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
-    assert row is not None
-    deadline = time.monotonic() + 60
-    while not (archive / row[0]).is_file():
-        assert time.monotonic() < deadline, f"{row[0]} never reached {archive}"
-        time.sleep(0.1)
+from tests.support.wal import archive_current_segment
 
 
 def test_dev_stack_starts_serves_stops_and_reuses_data(tmp_path: Path) -> None:
@@ -65,7 +52,8 @@ def test_dev_stack_starts_serves_stops_and_reuses_data(tmp_path: Path) -> None:
             "violation": "Đi ngược chiều",
         }
         assert api_call(info, "POST", "/api/v1/fines", fine)[0] == 201
-        _archives_its_wal(info["postgres_url"], data_dir / "wal-archive")
+        # Its PostgreSQL archives WAL for a point-in-time restore (runbook).
+        archive_current_segment(info["postgres_url"], data_dir / "wal-archive")
     finally:
         if proc.poll() is None:
             stop_and_check_no_orphans(proc, descendants(proc.pid), signal.SIGTERM)

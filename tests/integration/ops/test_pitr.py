@@ -9,14 +9,12 @@ nothing. Through the real commands and the wheel's pg_basebackup."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
-import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
@@ -29,6 +27,7 @@ from ledger.receipts.signing import ReceiptSigner
 from reconciler.cli.main import main
 from reconciler.devstack.postgres import EmbeddedPostgres, PostgresInfo
 from tests.support.receipts import issue, paid_fine
+from tests.support.wal import archive_current_segment
 
 
 @dataclass
@@ -84,16 +83,6 @@ async def _server_now(engine: AsyncEngine) -> datetime:
     return now
 
 
-def _archive_current_segment(info: PostgresInfo, archive: Path) -> None:
-    with psycopg.connect(info.libpq_url(), autocommit=True) as conn:
-        row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
-    assert row is not None
-    deadline = time.monotonic() + 60
-    while not (archive / row[0]).exists():
-        assert time.monotonic() < deadline, f"{row[0]} never archived"
-        time.sleep(0.05)
-
-
 async def _payments_in(data_dir: Path, signer: ReceiptSigner) -> set[UUID]:
     """The restored cluster's payments, once its receipts and audit chain verify."""
     server = EmbeddedPostgres(
@@ -122,7 +111,9 @@ async def test_restore_to_a_time_keeps_exactly_what_was_committed_before_it(
     before = await _pay(engine, signer, 2)
     noted = await _server_now(engine)
     after = await _pay(engine, signer, 2)
-    await asyncio.to_thread(_archive_current_segment, cluster.server.info, cluster.archive)
+    await asyncio.to_thread(
+        archive_current_segment, cluster.server.info.libpq_url(), cluster.archive
+    )
 
     into = cluster.root / "restored"
     url = cluster.server.info.url()
@@ -155,7 +146,9 @@ async def test_restore_to_a_time_keeps_exactly_what_was_committed_before_it(
 
     # The archive's newest timeline is now the restored one, which ends at
     # the noted time; the base backup's own (current) has everything.
-    await asyncio.to_thread(_archive_current_segment, cluster.server.info, cluster.archive)
+    await asyncio.to_thread(
+        archive_current_segment, cluster.server.info.libpq_url(), cluster.archive
+    )
     whole = cluster.root / "whole"
     done = await asyncio.to_thread(
         _cli, url, *args, "--to-latest", "--timeline", "current", "--into", str(whole)
