@@ -11,6 +11,7 @@ prometheus-client program; each process (API, worker, prober) exposes it on
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -253,3 +254,47 @@ http_requests_total = Counter(
     "HTTP requests served by the API, by route template, method and status class.",
     ["route", "method", "status"],
 )
+
+# --- per issuing unit -------------------------------------------------------
+# ``unit`` is a unit's code (``ledger.receipts.issue.unit_code``: ASCII,
+# at most 30 characters). Units are many and not configured: the
+# UNIT_LABELS_MAX busiest get their own value, the rest are summed into
+# UNIT_OTHER, so a metric has at most UNIT_LABELS_MAX + 1 values of it.
+UNIT_LABELS_MAX: Final = 50
+UNIT_OTHER: Final = "other"
+UNIT_PAYMENT_OUTCOMES: Final = ("succeeded", "declined", "refunded")
+unit_payments_last_hour = Gauge(
+    "unit_payments_last_hour",
+    "Payments started in the last hour that finished, by issuing unit (code, or 'other') "
+    "and outcome (succeeded, declined, refunded).",
+    ["unit", "outcome"],
+)
+unit_receipts_issued = Gauge(
+    "unit_receipts_issued",
+    "Receipts issued so far, by issuing unit (code, or 'other'): the sum of its series' "
+    "last numbers; its delta over a window is the receipts issued in it.",
+    ["unit"],
+)
+unit_payments_in_doubt = Gauge(
+    "unit_payments_in_doubt",
+    "Payments whose outcome the bank has not told yet, by issuing unit (code, or 'other').",
+    ["unit"],
+)
+unit_disputes_open = Gauge(
+    "unit_disputes_open",
+    "Citizens' disputes not yet resolved, by issuing unit (code, or 'other').",
+    ["unit"],
+)
+
+
+def fold_units(activity: dict[str, int], cap: int = UNIT_LABELS_MAX) -> dict[str, str]:
+    """The label of each unit code: itself for the ``cap`` busiest (ties by
+    code, so every process and every refresh agrees), UNIT_OTHER for the
+    rest (and for a code that is not a plain unit code: it never becomes a
+    label of its own)."""
+    valid = [code for code in activity if _UNIT_CODE.fullmatch(code) and code != UNIT_OTHER]
+    busiest = set(sorted(valid, key=lambda code: (-activity[code], code))[:cap])
+    return {code: code if code in busiest else UNIT_OTHER for code in activity}
+
+
+_UNIT_CODE: Final = re.compile(r"[A-Z0-9-]{1,40}")

@@ -37,6 +37,7 @@ from reconciler.integrity import run_integrity_checks
 from reconciler.ops_gauges import refresh_backlog, refresh_ledger_gauges
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
+from reconciler.unit_gauges import UnitGauges
 from reconciler.wiring import (
     audit_key,
     build_adapters,
@@ -183,6 +184,7 @@ def housekeeping(
     key = audit_key(settings, create=True)
     assert key is not None, "run_worker checks the audit key first"
     verifier = load_verifier(settings)
+    unit_gauges = UnitGauges()
     return [
         _every(
             "audit-anchor",
@@ -197,6 +199,7 @@ def housekeeping(
         ),
         _every("ops-gauges", 15.0, lambda: refresh_ledger_gauges(engine, list(settings.banks))),
         _every("backlog", 15.0, lambda: refresh_backlog(client, settings.task_queue)),
+        _every("unit-gauges", 60.0, lambda: unit_gauges.refresh(engine)),
         _every(
             "integrity",
             settings.integrity_check_interval_seconds,

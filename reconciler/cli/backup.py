@@ -89,7 +89,7 @@ def libpq(database_url: str) -> tuple[dict[str, str], str]:
     return env, url.database
 
 
-def _conninfo(database_url: str) -> str:
+def conninfo(database_url: str) -> str:
     env, database = libpq(database_url)
     return psycopg.conninfo.make_conninfo(
         host=env["PGHOST"],
@@ -100,7 +100,7 @@ def _conninfo(database_url: str) -> str:
     )
 
 
-def _run(argv: list[str], env: dict[str, str]) -> None:
+def run_tool(argv: list[str], env: dict[str, str]) -> None:
     result = subprocess.run(
         argv,
         env={**os.environ, **env},
@@ -113,7 +113,7 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
         raise BackupError(f"{Path(argv[0]).name} failed: {result.stderr.strip()[-2000:]}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
@@ -137,7 +137,7 @@ def backup(settings: Settings, out: Path) -> Manifest:
     partial = out.with_name(out.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
-        _run([pg_tool("pg_dump"), "--format=custom", f"--file={partial}", database], env)
+        run_tool([pg_tool("pg_dump"), "--format=custom", f"--file={partial}", database], env)
         with partial.open("rb") as f:
             os.fsync(f.fileno())
         manifest = Manifest(
@@ -145,7 +145,7 @@ def backup(settings: Settings, out: Path) -> Manifest:
             database=database,
             alembic_revision=current_revision(settings.database_url),
             size_bytes=partial.stat().st_size,
-            sha256=_sha256(partial),
+            sha256=sha256_file(partial),
         )
         manifest_path(out).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         partial.rename(out)
@@ -162,13 +162,13 @@ def check_dump(dump: Path) -> Manifest:
         raise BackupError(f"{manifest_path(dump)}: no readable manifest ({err})") from err
     if not dump.is_file():
         raise BackupError(f"{dump} does not exist")
-    if dump.stat().st_size != manifest.size_bytes or _sha256(dump) != manifest.sha256:
+    if dump.stat().st_size != manifest.size_bytes or sha256_file(dump) != manifest.sha256:
         raise BackupError(f"{dump} does not match its manifest (changed or truncated): refused")
     return manifest
 
 
 def _end_other_sessions(settings: Settings) -> int:
-    with psycopg.connect(_conninfo(settings.database_url), autocommit=True) as conn:
+    with psycopg.connect(conninfo(settings.database_url), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -182,7 +182,7 @@ def restore(settings: Settings, dump: Path) -> tuple[Manifest, int]:
     manifest = check_dump(dump)
     env, database = libpq(settings.database_url)
     ended = _end_other_sessions(settings)
-    _run(
+    run_tool(
         [
             pg_tool("pg_restore"),
             "--clean",
@@ -200,12 +200,38 @@ def restore(settings: Settings, dump: Path) -> tuple[Manifest, int]:
 @click.command("backup")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     required=True,
-    help="The dump file to write (its manifest goes to FILE.json).",
+    help="The dump file to write (its manifest goes to FILE.json); "
+    "with --base, the directory to create.",
 )
-def backup_command(out: Path) -> None:
-    """Dump the database (RECONCILER_DATABASE_URL) to a file, live."""
+@click.option(
+    "--base",
+    is_flag=True,
+    help="A base backup of the whole cluster (pg_basebackup) for a point-in-time "
+    "restore, instead of a dump; the server must archive its WAL.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tar", "plain"]),
+    default="tar",
+    show_default=True,
+    help="With --base: tar files, or a copy of the data directory.",
+)
+def backup_command(out: Path, base: bool, fmt: str) -> None:
+    """Dump the database (RECONCILER_DATABASE_URL) to a file, live; or, with
+    --base, take a base backup of its cluster."""
+    if base:
+        from reconciler.cli.pitr import base_backup
+
+        made = base_backup(load_settings().database_url, out, "tar" if fmt == "tar" else "plain")
+        click.echo(
+            f"base backup ({made.format}) in {out}: WAL {made.start_lsn} to {made.end_lsn} "
+            f"on timeline {made.timeline}, ended {made.end_time}; "
+            f"{len(made.files)} file(s) listed in {out}.json"
+        )
+        return
     manifest = backup(load_settings(), out)
     click.echo(
         f"backup of {manifest.database} at revision {manifest.alembic_revision}: "
@@ -218,13 +244,60 @@ def backup_command(out: Path) -> None:
     "--from",
     "dump",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
+    default=None,
     help="A dump written by `reconciler backup`.",
 )
+@click.option(
+    "--base",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A base backup written by `reconciler backup --base` (point-in-time).",
+)
+@click.option("--to-time", default=None, help="With --base: e.g. 2026-12-04T03:00:00+07:00.")
+@click.option("--to-lsn", default=None, help="With --base: a WAL position, e.g. 0/3000060.")
+@click.option("--to-latest", is_flag=True, help="With --base: the end of the WAL archive.")
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --base: the WAL archive (embedded stack: <data dir>/wal-archive).",
+)
+@click.option(
+    "--into",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --base: the new data directory to build (never an existing one).",
+)
+@click.option(
+    "--timeline",
+    default="latest",
+    show_default=True,
+    help="With --base: latest (after an earlier point-in-time restore, its history), "
+    "current (the base backup's), or a number.",
+)
 @click.option("--yes", is_flag=True, help="Confirm: everything written after the dump is lost.")
-def restore_command(dump: Path, yes: bool) -> None:
-    """Restore the database from a dump, in one transaction. Stop the API,
-    worker and prober first; then reconcile every bank since the dump."""
+def restore_command(
+    dump: Path | None,
+    base: Path | None,
+    to_time: str | None,
+    to_lsn: str | None,
+    to_latest: bool,
+    archive: Path | None,
+    into: Path | None,
+    timeline: str,
+    yes: bool,
+) -> None:
+    """Restore the database from a dump, in one transaction (stop the API,
+    worker and prober first; then reconcile every bank since the dump); or,
+    with --base, build a new data directory recovered to a point in time."""
+    if (dump is None) == (base is None):
+        raise click.UsageError("give exactly one of --from (a dump) and --base (a base backup)")
+    if base is not None:
+        from reconciler.cli.pitr import restore_base_command
+
+        restore_base_command(base, to_time, to_lsn, to_latest, archive, into, timeline)
+        return
+    assert dump is not None  # one of the two, checked above
     if not yes:
         raise click.UsageError(
             "a restore replaces the database with the dump: pass --yes to confirm"

@@ -8,10 +8,11 @@ import dataclasses
 import importlib.util
 import os
 import pwd
+import shlex
 import signal
 import stat
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,37 @@ def _make_traversable(path: Path) -> None:
             parent.chmod(want)
 
 
+def archive_command(archive: Path) -> str:
+    """PostgreSQL's ``archive_command`` copying a WAL segment into ``archive``:
+    a segment already there is never overwritten (the same bytes again is
+    success, as after a crash between copy and acknowledgement; other bytes
+    fail, and PostgreSQL keeps the segment and retries, so the clash shows in
+    the log instead of silently replacing history). The copy is written to a
+    temporary name, flushed, then renamed: a reader never sees half a file."""
+    text = str(archive)
+    if not archive.is_absolute() or any(c in text for c in "%\n\r\0"):
+        raise ValueError(f"WAL archive path {text!r}: absolute, without '%' or newlines")
+    d = shlex.quote(text)
+    return (
+        f'f={d}/"%f"; if [ -e "$f" ]; then cmp -s "%p" "$f"; '
+        f'else cp "%p" "$f.tmp" && sync "$f.tmp" && mv -n "$f.tmp" "$f" && [ ! -e "$f.tmp" ]; fi'
+    )
+
+
+def own_data_dir(path: Path) -> None:
+    """Hand a data directory made by someone else (a restored base backup) to
+    the server's OS user, mode 0700 as PostgreSQL insists."""
+    os_user = _ensure_os_user()
+    if os_user:
+        _make_traversable(path.parent)
+        pw = pwd.getpwnam(os_user)
+        for root, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                os.chown(Path(root) / name, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    path.chmod(0o700)
+
+
 @dataclass(frozen=True)
 class PostgresInfo:
     host: str
@@ -96,9 +128,13 @@ class EmbeddedPostgres(Component):
         database: str = "reconciler",
         durable: bool = True,
         settings: Mapping[str, str] | None = None,
+        wal_archive: Path | None = None,
     ) -> None:
         """``settings``: server settings (``name: value``) over the defaults
-        below, e.g. a benchmark's larger ``shared_buffers``."""
+        below, e.g. a benchmark's larger ``shared_buffers``. ``wal_archive``:
+        archive every WAL segment into that directory (point-in-time restore,
+        ``reconciler.cli.pitr``); it must lie outside ``data_dir``, or base
+        backups would carry the archive with them."""
         self.data_dir = data_dir.resolve()
         self.log_path = log_path
         self.port = port or free_port()
@@ -106,6 +142,9 @@ class EmbeddedPostgres(Component):
         self.durable = durable
         self.settings = dict(settings or {})
         self.os_user = _ensure_os_user()
+        self.wal_archive = wal_archive.resolve() if wal_archive else None
+        if self.wal_archive and self.wal_archive.is_relative_to(self.data_dir):
+            raise ValueError(f"the WAL archive {self.wal_archive} is inside the data dir")
         self._proc: ManagedProcess | None = None
 
     @property
@@ -211,6 +250,7 @@ class EmbeddedPostgres(Component):
                 "-c",
                 "full_page_writes=off",
             ]
+        argv += self._archive_args()
         for name, value in self.settings.items():
             # A later -c wins: these override the defaults above.
             argv += ["-c", f"{name}={value}"]
@@ -230,6 +270,36 @@ class EmbeddedPostgres(Component):
         self._proc.wait_until(self._accepts_connections, timeout_seconds, "accepting connections")
         self._ensure_database()
         return self.info
+
+    def _archive_args(self) -> list[str]:
+        if not self.wal_archive:
+            return []
+        self._prepare_archive(self.wal_archive)
+        return [
+            "-c",
+            "archive_mode=on",
+            "-c",
+            f"archive_command={archive_command(self.wal_archive)}",
+            # A quiet database still archives its last writes within a
+            # minute: the newest point a restore can reach.
+            "-c",
+            "archive_timeout=60",
+        ]
+
+    def _prepare_archive(self, archive: Path) -> None:
+        archive.mkdir(parents=True, exist_ok=True)
+        if self.os_user:
+            _make_traversable(archive.parent)
+            pw = pwd.getpwnam(self.os_user)
+            os.chown(archive, pw.pw_uid, pw.pw_gid)
+        archive.chmod(0o700)
+
+    def wait_until(self, ready: Callable[[], bool], timeout_seconds: float, what: str) -> None:
+        """Wait for ``ready`` while the server runs (it raises
+        ComponentFailedError, with the log's tail, if the server exits)."""
+        if self._proc is None:
+            raise ComponentFailedError("postgres", "not started", self.log_path)
+        self._proc.wait_until(ready, timeout_seconds, what)
 
     def _accepts_connections(self) -> bool:
         try:

@@ -233,7 +233,13 @@ class DevStack:
         self.api_port = api_port or free_port()
         self.dev_json = self.data_dir / "dev.json"
         self.state_path = self.data_dir / "stack.json"
-        self.postgres = EmbeddedPostgres(self.data_dir / "postgres", self.logs / "postgres.log")
+        # Every WAL segment is archived next to the cluster, for a
+        # point-in-time restore (docs/runbook.md).
+        self.postgres = EmbeddedPostgres(
+            self.data_dir / "postgres",
+            self.logs / "postgres.log",
+            wal_archive=self.data_dir / "wal-archive",
+        )
         self.temporal = TemporalDevServer(
             self.data_dir / "temporal" / "temporal.db", self.logs / "temporal.log"
         )

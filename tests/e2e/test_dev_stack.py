@@ -16,6 +16,7 @@ from tests.support.dev_cli import (
     stop_and_check_no_orphans,
     wait_for_dev_json,
 )
+from tests.support.wal import archive_current_segment
 
 
 def test_dev_stack_starts_serves_stops_and_reuses_data(tmp_path: Path) -> None:
@@ -51,6 +52,8 @@ def test_dev_stack_starts_serves_stops_and_reuses_data(tmp_path: Path) -> None:
             "violation": "Đi ngược chiều",
         }
         assert api_call(info, "POST", "/api/v1/fines", fine)[0] == 201
+        # Its PostgreSQL archives WAL for a point-in-time restore (runbook).
+        archive_current_segment(info["postgres_url"], data_dir / "wal-archive")
     finally:
         if proc.poll() is None:
             stop_and_check_no_orphans(proc, descendants(proc.pid), signal.SIGTERM)

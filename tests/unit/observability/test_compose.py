@@ -377,3 +377,24 @@ def test_app_processes_reach_temporal_over_mutual_tls(services: dict[str, Any]) 
             path = settings[f"RECONCILER_TEMPORAL_TLS_{variable}_PATH"]
             assert path.startswith("/etc/reconciler/tls/"), (name, variable)
         assert settings["RECONCILER_TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+
+
+def test_postgres_archives_its_wal_into_its_own_volume(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    """The same never-overwrite archive command as the embedded stack's,
+    into a named volume (compose writes a literal $ as $$)."""
+    from pathlib import Path
+
+    from reconciler.devstack.postgres import archive_command
+
+    archive = "/var/lib/postgresql/wal-archive"
+    postgres = services["postgres"]
+    settings = dict(arg.split("=", 1) for arg in postgres["command"][1:] if arg != "-c")
+    assert settings["archive_mode"] == "on"
+    assert settings["archive_command"].replace("$$", "$") == archive_command(Path(archive))
+    assert ("postgres-wal-archive", archive) in volumes(postgres)
+    assert "postgres-wal-archive" in compose["volumes"]
+    # The archive is made the server's before the image's own entrypoint runs.
+    assert f"-o postgres -g postgres -m 0700 {archive}" in postgres["entrypoint"][2]
+    assert postgres["entrypoint"][2].endswith('exec docker-entrypoint.sh "$$@"')

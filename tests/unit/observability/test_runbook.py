@@ -24,6 +24,8 @@ PROCEDURES_HEADING: Final = "# Failures and procedures"
 PROCEDURES: Final = (
     "PostgreSQL down",
     "Backup and restore",
+    "Point-in-time restore",
+    "A unit's payments, receipts, doubts or disputes",
     "Signing-key rotation",
     "Webhook secret rotation",
     "A receipt-number gap",
