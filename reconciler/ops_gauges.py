@@ -1,7 +1,8 @@
 """The silent-failure gauges of docs/operations.md, refreshed by the worker
 (and the database gauges by the API on each scrape): outbox, reconciliation,
 approvals and disputes from the ledger; PostgreSQL reachability and the
-process's pool; the task queue's backlog from Temporal."""
+process's pool; the task queues' backlog from Temporal (the worker's own and
+each bank's)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ from temporalio.client import Client
 
 from ledger.ops_health import ops_snapshot
 from observability import metrics as m
+from workflows.common import bank_queue
 
 log = structlog.get_logger(__name__)
 
-# A worker polls both: workflow tasks and activity tasks.
+# The worker polls both on its main task queue: workflow tasks and activity
+# tasks; on a bank's queue (``workflows.common.bank_queue``) activities only.
 POLLED_TYPES: Final = frozenset(
     {TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY}
 )
+BANK_POLLED_TYPES: Final = frozenset({TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY})
 # A check of PostgreSQL that takes longer than this counts as down.
 POSTGRES_CHECK_SECONDS: Final = 3.0
 
@@ -76,9 +80,19 @@ async def refresh_ledger_gauges(engine: AsyncEngine, banks: list[str]) -> None:
         m.reconciliation_runs_failed.labels(bank).set(snap.recon_failed_24h.get(bank, 0))
 
 
-async def refresh_backlog(client: Client, task_queue: str) -> None:
+async def refresh_backlogs(client: Client, task_queue: str, banks: list[str]) -> None:
+    """``refresh_backlog`` of the worker's task queue and of each bank's."""
+    await refresh_backlog(client, task_queue)
+    for bank in sorted(set(banks)):
+        await refresh_backlog(client, bank_queue(task_queue, bank), BANK_POLLED_TYPES)
+
+
+async def refresh_backlog(
+    client: Client, task_queue: str, polled: frozenset[int] = POLLED_TYPES
+) -> None:
     """Temporal's approximate backlog of ``task_queue`` (workflow and activity
-    tasks together), through the enhanced DescribeTaskQueue."""
+    tasks together), through the enhanced DescribeTaskQueue; the queue's
+    worker polls the task types ``polled``."""
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,
@@ -93,16 +107,18 @@ async def refresh_backlog(client: Client, task_queue: str) -> None:
         for info in version.types_info.values():
             backlog += info.stats.approximate_backlog_count
     m.temporal_task_queue_backlog.labels(task_queue).set(backlog)
-    polled = own_poll_time(response, client.identity)
-    if polled is not None:
-        m.worker_poll_heartbeat_timestamp_seconds.labels(task_queue).set(polled)
+    seen = own_poll_time(response, client.identity, polled)
+    if seen is not None:
+        m.worker_poll_heartbeat_timestamp_seconds.labels(task_queue).set(seen)
 
 
-def own_poll_time(response: DescribeTaskQueueResponse, identity: str) -> float | None:
+def own_poll_time(
+    response: DescribeTaskQueueResponse, identity: str, polled: frozenset[int] = POLLED_TYPES
+) -> float | None:
     """When Temporal last saw this worker (``identity``: its client's, which
-    the worker polls with) poll, the older of its workflow and activity
-    pollers' last access; None unless both are seen. A worker whose pollers
-    are wedged stops moving it, though its process and its loops run on."""
+    the worker polls with) poll, the oldest of its ``polled`` pollers' last
+    access; None unless each is seen. A worker whose pollers are wedged
+    stops moving it, though its process and its loops run on."""
     latest: dict[int, float] = {}
     for version in response.versions_info.values():
         for kind, info in version.types_info.items():
@@ -110,6 +126,6 @@ def own_poll_time(response: DescribeTaskQueueResponse, identity: str) -> float |
                 if poller.identity == identity and poller.HasField("last_access_time"):
                     seen = poller.last_access_time.ToDatetime(tzinfo=UTC).timestamp()
                     latest[kind] = max(latest.get(kind, 0.0), seen)
-    if not latest.keys() >= POLLED_TYPES:
+    if not latest.keys() >= polled:
         return None
-    return min(latest[kind] for kind in POLLED_TYPES)
+    return min(latest[kind] for kind in polled)

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     prober_metrics_port: int = Field(default=9102, ge=0, le=65535)
     worker_activities_max: int = Field(default=200, ge=1, le=2000)
+    # Each bank's calls run on its own task queue with this many slots per
+    # worker, so a bank whose calls hang fills only its own.
+    worker_bank_activities_max: int = Field(default=50, ge=1, le=2000)
 
     # Payment verification (see workflows.payment.types.VerifyPolicy).
     verify_poll_interval_seconds_initial: float = Field(default=2.0, gt=0, le=3600)

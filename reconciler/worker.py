@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ from reconciler.audit_anchoring import anchor_audit_head
 from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine
 from reconciler.integrity import run_integrity_checks
-from reconciler.ops_gauges import refresh_backlog, refresh_ledger_gauges
+from reconciler.ops_gauges import refresh_backlogs, refresh_ledger_gauges
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
 from reconciler.wiring import (
@@ -45,6 +45,7 @@ from reconciler.wiring import (
     load_verifier,
     saga_config,
 )
+from workflows.common import bank_queue
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.disputes.workflow import DisputeWorkflow
 from workflows.interceptors import ActivityInterceptor
@@ -130,6 +131,68 @@ def build_worker(
     )
 
 
+def bank_workers(
+    client: Client, task_queue: str, activities: PaymentActivities, banks: Iterable[str], slots: int
+) -> list[Worker]:
+    """One activity worker per bank, on the bank's own task queue
+    (``workflows.common.bank_queue``) with its own ``slots``: the calls of a
+    bank that hangs wait for that bank's slots only."""
+    return [
+        Worker(
+            client,
+            task_queue=bank_queue(task_queue, bank),
+            activities=activities.bank_calls(),
+            interceptors=[ActivityInterceptor()],
+            max_concurrent_activities=slots,
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        for bank in sorted(set(banks))
+    ]
+
+
+def build_workers(
+    client: Client,
+    task_queue: str,
+    activities: PaymentActivities,
+    banks: Iterable[str],
+    *,
+    max_concurrent_activities: int = 200,
+    bank_activities_max: int = 50,
+    dispute_activities: DisputeActivities | None = None,
+    recon_activities: ReconciliationActivities | None = None,
+) -> list[Worker]:
+    """The worker of ``task_queue`` (every workflow, every step but the bank
+    calls) and one per bank: what one ``reconciler worker`` process polls."""
+    main = build_worker(
+        client,
+        task_queue,
+        activities,
+        max_concurrent_activities,
+        dispute_activities=dispute_activities,
+        recon_activities=recon_activities,
+    )
+    return [main, *bank_workers(client, task_queue, activities, banks, bank_activities_max)]
+
+
+async def run_workers(workers: Sequence[Worker], stop: asyncio.Event) -> None:
+    """Run ``workers`` until ``stop`` is set or one of them fails, then shut
+    them all down at once (each gets its graceful shutdown, in parallel)."""
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopping, *runs], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        await asyncio.gather(
+            *(w.shutdown() for w, r in zip(workers, runs, strict=True) if not r.done()),
+            return_exceptions=True,
+        )
+        results = await asyncio.gather(*runs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def _every(name: str, interval_seconds: float, step: Callable[[], Awaitable[object]]) -> None:
     """Run ``step`` forever; an operating error is logged and retried next tick."""
     while True:
@@ -196,7 +259,11 @@ def housekeeping(
             "recon-gauges", 30.0, lambda: refresh_discrepancy_gauges(engine, list(settings.banks))
         ),
         _every("ops-gauges", 15.0, lambda: refresh_ledger_gauges(engine, list(settings.banks))),
-        _every("backlog", 15.0, lambda: refresh_backlog(client, settings.task_queue)),
+        _every(
+            "backlog",
+            15.0,
+            lambda: refresh_backlogs(client, settings.task_queue, list(settings.banks)),
+        ),
         _every(
             "integrity",
             settings.integrity_check_interval_seconds,
@@ -228,11 +295,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                     public_base_url=settings.public_base_url,
                 )
             )
-            worker = build_worker(
+            workers = build_workers(
                 client,
                 settings.task_queue,
                 activities,
-                settings.worker_activities_max,
+                settings.banks,
+                max_concurrent_activities=settings.worker_activities_max,
+                bank_activities_max=settings.worker_bank_activities_max,
                 dispute_activities=DisputeActivities(DisputeDeps(engine, adapters)),
                 recon_activities=recon_wiring.recon_activities(settings, engine, adapters, client),
             )
@@ -242,14 +311,19 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 asyncio.create_task(c)
                 for c in housekeeping(settings, engine, client, session, config)
             ]
-            log.info("worker.started", task_queue=settings.task_queue, banks=list(settings.banks))
-            async with worker:
-                await stop.wait()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            log.info(
+                "worker.started",
+                task_queues=[w.task_queue for w in workers],
+                banks=list(settings.banks),
+            )
+            try:
+                await run_workers(workers, stop)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     finally:
         await metrics_server.stop()
         await engine.dispose()

@@ -34,7 +34,7 @@ from reconciler.api.server import EdgeRunner
 from reconciler.recon_wiring import recon_activities
 from reconciler.settings import Settings
 from reconciler.wiring import build_adapters, load_signer
-from reconciler.worker import build_worker
+from reconciler.worker import build_workers, run_workers
 from tests.support.api import make_token
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.payment.activities import PaymentActivities, PaymentDeps
@@ -84,11 +84,16 @@ class SagaStack:
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     # -- worker ----------------------------------------------------------------
-    def new_worker(self) -> Worker:
-        return build_worker(
+    def new_workers(self) -> list[Worker]:
+        """What ``reconciler worker`` polls: the stack's task queue and one
+        queue per bank, with the settings' slots."""
+        return build_workers(
             self.client,
             self.settings.task_queue,
             self.activities,
+            self.settings.banks,
+            max_concurrent_activities=self.settings.worker_activities_max,
+            bank_activities_max=self.settings.worker_bank_activities_max,
             dispute_activities=self.disputes,
             recon_activities=self.recon,
         )
@@ -96,13 +101,7 @@ class SagaStack:
     async def start_worker(self) -> None:
         assert self._worker_task is None
         self._worker_stop = asyncio.Event()
-        worker = self.new_worker()
-
-        async def run() -> None:
-            async with worker:
-                await self._worker_stop.wait()
-
-        self._worker_task = asyncio.create_task(run())
+        self._worker_task = asyncio.create_task(run_workers(self.new_workers(), self._worker_stop))
 
     async def stop_worker(self) -> None:
         """Stop the worker, bounded: a shutdown still waiting after
