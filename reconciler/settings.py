@@ -167,9 +167,12 @@ class Settings(BaseSettings):
     # Alertmanager's bearer secret for the service's alert receiver
     # (POST /ops/alerts/webhook); empty: the receiver refuses every delivery.
     alert_webhook_token: SecretStr | None = None
-    # Every worker runs `receipts verify` and `audit verify` this often
-    # (reconciler.integrity), and at its start.
+    # `receipts verify` and `audit verify` run this often, on a Temporal
+    # Schedule (workflows.ops.schedules), and when the schedule is created.
     integrity_check_interval_seconds: float = Field(default=3600.0, ge=60, le=86400)
+    # The heartbeat workflow proves every task queue's pollers this often
+    # (worker_poll_heartbeat_timestamp_seconds; WorkerPollersStuck: 3 min).
+    ops_heartbeat_seconds: float = Field(default=30.0, ge=5, le=600)
     # The worker's Temporal SDK metrics (the SDK's own Prometheus exporter).
     worker_sdk_metrics_port: int = Field(default=9103, ge=0, le=65535)
 

@@ -66,6 +66,8 @@ DOMAINS = {
     "reconciliation": "reconciliation",
     "discrepancy_action": "reconciliation",
     "dispute": "disputes",
+    "ops_heartbeat": "ops",
+    "integrity_checks": "ops",
 }
 WORKFLOW_CLOSE_SECONDS_MAX = 60.0
 

@@ -33,10 +33,11 @@ from reconciler.api.app import create_app
 from reconciler.api.server import EdgeRunner
 from reconciler.recon_wiring import recon_activities
 from reconciler.settings import Settings
-from reconciler.wiring import build_adapters, load_signer
-from reconciler.worker import build_workers, run_workers
+from reconciler.wiring import build_adapters, load_signer, load_verifier
+from reconciler.worker import build_workers, require_audit_key, run_workers
 from tests.support.api import make_token
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
+from workflows.ops.activities import IntegrityActivities
 from workflows.payment.activities import PaymentActivities, PaymentDeps
 from workflows.reconciliation.activities import ReconciliationActivities
 
@@ -80,6 +81,8 @@ class SagaStack:
     # has (``saga_stack(full_worker=True)``), not only the payment saga's.
     disputes: DisputeActivities | None = None
     recon: ReconciliationActivities | None = None
+    # The scheduled integrity checks' (workflows.ops), as the worker has them.
+    integrity: IntegrityActivities | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -96,6 +99,7 @@ class SagaStack:
             bank_activities_max=self.settings.worker_bank_activities_max,
             dispute_activities=self.disputes,
             recon_activities=self.recon,
+            integrity_activities=self.integrity,
         )
 
     async def start_worker(self) -> None:
@@ -302,6 +306,7 @@ async def saga_stack(
                     public_base_url=api_url,
                 )
             ),
+            integrity=_integrity_checks(settings, engine),
         )
         if full_worker:
             await _add_every_activity(saga)
@@ -343,6 +348,11 @@ def _bank_settings(sims: dict[str, SimulatorHandle], secret: str) -> dict[str, A
         }
         for bank, protocol in BANKS.items()
     }
+
+
+def _integrity_checks(settings: Settings, engine: AsyncEngine) -> IntegrityActivities:
+    """The scheduled integrity checks, with the stack's keys, as the worker."""
+    return IntegrityActivities(engine, load_verifier(settings), require_audit_key(settings))
 
 
 async def _add_every_activity(saga: SagaStack) -> None:
