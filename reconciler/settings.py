@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     integrity_check_interval_seconds: float = Field(default=3600.0, ge=60, le=86400)
     # The heartbeat workflow proves every task queue's pollers this often
     # (worker_poll_heartbeat_timestamp_seconds; WorkerPollersStuck: 3 min).
-    ops_heartbeat_seconds: float = Field(default=30.0, ge=5, le=600)
+    ops_heartbeat_seconds: float = Field(default=30.0, ge=5, le=60)
     # The worker's Temporal SDK metrics (the SDK's own Prometheus exporter).
     worker_sdk_metrics_port: int = Field(default=9103, ge=0, le=65535)
 
