@@ -16,7 +16,9 @@ from temporalio.client import ScheduleOverlapPolicy
 
 from tests.support.stack import SagaStack, eventually
 from workflows.common import bank_queue
+from workflows.ops import types as ot
 from workflows.ops.schedules import apply_ops_schedules, polled_queues, schedule_ids
+from workflows.ops.workflow import HEARTBEAT_QUEUES_MAX, HeartbeatWorkflow
 
 GHOST_BANK = "nopollerbank"
 
@@ -55,3 +57,28 @@ async def test_the_heartbeat_runs_on_every_polled_queue_only(stack: SagaStack) -
     finally:
         for schedule_id in ids:
             await stack.client.get_schedule_handle(schedule_id).delete()
+
+
+async def test_a_forged_heartbeat_run_is_bounded_and_labels_nothing(stack: SagaStack) -> None:
+    """Anyone who can reach Temporal can start the workflow with any input:
+    a run asks at most HEARTBEAT_QUEUES_MAX queues, and a queue no worker
+    polls never becomes a label value (the gauge is labelled by where the
+    activity really ran)."""
+    queue = stack.settings.task_queue
+    forged = [f"{queue}.forged.{i}" for i in range(HEARTBEAT_QUEUES_MAX + 10)]
+    handle = await stack.client.start_workflow(
+        HeartbeatWorkflow.run,
+        ot.HeartbeatInput(forged),
+        id=f"ops-heartbeat-forged/{queue}",
+        task_queue=queue,
+    )
+    try:
+
+        async def scheduled() -> int:
+            return len((await handle.describe()).raw_description.pending_activities)
+
+        await eventually(scheduled, 30, "the run to schedule its heartbeats")
+        assert await scheduled() == HEARTBEAT_QUEUES_MAX
+        assert all(_heartbeat(q) is None for q in forged)
+    finally:
+        await handle.terminate("test done")
