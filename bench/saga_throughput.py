@@ -2,7 +2,7 @@
 bare ≥ 0.8).
 
 Real: ``FinePaymentWorkflow`` started with ``workflows.payment.client.start_payment``
-on workers built by ``reconciler.worker.build_worker`` with the real
+on workers built by ``reconciler.worker.build_workers`` with the real
 ``PaymentActivities``: a debit over HTTP to a bank simulator (its own
 process), booking, receipt (signed, gapless series) and notice in a durable
 (fsync on) PostgreSQL. Bare: a workflow of four no-op activities with the
@@ -336,7 +336,7 @@ round, {r["rounds"]} rounds alternating which variant goes first; one Temporal d
 server, one PostgreSQL (durable, fsync on), the client in the benchmark's
 process, and the same number of worker processes for both variants
 (`bench/saga_worker.py`). Real: `FinePaymentWorkflow` via `start_payment`
-(signal-with-start), `build_worker` with the real activities and the
+(signal-with-start), `build_workers` with the real activities and the
 worker's engine, bank `{r["bank_protocol"]}` simulator in its own process over HTTP on
 127.0.0.1 (no webhooks: no API runs here), production logging (info, JSON)
 to a file. Bare: 4 no-op activities, same activity options, same worker

@@ -1,6 +1,6 @@
 """One worker process of bench/saga_throughput.py, run until SIGTERM:
 
-* ``real``: ``reconciler.worker.build_worker`` with the real
+* ``real``: ``reconciler.worker.build_workers`` with the real
   ``PaymentActivities`` (the product's engine, the bank simulator over HTTP);
 * ``bare``: a worker with the same configuration (``Worker.config()`` of a
   real one, built but never run) serving the four-no-op-activity saga; its
@@ -15,6 +15,7 @@ Prints one line, ``ready``, once the worker polls.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import sys
@@ -31,7 +32,7 @@ from bench.common import log_to_file
 from bench.saga_support import Sim, payment_activities
 from reconciler.db import create_engine
 from reconciler.settings import Settings
-from reconciler.worker import build_worker
+from reconciler.worker import build_workers, run_workers
 
 
 def bare_worker(real: Worker, task_queue: str) -> Worker:
@@ -64,13 +65,14 @@ async def run(config: dict[str, Any]) -> None:
     )
     try:
         async with aiohttp.ClientSession() as session:
-            activities = payment_activities(engine, session, [Sim(**config["sim"])])
-            worker = build_worker(client, config["real_queue"], activities)
+            sim = Sim(**config["sim"])
+            activities = payment_activities(engine, session, [sim])
+            workers = build_workers(client, config["real_queue"], activities, [sim.bank])
             if config["kind"] == "bare":
-                worker = bare_worker(worker, config["bare_queue"])
-            async with worker:
-                print("ready", flush=True)
-                await stop.wait()
+                workers = [bare_worker(workers[0], config["bare_queue"])]
+            # Printed once the workers' runs have started polling.
+            asyncio.get_running_loop().call_soon(functools.partial(print, "ready", flush=True))
+            await run_workers(workers, stop)
     finally:
         await engine.dispose()
 

@@ -52,8 +52,8 @@ WEBHOOK_RESULTS: Final = (
     "replayed",
     "malformed",
 )
-# The integrity checks every worker runs (reconciler/integrity.py): `receipts verify`,
-# `audit verify`.
+# The integrity checks the IntegrityChecks workflow runs on its Temporal Schedule
+# (workflows/ops/integrity.py): `receipts verify`, `audit verify`.
 INTEGRITY_CHECKS: Final = ("receipts", "audit")
 DB_POOL_STATES: Final = ("in_use", "idle", "overflow")
 PROCESSES: Final = ("api", "worker", "prober")
@@ -214,12 +214,14 @@ process_heartbeat_timestamp_seconds = Gauge(
     "Unix time of the last heartbeat of a service process (api, worker, prober).",
     ["component"],
 )
-# Labelled so that no process exports it before its worker's pollers are
-# seen (a label-less gauge would export 0 from every process: always stale).
+# Set by the OpsHeartbeat workflow's activity (workflows/ops/activities.py) in
+# the worker that took it from the labelled queue: only a worker whose pollers
+# work runs it. Labelled by the queue the task came from, so the values are
+# the queues workers poll (the main one and one per configured bank).
 worker_poll_heartbeat_timestamp_seconds = Gauge(
     "worker_poll_heartbeat_timestamp_seconds",
-    "Unix time Temporal last saw this worker's pollers poll its task queue "
-    "(the older of its workflow and activity pollers).",
+    "Unix time this worker last ran the heartbeat activity of a task queue "
+    "(the scheduled OpsHeartbeat workflow, every 30 s): its pollers of that queue work.",
     ["task_queue"],
 )
 temporal_task_queue_backlog = Gauge(

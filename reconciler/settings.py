@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     prober_metrics_port: int = Field(default=9102, ge=0, le=65535)
     worker_activities_max: int = Field(default=200, ge=1, le=2000)
+    # Each bank's calls run on its own task queue with this many slots per
+    # worker, so a bank whose calls hang fills only its own.
+    worker_bank_activities_max: int = Field(default=50, ge=1, le=2000)
 
     # Payment verification (see workflows.payment.types.VerifyPolicy).
     verify_poll_interval_seconds_initial: float = Field(default=2.0, gt=0, le=3600)
@@ -168,9 +171,12 @@ class Settings(BaseSettings):
     # Alertmanager's bearer secret for the service's alert receiver
     # (POST /ops/alerts/webhook); empty: the receiver refuses every delivery.
     alert_webhook_token: SecretStr | None = None
-    # Every worker runs `receipts verify` and `audit verify` this often
-    # (reconciler.integrity), and at its start.
+    # `receipts verify` and `audit verify` run this often, on a Temporal
+    # Schedule (workflows.ops.schedules), and when the schedule is created.
     integrity_check_interval_seconds: float = Field(default=3600.0, ge=60, le=86400)
+    # The heartbeat workflow proves every task queue's pollers this often
+    # (worker_poll_heartbeat_timestamp_seconds; WorkerPollersStuck: 3 min).
+    ops_heartbeat_seconds: float = Field(default=30.0, ge=5, le=60)
     # The worker's Temporal SDK metrics (the SDK's own Prometheus exporter).
     worker_sdk_metrics_port: int = Field(default=9103, ge=0, le=65535)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,8 +33,7 @@ from reconciler import recon_wiring
 from reconciler.audit_anchoring import anchor_audit_head
 from reconciler.citizen_links import CitizenLinks
 from reconciler.db import create_engine
-from reconciler.integrity import run_integrity_checks
-from reconciler.ops_gauges import refresh_backlog, refresh_ledger_gauges
+from reconciler.ops_gauges import refresh_backlogs, refresh_ledger_gauges
 from reconciler.outbox import dispatch_once
 from reconciler.settings import Settings
 from reconciler.unit_gauges import UnitGauges
@@ -46,9 +45,13 @@ from reconciler.wiring import (
     load_verifier,
     saga_config,
 )
+from workflows.common import bank_queue
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.disputes.workflow import DisputeWorkflow
 from workflows.interceptors import ActivityInterceptor
+from workflows.ops.activities import HeartbeatActivities, IntegrityActivities
+from workflows.ops.schedules import apply_ops_schedules
+from workflows.ops.workflow import HeartbeatWorkflow, IntegrityChecksWorkflow
 from workflows.payment.activities import PaymentActivities, PaymentDeps
 from workflows.payment.client import SagaConfig, sweep_unstarted
 from workflows.payment.external_debit import ExternalDebitWorkflow
@@ -68,6 +71,8 @@ WORKFLOWS: list[type] = [
     ReconciliationWorkflow,
     DiscrepancyActionWorkflow,
     LinkRecoveryWorkflow,
+    HeartbeatWorkflow,
+    IntegrityChecksWorkflow,
 ]
 # On SIGTERM (a deploy), activities in flight get this long to finish before
 # they are cancelled: a bank call cut off mid-way leaves its outcome unknown
@@ -112,8 +117,12 @@ def build_worker(
     max_concurrent_activities: int = 200,
     dispute_activities: DisputeActivities | None = None,
     recon_activities: ReconciliationActivities | None = None,
+    integrity_activities: IntegrityActivities | None = None,
 ) -> Worker:
     extra = dispute_activities.all() if dispute_activities is not None else []
+    extra += HeartbeatActivities().all()
+    if integrity_activities is not None:
+        extra += integrity_activities.all()
     # The link-recovery bulk step is built on the payment activities.
     extra += LinkRecoveryActivities(activities, activities.engine, client).all()
     if recon_activities is not None:
@@ -129,6 +138,70 @@ def build_worker(
         max_concurrent_workflow_tasks=100,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
+
+
+def bank_workers(
+    client: Client, task_queue: str, activities: PaymentActivities, banks: Iterable[str], slots: int
+) -> list[Worker]:
+    """One activity worker per bank, on the bank's own task queue
+    (``workflows.common.bank_queue``) with its own ``slots``: the calls of a
+    bank that hangs wait for that bank's slots only."""
+    return [
+        Worker(
+            client,
+            task_queue=bank_queue(task_queue, bank),
+            activities=[*activities.bank_calls(), *HeartbeatActivities().all()],
+            interceptors=[ActivityInterceptor()],
+            max_concurrent_activities=slots,
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        for bank in sorted(set(banks))
+    ]
+
+
+def build_workers(
+    client: Client,
+    task_queue: str,
+    activities: PaymentActivities,
+    banks: Iterable[str],
+    *,
+    max_concurrent_activities: int = 200,
+    bank_activities_max: int = 50,
+    dispute_activities: DisputeActivities | None = None,
+    recon_activities: ReconciliationActivities | None = None,
+    integrity_activities: IntegrityActivities | None = None,
+) -> list[Worker]:
+    """The worker of ``task_queue`` (every workflow, every step but the bank
+    calls) and one per bank: what one ``reconciler worker`` process polls."""
+    main = build_worker(
+        client,
+        task_queue,
+        activities,
+        max_concurrent_activities,
+        dispute_activities=dispute_activities,
+        recon_activities=recon_activities,
+        integrity_activities=integrity_activities,
+    )
+    return [main, *bank_workers(client, task_queue, activities, banks, bank_activities_max)]
+
+
+async def run_workers(workers: Sequence[Worker], stop: asyncio.Event) -> None:
+    """Run ``workers`` until ``stop`` is set or one of them fails, then shut
+    them all down at once (each gets its graceful shutdown, in parallel)."""
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopping, *runs], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        await asyncio.gather(
+            *(w.shutdown() for w, r in zip(workers, runs, strict=True) if not r.done()),
+            return_exceptions=True,
+        )
+        results = await asyncio.gather(*runs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _every(name: str, interval_seconds: float, step: Callable[[], Awaitable[object]]) -> None:
@@ -151,6 +224,12 @@ async def update_in_doubt_gauges(engine: AsyncEngine, banks: list[str]) -> None:
         payments_in_doubt_oldest_seconds.labels(bank).set(
             (now - oldest).total_seconds() if oldest else 0
         )
+
+
+async def beat() -> None:
+    """The process's own heartbeat: its event loop runs. Not from a database
+    loop (PostgreSQL down is PostgresDown's), and not a claim about Temporal:
+    the pollers are proven by the OpsHeartbeat workflow (workflows/ops/)."""
     process_heartbeat_timestamp_seconds.labels("worker").set(time.time())
 
 
@@ -181,9 +260,7 @@ def housekeeping(
             timedelta(seconds=settings.sweeper_interval_seconds),
         )
 
-    key = audit_key(settings, create=True)
-    assert key is not None, "run_worker checks the audit key first"
-    verifier = load_verifier(settings)
+    key = require_audit_key(settings)
     unit_gauges = UnitGauges()
     return [
         _every(
@@ -193,26 +270,49 @@ def housekeeping(
         ),
         _every("sweeper", settings.sweeper_interval_seconds, sweep),
         _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url, links)),
+        _every("heartbeat", 5.0, beat),
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),
         _every(
             "recon-gauges", 30.0, lambda: refresh_discrepancy_gauges(engine, list(settings.banks))
         ),
         _every("ops-gauges", 15.0, lambda: refresh_ledger_gauges(engine, list(settings.banks))),
-        _every("backlog", 15.0, lambda: refresh_backlog(client, settings.task_queue)),
         _every("unit-gauges", 60.0, lambda: unit_gauges.refresh(engine)),
         _every(
-            "integrity",
-            settings.integrity_check_interval_seconds,
-            lambda: run_integrity_checks(engine, verifier, key),
+            "backlog",
+            15.0,
+            lambda: refresh_backlogs(client, settings.task_queue, list(settings.banks)),
         ),
     ]
+
+
+def require_audit_key(settings: Settings) -> bytes:
+    """The audit key; production never makes one up: none, no start."""
+    key = audit_key(settings, create=True)
+    if key is None:
+        raise SigningKeyError("no audit key: set RECONCILER_AUDIT_KEY (openssl rand -base64 32)")
+    return key
+
+
+async def apply_ops_schedules_at_start(client: Client, settings: Settings) -> None:
+    """The heartbeat and integrity schedules (``workflows.ops.schedules``).
+    A worker still starts if Temporal refuses; the next start applies them,
+    and WorkerPollersStuck / IntegrityCheckNotRun tell meanwhile."""
+    try:
+        await apply_ops_schedules(
+            client,
+            settings.task_queue,
+            list(settings.banks),
+            settings.ops_heartbeat_seconds,
+            settings.integrity_check_interval_seconds,
+        )
+    except RPCError as err:
+        log.warning("ops.schedules_not_applied", error=str(err))
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     # Production never makes keys up: both must be configured, or no start.
     signer = load_signer(settings)
-    if audit_key(settings, create=True) is None:
-        raise SigningKeyError("no audit key: set RECONCILER_AUDIT_KEY (openssl rand -base64 32)")
+    require_audit_key(settings)
     engine = create_engine(settings, pre_ping=False)
     stop = stop or asyncio.Event()
     metrics_server = MetricsServer(settings.api_host, settings.worker_metrics_port)
@@ -231,28 +331,39 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                     public_base_url=settings.public_base_url,
                 )
             )
-            worker = build_worker(
+            workers = build_workers(
                 client,
                 settings.task_queue,
                 activities,
-                settings.worker_activities_max,
+                settings.banks,
+                max_concurrent_activities=settings.worker_activities_max,
+                bank_activities_max=settings.worker_bank_activities_max,
                 dispute_activities=DisputeActivities(DisputeDeps(engine, adapters)),
                 recon_activities=recon_wiring.recon_activities(settings, engine, adapters, client),
+                integrity_activities=IntegrityActivities(
+                    engine, load_verifier(settings), require_audit_key(settings)
+                ),
             )
             await recon_wiring.apply_schedules_at_start(client, settings)
+            await apply_ops_schedules_at_start(client, settings)
             config = saga_config(settings)
             tasks = [
                 asyncio.create_task(c)
                 for c in housekeeping(settings, engine, client, session, config)
             ]
-            log.info("worker.started", task_queue=settings.task_queue, banks=list(settings.banks))
-            async with worker:
-                await stop.wait()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            log.info(
+                "worker.started",
+                task_queues=[w.task_queue for w in workers],
+                banks=list(settings.banks),
+            )
+            try:
+                await run_workers(workers, stop)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     finally:
         await metrics_server.stop()
         await engine.dispose()

@@ -82,12 +82,28 @@ BANK_WAIT = StepPolicy(
 )
 
 
-async def remote(step: Callable[[S, A], Awaitable[R]], arg: A, policy: StepPolicy) -> R:
+def bank_queue(task_queue: str, bank: str) -> str:
+    """The task queue of the activities that call ``bank``: each bank's
+    calls have their own queue and their own bounded slots in the worker
+    (``reconciler.worker``), so a bank whose calls hang fills only its own
+    slots, never the ones the other banks' payments need."""
+    return f"{task_queue}.bank.{bank}"
+
+
+async def remote(
+    step: Callable[[S, A], Awaitable[R]],
+    arg: A,
+    policy: StepPolicy,
+    *,
+    task_queue: str | None = None,
+) -> R:
     """Run ``step`` as an activity scheduled through the Temporal server (its
-    own events in the history, visible while it runs or retries)."""
+    own events in the history, visible while it runs or retries), on
+    ``task_queue`` (default: the workflow's own)."""
     return await workflow.execute_activity_method(
         step,
         arg,
+        task_queue=task_queue,
         start_to_close_timeout=policy.start_to_close,
         schedule_to_close_timeout=policy.schedule_to_close,
         heartbeat_timeout=policy.heartbeat,

@@ -10,7 +10,7 @@ Run by hand, from the repository root, never in CI::
 What it does: in a temporary directory it starts an embedded PostgreSQL
 (migrated to head) and a Temporal dev server; for each scenario it clones a
 fresh database and starts the real API, a real worker with every activity
-of the production worker (``reconciler.worker.build_worker``, through
+of the production worker (``reconciler.worker.build_workers``, through
 ``tests.support.stack.saga_stack(full_worker=True)``) on a fresh task queue,
 and both bank simulators. The scenario drives a payment through the API and
 the simulators' fault admin, the recorder waits for the workflow to close,
@@ -66,6 +66,8 @@ DOMAINS = {
     "reconciliation": "reconciliation",
     "discrepancy_action": "reconciliation",
     "dispute": "disputes",
+    "ops_heartbeat": "ops",
+    "integrity_checks": "ops",
 }
 WORKFLOW_CLOSE_SECONDS_MAX = 60.0
 

@@ -20,6 +20,9 @@ from ledger.fines import get_fine
 from tests.support.api import make_token
 from tests.support.stack import PAYER, SagaStack, eventually
 from workflows.disputes.workflow import workflow_id_for as dispute_workflow_id
+from workflows.ops import types as ot
+from workflows.ops.schedules import polled_queues
+from workflows.ops.workflow import HeartbeatWorkflow, IntegrityChecksWorkflow
 from workflows.payment import types as wt
 from workflows.payment.client import SagaConfig, start_external_debit, wake_bank
 from workflows.payment.external_debit import ExternalDebitWorkflow
@@ -446,4 +449,38 @@ async def discrepancy_action_refund_approved(stack: SagaStack) -> Handle:
     assert result["outcome"] not in ("rejected", "expired", "failed"), result
     status, item = await stack.call("GET", f"/api/v1/discrepancies/{found['id']}")
     assert (status, item["status"]) == (200, "resolved"), item
+    return handle
+
+
+# --- ops (started by their schedules in production) -----------------------------------
+
+
+@scenario("ops_heartbeat.every_queue", expect={"activity:ops.heartbeat": 3})
+async def ops_heartbeat_every_queue(stack: SagaStack) -> Handle:
+    """One heartbeat on the worker's queue and on each bank's."""
+    queue = stack.settings.task_queue
+    handle = await stack.client.start_workflow(
+        HeartbeatWorkflow.run,
+        ot.HeartbeatInput(polled_queues(queue, list(stack.settings.banks))),
+        id=f"ops-heartbeat/{queue}",
+        task_queue=queue,
+    )
+    report = await asyncio.wait_for(handle.result(), 30)
+    assert not report.silent, report
+    return handle
+
+
+@scenario(
+    "integrity_checks.clean",
+    expect={"activity:ops.verify_receipts": 1, "activity:ops.verify_audit": 1},
+)
+async def integrity_checks_clean(stack: SagaStack) -> Handle:
+    """One round over the fresh database (the fine and audit rows the stack
+    wrote): both checks pass."""
+    queue = stack.settings.task_queue
+    handle = await stack.client.start_workflow(
+        IntegrityChecksWorkflow.run, id=f"ops-integrity/{queue}", task_queue=queue
+    )
+    report = await asyncio.wait_for(handle.result(), 30)
+    assert [r.problems for r in report.results] == [0, 0], report
     return handle

@@ -27,6 +27,8 @@ REQUIRED_WORKFLOW_TYPES = {
     "Dispute",
     "DiscrepancyAction",
     "LinkRecovery",
+    "OpsHeartbeat",
+    "IntegrityChecks",
 }
 CLOSING_EVENTS = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",

@@ -33,10 +33,11 @@ from reconciler.api.app import create_app
 from reconciler.api.server import EdgeRunner
 from reconciler.recon_wiring import recon_activities
 from reconciler.settings import Settings
-from reconciler.wiring import build_adapters, load_signer
-from reconciler.worker import build_worker
+from reconciler.wiring import build_adapters, load_signer, load_verifier
+from reconciler.worker import build_workers, require_audit_key, run_workers
 from tests.support.api import make_token
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
+from workflows.ops.activities import IntegrityActivities
 from workflows.payment.activities import PaymentActivities, PaymentDeps
 from workflows.reconciliation.activities import ReconciliationActivities
 
@@ -80,29 +81,31 @@ class SagaStack:
     # has (``saga_stack(full_worker=True)``), not only the payment saga's.
     disputes: DisputeActivities | None = None
     recon: ReconciliationActivities | None = None
+    # The scheduled integrity checks' (workflows.ops), as the worker has them.
+    integrity: IntegrityActivities | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     # -- worker ----------------------------------------------------------------
-    def new_worker(self) -> Worker:
-        return build_worker(
+    def new_workers(self) -> list[Worker]:
+        """What ``reconciler worker`` polls: the stack's task queue and one
+        queue per bank, with the settings' slots."""
+        return build_workers(
             self.client,
             self.settings.task_queue,
             self.activities,
+            self.settings.banks,
+            max_concurrent_activities=self.settings.worker_activities_max,
+            bank_activities_max=self.settings.worker_bank_activities_max,
             dispute_activities=self.disputes,
             recon_activities=self.recon,
+            integrity_activities=self.integrity,
         )
 
     async def start_worker(self) -> None:
         assert self._worker_task is None
         self._worker_stop = asyncio.Event()
-        worker = self.new_worker()
-
-        async def run() -> None:
-            async with worker:
-                await self._worker_stop.wait()
-
-        self._worker_task = asyncio.create_task(run())
+        self._worker_task = asyncio.create_task(run_workers(self.new_workers(), self._worker_stop))
 
     async def stop_worker(self) -> None:
         """Stop the worker, bounded: a shutdown still waiting after
@@ -303,6 +306,7 @@ async def saga_stack(
                     public_base_url=api_url,
                 )
             ),
+            integrity=_integrity_checks(settings, engine),
         )
         if full_worker:
             await _add_every_activity(saga)
@@ -350,6 +354,11 @@ def _bank_settings(sims: dict[str, SimulatorHandle], secret: str) -> dict[str, A
         }
         for bank, protocol in BANKS.items()
     }
+
+
+def _integrity_checks(settings: Settings, engine: AsyncEngine) -> IntegrityActivities:
+    """The scheduled integrity checks, with the stack's keys, as the worker."""
+    return IntegrityActivities(engine, load_verifier(settings), require_audit_key(settings))
 
 
 async def _add_every_activity(saga: SagaStack) -> None:

@@ -118,6 +118,11 @@ class PaymentActivities:
         async with self._reads.connect() as conn:
             return await pay.get_payment(conn, UUID(payment_id))
 
+    @activity.defn(name="payment.route")
+    async def route(self, inp: wt.PaymentRef) -> wt.PaymentRoute:
+        """The payment's bank, which the workflow routes its bank calls by."""
+        return wt.PaymentRoute((await self._payment(inp.payment_id)).bank)
+
     @activity.defn(name="payment.send_debit")
     async def send_debit(self, inp: wt.SendDebitInput) -> wt.BankOutcome:
         payment = await self._payment(inp.payment_id)
@@ -462,11 +467,16 @@ class PaymentActivities:
             )
         return wt.PaymentRef(str(payment.id))
 
+    def bank_calls(self) -> list[Callable[..., object]]:
+        """The steps that call the payment's bank: they run on that bank's
+        task queue (``workflows.common.bank_queue``), in its own slots."""
+        return [self.send_debit, self.check_status, self.confirm_update]
+
     def all(self) -> list[Callable[..., object]]:
+        """Every step but the bank calls (``bank_calls``): the ones the
+        workflow's own task queue runs."""
         return [
-            self.send_debit,
-            self.check_status,
-            self.confirm_update,
+            self.route,
             self.decline,
             self.settle_with_receipt,
             self.refund,

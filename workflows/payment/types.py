@@ -164,6 +164,14 @@ class NextPayment:
 
 
 @dataclass(frozen=True)
+class PaymentRoute:
+    """The bank a payment is paid through: its bank calls run on that
+    bank's task queue (``workflows.common.bank_queue``)."""
+
+    bank: str
+
+
+@dataclass(frozen=True)
 class InDoubtAlertInput:
     payment_id: str
     verifying_for_seconds: int

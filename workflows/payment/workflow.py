@@ -18,7 +18,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.outcomes import SettleOutcome
-    from workflows.common import BANK_CALL, LEDGER_STEP, local, remote
+    from workflows.common import BANK_CALL, LEDGER_STEP, bank_queue, local, remote
     from workflows.payment import types as wt
     from workflows.payment.activities import PaymentActivities as Steps
     from workflows.payment.types import OutcomeKind as Kind
@@ -27,7 +27,7 @@ TASK_QUEUE_DEFAULT = "fine-payments"
 WORKFLOW_ID_PREFIX = "fine-payment/"
 MAX_QUEUED_UPDATES = 50
 
-# Every step runs as a local activity (``workflows.common.local``: in the
+# Every ledger step runs as a local activity (``workflows.common.local``: in the
 # worker, inside the workflow task, with the same timeouts and retry policy)
 # instead of a round trip through the Temporal server each: on the 2-core
 # reference machine a remote activity costs the server and SDK more CPU than
@@ -43,6 +43,14 @@ MAX_QUEUED_UPDATES = 50
 # typically) came in meanwhile, and every local step of that task then runs
 # again; closing with a remote activity means a signal never makes the
 # debit, settlement or receipt run twice.
+#
+# The bank calls (send, status check, confirming a signalled outcome) are
+# remote, on the payment's bank's own task queue (``bank_queue``): each bank
+# has its own bounded activity slots in the worker, so a bank whose calls
+# hang cannot take the slots the other banks' payments need, as it did when
+# they ran locally in the one pool of every bank (tests/integration/payments/
+# test_bank_isolation.py). The bank is the ledger's (``payment.route``, one
+# local read per run), recorded in the history, so replays route alike.
 #
 # A confirmed debit is booked and receipted in one step and one transaction
 # (``payment.settle_with_receipt``): no settled payment ever waits for its
@@ -67,6 +75,8 @@ class FinePaymentWorkflow:
         self._link_back = False
         self._state = "starting"
         self._payment_id = ""
+        # The task queue of this run's payment's bank calls (set in ``run``).
+        self._bank_queue = ""
 
     @workflow.signal(name="bank_update")
     def bank_update(self, update: wt.BankUpdate) -> None:
@@ -99,6 +109,8 @@ class FinePaymentWorkflow:
     async def run(self, inp: wt.FinePaymentInput) -> wt.FinePaymentResult:
         self._payment_id = inp.payment_id
         policy = inp.policy
+        route = await local(Steps.route, wt.PaymentRef(inp.payment_id), LEDGER_STEP)
+        self._bank_queue = bank_queue(workflow.info().task_queue, route.bank)
         if inp.verifying_since is not None:
             outcome = await self._verify(inp, datetime.fromisoformat(inp.verifying_since))
         else:
@@ -112,10 +124,11 @@ class FinePaymentWorkflow:
 
     # -- sending -------------------------------------------------------------
     async def _send(self, payment_id: str, *, resend: bool, verifying: bool) -> wt.BankOutcome:
-        return await local(
+        return await remote(
             Steps.send_debit,
             wt.SendDebitInput(payment_id, resend=resend, verifying=verifying),
             BANK_CALL,
+            task_queue=self._bank_queue,
         )
 
     async def _first_send(self, payment_id: str, policy: wt.VerifyPolicy) -> wt.BankOutcome:
@@ -157,10 +170,11 @@ class FinePaymentWorkflow:
                 outcome = await self._confirmed(payment_id, update)
             else:
                 after_recovery, self._link_back = self._link_back, False
-                outcome = await local(
+                outcome = await remote(
                     Steps.check_status,
                     wt.StatusCheckInput(payment_id, after_link_recovery=after_recovery),
                     BANK_CALL,
+                    task_queue=self._bank_queue,
                 )
             if outcome.kind == Kind.NOT_FOUND:
                 # The bank never got it: resend with the same key (it dedups).
@@ -209,7 +223,7 @@ class FinePaymentWorkflow:
         statement line of the bank's), else the bank is asked. A signal is
         anyone's who can reach Temporal; this keeps it a wake-up call."""
         signalled = wt.SignalledOutcome(payment_id, update.kind, update.bank_ref, update.reason)
-        return await local(Steps.confirm_update, signalled, BANK_CALL)
+        return await remote(Steps.confirm_update, signalled, BANK_CALL, task_queue=self._bank_queue)
 
     def _take_update(self, payment_id: str) -> wt.BankOutcome | None:
         """The most decisive queued webhook update for this payment; other

@@ -17,15 +17,12 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
 )
 from temporalio.common import WorkflowIDReusePolicy
@@ -46,6 +43,7 @@ from workflows.reconciliation.workflow import (
     upload_workflow_id_for,
     workflow_id_for,
 )
+from workflows.schedules import upsert_schedule
 
 log = structlog.get_logger(__name__)
 
@@ -298,16 +296,7 @@ async def apply_schedules(
     for bank in banks:
         wanted = build_schedules(bank, task_queue, times)
         for schedule_id, schedule in wanted.items():
-            try:
-                await client.create_schedule(schedule_id, schedule)
-                done.append((schedule_id, "created"))
-            except ScheduleAlreadyRunningError:
-
-                def replace(_: ScheduleUpdateInput, new: Schedule = schedule) -> ScheduleUpdate:
-                    return ScheduleUpdate(schedule=new)
-
-                await client.get_schedule_handle(schedule_id).update(replace)
-                done.append((schedule_id, "updated"))
+            done.append((schedule_id, await upsert_schedule(client, schedule_id, schedule)))
         for schedule_id in set(schedule_ids(bank)) - set(wanted):
             try:
                 await client.get_schedule_handle(schedule_id).delete()

@@ -1,7 +1,8 @@
-"""The integrity checks every worker runs on a timer: a clean ledger is
-exported as a success, a receipt or an audit row changed behind the
-service's back (by someone with the owner's rights) as a failure with its
-problem count, which IntegrityCheckFailed turns into a page."""
+"""The integrity checks the ``IntegrityChecks`` workflow runs on its Temporal
+Schedule: a clean ledger is exported as a success, a receipt or an audit row
+changed behind the service's back (by someone with the owner's rights) as a
+failure with its problem count, which IntegrityCheckFailed turns into a
+page."""
 
 from __future__ import annotations
 
@@ -18,10 +19,18 @@ from ledger.core.audit import append_audit
 from ledger.receipts.signing import ReceiptSigner
 from reconciler.audit_anchoring import anchor_audit_head
 from reconciler.devstack.ports import free_port
-from reconciler.integrity import run_integrity_checks
 from tests.integration.payments.test_worker_kill import WorkerProcesses, worker_env
 from tests.support.receipts import NOW, issue, paid_fine
 from tests.support.stack import StackWith, eventually
+from workflows.ops.activities import IntegrityActivities
+from workflows.ops.schedules import schedule_ids
+from workflows.ops.types import Tick
+
+
+async def run_integrity_checks(activities: IntegrityActivities) -> dict[str, int]:
+    """Both scheduled checks' activities, as the workflow runs them."""
+    found = [await activities.verify_receipts(Tick()), await activities.verify_audit(Tick())]
+    return {result.check: result.problems for result in found}
 
 
 def _gauge(name: str, check: str) -> float:
@@ -49,7 +58,8 @@ async def test_a_clean_ledger_passes_and_a_tampered_one_fails(
         for c in ("receipts", "audit")
     }
 
-    assert await run_integrity_checks(engine, signer.verifier(), key) == {"receipts": 0, "audit": 0}
+    checks = IntegrityActivities(engine, signer.verifier(), key)
+    assert await run_integrity_checks(checks) == {"receipts": 0, "audit": 0}
     for check in ("receipts", "audit"):
         assert _gauge("integrity_check_last_success_timestamp_seconds", check) >= started
         assert (
@@ -73,7 +83,7 @@ async def test_a_clean_ledger_passes_and_a_tampered_one_fails(
         await conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
     tampered = time.time()
 
-    found = await run_integrity_checks(engine, signer.verifier(), key)
+    found = await run_integrity_checks(checks)
     assert found["receipts"] >= 1
     assert found["audit"] >= 1
     for check in ("receipts", "audit"):
@@ -86,8 +96,9 @@ async def test_a_clean_ledger_passes_and_a_tampered_one_fails(
 
 
 async def test_a_worker_process_runs_them_at_start(stack_with: StackWith, tmp_path: Path) -> None:
-    """``reconciler worker`` as a real process: its metrics show both checks
-    passed (the first round runs at start)."""
+    """``reconciler worker`` as a real process: it creates the integrity
+    schedule, which runs the checks at once, and its metrics show both
+    passed."""
     port = free_port()
     async with stack_with(start_worker=False) as stack:
         env = {**worker_env(stack), "RECONCILER_WORKER_METRICS_PORT": str(port)}
@@ -110,3 +121,6 @@ async def test_a_worker_process_runs_them_at_start(stack_with: StackWith, tmp_pa
             await eventually(exported, 60, "the worker to export both checks")
         finally:
             procs.stop_all()
+            # The shared Temporal server keeps no schedule of a finished test.
+            for schedule_id in schedule_ids(stack.settings.task_queue):
+                await stack.client.get_schedule_handle(schedule_id).delete()

@@ -21,11 +21,13 @@ from temporalio.worker import Worker
 from domain.outcomes import SettleOutcome
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.worker import WORKFLOWS, sandbox_runner
+from workflows.common import bank_queue
 from workflows.payment import types as wt
 from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
 
 FIRST_REF = "FT0001"
 SECOND_REF = "FT0002"
+BANK = "sgbank"
 
 
 class StandIns:
@@ -46,11 +48,20 @@ class StandIns:
                 wt.BankUpdate(self.payment_id, wt.OutcomeKind.SUCCEEDED, SECOND_REF),
             )
 
-    def all(self) -> list[object]:
+    def bank_calls(self) -> list[object]:
+        """What runs on the bank's own task queue."""
+
         @activity.defn(name="payment.send_debit")
         async def send_debit(inp: wt.SendDebitInput) -> wt.BankOutcome:
             self.calls["send_debit"].append(inp)
             return wt.BankOutcome(wt.OutcomeKind.SUCCEEDED, bank_ref=FIRST_REF)
+
+        return [send_debit]
+
+    def all(self) -> list[object]:
+        @activity.defn(name="payment.route")
+        async def route(inp: wt.PaymentRef) -> wt.PaymentRoute:
+            return wt.PaymentRoute(BANK)
 
         @activity.defn(name="payment.settle_with_receipt")
         async def settle_with_receipt(inp: wt.SettleInput) -> wt.SettledWithReceipt:
@@ -77,7 +88,7 @@ class StandIns:
             return wt.RefundResult(True, wt.BankOutcome(wt.OutcomeKind.SUCCEEDED, bank_ref="RF1"))
 
         return [
-            send_debit,
+            route,
             settle_with_receipt,
             next_live_payment,
             record_double_debit,
@@ -93,12 +104,15 @@ async def test_second_booking_signalled_while_finishing_is_refunded(
     decision_key = f"late-double-{uuid.uuid4().hex[:10]}"
     workflow_id = workflow_id_for(decision_key)
     stand_ins = StandIns(client, workflow_id, signal_during)
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=stand_ins.all(),
-        workflow_runner=sandbox_runner(),
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=stand_ins.all(),
+            workflow_runner=sandbox_runner(),
+        ),
+        Worker(client, task_queue=bank_queue(task_queue, BANK), activities=stand_ins.bank_calls()),
     ):
         result = await client.execute_workflow(
             FinePaymentWorkflow.run,

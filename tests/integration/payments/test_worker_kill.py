@@ -54,6 +54,8 @@ def worker_env(stack: SagaStack) -> dict[str, str]:
                 {bank: b.model_dump() for bank, b in settings.banks.items()}
             ),
             "RECONCILER_WORKER_METRICS_PORT": "0",
+            # Not the default: a dev stack on the machine may hold it.
+            "RECONCILER_WORKER_SDK_METRICS_PORT": "0",
             "RECONCILER_DB_POOL_SIZE": "5",
             "RECONCILER_LOG_FORMAT": "console",
             "RECONCILER_ENV": "dev",

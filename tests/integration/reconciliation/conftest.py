@@ -16,7 +16,7 @@ from domain.business_time import business_date
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.recon_wiring import recon_activities
 from reconciler.wiring import build_adapters
-from reconciler.worker import build_worker
+from reconciler.worker import build_workers, run_workers
 from tests.support.stack import SagaStack, eventually, saga_stack
 
 
@@ -98,16 +98,15 @@ async def recon_stack(
         activities = recon_activities(
             stack.settings, engine, build_adapters(stack.settings, stack.session), stack.client
         )
-        worker = build_worker(
-            stack.client, task_queue, stack.activities, recon_activities=activities
+        workers = build_workers(
+            stack.client,
+            task_queue,
+            stack.activities,
+            stack.settings.banks,
+            recon_activities=activities,
         )
         stop = asyncio.Event()
-
-        async def run() -> None:
-            async with worker:
-                await stop.wait()
-
-        task = asyncio.create_task(run())
+        task = asyncio.create_task(run_workers(workers, stop))
         try:
             yield ReconStack(stack)
         finally:

@@ -1,13 +1,15 @@
-"""The integrity checks on a timer in every worker: ``receipts verify`` (every
+"""The integrity checks, run by the ``IntegrityChecks`` workflow on a
+Temporal Schedule (``workflows.ops.schedules``): ``receipts verify`` (every
 receipt's signature, every series without gaps) and ``audit verify`` (the
 hash chain and its keyed anchors), each result exported as
-``integrity_check_*`` so that IntegrityCheckFailed and IntegrityCheckNotRun
-(observability/prometheus/alerts.yml) watch them.
+``integrity_check_*`` by the worker that ran it, so that
+IntegrityCheckFailed and IntegrityCheckNotRun
+(observability/prometheus/alerts.yml) watch them (the alerts take the newest
+result over all workers).
 
 What the commands check, the same functions; read-only, in one snapshot per
-check. Every worker runs them (the alerts take the newest result over all
-workers); a problem is logged at error level with its count, the details
-are what the command prints.
+check. A problem is logged at error level with its count, the details are
+what the command prints.
 """
 
 from __future__ import annotations
@@ -54,16 +56,3 @@ def export(check: str, problems: int) -> None:
         log.error("integrity.check_failed", check=check, problems=problems)
     else:
         log.info("integrity.check_passed", check=check)
-
-
-async def run_integrity_checks(
-    engine: AsyncEngine, verifier: ReceiptVerifier, key: bytes
-) -> dict[str, int]:
-    """Both checks, each exported; the problems each found."""
-    found = {
-        "receipts": await receipts_problems(engine, verifier),
-        "audit": await audit_problems(engine, key),
-    }
-    for check, problems in found.items():
-        export(check, problems)
-    return found
