@@ -16,7 +16,7 @@ from typing import Final
 
 from aiohttp import web
 
-from reconciler.console import citizen, counter, pages
+from reconciler.console import citizen, counter, officer, pages
 
 _CSS: Final = files("reconciler.console").joinpath("static", "console.css").read_bytes()
 
@@ -41,3 +41,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/console/receipts/{series}/{number}/reprint", counter.reprint)
     app.router.add_get("/console/static/console.css", stylesheet)
     app.router.add_get("/status", citizen.status_page)
+    officer.add_routes(app)

@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from domain.business_time import VIETNAM_TZ
 from domain.text import unsafe_character
 from ledger.receipts.pdf import format_amount_vnd, format_vietnam_time
+from reconciler.api.auth import may
 from reconciler.api.bodies import read_body
 from reconciler.console.texts import TEXTS
 
@@ -48,6 +49,8 @@ _env: Final = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Nav links and buttons shown only to roles that may use them.
+_env.globals["may"] = may
 
 
 def format_dong(amount_vnd: int) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from reconciler.console import texts_officer
+
 VI: Final[dict[str, str]] = {
     "app_title": "Bảng điều khiển nộp phạt",
     "switch_lang": "English",
@@ -152,4 +154,4 @@ EN: Final[dict[str, str]] = {
     "too_many_message": "You have checked too many times. Try again in a few minutes.",
 }
 
-TEXTS: Final = {"vi": VI, "en": EN}
+TEXTS: Final = {"vi": VI | texts_officer.VI, "en": EN | texts_officer.EN}

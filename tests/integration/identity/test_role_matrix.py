@@ -51,6 +51,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/v1/auth/me"): SIGNED_IN,
     ("POST", "/api/v1/auth/password"): PERSON,
     ("POST", "/api/v1/fines"): "fines:write",
+    ("GET", "/api/v1/fines"): "fines:read",
     ("GET", "/api/v1/fines/{decision_number}"): "fines:read",
     ("POST", "/api/v1/fines/{decision_number}/payments"): "payments:write",
     ("GET", "/api/v1/payments/{payment_id}"): "payments:read",
@@ -104,6 +105,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/counter"): "fines:read",
     ("GET", "/console/receipts/{series}/{number}.pdf"): "receipts:read",
     ("POST", "/console/receipts/{series}/{number}/reprint"): "receipts:reissue",
+    ("GET", "/console/receipts/today"): "receipts:read",
 }
 CONSOLE_PAGES: Final = frozenset(
     route
