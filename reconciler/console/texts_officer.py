@@ -52,6 +52,16 @@ VI: Final[dict[str, str]] = {
     "dispute_when_bad": "thời điểm phải có dạng YYYY-MM-DD HH:MM",
     "dispute_conflict": "Chưa mở được khiếu nại: {message}",
     "dispute_contact_line": "Liên hệ của công dân",
+    "dispute_field_decision_number": "Số quyết định",
+    "dispute_field_bank": "Ngân hàng",
+    "dispute_field_amount_vnd": "Số tiền",
+    "dispute_field_occurred_at": "Thời điểm bị trừ",
+    "dispute_field_bank_ref": "Mã giao dịch",
+    "dispute_field_phone": "Số điện thoại",
+    "dispute_field_email": "Email",
+    "dispute_field_contact": "Liên hệ",
+    "dispute_field_description": "Mô tả",
+    "dispute_choose_bank": "Chọn ngân hàng",
 }
 
 EN: Final[dict[str, str]] = {
@@ -101,4 +111,14 @@ EN: Final[dict[str, str]] = {
     "dispute_when_bad": "the time must look like YYYY-MM-DD HH:MM",
     "dispute_conflict": "The dispute was not opened: {message}",
     "dispute_contact_line": "Citizen's contact",
+    "dispute_field_decision_number": "Decision number",
+    "dispute_field_bank": "Bank",
+    "dispute_field_amount_vnd": "Amount",
+    "dispute_field_occurred_at": "When debited",
+    "dispute_field_bank_ref": "Transaction reference",
+    "dispute_field_phone": "Phone",
+    "dispute_field_email": "Email",
+    "dispute_field_contact": "Contact",
+    "dispute_field_description": "Description",
+    "dispute_choose_bank": "Choose the bank",
 }

@@ -106,6 +106,8 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/receipts/{series}/{number}.pdf"): "receipts:read",
     ("POST", "/console/receipts/{series}/{number}/reprint"): "receipts:reissue",
     ("GET", "/console/receipts/today"): "receipts:read",
+    ("GET", "/console/disputes/new"): "disputes:open",
+    ("POST", "/console/disputes/new"): "disputes:open",
 }
 CONSOLE_PAGES: Final = frozenset(
     route
