@@ -81,6 +81,7 @@ fines = Table(
     # --- 0014: search keys (generated: never written) and amend/cancel
     Column("plate_key", Text),
     Column("name_key", Text),
+    Column("due_date", Date),
     Column("amended_at", DateTime(timezone=True)),
     Column("cancelled_at", DateTime(timezone=True)),
     Column("cancelled_by", Text),

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.access import PasswordChecker
+from ledger.fines_admin import IMPORT_BYTES_MAX
 from ledger.receipts.signing import ReceiptVerifier
 from observability.metrics import (
     http_request_duration_seconds,
@@ -23,6 +24,7 @@ from reconciler.api import (
     alerts,
     disputes,
     fines,
+    fines_admin,
     identity,
     lists,
     operations,
@@ -99,6 +101,7 @@ def body_rules(settings: Settings) -> BodyRules:
             "/api/v1/statements": BodyRule(
                 settings.recon_upload_bytes_max, settings.upload_read_seconds
             ),
+            "/api/v1/fines/import": BodyRule(IMPORT_BYTES_MAX, settings.upload_read_seconds),
             "/webhooks/{bank}": BodyRule(
                 webhooks.WEBHOOK_BODY_BYTES_MAX, settings.body_read_seconds
             ),
@@ -182,6 +185,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     fines.add_routes(app)
+    fines_admin.add_routes(app)
     payments.add_routes(app)
     receipts.add_routes(app)
     public.add_routes(app)

@@ -18,6 +18,7 @@ serves a prefix (``LIKE 'x%'``) and the order of a page at once; each has an
 index alone (a caller of every unit) and one after the issuing unit (an
 officer of one unit, the common case).
 
+``due_date`` (the payment deadline, when an amendment sets one),
 ``cancelled_at``/``cancelled_by``/``cancel_reason`` and ``amended_at``: a
 fine cancelled or amended through ``/api/v1/fines/{n}/cancel`` and
 ``.../amend`` (``ledger.fines_admin``; who and what is in the audit log).
@@ -81,6 +82,7 @@ ALTER TABLE fines
         GENERATED ALWAYS AS (upper(regexp_replace(plate, '[^0-9A-Za-z]+', '', 'g'))) STORED,
     ADD COLUMN name_key text COLLATE "C"
         GENERATED ALWAYS AS (fine_search_fold(violator_name)) STORED,
+    ADD COLUMN due_date date,
     ADD COLUMN amended_at timestamptz,
     ADD COLUMN cancelled_at timestamptz,
     ADD COLUMN cancelled_by text,
@@ -107,6 +109,7 @@ ALTER TABLE fines
     DROP COLUMN cancelled_by,
     DROP COLUMN cancelled_at,
     DROP COLUMN amended_at,
+    DROP COLUMN due_date,
     DROP COLUMN name_key,
     DROP COLUMN plate_key;
 DROP FUNCTION fine_search_fold(text);
