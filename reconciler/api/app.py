@@ -102,6 +102,10 @@ def body_rules(settings: Settings) -> BodyRules:
                 settings.recon_upload_bytes_max, settings.upload_read_seconds
             ),
             "/api/v1/fines/import": BodyRule(IMPORT_BYTES_MAX, settings.upload_read_seconds),
+            # The console's upload: the file in a multipart form.
+            "/console/fines/import": BodyRule(
+                IMPORT_BYTES_MAX + 64 * 1024, settings.upload_read_seconds
+            ),
             "/webhooks/{bank}": BodyRule(
                 webhooks.WEBHOOK_BODY_BYTES_MAX, settings.body_read_seconds
             ),

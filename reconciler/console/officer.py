@@ -32,6 +32,7 @@ from reconciler.api.disputes import dispute_input, open_dispute_as
 from reconciler.api.fines import find_fines
 from reconciler.api.keys import READER, SETTINGS
 from reconciler.api.params import cursor_before, page_limit
+from reconciler.console import officer_admin
 from reconciler.console.pages import Staff, staff_page
 from reconciler.console.render import language, render
 from reconciler.console.texts import TEXTS
@@ -214,3 +215,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console/receipts/today", receipts_today)
     app.router.add_get("/console/disputes/new", dispute_form)
     app.router.add_post("/console/disputes/new", open_dispute)
+    officer_admin.add_routes(app)

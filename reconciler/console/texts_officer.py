@@ -62,6 +62,27 @@ VI: Final[dict[str, str]] = {
     "dispute_field_contact": "Liên hệ",
     "dispute_field_description": "Mô tả",
     "dispute_choose_bank": "Chọn ngân hàng",
+    "import_title": "Nhập quyết định xử phạt từ tệp CSV",
+    "import_intro": (
+        "Tệp CSV mã UTF-8, dòng đầu là tên cột như dưới đây, số tiền là số đồng nguyên. "
+        "Tệp được kiểm tra toàn bộ: có lỗi thì không nhập dòng nào."
+    ),
+    "import_file": "Tệp CSV",
+    "import_submit": "Kiểm tra và nhập",
+    "import_errors": "Tệp có {count} lỗi; chưa nhập gì. Hãy sửa rồi tải lên lại.",
+    "import_line": "Dòng",
+    "import_column": "Cột",
+    "import_problem": "Lỗi",
+    "import_done": "Đã nhập {created} quyết định mới ({existing} quyết định đã có từ trước).",
+    "import_nothing_new": "Không có gì mới: cả {existing} quyết định đều đã có.",
+    "amend_title": "Sửa quyết định",
+    "amend_amount": "Số tiền phạt mới (đồng)",
+    "amend_due_date": "Hạn nộp",
+    "amend_submit": "Lưu thay đổi",
+    "cancel_title": "Hủy quyết định",
+    "cancel_submit": "Hủy quyết định này",
+    "change_reason": "Lý do (bắt buộc, được ghi nhật ký)",
+    "fine_change_refused": "Không thực hiện được",
 }
 
 EN: Final[dict[str, str]] = {
@@ -121,4 +142,27 @@ EN: Final[dict[str, str]] = {
     "dispute_field_contact": "Contact",
     "dispute_field_description": "Description",
     "dispute_choose_bank": "Choose the bank",
+    "import_title": "Import fine decisions from a CSV file",
+    "import_intro": (
+        "A UTF-8 CSV file whose first line names the columns below; amounts in whole đồng. "
+        "The file is checked whole: with any error, no line is imported."
+    ),
+    "import_file": "CSV file",
+    "import_submit": "Check and import",
+    "import_errors": (
+        "The file has {count} error(s); nothing was imported. Fix it and upload again."
+    ),
+    "import_line": "Line",
+    "import_column": "Column",
+    "import_problem": "Problem",
+    "import_done": "{created} new decision(s) imported ({existing} were already registered).",
+    "import_nothing_new": "Nothing new: all {existing} decision(s) are already registered.",
+    "amend_title": "Amend the decision",
+    "amend_amount": "New fine amount (đồng)",
+    "amend_due_date": "Due date",
+    "amend_submit": "Save the changes",
+    "cancel_title": "Cancel the decision",
+    "cancel_submit": "Cancel this decision",
+    "change_reason": "Reason (required, audited)",
+    "fine_change_refused": "Not done",
 }

@@ -111,6 +111,10 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/receipts/today"): "receipts:read",
     ("GET", "/console/disputes/new"): "disputes:open",
     ("POST", "/console/disputes/new"): "disputes:open",
+    ("GET", "/console/fines/import"): "fines:write",
+    ("POST", "/console/fines/import"): "fines:write",
+    ("POST", "/console/fines/amend"): "fines:amend",
+    ("POST", "/console/fines/cancel"): "fines:amend",
 }
 CONSOLE_PAGES: Final = frozenset(
     route
