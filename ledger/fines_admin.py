@@ -38,7 +38,14 @@ from ledger.core import tables as t
 from ledger.core.audit import append_audit
 from ledger.core.checks import check_amount, check_object, check_reason
 from ledger.core.errors import ConflictError, LedgerError, ValidationError
-from ledger.fines import TEXT_FIELD_MAX_CHARS, Fine, FineInput, get_fine, normalise_decision_number
+from ledger.fines import (
+    TEXT_FIELD_MAX_CHARS,
+    Fine,
+    FineInput,
+    check_text_field,
+    get_fine,
+    normalise_decision_number,
+)
 from ledger.payments.model import LIVE_STATUSES, PaymentStatus
 
 COLUMNS: Final = (
@@ -254,13 +261,7 @@ def amendment_from_json(body: object, max_amount_vnd: int) -> dict[str, Any]:
         changes["due_date"] = _due_date(body["due_date"])
     for name in ("violator_name", "plate", "violation"):
         if name in body:
-            value = body[name]
-            if not isinstance(value, str) or not value.strip():
-                raise ValidationError(name, "must be a non-empty string")
-            value = unicodedata.normalize("NFC", value).strip()
-            if len(value) > TEXT_FIELD_MAX_CHARS:
-                raise ValidationError(name, f"is longer than {TEXT_FIELD_MAX_CHARS} characters")
-            changes[name] = value
+            changes[name] = check_text_field(name, body[name])
     if not changes:
         raise ValidationError("body", f"names nothing to change ({', '.join(AMEND_FIELDS)})")
     changes["reason"] = check_reason("reason", body.get("reason"), required=True)

@@ -16,11 +16,13 @@ the file is looked at.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import fines_admin as fa
 from ledger.access.sessions import csrf_token_matches
@@ -153,27 +155,37 @@ async def amend(request: web.Request, staff: Staff) -> web.Response:
     amount = form.get("amount_vnd", "").strip().replace(".", "")
     if amount:
         body["amount_vnd"] = int(amount) if amount.isascii() and amount.isdigit() else amount
-    try:
+
+    async def change(conn: AsyncConnection, number: str) -> None:
         changes = fa.amendment_from_json(body, request.app[SETTINGS].max_amount_vnd)
-        number = await _scoped_number(request, staff)
-        async with request.app[ENGINE].begin() as conn:
-            await fa.amend_fine(conn, number, changes, staff.principal.actor, datetime.now(UTC))
-    except ValidationError as err:
-        return _refused(request, staff, 400, str(err))
-    except ConflictError as err:
-        return _refused(request, staff, 409, str(err))
-    return _back(number)
+        await fa.amend_fine(conn, number, changes, staff.principal.actor, datetime.now(UTC))
+
+    return await _change(request, staff, change)
 
 
 @staff_page("fines:amend")
 async def cancel(request: web.Request, staff: Staff) -> web.Response:
     reason = staff.form.get("reason", "").strip()
-    try:
+
+    async def change(conn: AsyncConnection, number: str) -> None:
         if not reason:
             raise ValidationError("reason", "is required: say why")
+        await fa.cancel_fine(conn, number, reason, staff.principal.actor, datetime.now(UTC))
+
+    return await _change(request, staff, change)
+
+
+async def _change(
+    request: web.Request,
+    staff: Staff,
+    change: Callable[[AsyncConnection, str], Awaitable[None]],
+) -> web.Response:
+    """``change`` the form's fine in one transaction: back to its page, or
+    a page saying why not (nothing changed)."""
+    try:
         number = await _scoped_number(request, staff)
         async with request.app[ENGINE].begin() as conn:
-            await fa.cancel_fine(conn, number, reason, staff.principal.actor, datetime.now(UTC))
+            await change(conn, number)
     except ValidationError as err:
         return _refused(request, staff, 400, str(err))
     except ConflictError as err:
