@@ -284,14 +284,19 @@ async def main_async(
                 while not http_ok(f"{base}/readyz"):
                     assert time.monotonic() < deadline, "API did not start"
                     await asyncio.sleep(0.2)
+                load_before = os.getloadavg()[0]
                 samples, errors, elapsed = await load(
                     base, staff, rounds, fines, seconds_max, think
                 )
+                load_after = os.getloadavg()[0]
             finally:
                 api.terminate()
                 api.wait(timeout=10)
     result = _result(fines, sessions, rounds, copy_seconds, samples, errors, elapsed)
-    return {**result, "think_seconds": think}
+    # Other work on the machine shows here: the figures are only as good as
+    # the cores were free.
+    loads = {"load_1m_before": round(load_before, 1), "load_1m_after": round(load_after, 1)}
+    return {**result, "think_seconds": think, **loads}
 
 
 def _p95(samples: list[float]) -> float:
@@ -363,7 +368,9 @@ four counter pages, each page followed by its JSON endpoint: {r["requests"]:,}
 requests in {r["seconds"]} s, {r["errors"]} errors. Each session pauses
 0.5-1.5 × {r["think_seconds"]} s after each page and its JSON (a person reading
 the answer); every request is timed from send to last byte. One `reconciler api` process
-and PostgreSQL (fsync off) on the same 2 cores as the load generator.
+and PostgreSQL (fsync off) on the same 2 cores as the load generator; the
+machine's 1-minute load average was {r["load_1m_before"]} before the load and
+{r["load_1m_after"]} after it (2 cores: above 2, something else was running too).
 
 | page | page p50 / p95 / max (ms) | JSON p50 / p95 / max (ms) | p95 ratio |
 | --- | --- | --- | --- |
