@@ -135,12 +135,18 @@ async def test_bad_search_parameters_are_refused_by_name(
             assert (status, body["error"]["field"]) == (400, field), query
 
 
-async def test_the_counter_lists_fines_by_plate_and_name_escaped(
+async def test_the_officers_pages_search_and_list_todays_receipts(
     console: Console, engine: AsyncEngine
 ) -> None:
+    """One login for both pages (a login costs more than the checks)."""
     await _fines(engine)
     await make_user(engine, "an.officer", "officer", PASSWORD, units=(UNIT,))
     await log_in(console, "an.officer")
+    await _counter_search(console)
+    await _todays_receipts(console, engine)
+
+
+async def _counter_search(console: Console) -> None:
     page = await (await console.get("/console/counter?plate=51f")).text()
     assert "00001/QĐ-XPHC" in page
     assert "00002/QĐ-XPHC" in page
@@ -164,12 +170,10 @@ async def _receipted_now(engine: AsyncEngine, number: str, unit: str) -> Receipt
     return await issue(engine, UUID(payment_id), ReceiptSigner.generate(), datetime.now(UTC))
 
 
-async def test_todays_receipts_of_the_unit(console: Console, engine: AsyncEngine) -> None:
+async def _todays_receipts(console: Console, engine: AsyncEngine) -> None:
     mine = await _receipted_now(engine, "00011/QĐ-XPHC", UNIT)
     theirs = await _receipted_now(engine, "00012/QĐ-XPHC", OTHER_UNIT)
     earlier = await receipted(engine, "00013/QĐ-XPHC")  # issued in 2025
-    await make_user(engine, "an.officer", "officer", PASSWORD, units=(UNIT,))
-    await log_in(console, "an.officer")
     for query in ("", f"?unit={quote(OTHER_UNIT)}", "?cursor=999999999"):
         resp = await console.get(f"/console/receipts/today{query}")
         assert resp.status == 200
