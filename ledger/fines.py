@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum, StrEnum
 from typing import Any, Final
 from uuid import UUID
@@ -93,6 +93,10 @@ class Fine:
     issuing_unit: str
     violation: str
     created_at: datetime
+    # 0014: set by ``ledger.fines_admin`` (an amendment, a cancellation).
+    due_date: date | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
     def same_as(self, other: FineInput) -> bool:
         return (

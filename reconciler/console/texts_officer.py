@@ -83,6 +83,7 @@ VI: Final[dict[str, str]] = {
     "cancel_submit": "Hủy quyết định này",
     "change_reason": "Lý do (bắt buộc, được ghi nhật ký)",
     "fine_change_refused": "Không thực hiện được",
+    "fine_cancelled": "Quyết định này đã bị hủy lúc {when}. Lý do: {reason}",
 }
 
 EN: Final[dict[str, str]] = {
@@ -165,4 +166,5 @@ EN: Final[dict[str, str]] = {
     "cancel_submit": "Cancel this decision",
     "change_reason": "Reason (required, audited)",
     "fine_change_refused": "Not done",
+    "fine_cancelled": "This decision was cancelled at {when}. Reason: {reason}",
 }

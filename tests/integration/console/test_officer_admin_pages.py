@@ -105,6 +105,9 @@ async def _amend_and_cancel_from_the_fines_page(
     )
     assert resp.status == 303
     assert await value(engine, "SELECT count(*) FROM fines WHERE cancelled_at IS NOT NULL") == 1
+    page = await (await console.get("/console/counter?q=" + quote("00071/QĐ-XPHC"))).text()
+    assert "Quyết định này đã bị hủy" in page
+    assert "Lý do: voided" in page
 
 
 async def test_a_role_without_the_permissions_gets_neither_forms_nor_pages(
