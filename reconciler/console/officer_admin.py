@@ -28,10 +28,16 @@ from ledger import fines_admin as fa
 from ledger.access.sessions import csrf_token_matches
 from ledger.core.errors import ConflictError, ValidationError
 from ledger.fines import get_fine, missing_fine_message
-from reconciler.api.auth import check_unit, console_session, may
+from reconciler.api.auth import check_unit, may
 from reconciler.api.fines_admin import run_import
 from reconciler.api.keys import ENGINE, SETTINGS
-from reconciler.console.pages import LOGIN_PATH, SESSION_COOKIE, Staff, see_other, staff_page
+from reconciler.console.pages import (
+    LOGIN_PATH,
+    Staff,
+    current_session,
+    see_other,
+    staff_page,
+)
 from reconciler.console.render import language, message_page, read_form, render
 from reconciler.console.texts import TEXTS
 
@@ -88,8 +94,7 @@ async def _upload(request: web.Request) -> tuple[str, bytes | None] | None:
 
 
 async def import_upload(request: web.Request) -> web.Response:
-    raw = request.cookies.get(SESSION_COOKIE, "")
-    found = await console_session(request, raw) if raw else None
+    found = await current_session(request)
     if found is None:
         return see_other(LOGIN_PATH)
     principal, session = found

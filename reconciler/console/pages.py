@@ -68,6 +68,12 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
+async def current_session(request: web.Request) -> tuple[Principal, Session] | None:
+    """The person and live session of the request's cookie, if any."""
+    raw = request.cookies.get(SESSION_COOKIE, "")
+    return await console_session(request, raw) if raw else None
+
+
 def staff_page(permission: str | None) -> Callable[[StaffHandler], Handler]:
     """A page for a logged-in person whose role holds ``permission``
     (None: any role). POST: the form must carry the session's CSRF token.
@@ -76,8 +82,7 @@ def staff_page(permission: str | None) -> Callable[[StaffHandler], Handler]:
     def wrap(handler: StaffHandler) -> Handler:
         @wraps(handler)
         async def page(request: web.Request) -> web.StreamResponse:
-            raw = request.cookies.get(SESSION_COOKIE, "")
-            found = await console_session(request, raw) if raw else None
+            found = await current_session(request)
             if found is None:
                 return see_other(LOGIN_PATH)
             principal, session = found
@@ -103,8 +108,7 @@ def staff_page(permission: str | None) -> Callable[[StaffHandler], Handler]:
 
 async def home(request: web.Request) -> web.Response:
     """``/console/``: the counter when logged in, else the login page."""
-    raw = request.cookies.get(SESSION_COOKIE, "")
-    found = await console_session(request, raw) if raw else None
+    found = await current_session(request)
     return see_other(HOME_PATH if found is not None else LOGIN_PATH)
 
 
