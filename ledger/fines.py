@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum, StrEnum
 from typing import Any, Final
 from uuid import UUID
@@ -40,6 +40,16 @@ def normalise_decision_number(raw: str) -> str:
         raise ValidationError("decision_number", str(err)) from None
 
 
+def check_text_field(name: str, value: object) -> str:
+    """A fine's text field: a non-empty string, NFC, trimmed, bounded."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(name, "is required and must be a non-empty string")
+    value = unicodedata.normalize("NFC", value).strip()
+    if len(value) > TEXT_FIELD_MAX_CHARS:
+        raise ValidationError(name, f"is longer than {TEXT_FIELD_MAX_CHARS} characters")
+    return value
+
+
 @dataclass(frozen=True)
 class FineInput:
     decision_number: str
@@ -56,13 +66,7 @@ class FineInput:
         amount = check_amount("amount_vnd", body.get("amount_vnd"), max_amount_vnd)
         fields: dict[str, str] = {}
         for name in ("decision_number", "violator_name", "plate", "issuing_unit", "violation"):
-            value = body.get(name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValidationError(name, "is required and must be a non-empty string")
-            value = unicodedata.normalize("NFC", value).strip()
-            if len(value) > TEXT_FIELD_MAX_CHARS:
-                raise ValidationError(name, f"is longer than {TEXT_FIELD_MAX_CHARS} characters")
-            fields[name] = value
+            fields[name] = check_text_field(name, body.get(name))
         normalise_decision_number(fields["decision_number"])
         return cls(amount_vnd=amount, **fields)
 
@@ -89,6 +93,10 @@ class Fine:
     issuing_unit: str
     violation: str
     created_at: datetime
+    # 0014: set by ``ledger.fines_admin`` (an amendment, a cancellation).
+    due_date: date | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
     def same_as(self, other: FineInput) -> bool:
         return (

@@ -78,6 +78,14 @@ fines = Table(
     Column("issuing_unit", Text, nullable=False),
     Column("violation", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # --- 0014: search keys (generated: never written) and amend/cancel
+    Column("plate_key", Text),
+    Column("name_key", Text),
+    Column("due_date", Date),
+    Column("amended_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("cancelled_by", Text),
+    Column("cancel_reason", Text),
 )
 
 users = Table(

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import tables as t
-from ledger.core.errors import FineAlreadyPaidError, IdempotencyConflictError
+from ledger.core.errors import ConflictError, FineAlreadyPaidError, IdempotencyConflictError
 from ledger.payments.model import (
     DRIVEN_CHANNELS,
     LIVE_STATUSES,
@@ -99,7 +99,14 @@ async def create_payment(
         if existing is not None:
             return await get_payment(conn, existing), False
     # One payment decision per fine at a time.
-    await conn.execute(select(t.fines.c.id).where(t.fines.c.id == fine.id).with_for_update())
+    # A cancelled fine (``ledger.fines_admin``, under this same lock) is not paid.
+    cancelled = (
+        await conn.execute(
+            select(t.fines.c.cancelled_at).where(t.fines.c.id == fine.id).with_for_update()
+        )
+    ).scalar_one()
+    if cancelled is not None:
+        raise ConflictError(f"fine {fine.decision_number} is cancelled: it cannot be paid")
     rows = (
         await conn.execute(
             select(

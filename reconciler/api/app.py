@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.access import PasswordChecker
+from ledger.fines_admin import IMPORT_BYTES_MAX
 from ledger.receipts.signing import ReceiptVerifier
 from observability.metrics import (
     http_request_duration_seconds,
@@ -24,6 +25,7 @@ from reconciler.api import (
     discrepancy_queue,
     disputes,
     fines,
+    fines_admin,
     identity,
     lists,
     openapi,
@@ -107,6 +109,11 @@ def body_rules(settings: Settings) -> BodyRules:
             finance_recon.UPLOAD_PATH: BodyRule(
                 settings.recon_upload_bytes_max + finance_recon.UPLOAD_FRAMING_BYTES,
                 settings.upload_read_seconds,
+            ),
+            "/api/v1/fines/import": BodyRule(IMPORT_BYTES_MAX, settings.upload_read_seconds),
+            # The console's upload: the file in a multipart form.
+            "/console/fines/import": BodyRule(
+                IMPORT_BYTES_MAX + 64 * 1024, settings.upload_read_seconds
             ),
             "/webhooks/{bank}": BodyRule(
                 webhooks.WEBHOOK_BODY_BYTES_MAX, settings.body_read_seconds
@@ -192,6 +199,7 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     fines.add_routes(app)
     operator_views.add_routes(app)  # before payments: /payments/in-doubt
+    fines_admin.add_routes(app)
     payments.add_routes(app)
     receipts.add_routes(app)
     public.add_routes(app)

@@ -105,9 +105,10 @@ TOKEN_CACHE: Final = web.AppKey("token_cache", TokenCache)
 
 # What each role may do through the API: the one table of permissions
 # (tests/integration/identity/test_role_matrix.py walks every route against it).
-# ``tokens:own``: list and revoke one's own tokens; ``tokens:manage``: every
-# token, and new API tokens for oneself or a service account; ``users:manage``:
-# staff users.
+# ``fines:write``: register fines, one or a CSV file of them; ``fines:amend``:
+# amend or cancel a fine (a person's decision). ``tokens:own``: list and
+# revoke one's own tokens; ``tokens:manage``: every token, and new API
+# tokens for oneself or a service account; ``users:manage``: staff users.
 PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "portal": frozenset(
         {"fines:read", "fines:write", "payments:read", "payments:write", "tokens:own"}
@@ -126,6 +127,8 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "finance": frozenset(
         {
             "fines:read",
+            "fines:write",
+            "fines:amend",
             "payments:read",
             "receipts:read",
             "receipts:reissue",
@@ -157,6 +160,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
         {
             "fines:read",
             "fines:write",
+            "fines:amend",
             "payments:read",
             "payments:write",
             "receipts:read",
@@ -179,7 +183,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
 }
 # A person's decisions: a service account holding the role still may not.
 PERSON_ONLY: Final = frozenset(
-    {"approvals:decide", "disputes:resolve", "tokens:manage", "users:manage"}
+    {"approvals:decide", "disputes:resolve", "fines:amend", "tokens:manage", "users:manage"}
 )
 # Under /api/ but without a token: how one gets a token.
 PUBLIC_API_PATHS: Final = frozenset({"/api/v1/auth/login"})

@@ -221,20 +221,33 @@ async def _evidence(request: web.Request, dispute_id: int, asked_by: str | None)
 # --- disputes -------------------------------------------------------------------------
 
 
-async def create_dispute(request: web.Request) -> web.Response:
-    principal = require(request, "disputes:open")
+def dispute_input(request: web.Request, body: object) -> ds.DisputeInput:
+    """A dispute body checked against this API's banks and money bounds."""
     settings = request.app[SETTINGS]
-    now = datetime.now(UTC)
-    inp = ds.DisputeInput.from_json(
-        await read_json(request), list(settings.banks), settings.max_amount_vnd, now
+    return ds.DisputeInput.from_json(
+        body, list(settings.banks), settings.max_amount_vnd, datetime.now(UTC)
     )
+
+
+async def open_dispute_as(
+    request: web.Request, principal: Principal, inp: ds.DisputeInput
+) -> dict[str, Any]:
+    """Record the dispute (a fine of another unit does not exist for a
+    unit-scoped caller), then gather the evidence; the JSON API and the
+    console's dispute page both open disputes here."""
     async with request.app[ENGINE].begin() as conn:
         if principal.units:
             fine = await get_fine(conn, inp.decision_number)
             check_unit(principal, fine.issuing_unit, missing_fine_message(inp.decision_number))
-        dispute = await ds.open_dispute(conn, inp, principal.actor, now)
+        dispute = await ds.open_dispute(conn, inp, principal.actor, datetime.now(UTC))
     log.info("dispute.opened", dispute_id=dispute.id, bank=dispute.bank, by=principal.actor)
-    return json_response(await _evidence(request, dispute.id, principal.actor), status=201)
+    return await _evidence(request, dispute.id, principal.actor)
+
+
+async def create_dispute(request: web.Request) -> web.Response:
+    principal = require(request, "disputes:open")
+    inp = dispute_input(request, await read_json(request))
+    return json_response(await open_dispute_as(request, principal, inp), status=201)
 
 
 async def refresh_evidence(request: web.Request) -> web.Response:

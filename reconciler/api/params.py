@@ -83,6 +83,16 @@ def _screen_param(name: str, value: str) -> None:
         raise ValidationError(name, f"holds the character {bad}, which it may not hold")
 
 
+def strict_query(request: web.Request, known: frozenset[str]) -> None:
+    """Refuse (400 naming it) a query parameter the route does not take, or
+    one given twice: a typo or a smuggled second value is not ignored."""
+    for name in request.query:
+        if name not in known:
+            raise ValidationError(name, f"is not a parameter here ({', '.join(sorted(known))})")
+        if len(request.query.getall(name)) > 1:
+            raise ValidationError(name, "is given more than once")
+
+
 def whole_number(raw: str, name: str, low: int, high: int) -> int:
     """``raw`` as an int in ``low..high`` (both ≥ 0), or a 400 naming ``name``."""
     assert 0 <= low <= high, (low, high)

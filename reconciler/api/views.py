@@ -54,6 +54,8 @@ def fine_json(fine: Fine) -> dict[str, Any]:
         "issuing_unit": fine.issuing_unit,
         "violation": fine.violation,
         "created_at": fine.created_at.isoformat(),
+        "due_date": None if fine.due_date is None else fine.due_date.isoformat(),
+        "cancelled_at": None if fine.cancelled_at is None else fine.cancelled_at.isoformat(),
     }
 
 

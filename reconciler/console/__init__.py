@@ -16,7 +16,7 @@ from typing import Final
 
 from aiohttp import web
 
-from reconciler.console import admin, citizen, counter, finance_pages, operator, pages
+from reconciler.console import admin, citizen, counter, finance_pages, officer, operator, pages
 
 _CSS: Final = files("reconciler.console").joinpath("static", "console.css").read_bytes()
 
@@ -44,3 +44,4 @@ def add_routes(app: web.Application) -> None:
     operator.add_routes(app)
     admin.add_routes(app)
     finance_pages.add_routes(app)
+    officer.add_routes(app)

@@ -1,5 +1,6 @@
 """The officer's counter: find a fine by its decision number (typed any
-way: ``ledger.fines`` normalises it), see its state in plain words
+way: ``ledger.fines`` normalises it), or by plate or violator name (a list
+of fines, ``reconciler.console.officer.search_page``), see its state in plain words
 (``reconciler.console.explain``), print its receipt and reprint it (a
 numbered copy, audited as the JSON reissue is).
 
@@ -21,6 +22,7 @@ from reconciler.api.auth import check_unit, may
 from reconciler.api.keys import ENGINE, READER
 from reconciler.api.receipts import pdf_response, reissue_copy, scoped_receipt, series_number
 from reconciler.console.explain import explain, in_doubt
+from reconciler.console.officer import search_page
 from reconciler.console.pages import Staff, staff_page
 from reconciler.console.render import language, render
 from reconciler.console.texts import TEXTS
@@ -31,17 +33,25 @@ SEARCH_CHARS_MAX = 200
 @staff_page("fines:read")
 async def counter(request: web.Request, staff: Staff) -> web.Response:
     typed = request.query.get("q", "").strip()[:SEARCH_CHARS_MAX]
+    plate = request.query.get("plate", "").strip()[:SEARCH_CHARS_MAX]
+    name = request.query.get("name", "").strip()[:SEARCH_CHARS_MAX]
     texts = TEXTS[language(request)]
     context: dict[str, Any] = {
         "principal": staff.principal,
         "csrf": staff.session.csrf_secret,
         "q": typed,
+        "plate": plate,
+        "name": name,
+        "found": None,
+        "more": None,
         "error": None,
         "view": None,
         "explanation": None,
         "may_print": may(staff.principal, "receipts:read"),
         "may_reprint": may(staff.principal, "receipts:reissue"),
     }
+    if not typed and (plate or name):
+        return await search_page(request, context, plate, name)
     if not typed:
         return render(request, "counter.jinja", **context)
     try:

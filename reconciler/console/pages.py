@@ -69,6 +69,12 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
+async def current_session(request: web.Request) -> tuple[Principal, Session] | None:
+    """The person and live session of the request's cookie, if any."""
+    raw = request.cookies.get(SESSION_COOKIE, "")
+    return await console_session(request, raw) if raw else None
+
+
 def staff_page(
     permission: str | None, *, read: FormReader = read_form
 ) -> Callable[[StaffHandler], Handler]:
@@ -80,8 +86,7 @@ def staff_page(
     def wrap(handler: StaffHandler) -> Handler:
         @wraps(handler)
         async def page(request: web.Request) -> web.StreamResponse:
-            raw = request.cookies.get(SESSION_COOKIE, "")
-            found = await console_session(request, raw) if raw else None
+            found = await current_session(request)
             if found is None:
                 return see_other(LOGIN_PATH)
             principal, session = found
@@ -107,8 +112,7 @@ def staff_page(
 
 async def home(request: web.Request) -> web.Response:
     """``/console/``: the counter when logged in, else the login page."""
-    raw = request.cookies.get(SESSION_COOKIE, "")
-    found = await console_session(request, raw) if raw else None
+    found = await current_session(request)
     return see_other(HOME_PATH if found is not None else LOGIN_PATH)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from reconciler.console import texts_finance, texts_operator
+from reconciler.console import texts_finance, texts_officer, texts_operator
 
 VI: Final[dict[str, str]] = {
     "app_title": "Bảng điều khiển nộp phạt",
@@ -155,6 +155,6 @@ EN: Final[dict[str, str]] = {
 }
 
 TEXTS: Final = {
-    "vi": VI | texts_operator.VI | texts_finance.VI,
-    "en": EN | texts_operator.EN | texts_finance.EN,
+    "vi": VI | texts_operator.VI | texts_finance.VI | texts_officer.VI,
+    "en": EN | texts_operator.EN | texts_finance.EN | texts_officer.EN,
 }

@@ -6,13 +6,13 @@ The app role gets SELECT, INSERT, UPDATE, DELETE on the new table by the
 default privileges 0011 set (DELETE: an item unassigned); nothing to grant.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

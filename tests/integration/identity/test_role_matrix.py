@@ -52,6 +52,10 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/v1/openapi.json"): SIGNED_IN,
     ("POST", "/api/v1/auth/password"): PERSON,
     ("POST", "/api/v1/fines"): "fines:write",
+    ("GET", "/api/v1/fines"): "fines:read",
+    ("POST", "/api/v1/fines/import"): "fines:write",
+    ("POST", "/api/v1/fines/{decision_number}/amend"): "fines:amend",
+    ("POST", "/api/v1/fines/{decision_number}/cancel"): "fines:amend",
     ("GET", "/api/v1/fines/{decision_number}"): "fines:read",
     ("POST", "/api/v1/fines/{decision_number}/payments"): "payments:write",
     ("GET", "/api/v1/payments/{payment_id}"): "payments:read",
@@ -145,6 +149,13 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/console/reconciliations/{reconciliation_id}"): "recon:read",
     ("GET", "/console/reconciliations/{reconciliation_id}/report.csv"): "recon:read",
     ("GET", "/console/reconciliations/{reconciliation_id}/report.pdf"): "recon:read",
+    ("GET", "/console/receipts/today"): "receipts:read",
+    ("GET", "/console/disputes/new"): "disputes:open",
+    ("POST", "/console/disputes/new"): "disputes:open",
+    ("GET", "/console/fines/import"): "fines:write",
+    ("POST", "/console/fines/import"): "fines:write",
+    ("POST", "/console/fines/amend"): "fines:amend",
+    ("POST", "/console/fines/cancel"): "fines:amend",
 }
 CONSOLE_PAGES: Final = frozenset(
     route
