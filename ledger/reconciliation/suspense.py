@@ -88,7 +88,9 @@ def suspense_entry_hash_sql(clearing: str, clearing_vnd: str) -> str:
         "encode(sha256(convert_to(format(\n"
         """    '{"kind":"suspense","postings":[[%s,%s],["suspense",%s]],"""
         """"reverses"\\:null}',\n"""
-        f"    to_json(CAST({clearing} AS text))::text, {clearing_vnd}, -{clearing_vnd}),\n"
+        # bigint: a bound -32768 arrives as a smallint, whose negation overflows.
+        f"    to_json(CAST({clearing} AS text))::text, CAST({clearing_vnd} AS bigint),"
+        f" -CAST({clearing_vnd} AS bigint)),\n"
         "    'UTF8')), 'hex')"
     )
 

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -67,6 +67,8 @@ async def rolled_back(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=SHARED_DATABASE)
 @given(bank=BANKS, clearing_vnd=SIGNED)
+# psycopg binds -32768 as a smallint, whose negation overflowed in SQL.
+@example(bank="sgbank", clearing_vnd=-32768)
 async def test_postgresql_computes_the_python_content_hash(
     engine: AsyncEngine, bank: str, clearing_vnd: int
 ) -> None:
