@@ -112,6 +112,28 @@ def test_an_amount_that_differs_from_the_bank_is_a_violation() -> None:
     assert check_invariants(bank, ledger) == ["sgbank debit REF1: 1 đồng, ledger says 750000"]
 
 
+def test_a_debit_booked_twice_is_a_violation_even_with_one_receipt() -> None:
+    # A replayed callback or a repeated click that moved money twice: one
+    # receipt, the payment succeeded, but the bank's debit entered the ledger
+    # twice.
+    bank, ledger = _clean()
+    booked = {("sgbank", "REF1"): 1, ("sgbank", "REF2"): 1}
+    assert check_invariants(bank, Ledger(ledger.payments, ledger.receipts, 0, booked)) == []
+    twice = {**booked, ("sgbank", "REF1"): 2}
+    assert check_invariants(bank, Ledger(ledger.payments, ledger.receipts, 0, twice)) == [
+        "sgbank debit REF1 booked 2 times in the ledger"
+    ]
+
+
+def test_booking_a_debit_the_bank_did_not_make_is_a_violation() -> None:
+    bank, ledger = _clean()
+    for key in (("sgbank", "REF9"), ("hnbank", "REF1")):
+        booked = {("sgbank", "REF1"): 1, key: 1}
+        assert check_invariants(bank, Ledger(ledger.payments, ledger.receipts, 0, booked)) == [
+            f"{key[0]} {key[1]} booked in the ledger but the bank debited no such thing"
+        ]
+
+
 def test_the_kill_schedule_is_seeded_and_inside_the_traffic() -> None:
     kinds = ("worker", "api", "postgres")
     first = kill_schedule(7, kinds, 1000)
