@@ -312,9 +312,10 @@ def _rows(stack: Stack) -> tuple[dict[str, list[dict[str, Any]]], Ledger, int]:
             )
         ]
         receipts = [
-            {"debit_key": k, "series": s, "number": n}
-            for k, s, n in conn.execute(
-                "SELECT p.debit_key, r.series, r.number FROM receipts r JOIN payments p ON p.id = r.payment_id"
+            {"debit_key": k, "series": s, "number": n, "bank": b, "bank_ref": ref}
+            for k, s, n, b, ref in conn.execute(
+                "SELECT p.debit_key, r.series, r.number, p.bank, p.bank_ref"
+                " FROM receipts r JOIN payments p ON p.id = r.payment_id"
             )
         ]
         row = conn.execute("SELECT COALESCE(SUM(amount_vnd), 0) FROM postings").fetchone()
