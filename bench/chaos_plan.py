@@ -24,7 +24,7 @@ individual fault hits.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -121,6 +121,21 @@ def replay_moments(payments: int) -> list[int]:
     """When, during the traffic, delivered webhooks are replayed (after the
     faults began, while payments are still in flight)."""
     return sorted({max(1, int(payments * f)) for f in (0.4, 0.6, 0.8)})
+
+
+def pick_replays(
+    rows: Sequence[Mapping[str, Any]], rng: random.Random, count: int
+) -> list[Mapping[str, Any]]:
+    """Which of a simulator's webhook rows to replay: up to ``count`` of the
+    delivered ones, half the latest delivered (their payments most likely
+    still in flight, where a second settlement could slip in) and half a
+    seeded sample of the rest (long settled: stale news)."""
+    delivered = sorted(
+        (r for r in rows if r["delivered_at"] is not None), key=lambda r: r["delivered_at"]
+    )
+    recent = delivered[len(delivered) - count // 2 :] if count // 2 else []
+    older = delivered[: len(delivered) - len(recent)]
+    return recent + rng.sample(older, min(count - len(recent), len(older)))
 
 
 def replay_sample_size(payments: int) -> int:

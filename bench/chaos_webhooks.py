@@ -4,7 +4,8 @@ The REST bank's simulator keeps every callback it sent (``GET /webhooks`` on
 its admin port: the body, not the signature, which it makes afresh for each
 delivery). The harness takes a seeded sample of the delivered ones and, with
 the bank's webhook secret (the dev stack's ``stack.json``), sends each to the
-API again three ways:
+API again three ways (which ones: ``chaos_plan.pick_replays``, half the
+latest delivered, whose payments are likeliest in flight):
 
 - **re-delivered**: the same body, signed now with a new nonce, as the bank
   does when it retries. It must be taken idempotently (200, ``duplicate`` or
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bank_adapters.webhooks import TIMESTAMP_TOLERANCE_SECONDS, sign_webhook
-from bench.chaos_plan import REST_BANK, judge_replay
+from bench.chaos_plan import REST_BANK, judge_replay, pick_replays
 from bench.devstack_client import local_http
 
 _STALE_SECONDS = 2 * TIMESTAMP_TOLERANCE_SECONDS
@@ -71,15 +72,14 @@ def webhook_secret(data_dir: Path, bank: str = REST_BANK) -> bytes:
 def replay_some(
     info: dict[str, Any], secret: bytes, rng: random.Random, count: int, tally: Replays
 ) -> None:
-    """Replay ``count`` of the REST bank's delivered callbacks (seeded
-    sample), each three ways; the answers go into ``tally``."""
+    """Replay ``count`` of the REST bank's delivered callbacks, each three
+    ways; the answers go into ``tally``."""
     status, answer = local_http(info["banks"][REST_BANK]["admin_url"] + "/webhooks", "GET")
     if status != 200:
         tally.violations.append(f"{REST_BANK}: GET /webhooks answered {status} {answer}")
         return
-    delivered = [row for row in answer["webhooks"] if row["delivered_at"] is not None]
     url = f"{info['api_url']}/webhooks/{REST_BANK}"
-    for row in rng.sample(delivered, min(count, len(delivered))):
+    for row in pick_replays(answer["webhooks"], rng, count):
         # The simulator's own bytes: it sends json.dumps(payload, sort_keys=True).
         body = json.dumps(row["payload"], sort_keys=True).encode()
         headers = _signed(secret, body, int(time.time()))

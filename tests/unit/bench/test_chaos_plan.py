@@ -4,6 +4,8 @@ answer is judged strictly."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from bank_adapters.simulators.faults import FaultMode, parse_fault
@@ -14,6 +16,7 @@ from bench.chaos_plan import (
     describe,
     fault_schedule,
     judge_replay,
+    pick_replays,
     replay_moments,
 )
 
@@ -85,3 +88,16 @@ def test_the_small_run_keeps_its_modes_and_still_clears_them() -> None:
     steps = fault_schedule(1, 200, SMALL_RUN_MODES)
     assert {s.spec["mode"] for s in steps if s.spec} == SMALL_RUN_MODES
     assert sorted(s.bank for s in steps if s.spec is None) == sorted([REST_BANK, QR_BANK])
+
+
+def test_replays_are_half_the_latest_delivered_and_half_a_seeded_sample() -> None:
+    rows = [{"id": i, "delivered_at": float(i)} for i in range(100)]
+    rows += [{"id": 100 + i, "delivered_at": None} for i in range(5)]
+    picked = pick_replays(rows, random.Random(1), 10)
+    ids = [r["id"] for r in picked]
+    assert ids[:5] == [95, 96, 97, 98, 99]
+    assert len(set(ids)) == 10
+    assert all(i < 95 for i in ids[5:])
+    assert ids == [r["id"] for r in pick_replays(rows, random.Random(1), 10)]
+    assert len(pick_replays(rows[:3], random.Random(1), 10)) == 3
+    assert pick_replays(rows[100:], random.Random(1), 10) == []
