@@ -5,23 +5,27 @@ ground truth.
 A ``reconciler dev`` is started on a fresh data dir (its supervisor restarts
 what dies). N fines are registered and paid through both banks by a bounded
 pool of clients; every fifth payment is clicked twice with the same
-Idempotency-Key; a few simulator fault modes are switched on while the
-traffic runs (latency, a 500 after the debit, a lost response); and at
+Idempotency-Key; every simulator fault mode is switched on while the
+traffic runs (``bench/chaos_plan.py``: which, where, when); delivered bank
+webhooks are replayed, re-signed and verbatim and stale
+(``bench/chaos_webhooks.py``), during the traffic and after it; and at
 seeded random moments one process of each ``--kills`` kind is ``kill -9``-ed
 (pids from dev.json, re-read after each restart; ``all`` kills the
 supervisor and every child at once, then starts ``reconciler dev`` again on
 the same data dir). When the traffic is done the faults are cleared and the
 harness waits (bounded) until no payment is in doubt, then checks
 (``bench/chaos_checks.py``): every bank debit ends as exactly one receipt or
-one refund, nothing is settled without a debit, the postings sum to zero,
+one refund and is booked at most once, nothing is settled without a debit,
+the postings sum to zero,
 receipt numbers are unique and gapless per series, and ``reconciler receipts
 verify`` and ``reconciler audit verify`` exit 0. Exit 1 on any violation.
 
 Every request goes to 127.0.0.1 (the dev stack's own ports); each client
 call is retried at most ``_TRIES`` times (a 503 or a refused connection while
-a part restarts), and the wait for settlement is bounded (``_SETTLE_SECONDS``).
+a part restarts), and the wait for settlement is bounded (``_SETTLE_SECONDS``
+with no payment leaving doubt).
 
-Run:  .venv/bin/python bench/chaos.py [--payments 10000] [--kills worker,api,...]
+Run:  .venv/bin/python bench/chaos.py [--payments 10000] [--kills worker,api,...,all]
       [--seed 1] [--concurrency 8] [--no-write]
 """
 
@@ -37,12 +41,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,42 +68,25 @@ from bench.chaos_checks import (
     pids_for,
     table,
 )
+from bench.chaos_plan import FaultStep, describe, fault_schedule, replay_moments
+from bench.chaos_plan import replay_sample_size as replay_count
+from bench.chaos_webhooks import Replays, replay_some, webhook_secret
 from bench.common import parser, write_section
+from bench.devstack_client import local_http, start_dev, wait_for_dev_json
 
 BANKS = ("sgbank", "hnbank")
 AMOUNT_VND = 750_000
 _TRIES = 60  # per client call; a restart takes a few seconds, 1 s apart
 _START_SECONDS = 180
 _SETTLE_SECONDS = 300
-# Switched on for the middle of the traffic, on one bank each (the fault
-# modes that leave a debit made but its answer lost or late).
-FAULTS = (
-    ("sgbank", {"mode": "latency", "latency_ms": 200, "probability": 0.2}),
-    ("sgbank", {"mode": "http_500", "after_debit": True, "probability": 0.05}),
-    ("hnbank", {"mode": "lost_response", "probability": 0.05}),
-    ("hnbank", {"mode": "timeout_after_debit", "hang_seconds": 2.0, "probability": 0.05}),
-)
 
 
 def _http(
     url: str, method: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    """(status, JSON) of one call; (0, reason) when nothing answered."""
-    if not url.startswith("http://127.0.0.1:"):
-        raise ValueError(f"chaos traffic goes to 127.0.0.1 only, not {url}")
-    request = urllib.request.Request(
-        url,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=15) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")[:500]
-    except (OSError, ValueError) as err:
-        return 0, str(err)
+    """(status, JSON) of one call with a JSON body; (0, reason) when nothing answered."""
+    data = None if body is None else json.dumps(body).encode()
+    return local_http(url, method, data, headers)
 
 
 class Stack:
@@ -110,34 +97,15 @@ class Stack:
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         self.lock = threading.Lock()
+        # Restarts counted by supervisors killed with the whole stack.
+        self.earlier_restarts: Counter[str] = Counter()
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "dev.json").unlink(missing_ok=True)
-        with (self.data_dir / "supervisor.out").open("ab") as out:
-            self.proc = subprocess.Popen(
-                # Without the seed story: it leaves sgbank's link down.
-                [
-                    sys.executable,
-                    "-m",
-                    "reconciler",
-                    "dev",
-                    "--no-seed",
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "RECONCILER_ENV": "dev"},
-            )
-        deadline = time.monotonic() + _START_SECONDS
-        while not (self.data_dir / "dev.json").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"reconciler dev did not start; see {self.data_dir}/supervisor.out"
-                )
-            time.sleep(0.2)
-        self.reread()
+        self.proc = start_dev(self.data_dir)
+        with self.lock:
+            self.info = wait_for_dev_json(self.proc, self.data_dir, _START_SECONDS)
 
     def reread(self) -> dict[str, Any]:
         with self.lock:
@@ -145,6 +113,12 @@ class Stack:
             with contextlib.suppress(OSError, ValueError):
                 self.info = json.loads((self.data_dir / "dev.json").read_text())
             return self.info
+
+    def restarts(self) -> dict[str, int]:
+        """Restarts by the supervisor, across whole-stack kills (``stack``:
+        the whole stack started again)."""
+        now = Counter(self.reread().get("restarts", {}))
+        return dict(now + self.earlier_restarts)
 
     def api(
         self, method: str, path: str, body: Any = None, key: str | None = None
@@ -206,6 +180,7 @@ def _kill(stack: Stack, kill: Kill, rng: random.Random) -> str:
     """Carry out one kill; what was killed, for the table."""
     if kill.kind == "all":
         assert stack.proc is not None
+        stack.earlier_restarts = Counter(stack.restarts()) + Counter(stack=1)
         victims = [stack.proc.pid] + [
             p.pid for p in psutil.Process(stack.proc.pid).children(recursive=True)
         ]
@@ -233,48 +208,90 @@ def _sigkill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _faults(stack: Stack, on: bool) -> list[str]:
-    banks = stack.reread()["banks"]
-    if not on:
-        for bank in BANKS:
-            _http(banks[bank]["admin_url"] + "/faults", "DELETE")
-        return []
-    added = []
-    for bank, spec in FAULTS:
-        status, answer = _http(banks[bank]["admin_url"] + "/faults", "POST", spec)
-        if status != 201:
-            raise RuntimeError(f"{bank}: fault {spec} refused: {status} {answer}")
-        added.append(f"{bank} {spec['mode']} p={spec['probability']}")
-    return added
+def _apply_fault(stack: Stack, step: FaultStep) -> str | None:
+    """Switch one fault on (or clear a bank's faults); its description."""
+    admin = stack.reread()["banks"][step.bank]["admin_url"] + "/faults"
+    if step.spec is None:
+        status, answer = _http(admin, "DELETE")
+        if status not in (200, 404):
+            raise RuntimeError(f"{step.bank}: DELETE /faults answered {status} {answer}")
+        return None
+    status, answer = _http(admin, "POST", dict(step.spec))
+    if status != 201:
+        raise RuntimeError(f"{step.bank}: fault {step.spec} refused: {status} {answer}")
+    return describe(step)
 
 
-def traffic(
-    stack: Stack, payments: int, kills: Sequence[Kill], seed: int, concurrency: int
-) -> dict[str, Any]:
-    """Submit every payment, with the kills and faults at their moments."""
-    rng = random.Random(seed)
-    pending = list(kills)
-    done, accepted, duplicates = 0, 0, 0
-    killed: list[str] = []
-    faults: list[str] = []
+def _clear_faults(stack: Stack) -> None:
+    for bank in BANKS:
+        _apply_fault(stack, FaultStep(0, bank, None))
+
+
+@dataclass
+class _Plan:
+    """What is still to happen during the traffic, and what happened."""
+
+    kills: list[Kill]
+    faults: list[FaultStep]
+    replays: list[int]
+    seed: int
+    payments: int
+    secret: bytes
+    rng: random.Random = field(init=False)
+    killed: list[str] = field(default_factory=list)
+    faults_on: list[str] = field(default_factory=list)
+    webhooks: Replays = field(default_factory=Replays)
+    loads: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+
+def _between_batches(stack: Stack, plan: _Plan, done: int) -> None:
+    """The faults, replays and kills due once ``done`` payments were sent."""
+    plan.loads.append(os.getloadavg()[0])
+    while plan.faults and plan.faults[0].after_payments <= done:
+        what = _apply_fault(stack, plan.faults.pop(0))
+        if what is not None:
+            plan.faults_on.append(what)
+    while plan.replays and plan.replays[0] <= done:
+        plan.replays.pop(0)
+        replay_some(
+            stack.reread(), plan.secret, plan.rng, replay_count(plan.payments), plan.webhooks
+        )
+        print(f"  webhooks replayed after {done} payments: {plan.webhooks.summary()}", flush=True)
+    while plan.kills and plan.kills[0].after_payments <= done:
+        what = _kill(stack, plan.kills.pop(0), plan.rng)
+        plan.killed.append(what)
+        print(f"  killed {what} after {done} payments", flush=True)
+
+
+def traffic(stack: Stack, plan: _Plan, concurrency: int) -> dict[str, Any]:
+    """Submit every payment, with the kills, faults and replays at their moments."""
+    payments, accepted, duplicates = plan.payments, 0, 0
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for start in range(0, payments, concurrency * 4):
             batch = range(start, min(start + concurrency * 4, payments))
-            for ok, dup in pool.map(lambda n: _pay(stack, n, seed), batch):
+            for ok, dup in pool.map(lambda n: _pay(stack, n, plan.seed), batch):
                 accepted += ok
                 duplicates += dup
-            done = batch.stop
-            if not faults and done >= payments // 4:
-                faults = _faults(stack, on=True)
-            if faults and done >= payments * 3 // 4:
-                _faults(stack, on=False)
-            while pending and pending[0].after_payments <= done:
-                what = _kill(stack, pending.pop(0), rng)
-                killed.append(what)
-                print(f"  killed {what} after {done} payments", flush=True)
-            if done % max(payments // 10, 1) < concurrency * 4:
-                print(f"  {done}/{payments} payments submitted, {accepted} accepted", flush=True)
-    return {"accepted": accepted, "duplicates": duplicates, "kills": killed, "faults": faults}
+            _between_batches(stack, plan, batch.stop)
+            if batch.stop % max(payments // 10, 1) < concurrency * 4:
+                print(
+                    f"  {batch.stop}/{payments} payments submitted, {accepted} accepted",
+                    flush=True,
+                )
+    return {"accepted": accepted, "duplicates": duplicates}
+
+
+# Each bank debit booked as money in, and how often (``settle.py``'s entries
+# name the payment, whose bank it is, and the bank's reference).
+_BOOKED_SQL = """
+SELECT p.bank, e.metadata->>'bank_ref', count(*)
+FROM journal_entries e JOIN payments p ON p.id::text = e.metadata->>'payment_id'
+WHERE e.kind IN ('fine_payment', 'duplicate_payment')
+GROUP BY 1, 2
+"""
 
 
 def _rows(stack: Stack) -> tuple[dict[str, list[dict[str, Any]]], Ledger, int]:
@@ -295,19 +312,26 @@ def _rows(stack: Stack) -> tuple[dict[str, list[dict[str, Any]]], Ledger, int]:
             )
         ]
         receipts = [
-            {"debit_key": k, "series": s, "number": n}
-            for k, s, n in conn.execute(
-                "SELECT p.debit_key, r.series, r.number FROM receipts r JOIN payments p ON p.id = r.payment_id"
+            {"debit_key": k, "series": s, "number": n, "bank": b, "bank_ref": ref}
+            for k, s, n, b, ref in conn.execute(
+                "SELECT p.debit_key, r.series, r.number, p.bank, p.bank_ref"
+                " FROM receipts r JOIN payments p ON p.id = r.payment_id"
             )
         ]
         row = conn.execute("SELECT COALESCE(SUM(amount_vnd), 0) FROM postings").fetchone()
+        booked = {(b, ref): int(n) for b, ref, n in conn.execute(_BOOKED_SQL)}
     in_doubt = sum(p["status"] in IN_DOUBT for p in payments)
-    return bank_rows, Ledger(payments, receipts, int(row[0]) if row else 0), in_doubt
+    ledger = Ledger(payments, receipts, int(row[0]) if row else 0, booked)
+    return bank_rows, ledger, in_doubt
 
 
 def settle(stack: Stack, seconds: float) -> tuple[dict[str, list[dict[str, Any]]], Ledger]:
-    """Wait (bounded) until no payment is in doubt; the rows at the end."""
+    """Wait until no payment is in doubt; the rows at the end. Bounded: it
+    gives up once ``seconds`` pass with no payment leaving doubt (a backlog
+    the workers are still working through is waited for, a stuck one is not;
+    the count only falls, so the wait ends)."""
     deadline = time.monotonic() + seconds
+    fewest: int | None = None
     while True:
         try:
             bank_rows, ledger, in_doubt = _rows(stack)
@@ -317,6 +341,8 @@ def settle(stack: Stack, seconds: float) -> tuple[dict[str, list[dict[str, Any]]
             print(f"  reading ground truth: {err}; again", flush=True)
             time.sleep(2)
             continue
+        if fewest is None or in_doubt < fewest:
+            fewest, deadline = in_doubt, time.monotonic() + seconds
         print(f"  {in_doubt} payment(s) in doubt", flush=True)
         if in_doubt == 0 or time.monotonic() > deadline:
             return bank_rows, ledger
@@ -345,37 +371,65 @@ def verify_commands(stack: Stack) -> list[str]:
     return out
 
 
-def run(payments: int, kinds: Sequence[str], seed: int, concurrency: int, data_dir: Path) -> Tally:
+def run(
+    payments: int,
+    kinds: Sequence[str],
+    seed: int,
+    concurrency: int,
+    data_dir: Path,
+    fault_modes: frozenset[str] | None = None,
+) -> Tally:
+    """One chaos run on a fresh stack in ``data_dir``; ``fault_modes``: the
+    simulator fault modes used (every one if None)."""
     started = time.monotonic()
     stack = Stack(data_dir)
     stack.start()
+    plan = _Plan(
+        kill_schedule(seed, kinds, payments),
+        fault_schedule(seed, payments, fault_modes),
+        replay_moments(payments),
+        seed,
+        payments,
+        webhook_secret(data_dir),
+    )
     try:
         print(
             f"chaos: {payments} payments, kills {','.join(kinds) or 'none'}, seed {seed}",
             flush=True,
         )
-        sent = traffic(stack, payments, kill_schedule(seed, kinds, payments), seed, concurrency)
-        _faults(stack, on=False)
+        sent = traffic(stack, plan, concurrency)
+        _clear_faults(stack)
+        settle(stack, _SETTLE_SECONDS)
+        # Every payment settled: the callbacks replayed now are stale news.
+        replay_some(stack.reread(), plan.secret, plan.rng, replay_count(payments), plan.webhooks)
+        print(f"  webhooks replayed after settlement: {plan.webhooks.summary()}", flush=True)
         bank_rows, ledger = settle(stack, _SETTLE_SECONDS)
-        violations = check_invariants(bank_rows, ledger) + verify_commands(stack)
-        restarts = stack.reread().get("restarts", {})
+        violations = [
+            *check_invariants(bank_rows, ledger),
+            *plan.webhooks.violations,
+            *verify_commands(stack),
+        ]
+        restarts = stack.restarts()
     finally:
         stack.stop()
-    refunds = sum(
-        r["kind"] == "refund" and r["status"] == "succeeded"
-        for rows in bank_rows.values()
-        for r in rows
-    )
+    loads = plan.loads or [os.getloadavg()[0]]
     return Tally(
         payments=payments,
-        kills=sent["kills"],
+        kills=plan.killed,
         restarts=restarts,
         receipts=len(ledger.receipts),
-        refunds=refunds,
+        refunds=sum(
+            r["kind"] == "refund" and r["status"] == "succeeded"
+            for rows in bank_rows.values()
+            for r in rows
+        ),
         duplicates_sent=sent["duplicates"],
-        faults=sent["faults"],
+        faults=plan.faults_on,
         seconds=time.monotonic() - started,
         violations=violations,
+        seed=seed,
+        load=(sum(loads) / len(loads), max(loads)),
+        webhooks=plan.webhooks.summary(),
     )
 
 

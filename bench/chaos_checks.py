@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 KILL_KINDS: Final = ("worker", "api", "prober", "temporal", "postgres", "simulator", "all")
@@ -71,11 +71,15 @@ def pids_for(kind: str, pids: Mapping[str, int | None], rng: random.Random) -> l
 class Ledger:
     """What the ledger holds, as plain rows: payments (``debit_key``,
     ``status``, ``amount_vnd``, ``bank``), receipts (``debit_key``,
-    ``series``, ``number``) and the sum of every posting."""
+    ``series``, ``number``, and optionally the payment's ``bank`` and
+    ``bank_ref``), the sum of every posting, and how many journal
+    entries booked each bank debit as money in (``(bank, bank_ref)`` →
+    entries of kind ``fine_payment`` or ``duplicate_payment``)."""
 
     payments: Sequence[Mapping[str, Any]]
     receipts: Sequence[Mapping[str, Any]]
     postings_sum: int
+    booked: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 def check_invariants(
@@ -90,12 +94,22 @@ def check_invariants(
             f"the ledger does not balance: postings sum to {ledger.postings_sum} đồng"
         )
     violations += _receipt_numbers(ledger.receipts)
+    violations += _bookings(bank_rows, ledger.booked)
     receipted: dict[str, int] = defaultdict(int)
     for row in ledger.receipts:
         receipted[row["debit_key"]] += 1
     payments = {p["debit_key"]: p for p in ledger.payments}
+    # Receipts matched to debits by the bank's reference when the rows carry
+    # it (the harness's do): when the bank booked one request twice, the
+    # payment may settle on either booking (the first callback to arrive)
+    # and the other is refunded; by our key alone both bookings look alike.
+    by_ref: dict[tuple[str, str], int] | None = None
+    if any("bank_ref" in r for r in ledger.receipts):
+        by_ref = defaultdict(int)
+        for row in ledger.receipts:
+            by_ref[(row["bank"], row["bank_ref"])] += 1
     for bank, rows in sorted(bank_rows.items()):
-        violations += _bank_against_ledger(bank, rows, payments, receipted)
+        violations += _bank_against_ledger(bank, rows, payments, receipted, by_ref)
     for key, payment in sorted(payments.items()):
         if payment["status"] in IN_DOUBT:
             violations.append(f"payment {key} still in doubt ({payment['status']})")
@@ -111,6 +125,7 @@ def _bank_against_ledger(
     rows: Sequence[Mapping[str, Any]],
     payments: Mapping[str, Mapping[str, Any]],
     receipted: Mapping[str, int],
+    by_ref: Mapping[tuple[str, str], int] | None = None,
 ) -> list[str]:
     """Each of the bank's debits ends as exactly one receipt or one refund,
     and each payment the ledger settled on this bank has its debit."""
@@ -124,7 +139,10 @@ def _bank_against_ledger(
         if row["kind"] != "debit" or row["status"] != "succeeded":
             continue
         key = row["idempotency_key"] if row["duplicate_of"] is None else None
-        receipts = receipted.get(key, 0) if key else 0
+        if by_ref is not None:
+            receipts = by_ref.get((bank, row["bank_ref"]), 0)
+        else:
+            receipts = receipted.get(key, 0) if key else 0
         ends = receipts + (row["id"] in refunded)
         if ends != 1:
             what = f"{bank} debit {row['bank_ref']} (key {row['idempotency_key']})"
@@ -144,6 +162,27 @@ def _bank_against_ledger(
     for key, payment in sorted(payments.items()):
         if payment["bank"] == bank and payment["status"] == "succeeded" and key not in taken:
             out.append(f"payment {key} settled on {bank} without a debit")
+    return out
+
+
+def _bookings(
+    bank_rows: Mapping[str, Sequence[Mapping[str, Any]]], booked: Mapping[tuple[str, str], int]
+) -> list[str]:
+    """Each bank debit booked as money in at most once, and nothing booked
+    that the bank did not debit: a callback or click taken twice that moved
+    money twice shows here even when the receipts look right."""
+    debited = {
+        (bank, row["bank_ref"])
+        for bank, rows in bank_rows.items()
+        for row in rows
+        if row["kind"] == "debit" and row["status"] == "succeeded"
+    }
+    out: list[str] = []
+    for (bank, ref), count in sorted(booked.items()):
+        if count > 1:
+            out.append(f"{bank} debit {ref} booked {count} times in the ledger")
+        if (bank, ref) not in debited:
+            out.append(f"{bank} {ref} booked in the ledger but the bank debited no such thing")
     return out
 
 
@@ -173,6 +212,9 @@ class Tally:
     faults: Sequence[str]
     seconds: float
     violations: Sequence[str]
+    seed: int = 0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average: mean, max
+    webhooks: str = "none"
 
 
 def table(t: Tally) -> str:
@@ -180,12 +222,15 @@ def table(t: Tally) -> str:
     rows = [
         ("payments submitted", str(t.payments)),
         ("duplicate clicks (same Idempotency-Key)", str(t.duplicates_sent)),
+        ("seed", str(t.seed)),
         ("simulator faults", ", ".join(t.faults) or "none"),
+        ("replayed webhooks (REST bank)", t.webhooks),
         ("kills done", ", ".join(t.kills) or "none"),
         ("restarts seen", ", ".join(f"{k} {v}" for k, v in sorted(t.restarts.items())) or "none"),
         ("receipts", str(t.receipts)),
         ("refunds", str(t.refunds)),
         ("seconds", f"{t.seconds:.1f}"),
+        ("load average (1 min) during the run, mean / max", f"{t.load[0]:.1f} / {t.load[1]:.1f}"),
         ("violations", str(len(t.violations))),
     ]
     lines = ["| what | value |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]

@@ -1,18 +1,25 @@
 """The chaos harness, small: 200 payments through a real ``reconciler dev``
-with the worker and the API killed at seeded moments, duplicate clicks and
-simulator faults; no invariant may break, and the kills and restarts must
-have happened (else the run proved nothing)."""
+with the worker and the API killed at seeded moments, duplicate clicks,
+simulator faults and replayed bank webhooks; no invariant may break, and the
+kills, restarts and replays must have happened (else the run proved
+nothing)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.chaos import run
+from bench.chaos_plan import SMALL_RUN_MODES
 
 
 def test_a_small_chaos_run_has_no_violation(tmp_path: Path) -> None:
     tally = run(
-        payments=200, kinds=("worker", "api"), seed=18, concurrency=8, data_dir=tmp_path / "stack"
+        payments=200,
+        kinds=("worker", "api"),
+        seed=18,
+        concurrency=8,
+        data_dir=tmp_path / "stack",
+        fault_modes=SMALL_RUN_MODES,
     )
     assert tally.violations == []
     assert sorted(k.split(" ")[0] for k in tally.kills) == ["api", "worker"]
@@ -20,6 +27,11 @@ def test_a_small_chaos_run_has_no_violation(tmp_path: Path) -> None:
     assert tally.restarts.get("worker", 0) >= 1
     assert tally.restarts.get("api", 0) >= 1
     assert tally.duplicates_sent == 40
-    # The faults act after the debit, so every fine's one payment was
-    # debited and ends as a receipt or a refund.
+    # Three moments during the traffic and one after it, five callbacks
+    # each, every one re-delivered (taken), then refused verbatim and stale.
+    assert tally.webhooks.startswith("20 re-delivered"), tally.webhooks
+    assert "20 verbatim replays refused; 20 stale ones refused" in tally.webhooks
+    # These faults act after the debit, or before it with the saga asking
+    # again, so every fine's one payment was debited and ends as a receipt or
+    # a refund.
     assert tally.receipts + tally.refunds == 200

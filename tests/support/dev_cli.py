@@ -1,13 +1,12 @@
 """``reconciler dev`` run as a user runs it: a subprocess, read through its
-``dev.json`` and called over HTTP (the end-to-end tests)."""
+``dev.json`` and called over HTTP (the end-to-end tests). Starting it is
+``bench/devstack_client.py``'s (shared with the chaos harness); here a failed
+start fails the test."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,40 +15,26 @@ from typing import Any
 import psutil
 import pytest
 
-START_TIMEOUT_SECONDS = 120
+from bench import devstack_client
+from bench.devstack_client import console, start_dev
 
-
-def start_dev(data_dir: Path, *extra: str, seed: bool = False) -> subprocess.Popen[bytes]:
-    """``reconciler dev`` on ``data_dir``; its console goes to ``supervisor.out``.
-    Without ``seed``, ``--no-seed``: the seed story takes ~10 s and leaves
-    ``sgbank``'s link down, which tests of their own payments do not want."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    flags = [*extra] if seed else ["--no-seed", *extra]
-    with (data_dir / "supervisor.out").open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "dev", "--data-dir", str(data_dir), *flags],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "RECONCILER_ENV": "dev"},
-        )
-
-
-def console(data_dir: Path) -> str:
-    return (data_dir / "supervisor.out").read_text(errors="replace")
+# console and start_dev re-exported: the end-to-end tests import them from here.
+__all__ = [
+    "api_call",
+    "console",
+    "descendants",
+    "start_dev",
+    "stop_and_check_no_orphans",
+    "wait_for_dev_json",
+]
 
 
 def wait_for_dev_json(proc: subprocess.Popen[bytes], data_dir: Path) -> dict[str, Any]:
-    path = data_dir / "dev.json"
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"reconciler dev exited with {proc.returncode}:\n{console(data_dir)}")
-        if path.exists():
-            info: dict[str, Any] = json.loads(path.read_text())
-            return info
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail("dev.json did not appear")
+    """``devstack_client.wait_for_dev_json``, a failed start failing the test."""
+    try:
+        return devstack_client.wait_for_dev_json(proc, data_dir)
+    except devstack_client.DevStartError as err:
+        pytest.fail(str(err))
 
 
 def descendants(pid: int) -> list[psutil.Process]:

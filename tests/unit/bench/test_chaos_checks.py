@@ -112,6 +112,28 @@ def test_an_amount_that_differs_from_the_bank_is_a_violation() -> None:
     assert check_invariants(bank, ledger) == ["sgbank debit REF1: 1 đồng, ledger says 750000"]
 
 
+def test_a_debit_booked_twice_is_a_violation_even_with_one_receipt() -> None:
+    # A replayed callback or a repeated click that moved money twice: one
+    # receipt, the payment succeeded, but the bank's debit entered the ledger
+    # twice.
+    bank, ledger = _clean()
+    booked = {("sgbank", "REF1"): 1, ("sgbank", "REF2"): 1}
+    assert check_invariants(bank, Ledger(ledger.payments, ledger.receipts, 0, booked)) == []
+    twice = {**booked, ("sgbank", "REF1"): 2}
+    assert check_invariants(bank, Ledger(ledger.payments, ledger.receipts, 0, twice)) == [
+        "sgbank debit REF1 booked 2 times in the ledger"
+    ]
+
+
+def test_booking_a_debit_the_bank_did_not_make_is_a_violation() -> None:
+    bank, ledger = _clean()
+    for key in (("sgbank", "REF9"), ("hnbank", "REF1")):
+        booked = {("sgbank", "REF1"): 1, key: 1}
+        assert check_invariants(bank, Ledger(ledger.payments, ledger.receipts, 0, booked)) == [
+            f"{key[0]} {key[1]} booked in the ledger but the bank debited no such thing"
+        ]
+
+
 def test_the_kill_schedule_is_seeded_and_inside_the_traffic() -> None:
     kinds = ("worker", "api", "postgres")
     first = kill_schedule(7, kinds, 1000)
@@ -145,3 +167,25 @@ def test_pids_for_each_kind() -> None:
     assert pids_for("api", pids, rng) == [3]
     assert pids_for("temporal", pids, rng) == []
     assert pids_for("simulator", pids, rng)[0] in (5, 6)
+
+
+def test_a_payment_settled_on_the_second_booking_with_the_first_refunded_is_sound() -> None:
+    # The 10,000-payment run's case: the bank booked key "a" twice (REF1,
+    # and REF4 a duplicate of it); the payment settled on REF4 (its callback
+    # came first) and REF1 was refunded. Matched by our key alone, REF1
+    # looks receipted and refunded and REF4 looks unaccounted for.
+    bank, ledger = _clean()
+    bank["sgbank"] += [_debit(4, "a", duplicate_of=1), _refund(5, 1)]
+    by_key = Ledger(ledger.payments, ledger.receipts, 0)
+    assert check_invariants(bank, by_key) == [
+        "sgbank debit REF1 (key a) ends as 1 receipt(s) and 1 refund(s)",
+        "sgbank debit REF4 (key a) ends as 0 receipt(s) and 0 refund(s)",
+    ]
+    receipts = [{**ledger.receipts[0], "bank": "sgbank", "bank_ref": "REF4"}]
+    assert check_invariants(bank, Ledger(ledger.payments, receipts, 0)) == []
+    # ... and by reference a debit that is both receipted and refunded is still one.
+    receipts = [{**ledger.receipts[0], "bank": "sgbank", "bank_ref": "REF1"}]
+    assert check_invariants(bank, Ledger(ledger.payments, receipts, 0)) == [
+        "sgbank debit REF1 (key a) ends as 1 receipt(s) and 1 refund(s)",
+        "sgbank debit REF4 (key a) ends as 0 receipt(s) and 0 refund(s)",
+    ]
