@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -206,6 +206,34 @@ class PaymentActivities:
             await pay.note_event(conn, payment.id, cause, self._now(), detail)
         return outcome
 
+    async def check_statuses(
+        self, bank: str, payment_ids: Sequence[UUID], *, concurrency: int
+    ) -> dict[UUID, wt.BankOutcome | None]:
+        """``check_status`` after a link recovery for many payments of one bank,
+        ``concurrency`` at a time (the VietQR adapter answers the checks in
+        flight from one pass over the history): the bank's answer for each,
+        or None when the check itself failed. The ledger is not read; the
+        settling step locks each payment and skips those no longer in doubt."""
+        adapter = self._adapter(bank)
+        await self._confirm_link(bank, adapter)
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(payment_id: UUID) -> wt.BankOutcome | None:
+            async with limit:
+                try:
+                    return to_outcome(await adapter.get_status(pay.debit_key_for(payment_id)))
+                except Exception as err:
+                    log.warning(
+                        "payment.status_check_failed",
+                        payment_id=str(payment_id),
+                        bank=bank,
+                        error=f"{type(err).__name__}: {err}",
+                    )
+                    return None
+
+        answers = await asyncio.gather(*(one(p) for p in payment_ids))
+        return dict(zip(payment_ids, answers, strict=True))
+
     async def _confirm_link(self, bank: str, adapter: BankAdapter) -> None:
         """The prober saw the bank's link come back and woke every payment in
         doubt. Our breaker for that bank is likely still open from the
@@ -241,22 +269,48 @@ class PaymentActivities:
     async def settle_with_receipt(self, inp: wt.SettleInput) -> wt.SettledWithReceipt:
         """Book the debit and, when it pays the fine, issue the receipt and
         queue its notice, in one transaction: all of them, or none."""
-        payment_id = UUID(inp.payment_id)
         now = self._now()
         async with self._engine.begin() as conn:
-            done = await pay.settle_with_receipt(
-                conn, payment_id, inp.bank_ref, now, inp.cause, self._signer
-            )
-            if done.receipt is not None:
-                # After the audit append, which ``ledger.core.audit`` wants last:
-                # this inserts a new row only (its dedupe key is this
-                # payment's, whose row we hold), so it waits for no lock.
-                await self._queue_notice(conn, done.payment, done.receipt)
+            done = await self._settle_in(conn, UUID(inp.payment_id), inp.bank_ref, now, inp.cause)
+        return self._settled(done, now)
+
+    async def settle_many(
+        self, confirmed: Sequence[tuple[UUID, str]], cause: str
+    ) -> dict[UUID, wt.SettledWithReceipt]:
+        """``settle_with_receipt`` for several payments (id, the bank's ref) in
+        ONE transaction: one commit, one wait for the disk, for the lot
+        (link recovery). All or none. A payment no longer in doubt, or one
+        another transaction holds, is skipped (left out of the result, never
+        waited for); the locks are taken in the single path's order
+        (``pay.lock_in_doubt``)."""
+        now = self._now()
+        settled: list[pay.Settlement] = []
+        async with self._engine.begin() as conn:
+            locked = await pay.lock_in_doubt(conn, [pid for pid, _ in confirmed])
+            for payment_id, bank_ref in confirmed:
+                if payment_id in locked:
+                    settled.append(await self._settle_in(conn, payment_id, bank_ref, now, cause))
+        return {done.payment.id: self._settled(done, now) for done in settled}
+
+    async def _settle_in(
+        self, conn: AsyncConnection, payment_id: UUID, bank_ref: str, now: datetime, cause: str
+    ) -> pay.Settlement:
+        done = await pay.settle_with_receipt(conn, payment_id, bank_ref, now, cause, self._signer)
+        if done.receipt is not None:
+            # After the audit append, which ``ledger.core.audit`` wants last:
+            # this inserts a new row only (its dedupe key is this
+            # payment's, whose row we hold), so it waits for no lock.
+            await self._queue_notice(conn, done.payment, done.receipt)
+        return done
+
+    def _settled(self, done: pay.Settlement, now: datetime) -> wt.SettledWithReceipt:
+        """After the commit: metrics, log lines, the activity's answer."""
+        payment_id = str(done.payment.id)
         if done.payment.status in pay.LIVE_STATUSES:
             payments_total.labels(done.payment.bank, "succeeded", "ok").inc()
         log.info(
             "payment.settled",
-            payment_id=inp.payment_id,
+            payment_id=payment_id,
             bank=done.payment.bank,
             outcome=done.outcome.value,
         )
@@ -269,7 +323,7 @@ class PaymentActivities:
             receipt_lag_seconds.observe(max((self._now() - debited_at).total_seconds(), 0.0))
             log.info(
                 "receipt.issued",
-                payment_id=inp.payment_id,
+                payment_id=payment_id,
                 series=done.receipt.series,
                 number=done.receipt.number,
             )
