@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 import uuid
@@ -222,6 +223,17 @@ class Outage:
         assert all(m.get("status") == "succeeded" for m in debits)
 
 
+def recovery_passes(worker_log: Path) -> list[dict[str, Any]]:
+    """What each pass of the link recovery logged (``bank.link_recovery.pass``):
+    its counts and the seconds of each step (list, status, settle, wake)."""
+    passes = []
+    for line in worker_log.read_text(errors="replace").splitlines():
+        if '"bank.link_recovery.pass"' in line:
+            entry = json.loads(line)
+            passes.append({k: entry.get(k) for k in ("in_doubt", "settled", "woken", "seconds")})
+    return passes
+
+
 def backoff_expectation(policy: wt.VerifyPolicy, outage_seconds: float) -> tuple[float, float]:
     """Without the event: where each workflow's polling stands when the link
     comes back. Polls happen at the cumulative sums of the doubling
@@ -260,6 +272,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if not args.skip_unwoken:
                 runs.append(await outage.run("U", args.outage_seconds, wake=False))
                 print(runs[-1], flush=True)
+    passes = recovery_passes(tmp / "worker.stderr.log")
     policy = wt.VerifyPolicy()
     interval, worst = backoff_expectation(policy, args.outage_seconds)
     return {
@@ -270,6 +283,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "poll_interval_seconds_max": policy.poll_interval_seconds_max,
         },
         "runs": [r.__dict__ for r in runs],
+        "recovery_passes": passes,
         "unwoken_expected_interval_seconds": interval,
         "unwoken_expected_worst_wait_seconds": round(worst, 1),
         "load_average": uptime(),
