@@ -74,11 +74,12 @@ from workflows.payment.client import SagaConfig, start_link_recovery, start_paym
 BANK = "hnbank"
 START_CONCURRENCY = 32
 POLL_SECONDS = 0.1
-# Waits, per payment on top of a fixed part: starting the sagas and their
+# Waits, per payment on top of a fixed part (a shared machine under load
+# starts about 3 sagas a second): starting the sagas and their
 # garbled debits, then (without the event) every workflow's own check.
 VERIFYING_SECONDS_MAX = 180.0
 RECEIPTED_SECONDS_MAX = 240.0
-SECONDS_PER_PAYMENT_MAX = 0.1
+SECONDS_PER_PAYMENT_MAX = 0.5
 
 
 @dataclass(frozen=True)
