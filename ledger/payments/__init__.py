@@ -34,7 +34,6 @@ from ledger.payments.model import (
 from ledger.payments.records import find_payment_by_debit_key, get_payment, note_event
 from ledger.payments.settle import (
     Settlement,
-    lock_in_doubt,
     mark_refunded,
     settle_payment,
     settle_with_receipt,
@@ -72,7 +71,6 @@ __all__ = [
     "find_payment_by_debit_key",
     "get_payment",
     "in_doubt_summary",
-    "lock_in_doubt",
     "mark_refunded",
     "next_live_payment",
     "note_event",

@@ -11,7 +11,6 @@ round trips, and their lock order is the one every writer of a payment keeps
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -67,15 +66,6 @@ _LOCK_FOR_SETTLEMENT: Final = (
     .join(t.fines, t.fines.c.id == t.payments.c.fine_id)
     .where(t.payments.c.id == bindparam("payment_id"))
     .with_for_update(of=t.payments, key_share=True)
-)
-# Several payments still in doubt locked for settlement at once, each with
-# its fine (the order of ``_LOCK_FOR_SETTLEMENT`` then ``_LOCK_FINE``),
-# skipping any row another transaction holds: the caller settles the
-# others, never waits. The statuses are LIVE_STATUSES (the partial index).
-_LOCK_IN_DOUBT: Final = text(
-    "SELECT p.id FROM payments p JOIN fines f ON f.id = p.fine_id "
-    "WHERE p.id = ANY(:ids) AND p.status IN ('initiated', 'verifying') ORDER BY p.id "
-    "FOR NO KEY UPDATE OF p SKIP LOCKED FOR UPDATE OF f SKIP LOCKED"
 )
 _LOCK_FINE: Final = text("SELECT id FROM fines WHERE id = :fine_id FOR UPDATE")
 _FINE_PAID_BY: Final = text("SELECT id FROM payments WHERE fine_id = :fine_id AND settles_fine")
@@ -152,18 +142,6 @@ async def settle_with_receipt(
     if audit is not None:
         await audit_money(conn, audit.action, actor, payment, now, audit.detail)
     return Settlement(outcome, payment, receipt, issued_now)
-
-
-async def lock_in_doubt(conn: AsyncConnection, payment_ids: Sequence[UUID]) -> set[UUID]:
-    """Lock those of ``payment_ids`` still in doubt (initiated, verifying),
-    and their fines, for a batch of ``settle_with_receipt`` calls in this
-    transaction; returns those locked. A payment already final is left out
-    (another path decided it), and so is one whose payment or fine row
-    another transaction holds (skipped, not waited for). The batch thus
-    takes every payment and fine lock before its first account, series or
-    audit lock, as each single settlement does (``ledger.core.audit``)."""
-    rows = await conn.execute(_LOCK_IN_DOUBT, {"ids": list(payment_ids)})
-    return {r.id for r in rows}
 
 
 def _receipt_facts(payment: Payment, row: Any, bank_ref: str) -> ReceiptFacts:

@@ -44,18 +44,13 @@ class InDoubt:
     decision_key: str
     status: str
     created_at: datetime
-    issuing_unit: str  # its receipt's series (link recovery batches by it)
 
 
 _event: Final = row_mapper(PaymentEvent)
 _receipt_ref: Final = row_mapper(ReceiptRef)
 _in_doubt: Final = row_mapper(InDoubt)
 _IN_DOUBT_COLUMNS: Final = columns(
-    InDoubt,
-    t.payments,
-    payment_id=t.payments.c.id,
-    decision_key=t.fines.c.decision_key,
-    issuing_unit=t.fines.c.issuing_unit,
+    InDoubt, t.payments, payment_id=t.payments.c.id, decision_key=t.fines.c.decision_key
 )
 # The literal statuses are LIVE_STATUSES, spelled as the partial index
 # ``payments_in_doubt`` is, so that the planner can use it.

@@ -212,8 +212,9 @@ class PaymentActivities:
         """``check_status`` after a link recovery for many payments of one bank,
         ``concurrency`` at a time (the VietQR adapter answers the checks in
         flight from one pass over the history): the bank's answer for each,
-        or None when the check itself failed. The ledger is not read; the
-        settling step locks each payment and skips those no longer in doubt."""
+        or None when the check itself failed. The ledger is not read per
+        payment: the booking step locks each and finds one no longer in
+        doubt final."""
         adapter = self._adapter(bank)
         await self._confirm_link(bank, adapter)
         limit = asyncio.Semaphore(concurrency)
@@ -269,48 +270,22 @@ class PaymentActivities:
     async def settle_with_receipt(self, inp: wt.SettleInput) -> wt.SettledWithReceipt:
         """Book the debit and, when it pays the fine, issue the receipt and
         queue its notice, in one transaction: all of them, or none."""
+        payment_id = UUID(inp.payment_id)
         now = self._now()
         async with self._engine.begin() as conn:
-            done = await self._settle_in(conn, UUID(inp.payment_id), inp.bank_ref, now, inp.cause)
-        return self._settled(done, now)
-
-    async def settle_many(
-        self, confirmed: Sequence[tuple[UUID, str]], cause: str
-    ) -> dict[UUID, wt.SettledWithReceipt]:
-        """``settle_with_receipt`` for several payments (id, the bank's ref) in
-        ONE transaction: one commit, one wait for the disk, for the lot
-        (link recovery). All or none. A payment no longer in doubt, or one
-        another transaction holds, is skipped (left out of the result, never
-        waited for); the locks are taken in the single path's order
-        (``pay.lock_in_doubt``)."""
-        now = self._now()
-        settled: list[pay.Settlement] = []
-        async with self._engine.begin() as conn:
-            locked = await pay.lock_in_doubt(conn, [pid for pid, _ in confirmed])
-            for payment_id, bank_ref in confirmed:
-                if payment_id in locked:
-                    settled.append(await self._settle_in(conn, payment_id, bank_ref, now, cause))
-        return {done.payment.id: self._settled(done, now) for done in settled}
-
-    async def _settle_in(
-        self, conn: AsyncConnection, payment_id: UUID, bank_ref: str, now: datetime, cause: str
-    ) -> pay.Settlement:
-        done = await pay.settle_with_receipt(conn, payment_id, bank_ref, now, cause, self._signer)
-        if done.receipt is not None:
-            # After the audit append, which ``ledger.core.audit`` wants last:
-            # this inserts a new row only (its dedupe key is this
-            # payment's, whose row we hold), so it waits for no lock.
-            await self._queue_notice(conn, done.payment, done.receipt)
-        return done
-
-    def _settled(self, done: pay.Settlement, now: datetime) -> wt.SettledWithReceipt:
-        """After the commit: metrics, log lines, the activity's answer."""
-        payment_id = str(done.payment.id)
+            done = await pay.settle_with_receipt(
+                conn, payment_id, inp.bank_ref, now, inp.cause, self._signer
+            )
+            if done.receipt is not None:
+                # After the audit append, which ``ledger.core.audit`` wants last:
+                # this inserts a new row only (its dedupe key is this
+                # payment's, whose row we hold), so it waits for no lock.
+                await self._queue_notice(conn, done.payment, done.receipt)
         if done.payment.status in pay.LIVE_STATUSES:
             payments_total.labels(done.payment.bank, "succeeded", "ok").inc()
         log.info(
             "payment.settled",
-            payment_id=payment_id,
+            payment_id=inp.payment_id,
             bank=done.payment.bank,
             outcome=done.outcome.value,
         )
@@ -323,7 +298,7 @@ class PaymentActivities:
             receipt_lag_seconds.observe(max((self._now() - debited_at).total_seconds(), 0.0))
             log.info(
                 "receipt.issued",
-                payment_id=payment_id,
+                payment_id=inp.payment_id,
                 series=done.receipt.series,
                 number=done.receipt.number,
             )

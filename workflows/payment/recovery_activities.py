@@ -39,34 +39,15 @@ RECOVERY_PAYMENTS_MAX = 10_000
 # the fewer passes; a REST bank sees at most this many requests queued on
 # the worker's HTTP connection pool.
 STATUS_CONCURRENCY = 256
-# Payments booked and receipted per transaction. The commit (a wait for the
-# disk) and the round trips of the global locks (accounts, receipt series,
-# audit head, held to the commit) are paid once per batch instead of once
-# per payment; the bigger the batch, the longer another writer waits for
-# those locks (about 2 ms a payment on the reference machine).
-SETTLE_BATCH = 50
+# Payments being booked at once, each in its own transaction (the saga's
+# own step): the worker's connection pool (``db_pool_size``) is not
+# exhausted, and the settlements queue on the global locks they all take
+# (receipt series, audit head) anyway. Booking many in one transaction was
+# tried and deadlocked with the payment workflows' own settlements on the
+# ledger's balance shards (docs/scaling.md).
+RECOVERY_CONCURRENCY = 8
 CAUSE = "bank confirmed the debit when its link came back"
 SIGNAL_CONCURRENCY_MAX = 64
-
-
-def settle_batches(
-    confirmed: Sequence[tuple[pay.InDoubt, str]], size: int = SETTLE_BATCH
-) -> list[list[tuple[UUID, str]]]:
-    """The confirmed debits (payment, bank ref) in batches of at most
-    ``size``, each of ONE receipt series (issuing unit): after its first
-    audit append a batch then takes no new series lock, so it cannot
-    deadlock with a single settlement holding another series (the lock
-    order of ``ledger.core.audit``). Deterministic: by unit, then as given."""
-    if size < 1:
-        raise ValueError(f"batch size must be at least 1, not {size}")
-    by_unit: dict[str, list[tuple[UUID, str]]] = {}
-    for payment, bank_ref in confirmed:
-        by_unit.setdefault(payment.issuing_unit, []).append((payment.payment_id, bank_ref))
-    return [
-        items[i : i + size]
-        for _, items in sorted(by_unit.items())
-        for i in range(0, len(items), size)
-    ]
 
 
 class LinkRecoveryActivities:
@@ -76,20 +57,21 @@ class LinkRecoveryActivities:
         engine: AsyncEngine,
         client: Client,
         *,
-        batch_size: int = SETTLE_BATCH,
+        concurrency: int = RECOVERY_CONCURRENCY,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, not {batch_size}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self._payments = payments
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._client = client
-        self._batch_size = batch_size
+        self._concurrency = concurrency
 
     @activity.defn(name="recovery.recover_bank")
     async def recover_bank(self, inp: BankRef) -> RecoveryReport:
-        """One pass: the bank's status of every payment in doubt, the
-        confirmed debits booked and receipted in batches, then every payment
-        workflow woken. The seconds of each step go to the log line."""
+        """One pass: the bank's status of every payment in doubt (one burst),
+        the confirmed debits booked and receipted (bounded concurrency,
+        oldest first), then every payment workflow woken. The seconds of
+        each step go to the log line."""
         seconds: dict[str, float] = {}
         began = time.perf_counter()
         async with self._reads.connect() as conn:
@@ -101,18 +83,23 @@ class LinkRecoveryActivities:
         seconds["status"] = time.perf_counter() - began - sum(seconds.values())
         activity.heartbeat({"checked": len(answers)})
         outcomes: Counter[str] = Counter()
-        confirmed: list[tuple[pay.InDoubt, str]] = []
+        confirmed: list[tuple[UUID, str]] = []
         for p in in_doubt:
             answer = answers[p.payment_id]
             if answer is None:
                 outcomes["failed"] += 1
             elif answer.kind == OutcomeKind.SUCCEEDED and answer.bank_ref is not None:
-                confirmed.append((p, answer.bank_ref))
+                confirmed.append((p.payment_id, answer.bank_ref))
             else:
                 outcomes[answer.kind] += 1
-        for batch in settle_batches(confirmed, self._batch_size):
-            outcomes.update(await self._settle(batch))
-            activity.heartbeat(dict(outcomes))
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def settle(payment_id: UUID, bank_ref: str) -> None:
+            async with limit:
+                outcomes[await self._settle_one(payment_id, bank_ref)] += 1
+                activity.heartbeat(dict(outcomes))
+
+        await asyncio.gather(*(settle(pid, ref) for pid, ref in confirmed))
         seconds["settle"] = time.perf_counter() - began - sum(seconds.values())
         # Every workflow of the bank's payments in doubt at the start: the
         # settled ones find their payment final and finish, the others
@@ -131,28 +118,6 @@ class LinkRecoveryActivities:
             seconds={step: round(s, 3) for step, s in seconds.items()},
         )
         return report
-
-    async def _settle(self, batch: list[tuple[UUID, str]]) -> Counter[str]:
-        """One batch in one transaction; if it fails (a deadlock another
-        writer lost to us, a database hiccup), each of its payments alone."""
-        outcomes: Counter[str] = Counter()
-        try:
-            done = await self._payments.settle_many(batch, CAUSE)
-        except Exception as err:
-            log.warning(
-                "bank.link_recovery.batch_failed",
-                payments=len(batch),
-                error=f"{type(err).__name__}: {err}",
-            )
-            for payment_id, bank_ref in batch:
-                outcomes[await self._settle_one(payment_id, bank_ref)] += 1
-            return outcomes
-        for payment_id, _ in batch:
-            settled = done.get(payment_id)
-            # Not settled here: another path holds or decided it; its
-            # workflow, woken below, finds out.
-            outcomes["skipped" if settled is None else _kind(settled.outcome)] += 1
-        return outcomes
 
     async def _settle_one(self, payment_id: UUID, bank_ref: str) -> str:
         """One payment alone, the saga's own step: what became of it."""

@@ -37,23 +37,14 @@ def test_a_missing_column_names_the_dataclass_and_the_column() -> None:
 
 def test_columns_come_from_the_table_or_from_where_they_are_named() -> None:
     selected = columns(
-        InDoubt,
-        t.payments,
-        payment_id=t.payments.c.id,
-        decision_key=t.fines.c.decision_key,
-        issuing_unit=t.fines.c.issuing_unit,
+        InDoubt, t.payments, payment_id=t.payments.c.id, decision_key=t.fines.c.decision_key
     )
     query = select(*selected).join(t.fines, t.fines.c.id == t.payments.c.fine_id)
     assert list(query.selected_columns.keys()) == list(field_names(InDoubt))
     sql = str(query)
     assert "payments.id AS payment_id, payments.bank, fines.decision_key," in sql
     row = SimpleNamespace(
-        payment_id=uuid4(),
-        bank="sgbank",
-        decision_key="1/qd",
-        status="verifying",
-        created_at=0,
-        issuing_unit="Đội CSGT số 1",
+        payment_id=uuid4(), bank="sgbank", decision_key="1/qd", status="verifying", created_at=0
     )
     assert row_mapper(InDoubt)(row).bank == "sgbank"
 
