@@ -367,9 +367,10 @@ Seconds are from the link coming back.
 {_ratio(w, u)}
 
 The event started `LinkRecoveryWorkflow`: it asked the bank about every
-payment in doubt (256 status checks in flight), settled and receipted
-{w["settled_in_bulk"]} payments in batches of one receipt series, 50 per transaction
-(`PaymentActivities.settle_many`: the saga's own booking step for each), then woke
+payment in doubt at once (256 status checks in flight, no ledger read per
+payment; the VietQR adapter answers them from one pass over the history),
+settled and receipted {w["settled_in_bulk"]} payments, 8 at a time, with the saga's own
+`payment.settle_with_receipt` step, then woke
 {w["workflows_woken"]} payment workflows, which found their payment final and finished;
 the recovery workflow ended {w["wake_call_seconds"]} s after the link came back (the
 wake-ups, after the last receipt, are most of that). {_steps(r)} In
