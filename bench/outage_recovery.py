@@ -1,6 +1,6 @@
-"""Recovery after a bank link outage (performance target: 500 payments in doubt → all
-receipted ≤ 10 s after the link is back; the seed story's citizen waited
-about an hour).
+"""Recovery after a bank link outage (performance targets: 500 payments in doubt → all
+receipted ≤ 10 s after the link is back, 5,000 → ≤ 15 s; the seed story's
+citizen waited about an hour).
 
 The story, on the production worker process (``reconciler worker``: real
 activities and its housekeeping loops), the production ``VerifyPolicy``, a
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 import uuid
@@ -73,8 +74,12 @@ from workflows.payment.client import SagaConfig, start_link_recovery, start_paym
 BANK = "hnbank"
 START_CONCURRENCY = 32
 POLL_SECONDS = 0.1
+# Waits, per payment on top of a fixed part (a shared machine under load
+# starts about 3 sagas a second): starting the sagas and their
+# garbled debits, then (without the event) every workflow's own check.
 VERIFYING_SECONDS_MAX = 180.0
 RECEIPTED_SECONDS_MAX = 240.0
+SECONDS_PER_PAYMENT_MAX = 0.5
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,8 @@ class Outage:
         async def all_verifying() -> bool:
             return (await _statuses(self.engine, ids)).get("verifying", 0) == len(ids)
 
-        await _until("every payment to be verifying", VERIFYING_SECONDS_MAX, all_verifying)
+        slack = SECONDS_PER_PAYMENT_MAX * len(ids)
+        await _until("every payment to be verifying", VERIFYING_SECONDS_MAX + slack, all_verifying)
         await self.admin.add_fault("link_down")
         down_at = time.monotonic()
         await asyncio.sleep(max(0.0, outage_seconds - (time.monotonic() - down_at)))
@@ -172,7 +178,7 @@ class Outage:
                 seen[payment_id] = now
             return len(seen) == len(ids)
 
-        await _until("every payment to be receipted", RECEIPTED_SECONDS_MAX, all_receipted)
+        await _until("every payment to be receipted", RECEIPTED_SECONDS_MAX + slack, all_receipted)
         cpu = self.meter.stop()
         woken, settled, wake_call = await waking if waking is not None else (None, None, None)
         await self._check_money(ids)
@@ -218,6 +224,17 @@ class Outage:
         assert all(m.get("status") == "succeeded" for m in debits)
 
 
+def recovery_passes(worker_log: Path) -> list[dict[str, Any]]:
+    """What each pass of the link recovery logged (``bank.link_recovery.pass``):
+    its counts and the seconds of each step (list, status, settle, wake)."""
+    passes = []
+    for line in worker_log.read_text(errors="replace").splitlines():
+        if '"bank.link_recovery.pass"' in line:
+            entry = json.loads(line)
+            passes.append({k: entry.get(k) for k in ("in_doubt", "settled", "woken", "seconds")})
+    return passes
+
+
 def backoff_expectation(policy: wt.VerifyPolicy, outage_seconds: float) -> tuple[float, float]:
     """Without the event: where each workflow's polling stands when the link
     comes back. Polls happen at the cumulative sums of the doubling
@@ -256,6 +273,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if not args.skip_unwoken:
                 runs.append(await outage.run("U", args.outage_seconds, wake=False))
                 print(runs[-1], flush=True)
+    passes = recovery_passes(tmp / "worker.stderr.log")
     policy = wt.VerifyPolicy()
     interval, worst = backoff_expectation(policy, args.outage_seconds)
     return {
@@ -266,10 +284,48 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "poll_interval_seconds_max": policy.poll_interval_seconds_max,
         },
         "runs": [r.__dict__ for r in runs],
+        "recovery_passes": passes,
         "unwoken_expected_interval_seconds": interval,
         "unwoken_expected_worst_wait_seconds": round(worst, 1),
         "load_average": uptime(),
     }
+
+
+def target(payments: int) -> str:
+    """The target for this many payments (docs/benchmarks.md)."""
+    return "≤ 10" if payments <= 500 else "≤ 15" if payments <= 5_000 else "—"
+
+
+def _ratio(w: dict[str, Any], u: dict[str, Any] | None) -> str:
+    """Polling alone against the event, and the CPU each recovered payment
+    cost (the figure the machine's other jobs hurt least)."""
+    cpu = sum(w["cpu_seconds"].values())
+    line = (
+        f"CPU, all processes, from link back to the last receipt: {cpu:.1f} s, "
+        f"{1000 * cpu / w['payments']:.1f} ms per payment with the event"
+    )
+    if u is None:
+        return line + "."
+    ratio = u["all_receipted_seconds"] / w["all_receipted_seconds"]
+    return (
+        f"**Polling alone took {ratio:.1f} times as long** to receipt every payment "
+        f"({u['all_receipted_seconds']} s against {w['all_receipted_seconds']} s, same run). "
+        + line
+        + f", {1000 * sum(u['cpu_seconds'].values()) / u['payments']:.1f} ms by polling alone."
+    )
+
+
+def _steps(r: dict[str, Any]) -> str:
+    """The woken run's recovery pass, step by step (from the worker's log)."""
+    passes = [p for p in r.get("recovery_passes", []) if p.get("seconds")]
+    if not passes:
+        return ""
+    first = passes[0]
+    steps = ", ".join(f"{step} {sec:g} s" for step, sec in first["seconds"].items())
+    return (
+        f"Its pass over {first['in_doubt']} payments in doubt, step by step (the "
+        f"worker's log line `bank.link_recovery.pass`): {steps}."
+    )
 
 
 def _body(r: dict[str, Any]) -> str:
@@ -278,7 +334,7 @@ def _body(r: dict[str, Any]) -> str:
     rows = [
         f"| link-recovery event sent (`start_link_recovery`) | {w['payments']} | "
         f"{w['first_receipt_seconds']} | {w['p50_seconds']} | {w['p90_seconds']} | "
-        f"**{w['all_receipted_seconds']}** | ≤ 10 |"
+        f"**{w['all_receipted_seconds']}** | {target(w['payments'])} |"
     ]
     u = runs.get("unwoken")
     if u is not None:
@@ -308,12 +364,16 @@ Seconds are from the link coming back.
 | --- | ---: | ---: | ---: | ---: | ---: | --- |
 {table}
 
-The event started `LinkRecoveryWorkflow`: it settled and receipted
-{w["settled_in_bulk"]} payments in bulk (one status check each, bounded concurrency,
-then the saga's own `payment.settle_with_receipt` step), then woke
+{_ratio(w, u)}
+
+The event started `LinkRecoveryWorkflow`: it asked the bank about every
+payment in doubt at once (256 status checks in flight, no ledger read per
+payment; the VietQR adapter answers them from one pass over the history),
+settled and receipted {w["settled_in_bulk"]} payments, 8 at a time, with the saga's own
+`payment.settle_with_receipt` step, then woke
 {w["workflows_woken"]} payment workflows, which found their payment final and finished;
 the recovery workflow ended {w["wake_call_seconds"]} s after the link came back (the
-wake-ups, after the last receipt, are most of that). In
+wake-ups, after the last receipt, are most of that). {_steps(r)} In
 production the prober sends the event once its probes see the link back:
 while a link is down it probes every `probe_suspect_interval_seconds` (1 s)
 and needs `probe_successes_to_up` (2) good probes, so add up to about 2 s of
@@ -340,8 +400,8 @@ def main() -> None:
     command.add_argument("--bank", choices=("rest", "vietqr"), default="vietqr")
     command.add_argument("--skip-unwoken", action="store_true", help="only the woken run")
     args = command.parse_args()
-    if not (1 <= args.payments <= 2_000 and 5 <= args.outage_seconds <= 600):
-        command.error("bounds: 1..2000 payments, 5..600 s of outage")
+    if not (1 <= args.payments <= 10_000 and 5 <= args.outage_seconds <= 600):
+        command.error("bounds: 1..10000 payments, 5..600 s of outage")
     section = Section(
         "outage_recovery", "Recovery after a bank link outage (bench/outage_recovery.py)", _body
     )

@@ -34,6 +34,7 @@ from ledger.fines import FineInput, get_fine, register_fine
 from ledger.migrations import upgrade_to_head
 from ledger.receipts.signing import ReceiptSigner
 from reconciler.db import create_engine
+from reconciler.devstack.ports import free_port
 from reconciler.devstack.postgres import PostgresInfo
 from reconciler.devstack.temporal import TemporalInfo
 from reconciler.settings import Settings
@@ -120,6 +121,9 @@ async def worker_process(
         "RECONCILER_BANKS": json.dumps(banks),
         "RECONCILER_DATA_DIR": str(data_dir),
         "RECONCILER_WORKER_METRICS_PORT": "0",
+        # Its own port: the SDK's default one may be taken by another stack
+        # on the same machine (the worker then dies at start).
+        "RECONCILER_WORKER_SDK_METRICS_PORT": str(free_port()),
         "RECONCILER_LOG_LEVEL": "info",
         "RECONCILER_LOG_FORMAT": "json",
         "RECONCILER_ENV": "dev",

@@ -67,9 +67,7 @@ WARM_UP_SAGAS = 20
 WORKER_START_SECONDS_MAX = 60.0
 
 
-async def _closed_loop(
-    count: int, concurrency: int, one: Callable[[int], Awaitable[None]]
-) -> float:
+async def closed_loop(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(count):
         queue.put_nowait(i)
@@ -111,7 +109,7 @@ class Bench:
     ) -> float:
         meter = self.meters[kind]
         meter.start()
-        seconds = await _closed_loop(sagas, self.concurrency, one)
+        seconds = await closed_loop(sagas, self.concurrency, one)
         used = meter.stop()
         if not warm_up:
             for part, cpu_seconds in used.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -226,6 +226,35 @@ class PaymentActivities:
         async with self._reads.connect() as conn:
             await pay.note_event(conn, payment.id, cause, self._now(), detail)
         return outcome
+
+    async def check_statuses(
+        self, bank: str, payment_ids: Sequence[UUID], *, concurrency: int
+    ) -> dict[UUID, wt.BankOutcome | None]:
+        """``check_status`` after a link recovery for many payments of one bank,
+        ``concurrency`` at a time (the VietQR adapter answers the checks in
+        flight from one pass over the history): the bank's answer for each,
+        or None when the check itself failed. The ledger is not read per
+        payment: the booking step locks each and finds one no longer in
+        doubt final."""
+        adapter = self._adapter(bank)
+        await self._confirm_link(bank, adapter)
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(payment_id: UUID) -> wt.BankOutcome | None:
+            async with limit:
+                try:
+                    return to_outcome(await adapter.get_status(pay.debit_key_for(payment_id)))
+                except Exception as err:
+                    log.warning(
+                        "payment.status_check_failed",
+                        payment_id=str(payment_id),
+                        bank=bank,
+                        error=f"{type(err).__name__}: {err}",
+                    )
+                    return None
+
+        answers = await asyncio.gather(*(one(p) for p in payment_ids))
+        return dict(zip(payment_ids, answers, strict=True))
 
     async def _confirm_link(self, bank: str, adapter: BankAdapter) -> None:
         """The prober saw the bank's link come back and woke every payment in

@@ -11,8 +11,10 @@ timer meanwhile) books and receipts nothing twice. See
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from uuid import UUID
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,8 +34,17 @@ log = structlog.get_logger(__name__)
 # Payments settled in one pass at most; any beyond are still woken and
 # resolve themselves (a national-scale outage is paged, not one batch).
 RECOVERY_PAYMENTS_MAX = 10_000
-# Payments being checked and booked at once: the bank sees a bounded burst
-# and the worker's connection pool (``db_pool_size``) is not exhausted.
+# Status checks in flight at once: the VietQR adapter answers all those in
+# flight from one pass over the account history, so the more join a pass
+# the fewer passes; a REST bank sees at most this many requests queued on
+# the worker's HTTP connection pool.
+STATUS_CONCURRENCY = 256
+# Payments being booked at once, each in its own transaction (the saga's
+# own step): the worker's connection pool (``db_pool_size``) is not
+# exhausted, and the settlements queue on the global locks they all take
+# (receipt series, audit head) anyway. Booking many in one transaction was
+# tried and deadlocked with the payment workflows' own settlements on the
+# ledger's balance shards (docs/scaling.md).
 RECOVERY_CONCURRENCY = 8
 CAUSE = "bank confirmed the debit when its link came back"
 SIGNAL_CONCURRENCY_MAX = 64
@@ -57,17 +68,39 @@ class LinkRecoveryActivities:
 
     @activity.defn(name="recovery.recover_bank")
     async def recover_bank(self, inp: BankRef) -> RecoveryReport:
+        """One pass: the bank's status of every payment in doubt (one burst),
+        the confirmed debits booked and receipted (bounded concurrency,
+        oldest first), then every payment workflow woken. The seconds of
+        each step go to the log line."""
+        seconds: dict[str, float] = {}
+        began = time.perf_counter()
         async with self._reads.connect() as conn:
             in_doubt = await pay.payments_in_doubt(conn, inp.bank, limit=RECOVERY_PAYMENTS_MAX)
+        seconds["list"] = time.perf_counter() - began
+        answers = await self._payments.check_statuses(
+            inp.bank, [p.payment_id for p in in_doubt], concurrency=STATUS_CONCURRENCY
+        )
+        seconds["status"] = time.perf_counter() - began - sum(seconds.values())
+        activity.heartbeat({"checked": len(answers)})
         outcomes: Counter[str] = Counter()
+        confirmed: list[tuple[UUID, str]] = []
+        for p in in_doubt:
+            answer = answers[p.payment_id]
+            if answer is None:
+                outcomes["failed"] += 1
+            elif answer.kind == OutcomeKind.SUCCEEDED and answer.bank_ref is not None:
+                confirmed.append((p.payment_id, answer.bank_ref))
+            else:
+                outcomes[answer.kind] += 1
         limit = asyncio.Semaphore(self._concurrency)
 
-        async def one(payment: pay.InDoubt) -> None:
+        async def settle(payment_id: UUID, bank_ref: str) -> None:
             async with limit:
-                outcomes[await self._resolve(payment)] += 1
+                outcomes[await self._settle_one(payment_id, bank_ref)] += 1
                 activity.heartbeat(dict(outcomes))
 
-        await asyncio.gather(*(one(p) for p in in_doubt))
+        await asyncio.gather(*(settle(pid, ref) for pid, ref in confirmed))
+        seconds["settle"] = time.perf_counter() - began - sum(seconds.values())
         # Every workflow of the bank's payments in doubt at the start: the
         # settled ones find their payment final and finish, the others
         # re-check at once (and resend, decline or keep verifying).
@@ -76,38 +109,22 @@ class LinkRecoveryActivities:
             sorted({p.decision_key for p in in_doubt}),
             on_progress=_heartbeat,
         )
-        report = RecoveryReport(
-            inp.bank,
-            in_doubt=len(in_doubt),
-            checked=sum(n for kind, n in outcomes.items() if kind != "failed"),
-            settled=outcomes["settled"],
-            duplicates=outcomes["duplicate"],
-            left_to_workflows=sum(
-                n for kind, n in outcomes.items() if kind not in ("settled", "duplicate")
-            ),
-            woken=woken,
-            passes=1,
+        seconds["wake"] = time.perf_counter() - began - sum(seconds.values())
+        report = _report(inp.bank, len(in_doubt), outcomes, woken)
+        log.info(
+            "bank.link_recovery.pass",
+            **vars(report),
+            outcomes=dict(outcomes),
+            seconds={step: round(s, 3) for step, s in seconds.items()},
         )
-        log.info("bank.link_recovery.pass", **vars(report), outcomes=dict(outcomes))
         return report
 
-    async def _resolve(self, payment: pay.InDoubt) -> str:
-        """One payment: what became of it ("settled", "duplicate", or the
-        bank's answer that leaves it to its workflow)."""
-        payment_id = str(payment.payment_id)
+    async def _settle_one(self, payment_id: UUID, bank_ref: str) -> str:
+        """One payment alone, the saga's own step: what became of it."""
         try:
-            outcome = await self._payments.check_status(
-                wt.StatusCheckInput(payment_id, after_link_recovery=True)
-            )
-            if outcome.kind != OutcomeKind.SUCCEEDED or outcome.bank_ref is None:
-                return outcome.kind
             settled = await self._payments.settle_with_receipt(
-                wt.SettleInput(payment_id, outcome.bank_ref, CAUSE)
+                wt.SettleInput(str(payment_id), bank_ref, CAUSE)
             )
-            if settled.outcome != SettleOutcome.SETTLED:
-                # A second debit of a paid fine: its refund is a remote,
-                # long-retried step of the payment workflow, woken below.
-                return "duplicate"
         except Exception as err:
             # One payment's failure (its row locked past the timeout, a
             # database hiccup) must not hold back the others' receipts; its
@@ -115,15 +132,35 @@ class LinkRecoveryActivities:
             # retry policy.
             log.warning(
                 "bank.link_recovery.payment_failed",
-                payment_id=payment_id,
-                bank=payment.bank,
+                payment_id=str(payment_id),
                 error=f"{type(err).__name__}: {err}",
             )
             return "failed"
-        return "settled"
+        return _kind(settled.outcome)
 
     def all(self) -> list[Callable[..., object]]:
         return [self.recover_bank]
+
+
+def _kind(outcome: SettleOutcome) -> str:
+    # Anything but a settlement is a second debit of a paid fine: its
+    # refund is a remote, long-retried step of the payment workflow.
+    return "settled" if outcome == SettleOutcome.SETTLED else "duplicate"
+
+
+def _report(bank: str, in_doubt: int, outcomes: Counter[str], woken: int) -> RecoveryReport:
+    return RecoveryReport(
+        bank,
+        in_doubt=in_doubt,
+        checked=sum(n for kind, n in outcomes.items() if kind != "failed"),
+        settled=outcomes["settled"],
+        duplicates=outcomes["duplicate"],
+        left_to_workflows=sum(
+            n for kind, n in outcomes.items() if kind not in ("settled", "duplicate")
+        ),
+        woken=woken,
+        passes=1,
+    )
 
 
 def _heartbeat(signalled: int) -> None:

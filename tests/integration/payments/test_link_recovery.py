@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -216,3 +217,26 @@ async def test_cli_refuses_an_unknown_bank_and_starts_nothing(stack: SagaStack) 
         f"WorkflowId = '{recovery_workflow_id('nobank')}'"
     ):
         raise AssertionError(f"a recovery was started: {execution.id}")
+
+
+async def test_the_status_step_asks_the_bank_about_all_at_once_and_changes_nothing(
+    stack: SagaStack,
+) -> None:
+    """``check_statuses``, the recovery's first step, with the real VietQR
+    simulator: one answer per payment, the bank's (a payment it has no
+    transfer for is not found; no ledger read decides it), and no payment
+    moves: booking is the next step's."""
+    made = await _left_verifying(stack, 2)
+    await stack.admins[BANK].clear_faults()
+    ids = [uuid.UUID(pid) for _, pid in made]
+    stranger = uuid.uuid4()  # no payment of ours, no transfer at the bank
+
+    answers = await stack.activities.check_statuses(BANK, [*ids, stranger], concurrency=256)
+
+    assert [answers[i].kind if answers[i] else None for i in ids] == ["succeeded"] * 2
+    assert all(answers[i] and answers[i].bank_ref for i in ids), answers
+    stranger_answer = answers[stranger]
+    assert stranger_answer is not None
+    assert stranger_answer.kind == "not_found", stranger_answer
+    for _, payment_id in made:
+        assert (await stack.payment(payment_id))["status"] == "verifying"
