@@ -64,7 +64,14 @@ class StepPolicy:
 BANK_CALL_TIMEOUT = timedelta(seconds=30)
 BANK_CALL_SCHEDULE_TO_CLOSE = timedelta(hours=1)
 BANK_CALL_RETRY = backoff(timedelta(seconds=1), timedelta(seconds=30))
-BANK_CALL = StepPolicy(BANK_CALL_TIMEOUT, BANK_CALL_SCHEDULE_TO_CLOSE, BANK_CALL_RETRY)
+# A bank call runs on its bank's task queue, in whichever worker took it; if
+# that worker dies mid-call, the heartbeat stops (``keeps_alive``) and the
+# call is tried again elsewhere after BANK_CALL_HEARTBEAT, not after the
+# 30 s an attempt may take. Safe: the adapter's calls are idempotent by key.
+BANK_CALL_HEARTBEAT = timedelta(seconds=5)
+BANK_CALL = StepPolicy(
+    BANK_CALL_TIMEOUT, BANK_CALL_SCHEDULE_TO_CLOSE, BANK_CALL_RETRY, BANK_CALL_HEARTBEAT
+)
 # One database step (idempotent): after a debit, forward recovery books,
 # receipts and refunds until done, bounded by a week, after which an
 # operator must look (alerts fire long before).

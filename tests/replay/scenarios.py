@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
@@ -24,7 +25,12 @@ from workflows.ops import types as ot
 from workflows.ops.schedules import polled_queues
 from workflows.ops.workflow import HeartbeatWorkflow, IntegrityChecksWorkflow
 from workflows.payment import types as wt
-from workflows.payment.client import SagaConfig, start_external_debit, wake_bank
+from workflows.payment.client import (
+    SagaConfig,
+    request_recheck,
+    start_external_debit,
+    wake_bank,
+)
 from workflows.payment.external_debit import ExternalDebitWorkflow
 from workflows.payment.external_debit import workflow_id_for as external_workflow_id
 from workflows.payment.workflow import FinePaymentWorkflow, workflow_id_for
@@ -184,6 +190,29 @@ async def fine_payment_verifying_then_succeeded(stack: SagaStack) -> Handle:
     # The per-workflow wake-up (the link-recovery event settles in bulk
     # first: see link_recovery.bulk_settled), so this run settles itself.
     assert await wake_bank(stack.client, stack.engine, bank) == 1
+    await stack.wait_payment(payment_id, {"succeeded"})
+    return handle
+
+
+@scenario(
+    "fine_payment.recheck_then_succeeded",
+    expect={"signal:recheck": 1, "activity:payment.settle_with_receipt": 1},
+    verify_poll_interval_seconds_initial=60.0,
+    verify_poll_interval_seconds_max=120.0,
+)
+async def fine_payment_recheck_then_succeeded(stack: SagaStack) -> Handle:
+    """The answer is lost; the next status check is a minute away. An
+    operator's "re-check now" (the ``recheck`` signal) asks the bank at once,
+    which finds the transfer."""
+    bank = "hnbank"
+    number = await stack.new_fine()
+    await stack.admins[bank].add_fault("lost_response")
+    payment_id = await pay(stack, number, bank)
+    await stack.wait_payment(payment_id, {"verifying"})
+    await stack.admins[bank].clear_faults()
+    handle = await payment_handle(stack, number)
+    key = await decision_key(stack, number)
+    await request_recheck(stack.client, key, UUID(payment_id))
     await stack.wait_payment(payment_id, {"succeeded"})
     return handle
 

@@ -36,6 +36,7 @@ from observability.metrics import (
     receipt_lag_seconds,
     receipts_issued_total,
 )
+from workflows.keepalive import keeps_alive
 from workflows.payment import types as wt
 from workflows.payment.types import OutcomeKind as Kind
 
@@ -124,6 +125,7 @@ class PaymentActivities:
         return wt.PaymentRoute((await self._payment(inp.payment_id)).bank)
 
     @activity.defn(name="payment.send_debit")
+    @keeps_alive
     async def send_debit(self, inp: wt.SendDebitInput) -> wt.BankOutcome:
         payment = await self._payment(inp.payment_id)
         if not payment.live:
@@ -162,6 +164,7 @@ class PaymentActivities:
         return outcome
 
     @activity.defn(name="payment.check_status")
+    @keeps_alive
     async def check_status(self, inp: wt.StatusCheckInput) -> wt.BankOutcome:
         payment = await self._payment(inp.payment_id)
         if not payment.live:
@@ -194,6 +197,7 @@ class PaymentActivities:
         return outcome
 
     @activity.defn(name="payment.confirm_update")
+    @keeps_alive
     async def confirm_update(self, inp: wt.SignalledOutcome) -> wt.BankOutcome:
         """The bank's word on a success or decline that came by signal: the
         ledger's (a verified webhook, a fetched statement line), or, with
