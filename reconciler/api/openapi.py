@@ -8,7 +8,8 @@ citizens' portal, integrations, the contract test) all hold a token.
 
 The document is built once per app from the settings (the bank names and
 the amount bound become enums and bounds) by the per-area modules
-``openapi_money``, ``openapi_recon`` and ``openapi_identity``; a unit test
+``openapi_money``, ``openapi_recon``, ``openapi_finance``, ``openapi_ops``
+and ``openapi_identity``; a unit test
 fails when a registered ``/api/v1`` route is missing from it or it describes
 one that does not exist, so a route added later must be described here.
 """
@@ -19,7 +20,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from reconciler.api import openapi_identity, openapi_money, openapi_recon
+from reconciler.api import (
+    openapi_finance,
+    openapi_identity,
+    openapi_money,
+    openapi_ops,
+    openapi_recon,
+)
 from reconciler.api.keys import SETTINGS
 from reconciler.api.openapi_parts import ERROR_SCHEMA, error_responses
 from reconciler.api.views import json_response
@@ -43,6 +50,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
     paths = {
         **openapi_money.paths(banks, settings.max_amount_vnd),
         **openapi_recon.paths(banks),
+        **openapi_finance.paths(banks),
+        **openapi_ops.paths(banks),
         **openapi_identity.paths(),
     }
     return {
@@ -63,6 +72,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
                 "Error": ERROR_SCHEMA,
                 **openapi_money.schemas(),
                 **openapi_recon.schemas(),
+                **openapi_finance.schemas(),
+                **openapi_ops.schemas(),
                 **openapi_identity.schemas(),
             },
             "responses": error_responses(),

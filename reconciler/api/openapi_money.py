@@ -32,6 +32,7 @@ from reconciler.api.openapi_parts import (
     obj,
     operation,
     path,
+    payment_cursor,
     query,
     ref,
 )
@@ -231,11 +232,6 @@ def _period() -> tuple[dict[str, Any], ...]:
     )
 
 
-def _payment_cursor() -> dict[str, Any]:
-    schema = {"type": "string", "pattern": r"^\d{1,17}\.[0-9a-f]{32}$"}
-    return query("cursor", schema, "the previous page's next_cursor")
-
-
 def _filter_text(name: str, what: str) -> dict[str, Any]:
     return query(name, {"type": "string", "maxLength": TEXT_FILTER_CHARS_MAX}, what)
 
@@ -323,7 +319,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                     bank_q,
                     query("decision_number", STR, "only this fine's (typed any way)"),
                     *_period(),
-                    _payment_cursor(),
+                    payment_cursor(),
                     limit(LISTING_LIMIT_MAX),
                 ),
             )
@@ -334,7 +330,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                 "payments:read",
                 ("refunds", ref("PaymentRow")),
                 tag="payments",
-                params=(bank_q, _payment_cursor(), limit(LISTING_LIMIT_MAX)),
+                params=(bank_q, payment_cursor(), limit(LISTING_LIMIT_MAX)),
             )
         },
         "/api/v1/banks/{bank}/link-recovered": {

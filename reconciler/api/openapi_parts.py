@@ -115,6 +115,12 @@ def after_id() -> dict[str, Any]:
     )
 
 
+def payment_cursor() -> dict[str, Any]:
+    """``cursor`` of a payment list (``reconciler.api.lists.payment_position``)."""
+    schema = {"type": "string", "pattern": r"^\d{1,17}\.[0-9a-f]{32}$"}
+    return query("cursor", schema, "the previous page's next_cursor")
+
+
 def json_body(schema: Schema, description: str = "") -> dict[str, Any]:
     body: dict[str, Any] = {
         "required": True,
@@ -186,10 +192,12 @@ def operation(
     errors: tuple[int, ...] = (),
     content_type: str = "application/json",
     public: bool = False,
+    description: str = "",
 ) -> Operation:
     """One operation. Every route may answer 400 (the edge screens every
     path and query value), 503 (the database); with a token also 401 and
-    403; with a body 413 and 415; with a path parameter 404."""
+    403; with a body 413 and 415; with a path parameter 404. A
+    ``description`` is prefixed with the permission it needs."""
     standard = [400, 503] + ([] if public else [401, 403])
     if body is not None:
         standard += [413, 415]
@@ -202,6 +210,8 @@ def operation(
         "parameters": list(params),
         "responses": responses(ok, tuple(standard) + errors, content_type=content_type),
     }
+    if description:
+        op["description"] = f"Needs `{permission}`. {description}"
     if body is not None:
         op["requestBody"] = body
     if public:
@@ -227,10 +237,16 @@ def listing(
     tag: str,
     params: tuple[dict[str, Any], ...],
     cursor: str = "next_cursor",
+    description: str = "",
 ) -> Operation:
     """A GET of one page of a listing: ``rows`` (their key, their schema)
     and the next page's ``cursor``."""
     name, item = rows
     return operation(
-        summary, permission, {200: ("a page", page(name, item, cursor))}, tag=tag, params=params
+        summary,
+        permission,
+        {200: ("a page", page(name, item, cursor))},
+        tag=tag,
+        params=params,
+        description=description,
     )
