@@ -20,8 +20,10 @@ from reconciler.api.discrepancy_queue import PAGE_MAX as QUEUE_PAGE_MAX
 from reconciler.api.discrepancy_queue import STATUS_ALL
 from reconciler.api.openapi_parts import (
     BOOL,
+    COUNT,
     DATE,
     INT,
+    MOMENT,
     NINT,
     NSTR,
     STR,
@@ -41,9 +43,6 @@ from reconciler.api.openapi_parts import (
 from reconciler.api.params import ID_MAX
 from reconciler.api.reports import FORMATS, UNIT_CHARS_MAX
 
-_MOMENT: Schema = {"type": "string", "format": "date-time"}
-_COUNT: Schema = {"type": "integer", "minimum": 0}
-
 
 def schemas() -> dict[str, Schema]:
     row = obj(
@@ -53,21 +52,21 @@ def schemas() -> dict[str, Schema]:
             "collected_vnd": INT,
             "refunded_vnd": INT,
             "suspense_vnd": INT,
-            "open_discrepancies": _COUNT,
-            "open_disputes": _COUNT,
-            "receipts": _COUNT,
+            "open_discrepancies": COUNT,
+            "open_disputes": COUNT,
+            "receipts": COUNT,
         }
     )
     series = obj(
         {
             "issuing_unit": STR,
             "series": STR,
-            "issued": _COUNT,
+            "issued": COUNT,
             "first_number": INT,
             "last_number": INT,
             "previous_last": NINT,
             "no_gaps": BOOL,
-            "gaps_total": _COUNT,
+            "gaps_total": COUNT,
             "gaps": {**array(INT), "maxItems": GAPS_SHOWN},
         }
     )
@@ -76,8 +75,8 @@ def schemas() -> dict[str, Schema]:
         "DailyClosing": obj(
             {
                 "day": DATE,
-                "since": _MOMENT,
-                "until": _MOMENT,
+                "since": MOMENT,
+                "until": MOMENT,
                 "rows": array(ref("ClosingRow")),
                 "total": ref("ClosingRow"),
                 "series": array(series),
@@ -89,9 +88,9 @@ def schemas() -> dict[str, Schema]:
                 obj(
                     {
                         "assignee": NSTR,
-                        "assigned_at": nullable(_MOMENT),
-                        "age_seconds": _COUNT,
-                        "deadline": _MOMENT,
+                        "assigned_at": nullable(MOMENT),
+                        "age_seconds": COUNT,
+                        "deadline": MOMENT,
                         "overdue": BOOL,
                     }
                 ),
@@ -200,7 +199,7 @@ def paths(banks: list[str]) -> dict[str, dict[str, Any]]:
             "post": operation(
                 "Assign open discrepancies to a person, or to nobody (all or none; audited)",
                 "recon:write",
-                {200: ("how many changed hands", obj({"changed": _COUNT}))},
+                {200: ("how many changed hands", obj({"changed": COUNT}))},
                 tag="reconciliation",
                 body=json_body(assignment),
                 errors=(404, 409),

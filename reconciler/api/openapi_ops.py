@@ -10,7 +10,9 @@ from ledger.in_doubt import IN_DOUBT_LIMIT_MAX
 from ledger.payments.model import PaymentStatus
 from reconciler.api.openapi_parts import (
     BOOL,
+    COUNT,
     INT,
+    MOMENT,
     NSTR,
     STR,
     UUID,
@@ -30,7 +32,6 @@ from reconciler.api.openapi_parts import (
 # The statuses of a payment whose outcome is not known yet (``ledger.in_doubt``).
 IN_DOUBT_STATUSES = [PaymentStatus.INITIATED.value, PaymentStatus.VERIFYING.value]
 _SHARE: Schema = {"type": "number", "minimum": 0, "maximum": 1}
-_MOMENT: Schema = {"type": "string", "format": "date-time"}
 
 
 def schemas() -> dict[str, Schema]:
@@ -39,16 +40,16 @@ def schemas() -> dict[str, Schema]:
             {
                 "bank": STR,
                 "up": BOOL,
-                "down_since": nullable(_MOMENT),
+                "down_since": nullable(MOMENT),
                 "uptime_24h": _SHARE,
                 "uptime_7d": _SHARE,
                 "outages_7d": array(ref("Outage")),
                 "last_probe": nullable(
                     obj(
                         {
-                            "probed_at": _MOMENT,
+                            "probed_at": MOMENT,
                             "ok": BOOL,
-                            "latency_ms": {"type": "integer", "minimum": 0},
+                            "latency_ms": COUNT,
                             "cause": STR,
                         }
                     )
@@ -63,13 +64,13 @@ def schemas() -> dict[str, Schema]:
                 "bank": STR,
                 "amount_vnd": INT,
                 "status": {"enum": IN_DOUBT_STATUSES},
-                "created_at": _MOMENT,
-                "verifying_since": nullable(_MOMENT),
-                "age_seconds": {"type": "integer", "minimum": 0},
-                "attempts": {"type": "integer", "minimum": 0},
+                "created_at": MOMENT,
+                "verifying_since": nullable(MOMENT),
+                "age_seconds": COUNT,
+                "attempts": COUNT,
                 "last_answer": NSTR,
                 "last_answer_detail": NSTR,
-                "last_answer_at": nullable(_MOMENT),
+                "last_answer_at": nullable(MOMENT),
             }
         ),
     }
@@ -77,7 +78,7 @@ def schemas() -> dict[str, Schema]:
 
 def paths(banks: list[str]) -> dict[str, dict[str, Any]]:
     """Bank link health, the in-doubt queue and its re-check."""
-    hourly = array(obj({"at": _MOMENT, "count": {"type": "integer", "minimum": 0}}))
+    hourly = array(obj({"at": MOMENT, "count": COUNT}))
     # Only a verifying payment is re-checked (one still being sent is a 409).
     rechecked = obj(
         {"payment_id": UUID, "status": {"const": "verifying"}, "recheck": {"const": "requested"}}

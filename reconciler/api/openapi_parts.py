@@ -20,6 +20,8 @@ CURSOR_MAX: Final = 10**18
 DATE: Final[Schema] = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 TEXT: Final[Schema] = {"type": "string", "maxLength": PARAM_CHARS_MAX}
 UUID: Final[Schema] = {"type": "string", "format": "uuid"}
+MOMENT: Final[Schema] = {"type": "string", "format": "date-time"}
+COUNT: Final[Schema] = {"type": "integer", "minimum": 0}
 SERIES: Final[Schema] = {"type": "string", "pattern": "^[A-Z0-9-]{1,40}$"}
 
 
