@@ -47,13 +47,13 @@ _DESCRIPTION: Final = (
 def build_document(settings: Settings) -> dict[str, Any]:
     """The whole document for an app run with ``settings``."""
     banks = sorted(settings.banks)
-    paths = {
-        **openapi_money.paths(banks, settings.max_amount_vnd),
-        **openapi_recon.paths(banks),
-        **openapi_finance.paths(banks),
-        **openapi_ops.paths(banks),
-        **openapi_identity.paths(),
-    }
+    paths = merge_paths(
+        openapi_money.paths(banks, settings.max_amount_vnd),
+        openapi_recon.paths(banks),
+        openapi_finance.paths(banks),
+        openapi_ops.paths(banks),
+        openapi_identity.paths(),
+    )
     return {
         "openapi": "3.1.0",
         "info": {"title": "fine-reconciler API", "version": "1", "description": _DESCRIPTION},
@@ -79,6 +79,21 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "responses": error_responses(),
         },
     }
+
+
+def merge_paths(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The path items of every module, route by route: two modules may
+    describe different methods of one route (a GET here, a POST there), but
+    never the same one twice."""
+    merged: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for route, item in part.items():
+            methods = merged.setdefault(route, {})
+            twice = set(methods) & set(item)
+            if twice:
+                raise ValueError(f"{route}: {sorted(twice)} described twice")
+            methods.update(item)
+    return merged
 
 
 def described_operations(document: dict[str, Any]) -> set[tuple[str, str]]:

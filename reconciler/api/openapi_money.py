@@ -25,6 +25,7 @@ from reconciler.api.openapi_parts import (
     Schema,
     array,
     cursor_before,
+    decision_path,
     json_body,
     limit,
     listing,
@@ -176,14 +177,6 @@ def schemas() -> dict[str, Schema]:
     }
 
 
-def _decision() -> dict[str, Any]:
-    return path(
-        "decision_number",
-        {"type": "string", "minLength": 1},
-        "the fine's decision number, typed any way (01234/qd-xphc)",
-    )
-
-
 def _receipt_params() -> tuple[dict[str, Any], ...]:
     number = {"type": "integer", "minimum": 1, "maximum": NUMBER_MAX - 1}
     return (
@@ -259,7 +252,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                 "fines:read",
                 {200: ("the fine", ref("FineView"))},
                 tag="fines",
-                params=(_decision(),),
+                params=(decision_path(),),
             )
         },
         "/api/v1/fines/{decision_number}/payments": {
@@ -282,7 +275,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                 },
                 tag="payments",
                 params=(
-                    _decision(),
+                    decision_path(),
                     {
                         "name": "Idempotency-Key",
                         "in": "header",

@@ -83,6 +83,15 @@ def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
     return _parameter("query", name, schema, description)
 
 
+def decision_path() -> dict[str, Any]:
+    """A fine's decision number in the path (the routes' ``{decision_number:.+}``)."""
+    return path(
+        "decision_number",
+        {"type": "string", "minLength": 1},
+        "the fine's decision number, typed any way (01234/qd-xphc)",
+    )
+
+
 def path_id(name: str, what: str) -> dict[str, Any]:
     """A database id in the path: ASCII digits, 0..ID_MAX (0 is found nowhere)."""
     return path(name, {"type": "integer", "minimum": 0, "maximum": ID_MAX}, f"the {what}'s id")
