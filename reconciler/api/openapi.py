@@ -8,8 +8,8 @@ citizens' portal, integrations, the contract test) all hold a token.
 
 The document is built once per app from the settings (the bank names and
 the amount bound become enums and bounds) by the per-area modules
-``openapi_money``, ``openapi_recon``, ``openapi_finance``, ``openapi_ops``
-and ``openapi_identity``; a unit test
+``openapi_money``, ``openapi_fines``, ``openapi_recon``, ``openapi_finance``,
+``openapi_ops`` and ``openapi_identity``; a unit test
 fails when a registered ``/api/v1`` route is missing from it or it describes
 one that does not exist, so a route added later must be described here.
 """
@@ -22,6 +22,7 @@ from aiohttp import web
 
 from reconciler.api import (
     openapi_finance,
+    openapi_fines,
     openapi_identity,
     openapi_money,
     openapi_ops,
@@ -49,6 +50,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
     banks = sorted(settings.banks)
     paths = merge_paths(
         openapi_money.paths(banks, settings.max_amount_vnd),
+        openapi_fines.paths(settings.max_amount_vnd),
         openapi_recon.paths(banks),
         openapi_finance.paths(banks),
         openapi_ops.paths(banks),
@@ -71,6 +73,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "schemas": {
                 "Error": ERROR_SCHEMA,
                 **openapi_money.schemas(),
+                **openapi_fines.schemas(),
                 **openapi_recon.schemas(),
                 **openapi_finance.schemas(),
                 **openapi_ops.schemas(),

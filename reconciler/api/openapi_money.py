@@ -79,6 +79,8 @@ def schemas() -> dict[str, Schema]:
                 "issuing_unit": STR,
                 "violation": STR,
                 "created_at": STR,
+                "due_date": nullable(DATE),
+                "cancelled_at": NSTR,
                 "status": {"enum": list(FINE_STATUSES)},
                 "payments": array(ref("PaymentSummary")),
                 "receipt": nullable(ref("ReceiptRef")),
