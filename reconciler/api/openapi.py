@@ -8,7 +8,8 @@ citizens' portal, integrations, the contract test) all hold a token.
 
 The document is built once per app from the settings (the bank names and
 the amount bound become enums and bounds) by the per-area modules
-``openapi_money``, ``openapi_recon`` and ``openapi_identity``; a unit test
+``openapi_money``, ``openapi_fines``, ``openapi_recon``, ``openapi_finance``,
+``openapi_ops`` and ``openapi_identity``; a unit test
 fails when a registered ``/api/v1`` route is missing from it or it describes
 one that does not exist, so a route added later must be described here.
 """
@@ -19,7 +20,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from reconciler.api import openapi_identity, openapi_money, openapi_recon
+from reconciler.api import (
+    openapi_finance,
+    openapi_fines,
+    openapi_identity,
+    openapi_money,
+    openapi_ops,
+    openapi_recon,
+)
 from reconciler.api.keys import SETTINGS
 from reconciler.api.openapi_parts import ERROR_SCHEMA, error_responses
 from reconciler.api.views import json_response
@@ -40,11 +48,14 @@ _DESCRIPTION: Final = (
 def build_document(settings: Settings) -> dict[str, Any]:
     """The whole document for an app run with ``settings``."""
     banks = sorted(settings.banks)
-    paths = {
-        **openapi_money.paths(banks, settings.max_amount_vnd),
-        **openapi_recon.paths(banks),
-        **openapi_identity.paths(),
-    }
+    paths = merge_paths(
+        openapi_money.paths(banks, settings.max_amount_vnd),
+        openapi_fines.paths(settings.max_amount_vnd),
+        openapi_recon.paths(banks),
+        openapi_finance.paths(banks),
+        openapi_ops.paths(banks),
+        openapi_identity.paths(),
+    )
     return {
         "openapi": "3.1.0",
         "info": {"title": "fine-reconciler API", "version": "1", "description": _DESCRIPTION},
@@ -62,12 +73,30 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "schemas": {
                 "Error": ERROR_SCHEMA,
                 **openapi_money.schemas(),
+                **openapi_fines.schemas(),
                 **openapi_recon.schemas(),
+                **openapi_finance.schemas(),
+                **openapi_ops.schemas(),
                 **openapi_identity.schemas(),
             },
             "responses": error_responses(),
         },
     }
+
+
+def merge_paths(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The path items of every module, route by route: two modules may
+    describe different methods of one route (a GET here, a POST there), but
+    never the same one twice."""
+    merged: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for route, item in part.items():
+            methods = merged.setdefault(route, {})
+            twice = set(methods) & set(item)
+            if twice:
+                raise ValueError(f"{route}: {sorted(twice)} described twice")
+            methods.update(item)
+    return merged
 
 
 def described_operations(document: dict[str, Any]) -> set[tuple[str, str]]:

@@ -25,6 +25,7 @@ from reconciler.api.openapi_parts import (
     Schema,
     array,
     cursor_before,
+    decision_path,
     json_body,
     limit,
     listing,
@@ -32,6 +33,7 @@ from reconciler.api.openapi_parts import (
     obj,
     operation,
     path,
+    payment_cursor,
     query,
     ref,
 )
@@ -77,6 +79,8 @@ def schemas() -> dict[str, Schema]:
                 "issuing_unit": STR,
                 "violation": STR,
                 "created_at": STR,
+                "due_date": nullable(DATE),
+                "cancelled_at": NSTR,
                 "status": {"enum": list(FINE_STATUSES)},
                 "payments": array(ref("PaymentSummary")),
                 "receipt": nullable(ref("ReceiptRef")),
@@ -175,14 +179,6 @@ def schemas() -> dict[str, Schema]:
     }
 
 
-def _decision() -> dict[str, Any]:
-    return path(
-        "decision_number",
-        {"type": "string", "minLength": 1},
-        "the fine's decision number, typed any way (01234/qd-xphc)",
-    )
-
-
 def _receipt_params() -> tuple[dict[str, Any], ...]:
     number = {"type": "integer", "minimum": 1, "maximum": NUMBER_MAX - 1}
     return (
@@ -231,11 +227,6 @@ def _period() -> tuple[dict[str, Any], ...]:
     )
 
 
-def _payment_cursor() -> dict[str, Any]:
-    schema = {"type": "string", "pattern": r"^\d{1,17}\.[0-9a-f]{32}$"}
-    return query("cursor", schema, "the previous page's next_cursor")
-
-
 def _filter_text(name: str, what: str) -> dict[str, Any]:
     return query(name, {"type": "string", "maxLength": TEXT_FILTER_CHARS_MAX}, what)
 
@@ -263,7 +254,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                 "fines:read",
                 {200: ("the fine", ref("FineView"))},
                 tag="fines",
-                params=(_decision(),),
+                params=(decision_path(),),
             )
         },
         "/api/v1/fines/{decision_number}/payments": {
@@ -286,7 +277,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                 },
                 tag="payments",
                 params=(
-                    _decision(),
+                    decision_path(),
                     {
                         "name": "Idempotency-Key",
                         "in": "header",
@@ -323,7 +314,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                     bank_q,
                     query("decision_number", STR, "only this fine's (typed any way)"),
                     *_period(),
-                    _payment_cursor(),
+                    payment_cursor(),
                     limit(LISTING_LIMIT_MAX),
                 ),
             )
@@ -334,7 +325,7 @@ def paths(banks: list[str], max_amount_vnd: int) -> dict[str, dict[str, Any]]:
                 "payments:read",
                 ("refunds", ref("PaymentRow")),
                 tag="payments",
-                params=(bank_q, _payment_cursor(), limit(LISTING_LIMIT_MAX)),
+                params=(bank_q, payment_cursor(), limit(LISTING_LIMIT_MAX)),
             )
         },
         "/api/v1/banks/{bank}/link-recovered": {

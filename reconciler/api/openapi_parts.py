@@ -20,6 +20,8 @@ CURSOR_MAX: Final = 10**18
 DATE: Final[Schema] = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 TEXT: Final[Schema] = {"type": "string", "maxLength": PARAM_CHARS_MAX}
 UUID: Final[Schema] = {"type": "string", "format": "uuid"}
+MOMENT: Final[Schema] = {"type": "string", "format": "date-time"}
+COUNT: Final[Schema] = {"type": "integer", "minimum": 0}
 SERIES: Final[Schema] = {"type": "string", "pattern": "^[A-Z0-9-]{1,40}$"}
 
 
@@ -81,6 +83,15 @@ def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
     return _parameter("query", name, schema, description)
 
 
+def decision_path() -> dict[str, Any]:
+    """A fine's decision number in the path (the routes' ``{decision_number:.+}``)."""
+    return path(
+        "decision_number",
+        {"type": "string", "minLength": 1},
+        "the fine's decision number, typed any way (01234/qd-xphc)",
+    )
+
+
 def path_id(name: str, what: str) -> dict[str, Any]:
     """A database id in the path: ASCII digits, 0..ID_MAX (0 is found nowhere)."""
     return path(name, {"type": "integer", "minimum": 0, "maximum": ID_MAX}, f"the {what}'s id")
@@ -113,6 +124,12 @@ def after_id() -> dict[str, Any]:
         {"type": "integer", "minimum": 0, "maximum": CURSOR_MAX},
         "the previous page's next_after_id",
     )
+
+
+def payment_cursor() -> dict[str, Any]:
+    """``cursor`` of a payment list (``reconciler.api.lists.payment_position``)."""
+    schema = {"type": "string", "pattern": r"^\d{1,17}\.[0-9a-f]{32}$"}
+    return query("cursor", schema, "the previous page's next_cursor")
 
 
 def json_body(schema: Schema, description: str = "") -> dict[str, Any]:
@@ -186,10 +203,12 @@ def operation(
     errors: tuple[int, ...] = (),
     content_type: str = "application/json",
     public: bool = False,
+    description: str = "",
 ) -> Operation:
     """One operation. Every route may answer 400 (the edge screens every
     path and query value), 503 (the database); with a token also 401 and
-    403; with a body 413 and 415; with a path parameter 404."""
+    403; with a body 413 and 415; with a path parameter 404. A
+    ``description`` is prefixed with the permission it needs."""
     standard = [400, 503] + ([] if public else [401, 403])
     if body is not None:
         standard += [413, 415]
@@ -202,6 +221,8 @@ def operation(
         "parameters": list(params),
         "responses": responses(ok, tuple(standard) + errors, content_type=content_type),
     }
+    if description:
+        op["description"] = f"Needs `{permission}`. {description}"
     if body is not None:
         op["requestBody"] = body
     if public:
@@ -227,10 +248,16 @@ def listing(
     tag: str,
     params: tuple[dict[str, Any], ...],
     cursor: str = "next_cursor",
+    description: str = "",
 ) -> Operation:
     """A GET of one page of a listing: ``rows`` (their key, their schema)
     and the next page's ``cursor``."""
     name, item = rows
     return operation(
-        summary, permission, {200: ("a page", page(name, item, cursor))}, tag=tag, params=params
+        summary,
+        permission,
+        {200: ("a page", page(name, item, cursor))},
+        tag=tag,
+        params=params,
+        description=description,
     )
