@@ -22,7 +22,9 @@ RETRY_AFTER_SECONDS: Final = 5
 # admin_shutdown, crash_shutdown, cannot_connect_now. Class 08 is
 # "connection exception".
 _UNAVAILABLE_SQLSTATES: Final = frozenset({"57P01", "57P02", "57P03"})
-_UNAVAILABLE_RPC: Final = frozenset({RPCStatusCode.UNAVAILABLE})
+# Temporal's frontend unreachable, or not answering within the call's
+# deadline (a server overloaded or restarting): either way, try again later.
+_UNAVAILABLE_RPC: Final = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
 
 
 def _psycopg_unreachable(err: BaseException | None) -> bool:

@@ -49,5 +49,7 @@ def test_a_refused_statement_is_not_an_outage(err: BaseException) -> None:
 
 def test_only_an_unreachable_temporal_is_an_outage() -> None:
     assert temporal_unavailable(RPCError("down", RPCStatusCode.UNAVAILABLE, b""))
+    # A frontend too slow to answer within the call's deadline: try again too.
+    assert temporal_unavailable(RPCError("slow", RPCStatusCode.DEADLINE_EXCEEDED, b""))
     assert not temporal_unavailable(RPCError("exists", RPCStatusCode.ALREADY_EXISTS, b""))
     assert not temporal_unavailable(OSError("not an RPC"))
