@@ -245,6 +245,8 @@ def test_finance_approves_the_seed_dispute_and_reads_the_closing(
     assert answer.status == 200
     assert answer.headers["content-type"].startswith("text/csv")
     assert "sgbank" in answer.text()
+    chart = page.get_by_role("img", name=re.compile("Đã thu và đã hoàn theo ngày"))
+    expect(chart).to_have_count(1)  # the 14 days' chart, named for screen readers
 
 
 def test_operator_watches_links_and_doubts_and_admin_lists_users(
