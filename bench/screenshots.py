@@ -2,8 +2,9 @@
 
     python -m bench.screenshots [--out docs/console]
 
-Starts a seeded ``reconciler dev`` in a temporary directory, walks the
-pages the browser tests walk (tests/e2e/test_console_browser.py) in
+Starts a seeded ``reconciler dev`` in a temporary directory, walks every
+console page as the role that uses it (the seed story's pages first, in
+its order; the operator's while ``sgbank``'s link is still down) in
 Debian's chromium (``/usr/bin/chromium``, scripts/install-system-tools.sh;
 nothing is downloaded), saves one PNG per page and stops the stack. The
 tests take no screenshots: pictures are made here, on purpose, by a person
@@ -13,42 +14,37 @@ who then looks at them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from playwright.sync_api import Page, sync_playwright
 
+from bench.devstack_client import DevStartError, start_dev, wait_for_dev_json
+from domain.business_time import business_date
+
 CHROMIUM: Final = Path("/usr/bin/chromium")
+# A long page is cut here: the picture shows what a person sees first.
+SHOT_HEIGHT_MAX: Final = 1400
 START_SECONDS: Final = 180.0
 STORY_DECISION: Final = "02003/QĐ-XPHC"
 STORY_PLATE: Final = "29A-888.99"
 
 
 def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    out = (data_dir / "supervisor.out").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "dev", "--data-dir", str(data_dir)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "RECONCILER_ENV": "dev"},
-    )
-    deadline = time.monotonic() + START_SECONDS
-    while not (data_dir / "dev.json").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"reconciler dev did not start; see {data_dir}/supervisor.out")
-        time.sleep(0.5)
-    info: dict[str, Any] = json.loads((data_dir / "dev.json").read_text())
-    return proc, info
+    proc = start_dev(data_dir, seed=True)
+    try:
+        return proc, wait_for_dev_json(proc, data_dir, timeout=START_SECONDS)
+    except DevStartError as err:
+        raise SystemExit(f"reconciler dev did not start: {err}") from None
 
 
 def _user(info: dict[str, Any], role: str) -> dict[str, str]:
@@ -84,6 +80,101 @@ def _reload_until(page: Page, text: str, seconds: float = 60.0) -> None:
         page.reload()
 
 
+def _first_link(page: Page, pattern: str) -> str:
+    """The first link on the page whose path matches ``pattern`` (a regex)."""
+    hrefs: list[str] = page.eval_on_selector_all("main a[href]", "els => els.map(e => e.href)")
+    found = next((h for h in hrefs if re.search(pattern, urllib.parse.urlsplit(h).path)), None)
+    if found is None:
+        raise SystemExit(f"no link like {pattern} on {page.url}")
+    return found
+
+
+def _visit(page: Page, info: dict[str, Any], shot: Any, shots: tuple[tuple[str, str], ...]) -> None:
+    for name, path in shots:
+        page.goto(info["api_url"] + path)
+        shot(name)
+
+
+def _operator_and_admin(page: Page, info: dict[str, Any], shot: Any) -> None:
+    """While ``sgbank``'s link is still down (the seed story's state)."""
+    _log_in(page, info, "operator")
+    _visit(
+        page,
+        info,
+        shot,
+        (
+            ("operator-links", "/console/operator/links"),
+            ("operator-in-doubt", "/console/operator/in-doubt"),
+            ("operator-alerts", "/console/operator/alerts"),
+        ),
+    )
+    _log_in(page, info, "admin")
+    page.goto(info["api_url"] + "/console/admin/users")
+    shot("admin-users")
+    page.goto(info["api_url"] + "/console/admin/users/demo-admin/tokens")
+    shot("admin-tokens")
+
+
+def _finance(page: Page, info: dict[str, Any], shot: Any) -> None:
+    _log_in(page, info, "finance")
+    today = business_date(datetime.now(UTC)).isoformat()
+    _visit(
+        page,
+        info,
+        shot,
+        (
+            ("finance-approvals-own", "/console/approvals"),
+            ("finance-disputes", "/console/disputes"),
+        ),
+    )
+    page.goto(_first_link(page, r"^/console/disputes/\d+$"))
+    shot("finance-dispute")
+    page.goto(info["api_url"] + "/console/reconciliations")
+    shot("finance-runs")
+    page.goto(_first_link(page, r"^/console/reconciliations/\d+$"))
+    shot("finance-run")
+    page.goto(info["api_url"] + "/console/discrepancies")
+    shot("finance-discrepancies")
+    page.goto(_first_link(page, r"^/console/discrepancies/\d+$"))
+    shot("finance-discrepancy")
+    _visit(
+        page,
+        info,
+        shot,
+        (("finance-closing", f"/console/closing?day={today}"),),
+    )
+    page.locator("details").filter(has=page.locator("caption")).last.locator("summary").click()
+    shot("finance-closing-chart", "section.card:has(figure.chart)")
+    _visit(
+        page,
+        info,
+        shot,
+        (
+            ("finance-audit", "/console/audit"),
+            ("finance-audit-verification", "/console/audit/verification"),
+            ("fines-import", "/console/fines/import"),
+        ),
+    )
+    _log_in(page, info, "approver")
+    page.goto(info["api_url"] + "/console/approvals")
+    shot("approver-approvals")
+
+
+def _officer_pages(page: Page, info: dict[str, Any], shot: Any) -> None:
+    _log_in(page, info, "officer")
+    plate = urllib.parse.quote(STORY_PLATE)
+    _visit(
+        page,
+        info,
+        shot,
+        (
+            ("counter-search", f"/console/counter?plate={plate}"),
+            ("receipts-today", "/console/receipts/today"),
+            ("dispute-new", "/console/disputes/new?decision=" + urllib.parse.quote(STORY_DECISION)),
+        ),
+    )
+
+
 def _walk(page: Page, info: dict[str, Any], shot: Any) -> None:
     page.goto(info["console_url"])
     shot("login")
@@ -93,6 +184,9 @@ def _walk(page: Page, info: dict[str, Any], shot: Any) -> None:
     shot("counter-in-doubt")
     page.goto(_status(info, STORY_DECISION, STORY_PLATE))
     shot("status-verifying")
+    _operator_and_admin(page, info, shot)
+    _finance(page, info, shot)
+    _log_in(page, info, "officer")
     request = urllib.request.Request(
         info["banks"]["sgbank"]["admin_url"] + "/faults", method="DELETE"
     )
@@ -115,6 +209,7 @@ def _walk(page: Page, info: dict[str, Any], shot: Any) -> None:
     _log_in(page, info, "operator")  # reads fines, not receipts
     page.goto(info["api_url"] + href)
     shot("forbidden")
+    _officer_pages(page, info, shot)
 
 
 def main() -> None:
@@ -132,9 +227,21 @@ def main() -> None:
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=launch)
                 page = browser.new_page(viewport={"width": 1100, "height": 760}, locale="vi-VN")
 
-                def shot(name: str) -> None:
+                def shot(name: str, part: str | None = None) -> None:
+                    """The page from its top (at most SHOT_HEIGHT_MAX), or
+                    only the element ``part`` (a CSS selector) names."""
                     path = args.out / f"{name}.png"
-                    page.screenshot(path=str(path), full_page=True)
+                    if part is not None:
+                        page.locator(part).first.screenshot(path=str(path))
+                    else:
+                        height = page.evaluate("document.documentElement.scrollHeight")
+                        clip = {
+                            "x": 0,
+                            "y": 0,
+                            "width": 1100,
+                            "height": min(height, SHOT_HEIGHT_MAX),
+                        }
+                        page.screenshot(path=str(path), full_page=True, clip=clip)  # type: ignore[arg-type]
                     print(f"  {path}", flush=True)
 
                 _walk(page, info, shot)

@@ -39,6 +39,17 @@ from domain.business_time import business_day_start
 
 GAPS_SHOWN: Final = 100
 
+# Each entry's unit: its payment's fine's or its dispute's fine's (the
+# report and the daily totals attribute money the same way).
+ATTRIBUTED_CTE: Final = """attributed AS (
+    SELECT pe.*, coalesce(f1.issuing_unit, f2.issuing_unit) AS unit
+      FROM per_entry pe
+      LEFT JOIN payments pay ON pay.id = CAST(pe.payment_id AS uuid)
+      LEFT JOIN fines f1 ON f1.id = pay.fine_id
+      LEFT JOIN disputes d ON d.id = CAST(pe.dispute_id AS bigint)
+      LEFT JOIN fines f2 ON f2.id = d.fine_id
+)"""
+
 # Entries of the day, and every entry before it that touched suspense (the
 # balance held at the day's end), each with its bank and unit.
 _MONEY: Final = text(
@@ -66,14 +77,7 @@ WITH picked AS (
       JOIN postings p ON p.entry_id = x.id
       JOIN accounts a ON a.id = p.account_id
      GROUP BY x.id, x.kind, x.today, x.metadata
-), attributed AS (
-    SELECT pe.*, coalesce(f1.issuing_unit, f2.issuing_unit) AS unit
-      FROM per_entry pe
-      LEFT JOIN payments pay ON pay.id = CAST(pe.payment_id AS uuid)
-      LEFT JOIN fines f1 ON f1.id = pay.fine_id
-      LEFT JOIN disputes d ON d.id = CAST(pe.dispute_id AS bigint)
-      LEFT JOIN fines f2 ON f2.id = d.fine_id
-)
+), {attributed}
 SELECT unit, bank,
        coalesce(sum(clearing_vnd) FILTER (
            WHERE today AND kind IN ('fine_payment', 'duplicate_payment')), 0) AS collected_vnd,
@@ -82,7 +86,7 @@ SELECT unit, bank,
   FROM attributed
  WHERE (CAST(:units AS text[]) IS NULL OR unit = ANY(CAST(:units AS text[])))
  GROUP BY unit, bank
-"""
+""".replace("{attributed}", ATTRIBUTED_CTE)
 )
 
 _OPEN: Final = text(

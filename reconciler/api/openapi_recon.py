@@ -10,6 +10,7 @@ from ledger.disputes.record import ACTIONS as DISPUTE_ACTIONS
 from ledger.disputes.record import DISPUTE_STATUSES
 from ledger.reconciliation.discrepancies import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from ledger.reconciliation.runs import RUN_STATUSES
+from ledger.reports.daily_totals import DAYS_MAX as TOTALS_DAYS_MAX
 from reconciler.api.discrepancy_actions import ACTIONS as DISCREPANCY_ACTIONS
 from reconciler.api.disputes import PAGE_SIZE_MAX as DISPUTES_PAGE_MAX
 from reconciler.api.openapi_parts import (
@@ -37,6 +38,7 @@ from reconciler.api.openapi_parts import (
     ref,
 )
 from reconciler.api.reconciliations import PAGE_SIZE_MAX, RUNS_PAGE_SIZE_MAX
+from reconciler.api.reports import TOTALS_DAYS_DEFAULT, UNIT_CHARS_MAX
 
 REASON: Schema = {"type": "string", "minLength": 1, "maxLength": 2000}
 
@@ -494,6 +496,36 @@ def _approval_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def _report_paths(banks: list[str]) -> dict[str, dict[str, Any]]:
+    point = obj({"day": DATE, "collected_vnd": INT, "refunded_vnd": INT})
+    totals = obj({"until": DATE, "days": INT, "points": array(point)})
+    return {
+        "/api/v1/reports/daily-totals": {
+            "get": operation(
+                "Collected and refunded per business day (the closing page's chart)",
+                "recon:read",
+                {200: ("one point per day, oldest first", totals)},
+                tag="reports",
+                params=(
+                    query("until", DATE, "the last day, up to today (default: today)"),
+                    query(
+                        "days",
+                        {"type": "integer", "minimum": 1, "maximum": TOTALS_DAYS_MAX},
+                        f"how many days up to until (default {TOTALS_DAYS_DEFAULT})",
+                    ),
+                    query("unit", {"type": "string", "maxLength": UNIT_CHARS_MAX}, "one unit"),
+                    query("bank", {"enum": banks}, "one bank"),
+                ),
+            )
+        }
+    }
+
+
 def paths(banks: list[str]) -> dict[str, dict[str, Any]]:
-    """Reconciliation, discrepancies, disputes and approvals."""
-    return {**_recon_paths(banks), **_discrepancy_paths(banks), **_dispute_paths(banks)}
+    """Reconciliation, discrepancies, disputes, approvals and reports."""
+    return {
+        **_recon_paths(banks),
+        **_discrepancy_paths(banks),
+        **_dispute_paths(banks),
+        **_report_paths(banks),
+    }

@@ -2,6 +2,11 @@
 (``recon:read``): the daily closing report of a business day up to today
 (``ledger.reports.daily_closing``) as JSON (the default), CSV or PDF.
 
+``GET /api/v1/reports/daily-totals?until=YYYY-MM-DD&days=14&unit=&bank=``
+(``recon:read``): collected and refunded per day for the ``days`` (1..31)
+days ending with ``until`` (default today), the closing page's chart
+(``ledger.reports.daily_totals``).
+
 A unit-scoped reader sees only their units' rows and series (the scope is
 applied in the query), never money no unit is known for.
 """
@@ -21,22 +26,30 @@ from ledger.core.checks import check_choice
 from ledger.core.errors import ValidationError
 from ledger.reports.daily_closing import ClosingRow, DailyClosing, SeriesRow, daily_closing
 from ledger.reports.daily_closing_render import render_closing_csv, render_closing_pdf
+from ledger.reports.daily_totals import DAYS_MAX, DayTotal, daily_totals
 from reconciler.api.auth import require
 from reconciler.api.keys import ENGINE, SETTINGS
-from reconciler.api.params import parse_date
+from reconciler.api.params import parse_date, strict_query, whole_number
 from reconciler.api.views import json_response
 
 PATH: Final = "/api/v1/reports/daily-closing"
+TOTALS_PATH: Final = "/api/v1/reports/daily-totals"
+TOTALS_PARAMS: Final = frozenset({"until", "days", "unit", "bank"})
+TOTALS_DAYS_DEFAULT: Final = 14
 FORMATS: Final = ("json", "csv", "pdf")
 UNIT_CHARS_MAX: Final = 200
 
 
-def closing_day(query: Mapping[str, str]) -> date:
-    """``day``: a business date up to today (a future day has no closing)."""
-    day = parse_date(query.get("day", ""), "day")
+def past_day(query: Mapping[str, str], name: str = "day") -> date:
+    """``name``: a business date up to today (a future day has no closing)."""
+    day = parse_date(query.get(name, ""), name)
     if day > business_date(datetime.now(UTC)):
-        raise ValidationError("day", "must not be after today (Vietnam time)")
+        raise ValidationError(name, "must not be after today (Vietnam time)")
     return day
+
+
+def closing_day(query: Mapping[str, str]) -> date:
+    return past_day(query, "day")
 
 
 def closing_filters(
@@ -130,5 +143,39 @@ async def get_daily_closing(request: web.Request) -> web.Response:
     return await closing_download(report, fmt)
 
 
+async def totals_report(
+    app: web.Application, query: Mapping[str, str], units: tuple[str, ...]
+) -> tuple[date, int, tuple[DayTotal, ...]]:
+    """(until, days, the points) ``query`` asks for, within ``units``."""
+    until = past_day(query, "until") if query.get("until") else business_date(datetime.now(UTC))
+    raw_days = query.get("days")
+    days = whole_number(raw_days, "days", 1, DAYS_MAX) if raw_days else TOTALS_DAYS_DEFAULT
+    unit, bank = closing_filters(app, query)
+    async with app[ENGINE].connect() as conn:
+        points = await daily_totals(conn, until, days, unit=unit, bank=bank, units=units or None)
+    return until, days, points
+
+
+async def get_daily_totals(request: web.Request) -> web.Response:
+    principal = require(request, "recon:read")
+    strict_query(request, TOTALS_PARAMS)
+    until, days, points = await totals_report(request.app, request.query, principal.units)
+    return json_response(
+        {
+            "until": until.isoformat(),
+            "days": days,
+            "points": [
+                {
+                    "day": p.day.isoformat(),
+                    "collected_vnd": p.collected_vnd,
+                    "refunded_vnd": p.refunded_vnd,
+                }
+                for p in points
+            ],
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get(PATH, get_daily_closing)
+    app.router.add_get(TOTALS_PATH, get_daily_totals)

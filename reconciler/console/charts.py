@@ -11,7 +11,7 @@ here, so the result can be inserted as is (``Markup``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha256
@@ -56,6 +56,16 @@ def _open(title: str, desc: str, height: int) -> tuple[str, list[str]]:
     return uid, head
 
 
+def _hatch(uid: str, *, ground: str, stripe: str, stripe_width: int) -> str:
+    """The chart's hatch pattern (``url(#{uid}-h)``): meaning not by colour alone."""
+    return (
+        f'<defs><pattern id="{uid}-h" width="6" height="6" patternUnits="userSpaceOnUse" '
+        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="{ground}"/>'
+        f'<line x1="0" y1="0" x2="0" y2="6" stroke="{stripe}" stroke-width="{stripe_width}"/>'
+        "</pattern></defs>"
+    )
+
+
 def _x(at: datetime, since: datetime, until: datetime) -> float:
     share = (at - since).total_seconds() / (until - since).total_seconds()
     return LABEL_WIDTH + max(0.0, min(1.0, share)) * (WIDTH - LABEL_WIDTH - 10)
@@ -76,11 +86,7 @@ def timeline(
         raise ValueError("until must be after since")
     height = ROW_HEIGHT * len(lanes) + 30
     uid, parts = _open(title, desc, height)
-    parts.append(
-        f'<defs><pattern id="{uid}-h" width="6" height="6" patternUnits="userSpaceOnUse" '
-        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#b3261e"/>'
-        '<line x1="0" y1="0" x2="0" y2="6" stroke="#fff" stroke-width="2"/></pattern></defs>'
-    )
+    parts.append(_hatch(uid, ground="#b3261e", stripe="#fff", stripe_width=2))
     right = WIDTH - 10
     for row, lane in enumerate(lanes):
         y = row * ROW_HEIGHT
@@ -147,4 +153,52 @@ def bars(
         f'<line x1="10" y1="{15 + plot_height}" x2="{WIDTH - 10}" y2="{15 + plot_height}" '
         'stroke="#333"/></svg>'
     )
+    return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
+
+
+def paired_bars(
+    points: Sequence[tuple[str, int, int]],
+    *,
+    names: tuple[str, str],
+    title: str,
+    desc: str,
+    shown: Callable[[int], str] = str,
+    every: int = 2,
+) -> Markup:
+    """Two bars per point (label, first ≥ 0, second ≥ 0): the first solid,
+    the second hatched (told apart without colour), each with its figure
+    (``shown``) in its tooltip; a legend naming both; every ``every``-th
+    label under the axis."""
+    if any(a < 0 or b < 0 for _, a, b in points):
+        raise ValueError("values must not be negative")
+    uid, parts = _open(title, desc, BAR_CHART_HEIGHT + 20)
+    parts.append(_hatch(uid, ground="#fff", stripe="#b35c00", stripe_width=3))
+    fills = ("#1f4e79", f"url(#{uid}-h)")
+    for i, name in enumerate(names):  # the legend, above the plot
+        key_x = 10 + i * 200
+        parts.append(
+            f'<rect x="{key_x}" y="2" width="14" height="14" fill="{fills[i]}" stroke="#333"/>'
+            f'<text x="{key_x + 20}" y="14" class="chart-label">{escape(name)}</text>'
+        )
+    top = max((max(a, b) for _, a, b in points), default=0) or 1
+    plot_top, plot_height = 30, BAR_CHART_HEIGHT - 40
+    step = (WIDTH - 20) / max(len(points), 1)
+    width = max(step / 2 - 1, 1.0)
+    for i, (label, *values) in enumerate(points):
+        x = 10 + i * step
+        for j, value in enumerate(values):
+            h = plot_height * value / top
+            parts.append(
+                f'<rect x="{x + 1 + j * width:.1f}" y="{plot_top + plot_height - h:.1f}" '
+                f'width="{width:.1f}" height="{h:.1f}" fill="{fills[j]}" stroke="#333" '
+                f'stroke-width="0.5"><title>{escape(label)}: {escape(names[j])} '
+                f"{escape(shown(value))}</title></rect>"
+            )
+        if i % every == 0:
+            parts.append(
+                f'<text x="{x + step / 2:.1f}" y="{BAR_CHART_HEIGHT + 12}" text-anchor="middle" '
+                f'class="chart-tick">{escape(label)}</text>'
+            )
+    base = plot_top + plot_height
+    parts.append(f'<line x1="10" y1="{base}" x2="{WIDTH - 10}" y2="{base}" stroke="#333"/></svg>')
     return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()

@@ -99,6 +99,11 @@ VI: Final[dict[str, str]] = {
     "gaps": "Kiểm tra số liên tục",
     "no_gaps": "Không thiếu số",
     "gaps_found": "Thiếu số",
+    "totals_chart_title": "Đã thu và đã hoàn theo ngày (14 ngày)",
+    "totals_chart_desc": (
+        "Mỗi ngày từ {first} đến {last} có hai cột: đã thu (cột đặc) và đã hoàn (cột gạch chéo)."
+    ),
+    "totals_table": "Số liệu của biểu đồ",
     "closing_hint": (
         "Đã thu và đã hoàn: các bút toán trong ngày (giờ Việt Nam) trên tài khoản thanh toán "
         "của ngân hàng. Đang treo: số dư tài khoản treo lúc cuối ngày. Chưa xử lý: tại lúc "
@@ -280,6 +285,11 @@ EN: Final[dict[str, str]] = {
     "gaps": "Numbering check",
     "no_gaps": "No gaps",
     "gaps_found": "Gaps",
+    "totals_chart_title": "Collected and refunded per day (14 days)",
+    "totals_chart_desc": (
+        "Two bars for each day from {first} to {last}: collected (solid) and refunded (hatched)."
+    ),
+    "totals_table": "The chart's figures",
     "closing_hint": (
         "Collected and refunded: the day's entries (Vietnam time) on the bank's clearing "
         "account. Held in suspense: the suspense balance at the day's end. Open: at the "

@@ -10,7 +10,13 @@ Journeys:
   comes back; the receipt appears by itself, prints (PDF) at the counter
   and downloads by the citizen's signed link; a wrong plate shows nothing;
 - login and logout with the keyboard only (Tab, Enter);
-- a role without the permission gets the 403 page in Vietnamese.
+- a role without the permission gets the 403 page in Vietnamese;
+- finance: the requester of the seed's dispute confirmation sees no
+  approve button on it, the approver approves it through the form; the
+  daily closing of the seed's day shows its totals and a CSV;
+- operator and admin: the link board, the in-doubt queue, the alerts, the
+  users (order-independent: the seed story's journey may have brought
+  ``sgbank`` back before or after).
 
 Every wait polls the page for what it must show, with a deadline (no sleep
 stands for an outcome).
@@ -24,11 +30,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from domain.business_time import business_date
 
 CHROMIUM: Final = Path("/usr/bin/chromium")
 STORY_DECISION: Final = "02003/QĐ-XPHC"
@@ -175,3 +184,110 @@ def test_a_role_without_the_permission_gets_the_403_page(
     assert answer.status == 403
     expect(page.locator("h1")).to_have_text("Không có quyền truy cập")
     expect(page.locator("main")).to_contain_text("Vai trò của bạn không được phép xem trang này")
+
+
+def _go(page: Page, info: dict[str, Any], path: str) -> None:
+    answer = page.goto(info["api_url"] + path)
+    assert answer is not None
+    assert answer.status == 200, f"{path}: {answer.status}"
+
+
+def _seed_day() -> str:
+    """The business day the seed story ran (the stack started minutes ago)."""
+    return business_date(datetime.now(UTC)).isoformat()
+
+
+def test_finance_approves_the_seed_dispute_and_reads_the_closing(
+    page: Page, dev_stack: dict[str, Any]
+) -> None:
+    """Maker-checker in the browser: the requester (demo-finance, who asked
+    to confirm the seed's dispute) sees the request without an approve
+    button; the approver approves it through the form's labelled field.
+    Then the daily closing of the seed's day: totals, and a CSV behind its
+    link."""
+    info = dev_stack
+    _log_in(page, info, "finance")
+    _go(page, info, "/console/approvals")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Hộp phê duyệt")
+    mine = page.get_by_role("region").filter(has_text="demo-finance").first
+    expect(mine).to_contain_text("Đây là yêu cầu của bạn")
+    expect(mine.get_by_role("button", name="Phê duyệt", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Phê duyệt", exact=True)).to_have_count(0)
+    page.context.clear_cookies()
+
+    _log_in(page, info, "approver")
+    _go(page, info, "/console/approvals")
+    theirs = page.get_by_role("region").filter(has_text="demo-finance").first
+    heading = theirs.get_by_role("heading").get_attribute("id")
+    theirs.get_by_label("Lý do phê duyệt (không bắt buộc)").fill("Đã đối chiếu sao kê.")
+    theirs.get_by_role("button", name="Phê duyệt", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Đã ghi nhận quyết định.")
+    expect(page.locator(f"#{heading}")).to_have_count(0)  # no longer pending
+    # The decision is recorded; what the dispute's workflow then does with
+    # it is not this journey's: "approved" while it waits for the bank,
+    # "executed", or "failed" once sgbank answers that it has no record of
+    # the seed's made-up debit. Statuses only move forward, so looking in
+    # this order cannot miss it (it may be seen twice, mid-move).
+    found = []
+    for status in ("approved", "executed", "failed"):
+        page.get_by_label("Trạng thái").select_option(status)
+        with page.expect_navigation():  # read the new page, not the old one
+            page.get_by_role("button", name="Lọc").click()
+        expect(page).to_have_url(re.compile(f"status={status}"))
+        region = page.get_by_role("region").filter(has=page.locator(f"#{heading}"))
+        found += [region.inner_text()] if region.count() else []
+    assert found, "the approved request is in no decided state"
+    assert all("— demo-approver" in text for text in found), found
+
+    _go(page, info, f"/console/closing?day={_seed_day()}")
+    total = page.locator("table tfoot tr")
+    expect(total.get_by_role("rowheader")).to_have_text("Tổng cộng")
+    collected = total.locator("td").first.inner_text()
+    assert re.fullmatch(r"[1-9]\d{0,2}(\.\d{3})* đ", collected), collected  # the seed paid
+    href = page.get_by_role("link", name="Tải CSV").get_attribute("href") or ""
+    answer = page.request.get(urllib.parse.urljoin(page.url, href))
+    assert answer.status == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "sgbank" in answer.text()
+    chart = page.get_by_role("img", name=re.compile("Đã thu và đã hoàn theo ngày"))
+    expect(chart).to_have_count(1)  # the 14 days' chart, named for screen readers
+
+
+def test_operator_watches_links_and_doubts_and_admin_lists_users(
+    page: Page, dev_stack: dict[str, Any]
+) -> None:
+    """Order-independent: the seed story's journey may have brought sgbank
+    back already. What holds either way: sgbank is on the board up or down
+    with at least the seed's outage in its 7 days, and the in-doubt queue
+    lists the seed's payment or says none is in doubt."""
+    info = dev_stack
+    _log_in(page, info, "operator")
+    _go(page, info, "/console/operator/links")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tình trạng kết nối ngân hàng")
+    sgbank = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="sgbank"))
+    expect(sgbank.first).to_contain_text(re.compile("Hoạt động|Mất kết nối"))
+    outages = sgbank.first.locator("td").nth(4).inner_text()
+    assert int(outages) >= 1, outages  # the seed's outage, open or over
+    expect(page.get_by_role("img", name=re.compile("Các lần mất kết nối"))).to_have_count(1)
+
+    _go(page, info, "/console/operator/in-doubt")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Thanh toán chờ xác minh")
+    page.get_by_label("Lọc theo ngân hàng").select_option("sgbank")
+    page.get_by_role("button", name="Lọc").click()
+    listed = page.get_by_role("rowheader").filter(has_text=STORY_DECISION)
+    empty = page.get_by_text("Không có thanh toán nào đang chờ xác minh.")
+    expect(listed.or_(empty)).to_have_count(1)
+    if listed.count():
+        recheck = f"Kiểm tra lại ngay thanh toán {STORY_DECISION}"
+        expect(page.get_by_role("button", name=recheck)).to_have_count(1)
+
+    _go(page, info, "/console/operator/alerts")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cảnh báo đang kích hoạt")
+    page.context.clear_cookies()
+
+    _log_in(page, info, "admin")
+    _go(page, info, "/console/admin/users")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Người dùng và mã truy cập")
+    for role in ("officer", "finance", "approver", "operator", "admin"):
+        expect(page.get_by_role("rowheader", name=f"demo-{role}", exact=True)).to_have_count(1)
+    expect(page.get_by_label("Tên đăng nhập")).to_be_visible()  # the create form

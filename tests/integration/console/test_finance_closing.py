@@ -5,7 +5,7 @@ parameters are a 400, and the console page, CSV and PDF show the same."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +27,7 @@ OTHER_UNIT = "Đội CSGT số 9"
 AMOUNT = 1_500_000
 SUSPENSE = 300_000
 PATH = "/api/v1/reports/daily-closing"
+TOTALS = "/api/v1/reports/daily-totals"
 
 
 @pytest.fixture
@@ -157,3 +158,61 @@ async def test_unit_scope_and_the_console_page(console: Console, engine: AsyncEn
     assert f"{OTHER_UNIT},vcb,{AMOUNT}" in csv_text
     bad = await console.get("/console/closing?day=2099-01-01")
     assert bad.status == 400
+    # The chart of the 14 days up to the day, its figures in a table too.
+    assert 'role="img"' in page
+    assert "Đã thu và đã hoàn theo ngày (14 ngày)" in page
+    assert f"{today:%d/%m}: Đã thu 7.500.000 đ" in page  # every unit: 5 debits
+    day_row = f'<th scope="row">{today:%d/%m/%Y}</th><td class="num">7.500.000 đ</td>'
+    assert day_row in page
+
+
+async def test_daily_totals_agree_with_the_closing_within_scope(
+    console: Console, engine: AsyncEngine
+) -> None:
+    await _day_of_money(engine)
+    today = business_date(datetime.now(UTC))
+    token = await make_token(engine, "finance", "fin.totals")
+    auth = {"Authorization": f"Bearer {token}"}
+    body = await (await console.get(f"{TOTALS}?until={today}&days=3", headers=auth)).json()
+    closing = await (await console.get(f"{PATH}?day={today}", headers=auth)).json()
+    assert body["until"] == today.isoformat()
+    assert body["days"] == 3
+    assert [p["day"] for p in body["points"]] == [
+        (today - timedelta(days=n)).isoformat() for n in (2, 1, 0)
+    ]
+    assert body["points"][:2] == [
+        {"day": p["day"], "collected_vnd": 0, "refunded_vnd": 0} for p in body["points"][:2]
+    ]
+    last = body["points"][-1]
+    assert (last["collected_vnd"], last["refunded_vnd"]) == (5 * AMOUNT, AMOUNT)
+    total = closing["total"]
+    assert (last["collected_vnd"], last["refunded_vnd"]) == (
+        total["collected_vnd"],
+        total["refunded_vnd"],
+    )
+    default = await (await console.get(TOTALS, headers=auth)).json()
+    assert (default["until"], default["days"]) == (today.isoformat(), 14)
+    # Unit scope in the query: a scoped reader's own unit only; a forged
+    # ``unit`` of another finds nothing.
+    scoped = await make_token(engine, "finance", "fin.totals.scoped", units=(UNIT,))
+    mine = {"Authorization": f"Bearer {scoped}"}
+    own = await (await console.get(f"{TOTALS}?days=1", headers=mine)).json()
+    assert own["points"][0]["collected_vnd"] == 4 * AMOUNT
+    forged = await (await console.get(f"{TOTALS}?days=1&unit={OTHER_UNIT}", headers=mine)).json()
+    assert forged["points"][0]["collected_vnd"] == 0
+    for bad in (
+        "days=0",
+        "days=32",
+        "days=abc",
+        "days=1&days=2",
+        "until=2099-01-01",
+        "until=01/03/2026",
+        "bank=%3Cx%3E",
+        "sort=amount",
+    ):
+        refused = await console.get(f"{TOTALS}?{bad}", headers=auth)
+        assert refused.status == 400, bad
+        assert (await refused.json())["error"]["field"] in bad, bad
+    officer = await make_token(engine, "officer", "an.officer.totals")
+    denied = await console.get(TOTALS, headers={"Authorization": f"Bearer {officer}"})
+    assert denied.status == 403

@@ -103,6 +103,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/users/{username}/unlock"): "users:manage",
     ("POST", "/api/v1/users/{username}/password"): "users:manage",
     ("GET", "/api/v1/reports/daily-closing"): "recon:read",
+    ("GET", "/api/v1/reports/daily-totals"): "recon:read",
     ("GET", "/api/v1/discrepancy-queue"): "recon:read",
     ("POST", "/api/v1/discrepancy-queue/assign"): "recon:write",
     ("POST", "/api/v1/discrepancies/{discrepancy_id}/notes"): "recon:write",

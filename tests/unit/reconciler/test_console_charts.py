@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from reconciler.console.charts import Lane, Span, bars, timeline
+from reconciler.console.charts import Lane, Span, bars, paired_bars, timeline
 
 SVG = "{http://www.w3.org/2000/svg}"
 SINCE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -81,3 +81,54 @@ def test_bad_input_is_refused() -> None:
 
 def test_same_input_same_svg() -> None:
     assert bars([("a", 1)], title="t", desc="d") == bars([("a", 1)], title="t", desc="d")
+
+
+def _marks(root: ElementTree.Element) -> list[ElementTree.Element]:
+    return [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+
+
+def test_paired_bars_draw_both_figures_apart_without_colour() -> None:
+    svg = paired_bars(
+        [("01/03", 4_000_000, 1_000_000), ("02/03", 0, 0), ("03/03", 2_000_000, 0)],
+        names=("Đã thu", "Đã hoàn"),
+        title="Thu và hoàn theo ngày",
+        desc="14 ngày",
+        shown=lambda v: f"{v:,} đ".replace(",", "."),
+    )
+    root = _parse(svg)
+    assert root.get("role") == "img"
+    title_id, desc_id = root.get("aria-labelledby", "").split()
+    assert root.find(f"{SVG}title").get("id") == title_id  # type: ignore[union-attr]
+    assert root.find(f"{SVG}desc").get("id") == desc_id  # type: ignore[union-attr]
+    marks = _marks(root)
+    assert [m.find(f"{SVG}title").text for m in marks] == [  # type: ignore[union-attr]
+        "01/03: Đã thu 4.000.000 đ",
+        "01/03: Đã hoàn 1.000.000 đ",
+        "02/03: Đã thu 0 đ",
+        "02/03: Đã hoàn 0 đ",
+        "03/03: Đã thu 2.000.000 đ",
+        "03/03: Đã hoàn 0 đ",
+    ]
+    heights = [float(m.get("height", "")) for m in marks]
+    assert heights[0] == pytest.approx(4 * heights[1])  # to scale
+    assert heights[0] == pytest.approx(2 * heights[4])
+    assert heights[2] == heights[3] == heights[5] == 0
+    # The second figure is hatched, not only another colour; the legend says which.
+    fills = {m.get("fill") for m in marks[1::2]}
+    pattern = root.find(f"{SVG}defs/{SVG}pattern")
+    assert fills == {f"url(#{pattern.get('id')})"}  # type: ignore[union-attr]
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert texts[:2] == ["Đã thu", "Đã hoàn"]
+    assert "01/03" in texts
+    assert "03/03" in texts
+    assert "02/03" not in texts  # every other label under the axis
+
+
+def test_paired_bars_escape_and_refuse_negative_values() -> None:
+    svg = paired_bars([("<b>", 1, 0)], names=("<script>", "x"), title="<t>", desc="d&d", shown=str)
+    assert "<script>" not in svg
+    assert "<b>" not in svg
+    _parse(svg)  # still well-formed XML
+    with pytest.raises(ValueError, match="negative"):
+        paired_bars([("a", -1, 0)], names=("a", "b"), title="t", desc="d")
+    assert _marks(_parse(paired_bars([], names=("a", "b"), title="t", desc="d"))) == []
