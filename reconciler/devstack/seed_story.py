@@ -37,6 +37,8 @@ from typing import Any, Final
 from domain.business_time import business_date
 
 STORY_BANK: Final = "sgbank"
+# Where the disputed money went: a VietQR bank (a citizen's own transfer).
+DISPUTE_BANK: Final = "hnbank"
 # Fines the story pays (registered by ``seed``): decision, payer account.
 SETTLED: Final = (("02001/QĐ-XPHC", "0011002000001"), ("03001/QĐ-XPHC", "0011003000001"))
 DECLINED: Final = ("02002/QĐ-XPHC", "0011002000666")
@@ -96,6 +98,7 @@ class Story:
     def __init__(self, info: dict[str, Any], passwords: dict[str, str]) -> None:
         self.api = Http(info["api_url"], info["api_token"])
         self.bank = Http(info["banks"][STORY_BANK]["admin_url"])
+        self.dispute_bank = Http(info["banks"][DISPUTE_BANK]["admin_url"])
         self.passwords = passwords
 
     # -- steps -------------------------------------------------------------------
@@ -176,18 +179,29 @@ class Story:
             self.clear_fault(fault)
 
     def dispute(self) -> None:
+        """The citizen paid by their own transfer at ``hnbank``, without the
+        decision number in its content: the bank holds the money, the ledger
+        never heard of it. The dispute names that real movement, so its
+        approval, once given, settles the fine with a receipt."""
         officer = self.login("officer")
         decision, account = DISPUTED
         _, fine = officer.call("GET", f"/api/v1/fines/{_quoted(decision)}")
+        status, moved = self.dispute_bank.call(
+            "POST",
+            "/transfers",
+            {"payer_account": account, "amount_vnd": fine["amount_vnd"], "content": "NOP PHAT"},
+        )
+        if status != 201:
+            raise StoryError(f"dispute: the citizen's transfer: {status} {moved}")
         status, opened = officer.call(
             "POST",
             "/api/v1/disputes",
             {
                 "decision_number": decision,
-                "bank": STORY_BANK,
+                "bank": DISPUTE_BANK,
                 "amount_vnd": fine["amount_vnd"],
-                "occurred_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-                "bank_ref": "FT26000SEED01",
+                "occurred_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+                "bank_ref": moved["transfer"]["bank_ref"],
                 "payer_account": account,
                 "description": "Công dân báo đã bị trừ tiền nhưng chưa nhận được biên lai.",
             },
