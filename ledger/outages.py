@@ -12,7 +12,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -84,13 +84,25 @@ class PostgresOutageStore:
         )
         return await self._fetch(statement)
 
-    async def recent(self, limit: int = 50, *, bank: str | None = None) -> list[Outage]:
-        """The latest outages (open or closed), newest first."""
+    async def recent(
+        self,
+        limit: int = 50,
+        *,
+        bank: str | None = None,
+        before: tuple[datetime, int] | None = None,
+    ) -> list[Outage]:
+        """The latest outages (open or closed), newest first; ``before``: the
+        page after the one that ended at this (started_at, id)."""
         _check_limit(limit)
         statement = select(*_COLUMNS)
         if bank is not None:
             _check_bank(bank)
             statement = statement.where(bank_outages.c.bank == bank)
+        if before is not None:
+            started_at, outage_id = check_utc(before[0]), before[1]
+            statement = statement.where(
+                tuple_(bank_outages.c.started_at, bank_outages.c.id) < (started_at, outage_id)
+            )
         statement = statement.order_by(
             bank_outages.c.started_at.desc(), bank_outages.c.id.desc()
         ).limit(limit)

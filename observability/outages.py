@@ -53,7 +53,15 @@ class OutageStore(Protocol):
 
     async def open_outages(self) -> list[Outage]: ...
 
-    async def recent(self, limit: int = 50, *, bank: str | None = None) -> list[Outage]: ...
+    async def recent(
+        self,
+        limit: int = 50,
+        *,
+        bank: str | None = None,
+        before: tuple[datetime, int] | None = None,
+    ) -> list[Outage]:
+        """Newest first; ``before``: only those before this (started_at, id)."""
+        ...
 
 
 def check_bank(bank: str) -> None:
@@ -110,8 +118,16 @@ class InMemoryOutageStore:
     async def open_outages(self) -> list[Outage]:
         return [o for o in self._outages if o.is_open]
 
-    async def recent(self, limit: int = 50, *, bank: str | None = None) -> list[Outage]:
+    async def recent(
+        self,
+        limit: int = 50,
+        *,
+        bank: str | None = None,
+        before: tuple[datetime, int] | None = None,
+    ) -> list[Outage]:
         check_limit(limit)
         rows = [o for o in self._outages if bank is None or o.bank == bank]
+        if before is not None:
+            rows = [o for o in rows if (o.started_at, o.id) < before]
         rows.sort(key=lambda o: (o.started_at, o.id), reverse=True)
         return rows[:limit]

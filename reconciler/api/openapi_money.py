@@ -439,12 +439,23 @@ def _audit_and_ops_paths() -> dict[str, dict[str, Any]]:
                 {
                     200: (
                         "outages",
-                        obj({"open": array(ref("Outage")), "recent": array(ref("Outage"))}),
+                        obj(
+                            {
+                                "open": array(ref("Outage")),
+                                "recent": array(ref("Outage")),
+                                "next_cursor": nullable(STR),
+                            }
+                        ),
                     )
                 },
                 tag="operations",
                 params=(
                     query("bank", {"type": "string"}, "only this bank's"),
+                    query(
+                        "cursor",
+                        {"type": "string", "pattern": r"^\d{1,17}\.\d{1,18}$"},
+                        "the previous page's next_cursor",
+                    ),
                     limit(OUTAGES_LIMIT_MAX),
                 ),
             )
