@@ -6,9 +6,9 @@ stop: a worker killed mid-call is noticed within that timeout instead of
 the attempt's whole start-to-close. ``keeps_alive`` wraps an activity
 method so that, while it runs, it heartbeats every third of its timeout
 (the SDK throttles them further). It sends nothing for an activity
-scheduled without a heartbeat timeout, and nothing for a call that ends
-before the first beat: a bank answering in milliseconds costs no extra
-round trip to the server.
+scheduled without a heartbeat timeout or called outside an activity, and
+nothing for a call that ends before the first beat: a bank answering in
+milliseconds costs no extra round trip to the server.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def keeps_alive(
 
     @wraps(method)
     async def run(self: S, arg: A) -> R:
-        timeout = activity.info().heartbeat_timeout
+        # Called as a plain method (a test, a tool), there is no one to beat for.
+        timeout = activity.info().heartbeat_timeout if activity.in_activity() else None
         if not timeout:
             return await method(self, arg)
         beating = asyncio.create_task(_beat(timeout.total_seconds() / 3))

@@ -55,3 +55,8 @@ async def test_the_heartbeats_stop_with_the_call() -> None:
     seen = len(beats)
     await asyncio.sleep(0.1)
     assert len(beats) == seen
+
+
+async def test_called_outside_an_activity_it_is_the_plain_method() -> None:
+    """Tests and tools call the activities' methods directly."""
+    assert await Bank(wait_seconds=0.05).call("sent") == "SENT"
