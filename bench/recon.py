@@ -311,13 +311,16 @@ async def undo_load(engine: AsyncEngine, *, keep_history: bool = False) -> None:
     so that the next load does not pay for setting their hint bits."""
     async with engine.begin() as conn:
         if keep_history:
-            await conn.execute(text("TRUNCATE discrepancies"))
+            # discrepancy_assignments (the work queue's) reference discrepancies.
+            await conn.execute(text("TRUNCATE discrepancy_assignments, discrepancies"))
             await conn.execute(
                 text("DELETE FROM statement_lines WHERE import_id <> :history"),
                 {"history": HISTORY_IMPORT_ID},
             )
         else:
-            await conn.execute(text("TRUNCATE statement_lines, discrepancies"))
+            await conn.execute(
+                text("TRUNCATE statement_lines, discrepancy_assignments, discrepancies")
+            )
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("VACUUM fines, payments, statement_lines"))
