@@ -78,7 +78,9 @@ async def dev_stack(data_dir: Path, workers: int, api_procs: int) -> AsyncIterat
     """``reconciler dev`` in ``data_dir``; yields its dev.json once written."""
     data_dir.mkdir(parents=True)  # noqa: ASYNC240 (once per setup, before the timed part)
     dev_json = data_dir / "dev.json"
-    argv = [sys.executable, "-m", "reconciler", "dev", "--data-dir", str(data_dir)]
+    # No seed story: it leaves a bank's link down on purpose (the outage the
+    # operator's console shows), and this benchmark pays through that bank.
+    argv = [sys.executable, "-m", "reconciler", "dev", "--data-dir", str(data_dir), "--no-seed"]
     with (data_dir / "supervisor.out").open("ab") as out:
         process = subprocess.Popen(
             [*argv, "--workers", str(workers), "--api-procs", str(api_procs)],

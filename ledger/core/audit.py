@@ -27,7 +27,8 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -44,6 +45,8 @@ DETAIL_DEPTH_MAX: Final = 8
 PAGE_SIZE_DEFAULT: Final = 1_000
 PAGE_SIZE_MAX: Final = 10_000
 PROBLEMS_MAX: Final = 1_000
+# Rows one ``append_audit_many`` appends at most (a batch of bookings).
+APPEND_MANY_MAX: Final = 1_000
 _PAST_HEAD_LISTED_MAX: Final = 100
 ACTOR_CHARS_MAX: Final = 200
 SUBJECT_ID_CHARS_MAX: Final = 200
@@ -157,6 +160,29 @@ _HEAD_FOR_UPDATE = (
 _INSERT_ENTRY = t.audit_log.insert()
 
 
+@dataclass(frozen=True)
+class AuditDraft:
+    """A row still to append (``append_audit_many``): what ``append_audit``
+    takes as arguments."""
+
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    now: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _checked(draft: AuditDraft) -> AuditDraft:
+    """``draft`` with a copy of its detail, or ``ValueError``."""
+    detail = dict(draft.detail)
+    _validate(draft.actor, draft.action, draft.subject_type, draft.subject_id)
+    check_json_value(detail, "detail")
+    if len(_canonical(detail).encode()) > DETAIL_BYTES_MAX:
+        raise ValueError(f"audit detail of {draft.action} is larger than {DETAIL_BYTES_MAX} bytes")
+    return replace(draft, detail=detail)
+
+
 async def append_audit(
     conn: AsyncConnection,
     *,
@@ -170,34 +196,71 @@ async def append_audit(
     """Append one row in the caller's transaction (it commits or rolls back
     with the action it records). Holds the chain's head lock until commit:
     call it after the transaction's other row locks."""
-    detail = dict(detail or {})
-    _validate(actor, action, subject_type, subject_id)
-    check_json_value(detail, "detail")
-    if len(_canonical(detail).encode()) > DETAIL_BYTES_MAX:
-        raise ValueError(f"audit detail of {action} is larger than {DETAIL_BYTES_MAX} bytes")
+    draft = AuditDraft(actor, action, subject_type, subject_id, now, detail or {})
+    (entry,) = await append_audit_many(conn, [draft])
+    return entry
+
+
+async def append_audit_many(
+    conn: AsyncConnection, drafts: Sequence[AuditDraft]
+) -> list[AuditEntry]:
+    """Append ``drafts`` in order, chained one to the next, with one head
+    lock and one INSERT: the appends of a batch of bookings
+    (``ledger.payments.settle_batch``). Every draft is checked before the
+    head is locked, so a bad one appends nothing. Same rules as
+    ``append_audit``: the caller's transaction, the head lock held until
+    commit, called after every other row lock."""
+    if not 1 <= len(drafts) <= APPEND_MANY_MAX:
+        raise ValueError(f"append 1..{APPEND_MANY_MAX} audit rows at once, not {len(drafts)}")
+    checked = [_checked(draft) for draft in drafts]
     head = (await conn.execute(_HEAD_FOR_UPDATE)).one()
-    entry_id = int(head.last_id) + 1
-    at = now.astimezone(UTC)
-    digest = entry_hash(
-        entry_id, at, actor, action, subject_type, subject_id, detail, head.last_hash
-    )
-    await conn.execute(
-        _INSERT_ENTRY,
+    entry_id, prev_hash = int(head.last_id), str(head.last_hash)
+    entries: list[AuditEntry] = []
+    for draft in checked:
+        entry_id += 1
+        at = draft.now.astimezone(UTC)
+        digest = entry_hash(
+            entry_id,
+            at,
+            draft.actor,
+            draft.action,
+            draft.subject_type,
+            draft.subject_id,
+            draft.detail,
+            prev_hash,
+        )
+        entries.append(
+            AuditEntry(
+                entry_id,
+                at,
+                draft.actor,
+                draft.action,
+                draft.subject_type,
+                draft.subject_id,
+                draft.detail,
+                prev_hash,
+                digest,
+            )
+        )
+        prev_hash = digest
+    # In id order: the table's trigger checks that each row continues the
+    # head it moved for the row before.
+    rows = [
         {
-            "id": entry_id,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": subject_id,
-            "detail": detail,
-            "prev_hash": head.last_hash,
-            "hash": digest,
-        },
-    )
-    return AuditEntry(
-        entry_id, at, actor, action, subject_type, subject_id, detail, head.last_hash, digest
-    )
+            "id": e.id,
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "subject_type": e.subject_type,
+            "subject_id": e.subject_id,
+            "detail": e.detail,
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+        for e in entries
+    ]
+    await conn.execute(_INSERT_ENTRY, rows[0] if len(rows) == 1 else rows)
+    return entries
 
 
 async def audit_trail(

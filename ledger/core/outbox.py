@@ -10,6 +10,7 @@ times, oldest first. Every function runs in the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -50,6 +51,15 @@ _ENQUEUE: Final = (
     .on_conflict_do_nothing(index_elements=["dedupe_key"])
     .returning(t.outbox.c.id)
 )
+_ENQUEUE_MANY: Final = (
+    insert(t.outbox)
+    .values(
+        dedupe_key=bindparam("dedupe_key"),
+        kind=bindparam("kind"),
+        payload=bindparam("payload", type_=JSONB),
+    )
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+)
 # ``sent_at IS NULL`` is the predicate of the partial index ``outbox_unsent``.
 _CLAIM: Final = (
     select(*columns(Notice, t.outbox))
@@ -77,6 +87,22 @@ async def enqueue(
     (it is left as it is)."""
     params = {"dedupe_key": dedupe_key, "kind": kind, "payload": payload}
     return (await conn.execute(_ENQUEUE, params)).scalar_one_or_none() is not None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A notice to queue (``enqueue_many``)."""
+
+    dedupe_key: str
+    kind: str
+    payload: dict[str, Any]
+
+
+async def enqueue_many(conn: AsyncConnection, drafts: Sequence[Draft]) -> None:
+    """``enqueue`` for many notices in one round trip (those whose dedupe key
+    was queued before are left as they are)."""
+    if drafts:
+        await conn.execute(_ENQUEUE_MANY, [vars(d) for d in drafts])
 
 
 async def claim_batch(conn: AsyncConnection, limit: int = BATCH_SIZE_MAX) -> list[Notice]:

@@ -154,14 +154,114 @@ async def post_entry(conn: AsyncConnection, request: EntryRequest) -> PostedEntr
     if row.entry_id is None:
         return await _existing_entry(conn, request.idempotency_key, digest)
     if row.lines != len(request.postings):
-        known = set(
-            (await conn.execute(select(t.accounts.c.code).where(t.accounts.c.code.in_(codes))))
-            .scalars()
-            .all()
-        )
-        missing = sorted(set(codes) - known)
-        raise UnknownAccountError(f"unknown account(s): {', '.join(missing)}")
+        await _raise_unknown_accounts(conn, codes)
     return PostedEntry(entry_id=int(row.entry_id), created=True)
+
+
+# Entries posted by one ``post_entries`` at most.
+POST_MANY_MAX: Final = 1_000
+_INSERT_ENTRIES = text(
+    """
+    INSERT INTO journal_entries
+        (idempotency_key, kind, description, content_hash, reverses_entry_id, metadata)
+    SELECT v.key, v.kind, v.description, v.hash, v.reverses, v.metadata
+      FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:descriptions AS text[]),
+                  CAST(:hashes AS text[]), CAST(:reverses AS bigint[]),
+                  CAST(:metadata AS jsonb[]))
+           WITH ORDINALITY AS v(key, kind, description, hash, reverses, metadata, ord)
+     ORDER BY v.ord
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+    """
+)
+# The postings of many entries in one statement. Each row's trigger adds it
+# to its account's balance shard (entry id mod 16) and holds that row until
+# commit: inserted in (account, shard) order, the order every single entry
+# takes its (account, shard) rows in too (``_POST_ENTRY``: one shard per
+# entry, accounts in id order), so a batch and single entries never wait on
+# each other in a cycle.
+_INSERT_POSTINGS = text(
+    """
+    WITH lines AS (
+        INSERT INTO postings (entry_id, account_id, amount_vnd)
+        SELECT v.entry_id, a.id, v.amount
+          FROM unnest(CAST(:entry_ids AS bigint[]), CAST(:codes AS text[]),
+                      CAST(:amounts AS bigint[])) AS v(entry_id, code, amount)
+          JOIN accounts a ON a.code = v.code
+         ORDER BY a.id, v.entry_id % 16, v.entry_id
+        RETURNING 1
+    )
+    SELECT count(*) FROM lines
+    """
+)
+
+
+async def post_entries(
+    conn: AsyncConnection, requests: Sequence[EntryRequest]
+) -> list[PostedEntry]:
+    """``post_entry`` for many entries, in three statements whatever their
+    number: the entries (in order, so their ids follow it), then all their
+    postings. An entry whose key was used before is returned as it was (or
+    ``IdempotencyConflictError`` when it differs), as ``post_entry`` does.
+    Every request is checked before anything is written."""
+    if not 1 <= len(requests) <= POST_MANY_MAX:
+        raise ValueError(f"post 1..{POST_MANY_MAX} entries at once, not {len(requests)}")
+    for request in requests:
+        validate_entry(request)
+    keys = [r.idempotency_key for r in requests]
+    if len(set(keys)) != len(keys):
+        raise ValueError("two entries of one batch share an idempotency key")
+    digests = [r.content_hash() for r in requests]
+    rows = (
+        await conn.execute(
+            _INSERT_ENTRIES,
+            {
+                "keys": keys,
+                "kinds": [r.kind for r in requests],
+                "descriptions": [r.description for r in requests],
+                "hashes": digests,
+                "reverses": [r.reverses_entry_id for r in requests],
+                "metadata": [
+                    json.dumps(dict(r.metadata), ensure_ascii=False, default=str) for r in requests
+                ],
+            },
+        )
+    ).all()
+    created = {str(row.idempotency_key): int(row.id) for row in rows}
+    entry_ids: list[int] = []
+    codes: list[str] = []
+    amounts: list[int] = []
+    for request in requests:
+        entry_id = created.get(request.idempotency_key)
+        if entry_id is None:
+            continue
+        for posting in request.postings:
+            entry_ids.append(entry_id)
+            codes.append(posting.account_code)
+            amounts.append(posting.amount_vnd)
+    if entry_ids:
+        params = {"entry_ids": entry_ids, "codes": codes, "amounts": amounts}
+        lines = (await conn.execute(_INSERT_POSTINGS, params)).scalar_one()
+        if lines != len(entry_ids):
+            await _raise_unknown_accounts(conn, codes)
+    posted: list[PostedEntry] = []
+    for request, digest in zip(requests, digests, strict=True):
+        entry_id = created.get(request.idempotency_key)
+        if entry_id is None:
+            posted.append(await _existing_entry(conn, request.idempotency_key, digest))
+        else:
+            posted.append(PostedEntry(entry_id=entry_id, created=True))
+    return posted
+
+
+async def _raise_unknown_accounts(conn: AsyncConnection, codes: Sequence[str]) -> None:
+    known = set(
+        (await conn.execute(select(t.accounts.c.code).where(t.accounts.c.code.in_(list(codes)))))
+        .scalars()
+        .all()
+    )
+    missing = sorted(set(codes) - known)
+    raise UnknownAccountError(f"unknown account(s): {', '.join(missing)}")
 
 
 async def _existing_entry(conn: AsyncConnection, key: str, digest: str) -> PostedEntry:

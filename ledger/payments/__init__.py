@@ -8,7 +8,8 @@ the modules behind it are an arrangement by concern that may change:
 - ``records``: reading a payment, its history rows, its audit entries;
 - ``create``: starting a payment, with the API's idempotency;
 - ``transitions``: the moves that book no money;
-- ``settle``: settlement (with the receipt) and the refund of a duplicate;
+- ``settle``: settlement (with the receipt; one payment or a batch) and the
+  refund of a duplicate;
 - ``external``: debits the bank made outside a live payment of ours;
 - ``views``: a payment with its history, the payments in doubt;
 - ``bank_events``: the bank's own word held in the ledger (verified
@@ -33,8 +34,12 @@ from ledger.payments.model import (
 )
 from ledger.payments.records import find_payment_by_debit_key, get_payment, note_event
 from ledger.payments.settle import (
+    SETTLE_MANY_MAX,
+    BatchSettlement,
+    Confirmed,
     Settlement,
     mark_refunded,
+    settle_many_with_receipts,
     settle_payment,
     settle_with_receipt,
 )
@@ -52,11 +57,14 @@ from ledger.payments.views import (
 __all__ = [
     "DRIVEN_CHANNELS",
     "LIVE_STATUSES",
+    "SETTLE_MANY_MAX",
     "TRANSITIONS",
     "UNKNOWN_PAYER",
     "AmountMismatchError",
     "BankEvent",
+    "BatchSettlement",
     "ClientKey",
+    "Confirmed",
     "InDoubt",
     "Payment",
     "PaymentChannel",
@@ -79,6 +87,7 @@ __all__ = [
     "record_bank_event",
     "record_external_debit",
     "request_hash",
+    "settle_many_with_receipts",
     "settle_payment",
     "settle_with_receipt",
     "transition",

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import tables as t
-from ledger.core.audit import append_audit
+from ledger.core.audit import AuditDraft, append_audit_many
 from ledger.core.errors import NotFoundError
 from ledger.core.rows import one_row
 from ledger.payments.model import PAYMENT_COLUMNS, Payment, PaymentStatus, payment_from_row
@@ -142,8 +142,14 @@ async def audit_money(
 ) -> None:
     """Every money movement in the audit log, in the same transaction (last:
     the audit head is a lock held until commit, see ``ledger.core.audit``)."""
-    await append_audit(
-        conn,
+    await append_audit_many(conn, [money_draft(action, actor, payment, now, detail)])
+
+
+def money_draft(
+    action: str, actor: str, payment: Payment, now: datetime, detail: dict[str, Any]
+) -> AuditDraft:
+    """The audit row of a money movement of ``payment`` (``audit_money``)."""
+    return AuditDraft(
         actor=actor,
         action=action,
         subject_type="payment",

@@ -29,7 +29,7 @@ import hmac
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -334,14 +334,6 @@ _LOCATE = (
 _receipt_facts: Final = row_mapper(ReceiptFacts)
 # The common case in one statement: the series exists and is this unit's,
 # spelled exactly as stored (any other spelling takes ``_claim_series``).
-_NEXT_NUMBER_OWNED = text(
-    "UPDATE receipt_series SET last_number = last_number + 1 "
-    "WHERE series = :series AND issuing_unit = :issuing_unit RETURNING last_number"
-)
-_NEXT_NUMBER = text(
-    "UPDATE receipt_series SET last_number = last_number + 1 "
-    "WHERE series = :series RETURNING last_number"
-)
 _INSERT_RECEIPT = receipts.insert()
 _RECEIPT_FOR_PAYMENT = select(*_RECEIPT_COLUMNS).where(
     receipts.c.payment_id == bindparam("payment_id")
@@ -357,49 +349,91 @@ async def issue_new_receipt(
     UPDATE``), has checked that the payment succeeded and settles its fine
     and that it has no receipt (``issue_receipt_once`` does all of that).
     """
+    (receipt,) = await issue_new_receipts(conn, [facts], signer, now)
+    return receipt
+
+
+# Receipts one ``issue_new_receipts`` issues at most.
+ISSUE_MANY_MAX = 1_000
+_NEXT_NUMBERS_OWNED = text(
+    "UPDATE receipt_series SET last_number = last_number + :count "
+    "WHERE series = :series AND issuing_unit = :issuing_unit RETURNING last_number"
+)
+_NEXT_NUMBERS = text(
+    "UPDATE receipt_series SET last_number = last_number + :count "
+    "WHERE series = :series RETURNING last_number"
+)
+
+
+async def issue_new_receipts(
+    conn: AsyncConnection, facts: Sequence[ReceiptFacts], signer: ReceiptSigner, now: datetime
+) -> list[Receipt]:
+    """``issue_new_receipt`` for many payments (of any units), in order: one
+    counter update per series for the numbers of all its receipts (in the
+    order of ``facts``), one INSERT for the receipts. The series counters
+    are locked in the order of their names, so two batches never wait on
+    each other in a cycle (one receipt locks one counter). The caller holds
+    the payments locked and has checked them, as for ``issue_new_receipt``."""
+    if not 1 <= len(facts) <= ISSUE_MANY_MAX:
+        raise ValueError(f"issue 1..{ISSUE_MANY_MAX} receipts at once, not {len(facts)}")
+    if len({f.payment_id for f in facts}) != len(facts):
+        raise ValueError("two receipts of one batch are for the same payment")
     _require_aware(now)
     issued_at = now.astimezone(UTC).replace(microsecond=0)
     year = business_year(issued_at)
-    series = series_code(facts.issuing_unit, year)
-    owned: int | None = (
-        await conn.execute(
-            _NEXT_NUMBER_OWNED, {"series": series, "issuing_unit": facts.issuing_unit}
+    by_unit: dict[str, list[int]] = {}
+    for i, fact in enumerate(facts):
+        by_unit.setdefault(fact.issuing_unit, []).append(i)
+    numbered: dict[int, tuple[str, int]] = {}
+    for unit in sorted(by_unit, key=lambda u: (series_code(u, year), u)):
+        positions = by_unit[unit]
+        count = len(positions)
+        series = series_code(unit, year)
+        params = {"series": series, "issuing_unit": unit, "count": count}
+        last: int | None = (await conn.execute(_NEXT_NUMBERS_OWNED, params)).scalar_one_or_none()
+        if last is None:
+            series = await _claim_series(conn, unit, year)
+            params = {"series": series, "count": count}
+            last = int((await conn.execute(_NEXT_NUMBERS, params)).scalar_one())
+        first = int(last) - count + 1
+        assert first >= 1
+        for offset, position in enumerate(positions):
+            numbered[position] = (series, first + offset)
+    issued: list[Receipt] = []
+    for i, fact in enumerate(facts):
+        series, number = numbered[i]
+        payload = _payload(fact, series, number, issued_at, signer.key_id)
+        canonical = canonical_json(payload)
+        issued.append(
+            Receipt(
+                series=series,
+                number=number,
+                issued_at=issued_at,
+                payload=payload,
+                payload_canonical=canonical,
+                signature=signer.sign(canonical.encode("utf-8")),
+                key_id=signer.key_id,
+                copies=1,
+                payment_id=fact.payment_id,
+            )
         )
-    ).scalar_one_or_none()
-    if owned is not None:
-        number = int(owned)
-    else:
-        series = await _claim_series(conn, facts.issuing_unit, year)
-        number = int((await conn.execute(_NEXT_NUMBER, {"series": series})).scalar_one())
-    assert number >= 1
-    payload = _payload(facts, series, number, issued_at, signer.key_id)
-    canonical = canonical_json(payload)
-    receipt = Receipt(
-        series=series,
-        number=number,
-        issued_at=issued_at,
-        payload=payload,
-        payload_canonical=canonical,
-        signature=signer.sign(canonical.encode("utf-8")),
-        key_id=signer.key_id,
-        copies=1,
-        payment_id=facts.payment_id,
-    )
-    await conn.execute(
-        _INSERT_RECEIPT,
-        {
-            "payment_id": receipt.payment_id,
-            "series": receipt.series,
-            "number": receipt.number,
-            "issued_at": receipt.issued_at,
-            "payload": receipt.payload,
-            "payload_canonical": receipt.payload_canonical,
-            "signature": receipt.signature,
-            "key_id": receipt.key_id,
-            "copies": receipt.copies,
-        },
-    )
-    return receipt
+    rows = [_receipt_row(receipt) for receipt in issued]
+    await conn.execute(_INSERT_RECEIPT, rows[0] if len(rows) == 1 else rows)
+    return issued
+
+
+def _receipt_row(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "payment_id": receipt.payment_id,
+        "series": receipt.series,
+        "number": receipt.number,
+        "issued_at": receipt.issued_at,
+        "payload": receipt.payload,
+        "payload_canonical": receipt.payload_canonical,
+        "signature": receipt.signature,
+        "key_id": receipt.key_id,
+        "copies": receipt.copies,
+    }
 
 
 def _payload(

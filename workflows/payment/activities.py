@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import structlog
@@ -306,37 +305,23 @@ class PaymentActivities:
                 # this inserts a new row only (its dedupe key is this
                 # payment's, whose row we hold), so it waits for no lock.
                 await self._queue_notice(conn, done.payment, done.receipt)
-        if done.payment.status in pay.LIVE_STATUSES:
-            payments_total.labels(done.payment.bank, "succeeded", "ok").inc()
-        log.info(
-            "payment.settled",
-            payment_id=inp.payment_id,
-            bank=done.payment.bank,
-            outcome=done.outcome.value,
-        )
+        self._count_settled(done, now, self._now())
         if done.receipt is None:
             return wt.SettledWithReceipt(done.outcome)
-        if done.receipt_issued_now:
-            receipts_issued_total.inc()
-            # Debit known: when it was booked (now, unless booked before).
-            debited_at = done.payment.debited_at or now
-            receipt_lag_seconds.observe(max((self._now() - debited_at).total_seconds(), 0.0))
-            log.info(
-                "receipt.issued",
-                payment_id=inp.payment_id,
-                series=done.receipt.series,
-                number=done.receipt.number,
-            )
         return wt.SettledWithReceipt(done.outcome, done.receipt.series, done.receipt.number)
 
     async def _queue_notice(
         self, conn: AsyncConnection, payment: pay.Payment, receipt: Receipt
     ) -> bool:
         """The 'receipt issued' notice, once per payment (dedupe key)."""
-        params: dict[str, Any] = {
-            "dedupe_key": f"receipt-issued:{payment.id}",
-            "kind": "receipt_issued",
-            "payload": {
+        notice = self._notice(payment, receipt)
+        return await outbox.enqueue(conn, notice.dedupe_key, notice.kind, notice.payload)
+
+    def _notice(self, payment: pay.Payment, receipt: Receipt) -> outbox.Draft:
+        return outbox.Draft(
+            dedupe_key=f"receipt-issued:{payment.id}",
+            kind="receipt_issued",
+            payload={
                 "payment_id": str(payment.id),
                 "decision_number": payment.decision_number,
                 "amount_vnd": payment.amount_vnd,
@@ -346,8 +331,59 @@ class PaymentActivities:
                     self._base_url, receipt.series, receipt.number, receipt.signature
                 ),
             },
-        }
-        return await outbox.enqueue(conn, **params)
+        )
+
+    async def settle_many(
+        self, confirmed: Sequence[pay.Confirmed], cause: str
+    ) -> pay.BatchSettlement:
+        """``settle_with_receipt`` for a batch of payments in one transaction
+        (``pay.settle_many_with_receipts``), with the receipts' notices: the
+        link recovery's bulk step. Not an activity of its own: the recovery
+        activity calls it, batch after batch. Metrics and log lines as the
+        activity's, per payment."""
+        now = self._now()
+        async with self._engine.begin() as conn:
+            done = await pay.settle_many_with_receipts(conn, confirmed, now, cause, self._signer)
+            notices = [
+                self._notice(s.payment, s.receipt)
+                for s in done.settled.values()
+                if s.receipt is not None
+            ]
+            # After the audit append (insert-only rows, keyed by payments
+            # whose rows we hold): they wait for no lock.
+            await outbox.enqueue_many(conn, notices)
+        after = self._now()
+        for settled in done.settled.values():
+            self._count_settled(settled, now, after, batch=len(confirmed))
+        for payment_id, why in done.refused.items():
+            log.warning("payment.settle_refused", payment_id=str(payment_id), reason=why)
+        return done
+
+    def _count_settled(
+        self, done: pay.Settlement, now: datetime, after: datetime, **log_fields: object
+    ) -> None:
+        """The metrics and log lines of a settlement booked at ``now`` and
+        committed at ``after``."""
+        if done.payment.status in pay.LIVE_STATUSES:
+            payments_total.labels(done.payment.bank, "succeeded", "ok").inc()
+        log.info(
+            "payment.settled",
+            payment_id=str(done.payment.id),
+            bank=done.payment.bank,
+            outcome=done.outcome.value,
+            **log_fields,
+        )
+        if done.receipt is not None and done.receipt_issued_now:
+            receipts_issued_total.inc()
+            # Debit known: when it was booked (now, unless booked before).
+            debited_at = done.payment.debited_at or now
+            receipt_lag_seconds.observe(max((after - debited_at).total_seconds(), 0.0))
+            log.info(
+                "receipt.issued",
+                payment_id=str(done.payment.id),
+                series=done.receipt.series,
+                number=done.receipt.number,
+            )
 
     @activity.defn(name="payment.refund")
     async def refund(self, inp: wt.PaymentRef) -> wt.RefundResult:

@@ -1,10 +1,12 @@
 """The bulk step of ``LinkRecoveryWorkflow``: settle what the bank confirms.
 
-One activity, idempotent as a whole: every step it takes per payment is a
-step of the payment saga (``PaymentActivities``: the status check, then the
-booking with its receipt in one transaction), each idempotent by payment,
-so a retried or concurrent run (or a payment workflow that wakes on its own
-timer meanwhile) books and receipts nothing twice. See
+One activity, idempotent as a whole: the status checks are the saga's
+(``PaymentActivities.check_statuses``), and the confirmed debits are booked
+with their receipts in batches (``PaymentActivities.settle_many``), each
+batch one transaction writing what the saga's own booking step writes for
+each of its payments, idempotent by payment like it. A retried or
+concurrent run (or a payment workflow that wakes on its own timer
+meanwhile) books and receipts nothing twice. See
 ``workflows.payment.link_recovery`` for why it exists.
 """
 
@@ -39,12 +41,19 @@ RECOVERY_PAYMENTS_MAX = 10_000
 # the fewer passes; a REST bank sees at most this many requests queued on
 # the worker's HTTP connection pool.
 STATUS_CONCURRENCY = 256
-# Payments being booked at once, each in its own transaction (the saga's
-# own step): the worker's connection pool (``db_pool_size``) is not
-# exhausted, and the settlements queue on the global locks they all take
-# (receipt series, audit head) anyway. Booking many in one transaction was
-# tried and deadlocked with the payment workflows' own settlements on the
-# ledger's balance shards (docs/scaling.md).
+# Confirmed debits booked per transaction (``pay.settle_many_with_receipts``):
+# one payment at a time queued each on the global locks (the balance shards,
+# the unit's receipt series, the audit head) through its own commit, about
+# 4 ms each on the 2-core reference machine; a batch takes them once. A
+# batch holds them until it commits, so the payment workflows' own
+# settlements wait for at most one batch.
+RECOVERY_BATCH = 200
+# Batches in flight: while one waits on the database, the next is prepared
+# (its receipts signed, its rows built) in the worker.
+RECOVERY_BATCHES_IN_FLIGHT = 2
+# A batch that failed as a whole (a lock timeout, a database hiccup) is
+# booked again one payment at a time, this many at once, so that one bad
+# payment cannot hold back the others' receipts.
 RECOVERY_CONCURRENCY = 8
 CAUSE = "bank confirmed the debit when its link came back"
 SIGNAL_CONCURRENCY_MAX = 64
@@ -58,19 +67,23 @@ class LinkRecoveryActivities:
         client: Client,
         *,
         concurrency: int = RECOVERY_CONCURRENCY,
+        batch: int = RECOVERY_BATCH,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if not 1 <= batch <= pay.SETTLE_MANY_MAX:
+            raise ValueError(f"batch must be 1..{pay.SETTLE_MANY_MAX}, not {batch}")
         self._payments = payments
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._client = client
         self._concurrency = concurrency
+        self._batch = batch
 
     @activity.defn(name="recovery.recover_bank")
     async def recover_bank(self, inp: BankRef) -> RecoveryReport:
         """One pass: the bank's status of every payment in doubt (one burst),
-        the confirmed debits booked and receipted (bounded concurrency,
-        oldest first), then every payment workflow woken. The seconds of
+        the confirmed debits booked and receipted (in batches, oldest
+        first), then every payment workflow woken. The seconds of
         each step go to the log line."""
         seconds: dict[str, float] = {}
         began = time.perf_counter()
@@ -83,23 +96,27 @@ class LinkRecoveryActivities:
         seconds["status"] = time.perf_counter() - began - sum(seconds.values())
         activity.heartbeat({"checked": len(answers)})
         outcomes: Counter[str] = Counter()
-        confirmed: list[tuple[UUID, str]] = []
+        confirmed: list[pay.Confirmed] = []
         for p in in_doubt:
             answer = answers[p.payment_id]
             if answer is None:
                 outcomes["failed"] += 1
             elif answer.kind == OutcomeKind.SUCCEEDED and answer.bank_ref is not None:
-                confirmed.append((p.payment_id, answer.bank_ref))
+                confirmed.append(pay.Confirmed(p.payment_id, answer.bank_ref))
             else:
                 outcomes[answer.kind] += 1
-        limit = asyncio.Semaphore(self._concurrency)
+        batches = [
+            confirmed[start : start + self._batch]
+            for start in range(0, len(confirmed), self._batch)
+        ]
+        in_flight = asyncio.Semaphore(RECOVERY_BATCHES_IN_FLIGHT)
 
-        async def settle(payment_id: UUID, bank_ref: str) -> None:
-            async with limit:
-                outcomes[await self._settle_one(payment_id, bank_ref)] += 1
+        async def settle(batch: list[pay.Confirmed]) -> None:
+            async with in_flight:
+                outcomes.update(await self._settle_batch(batch))
                 activity.heartbeat(dict(outcomes))
 
-        await asyncio.gather(*(settle(pid, ref) for pid, ref in confirmed))
+        await asyncio.gather(*(settle(batch) for batch in batches))
         seconds["settle"] = time.perf_counter() - began - sum(seconds.values())
         # Every workflow of the bank's payments in doubt at the start: the
         # settled ones find their payment final and finish, the others
@@ -118,6 +135,32 @@ class LinkRecoveryActivities:
             seconds={step: round(s, 3) for step, s in seconds.items()},
         )
         return report
+
+    async def _settle_batch(self, batch: list[pay.Confirmed]) -> Counter[str]:
+        """One batch in one transaction: what became of its payments. A
+        batch that fails as a whole is booked one payment at a time."""
+        outcomes: Counter[str] = Counter()
+        try:
+            done = await self._payments.settle_many(batch, CAUSE)
+        except Exception as err:
+            log.warning(
+                "bank.link_recovery.batch_failed",
+                payments=len(batch),
+                error=f"{type(err).__name__}: {err}",
+            )
+            limit = asyncio.Semaphore(self._concurrency)
+
+            async def one(item: pay.Confirmed) -> str:
+                async with limit:
+                    return await self._settle_one(item.payment_id, item.bank_ref)
+
+            outcomes.update(await asyncio.gather(*(one(item) for item in batch)))
+            return outcomes
+        outcomes.update(_kind(s.outcome) for s in done.settled.values())
+        # Nothing booked (an unknown payment, one the bank's word cannot
+        # move): its workflow, woken after the batch, decides.
+        outcomes["failed"] += len(done.refused)
+        return outcomes
 
     async def _settle_one(self, payment_id: UUID, bank_ref: str) -> str:
         """One payment alone, the saga's own step: what became of it."""

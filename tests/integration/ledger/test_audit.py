@@ -15,14 +15,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger.core.audit import (
+    APPEND_MANY_MAX,
     BROKEN_LINK,
     CHANGED,
     GENESIS_HASH,
     HEAD,
     MISSING,
     REORDERED,
+    AuditDraft,
     AuditReport,
     append_audit,
+    append_audit_many,
     audit_trail,
     verify_audit_chain,
 )
@@ -219,3 +222,49 @@ async def test_detail_must_round_trip(engine: AsyncEngine) -> None:
                     now=T0,
                     detail=bad,  # type: ignore[arg-type]
                 )
+
+
+def _drafts(n: int, first: int = 0) -> list[AuditDraft]:
+    return [
+        AuditDraft(
+            actor="system:saga",
+            action="test.batch",
+            subject_type="thing",
+            subject_id=str(first + i),
+            now=T0 + timedelta(seconds=i),
+            detail={"n": first + i},
+        )
+        for i in range(n)
+    ]
+
+
+async def test_many_appended_at_once_chain_like_one_by_one(engine: AsyncEngine) -> None:
+    await _append_n(engine, 3)
+    async with engine.begin() as conn:
+        entries = await append_audit_many(conn, _drafts(50))
+    await _append_n(engine, 2)
+    report = await _verify(engine)
+    assert report.ok, report.problems
+    assert report.rows_checked == 55
+    assert [e.id for e in entries] == list(range(4, 54))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    async with engine.connect() as conn:
+        trail = await audit_trail(conn, [("thing", "17")])
+    assert [(e.action, e.detail) for e in trail] == [("test.batch", {"n": 17})]
+
+
+async def test_a_bad_draft_appends_none_of_the_batch(engine: AsyncEngine) -> None:
+    await _append_n(engine, 2)
+    bad = [*_drafts(3), AuditDraft("system:saga", "Not An Action", "thing", "x", T0)]
+    with pytest.raises(ValueError, match="Not An Action"):
+        async with engine.begin() as conn:
+            await append_audit_many(conn, bad)
+    with pytest.raises(ValueError, match="not 0"):
+        async with engine.begin() as conn:
+            await append_audit_many(conn, [])
+    with pytest.raises(ValueError, match=f"not {APPEND_MANY_MAX + 1}"):
+        async with engine.begin() as conn:
+            await append_audit_many(conn, _drafts(APPEND_MANY_MAX + 1))
+    report = await _verify(engine)
+    assert report.ok
+    assert report.rows_checked == 2

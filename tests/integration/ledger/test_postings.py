@@ -15,10 +15,12 @@ from ledger.core.postings import (
     Posting,
     balances,
     ensure_account,
+    post_entries,
     post_entry,
     posting_sums,
     reverse_entry,
 )
+from tests.support import db
 
 ACCOUNTS = ("bank:a:clearing", "bank:b:clearing", "fines-revenue", "suspense", "refunds-payable")
 
@@ -210,3 +212,87 @@ async def test_balances_always_equal_posting_sums(
         if posted is None or not posted.created:
             assert after == before, "a replay or a refused entry changed balances"
         assert sum(after.values()) == 0
+
+
+def _duplicate_entry(key: str, amount: int) -> EntryRequest:
+    return EntryRequest(
+        idempotency_key=key,
+        kind="duplicate_payment",
+        postings=(Posting("bank:a:clearing", amount), Posting("refunds-payable", -amount)),
+    )
+
+
+async def test_many_entries_post_as_one_by_one_would(engine: AsyncEngine) -> None:
+    await _setup_accounts(engine)
+    async with engine.begin() as conn:
+        before = await post_entry(conn, _payment_entry("pay-0", 100_000))
+    requests = [
+        _payment_entry("pay-0", 100_000),  # posted before: returned as it was
+        *(_payment_entry(f"pay-{i}", 100_000 * i) for i in range(1, 20)),
+        *(_duplicate_entry(f"dup-{i}", 7_000 * i) for i in range(1, 20)),
+    ]
+    async with engine.begin() as conn:
+        posted = await post_entries(conn, requests)
+    assert posted[0].entry_id == before.entry_id
+    assert not posted[0].created
+    assert all(p.created for p in posted[1:])
+    # Ids follow the order given.
+    assert [p.entry_id for p in posted[1:]] == sorted(p.entry_id for p in posted[1:])
+    async with engine.connect() as conn:
+        got = await balances(conn)
+        assert got == await posting_sums(conn)
+    # pay-0 once (it was posted before), pay-1..19, dup-1..19.
+    assert got["bank:a:clearing"] == 100_000 * (1 + sum(range(20))) + 7_000 * sum(range(20))
+    assert got["refunds-payable"] == -7_000 * sum(range(20))
+    async with engine.begin() as conn:
+        again = await post_entries(conn, requests)
+    assert [(p.entry_id, p.created) for p in again] == [(p.entry_id, False) for p in posted]
+
+
+async def test_many_entries_take_their_balance_shards_in_one_order(engine: AsyncEngine) -> None:
+    """Each posting's trigger locks its account's balance shard (entry id
+    mod 16) until commit, in the order the postings are inserted. A single
+    entry takes its (account, shard) rows in account order; a batch must
+    take them in (account, shard) order too, or the two can wait on each
+    other in a cycle."""
+    await _setup_accounts(engine)
+    requests = [
+        (_payment_entry if i % 3 else _duplicate_entry)(f"e-{i}", 1_000 + i) for i in range(40)
+    ]
+    async with engine.begin() as conn:
+        await post_entries(conn, requests)
+    rows = await db.rows(
+        engine,
+        "SELECT p.account_id, p.entry_id % 16 AS shard FROM postings p ORDER BY p.id",
+    )
+    taken = [(row.account_id, row.shard) for row in rows]
+    assert taken == sorted(taken)
+    assert len(set(taken)) > 16  # several accounts and shards, not a trivial order
+
+
+async def test_a_bad_entry_in_a_batch_posts_nothing(engine: AsyncEngine) -> None:
+    await _setup_accounts(engine)
+    unknown = EntryRequest(
+        idempotency_key="k-bad",
+        kind="x",
+        postings=(Posting("nope", 100), Posting("fines-revenue", -100)),
+    )
+    unbalanced = EntryRequest(
+        idempotency_key="k-unbalanced",
+        kind="x",
+        postings=(Posting("bank:a:clearing", 100), Posting("fines-revenue", -99)),
+    )
+    for bad, error in ((unknown, UnknownAccountError), (unbalanced, UnbalancedEntryError)):
+        with pytest.raises(error):
+            async with engine.begin() as conn:
+                await post_entries(conn, [_payment_entry("k-1", 500), bad])
+    with pytest.raises(ValueError, match="share an idempotency key"):
+        async with engine.begin() as conn:
+            await post_entries(conn, [_payment_entry("k-1", 500), _payment_entry("k-1", 500)])
+    async with engine.begin() as conn:
+        await post_entry(conn, _payment_entry("k-1", 500))
+    with pytest.raises(IdempotencyConflictError, match="k-1"):
+        async with engine.begin() as conn:
+            await post_entries(conn, [_payment_entry("k-2", 1), _payment_entry("k-1", 600)])
+    assert await db.value(engine, "SELECT count(*) FROM journal_entries") == 1
+    assert await db.value(engine, "SELECT count(*) FROM postings") == 2

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from ledger import payments as pay
 from reconciler.cli.main import main
 from tests.support import db
 from tests.support.stack import SagaStack, eventually
@@ -71,12 +72,31 @@ async def _workflows_closed(stack: SagaStack, numbers: list[str]) -> None:
         assert result["status"] == "succeeded", result
 
 
-async def test_recovery_settles_in_bulk_then_wakes_each_workflow(stack: SagaStack) -> None:
+def _spy_batches(stack: SagaStack, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch the recovery books (the real step runs)."""
+    sizes: list[int] = []
+    real = stack.activities.settle_many
+
+    async def spy(confirmed: list[pay.Confirmed], cause: str) -> pay.BatchSettlement:
+        sizes.append(len(confirmed))
+        return await real(confirmed, cause)
+
+    monkeypatch.setattr(stack.activities, "settle_many", spy)
+    return sizes
+
+
+async def test_recovery_settles_in_bulk_then_wakes_each_workflow(
+    stack: SagaStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     made = await _left_verifying(stack, PAYMENTS)
     await stack.admins[BANK].add_fault("link_down")
     await stack.admins[BANK].clear_faults()
+    batches = _spy_batches(stack, monkeypatch)
 
     report = await _recover(stack)
+
+    # One batch, one transaction, for the three.
+    assert batches == [PAYMENTS]
 
     assert report["in_doubt"] == PAYMENTS, report
     assert report["settled"] == PAYMENTS, report
@@ -102,6 +122,41 @@ async def test_recovery_settles_in_bulk_then_wakes_each_workflow(stack: SagaStac
         ids=[pid for _, pid in made],
     )
     assert receipts == PAYMENTS
+    notices = await db.value(
+        stack.engine,
+        "SELECT count(*) FROM outbox WHERE dedupe_key = ANY(CAST(:keys AS text[]))",
+        keys=[f"receipt-issued:{pid}" for _, pid in made],
+    )
+    assert notices == PAYMENTS
+
+
+async def test_a_batch_that_fails_is_booked_one_payment_at_a_time(
+    stack: SagaStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's transaction failing as a whole (a lock timeout, a dropped
+    connection) must not cost its payments their receipts: each is booked
+    alone, with the saga's own step."""
+    made = await _left_verifying(stack, PAYMENTS)
+    await stack.admins[BANK].add_fault("link_down")
+    await stack.admins[BANK].clear_faults()
+    failed: list[int] = []
+
+    async def broken(confirmed: list[pay.Confirmed], cause: str) -> pay.BatchSettlement:
+        failed.append(len(confirmed))
+        raise ConnectionResetError("the database dropped the batch's connection")
+
+    monkeypatch.setattr(stack.activities, "settle_many", broken)
+
+    report = await _recover(stack)
+
+    assert failed == [PAYMENTS]
+    assert report["settled"] == PAYMENTS, report
+    assert report["left_to_workflows"] == 0, report
+    for _, payment_id in made:
+        payment = await stack.payment(payment_id)
+        assert payment["status"] == "succeeded", payment
+        assert payment["receipt"] is not None, payment
+    await _workflows_closed(stack, [n for n, _ in made])
 
 
 async def test_event_while_the_link_is_still_down_declines_nothing(stack: SagaStack) -> None:
