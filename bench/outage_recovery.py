@@ -150,9 +150,12 @@ class Outage:
         await asyncio.gather(*(lane() for _ in range(START_CONCURRENCY)))
 
     async def run(self, prefix: str, outage_seconds: float, *, wake: bool) -> Run:
+        # Garbled answers before the payments exist: the worker's sweeper
+        # starts a payment it finds without its workflow, and the first of
+        # thousands could otherwise be sent (and answered) before this fault.
+        await self.admin.add_fault("malformed")
         seeded = await seed_payments(self.engine, self.sim.bank, prefix, self.payments)
         ids = [s.payment_id for s in seeded]
-        await self.admin.add_fault("malformed")
         await self._start_all(seeded)
 
         async def all_verifying() -> bool:
