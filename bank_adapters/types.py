@@ -29,6 +29,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Final, TypeAlias
 
+import aiohttp
+
 from domain.business_time import VIETNAM_TZ
 from domain.decision_numbers import DECISION_NUMBER_LENGTH_MAX
 from domain.formats import (
@@ -327,3 +329,11 @@ class StatementNotAvailableError(BankAdapterError):
         super().__init__(f"bank {bank_id!r} has no statement for {statement_date.isoformat()}")
         self.bank_id = bank_id
         self.statement_date = statement_date
+
+
+# What a call to a bank may raise for the bank's or the link's sake: the
+# adapters' own errors, and the transport's (aiohttp, the socket, a timeout)
+# should an adapter let one through. A caller that goes on past one bank
+# call's trouble catches these, never ``Exception``: anything else is a bug,
+# and caught per call it would be logged once per payment instead of failing.
+BANK_CALL_ERRORS: Final = (BankAdapterError, aiohttp.ClientError, OSError, TimeoutError)

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     dispute_reminder_interval_seconds: float = Field(default=8 * 3600.0, gt=0, le=7 * 86400)
     dispute_reminders_max: int = Field(default=9, ge=0, le=100)
     evidence_bank_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # The console's advice on a payment in doubt: open a dispute if there is
+    # still no receipt this many hours after the payment (or after the
+    # bank's link came back). A debit the bank has not confirmed a day later
+    # is not a slow bank any more. Whole hours: the advice says "{n} hours".
+    dispute_after_hours: int = Field(default=24, ge=1, le=30 * 24)
 
     # Reconciliation: schedules per bank (Vietnam time), uploads, follow-up.
     recon_schedules_enabled: bool = True

@@ -214,6 +214,18 @@ async def _every(name: str, interval_seconds: float, step: Callable[[], Awaitabl
         await asyncio.sleep(interval_seconds)
 
 
+async def _unit_gauges_loop(engine: AsyncEngine) -> None:
+    """The per-unit gauges: one worker of the deployment leads and refreshes
+    them (``reconciler.unit_gauges``). A stopping worker lets go of the lead
+    before its engine goes: a connection still checked out would hold the
+    lock until the process exits."""
+    gauges = UnitGauges()
+    try:
+        await _every("unit-gauges", 60.0, lambda: gauges.refresh(engine))
+    finally:
+        await gauges.close()
+
+
 async def update_in_doubt_gauges(engine: AsyncEngine, banks: list[str]) -> None:
     async with engine.connect() as conn:
         summary = await in_doubt_summary(conn)
@@ -261,7 +273,6 @@ def housekeeping(
         )
 
     key = require_audit_key(settings)
-    unit_gauges = UnitGauges()
     return [
         _every(
             "audit-anchor",
@@ -276,7 +287,7 @@ def housekeeping(
             "recon-gauges", 30.0, lambda: refresh_discrepancy_gauges(engine, list(settings.banks))
         ),
         _every("ops-gauges", 15.0, lambda: refresh_ledger_gauges(engine, list(settings.banks))),
-        _every("unit-gauges", 60.0, lambda: unit_gauges.refresh(engine)),
+        _unit_gauges_loop(engine),
         _every(
             "backlog",
             15.0,

@@ -24,11 +24,11 @@ from aiohttp import web
 from ledger.core.errors import NotFoundError, ValidationError
 from ledger.fines import FineStatus, FineView, fine_view
 from ledger.outages import PostgresOutageStore
-from reconciler.api.keys import CITIZEN_LINKS, ENGINE, READER
+from reconciler.api.keys import CITIZEN_LINKS, ENGINE, READER, SETTINGS
 from reconciler.api.limits import throttle
 from reconciler.api.problems import ApiError
 from reconciler.api.public import PUBLIC_LIMIT
-from reconciler.console.explain import explain, in_doubt
+from reconciler.console.explain import dispute_after, explain, in_doubt
 from reconciler.console.render import language, message_page, render
 
 FIELD_CHARS_MAX: Final = 100
@@ -84,7 +84,7 @@ async def status_page(request: web.Request) -> web.Response:
     receipt = view.receipt
     if view.status == FineStatus.PAID and receipt is not None:
         link = request.app[CITIZEN_LINKS].path(receipt.series, receipt.number, time.time())
-    explanation = explain(view, outages, language(request))
+    explanation = explain(view, outages, language(request), dispute_after(request.app[SETTINGS]))
     return _page(request, 200, {**context, "view": view, "explanation": explanation, "link": link})
 
 

@@ -19,9 +19,9 @@ from ledger.fines import FineView, fine_view
 from ledger.outages import PostgresOutageStore
 from observability.outages import Outage
 from reconciler.api.auth import check_unit, may
-from reconciler.api.keys import ENGINE, READER
+from reconciler.api.keys import ENGINE, READER, SETTINGS
 from reconciler.api.receipts import pdf_response, reissue_copy, scoped_receipt, series_number
-from reconciler.console.explain import explain, in_doubt
+from reconciler.console.explain import dispute_after, explain, in_doubt
 from reconciler.console.officer import search_page
 from reconciler.console.pages import Staff, staff_page
 from reconciler.console.render import language, render
@@ -64,7 +64,9 @@ async def counter(request: web.Request, staff: Staff) -> web.Response:
     except NotFoundError:
         error = texts["fine_not_found"].format(number=typed)
         return render(request, "counter.jinja", status=404, **{**context, "error": error})
-    explanation = explain(view, await _outages(request, view), language(request))
+    explanation = explain(
+        view, await _outages(request, view), language(request), dispute_after(request.app[SETTINGS])
+    )
     return render(request, "counter.jinja", **{**context, "view": view, "explanation": explanation})
 
 

@@ -4,8 +4,9 @@ and the citizen on the status page.
 A payment in doubt (still ``initiated`` or ``verifying``) says which bank,
 since when that bank's link is down (``ledger.outages``) if it is, that the
 citizen must not pay again, that the receipt comes by itself when the bank
-answers, and from when a dispute is the way (``DISPUTE_AFTER`` after the
-payment, or after the link came back if it is still down then).
+answers, and from when a dispute is the way (``dispute_after`` after the
+payment, or after the link came back if it is still down then; the setting
+``RECONCILER_DISPUTE_AFTER_HOURS``, a day by default).
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from ledger.fines import FineStatus, FineView, PaymentSummary
 from ledger.payments.model import LIVE_STATUSES
 from observability.outages import Outage
 from reconciler.console.render import Lang, format_time
-
-# A debit the bank has not confirmed a day later is not a slow bank any more.
-DISPUTE_AFTER: Final = timedelta(days=1)
+from reconciler.settings import Settings
 
 _LINES: Final[dict[Lang, dict[str, str]]] = {
     "vi": {
@@ -89,9 +88,18 @@ def in_doubt(view: FineView) -> PaymentSummary | None:
     return live[-1] if live else None
 
 
-def explain(view: FineView, open_outages: list[Outage], lang: Lang) -> Explanation:
+def dispute_after(settings: Settings) -> timedelta:
+    """How long after a payment in doubt (or its link's return) the console
+    sends the citizen to open a dispute."""
+    return timedelta(hours=settings.dispute_after_hours)
+
+
+def explain(
+    view: FineView, open_outages: list[Outage], lang: Lang, dispute_wait: timedelta
+) -> Explanation:
     """``view``'s state in ``lang``; ``open_outages``: the banks' links
-    down now."""
+    down now; ``dispute_wait``: from when a dispute is the way (after the
+    payment, or after its link's return)."""
     lines = _LINES[lang]
     if view.status == FineStatus.PAID:
         # Settled and receipted are two steps: the receipt follows in moments.
@@ -109,9 +117,9 @@ def explain(view: FineView, open_outages: list[Outage], lang: Lang) -> Explanati
         said.append(lines["up"].format(bank=bank))
     said += [lines["no_repay"], lines["auto_receipt"]]
     if outage is not None:
-        said.append(lines["dispute_after_link"].format(wait=_hours(DISPUTE_AFTER)))
+        said.append(lines["dispute_after_link"].format(wait=_hours(dispute_wait)))
     else:
-        deadline = payment.created_at + DISPUTE_AFTER
+        deadline = payment.created_at + dispute_wait
         said.append(lines["dispute_at"].format(deadline=format_time(deadline, lang)))
     return Explanation(FineStatus.VERIFYING, tuple(said), bank=payment.bank)
 

@@ -236,9 +236,12 @@ class PaymentActivities:
         """``check_status`` after a link recovery for many payments of one bank,
         ``concurrency`` at a time (the VietQR adapter answers the checks in
         flight from one pass over the history): the bank's answer for each,
-        or None when the check itself failed. The ledger is not read per
-        payment: the booking step locks each and finds one no longer in
-        doubt final."""
+        or None when the check failed for the bank's or the link's sake
+        (``bt.BANK_CALL_ERRORS``, logged). Any other error is a bug: it
+        fails the pass (the checks still running are cancelled), Temporal
+        retries it, and the payments stay with their own workflows. The
+        ledger is not read per payment: the booking step locks each and
+        finds one no longer in doubt final."""
         adapter = self._adapter(bank)
         await self._confirm_link(bank, adapter)
         limit = asyncio.Semaphore(concurrency)
@@ -247,7 +250,7 @@ class PaymentActivities:
             async with limit:
                 try:
                     return to_outcome(await adapter.get_status(pay.debit_key_for(payment_id)))
-                except Exception as err:
+                except bt.BANK_CALL_ERRORS as err:
                     log.warning(
                         "payment.status_check_failed",
                         payment_id=str(payment_id),
@@ -256,7 +259,13 @@ class PaymentActivities:
                     )
                     return None
 
-        answers = await asyncio.gather(*(one(p) for p in payment_ids))
+        checks = [asyncio.ensure_future(one(p)) for p in payment_ids]
+        try:
+            answers = await asyncio.gather(*checks)
+        except BaseException:
+            for check in checks:
+                check.cancel()
+            raise
         return dict(zip(payment_ids, answers, strict=True))
 
     async def _confirm_link(self, bank: str, adapter: BankAdapter) -> None:

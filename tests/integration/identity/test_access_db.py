@@ -122,17 +122,21 @@ async def test_the_database_refuses_ownerless_endless_and_service_login_tokens(
 ) -> None:
     await make_user(engine, "chi", "officer", "a long password")
     user_id = await _user_id(engine, "chi")
+    # Each refused by its own constraint, named, not by some other error.
     bad = {
-        "no owner": "NULL, NULL, 'api', now() + interval '1 day'",
-        "two owners": ":u, :s, 'api', now() + interval '1 day'",
-        "endless": ":u, NULL, 'api', now() + interval '367 days'",
-        "expired at birth": ":u, NULL, 'api', now()",
-        "a service's login": "NULL, :s, 'session', now() + interval '1 hour'",
-        "unknown kind": ":u, NULL, 'forever', now() + interval '1 day'",
+        "no owner": ("NULL, NULL, 'api', now() + interval '1 day'", "api_tokens_one_owner"),
+        "two owners": (":u, :s, 'api', now() + interval '1 day'", "api_tokens_one_owner"),
+        "endless": (":u, NULL, 'api', now() + interval '367 days'", "api_tokens_expiry"),
+        "expired at birth": (":u, NULL, 'api', now()", "api_tokens_expiry"),
+        "a service's login": (
+            "NULL, :s, 'session', now() + interval '1 hour'",
+            "api_tokens_service_kind",
+        ),
+        "unknown kind": (":u, NULL, 'forever', now() + interval '1 day'", "api_tokens_kind_check"),
     }
     service_id = await _portal(engine)
-    for label, values in bad.items():
-        with pytest.raises(IntegrityError):
+    for label, (values, constraint) in bad.items():
+        with pytest.raises(IntegrityError, match=f'constraint "{constraint}"'):
             async with engine.begin() as conn:
                 await conn.execute(
                     text(
@@ -143,7 +147,7 @@ async def test_the_database_refuses_ownerless_endless_and_service_login_tokens(
                     {"h": label, "u": user_id, "s": service_id},
                 )
     for role in ("approver", "admin"):
-        with pytest.raises(IntegrityError):
+        with pytest.raises(IntegrityError, match='constraint "service_accounts_role_check"'):
             async with engine.begin() as conn:
                 await conn.execute(
                     text(

@@ -100,26 +100,37 @@ async def test_a_rolled_back_append_leaves_no_gap(engine: AsyncEngine) -> None:
     assert report.head_id == 3
 
 
+APPEND_ONLY = "is not allowed: the ledger is append-only"
+HEAD_GUARD = "the audit head moves only by appending to audit_log"
+
+
 @pytest.mark.parametrize(
-    "statement",
+    ("statement", "refusal"),
     [
-        "UPDATE audit_log SET actor = 'mallory' WHERE id = 1",
-        "DELETE FROM audit_log WHERE id = 1",
-        "TRUNCATE audit_log",
-        "UPDATE audit_head SET last_id = 0",
-        "DELETE FROM audit_head",
-        "INSERT INTO audit_log (id, at, actor, action, subject_type, subject_id, detail, "
-        f"prev_hash, hash) VALUES (9, now(), 'm', 'x.y', 'thing', '1', '{{}}', "
-        f"'{GENESIS_HASH}', '{GENESIS_HASH}')",
+        (
+            "UPDATE audit_log SET actor = 'mallory' WHERE id = 1",
+            f"UPDATE on audit_log {APPEND_ONLY}",
+        ),
+        ("DELETE FROM audit_log WHERE id = 1", f"DELETE on audit_log {APPEND_ONLY}"),
+        ("TRUNCATE audit_log", f"TRUNCATE on audit_log {APPEND_ONLY}"),
+        ("UPDATE audit_head SET last_id = 0", HEAD_GUARD),
+        ("DELETE FROM audit_head", HEAD_GUARD),
+        (
+            "INSERT INTO audit_log (id, at, actor, action, subject_type, subject_id, detail, "
+            f"prev_hash, hash) VALUES (9, now(), 'm', 'x.y', 'thing', '1', '{{}}', "
+            f"'{GENESIS_HASH}', '{GENESIS_HASH}')",
+            "audit row 9 does not continue the chain at 2",
+        ),
     ],
 )
 async def test_the_database_refuses_changes(
-    engine: AsyncEngine, owner_engine: AsyncEngine, statement: str
+    engine: AsyncEngine, owner_engine: AsyncEngine, statement: str, refusal: str
 ) -> None:
     """The triggers hold even for the owner (the app's role has no such
-    privilege at all: tests/integration/ledger/test_app_role.py)."""
+    privilege at all: tests/integration/ledger/test_app_role.py); each
+    refusal is the trigger's, not some other error of the statement."""
     await _append_n(engine, 2)
-    with pytest.raises(DBAPIError):
+    with pytest.raises(DBAPIError, match=refusal):
         async with owner_engine.begin() as conn:
             await conn.execute(text(statement))
     assert (await _verify(engine)).ok

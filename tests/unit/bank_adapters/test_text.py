@@ -90,7 +90,12 @@ def test_bank_content_is_plain_bounded_and_stable(text: str, length: int) -> Non
 
 
 @FUZZ
-@given(text=st.text(max_size=200))
-def test_references_found_are_valid(text: str) -> None:
-    for reference in find_payment_references(text):
+@given(before=st.text(max_size=100), key=keys, after=st.text(max_size=100))
+def test_references_found_are_valid(before: str, key: str, after: str) -> None:
+    """Around a real reference, so there is always something found to check
+    (arbitrary text alone almost never holds one)."""
+    ours = payment_reference(key)
+    found = find_payment_references(before + ours + after)
+    assert ours in found
+    for reference in found:
         assert is_payment_reference(reference)

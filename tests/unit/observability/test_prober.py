@@ -574,6 +574,7 @@ async def test_each_probe_is_reported_and_a_failing_report_stops_nothing(
     broken = False
     at = clock.now
     await rounds(prober, clock, 1)
-    ((name, when, ok, cause, seconds),) = reported
+    ((name, when, ok, cause, _seconds),) = reported
+    # The seconds are the real monotonic clock's: nothing to check in them
+    # without a timing threshold.
     assert (name, when, ok, cause) == (bank, at, False, "HTTP 503")
-    assert seconds >= 0
