@@ -440,6 +440,8 @@ async def _ask(
         now,
         workflow_id=workflow_id,
     )
+    if approval.requested_at != now:
+        return approval  # the open request asked before (a double submit): noted then
     noted = {"action": kind, "approval_id": approval.id, "by": actor, "at": now.isoformat()}
     await note_request(conn, discrepancy_id, noted, now)
     return approval

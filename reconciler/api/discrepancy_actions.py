@@ -21,6 +21,7 @@ the line. A refund goes only to the account the bank's statement names.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -35,6 +36,7 @@ from ledger.core.audit import append_audit
 from ledger.core.checks import check_choice, check_object
 from ledger.core.errors import ValidationError
 from ledger.reconciliation import discrepancies as disc
+from ledger.reconciliation.runs import Run
 from reconciler.api.auth import require
 from reconciler.api.errors import ApiError, read_json
 from reconciler.api.keys import ENGINE, SAGA, SETTINGS, TEMPORAL
@@ -52,13 +54,42 @@ ACTIONS: Final = ("dismiss", "request_refund", "request_manual_match", "confirm_
 _FIELDS: Final = frozenset({"action", "reason", "payee_account", "decision_number"})
 
 
-def _body(body: object) -> dict[str, Any]:
+def check_action(body: object) -> dict[str, Any]:
+    """An action's body: a known action and a reason (the JSON API's and
+    the console's forms' alike)."""
     body = check_object(body, _FIELDS)
     check_choice("action", body.get("action"), ACTIONS)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("reason", "is required: say why")
     return body
+
+
+@dataclass(frozen=True)
+class ActionDone:
+    """What an action did: the item as it now is, and the approval it asked
+    for (``request_*``) or the reconciliation it started
+    (``confirm_with_bank``: the run, and whether it joined one running)."""
+
+    item: disc.Discrepancy
+    approval: dict[str, Any] | None = None
+    run: Run | None = None
+    joined_running: bool = False
+
+
+async def act(
+    request: web.Request, discrepancy_id: int, actor: str, body: dict[str, Any]
+) -> ActionDone:
+    """Carry out one checked action (``check_action``) on one discrepancy:
+    the JSON API's handler and the console's forms both act here."""
+    if body["action"] == "dismiss":
+        item = await dismiss(request, discrepancy_id, actor, body["reason"])
+        log.info("discrepancy.dismissed", discrepancy_id=discrepancy_id, by=actor)
+        return ActionDone(item)
+    if body["action"] == "confirm_with_bank":
+        return await confirm_with_bank(request, discrepancy_id, actor)
+    item, approval = await request_action(request, discrepancy_id, actor, body)
+    return ActionDone(item, approval)
 
 
 async def dismiss(
@@ -88,15 +119,15 @@ async def dismiss(
 async def post_action(request: web.Request) -> web.Response:
     principal = require(request, "recon:write")
     discrepancy_id = path_id(request, "discrepancy_id")
-    body = _body(await read_json(request))
-    if body["action"] == "dismiss":
-        item = await dismiss(request, discrepancy_id, principal.actor, body["reason"])
-        log.info("discrepancy.dismissed", discrepancy_id=discrepancy_id, by=principal.actor)
-        return json_response({"discrepancy": discrepancy_json(item), "approval": None})
-    if body["action"] == "confirm_with_bank":
-        return await confirm_with_bank(request, discrepancy_id, principal.actor)
-    item, approval = await request_action(request, discrepancy_id, principal.actor, body)
-    return json_response({"discrepancy": discrepancy_json(item), "approval": approval}, status=202)
+    body = check_action(await read_json(request))
+    done = await act(request, discrepancy_id, principal.actor, body)
+    answer: dict[str, Any] = {"discrepancy": discrepancy_json(done.item), "approval": done.approval}
+    if done.run is not None:
+        answer["reconciliation"] = {
+            **run_json(request.app[SETTINGS].public_base_url, done.run),
+            "joined_running": done.joined_running,
+        }
+    return json_response(answer, status=200 if body["action"] == "dismiss" else 202)
 
 
 async def request_action(
@@ -168,7 +199,7 @@ async def _start_waiting(
     return True
 
 
-async def confirm_with_bank(request: web.Request, discrepancy_id: int, actor: str) -> web.Response:
+async def confirm_with_bank(request: web.Request, discrepancy_id: int, actor: str) -> ActionDone:
     """Ask the bank: reconcile its own statement of the claimed line's day.
     What the bank has acts as the bank says; the claim closes by itself
     when the bank's statement has its reference (or stays open if not)."""
@@ -197,14 +228,4 @@ async def confirm_with_bank(request: web.Request, discrepancy_id: int, actor: st
     except WorkflowServiceUnavailableError as err:
         raise ApiError(503, "temporal_unavailable", str(err)) from err
     log.info("discrepancy.confirm_with_bank", discrepancy_id=discrepancy_id, run=run.id, by=actor)
-    return json_response(
-        {
-            "discrepancy": discrepancy_json(item),
-            "approval": None,
-            "reconciliation": {
-                **run_json(request.app[SETTINGS].public_base_url, run),
-                "joined_running": not started,
-            },
-        },
-        status=202,
-    )
+    return ActionDone(item, run=run, joined_running=not started)

@@ -257,6 +257,13 @@ async def refresh_evidence(request: web.Request) -> web.Response:
     return json_response(await _evidence(request, dispute_id, principal.actor))
 
 
+async def refresh_as(request: web.Request, principal: Principal, dispute_id: int) -> None:
+    """Ask the bank again now, as ``principal`` (its answers kept); the
+    console's refresh form. Unit scope as the JSON route's."""
+    await check_dispute_scope(request, principal, dispute_id)
+    await _evidence(request, dispute_id, principal.actor)
+
+
 async def list_disputes(request: web.Request) -> web.Response:
     principal = require(request, "disputes:read")
     filters = ("status", "bank", "decision_number")
@@ -317,7 +324,31 @@ def _resolution_body(body: object) -> dict[str, Any]:
 async def resolve_dispute(request: web.Request) -> web.Response:
     principal = require(request, "disputes:resolve")
     dispute_id = path_id(request, "dispute_id")
-    body = _resolution_body(await read_json(request))
+    dispute, approval, started = await resolve_as(
+        request, principal, dispute_id, await read_json(request)
+    )
+    if approval is None:
+        return json_response({"dispute": dispute_json(dispute), "approval": None})
+    return json_response(
+        {
+            "dispute": dispute_json(dispute),
+            "approval": approval_json(approval),
+            "workflow_started": started,
+        },
+        status=202,
+    )
+
+
+async def resolve_as(
+    request: web.Request, principal: Principal, dispute_id: int, body: object
+) -> tuple[ds.Dispute, ap.Approval | None, bool]:
+    """A resolution by ``principal``: ``reject`` closes the dispute now (no
+    approval); ``confirm`` / ``refund`` ask for a second person's approval
+    (asking again while it waits returns the same request) and start the
+    workflow waiting for it. Returns the dispute, the approval and whether
+    the workflow started. The JSON API and the console's forms both resolve
+    here."""
+    body = _resolution_body(body)
     now = datetime.now(UTC)
     action = str(body["action"])
     reason = body.get("reason")
@@ -327,7 +358,7 @@ async def resolve_dispute(request: web.Request) -> web.Response:
     async with request.app[ENGINE].begin() as conn:
         if action == "reject":
             dispute = await ds.reject_dispute(conn, dispute_id, reason, principal.actor, now)
-            return json_response({"dispute": dispute_json(dispute), "approval": None})
+            return dispute, None, False
         dispute, approval = await ds.request_resolution(
             conn,
             dispute_id,
@@ -338,15 +369,7 @@ async def resolve_dispute(request: web.Request) -> web.Response:
             bank_ref=body.get("bank_ref"),
             payer_account=body.get("payer_account"),
         )
-    started = await _start_workflow(request, dispute.id, approval)
-    return json_response(
-        {
-            "dispute": dispute_json(dispute),
-            "approval": approval_json(approval),
-            "workflow_started": started,
-        },
-        status=202,
-    )
+    return dispute, approval, await _start_workflow(request, dispute.id, approval)
 
 
 async def _start_workflow(request: web.Request, dispute_id: int, approval: ap.Approval) -> bool:

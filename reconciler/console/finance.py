@@ -239,6 +239,15 @@ async def disputes_page(request: web.Request, staff: Staff) -> web.Response:
 async def dispute_page(request: web.Request, staff: Staff) -> web.Response:
     dispute_id = path_id(request, "dispute_id")
     await check_dispute_scope(request, staff.principal, dispute_id)
+    return await render_dispute(request, staff, dispute_id)
+
+
+async def render_dispute(
+    request: web.Request, staff: Staff, dispute_id: int, status: int = 200, **shown: Any
+) -> web.Response:
+    """One dispute's page (in the person's scope: the caller checked);
+    ``shown``: what an action on it did (``done``, the ``asked`` approval)
+    or why it was refused (``error``)."""
     dispute, evidence = await stored_evidence(request.app[ENGINE], dispute_id)
     async with request.app[ENGINE].connect() as conn:
         approvals = await ap.list_approvals(
@@ -256,8 +265,13 @@ async def dispute_page(request: web.Request, staff: Staff) -> web.Response:
         "trail": trail,
         "age": format_age(now - dispute.opened_at, language(request)),
         "deadline": dispute_deadline(dispute, current, _timeout(request), now),
+        "actions": ds.ACTIONS,
+        "error": None,
+        "done": None,
+        "asked": None,
+        **shown,
     }
-    return render(request, "finance/dispute.jinja", **context)
+    return render(request, "finance/dispute.jinja", status=status, **context)
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,15 +2,24 @@
 (``reconciler.console.add_routes``): approvals and disputes
 (``finance``), the daily closing report (``finance_reports``),
 reconciliation runs (``finance_recon``), the discrepancy work queue
-(``finance_queue``) and the audit log (``finance_audit``)."""
+(``finance_queue``), the single-item actions on a discrepancy or a
+dispute (``finance_actions``) and the audit log (``finance_audit``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from reconciler.console import finance, finance_audit, finance_queue, finance_recon, finance_reports
+from reconciler.console import (
+    finance,
+    finance_actions,
+    finance_audit,
+    finance_queue,
+    finance_recon,
+    finance_reports,
+)
 
 
 def add_routes(app: web.Application) -> None:
-    for part in (finance, finance_reports, finance_recon, finance_queue, finance_audit):
+    parts = (finance, finance_reports, finance_recon, finance_queue, finance_actions, finance_audit)
+    for part in parts:
         part.add_routes(app)

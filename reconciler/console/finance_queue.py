@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -127,7 +127,14 @@ async def bulk_assign(request: web.Request, staff: Staff) -> web.Response:
 
 @staff_page("recon:read")
 async def item_page(request: web.Request, staff: Staff) -> web.Response:
-    discrepancy_id = path_id(request, "discrepancy_id")
+    return await render_item(request, staff, path_id(request, "discrepancy_id"))
+
+
+async def render_item(
+    request: web.Request, staff: Staff, discrepancy_id: int, status: int = 200, **shown: Any
+) -> web.Response:
+    """One item's page; ``shown``: what an action on it did (``done``, the
+    ``asked`` approval) or why it was refused (``error``)."""
     now = datetime.now(UTC)
     async with request.app[ENGINE].connect() as conn:
         entry = await wq.get_item(conn, discrepancy_id)
@@ -135,11 +142,13 @@ async def item_page(request: web.Request, staff: Staff) -> web.Response:
     return render(
         request,
         "finance/queue_item.jinja",
+        status=status,
         principal=staff.principal,
         csrf=staff.session.csrf_secret,
         d=queue_json(request.app, entry, now),
         age=format_age(now - entry.item.created_at, language(request)),
         trail=trail,
+        **{"error": None, "done": None, "asked": None, **shown},
     )
 
 

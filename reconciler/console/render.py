@@ -112,10 +112,17 @@ def message_page(request: web.Request, status: int, title: str, message: str) ->
     )
 
 
-async def read_form(request: web.Request) -> dict[str, str] | None:
+async def read_form(
+    request: web.Request, free_text: frozenset[str] = frozenset()
+) -> dict[str, str] | None:
     """A form's fields (``application/x-www-form-urlencoded``, UTF-8), or
     None when it is not one: another type, not UTF-8, too many fields, a
-    field twice, too long, or holding a character text may not hold."""
+    field twice, too long, or holding a character text may not hold.
+
+    ``free_text`` fields (a reason typed in a textarea) are kept whatever
+    their length and characters (the body's cap bounds them), line breaks
+    as LF (a browser sends CR LF): the handler checks them and says on the
+    page what is wrong with them, where a refused form says "expired"."""
     if request.content_type != "application/x-www-form-urlencoded":
         return None
     raw = await read_body(request)
@@ -128,8 +135,10 @@ async def read_form(request: web.Request) -> dict[str, str] | None:
     if len(form) != len(pairs):
         return None
     for name, value in pairs:
-        if len(name) > 100 or len(value) > FORM_VALUE_CHARS_MAX:
+        if len(name) > 100 or unsafe_character(name) is not None:
             return None
-        if unsafe_character(name) is not None or unsafe_character(value) is not None:
+        if name in free_text:
+            form[name] = value.replace("\r\n", "\n")
+        elif len(value) > FORM_VALUE_CHARS_MAX or unsafe_character(value) is not None:
             return None
     return form

@@ -190,6 +190,60 @@ VI: Final[dict[str, str]] = {
     "audit_chain_broken": "Chuỗi nhật ký KHÔNG nguyên vẹn.",
     "audit_problems": "Phát hiện {count} vấn đề trong {rows} dòng đã kiểm tra.",
     "audit_problem_kind": "Vấn đề",
+    "actions_title": "Xử lý mục này",
+    "actions_hint": (
+        "Mỗi thao tác cần lý do và được ghi nhật ký. Hoàn tiền hay ghép khoản chỉ là yêu cầu: "
+        "một người khác phải phê duyệt thì tiền mới chuyển."
+    ),
+    "reason_required": "Lý do (bắt buộc)",
+    "payee_account_optional": (
+        "Tài khoản nhận tiền hoàn (để trống: tài khoản chuyển tiền trong sao kê ngân hàng)"
+    ),
+    "bank_ref_optional": "Mã giao dịch ngân hàng (để trống: mã trong khiếu nại)",
+    "payer_account_optional": "Tài khoản người nộp (không bắt buộc)",
+    "daction_dismiss": "Bỏ qua",
+    "daction_request_refund": "Yêu cầu hoàn tiền",
+    "daction_request_manual_match": "Yêu cầu ghép với quyết định",
+    "daction_confirm_with_bank": "Đối chiếu với sao kê của ngân hàng",
+    "raction_reject": "Bác khiếu nại",
+    "raction_confirm": "Yêu cầu xác nhận (ghi nhận khoản nộp)",
+    "raction_refund": "Yêu cầu hoàn tiền",
+    "refresh_evidence": "Hỏi lại ngân hàng",
+    "refresh_hint": "Hỏi ngân hàng về giao dịch này ngay bây giờ; câu trả lời được lưu lại.",
+    "must_approve": "Ai phải phê duyệt",
+    "must_approve_who": (
+        "Một người khác có vai trò {roles}; {requester} không thể tự phê duyệt yêu cầu này."
+    ),
+    "workflow_deferred": (
+        "Chưa khởi động được quy trình chờ phê duyệt; yêu cầu vẫn được ghi nhận. "
+        "Gửi lại biểu mẫu sau ít phút để khởi động."
+    ),
+    "done_requested": "Đã gửi yêu cầu; chưa có tiền nào được chuyển.",
+    "done_dismissed": "Đã bỏ qua mục này.",
+    "done_rejected": "Đã bác khiếu nại.",
+    "done_refreshed": "Đã hỏi lại ngân hàng; chứng cứ bên dưới là mới nhất.",
+    "done_confirm_started": (
+        "Đã bắt đầu đối soát sao kê của ngân hàng ngày {day} (lần đối soát số {run})."
+    ),
+    "action_invalid": "Chưa thực hiện: {field}: {message}. Không có gì được thay đổi.",
+    "action_not_found": "Chưa thực hiện: không tìm thấy ({message}). Không có gì được thay đổi.",
+    "action_forbidden": "Chưa thực hiện: không được phép ({message}). Không có gì được thay đổi.",
+    "action_conflict": (
+        "Chưa thực hiện: trạng thái hiện tại không cho phép ({message}). Không có gì được thay đổi."
+    ),
+    "action_unavailable": (
+        "Dịch vụ xử lý tạm thời không sẵn sàng; không có gì được thay đổi. Hãy thử lại sau."
+    ),
+    "item_not_found": "Không tìm thấy mục này; không có gì được thay đổi.",
+    "reason_missing": "cần nhập lý do",
+    "reason_too_long": "dài quá 2.000 ký tự",
+    "reason_bad_char": "có ký tự điều khiển hoặc ký tự ẩn",
+    "field_reason": "Lý do",
+    "field_action": "Thao tác",
+    "field_payee_account": "Tài khoản nhận tiền hoàn",
+    "field_decision_number": "Số quyết định",
+    "field_bank_ref": "Mã giao dịch ngân hàng",
+    "field_payer_account": "Tài khoản người nộp",
 }
 
 EN: Final[dict[str, str]] = {
@@ -375,4 +429,58 @@ EN: Final[dict[str, str]] = {
     "audit_chain_broken": "The audit chain is NOT intact.",
     "audit_problems": "{count} problems found in {rows} rows checked.",
     "audit_problem_kind": "Problem",
+    "actions_title": "Act on this item",
+    "actions_hint": (
+        "Every action needs a reason and is audited. A refund or a match is only a request: "
+        "no money moves before another person approves it."
+    ),
+    "reason_required": "Reason (required)",
+    "payee_account_optional": (
+        "Account to refund (empty: the account the bank's statement says the money came from)"
+    ),
+    "bank_ref_optional": "Bank reference (empty: the complaint's)",
+    "payer_account_optional": "Payer's account (optional)",
+    "daction_dismiss": "Dismiss",
+    "daction_request_refund": "Request a refund",
+    "daction_request_manual_match": "Request a match to a decision",
+    "daction_confirm_with_bank": "Check against the bank's statement",
+    "raction_reject": "Reject the dispute",
+    "raction_confirm": "Request to confirm (book the payment)",
+    "raction_refund": "Request a refund",
+    "refresh_evidence": "Ask the bank again",
+    "refresh_hint": "Ask the bank about this debit now; its answer is kept.",
+    "must_approve": "Who must approve",
+    "must_approve_who": (
+        "Another person with the role {roles}; {requester} cannot approve this request."
+    ),
+    "workflow_deferred": (
+        "The process waiting for the approval could not be started yet; the request is "
+        "recorded. Send the form again in a few minutes to start it."
+    ),
+    "done_requested": "The request is recorded; no money has moved.",
+    "done_dismissed": "This item is dismissed.",
+    "done_rejected": "The dispute is rejected.",
+    "done_refreshed": "The bank was asked again; the evidence below is the newest.",
+    "done_confirm_started": (
+        "Reconciliation of the bank's statement of {day} started (run number {run})."
+    ),
+    "action_invalid": "Not done: {field}: {message}. Nothing was changed.",
+    "action_not_found": "Not done: not found ({message}). Nothing was changed.",
+    "action_forbidden": "Not done: not allowed ({message}). Nothing was changed.",
+    "action_conflict": (
+        "Not done: its current state does not allow it ({message}). Nothing was changed."
+    ),
+    "action_unavailable": (
+        "The processing service is unavailable for now; nothing was changed. Try again later."
+    ),
+    "item_not_found": "There is no such item; nothing was changed.",
+    "reason_missing": "a reason is required",
+    "reason_too_long": "is longer than 2,000 characters",
+    "reason_bad_char": "holds a control or invisible character",
+    "field_reason": "Reason",
+    "field_action": "Action",
+    "field_payee_account": "Account to refund",
+    "field_decision_number": "Decision number",
+    "field_bank_ref": "Bank reference",
+    "field_payer_account": "Payer's account",
 }

@@ -51,6 +51,17 @@ RECONCILE_SECONDS_MAX = 60.0
 ID_SEQUENCES = ("disputes_id_seq", "discrepancies_id_seq")
 
 
+async def random_ids(engine: AsyncEngine) -> None:
+    """Start the ids workflow ids derive from at random: the test databases
+    share one Temporal server, whose workflow ids must not meet."""
+    async with engine.begin() as conn:
+        for sequence in ID_SEQUENCES:
+            await conn.execute(
+                text("SELECT setval(CAST(:seq AS regclass), :n)"),
+                {"seq": sequence, "n": secrets.randbelow(10**12) + 1},
+            )
+
+
 def fast_settings(**overrides: Any) -> dict[str, Any]:
     """Verification timings shrunk so a test takes seconds, not minutes."""
     values: dict[str, Any] = {
@@ -367,9 +378,4 @@ async def _add_every_activity(saga: SagaStack) -> None:
     adapters = build_adapters(saga.settings, saga.session)
     saga.disputes = DisputeActivities(DisputeDeps(saga.engine, adapters))
     saga.recon = recon_activities(saga.settings, saga.engine, adapters, saga.client)
-    async with saga.engine.begin() as conn:
-        for sequence in ID_SEQUENCES:
-            await conn.execute(
-                text("SELECT setval(CAST(:seq AS regclass), :n)"),
-                {"seq": sequence, "n": secrets.randbelow(10**12) + 1},
-            )
+    await random_ids(saga.engine)
