@@ -41,16 +41,7 @@ class Notice:
 _notice: Final = row_mapper(Notice)
 # Built once: the payment saga queues a notice per receipt, and building a
 # statement per call costs more CPU than running it.
-_ENQUEUE: Final = (
-    insert(t.outbox)
-    .values(
-        dedupe_key=bindparam("dedupe_key"),
-        kind=bindparam("kind"),
-        payload=bindparam("payload", type_=JSONB),
-    )
-    .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    .returning(t.outbox.c.id)
-)
+# Queue once per dedupe key (a second queueing is a no-op).
 _ENQUEUE_MANY: Final = (
     insert(t.outbox)
     .values(
@@ -60,6 +51,7 @@ _ENQUEUE_MANY: Final = (
     )
     .on_conflict_do_nothing(index_elements=["dedupe_key"])
 )
+_ENQUEUE: Final = _ENQUEUE_MANY.returning(t.outbox.c.id)
 # ``sent_at IS NULL`` is the predicate of the partial index ``outbox_unsent``.
 _CLAIM: Final = (
     select(*columns(Notice, t.outbox))

@@ -14,6 +14,10 @@ The signed payload is stored twice: as ``payload`` (jsonb, for queries) and
 as ``payload_canonical`` (the exact signed text). ``verify_receipts`` checks
 that both agree and that the signature holds.
 
+One module, over 600 lines: issuance, numbering and verification share the
+payload, its canonical text and the series rules, which must not drift
+apart (what is signed is what is verified).
+
 The payload names its signing key (``kid``), so a verifier holding the current
 and retired public keys picks the right one. Receipts issued before the kid
 was signed in carry none: they are checked under the row's ``key_id``, which
