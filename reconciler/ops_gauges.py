@@ -24,7 +24,7 @@ from temporalio.client import Client
 
 from ledger.ops_health import ops_snapshot
 from observability import metrics as m
-from workflows.common import bank_queue
+from workflows.ops.schedules import polled_queues
 
 log = structlog.get_logger(__name__)
 
@@ -74,10 +74,10 @@ async def refresh_ledger_gauges(engine: AsyncEngine, banks: list[str]) -> None:
 
 
 async def refresh_backlogs(client: Client, task_queue: str, banks: list[str]) -> None:
-    """``refresh_backlog`` of the worker's task queue and of each bank's."""
-    await refresh_backlog(client, task_queue)
-    for bank in sorted(set(banks)):
-        await refresh_backlog(client, bank_queue(task_queue, bank))
+    """``refresh_backlog`` of every queue the worker polls: its own, the
+    link recovery's and each bank's."""
+    for queue in polled_queues(task_queue, banks):
+        await refresh_backlog(client, queue)
 
 
 async def refresh_backlog(client: Client, task_queue: str) -> None:

@@ -45,7 +45,7 @@ from reconciler.wiring import (
     load_verifier,
     saga_config,
 )
-from workflows.common import bank_queue
+from workflows.common import bank_queue, recovery_queue
 from workflows.disputes.activities import DisputeActivities, DisputeDeps
 from workflows.disputes.workflow import DisputeWorkflow
 from workflows.interceptors import ActivityInterceptor
@@ -159,6 +159,32 @@ def bank_workers(
     ]
 
 
+# The recovery's queue runs one bulk pass per bank at a time (its workflow
+# id is the bank's), so a few slots serve every bank.
+RECOVERY_ACTIVITIES_MAX = 8
+
+
+def recovery_worker(client: Client, task_queue: str, activities: PaymentActivities) -> Worker:
+    """The worker of the link recovery's own queue (``recovery_queue``):
+    ``LinkRecoveryWorkflow`` and its bulk step, with slots of their own.
+    (The main worker keeps both registered too, for a recovery started on
+    the main queue by an older release.)"""
+    return Worker(
+        client,
+        task_queue=recovery_queue(task_queue),
+        workflows=[LinkRecoveryWorkflow],
+        activities=[
+            *LinkRecoveryActivities(activities, activities.engine, client).all(),
+            *HeartbeatActivities().all(),
+        ],
+        interceptors=[ActivityInterceptor()],
+        workflow_runner=sandbox_runner(),
+        max_concurrent_activities=RECOVERY_ACTIVITIES_MAX,
+        max_concurrent_workflow_tasks=RECOVERY_ACTIVITIES_MAX,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
 def build_workers(
     client: Client,
     task_queue: str,
@@ -172,7 +198,8 @@ def build_workers(
     integrity_activities: IntegrityActivities | None = None,
 ) -> list[Worker]:
     """The worker of ``task_queue`` (every workflow, every step but the bank
-    calls) and one per bank: what one ``reconciler worker`` process polls."""
+    calls and the link recovery), the link recovery's and one per bank:
+    what one ``reconciler worker`` process polls."""
     main = build_worker(
         client,
         task_queue,
@@ -182,7 +209,11 @@ def build_workers(
         recon_activities=recon_activities,
         integrity_activities=integrity_activities,
     )
-    return [main, *bank_workers(client, task_queue, activities, banks, bank_activities_max)]
+    return [
+        main,
+        recovery_worker(client, task_queue, activities),
+        *bank_workers(client, task_queue, activities, banks, bank_activities_max),
+    ]
 
 
 async def run_workers(workers: Sequence[Worker], stop: asyncio.Event) -> None:

@@ -97,6 +97,15 @@ def bank_queue(task_queue: str, bank: str) -> str:
     return f"{task_queue}.bank.{bank}"
 
 
+def recovery_queue(task_queue: str) -> str:
+    """The task queue of ``LinkRecoveryWorkflow`` and its bulk step, with
+    its own slots in the worker: when a link comes back, the payment
+    workflows of the outage all have tasks due on ``task_queue`` at once
+    (thousands of them, backed up behind the bank's slots), and a recovery
+    queued behind them started minutes late (docs/benchmarks.md)."""
+    return f"{task_queue}.recovery"
+
+
 async def remote(
     step: Callable[[S, A], Awaitable[R]],
     arg: A,

@@ -19,7 +19,7 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from workflows.common import bank_queue
+from workflows.common import bank_queue, recovery_queue
 from workflows.ops import types as ot
 from workflows.ops.workflow import HeartbeatWorkflow, IntegrityChecksWorkflow
 from workflows.schedules import upsert_schedule
@@ -40,7 +40,11 @@ def schedule_ids(task_queue: str) -> tuple[str, str]:
 
 def polled_queues(task_queue: str, banks: Sequence[str]) -> list[str]:
     """Every task queue a worker of this deployment polls."""
-    return [task_queue, *(bank_queue(task_queue, bank) for bank in sorted(set(banks)))]
+    return [
+        task_queue,
+        recovery_queue(task_queue),
+        *(bank_queue(task_queue, bank) for bank in sorted(set(banks))),
+    ]
 
 
 def _every(seconds: float) -> ScheduleSpec:

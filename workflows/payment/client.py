@@ -18,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger import payments as pay
+from workflows.common import recovery_queue
 from workflows.payment import types as wt
 from workflows.payment.external_debit import ExternalDebitWorkflow
 from workflows.payment.external_debit import workflow_id_for as external_workflow_id
@@ -101,12 +102,14 @@ async def start_link_recovery(
 ) -> WorkflowHandle[LinkRecoveryWorkflow, wt.RecoveryReport]:
     """The link-recovery event (the prober, an operator): settle in bulk what
     the bank confirms, then wake every in-doubt payment of the bank. Joins a
-    recovery of the bank already running (it does one more pass)."""
+    recovery of the bank already running (it does one more pass). It runs
+    on the recovery's own queue (``recovery_queue``), not behind the tasks
+    of the payment workflows, which all come due when the link returns."""
     handle = await client.start_workflow(
         LinkRecoveryWorkflow.run,
         wt.BankRef(bank),
         id=recovery_workflow_id(bank),
-        task_queue=task_queue,
+        task_queue=recovery_queue(task_queue),
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         start_signal="link_recovered",
     )

@@ -17,8 +17,10 @@ from sqlalchemy import text
 
 from ledger import payments as pay
 from reconciler.cli.main import main
+from reconciler.worker import recovery_worker, run_workers
 from tests.support import db
 from tests.support.stack import SagaStack, eventually
+from workflows.common import recovery_queue
 from workflows.payment.link_recovery import workflow_id_for as recovery_workflow_id
 from workflows.payment.recovery_activities import CAUSE
 from workflows.payment.workflow import workflow_id_for
@@ -206,6 +208,37 @@ async def _recheck_while_down(stack: SagaStack, payment_id: str) -> None:
     assert status == 200, queue
     (row,) = [p for p in queue["payments"] if p["payment_id"] == payment_id]
     assert (row["attempts"], row["last_answer"]) == (checks + 1, "link_down")
+
+
+async def test_the_recovery_does_not_wait_for_the_payment_workflows_queue(
+    stack: SagaStack,
+) -> None:
+    """When a link returns, the payment workflows of the outage all have
+    tasks due on the main queue; the recovery has a queue and slots of its
+    own. Here nothing polls the main queue at all, and the recovery still
+    books and receipts every confirmed debit."""
+    made = await _left_verifying(stack, PAYMENTS)
+    await stack.admins[BANK].clear_faults()
+    await stack.stop_worker()
+    alone = recovery_worker(stack.client, stack.settings.task_queue, stack.activities)
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_workers([alone], stop))
+    try:
+        report = await _recover(stack)
+        handle = stack.client.get_workflow_handle(recovery_workflow_id(BANK))
+        described = await handle.describe()
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await stack.start_worker()
+
+    assert described.task_queue == recovery_queue(stack.settings.task_queue)
+    assert (report["in_doubt"], report["settled"]) == (PAYMENTS, PAYMENTS), report
+    for _, payment_id in made:
+        payment = await stack.payment(payment_id)
+        assert (payment["status"], payment["receipt"] is not None) == ("succeeded", True), payment
+    # Back on the main queue, the woken workflows find their payment settled.
+    await _workflows_closed(stack, [n for n, _ in made])
 
 
 async def test_concurrent_events_settle_each_payment_once(stack: SagaStack) -> None:

@@ -21,10 +21,11 @@ def test_each_bank_has_its_own_queue_under_the_workers() -> None:
 def test_the_heartbeat_proves_every_polled_queue_once() -> None:
     assert polled_queues("q", ["hnbank", "sgbank", "hnbank"]) == [
         "q",
+        "q.recovery",
         "q.bank.hnbank",
         "q.bank.sgbank",
     ]
-    assert polled_queues("q", []) == ["q"]
+    assert polled_queues("q", []) == ["q", "q.recovery"]
 
 
 def test_both_schedules_per_task_queue_skip_overlaps() -> None:
@@ -45,4 +46,4 @@ def test_both_schedules_per_task_queue_skip_overlaps() -> None:
     heartbeat = schedules[heartbeat_id].action
     assert isinstance(heartbeat, ScheduleActionStartWorkflow)
     assert heartbeat.workflow == "OpsHeartbeat"
-    assert list(heartbeat.args) == [ot.HeartbeatInput(["q", "q.bank.sgbank"])]
+    assert list(heartbeat.args) == [ot.HeartbeatInput(["q", "q.recovery", "q.bank.sgbank"])]
