@@ -139,6 +139,20 @@ def entry_hash(
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+def hash_of(entry: AuditEntry) -> str:
+    """``entry_hash`` of a row's fields (its own ``hash`` aside)."""
+    return entry_hash(
+        entry.id,
+        entry.at,
+        entry.actor,
+        entry.action,
+        entry.subject_type,
+        entry.subject_id,
+        entry.detail,
+        entry.prev_hash,
+    )
+
+
 def _validate(actor: str, action: str, subject_type: str, subject_id: str) -> None:
     if not 1 <= len(actor) <= ACTOR_CHARS_MAX:
         raise ValueError(f"audit actor must be 1..{ACTOR_CHARS_MAX} characters")
@@ -218,47 +232,23 @@ async def append_audit_many(
     entries: list[AuditEntry] = []
     for draft in checked:
         entry_id += 1
-        at = draft.now.astimezone(UTC)
-        digest = entry_hash(
+        unhashed = AuditEntry(
             entry_id,
-            at,
+            draft.now.astimezone(UTC),
             draft.actor,
             draft.action,
             draft.subject_type,
             draft.subject_id,
             draft.detail,
             prev_hash,
+            hash="",
         )
-        entries.append(
-            AuditEntry(
-                entry_id,
-                at,
-                draft.actor,
-                draft.action,
-                draft.subject_type,
-                draft.subject_id,
-                draft.detail,
-                prev_hash,
-                digest,
-            )
-        )
-        prev_hash = digest
+        entries.append(replace(unhashed, hash=hash_of(unhashed)))
+        prev_hash = entries[-1].hash
     # In id order: the table's trigger checks that each row continues the
-    # head it moved for the row before.
-    rows = [
-        {
-            "id": e.id,
-            "at": e.at,
-            "actor": e.actor,
-            "action": e.action,
-            "subject_type": e.subject_type,
-            "subject_id": e.subject_id,
-            "detail": e.detail,
-            "prev_hash": e.prev_hash,
-            "hash": e.hash,
-        }
-        for e in entries
-    ]
+    # head it moved for the row before. (An entry's fields are the row's
+    # columns, by name.)
+    rows = [vars(e) for e in entries]
     await conn.execute(_INSERT_ENTRY, rows[0] if len(rows) == 1 else rows)
     return entries
 
@@ -406,17 +396,7 @@ def _check_row(
     ahead: dict[str, int],
     problems: _Problems,
 ) -> None:
-    computed = entry_hash(
-        row.id,
-        row.at,
-        row.actor,
-        row.action,
-        row.subject_type,
-        row.subject_id,
-        row.detail,
-        row.prev_hash,
-    )
-    if computed != row.hash:
+    if hash_of(row) != row.hash:
         problems.add(row.id, CHANGED, f"row {row.id} ({row.action}) does not match its hash")
     if row.id != prev_id + 1:
         first, last = prev_id + 1, row.id - 1
