@@ -75,6 +75,7 @@ from workflows.payment.recovery_activities import RECOVERY_BATCH, RECOVERY_BATCH
 BANK = "hnbank"
 START_CONCURRENCY = 32
 POLL_SECONDS = 0.1
+PROGRESS_SECONDS = 15.0
 # Waits, per payment on top of a fixed part (a shared machine under load
 # starts about 3 sagas a second): starting the sagas and their
 # garbled debits, then (without the event) every workflow's own check.
@@ -119,11 +120,23 @@ async def _receipted(engine: AsyncEngine, ids: list[UUID]) -> set[UUID]:
         return {r.payment_id for r in rows}
 
 
-async def _until(what: str, seconds_max: float, probe: Any) -> None:
-    deadline = time.monotonic() + seconds_max
+def _say(line: str) -> None:
+    """A progress line on stderr (the run takes minutes at 5,000)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+async def _until(what: str, seconds_max: float, probe: Any, progress: Any = None) -> None:
+    """Poll ``probe`` until true; every ``PROGRESS_SECONDS`` say how far
+    ``progress()`` (a short text) has got."""
+    began = time.monotonic()
+    deadline, said = began + seconds_max, began
     while not await probe():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise TimeoutError(f"gave up after {seconds_max:.0f} s waiting for {what}")
+        if progress is not None and now - said >= PROGRESS_SECONDS:
+            said = now
+            _say(f"waiting {now - began:.0f} s for {what}: {await progress()}")
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -154,15 +167,24 @@ class Outage:
         # starts a payment it finds without its workflow, and the first of
         # thousands could otherwise be sent (and answered) before this fault.
         await self.admin.add_fault("malformed")
+        run = "with the link-recovery event" if wake else "polling alone"
+        _say(f"run {run}: seeding {self.payments} payments")
         seeded = await seed_payments(self.engine, self.sim.bank, prefix, self.payments)
         ids = [s.payment_id for s in seeded]
         await self._start_all(seeded)
+        _say(f"{len(ids)} payment workflows started")
 
         async def all_verifying() -> bool:
             return (await _statuses(self.engine, ids)).get("verifying", 0) == len(ids)
 
+        async def counts() -> str:
+            return str(await _statuses(self.engine, ids))
+
         slack = SECONDS_PER_PAYMENT_MAX * len(ids)
-        await _until("every payment to be verifying", VERIFYING_SECONDS_MAX + slack, all_verifying)
+        await _until(
+            "every payment to be verifying", VERIFYING_SECONDS_MAX + slack, all_verifying, counts
+        )
+        _say(f"all verifying; link down for {outage_seconds:g} s")
         await self.admin.add_fault("link_down")
         down_at = time.monotonic()
         await asyncio.sleep(max(0.0, outage_seconds - (time.monotonic() - down_at)))
@@ -182,8 +204,15 @@ class Outage:
                 seen[payment_id] = now
             return len(seen) == len(ids)
 
-        await _until("every payment to be receipted", RECEIPTED_SECONDS_MAX + slack, all_receipted)
+        async def receipted() -> str:
+            return f"{len(seen)} of {len(ids)} receipted"
+
+        _say("link back")
+        await _until(
+            "every payment to be receipted", RECEIPTED_SECONDS_MAX + slack, all_receipted, receipted
+        )
         cpu = self.meter.stop()
+        _say(f"all {len(ids)} receipted {max(seen.values()):.1f} s after the link came back")
         woken, settled, wake_call = await waking if waking is not None else (None, None, None)
         await self._check_money(ids)
         times = sorted(seen.values())
