@@ -341,6 +341,8 @@ disputes = Table(
     Column("bank_ref", Text),
     Column("payer_account", Text),
     Column("description", Text, nullable=False),
+    Column("contact_phone", Text),  # 0017
+    Column("contact_email", Text),  # 0017
     Column("status", Text, nullable=False),
     Column("opened_by", Text, nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),

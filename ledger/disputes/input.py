@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from domain.business_time import DATE_MAX, DATE_MIN
+from domain.contact import ContactError, normal_email, normal_phone
 from domain.formats import ACCOUNT_LENGTH_MAX, ACCOUNT_RE, BANK_REF_RE
 from ledger.core.checks import check_amount, check_object, check_reason
 from ledger.core.errors import ValidationError
@@ -26,8 +27,14 @@ _FIELDS: Final = frozenset(
         "bank_ref",
         "description",
         "payer_account",
+        "contact_phone",
+        "contact_email",
     }
 )
+_CONTACT_HINTS: Final = {
+    "contact_phone": "must be a Vietnamese phone number: +84 or 0, then 8-10 digits",
+    "contact_email": "must be an email address (name@domain.vn)",
+}
 
 
 def _optional_match(body: dict[str, Any], name: str, pattern: re.Pattern[str], hint: str) -> Any:
@@ -37,6 +44,20 @@ def _optional_match(body: dict[str, Any], name: str, pattern: re.Pattern[str], h
     if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
         raise ValidationError(name, hint)
     return value.strip()
+
+
+def _optional_contact(body: dict[str, Any], name: str) -> str | None:
+    """The citizen's phone or email in its normal form; absent, null or
+    blank: None."""
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(name, _CONTACT_HINTS[name])
+    try:
+        return normal_phone(value) if name == "contact_phone" else normal_email(value)
+    except ContactError:
+        raise ValidationError(name, _CONTACT_HINTS[name]) from None
 
 
 def parse_time(value: object, field: str, now: datetime) -> datetime:
@@ -67,6 +88,15 @@ class DisputeInput:
     description: str
     bank_ref: str | None = None
     payer_account: str | None = None
+    # The citizen's, to reach them; never copied into the audit log.
+    contact_phone: str | None = None
+    contact_email: str | None = None
+
+    @property
+    def contact_given(self) -> list[str]:
+        """Which kinds of contact were given: what the audit row says."""
+        kinds = (("phone", self.contact_phone), ("email", self.contact_email))
+        return [kind for kind, value in kinds if value is not None]
 
     @classmethod
     def from_json(
@@ -97,4 +127,6 @@ class DisputeInput:
                 ACCOUNT_RE,
                 f"must be 1-{ACCOUNT_LENGTH_MAX} letters or digits",
             ),
+            contact_phone=_optional_contact(body, "contact_phone"),
+            contact_email=_optional_contact(body, "contact_email"),
         )

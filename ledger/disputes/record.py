@@ -93,6 +93,8 @@ class Dispute:
     bank_ref: str | None
     payer_account: str | None
     description: str
+    contact_phone: str | None
+    contact_email: str | None
     status: str
     opened_by: str
     opened_at: datetime
@@ -202,6 +204,8 @@ async def open_dispute(
                 bank_ref=inp.bank_ref,
                 payer_account=inp.payer_account,
                 description=inp.description,
+                contact_phone=inp.contact_phone,
+                contact_email=inp.contact_email,
                 status=DisputeStatus.OPEN,
                 opened_by=opened_by,
                 opened_at=now,
@@ -232,6 +236,9 @@ async def open_dispute(
         "bank_ref": inp.bank_ref,
         "payer_account": inp.payer_account,
         "description": inp.description,
+        # Which kinds, never the contact itself: the chain keeps what it
+        # holds for good, a citizen's phone number need not be there.
+        "contact": inp.contact_given,
     }
     await audit_dispute(conn, int(dispute_id), "opened", opened_by, now, detail)
     return await get_dispute(conn, int(dispute_id))

@@ -103,6 +103,8 @@ def dispute_json(dispute: ds.Dispute) -> dict[str, Any]:
         "bank_ref": dispute.bank_ref,
         "payer_account": dispute.payer_account,
         "description": dispute.description,
+        "contact_phone": dispute.contact_phone,
+        "contact_email": dispute.contact_email,
         "status": dispute.status,
         "opened_by": dispute.opened_by,
         "opened_at": dispute.opened_at.isoformat(),

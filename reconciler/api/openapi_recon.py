@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.contact import EMAIL_CHARS_MAX, PHONE_CHARS_MAX
 from ledger.core.approvals import APPROVAL_KINDS, APPROVAL_STATUSES
 from ledger.disputes.record import ACTIONS as DISPUTE_ACTIONS
 from ledger.disputes.record import DISPUTE_STATUSES
@@ -98,6 +99,8 @@ def schemas() -> dict[str, Schema]:
                 "bank_ref": NSTR,
                 "payer_account": NSTR,
                 "description": STR,
+                "contact_phone": NSTR,
+                "contact_email": NSTR,
                 "status": {"enum": list(DISPUTE_STATUSES)},
                 "opened_by": STR,
                 "opened_at": STR,
@@ -371,8 +374,17 @@ def _dispute_paths(banks: list[str]) -> dict[str, dict[str, Any]]:
             "bank_ref": {"type": "string"},
             "description": REASON,
             "payer_account": {"type": "string"},
+            "contact_phone": {"type": "string", "maxLength": PHONE_CHARS_MAX},
+            "contact_email": {"type": "string", "maxLength": EMAIL_CHARS_MAX},
         },
-        ("bank_ref", "payer_account", "occurred_at", "amount_vnd"),
+        (
+            "bank_ref",
+            "payer_account",
+            "occurred_at",
+            "amount_vnd",
+            "contact_phone",
+            "contact_email",
+        ),
     )
     resolution = obj(
         {

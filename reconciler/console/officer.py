@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from domain.business_time import business_date
+from domain.contact import ContactError, normal_email, normal_phone
 from ledger import listings as ls
 from ledger.core.errors import ConflictError, NotFoundError, ValidationError
 from ledger.fines_search import FineSearch
@@ -38,14 +39,6 @@ from reconciler.console.render import language, render
 from reconciler.console.texts import TEXTS
 
 RECEIPTS_PAGE: Final = 100
-# A Vietnamese phone number as people write it: +84 or 0, then 8-10 digits
-# (spaces, dots and dashes between them are dropped first).
-_PHONE_RE: Final = re.compile(r"(?:\+84|0)[0-9]{8,10}", re.ASCII)
-_PHONE_SEPARATORS: Final = re.compile(r"[ .\-()]")
-# Enough to catch a typo, not a full RFC 5322 parser: one @, no spaces, a
-# dot in the domain; at most 254 characters (RFC 5321).
-_EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s.]+(?:\.[^@\s.]+)+")
-_EMAIL_CHARS_MAX: Final = 254
 _WHEN_RE: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2})", re.ASCII)
 _DIGITS_RE: Final = re.compile(r"[0-9]{1,15}", re.ASCII)
 DISPUTE_FIELDS: Final = (
@@ -116,43 +109,42 @@ async def receipts_today(request: web.Request, staff: Staff) -> web.Response:
     )
 
 
-def citizen_contact(phone: str, email: str) -> str:
-    """The citizen's contact as the dispute records it: a phone number
-    (normalised: digits, or +84 and digits) and/or an email; at least one.
+def citizen_contact(phone: str, email: str) -> tuple[str | None, str | None]:
+    """The citizen's phone number and email in their normal forms
+    (``domain.contact``); at the counter at least one is needed.
     ``ValidationError`` names ``phone``, ``email`` or ``contact``."""
-    parts = []
-    if phone.strip():
-        digits = _PHONE_SEPARATORS.sub("", phone.strip())
-        if not _PHONE_RE.fullmatch(digits):
-            raise ValidationError("phone", "dispute_phone_bad")
-        parts.append(digits)
-    if email.strip():
-        address = email.strip()
-        if len(address) > _EMAIL_CHARS_MAX or not _EMAIL_RE.fullmatch(address):
-            raise ValidationError("email", "dispute_email_bad")
-        parts.append(address)
-    if not parts:
+    try:
+        number = normal_phone(phone) if phone.strip() else None
+        address = normal_email(email) if email.strip() else None
+    except ContactError as err:
+        raise ValidationError(err.field, f"dispute_{err.field}_bad") from None
+    if number is None and address is None:
         raise ValidationError("contact", "dispute_contact_missing")
-    return " / ".join(parts)
+    return number, address
 
 
-def dispute_body(form: dict[str, str], contact_label: str) -> dict[str, Any]:
+def dispute_body(form: dict[str, str], untold: str) -> dict[str, Any]:
     """The ``POST /api/v1/disputes`` body of the console's form: the time
     typed in Vietnam time, the amount in digits (dots between thousands
-    allowed), the citizen's contact appended to the description."""
-    contact = citizen_contact(form.get("phone", ""), form.get("email", ""))
+    allowed), the citizen's contact in its own fields (never in the
+    description, which the audit log keeps for good); ``untold``: the
+    description when the officer wrote none."""
+    phone, email = citizen_contact(form.get("phone", ""), form.get("email", ""))
     when = _WHEN_RE.fullmatch(form.get("occurred_at", "").strip())
     if when is None:
         raise ValidationError("occurred_at", "dispute_when_bad")
     amount = form.get("amount_vnd", "").strip().replace(".", "")
-    description = form.get("description", "").strip()
     body: dict[str, Any] = {
         "decision_number": form.get("decision_number", ""),
         "bank": form.get("bank", ""),
         "amount_vnd": int(amount) if _DIGITS_RE.fullmatch(amount) else amount,
         "occurred_at": f"{when[1]}T{when[2]}:00+07:00",
-        "description": f"{description}\n{contact_label}: {contact}".strip(),
+        "description": form.get("description", "").strip() or untold,
     }
+    if phone is not None:
+        body["contact_phone"] = phone
+    if email is not None:
+        body["contact_email"] = email
     if form.get("bank_ref", "").strip():
         body["bank_ref"] = form["bank_ref"].strip()
     return body
@@ -173,7 +165,7 @@ async def open_dispute(request: web.Request, staff: Staff) -> web.Response:
     texts = TEXTS[language(request)]
     values = {name: staff.form.get(name, "")[:2000] for name in DISPUTE_FIELDS}
     try:
-        body = dispute_body(staff.form, texts["dispute_contact_line"])
+        body = dispute_body(staff.form, texts["dispute_untold"])
         opened = await open_dispute_as(request, staff.principal, dispute_input(request, body))
     except ValidationError as err:
         message = str(err).removeprefix(f"{err.field}: ")

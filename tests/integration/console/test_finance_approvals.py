@@ -53,6 +53,8 @@ async def _dispute(
         description=f"bị trừ tiền {HOSTILE}",
         bank_ref=f"SG-REF-{number[:5]}",
         payer_account="123456789",
+        contact_phone="0912345678",
+        contact_email=f"an{HOSTILE}@x.vn",
     )
     async with engine.begin() as conn:
         dispute = await ds.open_dispute(conn, complaint, "fin.an", now)
@@ -145,6 +147,8 @@ async def test_disputes_with_age_overdue_deadline_and_escaped_text(
     assert "Quá hạn" in page
     assert "800.000 đ" in page
     assert "SG-REF-01234" in page
+    assert "Liên hệ của công dân" in page
+    assert "0912345678 / an&lt;script&gt;" in page
     assert HOSTILE not in page
     assert "&lt;script&gt;" in page
     english = await (await console.get(f"/console/disputes/{dispute_id}?lang=en")).text()

@@ -1,5 +1,6 @@
 """The counter's "debited but no receipt" dispute: opened with the
-citizen's contact over what ``POST /api/v1/disputes`` does; a bad contact,
+citizen's contact (in its own fields, out of the audit log) over what
+``POST /api/v1/disputes`` does; a bad contact,
 another unit's fine, a missing or wrong CSRF token or a role without
 ``disputes:open`` records nothing."""
 
@@ -64,12 +65,17 @@ async def test_an_officer_opens_a_dispute_with_the_citizens_contact(
     assert status == 201, page
     assert "Đã mở khiếu nại số" in page
     row = await value(
-        engine, "SELECT description || '|' || opened_by || '|' || amount_vnd FROM disputes"
+        engine,
+        "SELECT concat_ws('|', description, contact_phone, coalesce(contact_email, '-'),"
+        " opened_by, amount_vnd) FROM disputes",
     )
-    assert row == (
-        "Đã bị trừ tiền, chưa có biên lai <b>gấp</b>\nLiên hệ của công dân: 0912345678"
-        "|an.officer|800000"
+    assert row == "Đã bị trừ tiền, chưa có biên lai <b>gấp</b>|0912345678|-|an.officer|800000"
+    # The contact is in its own columns, not in the audit log's copy.
+    opened = await value(
+        engine, "SELECT detail::text FROM audit_log WHERE action = 'dispute.opened'"
     )
+    assert "0912345678" not in opened
+    assert '"contact": ["phone"]' in opened
     await _what_opens_nothing(console, engine, csrf)
 
 

@@ -152,6 +152,13 @@ BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"description": "x" * 2001}, "description"),
     ({"description": ""}, "description"),
     ({"surprise": 1}, "surprise"),
+    ({"contact_phone": "12345"}, "contact_phone"),
+    ({"contact_phone": "0912abc678"}, "contact_phone"),
+    ({"contact_phone": "0" + "9" * 30}, "contact_phone"),
+    ({"contact_phone": 912345678}, "contact_phone"),
+    ({"contact_email": "an@localhost"}, "contact_email"),
+    ({"contact_email": "a" * 250 + "@x.vn"}, "contact_email"),
+    ({"contact_email": ["an@x.vn"]}, "contact_email"),
 ]
 
 
@@ -168,6 +175,40 @@ async def test_bad_input_is_a_400_naming_the_field(
     async with engine.connect() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM disputes"))).scalar_one()
     assert count == 0
+
+
+@pytest.mark.usefixtures("fine")
+async def test_the_citizens_contact_is_kept_out_of_the_audit_log(
+    api: Api, who: dict[str, dict[str, str]], engine: AsyncEngine
+) -> None:
+    """The audit chain keeps what it holds for good: it records which kinds
+    of contact were given, never the phone number or the email."""
+    body = await _open(
+        api, who["officer"], contact_phone="+84 912.345.678", contact_email=" an@example.vn "
+    )
+    assert (body["contact_phone"], body["contact_email"]) == ("+84912345678", "an@example.vn")
+    status, read = await _json(api, "GET", f"/api/v1/disputes/{body['id']}", who["finance"])
+    assert status == 200, read
+    assert (read["contact_phone"], read["contact_email"]) == ("+84912345678", "an@example.vn")
+    bare = await _open(api, who["finance"], bank_ref="SG-REF-0002", contact_phone="  ")
+    assert (bare["contact_phone"], bare["contact_email"]) == (None, None)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT detail::text FROM audit_log WHERE action = 'dispute.opened' ORDER BY id"
+                )
+            )
+        ).scalars()
+        details = list(rows)
+        everything = " ".join(
+            (await conn.execute(text("SELECT detail::text FROM audit_log"))).scalars()
+        )
+    assert len(details) == 2, details
+    assert '"contact": ["phone", "email"]' in details[0]
+    assert '"contact": []' in details[1]
+    for trace in ("912345678", "an@example.vn", "example"):
+        assert trace not in everything
 
 
 @pytest.mark.usefixtures("fine")
