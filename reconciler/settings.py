@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # bank's link came back). A debit the bank has not confirmed a day later
     # is not a slow bank any more. Whole hours: the advice says "{n} hours".
     dispute_after_hours: int = Field(default=24, ge=1, le=30 * 24)
+    # A citizen's contact on a dispute is erased this many days after the
+    # dispute ended (``ledger.disputes.retention``; the worker, hourly).
+    dispute_contact_retention_days: int = Field(default=90, ge=1, le=3650)
 
     # Reconciliation: schedules per bank (Vietnam time), uploads, follow-up.
     recon_schedules_enabled: bool = True

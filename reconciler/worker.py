@@ -8,7 +8,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import structlog
@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from ledger import disputes as ds
 from ledger.core.postings import ensure_bank_accounts
 from ledger.payments import in_doubt_summary
 from ledger.receipts.signing import SigningKeyError
@@ -63,6 +64,10 @@ from workflows.reconciliation.discrepancy import DiscrepancyActionWorkflow
 from workflows.reconciliation.workflow import ReconciliationWorkflow
 
 log = structlog.get_logger(__name__)
+
+# Citizens' contacts on ended disputes are erased once their retention has
+# passed (``ledger.disputes.retention``); an hour late at most.
+CONTACT_RETENTION_INTERVAL_SECONDS: Final = 3600.0
 
 WORKFLOWS: list[type] = [
     FinePaymentWorkflow,
@@ -303,6 +308,13 @@ def housekeeping(
             timedelta(seconds=settings.sweeper_interval_seconds),
         )
 
+    async def erase_contacts() -> None:
+        now = datetime.now(UTC)
+        kept = timedelta(days=settings.dispute_contact_retention_days)
+        erased = await ds.erase_expired_contacts(engine, now - kept, now)
+        if erased:
+            log.info("dispute.contacts_erased", count=erased)
+
     key = require_audit_key(settings)
     return [
         _every(
@@ -311,6 +323,7 @@ def housekeeping(
             lambda: anchor_audit_head(engine, key),
         ),
         _every("sweeper", settings.sweeper_interval_seconds, sweep),
+        _every("contact-retention", CONTACT_RETENTION_INTERVAL_SECONDS, erase_contacts),
         _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url, links)),
         _every("heartbeat", 5.0, beat),
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),

@@ -13,6 +13,8 @@ the modules behind it are an arrangement by concern that may change:
   the outcome of carrying it out (the lifecycle is drawn there);
 - ``suspense``: refunding a debit no payment books, releasing suspense;
 - ``evidence``: what the ledger knows about the complaint;
+- ``retention``: the citizen's contact erased a while after the dispute
+  ends;
 - ``bank_record``: the bank's own record of the debit (amounts and accounts
   come from it, never from what was typed), and what was last gathered
   from the bank.
@@ -59,6 +61,7 @@ from ledger.disputes.resolution import (
     fail,
     request_resolution,
 )
+from ledger.disputes.retention import erase_contacts_once, erase_expired_contacts
 from ledger.disputes.suspense import book_unrecorded_refund, release_suspense
 
 __all__ = [
@@ -80,6 +83,8 @@ __all__ = [
     "complete",
     "debit_record",
     "decide_approval",
+    "erase_contacts_once",
+    "erase_expired_contacts",
     "expire_approval",
     "fail",
     "get_dispute",

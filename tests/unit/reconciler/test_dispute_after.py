@@ -1,5 +1,6 @@
-"""When the console sends a citizen to open a dispute: a setting, bounded,
-a day by default, and the advice follows it."""
+"""When the console sends a citizen to open a dispute (a day by default,
+and the advice follows it) and how long their contact is kept after the
+dispute ends (90 days): settings, bounded."""
 
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def test_the_advice_follows_the_setting() -> None:
         in explain(_in_doubt(), [down], "en", wait).lines[-1]
     )
     assert "48 giờ sau khi kết nối" in explain(_in_doubt(), [down], "vi", wait).lines[-1]
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "3651", "1.5", "forever"])
+def test_a_contact_retention_out_of_bounds_is_refused(
+    monkeypatch: pytest.MonkeyPatch, days: str
+) -> None:
+    assert Settings(env="dev").dispute_contact_retention_days == 90
+    monkeypatch.setenv("RECONCILER_DISPUTE_CONTACT_RETENTION_DAYS", days)
+    with pytest.raises(ValidationError) as caught:
+        Settings(env="dev")
+    [error] = caught.value.errors()
+    assert error["loc"] == ("dispute_contact_retention_days",)
