@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     recon_approval_timeout_seconds: float = Field(default=3 * 86400.0, gt=0, le=30 * 86400)
 
     # Staff identity (ledger/access): login tokens, API tokens, lock-out and
-    # the API's in-memory login throttle (per client address and per name).
+    # the API's login throttle (per client address and per name, in each
+    # process's memory and shared by every API process in the database).
     login_token_hours: float = Field(default=8.0, gt=0, le=24)
     login_lock_failures: int = Field(default=10, ge=1, le=1000)
     login_lock_window_seconds: float = Field(default=1800.0, gt=0, le=86400)

@@ -125,13 +125,14 @@ async def attempt_login(
     throttle = request.app[LOGIN_THROTTLE]
     address = request.remote or "unknown"
     name_key = username.strip().lower()[:64]
-    wait = throttle.retry_after(address, name_key)
+    engine = request.app[ENGINE]
+    wait = await throttle.retry_after(engine, address, name_key)
     if wait is not None:
         log.warning("auth.login_throttled", address=address, username=name_key)
         return access.LoginOutcome(), wait
     settings = request.app[SETTINGS]
     outcome = await access.log_in(
-        request.app[ENGINE],
+        engine,
         request.app[PASSWORDS],
         username,
         password,
@@ -142,9 +143,9 @@ async def attempt_login(
         client=_client(request),
     )
     if outcome.ok:
-        throttle.succeeded(name_key)
+        await throttle.succeeded(engine, name_key)
     else:
-        throttle.failed(address, name_key)
+        await throttle.failed(engine, address, name_key)
         log.warning("auth.login_failed", address=address, username=name_key)
     return outcome, None
 
@@ -221,7 +222,7 @@ async def change_password(request: web.Request) -> web.Response:
     new = access.check_new_password(body.get("new_password"), principal.owner_name)
     throttle = request.app[LOGIN_THROTTLE]
     address = request.remote or "unknown"
-    wait = throttle.retry_after(address, principal.owner_name)
+    wait = await throttle.retry_after(request.app[ENGINE], address, principal.owner_name)
     if wait is not None:
         return _refusal(429, "too_many_attempts", f"retry in {wait} s", wait)
     now = datetime.now(UTC)
@@ -236,7 +237,7 @@ async def change_password(request: web.Request) -> web.Response:
         issue="nothing",
     )
     if not checked.ok:
-        throttle.failed(address, principal.owner_name)
+        await throttle.failed(request.app[ENGINE], address, principal.owner_name)
         raise ApiError(403, "invalid_credentials", "the current password is wrong")
     new_hash = await checker.hash(new)
     async with request.app[ENGINE].begin() as conn:

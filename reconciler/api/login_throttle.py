@@ -1,11 +1,12 @@
-"""Failed logins, throttled per client address and per username, in memory.
+"""Failed logins, throttled per client address and per username.
 
 The database's lock-out (``ledger.access.login``) is durable but counts only
 existing accounts; this throttle answers 429 with ``Retry-After`` to whoever
 fails too often from one address, or against one name (existing or not),
 before any password is checked, so guessing costs time and not our CPU.
-Per process and bounded: at most ``keys_max`` names and addresses each,
-the least recently failing forgotten first.
+In memory per process and bounded: at most ``keys_max`` names and
+addresses each, the least recently failing forgotten first; and the same
+limits over every API process, in the database (``LoginThrottle``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger.access import login_failures as lf
 
 KEYS_MAX_DEFAULT: Final = 10_000
 
@@ -72,13 +77,34 @@ class FailureWindow:
 
 
 class LoginThrottle:
-    """One window per client address and one per username."""
+    """One window per client address and one per username, in this process
+    and, with ``shared``, in the database for every API process
+    (``ledger.access.login_failures``): a guesser who spreads attempts over
+    several processes meets the same limits. The in-memory windows answer
+    first, so a flood from one address costs no query once it is throttled."""
 
-    def __init__(self, by_address: FailureWindow, by_username: FailureWindow) -> None:
+    def __init__(
+        self,
+        by_address: FailureWindow,
+        by_username: FailureWindow,
+        *,
+        shared: bool = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        assert by_address.window_seconds == by_username.window_seconds
         self.by_address = by_address
         self.by_username = by_username
+        self.shared = shared
+        self._clock = clock
+        self._window = timedelta(seconds=by_address.window_seconds)
 
-    def retry_after(self, address: str, username: str) -> int | None:
+    def _keys(self, address: str, username: str) -> list[lf.FailureKey]:
+        return [
+            lf.FailureKey("address", address, self.by_address.limit),
+            lf.FailureKey("username", username, self.by_username.limit),
+        ]
+
+    async def retry_after(self, engine: AsyncEngine, address: str, username: str) -> int | None:
         """Whole seconds to wait (at least 1), or None."""
         waits = [
             wait
@@ -88,16 +114,27 @@ class LoginThrottle:
             )
             if wait is not None
         ]
+        if not waits and self.shared:
+            shared = await lf.wait_seconds(
+                engine, self._keys(address, username), self._window, self._clock()
+            )
+            waits = [shared] if shared is not None else []
         return max(1, math.ceil(max(waits))) if waits else None
 
-    def failed(self, address: str, username: str) -> None:
+    async def failed(self, engine: AsyncEngine, address: str, username: str) -> None:
         self.by_address.failed(address)
         self.by_username.failed(username)
+        if self.shared:
+            await lf.note_failure(
+                engine, self._keys(address, username), self._window, self._clock()
+            )
 
-    def succeeded(self, username: str) -> None:
+    async def succeeded(self, engine: AsyncEngine, username: str) -> None:
         # The address keeps its failures: behind one NAT, another person's
         # success says nothing about who is guessing.
         self.by_username.forget(username)
+        if self.shared:
+            await lf.forget(engine, "username", username)
 
 
 LOGIN_THROTTLE: Final = web.AppKey("login_throttle", LoginThrottle)

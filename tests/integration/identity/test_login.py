@@ -126,6 +126,52 @@ async def test_guessing_from_one_address_is_throttled(make_api: Any, engine: Asy
         assert int(headers["Retry-After"]) >= 1
 
 
+async def test_two_api_processes_share_the_limits(make_api: Any, engine: AsyncEngine) -> None:
+    """A guesser who spreads their attempts over two API processes meets
+    the same limit as on one: each process saw 2 of the 4 failures, and the
+    fifth try is refused by both, the right password too."""
+    await make_user(engine, "khoa", "officer", PASSWORD)
+    overrides = {"login_failures_per_username": 4, "login_failures_per_address": 1000}
+    async with make_api(**overrides) as first, make_api(**overrides) as second:
+        for api in (first, second, first, second):
+            assert (await _try(api, "khoa", "guess guess guess"))[0] == 401
+        for api in (first, second):
+            status, body, headers = await _try(api, "khoa", PASSWORD)
+            assert (status, body["error"]["code"]) == (429, "too_many_attempts"), body
+            assert 1 <= int(headers["Retry-After"]) <= 300
+        # What the database holds: hashes and times, never a name or address.
+        stored = await rows(engine, "SELECT kind, key_hash FROM login_failures")
+        assert len(stored) == 8
+        assert {row.kind for row in stored} == {"address", "username"}
+        dumped = str(await rows(engine, "SELECT * FROM login_failures"))
+        assert "khoa" not in dumped
+        assert "127.0.0.1" not in dumped
+
+
+async def test_the_shared_failures_forget_what_left_the_window(
+    make_api: Any, engine: AsyncEngine
+) -> None:
+    """Failures older than the window neither count nor stay: the next
+    failure deletes them, so the table holds about one window."""
+    await make_user(engine, "lan", "officer", PASSWORD)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO login_failures (kind, key_hash, at)"
+                " SELECT 'username', sha256('lan'::bytea), now() - interval '10 minutes'"
+                " FROM generate_series(1, 50)"
+            )
+        )
+    overrides = {"login_failures_per_username": 3, "login_throttle_window_seconds": 300}
+    async with make_api(**overrides) as api:
+        assert (await _try(api, "lan", "guess guess guess"))[0] == 401
+        assert await value(engine, "SELECT count(*) FROM login_failures") == 2
+        # A success forgets the name's failures (the address keeps its own).
+        assert (await _try(api, "lan", PASSWORD))[0] == 200
+        kinds = await rows(engine, "SELECT kind FROM login_failures")
+        assert [row.kind for row in kinds] == ["address"]
+
+
 async def test_a_locked_account_says_so_until_an_admin_unlocks_it(
     make_api: Any, engine: AsyncEngine
 ) -> None:
