@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ledger import disputes as ds
+from ledger.access import login_failures
 from ledger.core.postings import ensure_bank_accounts
 from ledger.payments import in_doubt_summary
 from ledger.receipts.signing import SigningKeyError
@@ -315,6 +316,10 @@ def housekeeping(
         if erased:
             log.info("dispute.contacts_erased", count=erased)
 
+    async def purge_login_failures() -> None:
+        window = timedelta(seconds=settings.login_throttle_window_seconds)
+        await login_failures.purge(engine, datetime.now(UTC) - window)
+
     key = require_audit_key(settings)
     return [
         _every(
@@ -324,6 +329,7 @@ def housekeeping(
         ),
         _every("sweeper", settings.sweeper_interval_seconds, sweep),
         _every("contact-retention", CONTACT_RETENTION_INTERVAL_SECONDS, erase_contacts),
+        _every("login-failures", 60.0, purge_login_failures),
         _every("outbox", 2.0, lambda: dispatch_once(engine, session, settings.notify_url, links)),
         _every("heartbeat", 5.0, beat),
         _every("gauges", 5.0, lambda: update_in_doubt_gauges(engine, list(settings.banks))),

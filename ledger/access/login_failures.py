@@ -4,13 +4,18 @@ migration 0018).
 Each API process throttles failed logins in memory first
 (``reconciler.api.login_throttle``); with several processes a guesser who
 spreads their attempts over them would get that many times the attempts.
-These rows count the failures of all of them within the window, by client
-address and by username. A key is stored as its SHA-256, never in clear,
-and every row is deleted once it has left the window (each failure deletes
-up to ``PURGE_BATCH`` expired rows, so the table holds about one window of
-failures).
+These rows count the attempts of all of them within the window, by client
+address and by username. ``attempt`` checks and counts in one transaction
+under an advisory lock per key, so parallel attempts on several processes
+cannot all slip under the limit; a successful one is taken back
+(``succeeded``).
 
-The wait has the in-memory throttle's meaning: with ``limit`` failures of a
+A key is stored as its SHA-256: a fixed-size key, not a secret (anyone who
+reads the table can try every address). So rows live no longer than the
+window: each attempt deletes up to ``PURGE_BATCH`` expired rows, and the
+worker purges every minute (``purge``).
+
+The wait has the in-memory throttle's meaning: with ``limit`` attempts of a
 key within the window, the key waits until the oldest of them leaves it.
 """
 
@@ -35,13 +40,16 @@ _LIMITTH_RECENT: Final = text(
      ORDER BY at DESC OFFSET :skip LIMIT 1
     """
 )
+_LOCK: Final = text("SELECT pg_advisory_xact_lock(:id)")
 _INSERT: Final = text(
-    "INSERT INTO login_failures (kind, key_hash, at) VALUES (:kind, :key_hash, :at)"
+    "INSERT INTO login_failures (kind, key_hash, at) VALUES (:kind, :key_hash, :at) RETURNING id"
 )
+_DELETE_IDS: Final = text("DELETE FROM login_failures WHERE id = ANY(:ids)")
 _PURGE: Final = text(
     """
     DELETE FROM login_failures WHERE id IN (
-        SELECT id FROM login_failures WHERE at <= :before LIMIT :batch
+        SELECT id FROM login_failures WHERE at <= :before
+         LIMIT :batch FOR UPDATE SKIP LOCKED
     )
     """
 )
@@ -64,12 +72,31 @@ def key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
-async def wait_seconds(
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """``waits``: seconds to wait per kind of key over its limit (empty: let
+    through); ``ids``: the rows that count the attempt, when let through."""
+
+    waits: dict[str, float]
+    ids: tuple[int, ...]
+
+
+def _lock_id(key: FailureKey) -> int:
+    # Two keys sharing 64 bits only wait for each other: harmless.
+    return int.from_bytes(
+        hashlib.sha256(key.kind.encode() + key.digest).digest()[:8], "big", signed=True
+    )
+
+
+async def attempt(
     engine: AsyncEngine, keys: Sequence[FailureKey], window: timedelta, now: datetime
-) -> float | None:
-    """Seconds until every key may try again, or None if all may now."""
-    waits: list[float] = []
-    async with engine.connect() as conn:
+) -> AttemptOutcome:
+    """Check every key against its limit and, if none is over it, count
+    the attempt against each, atomically for all API processes."""
+    async with engine.begin() as conn:
+        for lock_id in sorted({_lock_id(key) for key in keys}):
+            await conn.execute(_LOCK, {"id": lock_id})
+        waits: dict[str, float] = {}
         for key in keys:
             params = {
                 "kind": key.kind,
@@ -79,21 +106,31 @@ async def wait_seconds(
             }
             oldest = (await conn.execute(_LIMITTH_RECENT, params)).scalar_one_or_none()
             if oldest is not None:
-                waits.append((oldest + window - now).total_seconds())
-    return max(waits) if waits else None
-
-
-async def note_failure(
-    engine: AsyncEngine, keys: Sequence[FailureKey], window: timedelta, now: datetime
-) -> None:
-    """Count one failure against each key; drop what has left the window."""
-    rows = [{"kind": key.kind, "key_hash": key.digest, "at": now} for key in keys]
-    async with engine.begin() as conn:
-        await conn.execute(_INSERT, rows)
+                waits[key.kind] = (oldest + window - now).total_seconds()
+        if waits:
+            return AttemptOutcome(waits, ())
+        ids = []
+        for key in keys:
+            row = {"kind": key.kind, "key_hash": key.digest, "at": now}
+            ids.append(int((await conn.execute(_INSERT, row)).scalar_one()))
         await conn.execute(_PURGE, {"before": now - window, "batch": PURGE_BATCH})
+    return AttemptOutcome({}, tuple(ids))
 
 
-async def forget(engine: AsyncEngine, kind: Kind, key: str) -> None:
-    """Forget a key's failures (a username that has just logged in)."""
+async def succeeded(engine: AsyncEngine, ids: Sequence[int], username: str) -> None:
+    """Take back a successful attempt's rows and forget the name's failures."""
     async with engine.begin() as conn:
-        await conn.execute(_FORGET, {"kind": kind, "key_hash": key_hash(key)})
+        if ids:
+            await conn.execute(_DELETE_IDS, {"ids": list(ids)})
+        await conn.execute(_FORGET, {"kind": "username", "key_hash": key_hash(username)})
+
+
+async def purge(engine: AsyncEngine, before: datetime) -> int:
+    """Delete rows older than ``before``, a batch at a time; how many."""
+    deleted = 0
+    while True:
+        async with engine.begin() as conn:
+            done = (await conn.execute(_PURGE, {"before": before, "batch": PURGE_BATCH})).rowcount
+        deleted += done
+        if done < PURGE_BATCH:
+            return deleted

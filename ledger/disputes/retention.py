@@ -58,7 +58,9 @@ async def erase_contacts_once(
             return 0
         ids = [int(row.id) for row in rows]
         await conn.execute(
-            update(_d).where(_d.c.id.in_(ids)).values(contact_phone=None, contact_email=None)
+            update(_d)
+            .where(_d.c.id.in_(ids))
+            .values(contact_phone=None, contact_email=None, updated_at=now)
         )
         drafts = [
             AuditDraft(

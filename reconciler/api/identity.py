@@ -126,10 +126,10 @@ async def attempt_login(
     address = request.remote or "unknown"
     name_key = username.strip().lower()[:64]
     engine = request.app[ENGINE]
-    wait = await throttle.retry_after(engine, address, name_key)
-    if wait is not None:
+    attempt = await throttle.begin(engine, address, name_key)
+    if isinstance(attempt, int):
         log.warning("auth.login_throttled", address=address, username=name_key)
-        return access.LoginOutcome(), wait
+        return access.LoginOutcome(), attempt
     settings = request.app[SETTINGS]
     outcome = await access.log_in(
         engine,
@@ -143,9 +143,8 @@ async def attempt_login(
         client=_client(request),
     )
     if outcome.ok:
-        await throttle.succeeded(engine, name_key)
+        await throttle.succeeded(engine, attempt)
     else:
-        await throttle.failed(engine, address, name_key)
         log.warning("auth.login_failed", address=address, username=name_key)
     return outcome, None
 
@@ -222,9 +221,9 @@ async def change_password(request: web.Request) -> web.Response:
     new = access.check_new_password(body.get("new_password"), principal.owner_name)
     throttle = request.app[LOGIN_THROTTLE]
     address = request.remote or "unknown"
-    wait = await throttle.retry_after(request.app[ENGINE], address, principal.owner_name)
-    if wait is not None:
-        return _refusal(429, "too_many_attempts", f"retry in {wait} s", wait)
+    attempt = await throttle.begin(request.app[ENGINE], address, principal.owner_name)
+    if isinstance(attempt, int):
+        return _refusal(429, "too_many_attempts", f"retry in {attempt} s", attempt)
     now = datetime.now(UTC)
     checker = request.app[PASSWORDS]
     checked = await access.log_in(
@@ -237,8 +236,8 @@ async def change_password(request: web.Request) -> web.Response:
         issue="nothing",
     )
     if not checked.ok:
-        await throttle.failed(request.app[ENGINE], address, principal.owner_name)
         raise ApiError(403, "invalid_credentials", "the current password is wrong")
+    await throttle.succeeded(request.app[ENGINE], attempt)
     new_hash = await checker.hash(new)
     async with request.app[ENGINE].begin() as conn:
         user = await access.set_password(conn, principal.owner_name, new_hash, principal.actor, now)

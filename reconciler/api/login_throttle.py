@@ -15,6 +15,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -72,8 +73,38 @@ class FailureWindow:
         while len(self._failures) > self.keys_max:
             self._failures.popitem(last=False)
 
+    def hold(self, key: str, seconds: float) -> None:
+        """Make ``key`` wait ``seconds`` as if it had failed ``limit`` times:
+        what another process's failures decided (shared in the database),
+        answered from memory from now on, without a query."""
+        seconds = min(seconds, self.window_seconds)
+        self._failures.pop(key, None)
+        at = self._clock() - self.window_seconds + seconds
+        self._failures[key] = deque([at] * self.limit, maxlen=self.limit)
+        while len(self._failures) > self.keys_max:
+            self._failures.popitem(last=False)
+
+    def release(self, key: str) -> None:
+        """Take back the latest attempt counted for ``key`` (it succeeded)."""
+        times = self._failures.get(key)
+        if times:
+            times.pop()
+            if not times:
+                del self._failures[key]
+
     def forget(self, key: str) -> None:
         self._failures.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A login attempt let through and already counted as a failure (so
+    that parallel guesses cannot all pass the check while the passwords are
+    being verified); ``LoginThrottle.succeeded`` takes it back."""
+
+    address: str
+    username: str
+    shared_ids: tuple[int, ...]
 
 
 class LoginThrottle:
@@ -81,7 +112,12 @@ class LoginThrottle:
     and, with ``shared``, in the database for every API process
     (``ledger.access.login_failures``): a guesser who spreads attempts over
     several processes meets the same limits. The in-memory windows answer
-    first, so a flood from one address costs no query once it is throttled."""
+    first; a wait the database decided is held in memory too, so a
+    throttled flood costs no query for the rest of its wait.
+
+    An attempt is counted before its password is checked (``begin``) and
+    taken back if it succeeds (``succeeded``): a burst of parallel guesses
+    is counted as it arrives, not after the slow hashes."""
 
     def __init__(
         self,
@@ -98,14 +134,7 @@ class LoginThrottle:
         self._clock = clock
         self._window = timedelta(seconds=by_address.window_seconds)
 
-    def _keys(self, address: str, username: str) -> list[lf.FailureKey]:
-        return [
-            lf.FailureKey("address", address, self.by_address.limit),
-            lf.FailureKey("username", username, self.by_username.limit),
-        ]
-
-    async def retry_after(self, engine: AsyncEngine, address: str, username: str) -> int | None:
-        """Whole seconds to wait (at least 1), or None."""
+    def _local_wait(self, address: str, username: str) -> float | None:
         waits = [
             wait
             for wait in (
@@ -114,27 +143,37 @@ class LoginThrottle:
             )
             if wait is not None
         ]
-        if not waits and self.shared:
-            shared = await lf.wait_seconds(
-                engine, self._keys(address, username), self._window, self._clock()
-            )
-            waits = [shared] if shared is not None else []
-        return max(1, math.ceil(max(waits))) if waits else None
+        return max(waits) if waits else None
 
-    async def failed(self, engine: AsyncEngine, address: str, username: str) -> None:
+    async def begin(self, engine: AsyncEngine, address: str, username: str) -> Attempt | int:
+        """The attempt, counted; or the whole seconds to wait (at least 1)."""
+        wait = self._local_wait(address, username)
+        ids: tuple[int, ...] = ()
+        if wait is None and self.shared:
+            keys = [
+                lf.FailureKey("address", address, self.by_address.limit),
+                lf.FailureKey("username", username, self.by_username.limit),
+            ]
+            outcome = await lf.attempt(engine, keys, self._window, self._clock())
+            for kind, seconds in outcome.waits.items():
+                window = self.by_address if kind == "address" else self.by_username
+                window.hold(address if kind == "address" else username, seconds)
+            wait = max(outcome.waits.values()) if outcome.waits else None
+            ids = outcome.ids
+        if wait is not None:
+            return max(1, math.ceil(wait))
         self.by_address.failed(address)
         self.by_username.failed(username)
-        if self.shared:
-            await lf.note_failure(
-                engine, self._keys(address, username), self._window, self._clock()
-            )
+        return Attempt(address, username, ids)
 
-    async def succeeded(self, engine: AsyncEngine, username: str) -> None:
-        # The address keeps its failures: behind one NAT, another person's
-        # success says nothing about who is guessing.
-        self.by_username.forget(username)
+    async def succeeded(self, engine: AsyncEngine, attempt: Attempt) -> None:
+        """Take the attempt back, and forget the name's failures. The
+        address keeps its other failures: behind one NAT, another person's
+        success says nothing about who is guessing."""
+        self.by_username.forget(attempt.username)
+        self.by_address.release(attempt.address)
         if self.shared:
-            await lf.forget(engine, "username", username)
+            await lf.succeeded(engine, attempt.shared_ids, attempt.username)
 
 
 LOGIN_THROTTLE: Final = web.AppKey("login_throttle", LoginThrottle)

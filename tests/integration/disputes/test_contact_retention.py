@@ -82,6 +82,12 @@ async def test_only_ended_disputes_past_retention_lose_their_contact(
 
     contacts = await _contacts(engine)
     assert contacts[old] == (None, None)
+    # The row says it changed, for whoever syncs disputes by updated_at.
+    async with engine.connect() as conn:
+        updated = (
+            await conn.execute(text("SELECT updated_at FROM disputes WHERE id = :i"), {"i": old})
+        ).scalar_one()
+    assert updated == NOW
     assert contacts[phone_only] == (None, None)
     assert contacts[recent] == (PHONE, EMAIL)
     assert contacts[still_open] == (PHONE, EMAIL)

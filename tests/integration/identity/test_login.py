@@ -6,6 +6,7 @@ unlocks it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger.access import LockPolicy, PasswordChecker, log_in
+from ledger.access import LockPolicy, PasswordChecker, log_in, login_failures
 from tests.integration.disputes.test_disputes_api import COMPLAINT, FINE
 from tests.integration.identity.conftest import PASSWORD, Api, Clock, call, login
 from tests.support.api import make_token, make_user
@@ -148,6 +149,23 @@ async def test_two_api_processes_share_the_limits(make_api: Any, engine: AsyncEn
         assert "127.0.0.1" not in dumped
 
 
+async def test_parallel_guesses_on_two_processes_are_counted_as_they_arrive(
+    make_api: Any, engine: AsyncEngine
+) -> None:
+    """Twelve wrong guesses sent at once, half to each process: the limit
+    is checked and the attempt counted before the (slow) password check, in
+    one transaction per attempt, so exactly the limit get to try."""
+    await make_user(engine, "minh", "officer", PASSWORD)
+    overrides = {"login_failures_per_username": 3, "login_failures_per_address": 1000}
+    async with make_api(**overrides) as first, make_api(**overrides) as second:
+        answers = await asyncio.gather(
+            *(_try((first, second)[i % 2], "minh", "guess guess guess") for i in range(12))
+        )
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [401] * 3 + [429] * 9, statuses
+    assert await value(engine, "SELECT count(*) FROM login_failures") == 6
+
+
 async def test_the_shared_failures_forget_what_left_the_window(
     make_api: Any, engine: AsyncEngine
 ) -> None:
@@ -170,6 +188,18 @@ async def test_the_shared_failures_forget_what_left_the_window(
         assert (await _try(api, "lan", PASSWORD))[0] == 200
         kinds = await rows(engine, "SELECT kind FROM login_failures")
         assert [row.kind for row in kinds] == ["address"]
+    # The worker's purge: every row out of the window, in batches, and no other.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO login_failures (kind, key_hash, at)"
+                " SELECT 'address', sha256(i::text::bytea), now() - interval '1 hour'"
+                " FROM generate_series(1, 1500) AS i"
+            )
+        )
+    purged = await login_failures.purge(engine, datetime.now(UTC) - timedelta(seconds=300))
+    assert purged == 1500
+    assert await value(engine, "SELECT count(*) FROM login_failures") == 1
 
 
 async def test_a_locked_account_says_so_until_an_admin_unlocks_it(
