@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from domain.business_time import DATE_MAX, DATE_MIN
-from domain.contact import ContactError, normal_email, normal_phone
+from domain.contact import (
+    EMAIL_CHARS_MAX,
+    PHONE_CHARS_MAX,
+    ContactError,
+    normal_email,
+    normal_phone,
+)
 from domain.formats import ACCOUNT_LENGTH_MAX, ACCOUNT_RE, BANK_REF_RE
 from ledger.core.checks import check_amount, check_object, check_reason
 from ledger.core.errors import ValidationError
@@ -54,6 +60,9 @@ def _optional_contact(body: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationError(name, _CONTACT_HINTS[name])
+    longest = PHONE_CHARS_MAX if name == "contact_phone" else EMAIL_CHARS_MAX
+    if len(value) > longest:
+        raise ValidationError(name, f"is over {longest} characters")
     try:
         return normal_phone(value) if name == "contact_phone" else normal_email(value)
     except ContactError:

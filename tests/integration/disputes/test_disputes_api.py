@@ -156,6 +156,8 @@ BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"contact_phone": "0912abc678"}, "contact_phone"),
     ({"contact_phone": "0" + "9" * 30}, "contact_phone"),
     ({"contact_phone": 912345678}, "contact_phone"),
+    ({"contact_phone": "0912345678" + " " * 20}, "contact_phone"),
+    ({"contact_email": "an@example.vn" + " " * 250}, "contact_email"),
     ({"contact_email": "an@localhost"}, "contact_email"),
     ({"contact_email": "a" * 250 + "@x.vn"}, "contact_email"),
     ({"contact_email": ["an@x.vn"]}, "contact_email"),
