@@ -77,7 +77,7 @@ class AttemptOutcome:
     """``waits``: seconds to wait per kind of key over its limit (empty: let
     through); ``ids``: the rows that count the attempt, when let through."""
 
-    waits: dict[str, float]
+    waits: dict[Kind, float]
     ids: tuple[int, ...]
 
 
@@ -96,7 +96,7 @@ async def attempt(
     async with engine.begin() as conn:
         for lock_id in sorted({_lock_id(key) for key in keys}):
             await conn.execute(_LOCK, {"id": lock_id})
-        waits: dict[str, float] = {}
+        waits: dict[Kind, float] = {}
         for key in keys:
             params = {
                 "kind": key.kind,

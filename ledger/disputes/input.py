@@ -4,6 +4,7 @@ body and names the field of every problem. Pure, no I/O."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -37,9 +38,14 @@ _FIELDS: Final = frozenset(
         "contact_email",
     }
 )
-_CONTACT_HINTS: Final = {
-    "contact_phone": "must be a Vietnamese phone number: +84 or 0, then 8-10 digits",
-    "contact_email": "must be an email address (name@domain.vn)",
+# Per contact field: its longest raw string, its normal form, its hint.
+_CONTACT_FIELDS: Final[dict[str, tuple[int, Callable[[str], str], str]]] = {
+    "contact_phone": (
+        PHONE_CHARS_MAX,
+        normal_phone,
+        "must be a Vietnamese phone number: +84 or 0, then 8-10 digits",
+    ),
+    "contact_email": (EMAIL_CHARS_MAX, normal_email, "must be an email address (name@domain.vn)"),
 }
 
 
@@ -58,15 +64,15 @@ def _optional_contact(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    longest, normal, hint = _CONTACT_FIELDS[name]
     if not isinstance(value, str):
-        raise ValidationError(name, _CONTACT_HINTS[name])
-    longest = PHONE_CHARS_MAX if name == "contact_phone" else EMAIL_CHARS_MAX
+        raise ValidationError(name, hint)
     if len(value) > longest:
         raise ValidationError(name, f"is over {longest} characters")
     try:
-        return normal_phone(value) if name == "contact_phone" else normal_email(value)
+        return normal(value)
     except ContactError:
-        raise ValidationError(name, _CONTACT_HINTS[name]) from None
+        raise ValidationError(name, hint) from None
 
 
 def parse_time(value: object, field: str, now: datetime) -> datetime:

@@ -150,14 +150,15 @@ class LoginThrottle:
         wait = self._local_wait(address, username)
         ids: tuple[int, ...] = ()
         if wait is None and self.shared:
-            keys = [
-                lf.FailureKey("address", address, self.by_address.limit),
-                lf.FailureKey("username", username, self.by_username.limit),
-            ]
+            keyed: dict[lf.Kind, tuple[FailureWindow, str]] = {
+                "address": (self.by_address, address),
+                "username": (self.by_username, username),
+            }
+            keys = [lf.FailureKey(kind, key, window.limit) for kind, (window, key) in keyed.items()]
             outcome = await lf.attempt(engine, keys, self._window, self._clock())
             for kind, seconds in outcome.waits.items():
-                window = self.by_address if kind == "address" else self.by_username
-                window.hold(address if kind == "address" else username, seconds)
+                window, key = keyed[kind]
+                window.hold(key, seconds)
             wait = max(outcome.waits.values()) if outcome.waits else None
             ids = outcome.ids
         if wait is not None:
